@@ -1,0 +1,272 @@
+from django import forms
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.utils.html import format_html_join
+
+from accounts import services
+from accounts.approvals import approval_kind_get
+from accounts.enums import ApprovalStatus
+from accounts.models import ApprovalRequest, AuditEvent, Client, CreditProfile, User
+from core.admin import ReadOnlyAdminMixin, ServiceAdminMixin, run_for_each
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = ["username", "email", "is_staff", "client", "role_names", "is_active", "last_login"]
+    list_filter = ["is_staff", "is_active", "groups"]
+    fieldsets = [*DjangoUserAdmin.fieldsets, ("Client portal", {"fields": ["client"]})]
+    autocomplete_fields = ["client"]
+
+    @admin.display(description="roles")
+    def role_names(self, user: User) -> str:
+        return ", ".join(group.name for group in user.groups.all())
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("client").prefetch_related("groups")
+
+
+class CreditProfileInline(admin.StackedInline):
+    model = CreditProfile
+    can_delete = False
+    readonly_fields = ["internal_rating", "credit_limit", "next_review_on"]
+    extra = 0
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Client)
+class ClientAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "reference",
+        "name",
+        "kind",
+        "kyc_status",
+        "eligible",
+        "pi_expires_on",
+        "credit_limit",
+    ]
+    list_filter = ["kind", "kyc_status", "pi_expires_on"]
+    search_fields = ["reference", "name", "email"]
+    readonly_fields = ["reference", "eligibility_reasons", "created_at", "updated_at"]
+    inlines = [CreditProfileInline]
+    fieldsets = [
+        (None, {"fields": ["reference", "name", "kind", "email", "kyc_status"]}),
+        (
+            "Professional investor assessment",
+            {
+                "fields": [
+                    "pi_portfolio_value",
+                    "pi_total_assets",
+                    "pi_assessed_on",
+                    "pi_expires_on",
+                    "eligibility_reasons",
+                ]
+            },
+        ),
+        ("Record", {"fields": ["created_at", "updated_at"]}),
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("credit_profile")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(boolean=True, description="eligible for financing")
+    def eligible(self, client: Client) -> bool:
+        return client.eligibility().eligible
+
+    @admin.display(description="eligibility")
+    def eligibility_reasons(self, client: Client) -> str:
+        if client.pk is None:
+            return "-"
+        result = client.eligibility()
+        if result.eligible:
+            return "Eligible for financing"
+        return format_html_join("", "<div>✗ {}</div>", ((reason,) for reason in result.reasons))
+
+    @admin.display(description="credit limit", ordering="credit_profile__credit_limit")
+    def credit_limit(self, client: Client):
+        profile = getattr(client, "credit_profile", None)
+        return profile.credit_limit if profile else "-"
+
+    def save_model(self, request, obj: Client, form, change: bool) -> None:
+        data = {name: form.cleaned_data[name] for name in services.CLIENT_FIELDS if name in form.cleaned_data}
+        if change:
+            changed = {name: value for name, value in data.items() if name in form.changed_data}
+            saved = services.client_update(client=obj, actor=request.user, **changed)
+        else:
+            saved = services.client_create(actor=request.user, **data)
+        obj.pk, obj.reference = saved.pk, saved.reference
+
+
+class CreditProfileForm(forms.ModelForm):
+    requested_credit_limit = forms.DecimalField(
+        required=False,
+        max_digits=20,
+        decimal_places=2,
+        label="Request a new credit limit (HKD)",
+        help_text="Takes effect only when a second member of staff approves it.",
+    )
+    request_reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    class Meta:
+        model = CreditProfile
+        fields = ["client", "internal_rating", "next_review_on"]
+
+
+@admin.register(CreditProfile)
+class CreditProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    form = CreditProfileForm
+    list_display = ["client", "internal_rating", "credit_limit", "next_review_on", "pending_change"]
+    list_filter = ["internal_rating", "next_review_on"]
+    search_fields = ["client__reference", "client__name"]
+    readonly_fields = ["credit_limit"]
+    autocomplete_fields = ["client"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "client"] if obj else self.readonly_fields
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="pending limit change")
+    def pending_change(self, profile: CreditProfile) -> str:
+        pending = ApprovalRequest.objects.filter(
+            kind="credit_limit", target_id=str(profile.pk), status=ApprovalStatus.PENDING
+        ).first()
+        return f"#{pending.pk}: HKD {pending.proposed['credit_limit']}" if pending else "-"
+
+    def save_model(self, request, obj: CreditProfile, form, change: bool) -> None:
+        if change:
+            profile = services.credit_profile_update(
+                profile=obj,
+                actor=request.user,
+                internal_rating=form.cleaned_data["internal_rating"],
+                next_review_on=form.cleaned_data["next_review_on"],
+            )
+        else:
+            profile = services.credit_profile_create(
+                client=form.cleaned_data["client"],
+                internal_rating=form.cleaned_data["internal_rating"],
+                next_review_on=form.cleaned_data["next_review_on"],
+                actor=request.user,
+            )
+        obj.pk = profile.pk
+        requested = form.cleaned_data.get("requested_credit_limit")
+        if requested is not None:
+            approval = services.credit_limit_change_request(
+                profile=profile,
+                credit_limit=requested,
+                actor=request.user,
+                reason=form.cleaned_data["request_reason"],
+            )
+            self.message_user(
+                request, f"Credit limit change submitted for approval as request #{approval.pk}."
+            )
+
+
+@admin.register(ApprovalRequest)
+class ApprovalRequestAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "kind_label",
+        "target_repr",
+        "change",
+        "requested_by",
+        "requested_at",
+        "status",
+        "decided_by",
+    ]
+    list_filter = ["status", "kind", "requested_at"]
+    search_fields = ["target_repr", "reason", "requested_by__username"]
+    readonly_fields = [
+        "kind",
+        "target_repr",
+        "current",
+        "proposed",
+        "reason",
+        "status",
+        "requested_by",
+        "requested_at",
+        "decided_by",
+        "decided_at",
+        "decision_note",
+    ]
+    exclude = ["target_type", "target_id"]
+    actions = ["approve", "reject", "cancel"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("requested_by", "decided_by")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="kind", ordering="kind")
+    def kind_label(self, approval: ApprovalRequest) -> str:
+        return approval_kind_get(approval.kind).label
+
+    @admin.display(description="change")
+    def change(self, approval: ApprovalRequest) -> str:
+        return approval_kind_get(approval.kind).describe(approval.proposed)
+
+    @admin.action(description="Approve selected requests (four-eyes: not your own)")
+    def approve(self, request, queryset):
+        run_for_each(
+            self,
+            request,
+            queryset,
+            lambda approval: services.approval_request_approve(request=approval, actor=request.user),
+            "request(s) approved",
+        )
+
+    @admin.action(description="Reject selected requests")
+    def reject(self, request, queryset):
+        run_for_each(
+            self,
+            request,
+            queryset,
+            lambda approval: services.approval_request_reject(
+                request=approval, actor=request.user, note="rejected in the admin"
+            ),
+            "request(s) rejected",
+        )
+
+    @admin.action(description="Cancel selected requests (your own only)")
+    def cancel(self, request, queryset):
+        run_for_each(
+            self,
+            request,
+            queryset,
+            lambda approval: services.approval_request_cancel(request=approval, actor=request.user),
+            "request(s) cancelled",
+        )
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "actor_label", "action", "target_repr"]
+    list_filter = ["action", "target_type", "created_at"]
+    search_fields = ["action", "actor_label", "target_repr", "target_id"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "created_at",
+        "actor",
+        "actor_label",
+        "action",
+        "target_type",
+        "target_id",
+        "target_repr",
+        "before",
+        "after",
+    ]
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("accounts.view_auditevent")

@@ -1,0 +1,54 @@
+"""The four-eyes approval registry. A kind of approval says which model it changes, who may ask and
+who may decide, how a proposal is checked and how it takes effect. ``accounts`` registers credit-limit
+changes; ``collateral`` and ``financing`` register their own kinds (haircuts, overrides, the kill
+switch) from their ``AppConfig.ready``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import models
+
+from core.exceptions import InvalidInput
+
+
+@dataclass(frozen=True)
+class ApprovalKind:
+    key: str
+    label: str
+    model: type[models.Model]
+    request_permission: str
+    approve_permission: str
+    # Check a proposal against the target; return it normalised (JSON-safe) or raise InvalidInput.
+    clean: Callable[[models.Model, dict[str, Any]], dict[str, Any]]
+    # The target's current values for the fields the proposal changes.
+    current: Callable[[models.Model], dict[str, Any]]
+    # Make the change (lock, write, audit): called inside the approval's transaction.
+    apply: Callable[..., None]
+    describe: Callable[[dict[str, Any]], str] = lambda proposed: ", ".join(
+        f"{key.replace('_', ' ')} → {value}" for key, value in proposed.items()
+    )
+
+
+_registry: dict[str, ApprovalKind] = {}
+
+
+def approval_kind_register(kind: ApprovalKind) -> ApprovalKind:
+    existing = _registry.get(kind.key)
+    if existing is not None and existing != kind:
+        raise RuntimeError(f"approval kind {kind.key!r} is registered twice")
+    _registry[kind.key] = kind
+    return kind
+
+
+def approval_kind_get(key: str) -> ApprovalKind:
+    try:
+        return _registry[key]
+    except KeyError:
+        raise InvalidInput(f"There is no approval of kind {key!r}.", code="unknown_approval_kind") from None
+
+
+def approval_kinds() -> list[ApprovalKind]:
+    return sorted(_registry.values(), key=lambda kind: kind.label)

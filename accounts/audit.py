@@ -1,0 +1,92 @@
+"""The audit trail: every state change writes an event in the same transaction as the change."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import models, transaction
+from djmoney.money import Money
+
+from accounts.models import AuditEvent, User
+
+
+@dataclass(frozen=True)
+class SystemActor:
+    """A change made by the platform itself (the sweep, a scheduled task, an automatic sale)."""
+
+    label: str = "system"
+
+    @property
+    def audit_label(self) -> str:
+        return self.label
+
+
+SYSTEM = SystemActor()
+
+Actor = User | SystemActor | Any  # anything with ``audit_label`` (API keys carry one too)
+
+
+def actor_label(actor: Actor | None) -> str:
+    if actor is None:
+        return SYSTEM.label
+    if isinstance(actor, User):
+        return actor.get_username()
+    return str(actor.audit_label)
+
+
+def actor_user(actor: Actor | None) -> User | None:
+    if isinstance(actor, User):
+        return actor
+    return getattr(actor, "audit_user", None)
+
+
+def json_value(value: Any) -> Any:
+    """A JSON-safe, exact rendering of a field value: decimals and money as strings, never floats."""
+    if isinstance(value, Money):
+        return {"amount": str(value.amount), "currency": str(value.currency)}
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value.isoformat()
+    if isinstance(value, models.Model):
+        return value.pk
+    if isinstance(value, dict):
+        return {key: json_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_value(item) for item in value]
+    return value
+
+
+def snapshot(instance: models.Model, fields: list[str]) -> dict[str, Any]:
+    return {name: json_value(getattr(instance, name)) for name in fields}
+
+
+def audit_event_record(
+    *,
+    actor: Actor | None,
+    action: str,
+    target: models.Model | None = None,
+    before: dict | None = None,
+    after: dict | None = None,
+) -> AuditEvent:
+    """Write one audit event. Refuses to run outside a transaction: the event must commit or roll back
+    together with the change it describes."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError(f"audit event {action!r} written outside a transaction")
+    event = AuditEvent(
+        actor=actor_user(actor),
+        actor_label=actor_label(actor),
+        action=action,
+        before=json_value(before) if before is not None else None,
+        after=json_value(after) if after is not None else None,
+    )
+    if target is not None:
+        event.target_type = ContentType.objects.get_for_model(target, for_concrete_model=False)
+        event.target_id = str(target.pk)
+        event.target_repr = str(target)[:200]
+    event.save()
+    return event

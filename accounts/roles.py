@@ -1,0 +1,98 @@
+"""Staff roles are groups with real permissions. Each role is a list of patterns over
+``app_label.codename``, so a model added later gets its permissions in the right roles without a new
+migration. ``roles_sync`` is idempotent and runs after every ``migrate``."""
+
+from __future__ import annotations
+
+from fnmatch import fnmatch
+
+from django.contrib.auth.models import Group, Permission
+
+ROLE_APPS = ("accounts", "ledger", "collateral", "financing", "django_celery_beat")
+
+CREDIT_OFFICER = "Credit officer"
+RISK_OFFICER = "Risk officer"
+OPERATIONS = "Operations"
+COMPLIANCE = "Compliance"
+ADMINISTRATOR = "Administrator"
+
+READ_EVERYTHING = ["*.view_*"]
+
+ROLES: dict[str, list[str]] = {
+    CREDIT_OFFICER: [
+        *READ_EVERYTHING,
+        "accounts.add_client",
+        "accounts.change_client",
+        "accounts.add_creditprofile",
+        "accounts.change_creditprofile",
+        "accounts.approve_credit_limit",
+        "financing.add_facility",
+        "financing.change_facility",
+        "financing.add_drawdown",
+        "financing.add_repayment",
+        "financing.approve_*",
+    ],
+    RISK_OFFICER: [
+        *READ_EVERYTHING,
+        "collateral.add_asset",
+        "collateral.change_asset",
+        "collateral.approve_*",
+        "collateral.add_price*",
+        "collateral.add_fxrate",
+        "financing.change_marginpolicy",
+        "financing.add_marginpolicy",
+        "financing.*margincall*",
+        "financing.*forcedsale*",
+        "financing.*killswitch*",
+        "financing.approve_*",
+        "django_celery_beat.*",
+    ],
+    OPERATIONS: [
+        *READ_EVERYTHING,
+        "collateral.add_price*",
+        "collateral.add_fxrate",
+        "collateral.add_collateralmovement",
+        "collateral.add_custody*",
+        "financing.add_repayment",
+        "financing.record_fill",
+        "financing.*outbox*",
+    ],
+    COMPLIANCE: READ_EVERYTHING,
+    ADMINISTRATOR: ["*", "auth.*"],
+}
+
+
+def _permission_keys() -> dict[str, Permission]:
+    apps = (*ROLE_APPS, "auth")
+    return {
+        f"{perm.content_type.app_label}.{perm.codename}": perm
+        for perm in Permission.objects.select_related("content_type").filter(content_type__app_label__in=apps)
+    }
+
+
+def role_permissions(role: str, available: dict[str, Permission] | None = None) -> list[Permission]:
+    available = available if available is not None else _permission_keys()
+    patterns = ROLES[role]
+    chosen = []
+    for key, perm in available.items():
+        app_label = key.split(".", 1)[0]
+        for pattern in patterns:
+            if app_label == "auth" and not pattern.startswith("auth."):
+                continue  # user and group management belongs to administrators only
+            if fnmatch(key, pattern):
+                chosen.append(perm)
+                break
+    return chosen
+
+
+def roles_sync() -> None:
+    available = _permission_keys()
+    for role in ROLES:
+        group, _ = Group.objects.get_or_create(name=role)
+        group.permissions.set(role_permissions(role, available))
+
+
+def roles_sync_after_migrate(sender, using="default", **kwargs) -> None:
+    if not Permission.objects.using(using).exists():
+        return
+    roles_sync()

@@ -1,0 +1,405 @@
+"""Writes for people, credit profiles and four-eyes approvals. Every service runs in one transaction,
+validates before it writes, and records an audit event for each state change."""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from djmoney.money import Money
+
+from accounts.approvals import ApprovalKind, approval_kind_get, approval_kind_register
+from accounts.audit import Actor, actor_user, audit_event_record, snapshot
+from accounts.enums import APPROVAL_TRANSITIONS, ApprovalStatus, InternalRating, KycStatus
+from accounts.exceptions import DuplicatePendingRequest, FourEyesViolation
+from accounts.models import ApprovalRequest, Client, CreditProfile, User
+from core.exceptions import InvalidInput, InvalidTransition, PermissionRefused
+from core.locks import lock_one
+from core.money import to_decimal
+from core.validation import validate_model
+
+CLIENT_FIELDS = [
+    "name",
+    "kind",
+    "email",
+    "kyc_status",
+    "pi_portfolio_value",
+    "pi_total_assets",
+    "pi_assessed_on",
+    "pi_expires_on",
+]
+CREDIT_PROFILE_FIELDS = ["internal_rating", "credit_limit", "next_review_on"]
+
+
+# --- input parsing -------------------------------------------------------------------------------
+
+
+def parse_amount(value: Any, *, field: str, positive: bool = False, places: int | None = None) -> Decimal:
+    """Read an amount given as a string, int or Decimal; refuse floats, nonsense and (optionally)
+    amounts that are not positive or have more decimal places than the currency allows."""
+    try:
+        amount = to_decimal(value)
+    except TypeError as error:
+        raise InvalidInput(f"{field}: {error}.", details={field: [str(error)]}) from None
+    except InvalidOperation:
+        raise InvalidInput(
+            f"{field}: {value!r} is not an amount.", details={field: ["not an amount"]}
+        ) from None
+    if not amount.is_finite():
+        raise InvalidInput(f"{field}: {value} is not a finite amount.", details={field: ["not finite"]})
+    if positive and amount <= 0:
+        raise InvalidInput(
+            f"{field}: must be more than zero, not {amount}.", details={field: ["not positive"]}
+        )
+    if not positive and amount < 0:
+        raise InvalidInput(f"{field}: cannot be negative ({amount}).", details={field: ["negative"]})
+    if places is not None and amount != amount.quantize(Decimal(1).scaleb(-places), rounding="ROUND_DOWN"):
+        raise InvalidInput(
+            f"{field}: {amount} has more than {places} decimal places.", details={field: ["too precise"]}
+        )
+    return amount
+
+
+def parse_hkd(value: Any, *, field: str, positive: bool = False) -> Money:
+    currency = getattr(value, "currency", None)
+    if currency is not None and str(currency) != "HKD":
+        raise InvalidInput(f"{field}: must be in HKD, not {currency}.", details={field: ["not HKD"]})
+    return Money(parse_amount(value, field=field, positive=positive, places=2), "HKD")
+
+
+def _optional_hkd(value: Any, field: str) -> Money | None:
+    return None if value in (None, "") else parse_hkd(value, field=field)
+
+
+# --- clients -----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def client_create(
+    *,
+    actor: Actor,
+    name: str,
+    kind: str,
+    email: str = "",
+    reference: str | None = None,
+    kyc_status: str = KycStatus.PENDING,
+    pi_portfolio_value: Any = None,
+    pi_total_assets: Any = None,
+    pi_assessed_on: datetime.date | None = None,
+    pi_expires_on: datetime.date | None = None,
+) -> Client:
+    if pi_assessed_on is not None and pi_expires_on is None:
+        pi_expires_on = pi_assessed_on + datetime.timedelta(days=settings.PI_ASSESSMENT_VALIDITY_DAYS)
+    client = Client(
+        reference=reference or "",
+        name=name,
+        kind=kind,
+        email=email,
+        kyc_status=kyc_status,
+        pi_portfolio_value=_optional_hkd(pi_portfolio_value, "pi_portfolio_value"),
+        pi_total_assets=_optional_hkd(pi_total_assets, "pi_total_assets"),
+        pi_assessed_on=pi_assessed_on,
+        pi_expires_on=pi_expires_on,
+    )
+    validate_model(client, exclude=["reference"])
+    if reference and Client.objects.filter(reference=reference).exists():
+        raise InvalidInput(f"A client with reference {reference} already exists.", code="duplicate_reference")
+    client.save()
+    if not reference:
+        client.reference = f"C{client.pk:06d}"
+        client.save(update_fields=["reference"])
+    audit_event_record(
+        actor=actor, action="client.created", target=client, after=snapshot(client, CLIENT_FIELDS)
+    )
+    return client
+
+
+@transaction.atomic
+def client_update(*, client: Client, actor: Actor, **changes: Any) -> Client:
+    unknown = set(changes) - set(CLIENT_FIELDS)
+    if unknown:
+        raise InvalidInput(f"These client fields cannot be changed here: {', '.join(sorted(unknown))}.")
+    client = lock_one(Client, client.pk)
+    for money_field in ("pi_portfolio_value", "pi_total_assets"):
+        if money_field in changes:
+            changes[money_field] = _optional_hkd(changes[money_field], money_field)
+    if changes.get("pi_assessed_on") and "pi_expires_on" not in changes:
+        changes["pi_expires_on"] = changes["pi_assessed_on"] + datetime.timedelta(
+            days=settings.PI_ASSESSMENT_VALIDITY_DAYS
+        )
+    before = snapshot(client, list(changes))
+    for name, value in changes.items():
+        setattr(client, name, value)
+    after = snapshot(client, list(changes))
+    changed = [name for name in changes if before[name] != after[name]]
+    if not changed:
+        return client
+    validate_model(client)
+    client.save(update_fields=[*changed, "updated_at"])
+    audit_event_record(
+        actor=actor,
+        action="client.updated",
+        target=client,
+        before={name: before[name] for name in changed},
+        after={name: after[name] for name in changed},
+    )
+    return client
+
+
+@transaction.atomic
+def client_user_create(*, client: Client, username: str, password: str, email: str, actor: Actor) -> User:
+    if User.objects.filter(username=username).exists():
+        raise InvalidInput(f"The username {username} is taken.", code="duplicate_username")
+    user = User(username=username, email=email, client=client, is_staff=False)
+    user.set_password(password)
+    validate_model(user, exclude=["password"])
+    user.save()
+    audit_event_record(
+        actor=actor,
+        action="client_user.created",
+        target=user,
+        after={"client": client.reference, "username": username},
+    )
+    return user
+
+
+# --- credit profiles ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def credit_profile_create(
+    *, client: Client, internal_rating: str, next_review_on: datetime.date, actor: Actor
+) -> CreditProfile:
+    """A new profile starts with no credit: its limit is set through a four-eyes approval."""
+    if CreditProfile.objects.filter(client=client).exists():
+        raise InvalidInput(f"{client} already has a credit profile.", code="duplicate_credit_profile")
+    profile = CreditProfile(
+        client=client,
+        internal_rating=internal_rating,
+        next_review_on=next_review_on,
+        credit_limit=Money(0, "HKD"),
+    )
+    validate_model(profile)
+    profile.save()
+    audit_event_record(
+        actor=actor,
+        action="credit_profile.created",
+        target=profile,
+        after=snapshot(profile, CREDIT_PROFILE_FIELDS),
+    )
+    return profile
+
+
+@transaction.atomic
+def credit_profile_update(
+    *,
+    profile: CreditProfile,
+    actor: Actor,
+    internal_rating: str | None = None,
+    next_review_on: datetime.date | None = None,
+) -> CreditProfile:
+    """Rating and review date change at once; the limit never does (see ``credit_limit_change_request``)."""
+    profile = lock_one(CreditProfile, profile.pk)
+    fields = ["internal_rating", "next_review_on"]
+    before = snapshot(profile, fields)
+    if internal_rating is not None:
+        if internal_rating not in InternalRating.values:
+            raise InvalidInput(f"{internal_rating!r} is not an internal rating.")
+        profile.internal_rating = internal_rating
+    if next_review_on is not None:
+        profile.next_review_on = next_review_on
+    after = snapshot(profile, fields)
+    if before == after:
+        return profile
+    validate_model(profile)
+    profile.save(update_fields=[*fields, "updated_at"])
+    audit_event_record(
+        actor=actor, action="credit_profile.updated", target=profile, before=before, after=after
+    )
+    return profile
+
+
+def _credit_limit_clean(profile: CreditProfile, proposed: dict[str, Any]) -> dict[str, Any]:
+    if set(proposed) != {"credit_limit"}:
+        raise InvalidInput("A credit limit change proposes exactly one value: credit_limit.")
+    limit = parse_hkd(proposed["credit_limit"], field="credit_limit", positive=True)
+    if limit == profile.credit_limit:
+        raise InvalidInput(f"The credit limit is already {limit}.", code="no_change")
+    return {"credit_limit": str(limit.amount)}
+
+
+def _credit_limit_apply(*, target: CreditProfile, proposed: dict[str, Any], actor: Actor, request) -> None:
+    profile = lock_one(CreditProfile, target.pk)
+    before = snapshot(profile, ["credit_limit"])
+    profile.credit_limit = Money(Decimal(proposed["credit_limit"]), "HKD")
+    profile.save(update_fields=["credit_limit", "updated_at"])
+    audit_event_record(
+        actor=actor,
+        action="credit_limit.changed",
+        target=profile,
+        before=before,
+        after={**snapshot(profile, ["credit_limit"]), "approval_request": request.pk},
+    )
+
+
+CREDIT_LIMIT_CHANGE = approval_kind_register(
+    ApprovalKind(
+        key="credit_limit",
+        label="Credit limit change",
+        model=CreditProfile,
+        request_permission="accounts.change_creditprofile",
+        approve_permission="accounts.approve_credit_limit",
+        clean=_credit_limit_clean,
+        current=lambda profile: {"credit_limit": str(profile.credit_limit.amount)},
+        apply=_credit_limit_apply,
+        describe=lambda proposed: f"credit limit → HKD {Decimal(proposed['credit_limit']):,.2f}",
+    )
+)
+
+
+def credit_limit_change_request(
+    *, profile: CreditProfile, credit_limit: Any, actor: Actor, reason: str = ""
+) -> ApprovalRequest:
+    return approval_request_create(
+        kind=CREDIT_LIMIT_CHANGE.key,
+        target=profile,
+        proposed={"credit_limit": credit_limit},
+        actor=actor,
+        reason=reason,
+    )
+
+
+# --- four-eyes approvals -----------------------------------------------------------------------
+
+
+def _require_permission(actor: Actor, permission: str, doing: str) -> None:
+    user = actor_user(actor)
+    if user is None or not user.is_active or not user.has_perm(permission):
+        raise PermissionRefused(f"{getattr(user, 'username', 'This actor')} may not {doing}.")
+
+
+@transaction.atomic
+def approval_request_create(
+    *, kind: str, target, proposed: dict[str, Any], actor: Actor, reason: str = ""
+) -> ApprovalRequest:
+    approval_kind: ApprovalKind = approval_kind_get(kind)
+    if not isinstance(target, approval_kind.model):
+        raise InvalidInput(f"A {approval_kind.label.lower()} applies to a {approval_kind.model.__name__}.")
+    _require_permission(actor, approval_kind.request_permission, f"request a {approval_kind.label.lower()}")
+    cleaned = approval_kind.clean(target, dict(proposed))
+    target_type = ContentType.objects.get_for_model(target)
+    pending = ApprovalRequest.objects.filter(
+        kind=kind, target_type=target_type, target_id=str(target.pk), status=ApprovalStatus.PENDING
+    ).first()
+    if pending is not None:
+        raise DuplicatePendingRequest(
+            f"Request #{pending.pk} for a {approval_kind.label.lower()} of {target} is already pending; "
+            "approve, reject or cancel it first."
+        )
+    request = ApprovalRequest(
+        kind=kind,
+        target_type=target_type,
+        target_id=str(target.pk),
+        target_repr=str(target)[:200],
+        current=approval_kind.current(target),
+        proposed=cleaned,
+        reason=reason,
+        requested_by=actor_user(actor),
+    )
+    try:
+        with transaction.atomic():
+            request.save()
+    except IntegrityError as error:  # a concurrent request won the race for the pending slot
+        raise DuplicatePendingRequest(
+            f"A {approval_kind.label.lower()} of {target} is already pending."
+        ) from error
+    audit_event_record(
+        actor=actor,
+        action="approval.requested",
+        target=request,
+        after={"kind": kind, "target": request.target_repr, "current": request.current, "proposed": cleaned},
+    )
+    return request
+
+
+def _decide(
+    request_pk: int, *, actor: Actor, new_status: str, note: str
+) -> tuple[ApprovalRequest, ApprovalKind]:
+    request = lock_one(ApprovalRequest, request_pk)
+    approval_kind = approval_kind_get(request.kind)
+    if new_status not in APPROVAL_TRANSITIONS[request.status]:
+        raise InvalidTransition(
+            f"Request #{request.pk} is {request.get_status_display().lower()}; it cannot become {new_status}."
+        )
+    user = actor_user(actor)
+    if new_status == ApprovalStatus.CANCELLED:
+        if user is None or user.pk != request.requested_by_id:
+            raise PermissionRefused("Only the person who made a request can cancel it.")
+    else:
+        if user is not None and user.pk == request.requested_by_id:
+            raise FourEyesViolation(
+                f"You made request #{request.pk}; a second member of staff must decide it (four-eyes)."
+            )
+        _require_permission(
+            actor, approval_kind.approve_permission, f"decide a {approval_kind.label.lower()}"
+        )
+    request.status = new_status
+    request.decided_by = user
+    request.decided_at = timezone.now()
+    request.decision_note = note
+    return request, approval_kind
+
+
+@transaction.atomic
+def approval_request_approve(*, request: ApprovalRequest, actor: Actor, note: str = "") -> ApprovalRequest:
+    request, approval_kind = _decide(request.pk, actor=actor, new_status=ApprovalStatus.APPROVED, note=note)
+    target = approval_kind.model._default_manager.get(pk=request.target_id)
+    approval_kind.clean(target, dict(request.proposed))  # still valid now, not only when asked
+    request.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    approval_kind.apply(target=target, proposed=request.proposed, actor=actor, request=request)
+    audit_event_record(
+        actor=actor,
+        action="approval.approved",
+        target=request,
+        before={"status": ApprovalStatus.PENDING},
+        after={"status": request.status, "note": note},
+    )
+    return request
+
+
+@transaction.atomic
+def approval_request_reject(*, request: ApprovalRequest, actor: Actor, note: str = "") -> ApprovalRequest:
+    request, _ = _decide(request.pk, actor=actor, new_status=ApprovalStatus.REJECTED, note=note)
+    request.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    audit_event_record(
+        actor=actor,
+        action="approval.rejected",
+        target=request,
+        before={"status": ApprovalStatus.PENDING},
+        after={"status": request.status, "note": note},
+    )
+    return request
+
+
+@transaction.atomic
+def approval_request_cancel(*, request: ApprovalRequest, actor: Actor) -> ApprovalRequest:
+    request, _ = _decide(
+        request.pk, actor=actor, new_status=ApprovalStatus.CANCELLED, note="cancelled by requester"
+    )
+    # A cancellation is decided by the requester: the four-eyes constraint is about approving and
+    # rejecting, so the decider is left empty and the audit event says who cancelled.
+    request.decided_by = None
+    request.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    audit_event_record(
+        actor=actor,
+        action="approval.cancelled",
+        target=request,
+        before={"status": ApprovalStatus.PENDING},
+        after={"status": request.status},
+    )
+    return request

@@ -1,0 +1,150 @@
+"""Settings shared by every environment. Twelve-factor: anything that differs between machines
+comes from the environment (or a ``.env`` file) through django-environ."""
+
+from decimal import Decimal
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+env_file = BASE_DIR / ".env"
+if env_file.exists():
+    env.read_env(str(env_file))
+
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="insecure-local-only-secret-key-change-me")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "djmoney",
+    "django_celery_beat",
+    "accounts",
+    "ledger",
+    "collateral",
+    "financing",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Embedded default: SQLite, so a first run needs no server. Production and the test suite set
+# DATABASE_URL to PostgreSQL.
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")}
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web server, the worker and beat read while one of them writes; IMMEDIATE makes a
+    # writer wait for the lock at BEGIN instead of failing half-way through a transaction.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "admin:login"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = "Asia/Hong_Kong"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- Money -------------------------------------------------------------------------------------
+# Precision is declared once, here. Cash is kept to the currency's minor unit; crypto quantities to
+# the asset's own decimals (BTC 8, ETH 18). Ledger amounts and prices are stored with enough places
+# for every instrument, and quantised at the edges with an explicit rounding mode.
+REPORTING_CURRENCY = "HKD"
+CURRENCIES = ("HKD", "USD", "USDT")
+CURRENCY_CHOICES = [("HKD", "Hong Kong Dollar"), ("USD", "US Dollar"), ("USDT", "Tether USD")]
+DEFAULT_CURRENCY = "HKD"
+MONEY_MAX_DIGITS = 20
+MONEY_DECIMAL_PLACES = 2
+QUANTITY_MAX_DIGITS = 40
+QUANTITY_DECIMAL_PLACES = 18
+PRICE_MAX_DIGITS = 30
+PRICE_DECIMAL_PLACES = 10
+RATE_MAX_DIGITS = 12
+RATE_DECIMAL_PLACES = 8
+
+# --- The business ------------------------------------------------------------------------------
+# Only BTC and ETH are accepted by the SFC as crypto collateral; the list is a setting so that a
+# broker can narrow it, and any other crypto asset is refused.
+CRYPTO_ALLOWLIST = tuple(env.list("CRYPTO_ALLOWLIST", default=["BTC", "ETH"]))
+CRYPTO_HAIRCUT_FLOOR = Decimal(env("CRYPTO_HAIRCUT_FLOOR", default="0.60"))
+# Firm-wide cap: total margin loans at most this multiple of the broker's capital.
+BROKER_CAPITAL_HKD = Decimal(env("BROKER_CAPITAL_HKD", default="200000000.00"))
+FIRM_LOAN_TO_CAPITAL_MULTIPLE = Decimal(env("FIRM_LOAN_TO_CAPITAL_MULTIPLE", default="5"))
+# One client's loans at most this share of the broker's capital.
+CLIENT_LOAN_SHARE_OF_CAPITAL = Decimal(env("CLIENT_LOAN_SHARE_OF_CAPITAL", default="0.25"))
+# Professional investor thresholds (HKD), from the Securities and Futures (Professional Investor) Rules.
+PI_PORTFOLIO_THRESHOLD_HKD = Decimal("8000000")
+PI_TOTAL_ASSETS_THRESHOLD_HKD = Decimal("40000000")
+PI_ASSESSMENT_VALIDITY_DAYS = env.int("PI_ASSESSMENT_VALIDITY_DAYS", default=365)
+
+# --- Celery ------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=env("REDIS_URL", default="redis://127.0.0.1:6379/0"))
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = 60
+CELERY_TASK_TIME_LIMIT = 90
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
