@@ -4,7 +4,7 @@ validates before it writes, and records an audit event for each state change."""
 from __future__ import annotations
 
 import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -20,7 +20,7 @@ from accounts.exceptions import DuplicatePendingRequest, FourEyesViolation
 from accounts.models import ApprovalRequest, Client, CreditProfile, User
 from core.exceptions import InvalidInput, InvalidTransition, PermissionRefused
 from core.locks import lock_one
-from core.money import to_decimal
+from core.parsing import parse_hkd
 from core.validation import validate_model
 
 CLIENT_FIELDS = [
@@ -34,42 +34,6 @@ CLIENT_FIELDS = [
     "pi_expires_on",
 ]
 CREDIT_PROFILE_FIELDS = ["internal_rating", "credit_limit", "next_review_on"]
-
-
-# --- input parsing -------------------------------------------------------------------------------
-
-
-def parse_amount(value: Any, *, field: str, positive: bool = False, places: int | None = None) -> Decimal:
-    """Read an amount given as a string, int or Decimal; refuse floats, nonsense and (optionally)
-    amounts that are not positive or have more decimal places than the currency allows."""
-    try:
-        amount = to_decimal(value)
-    except TypeError as error:
-        raise InvalidInput(f"{field}: {error}.", details={field: [str(error)]}) from None
-    except InvalidOperation:
-        raise InvalidInput(
-            f"{field}: {value!r} is not an amount.", details={field: ["not an amount"]}
-        ) from None
-    if not amount.is_finite():
-        raise InvalidInput(f"{field}: {value} is not a finite amount.", details={field: ["not finite"]})
-    if positive and amount <= 0:
-        raise InvalidInput(
-            f"{field}: must be more than zero, not {amount}.", details={field: ["not positive"]}
-        )
-    if not positive and amount < 0:
-        raise InvalidInput(f"{field}: cannot be negative ({amount}).", details={field: ["negative"]})
-    if places is not None and amount != amount.quantize(Decimal(1).scaleb(-places), rounding="ROUND_DOWN"):
-        raise InvalidInput(
-            f"{field}: {amount} has more than {places} decimal places.", details={field: ["too precise"]}
-        )
-    return amount
-
-
-def parse_hkd(value: Any, *, field: str, positive: bool = False) -> Money:
-    currency = getattr(value, "currency", None)
-    if currency is not None and str(currency) != "HKD":
-        raise InvalidInput(f"{field}: must be in HKD, not {currency}.", details={field: ["not HKD"]})
-    return Money(parse_amount(value, field=field, positive=positive, places=2), "HKD")
 
 
 def _optional_hkd(value: Any, field: str) -> Money | None:

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import roles
+from accounts.audit import SYSTEM
 from accounts.enums import ClientKind, InternalRating, KycStatus
 from accounts.models import ApprovalRequest, Client, CreditProfile, User
 from accounts.services import (
@@ -21,6 +22,11 @@ from accounts.services import (
     credit_limit_change_request,
     credit_profile_create,
 )
+from collateral.models import Asset, CurrentPrice, FxRate, Price
+from collateral.services import asset_create, collateral_deposit, fx_rate_record, pool_open, price_record
+from financing.enums import RateKind
+from financing.models import BaseRate, Facility
+from financing.services import base_rate_record, drawdown_create, facility_open, interest_accrue_all
 
 DEMO_PASSWORD = "demo-pass-2026"
 PENDING_DEMO_REASON = "Client asked for more headroom"
@@ -141,5 +147,90 @@ def seed_people(progress: Progress) -> dict[str, User]:
     return staff
 
 
+DEMO_ASSETS = [
+    # symbol, name, kind, currency, decimals, haircut, lot, concentration limit, sale rank
+    ("HKD", "Hong Kong dollar", "cash", "HKD", 2, "0", "0.01", None, 90),
+    ("USD", "US dollar", "cash", "USD", 2, "0.02", "0.01", None, 91),
+    ("BTC", "Bitcoin", "crypto", "USD", 8, "0.60", "0.00000001", None, 1),
+    ("ETH", "Ether", "crypto", "USD", 18, "0.65", "0.000000000000000001", None, 2),
+    ("0700.HK", "Tencent Holdings", "security", "HKD", 0, "0.30", "100", "0.60", 10),
+    ("0005.HK", "HSBC Holdings", "security", "HKD", 0, "0.25", "400", "0.60", 11),
+    ("0388.HK", "Hong Kong Exchanges and Clearing", "security", "HKD", 0, "0.30", "100", "0.60", 12),
+    ("2800.HK", "Tracker Fund of Hong Kong", "security", "HKD", 0, "0.20", "500", None, 13),
+    ("9988.HK", "Alibaba Group", "security", "HKD", 0, "0.35", "100", None, 14),
+]
+DEMO_PRICES = {"BTC": "98000", "ETH": "3400", "0700.HK": "400", "0005.HK": "98", "0388.HK": "300", "2800.HK": "25",
+               "9988.HK": "85"}  # fmt: skip
+# client: (facility limit, holdings, drawdown)
+DEMO_FACILITIES = {
+    "DEMO01": ("30000000", {"BTC": "5", "ETH": "40", "0700.HK": "20000", "HKD": "2000000"}, "5000000"),
+    "DEMO02": ("6000000", {"BTC": "2", "0005.HK": "8000"}, "900000"),
+    "DEMO03": ("20000000", {"ETH": "100", "2800.HK": "200000", "0388.HK": "5000"}, "3000000"),
+    "DEMO04": ("5000000", {"9988.HK": "30000", "BTC": "0.5"}, "1530000"),
+}
+# Alibaba falls after Peak Partners (DEMO04) has drawn: their margin ratio ends near 96%, in the warning
+# band and close to a margin call, while everybody else stays comfortable.
+DEMO_PRICE_MOVE = ("9988.HK", "74")
+
+
+def seed_market(actor, progress: Progress) -> None:
+
+    for symbol, name, kind, currency, decimals, haircut, lot, limit, rank in DEMO_ASSETS:
+        if not Asset.objects.filter(pk=symbol).exists():
+            asset_create(
+                symbol=symbol, name=name, kind=kind, currency=currency, decimals=decimals, haircut=haircut,
+                lot_size=lot, concentration_limit=limit, sale_rank=rank, actor=actor,
+            )  # fmt: skip
+    if not FxRate.objects.exists():
+        fx_rate_record(currency="USD", rate="7.8", source="demo", actor=actor)
+        fx_rate_record(currency="USDT", quote="USD", rate="1.0", source="demo", actor=actor)
+    for symbol, value in DEMO_PRICES.items():
+        if not CurrentPrice.objects.filter(asset_id=symbol).exists():
+            price_record(asset=Asset.objects.get(pk=symbol), price=value, source="demo", actor=actor)
+    if not BaseRate.objects.exists():
+        base_rate_record(
+            name="HIBOR_1M", rate="0.0385", effective_on=timezone.localdate(), actor=actor, source="demo"
+        )
+    progress(f"assets: {', '.join(row[0] for row in DEMO_ASSETS)} with prices and USD/HKD 7.8")
+
+
+def seed_lending(staff: dict[str, User], progress: Progress) -> None:
+
+    officer = staff["credit"]
+    for reference, (limit, holdings, drawn) in DEMO_FACILITIES.items():
+        client = Client.objects.get(reference=reference)
+        if Facility.objects.filter(client=client).exists():
+            continue
+        with transaction.atomic():
+            floating = reference in ("DEMO01", "DEMO03")
+            facility = facility_open(
+                client=client,
+                limit=limit,
+                rate_kind=RateKind.FLOATING if floating else RateKind.FIXED,
+                fixed_rate=None if floating else "0.068",
+                base_rate_name="HIBOR_1M" if floating else "",
+                spread="0.025" if floating else "0",
+                actor=officer,
+            )
+            pool = pool_open(client=client, actor=officer)
+            for symbol, quantity in holdings.items():
+                collateral_deposit(
+                    pool=pool, asset=Asset.objects.get(pk=symbol), quantity=quantity, actor=staff["ops"],
+                    external_reference=f"DEMO-{reference}-{symbol}",
+                )  # fmt: skip
+            drawdown_create(facility=facility, amount=drawn, actor=officer)
+        progress(
+            f"facility {facility.reference} for {client.name}: limit HK${int(limit):,}, drawn HK${int(drawn):,}"
+        )
+    symbol, value = DEMO_PRICE_MOVE
+    if not Price.objects.filter(asset_id=symbol, price=value).exists():
+        price_record(asset=Asset.objects.get(pk=symbol), price=value, source="demo", actor=staff["ops"])
+        progress(f"{symbol} fell to HK${value}: Peak Partners is in the warning band, close to a margin call")
+    accrued = interest_accrue_all(accrual_date=timezone.localdate(), actor=SYSTEM)
+    progress(f"interest accrued for {accrued} facilities")
+
+
 def seed_demo(progress: Progress) -> None:
-    seed_people(progress)
+    staff = seed_people(progress)
+    seed_market(staff["risk"], progress)
+    seed_lending(staff, progress)

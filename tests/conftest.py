@@ -15,8 +15,10 @@ def pytest_report_header(config):
     return [f"database: {database['ENGINE'].rsplit('.', 1)[-1]} — {version}"]
 
 
-@pytest.fixture(autouse=True)
-def _clear_cache():
-    from django.core.cache import cache
+@pytest.fixture
+def market(db):
+    """The standard assets with prices: BTC US$100,000, ETH US$4,000, Tencent HK$400, HSBC HK$100,
+    USD/HKD 7.8."""
+    from tests.collateral.factories import standard_market
 
-    cache.clear()
+    return standard_market()

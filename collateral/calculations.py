@@ -1,0 +1,328 @@
+"""The numbers of DESIGN.md as pure functions over ``Decimal``: no ORM, no I/O. The margin sweep, the
+services, the API and the stress test all use these.
+
+Conventions
+- All values are HKD unless said otherwise. Inputs are exact; intermediate products are exact (a wide
+  context); outputs are quantised to cents with an explicit rounding mode, in the direction that is
+  prudent for the broker: market value half-up, margin value down, amounts due up.
+- A margin ratio is debt / margin value. It is ``None`` (infinite) when there is debt and no margin
+  value, and 0 when there is no debt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_UP, Decimal, localcontext
+
+from core.money import CENT, ZERO, places
+
+WIDE = 80  # digits: products of 18-place quantities and 10-place prices stay exact
+RATIO_PLACES = Decimal("0.00000001")
+
+
+@dataclass(frozen=True)
+class PositionInput:
+    symbol: str
+    quantity: Decimal
+    price: Decimal | None  # in the asset's price currency; None when there is no price
+    fx_to_hkd: Decimal | None  # HKD per unit of the price currency
+    haircut: Decimal
+    concentration_limit: Decimal | None = None
+    eligible: bool = True
+    lot_size: Decimal = Decimal(1)
+    decimals: int = 0
+    kind: str = "security"
+
+
+@dataclass(frozen=True)
+class PositionValue:
+    symbol: str
+    quantity: Decimal
+    market_value: Decimal
+    margin_value: Decimal
+    excess_over_limit: Decimal  # market value above the concentration limit, which gets no margin value
+    priced: bool
+
+
+@dataclass(frozen=True)
+class PoolValuation:
+    positions: tuple[PositionValue, ...]
+    market_value: Decimal
+    margin_value: Decimal
+
+    @property
+    def unpriced(self) -> tuple[str, ...]:
+        return tuple(p.symbol for p in self.positions if not p.priced)
+
+
+def market_value(quantity: Decimal, price: Decimal, fx_to_hkd: Decimal) -> Decimal:
+    """MV = quantity × price × fx, to the cent (half-up)."""
+    with localcontext(prec=WIDE):
+        return (quantity * price * fx_to_hkd).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def pool_valuation(positions: Iterable[PositionInput]) -> PoolValuation:
+    """Market and margin value of a pool. A position without a price or FX rate counts for nothing
+    (prudent), and is reported so the caller can say why. An ineligible asset has no margin value.
+    A concentration limit caps the market value that earns margin value at limit × the pool's total."""
+    positions = [p for p in positions if p.quantity != 0]
+    with localcontext(prec=WIDE):
+        market_values = {}
+        for p in positions:
+            priced = p.price is not None and p.fx_to_hkd is not None
+            market_values[p.symbol] = market_value(p.quantity, p.price, p.fx_to_hkd) if priced else ZERO
+        total_mv = sum(market_values.values(), ZERO)
+        values = []
+        for p in positions:
+            mv = market_values[p.symbol]
+            counted = mv
+            if p.concentration_limit is not None and total_mv > 0:
+                counted = min(mv, p.concentration_limit * total_mv)
+            lv = (counted * (1 - p.haircut)).quantize(CENT, rounding=ROUND_FLOOR) if p.eligible else ZERO
+            values.append(
+                PositionValue(
+                    symbol=p.symbol,
+                    quantity=p.quantity,
+                    market_value=mv,
+                    margin_value=max(lv, ZERO),
+                    excess_over_limit=(mv - counted).quantize(CENT, rounding=ROUND_HALF_UP),
+                    priced=p.price is not None and p.fx_to_hkd is not None,
+                )
+            )
+    return PoolValuation(
+        positions=tuple(values),
+        market_value=total_mv,
+        margin_value=sum((v.margin_value for v in values), ZERO),
+    )
+
+
+def margin_ratio(debt: Decimal, margin_value: Decimal) -> Decimal | None:
+    """R = D / LV, to eight places (half-up). None means infinite: debt and no margin value."""
+    if debt <= 0:
+        return ZERO
+    if margin_value <= 0:
+        return None
+    with localcontext(prec=WIDE):
+        return (debt / margin_value).quantize(RATIO_PLACES, rounding=ROUND_HALF_UP)
+
+
+def market_ltv(debt: Decimal, market_value_total: Decimal) -> Decimal | None:
+    if debt <= 0:
+        return ZERO
+    if market_value_total <= 0:
+        return None
+    with localcontext(prec=WIDE):
+        return (debt / market_value_total).quantize(RATIO_PLACES, rounding=ROUND_HALF_UP)
+
+
+def ratio_above(debt: Decimal, margin_value: Decimal, threshold: Decimal) -> bool:
+    """R > threshold, decided exactly (D > T·LV), with infinite R above everything."""
+    if debt <= 0:
+        return False
+    with localcontext(prec=WIDE):
+        return debt > threshold * margin_value
+
+
+def ratio_at_or_above(debt: Decimal, margin_value: Decimal, threshold: Decimal) -> bool:
+    if debt <= 0:
+        return False
+    with localcontext(prec=WIDE):
+        return debt >= threshold * margin_value
+
+
+def margin_surplus(debt: Decimal, margin_value: Decimal) -> Decimal:
+    return margin_value - debt
+
+
+def margin_deficiency(debt: Decimal, margin_value: Decimal) -> Decimal:
+    return max(debt - margin_value, ZERO)
+
+
+@dataclass(frozen=True)
+class Cure:
+    repayment: Decimal  # a repayment of this much brings R to target
+    cash_top_up: Decimal  # or a cash collateral top-up of this much (cash has no haircut)
+
+
+def cure_amounts(debt: Decimal, margin_value: Decimal, target: Decimal) -> Cure:
+    """What brings R down to ``target``: repay D − T·LV, or top up cash D/T − LV; rounded up to the cent.
+    Zero when R is already at or below target."""
+    if not ratio_above(debt, margin_value, target):
+        return Cure(ZERO, ZERO)
+    with localcontext(prec=WIDE):
+        repayment = (debt - target * margin_value).quantize(CENT, rounding=ROUND_CEILING)
+        top_up = (debt / target - margin_value).quantize(CENT, rounding=ROUND_CEILING)
+    return Cure(repayment=repayment, cash_top_up=top_up)
+
+
+def max_additional_debt(debt: Decimal, margin_value: Decimal, max_advance: Decimal) -> Decimal:
+    """How much more may be lent before R passes max advance (never negative), rounded down to the cent."""
+    with localcontext(prec=WIDE):
+        room = (max_advance * margin_value - debt).quantize(CENT, rounding=ROUND_FLOOR)
+    return max(room, ZERO)
+
+
+# --- forced sale --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedSale:
+    symbol: str
+    quantity: Decimal
+    market_value: Decimal  # HKD at the valuation price
+    proceeds: Decimal  # market value less the sale cost allowance
+
+
+@dataclass(frozen=True)
+class SalePlan:
+    sales: tuple[PlannedSale, ...]
+    debt_after: Decimal
+    margin_value_after: Decimal
+    ratio_after: Decimal | None
+    shortfall: Decimal  # debt left when the whole pool is sold and does not cover it
+    reaches_target: bool
+    skipped: tuple[str, ...] = field(
+        default_factory=tuple
+    )  # positions with no price: cannot be sold on value
+
+
+def default_sale_order(positions: Sequence[PositionInput]) -> list[str]:
+    """Most liquid first: BTC, ETH, then securities by haircut (lowest first), then anything else."""
+    crypto_rank = {"BTC": 0, "ETH": 1}
+
+    def key(p: PositionInput):
+        if p.kind == "crypto":
+            return (0, crypto_rank.get(p.symbol, 9), p.haircut, p.symbol)
+        if p.kind == "security":
+            return (1, 0, p.haircut, p.symbol)
+        return (2, 0, p.haircut, p.symbol)
+
+    return [p.symbol for p in sorted(positions, key=key)]
+
+
+def _round_up_to_lot(quantity: Decimal, lot: Decimal) -> Decimal:
+    with localcontext(prec=WIDE):
+        lots = (quantity / lot).to_integral_value(rounding=ROUND_CEILING)
+        return lots * lot
+
+
+def _state_after(
+    positions: dict[str, PositionInput], sold: dict[str, Decimal], debt: Decimal, sale_cost: Decimal
+) -> tuple[Decimal, Decimal]:
+    """Debt and margin value after selling ``sold`` (quantities), valued exactly as the pool is."""
+    remaining = [
+        PositionInput(**{**p.__dict__, "quantity": p.quantity - sold.get(p.symbol, ZERO)})
+        for p in positions.values()
+    ]
+    valuation = pool_valuation(remaining)
+    proceeds = sum((_proceeds(positions[s], q, sale_cost) for s, q in sold.items()), ZERO)
+    return debt - proceeds, valuation.margin_value
+
+
+def _proceeds(p: PositionInput, quantity: Decimal, sale_cost: Decimal) -> Decimal:
+    with localcontext(prec=WIDE):
+        mv = market_value(quantity, p.price, p.fx_to_hkd)
+        return (mv * (1 - sale_cost)).quantize(CENT, rounding=ROUND_FLOOR)
+
+
+def forced_sale_plan(
+    positions: Sequence[PositionInput],
+    *,
+    debt: Decimal,
+    target: Decimal,
+    sale_cost: Decimal,
+    order: Sequence[str] | None = None,
+) -> SalePlan:
+    """The sales that bring R to ``target``, in ``order``, each no more than needed, in whole lots.
+
+    For one asset with haircut h and sale cost s, selling market value x changes D → D − x(1 − s) and
+    LV → LV − x(1 − h), so x ≥ (D − T·LV) / ((1 − s) − T(1 − h)). A concentration limit makes margin
+    value non-linear in x, so the formula gives the first guess (with the position's effective haircut)
+    and the quantity is then checked by revaluing the pool, searching in whole lots. When the whole pool
+    is sold and debt remains, the rest is the shortfall.
+    """
+    by_symbol = {p.symbol: p for p in positions if p.quantity > 0}
+    sellable = {s: p for s, p in by_symbol.items() if p.price is not None and p.fx_to_hkd is not None}
+    skipped = tuple(sorted(set(by_symbol) - set(sellable)))
+    sequence = [s for s in (order or default_sale_order(list(sellable.values()))) if s in sellable]
+    sequence += [s for s in default_sale_order(list(sellable.values())) if s not in sequence]
+
+    sold: dict[str, Decimal] = {}
+    current_debt, current_lv = _state_after(by_symbol, sold, debt, sale_cost)
+    for symbol in sequence:
+        if current_debt <= 0 or not ratio_above(current_debt, current_lv, target):
+            break
+        sold[symbol] = _quantity_to_reach_target(by_symbol, sold, symbol, debt, target, sale_cost)
+        current_debt, current_lv = _state_after(by_symbol, sold, debt, sale_cost)
+
+    sales = []
+    for symbol, quantity in sold.items():
+        p = by_symbol[symbol]
+        mv = market_value(quantity, p.price, p.fx_to_hkd)
+        sales.append(PlannedSale(symbol, quantity, mv, _proceeds(p, quantity, sale_cost)))
+    everything_sold = all(sold.get(s, ZERO) >= p.quantity for s, p in sellable.items()) and not skipped
+    reaches = not ratio_above(current_debt, current_lv, target)
+    shortfall = current_debt if (everything_sold and current_debt > 0) else ZERO
+    return SalePlan(
+        sales=tuple(sales),
+        debt_after=current_debt,
+        margin_value_after=current_lv,
+        ratio_after=margin_ratio(current_debt, current_lv),
+        shortfall=max(shortfall, ZERO),
+        reaches_target=reaches,
+        skipped=skipped,
+    )
+
+
+def _quantity_to_reach_target(
+    positions: dict[str, PositionInput],
+    sold: dict[str, Decimal],
+    symbol: str,
+    debt: Decimal,
+    target: Decimal,
+    sale_cost: Decimal,
+) -> Decimal:
+    """The least whole-lot quantity of ``symbol`` (up to all of it) after which R <= target."""
+    p = positions[symbol]
+    held = p.quantity
+    lot = p.lot_size
+
+    def reaches(quantity: Decimal) -> bool:
+        d, lv = _state_after(positions, {**sold, symbol: quantity}, debt, sale_cost)
+        return d <= 0 or not ratio_above(d, lv, target)
+
+    if not reaches(held):
+        return held
+    # First guess from the closed form, with the position's effective haircut.
+    d0, lv0 = _state_after(positions, sold, debt, sale_cost)
+    valuation = pool_valuation([p])
+    mv = valuation.market_value
+    effective_haircut = 1 - (valuation.margin_value / mv) if mv > 0 else Decimal(1)
+    with localcontext(prec=WIDE):
+        denominator = (1 - sale_cost) - target * (1 - effective_haircut)
+        unit_value = p.price * p.fx_to_hkd
+        if denominator > 0 and unit_value > 0:
+            guess = _round_up_to_lot(((d0 - target * lv0) / denominator) / unit_value, lot)
+        else:
+            guess = held
+    guess = min(max(guess, lot), held)
+    # Search whole lots between low (does not reach the target) and high (does). The guess is usually
+    # exact; with a concentration limit it can be generous or short, and the search corrects it.
+    low, high = (ZERO, guess) if reaches(guess) else (guess, held)
+    with localcontext(prec=WIDE):
+        low_lots = (low / lot).to_integral_value(rounding=ROUND_DOWN)
+        high_lots = (high / lot).to_integral_value(rounding=ROUND_CEILING)
+        while high_lots - low_lots > 1:
+            middle = (low_lots + high_lots) // 2
+            if reaches(middle * lot):
+                high_lots = middle
+            else:
+                low_lots = middle
+        return min(high_lots * lot, held)
+
+
+def quantity_from_value(value_hkd: Decimal, price: Decimal, fx_to_hkd: Decimal, decimals: int) -> Decimal:
+    """How much of an asset is worth ``value_hkd``, rounded up to the asset's decimals."""
+    with localcontext(prec=WIDE):
+        return (value_hkd / (price * fx_to_hkd)).quantize(places(decimals), rounding=ROUND_CEILING)

@@ -1,0 +1,331 @@
+"""Writes for collateral: assets and haircuts, prices and FX, pools and deposits. Withdrawals live in
+``financing.services`` because whether one may happen depends on the client's debt and margin policy."""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.approvals import ApprovalKind, approval_kind_register
+from accounts.audit import Actor, audit_event_record, snapshot
+from accounts.models import Client
+from accounts.services import approval_request_create
+from collateral.enums import AssetKind, MovementKind
+from collateral.exceptions import AssetNotEligible, HaircutBelowFloor, UnsupportedCrypto
+from collateral.models import Asset, CollateralMovement, CollateralPool, CurrentPrice, FxRate, Price
+from core.exceptions import InvalidInput
+from core.locks import lock_one
+from core.parsing import parse_amount, parse_fraction
+from core.validation import validate_model
+from ledger.enums import AccountKind, TransactionKind
+from ledger.services import LegSpec, account_for, firm_account, instrument_get_or_create, transaction_post
+
+ASSET_FIELDS = [
+    "name",
+    "kind",
+    "currency",
+    "lot_size",
+    "haircut",
+    "concentration_limit",
+    "eligible",
+    "sale_rank",
+]
+
+
+# --- assets and haircuts -------------------------------------------------------------------------
+
+
+def _check_crypto(symbol: str, kind: str, haircut: Decimal) -> None:
+    if kind != AssetKind.CRYPTO:
+        return
+    if symbol not in settings.CRYPTO_ALLOWLIST:
+        raise UnsupportedCrypto(
+            f"{symbol} is not accepted as crypto collateral; only {', '.join(settings.CRYPTO_ALLOWLIST)} are."
+        )
+    floor = settings.CRYPTO_HAIRCUT_FLOOR
+    if haircut < floor:
+        raise HaircutBelowFloor(
+            f"A crypto haircut must be at least {floor * 100:.0f}%; {haircut * 100:.2f}% was asked for {symbol}."
+        )
+
+
+@transaction.atomic
+def asset_create(
+    *,
+    symbol: str,
+    name: str,
+    kind: str,
+    currency: str,
+    decimals: int,
+    haircut: Any,
+    actor: Actor,
+    lot_size: Any = "1",
+    concentration_limit: Any = None,
+    eligible: bool = True,
+    sale_rank: int = 100,
+) -> Asset:
+    symbol = symbol.strip().upper()
+    if not symbol:
+        raise InvalidInput("An asset needs a symbol.")
+    if kind not in AssetKind.values:
+        raise InvalidInput(f"{kind!r} is not a kind of asset ({', '.join(AssetKind.values)}).")
+    haircut = parse_fraction(haircut, field="haircut")
+    _check_crypto(symbol, kind, haircut)
+    if Asset.objects.filter(pk=symbol).exists():
+        raise InvalidInput(f"Asset {symbol} already exists.", code="duplicate_asset")
+    if not 0 <= int(decimals) <= 18:
+        raise InvalidInput("decimals: between 0 and 18.")
+    instrument = instrument_get_or_create(code=symbol, kind=kind, decimals=int(decimals))
+    asset = Asset(
+        instrument=instrument,
+        name=name,
+        kind=kind,
+        currency=currency,
+        lot_size=parse_amount(lot_size, field="lot_size", positive=True, decimals=int(decimals)),
+        haircut=haircut,
+        concentration_limit=(
+            None
+            if concentration_limit in (None, "")
+            else parse_fraction(concentration_limit, field="concentration_limit", allow_zero=False)
+        ),
+        eligible=eligible,
+        sale_rank=sale_rank,
+    )
+    validate_model(asset)
+    asset.save()
+    audit_event_record(actor=actor, action="asset.created", target=asset, after=snapshot(asset, ASSET_FIELDS))
+    return asset
+
+
+@transaction.atomic
+def asset_update(*, asset: Asset, actor: Actor, **changes: Any) -> Asset:
+    """Everything but the haircut, which changes only through a four-eyes approval."""
+    allowed = {"name", "lot_size", "concentration_limit", "eligible", "sale_rank"}
+    if "haircut" in changes:
+        raise InvalidInput("A haircut changes only through an approval request.", code="needs_approval")
+    unknown = set(changes) - allowed
+    if unknown:
+        raise InvalidInput(f"These asset fields cannot be changed here: {', '.join(sorted(unknown))}.")
+    asset = lock_one(Asset, asset.pk)
+    if "lot_size" in changes:
+        changes["lot_size"] = parse_amount(
+            changes["lot_size"], field="lot_size", positive=True, decimals=asset.decimals
+        )
+    if changes.get("concentration_limit") not in (None, ""):
+        changes["concentration_limit"] = parse_fraction(
+            changes["concentration_limit"], field="concentration_limit", allow_zero=False
+        )
+    elif "concentration_limit" in changes:
+        changes["concentration_limit"] = None
+    before = snapshot(asset, list(changes))
+    for name, value in changes.items():
+        setattr(asset, name, value)
+    after = snapshot(asset, list(changes))
+    changed = [name for name in changes if before[name] != after[name]]
+    if not changed:
+        return asset
+    validate_model(asset)
+    asset.save(update_fields=changed)
+    audit_event_record(
+        actor=actor,
+        action="asset.updated",
+        target=asset,
+        before={k: before[k] for k in changed},
+        after={k: after[k] for k in changed},
+    )
+    return asset
+
+
+def _haircut_clean(asset: Asset, proposed: dict[str, Any]) -> dict[str, Any]:
+    if set(proposed) != {"haircut"}:
+        raise InvalidInput("A haircut change proposes exactly one value: haircut.")
+    haircut = parse_fraction(proposed["haircut"], field="haircut")
+    _check_crypto(asset.symbol, asset.kind, haircut)
+    if haircut == asset.haircut:
+        raise InvalidInput(
+            f"The haircut of {asset.symbol} is already {haircut * 100:.2f}%.", code="no_change"
+        )
+    return {"haircut": str(haircut)}
+
+
+def _haircut_apply(*, target: Asset, proposed: dict[str, Any], actor: Actor, request) -> None:
+    asset = lock_one(Asset, target.pk)
+    before = snapshot(asset, ["haircut"])
+    asset.haircut = Decimal(proposed["haircut"])
+    asset.save(update_fields=["haircut"])
+    audit_event_record(
+        actor=actor,
+        action="haircut.changed",
+        target=asset,
+        before=before,
+        after={**snapshot(asset, ["haircut"]), "approval_request": request.pk},
+    )
+
+
+HAIRCUT_CHANGE = approval_kind_register(
+    ApprovalKind(
+        key="haircut",
+        label="Haircut change",
+        model=Asset,
+        request_permission="collateral.change_asset",
+        approve_permission="collateral.approve_haircut",
+        clean=_haircut_clean,
+        current=lambda asset: {"haircut": str(asset.haircut)},
+        apply=_haircut_apply,
+        describe=lambda proposed: f"haircut → {Decimal(proposed['haircut']) * 100:.2f}%",
+    )
+)
+
+
+def haircut_change_request(*, asset: Asset, haircut: Any, actor: Actor, reason: str = ""):
+    return approval_request_create(
+        kind=HAIRCUT_CHANGE.key, target=asset, proposed={"haircut": haircut}, actor=actor, reason=reason
+    )
+
+
+# --- prices and FX -------------------------------------------------------------------------------
+
+
+def _observed(observed_at: datetime.datetime | None) -> datetime.datetime:
+    observed_at = observed_at or timezone.now()
+    if timezone.is_naive(observed_at):
+        raise InvalidInput("observed_at must carry a time zone.")
+    if observed_at > timezone.now() + datetime.timedelta(minutes=5):
+        raise InvalidInput(f"observed_at {observed_at.isoformat()} is in the future.")
+    return observed_at
+
+
+@transaction.atomic
+def price_record(
+    *,
+    asset: Asset,
+    price: Any,
+    source: str,
+    actor: Actor,
+    currency: str | None = None,
+    observed_at: datetime.datetime | None = None,
+) -> Price:
+    """Record an observed price; it becomes the current price unless a newer one is already current."""
+    if asset.kind == AssetKind.CASH:
+        raise InvalidInput(f"{asset.symbol} is cash: its price is 1 {asset.currency}.")
+    currency = currency or asset.currency
+    if currency != asset.currency:
+        raise InvalidInput(
+            f"{asset.symbol} is priced in {asset.currency}, not {currency}.", code="wrong_currency"
+        )
+    value = parse_amount(price, field="price", positive=True, decimals=10)
+    record = Price.objects.create(
+        asset=asset, price=value, currency=currency, source=source, observed_at=_observed(observed_at)
+    )
+    current = CurrentPrice.objects.select_for_update().select_related("price").filter(asset=asset).first()
+    if current is None:
+        CurrentPrice.objects.create(asset=asset, price=record)
+    elif current.price.observed_at <= record.observed_at:
+        current.price = record
+        current.save(update_fields=["price"])
+    audit_event_record(
+        actor=actor,
+        action="price.recorded",
+        target=asset,
+        after={
+            "price": str(value),
+            "currency": currency,
+            "source": source,
+            "observed_at": record.observed_at,
+        },
+    )
+    return record
+
+
+@transaction.atomic
+def fx_rate_record(
+    *,
+    currency: str,
+    rate: Any,
+    source: str,
+    actor: Actor,
+    quote: str = "HKD",
+    observed_at: datetime.datetime | None = None,
+) -> FxRate:
+    if currency not in settings.CURRENCIES or quote not in settings.CURRENCIES:
+        raise InvalidInput(f"FX rates are kept for {', '.join(settings.CURRENCIES)} only.")
+    record = FxRate(
+        currency=currency,
+        quote=quote,
+        rate=parse_amount(rate, field="rate", positive=True, decimals=10),
+        source=source,
+        observed_at=_observed(observed_at),
+    )
+    validate_model(record)
+    record.save()
+    audit_event_record(
+        actor=actor,
+        action="fx_rate.recorded",
+        target=record,
+        after={"pair": f"{currency}/{quote}", "rate": str(record.rate), "source": source},
+    )
+    return record
+
+
+# --- pools and deposits --------------------------------------------------------------------------
+
+
+@transaction.atomic
+def pool_open(*, client: Client, actor: Actor) -> CollateralPool:
+    existing = CollateralPool.objects.filter(client=client).first()
+    if existing is not None:
+        return existing
+    account = account_for(kind=AccountKind.COLLATERAL, client=client, name=f"Collateral pool of {client}")
+    pool = CollateralPool.objects.create(client=client, account=account)
+    audit_event_record(actor=actor, action="collateral_pool.opened", target=pool)
+    return pool
+
+
+def parse_quantity(asset: Asset, quantity: Any) -> Decimal:
+    return parse_amount(quantity, field="quantity", positive=True, decimals=asset.decimals, unit=asset.symbol)
+
+
+@transaction.atomic
+def collateral_deposit(
+    *, pool: CollateralPool, asset: Asset, quantity: Any, actor: Actor, external_reference: str = ""
+) -> CollateralMovement:
+    """Pledge an asset into a client's pool. A deposit never raises the margin ratio, so it needs no lock
+    beyond the ledger's own. A custody reference seen before returns the earlier movement."""
+    if external_reference:
+        earlier = CollateralMovement.objects.filter(pool=pool, external_reference=external_reference).first()
+        if earlier is not None:
+            return earlier
+    if not asset.eligible:
+        raise AssetNotEligible(f"{asset.symbol} is not eligible collateral.")
+    _check_crypto(asset.symbol, asset.kind, asset.haircut)
+    amount = parse_quantity(asset, quantity)
+    txn = transaction_post(
+        kind=TransactionKind.DEPOSIT,
+        legs=[
+            LegSpec(pool.account, asset.symbol, amount),
+            LegSpec(firm_account(AccountKind.CUSTODY_CLEARING), asset.symbol, -amount),
+        ],
+        memo=f"Deposit of {amount.normalize():f} {asset.symbol} into {pool}",
+        actor=actor,
+    )
+    movement = CollateralMovement.objects.create(
+        pool=pool,
+        kind=MovementKind.DEPOSIT,
+        asset=asset,
+        quantity=amount,
+        transaction=txn,
+        external_reference=external_reference,
+        actor_label=txn.actor_label,
+    )
+    audit_event_record(
+        actor=actor,
+        action="collateral.deposited",
+        target=pool,
+        after={"asset": asset.symbol, "quantity": str(amount), "transaction": txn.pk},
+    )
+    return movement

@@ -1,0 +1,65 @@
+"""Reading amounts from the outside world (forms, API bodies, files): exact, or a clear refusal."""
+
+from __future__ import annotations
+
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from typing import Any
+
+from djmoney.money import Money
+
+from core.exceptions import InvalidInput
+from core.money import places, to_decimal
+
+
+def parse_amount(
+    value: Any,
+    *,
+    field: str,
+    positive: bool = False,
+    decimals: int | None = None,
+    unit: str = "decimal",
+) -> Decimal:
+    """A string, int or Decimal read exactly. Refuses floats, nonsense, infinities, negatives (or, with
+    ``positive``, zero) and more than ``decimals`` places."""
+    try:
+        amount = to_decimal(value)
+    except TypeError as error:
+        raise InvalidInput(f"{field}: {error}.", details={field: [str(error)]}) from None
+    except InvalidOperation:
+        raise InvalidInput(
+            f"{field}: {value!r} is not an amount.", details={field: ["not an amount"]}
+        ) from None
+    if not amount.is_finite():
+        raise InvalidInput(f"{field}: {value} is not a finite amount.", details={field: ["not finite"]})
+    if positive and amount <= 0:
+        raise InvalidInput(
+            f"{field}: must be more than zero, not {amount}.", details={field: ["not positive"]}
+        )
+    if not positive and amount < 0:
+        raise InvalidInput(f"{field}: cannot be negative ({amount}).", details={field: ["negative"]})
+    if decimals is not None and amount != amount.quantize(places(decimals), rounding=ROUND_DOWN):
+        raise InvalidInput(
+            f"{field}: {amount} has more than {decimals} decimal places{'' if unit == 'decimal' else ' for ' + unit}.",
+            details={field: ["too precise"]},
+        )
+    return amount
+
+
+def parse_hkd(value: Any, *, field: str, positive: bool = False) -> Money:
+    currency = getattr(value, "currency", None)
+    if currency is not None and str(currency) != "HKD":
+        raise InvalidInput(f"{field}: must be in HKD, not {currency}.", details={field: ["not HKD"]})
+    return Money(parse_amount(value, field=field, positive=positive, decimals=2), "HKD")
+
+
+def parse_fraction(value: Any, *, field: str, allow_zero: bool = True, allow_one: bool = True) -> Decimal:
+    """A share written as a decimal fraction: 0.6 is 60%. Four places at most."""
+    fraction = parse_amount(value, field=field, decimals=4)
+    if fraction > 1 or (fraction == 1 and not allow_one) or (fraction == 0 and not allow_zero):
+        low = "0" if allow_zero else "more than 0"
+        high = "1" if allow_one else "less than 1"
+        raise InvalidInput(
+            f"{field}: {fraction} must be between {low} and {high} (a fraction: 0.6 means 60%).",
+            details={field: ["out of range"]},
+        )
+    return fraction

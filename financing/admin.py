@@ -1,0 +1,280 @@
+from decimal import Decimal
+
+from django import forms
+from django.contrib import admin
+from django.utils.html import format_html
+
+from collateral.models import CollateralMovement
+from collateral.services import collateral_deposit
+from core.admin import ReadOnlyAdminMixin, ServiceAdminMixin
+from core.money import format_percent
+from financing import services
+from financing.models import (
+    BaseRate,
+    Drawdown,
+    Facility,
+    InterestAccrual,
+    MarginCall,
+    MarginPolicy,
+    Repayment,
+)
+from financing.selectors import facility_valuation
+
+
+def hkd(amount: Decimal) -> str:
+    return f"HK${amount:,.2f}"
+
+
+@admin.register(MarginPolicy)
+class MarginPolicyAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "is_default", "max_advance", "warning", "margin_call", "forced_sale", "target"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change):
+        services.margin_policy_save(policy=obj, actor=request.user)
+
+
+@admin.register(BaseRate)
+class BaseRateAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "rate", "effective_on", "source"]
+    list_filter = ["name"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        record = services.base_rate_record(
+            name=data["name"],
+            rate=data["rate"],
+            effective_on=data["effective_on"],
+            source=data["source"],
+            actor=request.user,
+        )
+        obj.pk = record.pk
+
+
+class FacilityForm(forms.ModelForm):
+    class Meta:
+        model = Facility
+        fields = [
+            "client",
+            "limit",
+            "rate_kind",
+            "fixed_rate",
+            "base_rate_name",
+            "spread",
+            "policy",
+            "opened_on",
+        ]
+
+
+@admin.register(Facility)
+class FacilityAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    form = FacilityForm
+    list_display = ["reference", "client", "limit", "debt", "margin_ratio", "margin_status", "status"]
+    list_filter = ["status", "rate_kind", "policy"]
+    search_fields = ["reference", "client__reference", "client__name"]
+    list_select_related = ["client", "policy"]
+    autocomplete_fields = ["client"]
+    valuation_fields = [
+        "market_value",
+        "margin_value",
+        "debt",
+        "margin_ratio",
+        "market_ltv",
+        "margin_surplus",
+        "margin_deficiency",
+        "available_to_draw",
+        "margin_status",
+    ]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return FacilityForm.Meta.fields
+        return ["reference", "client", "status", "limit", "rate_kind", "fixed_rate", "base_rate_name", "spread",
+                "policy", "opened_on", *self.valuation_fields]  # fmt: skip
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj) if obj else []
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def _valuation(self, facility):
+        cache = self.__dict__.setdefault("_valuations", {})
+        if facility.pk not in cache:
+            cache[facility.pk] = facility_valuation(facility)
+        return cache[facility.pk]
+
+    def changelist_view(self, request, extra_context=None):
+        self._valuations = {}
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        self._valuations = {}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="market value")
+    def market_value(self, facility) -> str:
+        return hkd(self._valuation(facility).market_value)
+
+    @admin.display(description="margin value")
+    def margin_value(self, facility) -> str:
+        return hkd(self._valuation(facility).margin_value)
+
+    @admin.display(description="debt")
+    def debt(self, facility) -> str:
+        debt = self._valuation(facility).debt
+        return f"{hkd(debt.total)} (principal {hkd(debt.principal)}, interest {hkd(debt.interest)}, fees {hkd(debt.fees)})"
+
+    @admin.display(description="margin ratio")
+    def margin_ratio(self, facility) -> str:
+        return format_percent(self._valuation(facility).margin_ratio)
+
+    @admin.display(description="market LTV")
+    def market_ltv(self, facility) -> str:
+        return format_percent(self._valuation(facility).market_ltv)
+
+    @admin.display(description="margin surplus")
+    def margin_surplus(self, facility) -> str:
+        return hkd(self._valuation(facility).margin_surplus)
+
+    @admin.display(description="margin deficiency")
+    def margin_deficiency(self, facility) -> str:
+        return hkd(self._valuation(facility).margin_deficiency)
+
+    @admin.display(description="available to draw (to max advance)")
+    def available_to_draw(self, facility) -> str:
+        return hkd(self._valuation(facility).available_to_draw)
+
+    @admin.display(description="margin status")
+    def margin_status(self, facility) -> str:
+        status = self._valuation(facility).status
+        colour = {"warning": "#b58900", "margin_call": "#cb4b16", "forced_sale": "#dc322f"}.get(
+            status, "inherit"
+        )
+        return format_html('<strong style="color:{}">{}</strong>', colour, status.label)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        facility = services.facility_open(
+            client=data["client"],
+            limit=data["limit"],
+            rate_kind=data["rate_kind"],
+            fixed_rate=data["fixed_rate"],
+            base_rate_name=data["base_rate_name"],
+            spread=data["spread"],
+            policy=data["policy"],
+            opened_on=data["opened_on"],
+            actor=request.user,
+        )
+        obj.pk = facility.pk
+
+
+class CashMovementAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    """Drawdowns and repayments: entered through their services, never edited."""
+
+    list_display = ["created_at", "facility", "amount", "actor_label"]
+    list_filter = ["created_at"]
+    search_fields = ["facility__reference", "facility__client__name"]
+    list_select_related = ["facility__client"]
+    fields = ["facility", "amount"]
+    autocomplete_fields = ["facility"]
+    service = None
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change):
+        created = type(self).service(
+            facility=form.cleaned_data["facility"], amount=form.cleaned_data["amount"], actor=request.user
+        )
+        obj.pk = created.pk
+
+
+@admin.register(Drawdown)
+class DrawdownAdmin(CashMovementAdmin):
+    list_display = [*CashMovementAdmin.list_display, "margin_ratio_after"]
+    service = staticmethod(services.drawdown_create)
+
+
+@admin.register(Repayment)
+class RepaymentAdmin(CashMovementAdmin):
+    list_display = [*CashMovementAdmin.list_display, "to_fees", "to_interest", "to_principal"]
+    service = staticmethod(services.repayment_create)
+
+
+class CollateralMovementForm(forms.ModelForm):
+    class Meta:
+        model = CollateralMovement
+        fields = ["pool", "kind", "asset", "quantity", "external_reference"]
+
+
+@admin.register(CollateralMovement)
+class CollateralMovementAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    """Registered here rather than in ``collateral`` because a withdrawal is a lending decision."""
+
+    form = CollateralMovementForm
+    list_display = ["created_at", "pool", "kind", "asset", "quantity", "external_reference", "actor_label"]
+    list_filter = ["kind", "asset", "created_at"]
+    search_fields = ["pool__client__reference", "pool__client__name", "external_reference"]
+    list_select_related = ["pool__client"]
+    autocomplete_fields = ["pool"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        arguments = {
+            "pool": data["pool"],
+            "asset": data["asset"],
+            "quantity": data["quantity"],
+            "actor": request.user,
+            "external_reference": data["external_reference"],
+        }
+        movement = (
+            collateral_deposit(**arguments)
+            if data["kind"] == "deposit"
+            else services.collateral_withdraw(**arguments)
+        )
+        obj.pk = movement.pk
+
+
+@admin.register(InterestAccrual)
+class InterestAccrualAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["accrual_date", "facility", "days", "principal", "annual_rate", "amount"]
+    list_filter = ["accrual_date"]
+    search_fields = ["facility__reference"]
+
+
+@admin.register(MarginCall)
+class MarginCallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "facility",
+        "status",
+        "ratio",
+        "repayment_due",
+        "top_up_due",
+        "deadline",
+        "issued_at",
+    ]
+    list_filter = ["status", "issued_at"]
+    search_fields = ["facility__reference", "facility__client__name"]
+
+    @admin.display(description="ratio at issue")
+    def ratio(self, call) -> str:
+        return format_percent(call.ratio_at_issue)

@@ -1,0 +1,66 @@
+"""Pure money math for lending: interest, repayment allocation and where a ratio stands on the ladder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+
+from collateral.calculations import WIDE, ratio_above, ratio_at_or_above
+from core.money import CENT, ZERO
+from financing.enums import MarginStatus
+
+DAYS_IN_YEAR = Decimal(365)
+
+
+def interest_for_days(principal: Decimal, annual_rate: Decimal, days: int) -> Decimal:
+    """ACT/365: principal × rate × days / 365, rounded half-up to the cent."""
+    if days < 0:
+        raise ValueError("days cannot be negative")
+    with localcontext(prec=WIDE):
+        return (principal * annual_rate * days / DAYS_IN_YEAR).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class Allocation:
+    to_fees: Decimal
+    to_interest: Decimal
+    to_principal: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.to_fees + self.to_interest + self.to_principal
+
+
+def allocate_repayment(
+    amount: Decimal, *, fees: Decimal, interest: Decimal, principal: Decimal
+) -> Allocation:
+    """Unpaid fees first, then accrued interest, then principal. Never more than is owed."""
+    if amount > fees + interest + principal:
+        raise ValueError("repayment exceeds the debt")
+    to_fees = min(amount, max(fees, ZERO))
+    rest = amount - to_fees
+    to_interest = min(rest, max(interest, ZERO))
+    rest -= to_interest
+    return Allocation(to_fees=to_fees, to_interest=to_interest, to_principal=rest)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    max_advance: Decimal
+    warning: Decimal
+    margin_call: Decimal
+    forced_sale: Decimal
+    target: Decimal
+
+
+def margin_status(debt: Decimal, margin_value: Decimal, thresholds: Thresholds) -> MarginStatus:
+    """Warning and forced sale trigger at or above their threshold; a margin call strictly above its own."""
+    if debt <= 0:
+        return MarginStatus.NO_DEBT
+    if ratio_at_or_above(debt, margin_value, thresholds.forced_sale):
+        return MarginStatus.FORCED_SALE
+    if ratio_above(debt, margin_value, thresholds.margin_call):
+        return MarginStatus.MARGIN_CALL
+    if ratio_at_or_above(debt, margin_value, thresholds.warning):
+        return MarginStatus.WARNING
+    return MarginStatus.OK

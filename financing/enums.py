@@ -1,0 +1,43 @@
+from django.db import models
+
+
+class RateKind(models.TextChoices):
+    FIXED = "fixed", "Fixed"
+    FLOATING = "floating", "Base rate (HIBOR) + spread"
+
+
+class FacilityStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SUSPENDED = "suspended", "Suspended"
+    CLOSED = "closed", "Closed"
+
+
+class MarginStatus(models.TextChoices):
+    """Where a facility's margin ratio stands on the policy's ladder."""
+
+    NO_DEBT = "no_debt", "No debt"
+    OK = "ok", "Within limits"
+    WARNING = "warning", "Warning"
+    MARGIN_CALL = "margin_call", "Margin call"
+    FORCED_SALE = "forced_sale", "Forced sale"
+
+
+class MarginCallStatus(models.TextChoices):
+    ISSUED = "issued", "Issued"
+    CURED = "cured", "Cured"
+    ESCALATED = "escalated", "Escalated (deadline passed)"
+    FORCED_SALE = "forced_sale", "Forced sale"
+
+
+OPEN_MARGIN_CALL_STATUSES = (MarginCallStatus.ISSUED, MarginCallStatus.ESCALATED)
+
+MARGIN_CALL_TRANSITIONS: dict[str, set[str]] = {
+    MarginCallStatus.ISSUED: {
+        MarginCallStatus.CURED,
+        MarginCallStatus.ESCALATED,
+        MarginCallStatus.FORCED_SALE,
+    },
+    MarginCallStatus.ESCALATED: {MarginCallStatus.CURED, MarginCallStatus.FORCED_SALE},
+    MarginCallStatus.CURED: set(),
+    MarginCallStatus.FORCED_SALE: set(),
+}

@@ -1,0 +1,254 @@
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+
+from accounts.models import hkd_field
+from collateral.models import fraction_field
+from financing.enums import FacilityStatus, MarginCallStatus, RateKind
+from ledger.models import Account, Transaction
+
+
+def rate_field(verbose_name: str, **kwargs) -> models.DecimalField:
+    """An annual interest rate as a fraction: 0.065 is 6.5% a year."""
+    return models.DecimalField(
+        verbose_name,
+        max_digits=settings.RATE_MAX_DIGITS,
+        decimal_places=settings.RATE_DECIMAL_PLACES,
+        **kwargs,
+    )
+
+
+class MarginPolicy(models.Model):
+    """Thresholds on the margin ratio R = debt / margin value, and how a forced sale is run."""
+
+    name = models.CharField(max_length=100, unique=True)
+    is_default = models.BooleanField(default=False, help_text="the broker-wide default for new facilities")
+    max_advance = fraction_field("max advance", default=Decimal("0.85"))
+    warning = fraction_field("warning", default=Decimal("0.90"))
+    margin_call = models.DecimalField("margin call", max_digits=6, decimal_places=4, default=Decimal("1.00"))
+    forced_sale = models.DecimalField("forced sale", max_digits=6, decimal_places=4, default=Decimal("1.20"))
+    target = fraction_field("target after cure or sale", default=Decimal("0.85"))
+    cure_business_days = models.PositiveSmallIntegerField(default=1)
+    cure_time = models.TimeField(default=datetime.time(12, 0), help_text="Hong Kong time on the cure day")
+    sale_cost_rate = fraction_field(
+        "sale cost allowance",
+        default=Decimal("0.0050"),
+        help_text="fees and slippage assumed when sizing a sale",
+    )
+    sale_order = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="symbols in the order they are sold; empty means BTC, ETH, then securities by haircut",
+    )
+    requires_sale_approval = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "margin policies"
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="one_default_policy"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_advance__gt=0)
+                & Q(max_advance__lte=F("warning"))
+                & Q(warning__lte=F("margin_call"))
+                & Q(margin_call__lt=F("forced_sale"))
+                & Q(target__gt=0)
+                & Q(target__lt=F("margin_call")),
+                name="policy_thresholds_in_order",
+                violation_error_message=(
+                    "Thresholds must rise: 0 < max advance ≤ warning ≤ margin call < forced sale, "
+                    "and 0 < target < margin call."
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if not isinstance(self.sale_order, list) or not all(isinstance(s, str) for s in self.sale_order):
+            raise ValidationError({"sale_order": "A list of asset symbols."})
+
+
+class BaseRate(models.Model):
+    """A published reference rate (e.g. 1-month HIBOR) from a date on."""
+
+    name = models.CharField(max_length=30, default="HIBOR_1M")
+    rate = rate_field("rate")
+    effective_on = models.DateField()
+    source = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["name", "-effective_on"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "effective_on"], name="one_base_rate_per_day"),
+            models.CheckConstraint(condition=Q(rate__gte=0), name="base_rate_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.rate * 100:.4f}% from {self.effective_on}"
+
+
+class FirmExposure(models.Model):
+    """A single row that drawdowns lock first, so that firm-wide limits are checked one at a time."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="firm_exposure_single_row")]
+
+    def __str__(self) -> str:
+        return "Firm-wide exposure lock"
+
+
+class Facility(models.Model):
+    """A credit line for one client: a limit, a rate and a margin policy, secured by the client's pool."""
+
+    reference = models.CharField(max_length=20, unique=True)
+    client = models.ForeignKey("accounts.Client", on_delete=models.PROTECT, related_name="facilities")
+    limit = hkd_field("facility limit")
+    rate_kind = models.CharField(max_length=10, choices=RateKind.choices, default=RateKind.FIXED)
+    fixed_rate = rate_field("fixed rate", null=True, blank=True)
+    base_rate_name = models.CharField(max_length=30, blank=True, default="")
+    spread = rate_field("spread over the base rate", default=Decimal(0))
+    policy = models.ForeignKey(
+        MarginPolicy, null=True, blank=True, on_delete=models.PROTECT, help_text="empty: the default policy"
+    )
+    status = models.CharField(max_length=10, choices=FacilityStatus.choices, default=FacilityStatus.ACTIVE)
+    opened_on = models.DateField()
+    principal_account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="+")
+    interest_account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="+")
+    fees_account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "facilities"
+        ordering = ["reference"]
+        constraints = [
+            models.CheckConstraint(condition=Q(limit__gt=0), name="facility_limit_positive"),
+            models.CheckConstraint(
+                condition=(Q(rate_kind=RateKind.FIXED) & Q(fixed_rate__isnull=False) & Q(fixed_rate__gte=0))
+                | (Q(rate_kind=RateKind.FLOATING) & ~Q(base_rate_name="")),
+                name="facility_rate_complete",
+                violation_error_message="A fixed rate needs the rate; a floating rate needs a base rate name.",
+            ),
+            models.UniqueConstraint(
+                fields=["client"],
+                condition=~Q(status=FacilityStatus.CLOSED),
+                name="one_open_facility_per_client",
+                violation_error_message="The client already has an open facility.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} ({self.client.name})"
+
+
+class Drawdown(models.Model):
+    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="drawdowns")
+    amount = hkd_field("amount")
+    transaction = models.OneToOneField(Transaction, on_delete=models.PROTECT, related_name="drawdown")
+    margin_ratio_after = models.DecimalField(max_digits=20, decimal_places=8, null=True)
+    actor_label = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="drawdown_amount_positive")]
+
+    def __str__(self) -> str:
+        return f"Drawdown of {self.amount} on {self.facility.reference}"
+
+
+class Repayment(models.Model):
+    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="repayments")
+    amount = hkd_field("amount")
+    to_fees = hkd_field("applied to fees", default=0)
+    to_interest = hkd_field("applied to interest", default=0)
+    to_principal = hkd_field("applied to principal", default=0)
+    transaction = models.OneToOneField(Transaction, on_delete=models.PROTECT, related_name="repayment")
+    actor_label = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="repayment_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(amount=F("to_fees") + F("to_interest") + F("to_principal")),
+                name="repayment_fully_allocated",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Repayment of {self.amount} on {self.facility.reference}"
+
+
+class InterestAccrual(models.Model):
+    """Interest for the calendar days up to and including ``accrual_date`` since the previous accrual,
+    ACT/365 on the principal outstanding. At most one per facility and date."""
+
+    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="interest_accruals")
+    accrual_date = models.DateField()
+    days = models.PositiveSmallIntegerField()
+    principal = hkd_field("principal")
+    annual_rate = rate_field("annual rate")
+    amount = hkd_field("interest")
+    transaction = models.OneToOneField(
+        Transaction, null=True, blank=True, on_delete=models.PROTECT, related_name="interest_accrual"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-accrual_date", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["facility", "accrual_date"], name="one_accrual_per_facility_and_date"
+            ),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="interest_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Interest {self.amount} on {self.facility.reference} to {self.accrual_date}"
+
+
+class MarginCall(models.Model):
+    """A demand to bring the margin ratio back to target by a deadline. While one is open the facility
+    gets no new advances."""
+
+    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="margin_calls")
+    status = models.CharField(
+        max_length=12, choices=MarginCallStatus.choices, default=MarginCallStatus.ISSUED
+    )
+    ratio_at_issue = models.DecimalField(
+        max_digits=20, decimal_places=8, null=True, help_text="empty: infinite"
+    )
+    debt_at_issue = hkd_field("debt at issue")
+    margin_value_at_issue = hkd_field("margin value at issue")
+    repayment_due = hkd_field("repayment that cures it")
+    top_up_due = hkd_field("cash top-up that cures it")
+    deadline = models.DateTimeField()
+    issued_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-issued_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["facility"],
+                condition=Q(status__in=[MarginCallStatus.ISSUED, MarginCallStatus.ESCALATED]),
+                name="one_open_margin_call_per_facility",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Margin call #{self.pk} on {self.facility.reference} ({self.get_status_display()})"

@@ -1,0 +1,161 @@
+"""Reads for lending: a facility's debt, its valuation against the pool, firm-wide totals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Sum
+
+from collateral.calculations import (
+    PoolValuation,
+    margin_deficiency,
+    margin_ratio,
+    margin_surplus,
+    market_ltv,
+    max_additional_debt,
+    pool_valuation,
+)
+from collateral.models import CollateralPool
+from collateral.selectors import pool_holdings, position_inputs
+from core.money import CENT, ZERO
+from financing.calculations import Thresholds, margin_status
+from financing.enums import OPEN_MARGIN_CALL_STATUSES, FacilityStatus, MarginStatus
+from financing.models import Facility, MarginCall, MarginPolicy
+from ledger.enums import AccountKind
+from ledger.models import Balance
+
+HKD = "HKD"
+
+
+def default_policy() -> MarginPolicy:
+    """The broker-wide default policy (created with DESIGN.md's defaults by a migration; re-created with
+    them if it is ever missing, so that no facility is valued without thresholds)."""
+    policy = MarginPolicy.objects.filter(is_default=True).first()
+    if policy is None:
+        MarginPolicy.objects.bulk_create(
+            [MarginPolicy(name="Standard", is_default=True)], ignore_conflicts=True
+        )
+        policy = MarginPolicy.objects.get(is_default=True)
+    return policy
+
+
+def policy_for(facility: Facility) -> MarginPolicy:
+    return facility.policy if facility.policy_id else default_policy()
+
+
+def thresholds_of(policy: MarginPolicy) -> Thresholds:
+    return Thresholds(
+        max_advance=policy.max_advance,
+        warning=policy.warning,
+        margin_call=policy.margin_call,
+        forced_sale=policy.forced_sale,
+        target=policy.target,
+    )
+
+
+@dataclass(frozen=True)
+class Debt:
+    principal: Decimal
+    interest: Decimal
+    fees: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.principal + self.interest + self.fees
+
+
+def facility_debt(facility: Facility) -> Debt:
+    accounts = {
+        facility.principal_account_id: "principal",
+        facility.interest_account_id: "interest",
+        facility.fees_account_id: "fees",
+    }
+    amounts = dict.fromkeys(accounts.values(), ZERO)
+    rows = Balance.objects.filter(account_id__in=accounts, instrument_id=HKD).values_list(
+        "account_id", "amount"
+    )
+    for account_id, amount in rows:
+        amounts[accounts[account_id]] = amount.quantize(CENT)  # HKD legs are whole cents already
+    return Debt(**amounts)
+
+
+def facility_pool(facility: Facility) -> CollateralPool | None:
+    return CollateralPool.objects.filter(client_id=facility.client_id).select_related("account").first()
+
+
+@dataclass(frozen=True)
+class FacilityValuation:
+    facility_id: int
+    valuation: PoolValuation
+    debt: Debt
+    thresholds: Thresholds
+
+    @property
+    def market_value(self) -> Decimal:
+        return self.valuation.market_value
+
+    @property
+    def margin_value(self) -> Decimal:
+        return self.valuation.margin_value
+
+    @property
+    def margin_ratio(self) -> Decimal | None:
+        return margin_ratio(self.debt.total, self.margin_value)
+
+    @property
+    def market_ltv(self) -> Decimal | None:
+        return market_ltv(self.debt.total, self.market_value)
+
+    @property
+    def margin_surplus(self) -> Decimal:
+        return margin_surplus(self.debt.total, self.margin_value)
+
+    @property
+    def margin_deficiency(self) -> Decimal:
+        return margin_deficiency(self.debt.total, self.margin_value)
+
+    @property
+    def status(self) -> MarginStatus:
+        return margin_status(self.debt.total, self.margin_value, self.thresholds)
+
+    @property
+    def available_to_draw(self) -> Decimal:
+        return max_additional_debt(self.debt.total, self.margin_value, self.thresholds.max_advance)
+
+
+def valuation_for_holdings(facility: Facility, holdings: dict[str, Decimal]) -> FacilityValuation:
+    return FacilityValuation(
+        facility_id=facility.pk,
+        valuation=pool_valuation(position_inputs(holdings)),
+        debt=facility_debt(facility),
+        thresholds=thresholds_of(policy_for(facility)),
+    )
+
+
+def facility_valuation(facility: Facility) -> FacilityValuation:
+    pool = facility_pool(facility)
+    return valuation_for_holdings(facility, pool_holdings(pool) if pool else {})
+
+
+def open_margin_call(facility: Facility) -> MarginCall | None:
+    return MarginCall.objects.filter(facility=facility, status__in=OPEN_MARGIN_CALL_STATUSES).first()
+
+
+def open_facility_of(client) -> Facility | None:
+    return Facility.objects.filter(client=client).exclude(status=FacilityStatus.CLOSED).first()
+
+
+def total_margin_loans() -> Decimal:
+    """Outstanding principal of every facility: what the firm-wide cap is measured against."""
+    total = Balance.objects.filter(account__kind=AccountKind.LOAN_PRINCIPAL, instrument_id=HKD).aggregate(
+        total=Sum("amount")
+    )["total"]
+    return total or ZERO
+
+
+def client_margin_loans(client) -> Decimal:
+    total = Balance.objects.filter(
+        account__kind=AccountKind.LOAN_PRINCIPAL, account__client=client, instrument_id=HKD
+    ).aggregate(total=Sum("amount"))["total"]
+    return total or ZERO

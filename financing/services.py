@@ -1,0 +1,610 @@
+"""Writes for lending: facilities, drawdowns, repayments, collateral withdrawals, interest, margin calls.
+
+Every service validates, locks in the fixed order (firm exposure row → facility → collateral pool),
+re-reads what it decides on under the lock, writes through the ledger and records an audit event, all in
+one transaction. A refusal raises a ``DomainError`` with the reason in words and writes nothing."""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from djmoney.money import Money
+
+from accounts.audit import Actor, audit_event_record, snapshot
+from accounts.models import Client, CreditProfile
+from collateral.calculations import cure_amounts, margin_ratio, ratio_above
+from collateral.enums import MovementKind
+from collateral.models import Asset, CollateralMovement, CollateralPool
+from collateral.selectors import pool_holdings
+from collateral.services import parse_quantity, pool_open
+from core.calendar import cure_deadline
+from core.exceptions import InvalidInput, InvalidTransition
+from core.locks import lock_one
+from core.money import ZERO, format_percent
+from core.parsing import parse_amount, parse_hkd
+from core.validation import validate_model
+from financing import exceptions as refusals
+from financing.calculations import allocate_repayment, interest_for_days
+from financing.enums import MARGIN_CALL_TRANSITIONS, FacilityStatus, MarginCallStatus, RateKind
+from financing.models import (
+    BaseRate,
+    Drawdown,
+    Facility,
+    FirmExposure,
+    InterestAccrual,
+    MarginCall,
+    MarginPolicy,
+    Repayment,
+)
+from financing.selectors import (
+    client_margin_loans,
+    facility_debt,
+    facility_pool,
+    open_facility_of,
+    open_margin_call,
+    policy_for,
+    total_margin_loans,
+    valuation_for_holdings,
+)
+from ledger.enums import AccountKind, TransactionKind
+from ledger.services import LegSpec, account_for, firm_account, transaction_post
+
+HKD = "HKD"
+
+
+def hkd(amount: Decimal) -> str:
+    return f"HK${amount:,.2f}"
+
+
+# --- locks ---------------------------------------------------------------------------------------
+
+
+def _lock_for_lending(facility: Facility, *, firm: bool) -> tuple[Facility, CollateralPool | None]:
+    """Lock in the one fixed order: firm exposure row (when firm limits are checked), the facility,
+    then the client's collateral pool."""
+    if firm:
+        FirmExposure.objects.bulk_create(
+            [FirmExposure(id=1)], ignore_conflicts=True
+        )  # the row is reference data
+        lock_one(FirmExposure, 1)
+    locked = lock_one(Facility, facility.pk)
+    pool = facility_pool(locked)
+    if pool is not None:
+        pool = lock_one(CollateralPool, pool.pk)
+    return locked, pool
+
+
+# --- facilities ----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def facility_open(
+    *,
+    client: Client,
+    limit: Any,
+    actor: Actor,
+    rate_kind: str = RateKind.FIXED,
+    fixed_rate: Any = None,
+    base_rate_name: str = "",
+    spread: Any = "0",
+    policy: MarginPolicy | None = None,
+    opened_on: datetime.date | None = None,
+    reference: str | None = None,
+) -> Facility:
+    if open_facility_of(client) is not None:
+        raise InvalidInput(f"{client} already has an open facility.", code="facility_exists")
+    limit_money = parse_hkd(limit, field="limit", positive=True)
+    facility = Facility(
+        reference=reference or "",
+        client=client,
+        limit=limit_money,
+        rate_kind=rate_kind,
+        fixed_rate=None
+        if fixed_rate in (None, "")
+        else parse_amount(fixed_rate, field="fixed_rate", decimals=8),
+        base_rate_name=base_rate_name,
+        spread=parse_amount(spread, field="spread", decimals=8),
+        policy=policy,
+        opened_on=opened_on or timezone.localdate(),
+    )
+    key = reference or f"{client.reference}-{Facility.objects.filter(client=client).count() + 1}"
+    facility.principal_account = account_for(kind=AccountKind.LOAN_PRINCIPAL, client=client, key=key)
+    facility.interest_account = account_for(kind=AccountKind.INTEREST_RECEIVABLE, client=client, key=key)
+    facility.fees_account = account_for(kind=AccountKind.FEES_RECEIVABLE, client=client, key=key)
+    validate_model(facility, exclude=["reference"])
+    facility.save()
+    if not reference:
+        facility.reference = f"F{facility.pk:06d}"
+        facility.save(update_fields=["reference"])
+    pool_open(client=client, actor=actor)
+    audit_event_record(
+        actor=actor,
+        action="facility.opened",
+        target=facility,
+        after=snapshot(facility, ["limit", "rate_kind", "fixed_rate", "base_rate_name", "spread", "policy"]),
+    )
+    return facility
+
+
+@transaction.atomic
+def facility_set_status(*, facility: Facility, status: str, actor: Actor) -> Facility:
+    facility = lock_one(Facility, facility.pk)
+    if status not in FacilityStatus.values:
+        raise InvalidInput(f"{status!r} is not a facility status.")
+    if facility.status == FacilityStatus.CLOSED:
+        raise InvalidTransition(f"{facility.reference} is closed.")
+    if status == FacilityStatus.CLOSED and facility_debt(facility).total != 0:
+        raise InvalidTransition(f"{facility.reference} still has debt; it cannot be closed.")
+    before = facility.status
+    facility.status = status
+    facility.save(update_fields=["status"])
+    audit_event_record(
+        actor=actor,
+        action="facility.status_changed",
+        target=facility,
+        before={"status": before},
+        after={"status": status},
+    )
+    return facility
+
+
+# --- drawdowns -----------------------------------------------------------------------------------
+
+
+def _check_drawdown(facility: Facility, pool: CollateralPool | None, amount: Decimal) -> Decimal | None:
+    """Every reason a drawdown may be refused, in the order a credit officer would ask. Returns the
+    margin ratio after the drawdown."""
+    client = facility.client
+    if facility.status != FacilityStatus.ACTIVE:
+        raise refusals.FacilityNotActive(f"{facility.reference} is {facility.get_status_display().lower()}.")
+    eligibility = client.eligibility()
+    if not eligibility.eligible:
+        raise refusals.NotEligible(
+            f"{client.name} is not eligible for financing: {'; '.join(eligibility.reasons)}.",
+            details={"reasons": list(eligibility.reasons)},
+        )
+    call = open_margin_call(facility)
+    if call is not None:
+        raise refusals.OpenMarginCall(
+            f"{facility.reference} has an open margin call (#{call.pk}, due {call.deadline:%Y-%m-%d %H:%M}); "
+            "no new advances until it is cured."
+        )
+    debt = facility_debt(facility)
+    if debt.principal + amount > facility.limit.amount:
+        room = max(facility.limit.amount - debt.principal, ZERO)
+        raise refusals.FacilityLimitExceeded(
+            f"A drawdown of {hkd(amount)} would take the principal to {hkd(debt.principal + amount)}, above the "
+            f"facility limit of {hkd(facility.limit.amount)}; at most {hkd(room)} can be drawn.",
+            details={"available": str(room)},
+        )
+    profile = CreditProfile.objects.filter(client=client).first()
+    credit_limit = profile.credit_limit.amount if profile else ZERO
+    client_loans = client_margin_loans(client)
+    if client_loans + amount > credit_limit:
+        room = max(credit_limit - client_loans, ZERO)
+        raise refusals.CreditLimitExceeded(
+            f"A drawdown of {hkd(amount)} would take {client.name}'s loans to {hkd(client_loans + amount)}, above "
+            f"the approved credit limit of {hkd(credit_limit)}; at most {hkd(room)} can be drawn.",
+            details={"available": str(room)},
+        )
+    valuation = valuation_for_holdings(facility, pool_holdings(pool) if pool else {})
+    debt_after = debt.total + amount
+    max_advance = valuation.thresholds.max_advance
+    if ratio_above(debt_after, valuation.margin_value, max_advance):
+        raise refusals.MaxAdvanceExceeded(
+            f"A drawdown of {hkd(amount)} would lift the margin ratio to "
+            f"{format_percent(margin_ratio(debt_after, valuation.margin_value))}, above the max advance of "
+            f"{format_percent(max_advance)}; at most {hkd(valuation.available_to_draw)} can be drawn.",
+            details={"available": str(valuation.available_to_draw)},
+        )
+    capital = settings.BROKER_CAPITAL_HKD
+    firm_cap = capital * settings.FIRM_LOAN_TO_CAPITAL_MULTIPLE
+    firm_loans = total_margin_loans()
+    if firm_loans + amount > firm_cap:
+        raise refusals.FirmLimitExceeded(
+            f"A drawdown of {hkd(amount)} would take the firm's margin loans to {hkd(firm_loans + amount)}, above "
+            f"{settings.FIRM_LOAN_TO_CAPITAL_MULTIPLE} × capital ({hkd(firm_cap)})."
+        )
+    client_cap = capital * settings.CLIENT_LOAN_SHARE_OF_CAPITAL
+    if client_loans + amount > client_cap:
+        raise refusals.ClientConcentrationExceeded(
+            f"A drawdown of {hkd(amount)} would take {client.name}'s loans to {hkd(client_loans + amount)}, above "
+            f"the firm's per-client cap of {format_percent(settings.CLIENT_LOAN_SHARE_OF_CAPITAL)} of capital "
+            f"({hkd(client_cap)})."
+        )
+    return margin_ratio(debt_after, valuation.margin_value)
+
+
+@transaction.atomic
+def drawdown_create(
+    *, facility: Facility, amount: Any, actor: Actor, idempotency_key: str | None = None
+) -> Drawdown:
+    """Lend cash against the pool. Refused, with the reason, when the client is not eligible, the
+    facility has an open margin call, a facility, credit or firm-wide limit would be exceeded, or the
+    margin ratio would go above max advance."""
+    value = parse_hkd(amount, field="amount", positive=True).amount
+    if idempotency_key:
+        earlier = Drawdown.objects.filter(transaction__idempotency_key=f"drawdown:{idempotency_key}").first()
+        if earlier is not None:
+            return earlier
+    facility, pool = _lock_for_lending(facility, firm=True)
+    ratio_after = _check_drawdown(facility, pool, value)
+    txn = transaction_post(
+        kind=TransactionKind.DRAWDOWN,
+        legs=[
+            LegSpec(facility.principal_account, HKD, value),
+            LegSpec(firm_account(AccountKind.CASH_SETTLEMENT), HKD, -value),
+        ],
+        memo=f"Drawdown of {hkd(value)} on {facility.reference}",
+        actor=actor,
+        idempotency_key=f"drawdown:{idempotency_key}" if idempotency_key else None,
+    )
+    drawdown = Drawdown.objects.create(
+        facility=facility,
+        amount=Money(value, HKD),
+        transaction=txn,
+        margin_ratio_after=ratio_after,
+        actor_label=txn.actor_label,
+    )
+    audit_event_record(
+        actor=actor,
+        action="drawdown.created",
+        target=facility,
+        after={"amount": str(value), "margin_ratio_after": ratio_after, "transaction": txn.pk},
+    )
+    return drawdown
+
+
+# --- repayments ----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def repayment_create(
+    *, facility: Facility, amount: Any, actor: Actor, idempotency_key: str | None = None
+) -> Repayment:
+    """Cash received from the client: unpaid fees first, then interest, then principal."""
+    value = parse_hkd(amount, field="amount", positive=True).amount
+    if idempotency_key:
+        earlier = Repayment.objects.filter(
+            transaction__idempotency_key=f"repayment:{idempotency_key}"
+        ).first()
+        if earlier is not None:
+            return earlier
+    facility, _pool = _lock_for_lending(facility, firm=False)
+    debt = facility_debt(facility)
+    if value > debt.total:
+        raise refusals.RepaymentRefused(
+            f"A repayment of {hkd(value)} is more than the debt of {hkd(debt.total)} on {facility.reference}.",
+            details={"debt": str(debt.total)},
+        )
+    allocation = allocate_repayment(value, fees=debt.fees, interest=debt.interest, principal=debt.principal)
+    legs = [LegSpec(firm_account(AccountKind.CASH_SETTLEMENT), HKD, value)]
+    for account, part in (
+        (facility.fees_account, allocation.to_fees),
+        (facility.interest_account, allocation.to_interest),
+        (facility.principal_account, allocation.to_principal),
+    ):
+        if part:
+            legs.append(LegSpec(account, HKD, -part))
+    txn = transaction_post(
+        kind=TransactionKind.REPAYMENT,
+        legs=legs,
+        memo=f"Repayment of {hkd(value)} on {facility.reference}",
+        actor=actor,
+        idempotency_key=f"repayment:{idempotency_key}" if idempotency_key else None,
+    )
+    repayment = Repayment.objects.create(
+        facility=facility,
+        amount=Money(value, HKD),
+        to_fees=Money(allocation.to_fees, HKD),
+        to_interest=Money(allocation.to_interest, HKD),
+        to_principal=Money(allocation.to_principal, HKD),
+        transaction=txn,
+        actor_label=txn.actor_label,
+    )
+    audit_event_record(
+        actor=actor,
+        action="repayment.created",
+        target=facility,
+        after={
+            "amount": str(value),
+            "to_fees": str(allocation.to_fees),
+            "to_interest": str(allocation.to_interest),
+            "to_principal": str(allocation.to_principal),
+            "transaction": txn.pk,
+        },
+    )
+    return repayment
+
+
+# --- collateral withdrawals ----------------------------------------------------------------------
+
+
+@transaction.atomic
+def collateral_withdraw(
+    *, pool: CollateralPool, asset: Asset, quantity: Any, actor: Actor, external_reference: str = ""
+) -> CollateralMovement:
+    """Release collateral to the client. Refused when the pool does not hold it, or when it would lift
+    the margin ratio of the client's facility above max advance."""
+    amount = parse_quantity(asset, quantity)
+    if external_reference:
+        earlier = CollateralMovement.objects.filter(pool=pool, external_reference=external_reference).first()
+        if earlier is not None:
+            return earlier
+    facility = open_facility_of(pool.client)
+    if facility is not None:
+        facility, locked_pool = _lock_for_lending(facility, firm=False)
+        pool = locked_pool or pool
+    else:
+        pool = lock_one(CollateralPool, pool.pk)
+    holdings = pool_holdings(pool)
+    held = holdings.get(asset.symbol, ZERO)
+    if amount > held:
+        raise refusals.WithdrawalRefused(
+            f"The pool holds {held.normalize():f} {asset.symbol}; {amount.normalize():f} cannot be withdrawn.",
+            code="insufficient_holdings",
+        )
+    if facility is not None:
+        after = {**holdings, asset.symbol: held - amount}
+        valuation = valuation_for_holdings(facility, after)
+        if ratio_above(valuation.debt.total, valuation.margin_value, valuation.thresholds.max_advance):
+            raise refusals.WithdrawalRefused(
+                f"Withdrawing {amount.normalize():f} {asset.symbol} would lift the margin ratio of "
+                f"{facility.reference} to {format_percent(valuation.margin_ratio)}, above the max advance of "
+                f"{format_percent(valuation.thresholds.max_advance)}.",
+                code="max_advance_exceeded",
+            )
+    txn = transaction_post(
+        kind=TransactionKind.WITHDRAWAL,
+        legs=[
+            LegSpec(pool.account, asset.symbol, -amount),
+            LegSpec(firm_account(AccountKind.CUSTODY_CLEARING), asset.symbol, amount),
+        ],
+        memo=f"Withdrawal of {amount.normalize():f} {asset.symbol} from {pool}",
+        actor=actor,
+    )
+    movement = CollateralMovement.objects.create(
+        pool=pool,
+        kind=MovementKind.WITHDRAWAL,
+        asset=asset,
+        quantity=amount,
+        transaction=txn,
+        external_reference=external_reference,
+        actor_label=txn.actor_label,
+    )
+    audit_event_record(
+        actor=actor,
+        action="collateral.withdrawn",
+        target=pool,
+        after={"asset": asset.symbol, "quantity": str(amount), "transaction": txn.pk},
+    )
+    return movement
+
+
+# --- interest ------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def base_rate_record(
+    *, name: str, rate: Any, effective_on: datetime.date, actor: Actor, source: str = ""
+) -> BaseRate:
+    value = parse_amount(rate, field="rate", decimals=8)
+    if BaseRate.objects.filter(name=name, effective_on=effective_on).exists():
+        raise InvalidInput(f"{name} already has a rate for {effective_on}.", code="duplicate_base_rate")
+    record = BaseRate.objects.create(name=name, rate=value, effective_on=effective_on, source=source)
+    audit_event_record(actor=actor, action="base_rate.recorded", target=record, after={"rate": str(value)})
+    return record
+
+
+def annual_rate_on(facility: Facility, day: datetime.date) -> Decimal:
+    if facility.rate_kind == RateKind.FIXED:
+        return facility.fixed_rate
+    base = (
+        BaseRate.objects.filter(name=facility.base_rate_name, effective_on__lte=day)
+        .order_by("-effective_on")
+        .first()
+    )
+    if base is None:
+        raise InvalidInput(
+            f"There is no {facility.base_rate_name} rate on or before {day} for {facility.reference}.",
+            code="base_rate_missing",
+        )
+    return base.rate + facility.spread
+
+
+@transaction.atomic
+def interest_accrue(*, facility: Facility, accrual_date: datetime.date, actor: Actor) -> InterestAccrual:
+    """Accrue ACT/365 interest on the outstanding principal for the calendar days since the previous
+    accrual (or since the facility opened) up to and including ``accrual_date``. Idempotent: a second run
+    for the same date returns the first accrual."""
+    facility = lock_one(Facility, facility.pk)
+    existing = InterestAccrual.objects.filter(facility=facility, accrual_date=accrual_date).first()
+    if existing is not None:
+        return existing
+    previous = InterestAccrual.objects.filter(facility=facility).order_by("-accrual_date").first()
+    if previous is not None and previous.accrual_date > accrual_date:
+        raise InvalidInput(
+            f"{facility.reference} has already accrued to {previous.accrual_date}; {accrual_date} is earlier.",
+            code="accrual_out_of_order",
+        )
+    start = previous.accrual_date if previous else facility.opened_on - datetime.timedelta(days=1)
+    days = (accrual_date - start).days
+    principal = facility_debt(facility).principal
+    rate = annual_rate_on(facility, accrual_date)
+    amount = interest_for_days(principal, rate, days) if principal > 0 else ZERO
+    txn = None
+    if amount > 0:
+        txn = transaction_post(
+            kind=TransactionKind.INTEREST,
+            legs=[
+                LegSpec(facility.interest_account, HKD, amount),
+                LegSpec(firm_account(AccountKind.INTEREST_INCOME), HKD, -amount),
+            ],
+            memo=f"Interest on {facility.reference}: {days} day(s) to {accrual_date} at {rate * 100:.4f}%",
+            actor=actor,
+            idempotency_key=f"interest:{facility.pk}:{accrual_date.isoformat()}",
+        )
+    accrual = InterestAccrual.objects.create(
+        facility=facility,
+        accrual_date=accrual_date,
+        days=days,
+        principal=Money(principal, HKD),
+        annual_rate=rate,
+        amount=Money(amount, HKD),
+        transaction=txn,
+    )
+    audit_event_record(
+        actor=actor,
+        action="interest.accrued",
+        target=facility,
+        after={
+            "date": accrual_date,
+            "days": days,
+            "principal": str(principal),
+            "rate": str(rate),
+            "amount": str(amount),
+        },
+    )
+    return accrual
+
+
+def interest_accrue_all(*, accrual_date: datetime.date, actor: Actor) -> int:
+    """Accrue every open facility, each in its own transaction, so one failure does not stop the rest."""
+    count = 0
+    for facility in Facility.objects.exclude(status=FacilityStatus.CLOSED).order_by("pk"):
+        interest_accrue(facility=facility, accrual_date=accrual_date, actor=actor)
+        count += 1
+    return count
+
+
+@transaction.atomic
+def fee_charge(*, facility: Facility, amount: Any, description: str, actor: Actor):
+    value = parse_hkd(amount, field="amount", positive=True).amount
+    facility = lock_one(Facility, facility.pk)
+    txn = transaction_post(
+        kind=TransactionKind.FEE,
+        legs=[
+            LegSpec(facility.fees_account, HKD, value),
+            LegSpec(firm_account(AccountKind.FEE_INCOME), HKD, -value),
+        ],
+        memo=f"{description} on {facility.reference}",
+        actor=actor,
+    )
+    audit_event_record(
+        actor=actor,
+        action="fee.charged",
+        target=facility,
+        after={"amount": str(value), "description": description},
+    )
+    return txn
+
+
+# --- margin calls --------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def margin_call_issue(
+    *, facility: Facility, actor: Actor, now: datetime.datetime | None = None
+) -> MarginCall:
+    """Issue a margin call stating what cures it (a repayment or a cash top-up to the policy's target)
+    and the deadline (the cure time on the policy's number of Hong Kong business days later)."""
+    facility, pool = _lock_for_lending(facility, firm=False)
+    existing = open_margin_call(facility)
+    if existing is not None:
+        return existing
+    valuation = valuation_for_holdings(facility, pool_holdings(pool) if pool else {})
+    if not ratio_above(valuation.debt.total, valuation.margin_value, valuation.thresholds.margin_call):
+        raise InvalidInput(
+            f"The margin ratio of {facility.reference} is {format_percent(valuation.margin_ratio)}, not above the "
+            f"margin-call threshold of {format_percent(valuation.thresholds.margin_call)}.",
+            code="no_margin_call_needed",
+        )
+    policy = policy_for(facility)
+    cure = cure_amounts(valuation.debt.total, valuation.margin_value, policy.target)
+    issued = now or timezone.now()
+    call = MarginCall.objects.create(
+        facility=facility,
+        ratio_at_issue=valuation.margin_ratio,
+        debt_at_issue=Money(valuation.debt.total, HKD),
+        margin_value_at_issue=Money(valuation.margin_value, HKD),
+        repayment_due=Money(cure.repayment, HKD),
+        top_up_due=Money(cure.cash_top_up, HKD),
+        deadline=cure_deadline(issued, policy.cure_business_days, policy.cure_time),
+    )
+    audit_event_record(
+        actor=actor,
+        action="margin_call.issued",
+        target=call,
+        after=snapshot(call, ["ratio_at_issue", "debt_at_issue", "repayment_due", "top_up_due", "deadline"]),
+    )
+    return call
+
+
+@transaction.atomic
+def margin_call_transition(*, call: MarginCall, status: str, actor: Actor) -> MarginCall:
+    call = lock_one(MarginCall, call.pk)
+    if status not in MARGIN_CALL_TRANSITIONS[call.status]:
+        raise InvalidTransition(
+            f"Margin call #{call.pk} is {call.get_status_display().lower()}; it cannot become {status}."
+        )
+    before = call.status
+    call.status = status
+    if status in (MarginCallStatus.CURED, MarginCallStatus.FORCED_SALE):
+        call.closed_at = timezone.now()
+    call.save(update_fields=["status", "closed_at"])
+    audit_event_record(
+        actor=actor,
+        action=f"margin_call.{status}",
+        target=call,
+        before={"status": before},
+        after={"status": status},
+    )
+    return call
+
+
+# --- margin policies -----------------------------------------------------------------------------
+
+POLICY_FIELDS = [
+    "name",
+    "is_default",
+    "max_advance",
+    "warning",
+    "margin_call",
+    "forced_sale",
+    "target",
+    "cure_business_days",
+    "cure_time",
+    "sale_cost_rate",
+    "sale_order",
+    "requires_sale_approval",
+]
+
+
+@transaction.atomic
+def margin_policy_save(*, policy: MarginPolicy, actor: Actor) -> MarginPolicy:
+    """Create or change a margin policy (thresholds checked by the model and the database), audited with
+    what changed."""
+    before = None
+    if policy.pk is not None:
+        before = snapshot(lock_one(MarginPolicy, policy.pk), POLICY_FIELDS)
+    validate_model(policy)
+    if policy.is_default:
+        MarginPolicy.objects.filter(is_default=True).exclude(pk=policy.pk).update(is_default=False)
+    policy.save()
+    after = snapshot(policy, POLICY_FIELDS)
+    if before is not None:
+        changed = [name for name in POLICY_FIELDS if before[name] != after[name]]
+        before, after = {k: before[k] for k in changed}, {k: after[k] for k in changed}
+    audit_event_record(
+        actor=actor,
+        action="margin_policy.saved" if before else "margin_policy.created",
+        target=policy,
+        before=before,
+        after=after,
+    )
+    return policy

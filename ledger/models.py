@@ -1,0 +1,106 @@
+"""One double-entry ledger for every instrument (HKD, USD, BTC, ETH, each security).
+
+A transaction has legs; in every transaction the legs of each instrument sum to zero. Transactions and
+legs are append-only (a correction is a reversal); balances are derived from the legs. ``Balance`` is a
+projection kept in step by the posting service in the same database transaction, so that the margin
+sweep reads one row per position instead of summing history; it can always be recomputed from the legs
+(``ledger.selectors.balances_from_legs``) and the tests check that it equals them.
+
+PostgreSQL enforces the zero sum with a deferred constraint trigger and refuses UPDATE/DELETE of legs
+and transactions, even from raw SQL (migration 0002)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from ledger.enums import AccountKind, InstrumentKind, TransactionKind
+
+
+def quantity_field(**kwargs) -> models.DecimalField:
+    return models.DecimalField(
+        max_digits=settings.QUANTITY_MAX_DIGITS, decimal_places=settings.QUANTITY_DECIMAL_PLACES, **kwargs
+    )
+
+
+class Instrument(models.Model):
+    """Anything the ledger counts: a currency, a crypto asset or a security, by its code."""
+
+    code = models.CharField(max_length=20, primary_key=True)
+    kind = models.CharField(max_length=10, choices=InstrumentKind.choices)
+    decimals = models.PositiveSmallIntegerField(help_text="places a quantity may have: HKD 2, BTC 8, ETH 18")
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(condition=Q(decimals__lte=18), name="instrument_decimals_at_most_18")
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Account(models.Model):
+    code = models.CharField(max_length=60, unique=True)
+    kind = models.CharField(max_length=30, choices=AccountKind.choices, db_index=True)
+    client = models.ForeignKey(
+        "accounts.Client", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_accounts"
+    )
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Transaction(models.Model):
+    kind = models.CharField(max_length=20, choices=TransactionKind.choices, db_index=True)
+    memo = models.CharField(max_length=300)
+    posted_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor_label = models.CharField(max_length=150)
+    reverses = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by"
+    )
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+
+    class Meta:
+        ordering = ["-posted_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.get_kind_display()}: {self.memo}"
+
+
+class Leg(models.Model):
+    transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="legs")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="legs")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="+")
+    amount = quantity_field()
+
+    class Meta:
+        ordering = ["transaction_id", "pk"]
+        indexes = [models.Index(fields=["account", "instrument"])]
+        constraints = [models.CheckConstraint(condition=~Q(amount=0), name="leg_amount_not_zero")]
+
+    def __str__(self) -> str:
+        return f"{self.account.code} {self.amount:+} {self.instrument_id}"
+
+
+class Balance(models.Model):
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="balances")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="+")
+    amount = quantity_field(default=0)
+
+    class Meta:
+        ordering = ["account_id", "instrument_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "instrument"], name="one_balance_per_account_instrument"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account.code}: {self.amount} {self.instrument_id}"

@@ -1,0 +1,177 @@
+"""Posting to the ledger. The only writer of transactions, legs and balances."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import connection
+from django.db import transaction as db_transaction
+
+from accounts.audit import Actor, actor_label
+from core.exceptions import InvalidInput
+from core.money import places
+from ledger.enums import NON_NEGATIVE_KINDS, AccountKind, TransactionKind
+from ledger.exceptions import AlreadyReversed, InsufficientHoldings, UnbalancedTransaction
+from ledger.models import Account, Instrument, Leg, Transaction
+
+
+@dataclass(frozen=True)
+class LegSpec:
+    account: Account
+    instrument: str
+    amount: Decimal
+
+
+def account_for(*, kind: str, client=None, key: str | None = None, name: str | None = None) -> Account:
+    """The account of ``kind`` for a client (or for the broker when ``client`` is None). ``key``
+    distinguishes several accounts of one kind for one client (one per facility, say)."""
+    owner = client.reference if client is not None else "firm"
+    code = ":".join(part for part in (kind, owner, key) if part)
+    account = Account.objects.filter(code=code).first()
+    if account is None:
+        label = AccountKind(kind).label
+        account, _ = Account.objects.get_or_create(
+            code=code,
+            defaults={
+                "kind": kind,
+                "client": client,
+                "name": name or f"{label} — {owner}{f' {key}' if key else ''}",
+            },
+        )
+    return account
+
+
+def firm_account(kind: str) -> Account:
+    return account_for(kind=kind)
+
+
+def instrument_get_or_create(*, code: str, kind: str, decimals: int) -> Instrument:
+    instrument, created = Instrument.objects.get_or_create(
+        code=code, defaults={"kind": kind, "decimals": decimals}
+    )
+    if not created and (instrument.kind, instrument.decimals) != (kind, decimals):
+        raise InvalidInput(
+            f"Instrument {code} already exists as {instrument.kind} with {instrument.decimals} decimals.",
+            code="instrument_mismatch",
+        )
+    return instrument
+
+
+def _check_legs(legs: list[LegSpec]) -> None:
+    if len(legs) < 2:
+        raise UnbalancedTransaction("A transaction needs at least two legs.")
+    instruments = {i.code: i for i in Instrument.objects.filter(code__in={leg.instrument for leg in legs})}
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for leg in legs:
+        if not isinstance(leg.amount, Decimal) or not leg.amount.is_finite():
+            raise InvalidInput(f"Leg amount {leg.amount!r} is not a finite Decimal.")
+        if leg.amount == 0:
+            raise InvalidInput("A leg cannot be zero.")
+        instrument = instruments.get(leg.instrument)
+        if instrument is None:
+            raise InvalidInput(f"There is no instrument {leg.instrument}.", code="unknown_instrument")
+        if leg.amount != leg.amount.quantize(places(instrument.decimals)):
+            raise InvalidInput(
+                f"{leg.amount} {leg.instrument} has more than the {instrument.decimals} decimal places "
+                f"{leg.instrument} allows.",
+                code="too_precise",
+            )
+        totals[leg.instrument] += leg.amount
+    unbalanced = {code: total for code, total in totals.items() if total != 0}
+    if unbalanced:
+        detail = ", ".join(f"{code} {total:+f}" for code, total in sorted(unbalanced.items()))
+        raise UnbalancedTransaction(f"The legs do not sum to zero: {detail}.")
+
+
+def _apply_to_balances(legs: list[LegSpec]) -> None:
+    """Add the legs to the balance projection with one upsert, then refuse a holding below zero."""
+    deltas: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+    accounts: dict[int, Account] = {}
+    for leg in legs:
+        deltas[(leg.account.pk, leg.instrument)] += leg.amount
+        accounts[leg.account.pk] = leg.account
+    rows = [
+        (account_id, code, amount) for (account_id, code), amount in sorted(deltas.items()) if amount != 0
+    ]
+    if not rows:
+        return
+    values = ", ".join(["(%s, %s, %s)"] * len(rows))
+    params = [value for row in rows for value in row]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO ledger_balance (account_id, instrument_id, amount) VALUES {values} "
+            "ON CONFLICT (account_id, instrument_id) DO UPDATE SET amount = ledger_balance.amount + excluded.amount "
+            "RETURNING account_id, instrument_id, amount",
+            params,
+        )
+        results = cursor.fetchall()
+    for account_id, code, amount in results:
+        account = accounts[account_id]
+        if account.kind in NON_NEGATIVE_KINDS and Decimal(amount) < 0:
+            held = Decimal(amount) - deltas[(account_id, code)]
+            raise InsufficientHoldings(
+                f"{account.name} holds {held.normalize():f} {code}; "
+                f"{-deltas[(account_id, code)].normalize():f} {code} cannot be taken from it.",
+                details={"instrument": code, "held": str(held)},
+            )
+
+
+@db_transaction.atomic
+def transaction_post(
+    *,
+    kind: str,
+    legs: Iterable[LegSpec],
+    memo: str,
+    actor: Actor | None,
+    idempotency_key: str | None = None,
+    reverses: Transaction | None = None,
+) -> Transaction:
+    """Post a balanced transaction. With an ``idempotency_key`` that was used before, the earlier
+    transaction is returned and nothing is written."""
+    legs = list(legs)
+    if idempotency_key is not None:
+        existing = Transaction.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
+    _check_legs(legs)
+    if kind not in TransactionKind.values:
+        raise InvalidInput(f"{kind!r} is not a kind of ledger transaction.")
+    txn = Transaction.objects.create(
+        kind=kind,
+        memo=memo[:300],
+        actor_label=actor_label(actor),
+        idempotency_key=idempotency_key,
+        reverses=reverses,
+    )
+    Leg.objects.bulk_create(
+        [
+            Leg(transaction=txn, account=leg.account, instrument_id=leg.instrument, amount=leg.amount)
+            for leg in legs
+        ]
+    )
+    _apply_to_balances(legs)
+    return txn
+
+
+@db_transaction.atomic
+def transaction_reverse(*, transaction: Transaction, actor: Actor | None, memo: str = "") -> Transaction:
+    """Correct a transaction by posting its mirror image. A transaction is reversed at most once."""
+    original = Transaction.objects.select_for_update().get(pk=transaction.pk)
+    if original.reverses_id is not None:
+        raise AlreadyReversed(f"Transaction #{original.pk} is itself a reversal; post the correction anew.")
+    if Transaction.objects.filter(reverses=original).exists():
+        raise AlreadyReversed(f"Transaction #{original.pk} has already been reversed.")
+    legs = [
+        LegSpec(account=leg.account, instrument=leg.instrument_id, amount=-leg.amount)
+        for leg in original.legs.select_related("account")
+    ]
+    return transaction_post(
+        kind=TransactionKind.REVERSAL,
+        legs=legs,
+        memo=memo or f"Reversal of #{original.pk}: {original.memo}",
+        actor=actor,
+        reverses=original,
+    )

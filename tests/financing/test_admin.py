@@ -1,0 +1,123 @@
+"""The lending pages of the admin, as staff use them."""
+
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from accounts.audit import SYSTEM
+from financing.models import Drawdown, Facility
+from financing.selectors import facility_debt, facility_pool
+from financing.services import drawdown_create
+from tests.accounts.factories import CreditProfileFactory, StaffFactory
+from tests.financing.factories import facility_with_pool
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def facility(market):
+    facility = facility_with_pool(holdings={"BTC": "1", "HKD": "100000.00"})
+    drawdown_create(facility=facility, amount="300000.00", actor=SYSTEM)
+    return facility
+
+
+@pytest.mark.parametrize(
+    "role", ["Credit officer", "Risk officer", "Operations", "Compliance", "Administrator"]
+)
+@pytest.mark.parametrize(
+    "page",
+    [
+        "admin:financing_facility_changelist",
+        "admin:financing_drawdown_changelist",
+        "admin:financing_repayment_changelist",
+        "admin:financing_marginpolicy_changelist",
+        "admin:financing_margincall_changelist",
+        "admin:collateral_collateralpool_changelist",
+        "admin:collateral_asset_changelist",
+        "admin:collateral_price_changelist",
+        "admin:collateral_collateralmovement_changelist",
+        "admin:ledger_transaction_changelist",
+        "admin:ledger_balance_changelist",
+    ],
+)
+def test_every_role_reads_the_lending_pages(client, facility, role, page):
+    client.force_login(StaffFactory(role=role))
+    assert client.get(reverse(page)).status_code == 200
+
+
+def test_the_facility_page_shows_its_ratio_and_status(client, facility):
+    client.force_login(StaffFactory(role="Risk officer"))
+    body = client.get(reverse("admin:financing_facility_change", args=[facility.pk])).content.decode()
+    assert "72.82%" in body  # 300,000 / 412,000
+    assert "HK$412,000.00" in body
+    assert "Within limits" in body
+    body = client.get(reverse("admin:financing_facility_changelist")).content.decode()
+    assert "72.82%" in body
+
+
+def test_the_pool_page_shows_positions_and_valuation(client, facility):
+    client.force_login(StaffFactory(role="Compliance"))
+    pool = facility_pool(facility)
+    body = client.get(reverse("admin:collateral_collateralpool_change", args=[pool.pk])).content.decode()
+    assert "HK$780,000.00" in body  # 1 BTC
+    assert "HK$312,000.00" in body
+
+
+def test_a_refused_drawdown_in_the_admin_says_why_and_writes_nothing(client, facility):
+    client.force_login(StaffFactory(role="Credit officer"))
+    response = client.post(
+        reverse("admin:financing_drawdown_add"),
+        {"facility": facility.pk, "amount_0": "60000.00", "amount_1": "HKD"},
+        follow=True,
+    )
+    assert "above the max advance of 85.00%; at most HK$50,200.00 can be drawn" in response.content.decode()
+    assert Drawdown.objects.count() == 1
+    assert facility_debt(facility).principal == Decimal("300000.00")
+
+
+def test_a_drawdown_in_the_admin(client, facility):
+    client.force_login(StaffFactory(role="Credit officer"))
+    response = client.post(
+        reverse("admin:financing_drawdown_add"),
+        {"facility": facility.pk, "amount_0": "50000.00", "amount_1": "HKD"},
+    )
+    assert response.status_code == 302
+    assert facility_debt(facility).principal == Decimal("350000.00")
+
+
+def test_opening_a_facility_in_the_admin(client, market):
+    profile = CreditProfileFactory()
+    client.force_login(StaffFactory(role="Credit officer"))
+    response = client.post(
+        reverse("admin:financing_facility_add"),
+        {
+            "client": profile.client.pk,
+            "limit_0": "2000000.00",
+            "limit_1": "HKD",
+            "rate_kind": "fixed",
+            "fixed_rate": "0.07",
+            "base_rate_name": "",
+            "spread": "0",
+            "opened_on": "2026-11-25",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert Facility.objects.get(client=profile.client).reference.startswith("F")
+
+
+def test_a_withdrawal_in_the_admin_is_checked_against_max_advance(client, facility, market):
+    client.force_login(StaffFactory(role="Operations"))
+    pool = facility_pool(facility)
+    response = client.post(
+        reverse("admin:collateral_collateralmovement_add"),
+        {
+            "pool": pool.pk,
+            "kind": "withdrawal",
+            "asset": "HKD",
+            "quantity": "100000",
+            "external_reference": "",
+        },
+        follow=True,
+    )
+    assert "above the max advance" in response.content.decode()
