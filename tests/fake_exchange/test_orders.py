@@ -129,6 +129,24 @@ def test_a_lost_response_then_retry_still_sells_once(fake_bitstamp, client_for):
     assert len(fake_bitstamp.orders()) == 1
 
 
+def test_kraken_recovery_after_a_lost_response_finds_the_order_by_cl_ord_id(fake_kraken, client_for):
+    """Kraken's fetch_order cannot look up by client id alone (ccxt needs the txid, and sends the client
+    id as ``userref``), so recovery lists orders filtered by ``cl_ord_id``. Do it *before* retrying:
+    Kraken only refuses a cl_ord_id while the first order is open (policy ``reject_open``), so a retry
+    after a filled market order would sell twice."""
+    fake_kraken.set_duplicate_policy("reject_open")
+    fake_kraken.fail("create_order", "lost_response", seconds="2", times=1)
+    client = client_for(fake_kraken, timeout_ms=300)
+    with pytest.raises(ccxt.RequestTimeout):
+        sell(client, "0.5", client_order_id="sale-7")
+    [found] = client.fetch_closed_orders(params={"clientOrderId": "sale-7"})
+    assert (found["clientOrderId"], found["status"], D(found["filled"])) == ("sale-7", "closed", D("0.5"))
+    assert fake_kraken.requests("list_orders")[-1].params["cl_ord_id"] == "sale-7"
+    assert client.fetch_open_orders(params={"clientOrderId": "sale-7"}) == []
+    sell(client, "0.5", client_order_id="sale-7")  # what a blind retry would do on real Kraken
+    assert len(fake_kraken.orders()) == 2
+
+
 def test_return_existing_policy_answers_with_the_first_order(fake, client_for):
     fake.set_duplicate_policy("return_existing")
     client = client_for(fake)
