@@ -1,0 +1,41 @@
+"""Market dicts for ``exchange.set_markets(...)``, so a client pointed at the fake needs no
+``load_markets`` round trip.
+
+Hand-written market dicts drift from what ccxt expects (precision modes, id/altname indexes, which
+fields are strings under ``number = str``). So the dicts are produced by ccxt itself: an offline client
+of the venue parses the same raw market payload the fake serves, with the network call replaced by
+that payload. What ``set_markets`` receives is therefore exactly what ``load_markets`` against the fake
+would have built.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+
+import ccxt
+
+from fake_exchange.venues import VENUES, Bitstamp, Kraken
+
+
+def markets_for(venue: str) -> list[dict[str, Any]]:
+    """The unified market dicts (BTC/USD, ETH/USD) for ``venue``, parsed with ``number = str``."""
+    return copy.deepcopy(_parsed_markets(venue))
+
+
+@functools.cache
+def _parsed_markets(venue: str) -> list[dict[str, Any]]:
+    if venue == "bitstamp":
+        exchange = ccxt.bitstamp()
+        exchange.number = str
+        raw = Bitstamp().raw_markets()
+        exchange.publicGetMarkets = lambda params=None: raw
+        return exchange.fetch_markets()
+    if venue == "kraken":
+        exchange = ccxt.kraken()
+        exchange.number = str
+        payload = {"error": [], "result": Kraken().raw_markets()}
+        exchange.publicGetAssetPairs = lambda params=None: payload
+        return exchange.fetch_markets()
+    raise ValueError(f"unknown venue {venue!r}; one of {', '.join(VENUES)}")

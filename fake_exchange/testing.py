@@ -1,0 +1,48 @@
+"""Helpers for tests in any package: start fake venues for the duration of a ``with`` block.
+
+    from fake_exchange.testing import running_fake_exchange, running_fake_exchanges
+
+    with running_fake_exchange("kraken") as fake:
+        ...
+    with running_fake_exchanges("bitstamp", "bitstamp", "kraken") as (a, b, c):
+        ...   # three venues on three free ports, e.g. for the oracle's median
+
+Pytest fixtures built on these live in ``fake_exchange.pytest_plugin``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+
+from fake_exchange.server import FakeExchange
+
+
+@contextlib.contextmanager
+def running_fake_exchange(
+    venue: str = "bitstamp",
+    *,
+    name: str | None = None,
+    prices: Mapping[str, object] | None = None,
+    balances: Mapping[str, object] | None = None,
+) -> Iterator[FakeExchange]:
+    """One started venue on a free loopback port, stopped on exit (also when the block raises)."""
+    fake = FakeExchange(venue, name=name, prices=prices, balances=balances)
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@contextlib.contextmanager
+def running_fake_exchanges(*venues: str) -> Iterator[list[FakeExchange]]:
+    """Several started venues (``"bitstamp"``/``"kraken"``, repeats allowed), named ``bitstamp-1``,
+    ``bitstamp-2``, ``kraken-1``... in order; all stopped on exit."""
+    counts: dict[str, int] = {}
+    with contextlib.ExitStack() as stack:
+        fakes = []
+        for venue in venues:
+            counts[venue] = counts.get(venue, 0) + 1
+            fakes.append(stack.enter_context(running_fake_exchange(venue, name=f"{venue}-{counts[venue]}")))
+        yield fakes
