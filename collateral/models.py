@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -109,6 +110,12 @@ class Price(models.Model):
     price = price_field()
     currency = models.CharField(max_length=4, choices=CURRENCY_CHOICES)
     source = models.CharField(max_length=100)
+    sources = models.JSONField(
+        default=list,
+        blank=True,
+        encoder=DjangoJSONEncoder,
+        help_text="the venue quotes a median was taken from",
+    )
     observed_at = models.DateTimeField(db_index=True)
     recorded_at = models.DateTimeField(auto_now_add=True)
 
@@ -130,9 +137,55 @@ class CurrentPrice(models.Model):
         Asset, on_delete=models.CASCADE, related_name="current_price", primary_key=True
     )
     price = models.ForeignKey(Price, on_delete=models.PROTECT, related_name="+")
+    is_stale = models.BooleanField(
+        default=False, help_text="the last refresh could not confirm the price: no forced sale may run on it"
+    )
+    stale_reason = models.CharField(max_length=300, blank=True)
+    checked_at = models.DateTimeField(
+        null=True, blank=True, help_text="when a refresh last looked at this asset"
+    )
 
     def __str__(self) -> str:
         return str(self.price)
+
+
+class QuoteStatus(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted"
+    STALE = "stale", "Stale (older than the limit)"
+    OUTLIER = "outlier", "Outlier (outside the band around the median)"
+    ERROR = "error", "Error (no answer)"
+
+
+class PriceQuote(models.Model):
+    """One venue's answer (or failure to answer) for one asset in one oracle refresh."""
+
+    refresh_id = models.UUIDField(db_index=True)
+    venue = models.CharField(max_length=50)
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="quotes")
+    market = models.CharField(max_length=20)
+    price = price_field(null=True, blank=True)
+    currency = models.CharField(max_length=4, choices=CURRENCY_CHOICES)
+    quoted_at = models.DateTimeField(
+        null=True, blank=True, help_text="the venue's own timestamp, or when received"
+    )
+    received_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=QuoteStatus.choices)
+    error = models.TextField(blank=True)
+    chosen_price = models.ForeignKey(
+        Price,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="quotes",
+        help_text="the median it fed",
+    )
+
+    class Meta:
+        ordering = ["-received_at", "venue"]
+        indexes = [models.Index(fields=["venue", "asset", "-received_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.venue} {self.market} {self.price} ({self.get_status_display()})"
 
 
 class FxRate(models.Model):

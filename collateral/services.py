@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,7 @@ from accounts.services import approval_request_create
 from collateral.enums import AssetKind, MovementKind
 from collateral.exceptions import AssetNotEligible, HaircutBelowFloor, UnsupportedCrypto
 from collateral.models import Asset, CollateralMovement, CollateralPool, CurrentPrice, FxRate, Price
+from collateral.selectors import assets_by_symbol
 from core.exceptions import InvalidInput
 from core.locks import lock_one
 from core.parsing import parse_amount, parse_fraction
@@ -329,3 +331,107 @@ def collateral_deposit(
         after={"asset": asset.symbol, "quantity": str(amount), "transaction": txn.pk},
     )
     return movement
+
+
+# --- bulk prices (file upload and API) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PriceRow:
+    """One line of a price file or one item of an API push: an asset's price, or an FX rate when
+    ``symbol`` is a currency pair such as ``USD/HKD``."""
+
+    symbol: str
+    price: Any
+    currency: str = ""
+    observed_at: datetime.datetime | None = None
+    source: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    line: int
+    symbol: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line} ({self.symbol or 'no symbol'}): {self.reason}"
+
+
+class PriceBatchRefused(InvalidInput):
+    code = "price_batch_refused"
+
+    def __init__(self, problems: list[RowProblem]):
+        super().__init__(
+            f"The prices were refused: {len(problems)} bad row(s); nothing was recorded. "
+            + "; ".join(str(p) for p in problems),
+            details={"rows": [{"line": p.line, "symbol": p.symbol, "reason": p.reason} for p in problems]},
+        )
+        self.problems = problems
+
+
+def _check_price_row(row: PriceRow, assets: dict[str, Asset]) -> tuple[str, Any] | str:
+    """The row's meaning (("fx", ...) or ("price", ...)) or the reason it is refused."""
+    symbol = (row.symbol or "").strip().upper()
+    if not symbol:
+        return "the symbol is empty"
+    try:
+        value = parse_amount(row.price, field="price", positive=True, decimals=10)
+        observed = _observed(row.observed_at)
+    except InvalidInput as error:
+        return str(error)
+    if "/" in symbol:
+        currency, _, quote = symbol.partition("/")
+        if currency not in settings.CURRENCIES or quote not in settings.CURRENCIES or currency == quote:
+            return f"{symbol} is not an FX pair of {', '.join(settings.CURRENCIES)}"
+        return ("fx", currency, quote, value, observed)
+    asset = assets.get(symbol)
+    if asset is None:
+        return f"there is no asset {symbol}"
+    if asset.kind == AssetKind.CASH:
+        return f"{symbol} is cash: its price is 1 {asset.currency}"
+    if asset.kind == AssetKind.CRYPTO:
+        return f"{symbol} is priced by the crypto oracle, not pushed"
+    currency = (row.currency or asset.currency).strip().upper()
+    if currency != asset.currency:
+        return f"{symbol} is priced in {asset.currency}, not {currency}"
+    return ("price", asset, value, observed)
+
+
+@transaction.atomic
+def prices_record_bulk(*, rows: list[PriceRow], source: str, actor: Actor) -> dict[str, int]:
+    """Record securities prices and FX rates all together, or none: every bad row is listed by line and
+    reason, and a batch with any bad row is refused whole."""
+    if not rows:
+        raise InvalidInput("There are no prices to record.", code="empty_batch")
+    assets = assets_by_symbol([r.symbol.strip().upper() for r in rows if r.symbol])
+    checked, problems = [], []
+    for index, row in enumerate(rows, start=1):
+        result = _check_price_row(row, assets)
+        line = row.line or index
+        if isinstance(result, str):
+            problems.append(RowProblem(line, (row.symbol or "").strip(), result))
+        else:
+            checked.append((row, result))
+    if problems:
+        raise PriceBatchRefused(problems)
+    counts = {"prices": 0, "fx_rates": 0}
+    for row, meaning in checked:
+        row_source = row.source or source
+        if meaning[0] == "fx":
+            _, currency, quote, value, observed = meaning
+            fx_rate_record(
+                currency=currency,
+                quote=quote,
+                rate=value,
+                source=row_source,
+                actor=actor,
+                observed_at=observed,
+            )
+            counts["fx_rates"] += 1
+        else:
+            _, asset, value, observed = meaning
+            price_record(asset=asset, price=value, source=row_source, actor=actor, observed_at=observed)
+            counts["prices"] += 1
+    return counts

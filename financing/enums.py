@@ -41,3 +41,29 @@ MARGIN_CALL_TRANSITIONS: dict[str, set[str]] = {
     MarginCallStatus.CURED: set(),
     MarginCallStatus.FORCED_SALE: set(),
 }
+
+
+class ForcedSaleTrigger(models.TextChoices):
+    THRESHOLD = "threshold", "Ratio reached the forced-sale threshold"
+    DEADLINE = "deadline", "Margin call not met by its deadline"
+    MANUAL = "manual", "Ordered by staff"
+
+
+class ForcedSaleStatus(models.TextChoices):
+    PLANNED = "planned", "Planned"
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting staff approval"
+    SUBMITTED = "submitted", "Submitted"
+    PARTIALLY_FILLED = "partially_filled", "Partially filled"
+    FILLED = "filled", "Filled"
+    PAUSED = "paused", "Paused"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+OPEN_FORCED_SALE_STATUSES = (
+    ForcedSaleStatus.PLANNED,
+    ForcedSaleStatus.AWAITING_APPROVAL,
+    ForcedSaleStatus.SUBMITTED,
+    ForcedSaleStatus.PARTIALLY_FILLED,
+    ForcedSaleStatus.PAUSED,
+)

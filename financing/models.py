@@ -10,7 +10,14 @@ from django.db.models import F, Q
 
 from accounts.models import hkd_field
 from collateral.models import fraction_field
-from financing.enums import FacilityStatus, MarginCallStatus, RateKind
+from financing.enums import (
+    FacilityStatus,
+    ForcedSaleStatus,
+    ForcedSaleTrigger,
+    MarginCallStatus,
+    MarginStatus,
+    RateKind,
+)
 from ledger.models import Account, Transaction
 
 
@@ -238,7 +245,9 @@ class MarginCall(models.Model):
     top_up_due = hkd_field("cash top-up that cures it")
     deadline = models.DateTimeField()
     issued_at = models.DateTimeField(auto_now_add=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    close_reason = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["-issued_at", "-pk"]
@@ -252,3 +261,88 @@ class MarginCall(models.Model):
 
     def __str__(self) -> str:
         return f"Margin call #{self.pk} on {self.facility.reference} ({self.get_status_display()})"
+
+
+def ratio_field(verbose_name: str = "margin ratio", **kwargs) -> models.DecimalField:
+    return models.DecimalField(verbose_name, max_digits=20, decimal_places=8, **kwargs)
+
+
+class MarginState(models.Model):
+    """Where a facility stood at its last valuation: what the sweep compares a new valuation with, so that
+    it writes (and notifies) only what changed. Kept apart from ``Facility`` so that the sweep's updates
+    never wait on a drawdown's row lock."""
+
+    facility = models.OneToOneField(
+        Facility, on_delete=models.CASCADE, primary_key=True, related_name="margin_state"
+    )
+    market_value = hkd_field("market value")
+    margin_value = hkd_field("margin value")
+    debt = hkd_field("debt")
+    margin_ratio = ratio_field(null=True, blank=True, help_text="empty with debt: infinite")
+    status = models.CharField(max_length=12, choices=MarginStatus.choices, default=MarginStatus.NO_DEBT)
+    valued_at = models.DateTimeField()
+    status_since = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return f"{self.facility_id}: {self.get_status_display()}"
+
+
+class RatioSnapshot(models.Model):
+    """The margin ratio of a facility each time it moved: the history for charts and audits."""
+
+    facility = models.ForeignKey(Facility, on_delete=models.CASCADE, related_name="snapshots")
+    taken_at = models.DateTimeField()
+    market_value = hkd_field("market value")
+    margin_value = hkd_field("margin value")
+    debt = hkd_field("debt")
+    margin_ratio = ratio_field(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=MarginStatus.choices)
+
+    class Meta:
+        ordering = ["-taken_at", "-pk"]
+        indexes = [models.Index(fields=["facility", "-taken_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.facility_id} at {self.taken_at:%Y-%m-%d %H:%M:%S}: {self.margin_ratio}"
+
+
+class ForcedSale(models.Model):
+    """Collateral sold to bring the margin ratio back to target (planned and executed by the forced-sale
+    services; the sweep and the deadline check only request it)."""
+
+    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="forced_sales")
+    margin_call = models.ForeignKey(
+        MarginCall, null=True, blank=True, on_delete=models.PROTECT, related_name="forced_sales"
+    )
+    trigger = models.CharField(max_length=10, choices=ForcedSaleTrigger.choices)
+    status = models.CharField(
+        max_length=20, choices=ForcedSaleStatus.choices, default=ForcedSaleStatus.PLANNED
+    )
+    ratio_at_request = ratio_field(null=True, blank=True)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    status_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["facility"],
+                condition=Q(
+                    status__in=[
+                        ForcedSaleStatus.PLANNED,
+                        ForcedSaleStatus.AWAITING_APPROVAL,
+                        ForcedSaleStatus.SUBMITTED,
+                        ForcedSaleStatus.PARTIALLY_FILLED,
+                        ForcedSaleStatus.PAUSED,
+                    ]
+                ),
+                name="one_open_forced_sale_per_facility",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Forced sale #{self.pk} on {self.facility.reference} ({self.get_status_display()})"

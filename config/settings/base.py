@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "djmoney",
     "django_celery_beat",
     "accounts",
+    "notifications",
     "ledger",
     "collateral",
     "financing",

@@ -1,0 +1,100 @@
+"""Events and the outbox.
+
+An ``Event`` is something that happened (a margin call issued, a forced sale filled), written in the same
+transaction as the change it reports. For each destination — a webhook endpoint, a client's or staff
+member's e-mail — an ``OutboxMessage`` is written in that same transaction; Celery delivers it afterwards
+with retries and backoff. A message stays pending until delivered, so a worker that dies mid-delivery
+only delays it: a periodic task picks up whatever is due. Receivers de-duplicate on the event id."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from notifications.enums import Channel, DeliveryStatus
+
+
+class WebhookEndpoint(models.Model):
+    name = models.CharField(max_length=100)
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=100, help_text="shared secret for the HMAC-SHA256 signature")
+    event_types = models.JSONField(default=list, blank=True, help_text="event types to send; empty: all")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.url})"
+
+    def wants(self, event_type: str) -> bool:
+        return self.is_active and (not self.event_types or event_type in self.event_types)
+
+
+class Event(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(max_length=60, db_index=True)
+    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
+    client = models.ForeignKey(
+        "accounts.Client", null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    )
+    subject_type = models.CharField(max_length=60, blank=True, help_text="what the event is about")
+    subject_id = models.CharField(max_length=64, blank=True)
+    summary = models.CharField(max_length=300)
+    payload = models.JSONField(encoder=DjangoJSONEncoder)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        indexes = [models.Index(fields=["subject_type", "subject_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.summary}"
+
+
+class OutboxMessage(models.Model):
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="messages")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, null=True, blank=True, on_delete=models.PROTECT, related_name="messages"
+    )
+    recipient = models.CharField(max_length=254, blank=True, help_text="e-mail address")
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"], condition=Q(status=DeliveryStatus.PENDING), name="outbox_due_idx"
+            )
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(channel=Channel.WEBHOOK) & Q(endpoint__isnull=False))
+                | (Q(channel=Channel.EMAIL) & ~Q(recipient="")),
+                name="outbox_message_has_a_destination",
+            ),
+            models.UniqueConstraint(
+                fields=["event", "endpoint"],
+                condition=Q(channel=Channel.WEBHOOK),
+                name="one_webhook_per_event_and_endpoint",
+            ),
+            models.UniqueConstraint(
+                fields=["event", "recipient"],
+                condition=Q(channel=Channel.EMAIL),
+                name="one_email_per_event_and_recipient",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        destination = self.endpoint if self.channel == Channel.WEBHOOK else self.recipient
+        return f"{self.event.type} → {destination} ({self.get_status_display()})"
