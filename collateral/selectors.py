@@ -200,7 +200,11 @@ def assets_freshness(
                     )
         fx = fx_freshness(asset.currency, now=now, rates=rates)
         if not fx.is_fresh:
-            reasons.append(f"{asset.symbol} is priced in {asset.currency}, and {fx.reason}")
+            reasons.append(
+                fx.reason
+                if asset.kind == AssetKind.CASH
+                else f"{asset.symbol} is priced in {asset.currency}, and {fx.reason}"
+            )
         result[asset.symbol] = Freshness(not reasons, "; ".join(reasons))
     return result
 
