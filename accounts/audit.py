@@ -13,6 +13,7 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from accounts.models import AuditEvent, User
+from core.db import bulk_insert
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,12 @@ def audit_events_record(specs: list[AuditSpec]) -> list[AuditEvent]:
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError(f"audit events {[s.action for s in specs]!r} written outside a transaction")
     now = timezone.now()
-    return AuditEvent.objects.bulk_create([_audit_event(spec, now) for spec in specs])
+    events = [_audit_event(spec, now) for spec in specs]
+    if len(events) == 1:
+        events[0].save()
+    else:
+        bulk_insert(AuditEvent, events)
+    return events
 
 
 def audit_event_record(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db import migrations
+from django.db import connection, migrations, models
 
 
 class PostgresOnlySQL(migrations.RunSQL):
@@ -32,3 +32,22 @@ def append_only(table: str) -> PostgresOnlySQL:
         """,
         reverse_sql=f"DROP TRIGGER {function} ON {table}; DROP FUNCTION {function}();",
     )
+
+
+def bulk_insert(model: type[models.Model], objects: list[models.Model]) -> None:
+    """Insert many new rows as fast as the database allows: PostgreSQL's COPY, or ``bulk_create``
+    elsewhere. For rows whose generated primary keys the caller does not need back (COPY returns none);
+    defaults and ``auto_now_add`` are applied as ``save()`` would."""
+    if not objects:
+        return
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_create(objects)
+        return
+    fields = [
+        f for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))
+    ]
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for obj in objects:
+            copy.write_row([f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields])

@@ -44,7 +44,7 @@ from notifications.services import EventSpec
 logger = logging.getLogger(__name__)
 
 BELOW_WARNING = (MarginStatus.NO_DEBT, MarginStatus.OK)
-BATCH_SIZE = 500
+BATCH_SIZE = 2000
 
 
 def _payload(facility: Facility, figures: Figures) -> dict:
@@ -67,7 +67,9 @@ def ladder_apply(*, facility_ids: list[int], actor: Actor = SYSTEM) -> int:
     live = valuations_of(sorted({f.client_id for f in facilities.values()}))
     open_calls = {
         c.facility_id: c
-        for c in MarginCall.objects.filter(facility_id__in=facilities, status__in=OPEN_MARGIN_CALL_STATUSES)
+        for c in MarginCall.objects.filter(
+            facility_id__in=facilities, status__in=OPEN_MARGIN_CALL_STATUSES
+        ).select_related("facility__client")
     }
     open_sales = set(
         ForcedSale.objects.filter(

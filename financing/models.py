@@ -347,6 +347,7 @@ class SweepRun(models.Model):
     snapshots_written = models.PositiveIntegerField(default=0)
     ladder_actions = models.PositiveIntegerField(default=0)
     duration_ms = models.PositiveIntegerField(default=0)
+    ladder_ms = models.PositiveIntegerField(default=0, help_text="of which the margin-call ladder")
 
     class Meta:
         ordering = ["-started_at"]

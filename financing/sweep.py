@@ -79,9 +79,18 @@ def _previous_sweep_start() -> datetime.datetime | None:
     return run.started_at if run else None
 
 
+def _posted_since(since: datetime.datetime | None) -> datetime.datetime:
+    """Postings from this moment on bring their clients into a price-driven sweep: a little before the
+    previous sweep started, so that a transaction still open when that sweep read the balances is picked up
+    by this one. With no previous sweep, everything counts."""
+    if since is None:
+        return datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+    return since - datetime.timedelta(seconds=settings.SWEEP_POSTING_LOOKBACK_SECONDS)
+
+
 def _clients_in_scope(symbols: list[str] | None, since: datetime.datetime | None) -> list[int] | None:
-    """Client ids to revalue: holders of the moved assets and clients posted to since ``since``; None
-    means every client (a full sweep)."""
+    """Client ids to revalue (the generic path): holders of the moved assets and clients posted to since
+    ``since``; None means every client (a full sweep)."""
     if symbols is None:
         return None
     clients = set(
@@ -91,47 +100,56 @@ def _clients_in_scope(symbols: list[str] | None, since: datetime.datetime | None
         .exclude(amount=0)
         .values_list("account__client_id", flat=True)
     )
-    if since is not None:
-        # Look back a little before the previous sweep started: a transaction that was still open when that
-        # sweep read the balances is picked up by this one.
-        lookback = datetime.timedelta(seconds=settings.SWEEP_POSTING_LOOKBACK_SECONDS)
-        touched = Leg.objects.filter(transaction__posted_at__gte=since - lookback).values("account_id")
-        clients |= set(
-            Account.objects.filter(pk__in=touched, client__isnull=False).values_list("client_id", flat=True)
-        )
+    touched = Leg.objects.filter(transaction__posted_at__gte=_posted_since(since)).values("account_id")
+    clients |= set(
+        Account.objects.filter(pk__in=touched, client__isnull=False).values_list("client_id", flat=True)
+    )
     return sorted(clients)
 
 
-# --- PostgreSQL: set-based ------------------------------------------------------------------------
+# The facilities in scope, by one of three filters: every open facility; given clients; or the holders of
+# the moved assets plus clients whose ledger accounts were posted to since a moment. Worked out inside the
+# statement, so that a sweep never ships tens of thousands of ids back and forth.
+SCOPE_FILTERS = {
+    "all": "",
+    "clients": "AND f.client_id = ANY(%(clients)s)",
+    "moved": """AND f.client_id IN (
+        SELECT p.client_id FROM collateral_collateralpool p
+          JOIN ledger_balance b ON b.account_id = p.account_id
+         WHERE b.instrument_id = ANY(%(symbols)s) AND b.amount <> 0
+        UNION
+        SELECT a.client_id FROM ledger_transaction t
+          JOIN ledger_leg l ON l.transaction_id = t.id
+          JOIN ledger_account a ON a.id = l.account_id
+         WHERE t.posted_at >= %(since)s AND a.client_id IS NOT NULL)""",
+}
 
-VALUATION_SQL = """
-CREATE TEMP TABLE sweep_result ON COMMIT DROP AS
-WITH scope AS (
+# Market value per position (half-up to the cent), the pool's total by a window, margin value with the
+# concentration cut (down to the cent), debt from the three loan accounts, then ratio and status by the
+# facility's policy: the same rules as collateral.calculations and financing.calculations.
+VALUATION_CTES = """
+scope AS MATERIALIZED (
     SELECT f.id AS facility_id, f.client_id, f.principal_account_id, f.interest_account_id, f.fees_account_id,
            COALESCE(f.policy_id, %(default_policy)s) AS policy_id
       FROM financing_facility f
-     WHERE f.status <> 'closed' {client_filter}
+     WHERE f.status <> 'closed' {scope_filter}
 ),
-positions AS (
-    SELECT p.client_id,
-           ROUND(b.amount * u.unit_value, 2) AS mv,
-           u.haircut, u.concentration_limit, u.eligible
-      FROM collateral_collateralpool p
+position_values AS (
+    SELECT p.client_id, u.haircut, u.concentration_limit, u.eligible, ROUND(b.amount * u.unit_value, 2) AS mv
+      FROM scope s
+      JOIN collateral_collateralpool p ON p.client_id = s.client_id
       JOIN ledger_balance b ON b.account_id = p.account_id AND b.amount <> 0
       JOIN sweep_units u ON u.symbol = b.instrument_id AND u.unit_value IS NOT NULL
-     WHERE p.client_id IN (SELECT client_id FROM scope)
 ),
-pool_totals AS (
-    SELECT client_id, SUM(mv) AS market_value FROM positions GROUP BY client_id
+positions AS (
+    SELECT pv.*, SUM(pv.mv) OVER (PARTITION BY pv.client_id) AS pool_mv FROM position_values pv
 ),
 pool_values AS (
-    SELECT pos.client_id, t.market_value,
-           SUM(CASE WHEN pos.eligible THEN
-                   FLOOR(LEAST(pos.mv, COALESCE(pos.concentration_limit * t.market_value, pos.mv))
-                         * (1 - pos.haircut) * 100) / 100
+    SELECT client_id, MAX(pool_mv) AS market_value,
+           SUM(CASE WHEN eligible THEN
+                   FLOOR(LEAST(mv, COALESCE(concentration_limit * pool_mv, mv)) * (1 - haircut) * 100) / 100
                ELSE 0 END) AS margin_value
-      FROM positions pos JOIN pool_totals t ON t.client_id = pos.client_id
-     GROUP BY pos.client_id, t.market_value
+      FROM positions GROUP BY client_id
 ),
 valued AS (
     SELECT s.facility_id, s.policy_id,
@@ -143,23 +161,28 @@ valued AS (
       LEFT JOIN ledger_balance bp ON bp.account_id = s.principal_account_id AND bp.instrument_id = 'HKD'
       LEFT JOIN ledger_balance bi ON bi.account_id = s.interest_account_id AND bi.instrument_id = 'HKD'
       LEFT JOIN ledger_balance bf ON bf.account_id = s.fees_account_id AND bf.instrument_id = 'HKD'
-)
-SELECT v.facility_id, v.market_value, v.margin_value, v.debt,
-       CASE WHEN v.debt <= 0 THEN 0
-            WHEN v.margin_value <= 0 THEN NULL
-            ELSE ROUND(v.debt::numeric(40, 20) / v.margin_value, 8) END AS margin_ratio,
-       CASE WHEN v.debt <= 0 THEN 'no_debt'
-            WHEN v.debt >= p.forced_sale * v.margin_value THEN 'forced_sale'
-            WHEN v.debt > p.margin_call * v.margin_value THEN 'margin_call'
-            WHEN v.debt >= p.warning * v.margin_value THEN 'warning'
-            ELSE 'ok' END AS status
-  FROM valued v JOIN financing_marginpolicy p ON p.id = v.policy_id
-"""
+),
+result AS (
+    SELECT v.facility_id, v.market_value, v.margin_value, v.debt,
+           CASE WHEN v.debt <= 0 THEN 0
+                WHEN v.margin_value <= 0 THEN NULL
+                ELSE ROUND(v.debt::numeric(40, 20) / v.margin_value, 8) END AS margin_ratio,
+           CASE WHEN v.debt <= 0 THEN 'no_debt'
+                WHEN v.debt >= p.forced_sale * v.margin_value THEN 'forced_sale'
+                WHEN v.debt > p.margin_call * v.margin_value THEN 'margin_call'
+                WHEN v.debt >= p.warning * v.margin_value THEN 'warning'
+                ELSE 'ok' END AS status
+      FROM valued v JOIN financing_marginpolicy p ON p.id = v.policy_id
+)"""
 
-WRITE_SQL = """
-WITH changed AS (
+# One statement: value, then write the margin states and snapshots that changed.
+SWEEP_SQL = (
+    "WITH"
+    + VALUATION_CTES
+    + """,
+changed AS (
     SELECT r.*, s.facility_id IS NULL AS is_new, s.status AS old_status, s.margin_ratio AS old_ratio
-      FROM sweep_result r
+      FROM result r
       LEFT JOIN financing_marginstate s ON s.facility_id = r.facility_id
      WHERE s.facility_id IS NULL
         OR s.margin_ratio IS DISTINCT FROM r.margin_ratio
@@ -193,18 +216,29 @@ inserted AS (
       FROM changed c WHERE c.is_new
     RETURNING 1
 )
-SELECT (SELECT COUNT(*) FROM sweep_result),
+SELECT (SELECT COUNT(*) FROM scope),
        (SELECT COUNT(*) FROM updated) + (SELECT COUNT(*) FROM inserted),
        (SELECT COUNT(*) FROM snapshots)
 """
+)
+
+VALUATIONS_SQL = (
+    "WITH"
+    + VALUATION_CTES
+    + "\nSELECT facility_id, market_value, margin_value, debt, margin_ratio, status FROM result"
+)
+
+# Sorting and hashing a whole book fits in memory with this; PostgreSQL's default (4 MB) spills to disk.
+SWEEP_WORK_MEM = "128MB"
 
 
-def _value_into_temp_table(cursor, clients: list[int] | None) -> None:
-    """Value the facilities of ``clients`` (everybody when None) into the temporary table ``sweep_result``."""
+def _prepare(cursor, scope: str, params: dict[str, object]) -> dict[str, object]:
+    """Load the per-asset unit values into a temporary table and return the statement's parameters."""
     units = asset_units()
-    # ON COMMIT DROP cleans up after a committed sweep; an enclosing transaction (a test, a caller that
-    # sweeps twice, the ladder after the sweep) keeps them, hence the explicit drop.
-    cursor.execute("DROP TABLE IF EXISTS pg_temp.sweep_units, pg_temp.sweep_result")
+    cursor.execute(f"SET LOCAL work_mem = '{SWEEP_WORK_MEM}'")
+    # ON COMMIT DROP cleans up after a committed sweep; an enclosing transaction (a test, the ladder after
+    # the sweep) keeps the table, hence the explicit drop.
+    cursor.execute("DROP TABLE IF EXISTS pg_temp.sweep_units")
     cursor.execute(
         "CREATE TEMP TABLE sweep_units (symbol varchar(20) PRIMARY KEY, unit_value numeric, haircut numeric, "
         "concentration_limit numeric, eligible boolean) ON COMMIT DROP"
@@ -214,18 +248,27 @@ def _value_into_temp_table(cursor, clients: list[int] | None) -> None:
             "INSERT INTO sweep_units VALUES (%s, %s, %s, %s, %s)",
             [(u.symbol, u.unit_value, u.haircut, u.concentration_limit, u.eligible) for u in units],
         )
-    client_filter = ""
-    params: dict[str, object] = {"default_policy": default_policy().pk}
+    return {"default_policy": default_policy().pk, **params}
+
+
+def _scope(clients: list[int] | None, symbols: list[str] | None, since: datetime.datetime | None):
     if clients is not None:
-        client_filter = "AND f.client_id = ANY(%(clients)s)"
-        params["clients"] = clients
-    cursor.execute(VALUATION_SQL.format(client_filter=client_filter), params)
+        return "clients", {"clients": clients}
+    if symbols is None:
+        return "all", {}
+    return "moved", {"symbols": symbols, "since": _posted_since(since)}
 
 
-def _sweep_postgresql(clients: list[int] | None, now: datetime.datetime) -> tuple[int, int, int]:
+def _sweep_postgresql(
+    clients: list[int] | None,
+    symbols: list[str] | None,
+    since: datetime.datetime | None,
+    now: datetime.datetime,
+) -> tuple[int, int, int]:
+    scope, params = _scope(clients, symbols, since)
     with connection.cursor() as cursor:
-        _value_into_temp_table(cursor, clients)
-        cursor.execute(WRITE_SQL, {"now": now})
+        params = _prepare(cursor, scope, {**params, "now": now})
+        cursor.execute(SWEEP_SQL.format(scope_filter=SCOPE_FILTERS[scope]), params)
         valued, changed, snapshots = cursor.fetchone()
     return valued, changed, snapshots
 
@@ -239,15 +282,10 @@ def valuations_of(clients: list[int]) -> dict[int, Figures]:
     if connection.vendor != "postgresql":
         return {row[0]: row for row in facility_figures(clients)}
     with connection.cursor() as cursor:
-        _value_into_temp_table(cursor, clients)
-        cursor.execute(
-            "SELECT facility_id, market_value, margin_value, debt, margin_ratio, status FROM sweep_result"
-        )
+        params = _prepare(cursor, "clients", {"clients": clients})
+        cursor.execute(VALUATIONS_SQL.format(scope_filter=SCOPE_FILTERS["clients"]), params)
         rows = cursor.fetchall()
     return {row[0]: tuple(row) for row in rows}
-
-
-# --- Any database: the same steps, valued in Python ------------------------------------------------
 
 
 def facility_figures(
@@ -376,17 +414,19 @@ def sweep_run(
     since = _previous_sweep_start()
     run = SweepRun.objects.create(trigger=trigger, symbols=sorted(symbols) if symbols else [], started_at=now)
     with transaction.atomic():
-        if clients is None:
-            clients = _clients_in_scope(symbols, since)
         if connection.vendor == "postgresql":
-            valued, changed, snapshots = _sweep_postgresql(clients, now)
+            valued, changed, snapshots = _sweep_postgresql(clients, symbols, since, now)
         else:
+            if clients is None:
+                clients = _clients_in_scope(symbols, since)
             valued, changed, snapshots = _sweep_generic(clients, now)
     result = SweepResult(
         run=run, facilities_valued=valued, states_changed=changed, snapshots_written=snapshots
     )
+    ladder_started = time.perf_counter()
     if ladder:
         result.ladder_actions = ladder_run()
+    run.ladder_ms = int((time.perf_counter() - ladder_started) * 1000)
     run.finished_at = timezone.now()
     run.facilities_valued, run.states_changed = valued, changed
     run.snapshots_written, run.ladder_actions = snapshots, result.ladder_actions
@@ -399,6 +439,7 @@ def sweep_run(
             "snapshots_written",
             "ladder_actions",
             "duration_ms",
+            "ladder_ms",
         ]
     )
     return result

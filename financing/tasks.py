@@ -7,6 +7,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from accounts.audit import SYSTEM
+from collateral.oracle import crypto_prices_refresh
 from core.calendar import is_business_day
 from financing.ladder import ladder_run, margin_calls_escalate_due
 from financing.services import interest_accrue_all
@@ -27,6 +28,15 @@ def _summary(result) -> dict:
 def margin_sweep(symbols: list[str] | None = None, trigger: str = "scheduled") -> dict:
     """Revalue the holders of ``symbols`` (everybody when None) and run the margin-call ladder."""
     return _summary(sweep_run(symbols=symbols, trigger=trigger))
+
+
+@shared_task(name="financing.monitor_prices", soft_time_limit=90, time_limit=120)
+def monitor_prices() -> dict:
+    """The monitoring loop's beat: refresh the crypto prices from the venues, then revalue the holders of
+    every asset that got a new price (and anyone posted to since the last sweep), then run the ladder."""
+    refresh = crypto_prices_refresh(actor=SYSTEM)
+    result = sweep_run(symbols=list(refresh.repriced), trigger="prices")
+    return {**_summary(result), "repriced": list(refresh.repriced), "stale": dict(refresh.stale)}
 
 
 @shared_task(name="financing.revalue_clients")

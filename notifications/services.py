@@ -27,6 +27,7 @@ from django.utils import timezone
 from accounts import roles
 from accounts.audit import json_value
 from accounts.models import Client
+from core.db import bulk_insert
 from notifications.enums import Channel, DeliveryStatus
 from notifications.models import Event, OutboxMessage, WebhookEndpoint
 from notifications.signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, sign
@@ -84,7 +85,7 @@ def events_record(specs: list[EventSpec]) -> list[Event]:
         )
         for spec in specs
     ]
-    Event.objects.bulk_create(events)
+    bulk_insert(Event, events)  # primary keys are UUIDs made here: nothing to read back
     endpoints = list(WebhookEndpoint.objects.filter(is_active=True))
     staff = staff_alert_recipients() if any(spec.notify_staff for spec in specs) else []
     messages = []
@@ -103,16 +104,16 @@ def events_record(specs: list[EventSpec]) -> list[Event]:
             OutboxMessage(event=event, channel=Channel.EMAIL, recipient=address)
             for address in dict.fromkeys(recipients)
         ]
-    created = OutboxMessage.objects.bulk_create(messages)
     from notifications.tasks import (  # the tasks import this module
         deliver_due_messages,
         deliver_outbox_message,
     )
 
-    if len(created) > BATCH_DELIVERY_THRESHOLD:
+    if len(messages) > BATCH_DELIVERY_THRESHOLD:
+        bulk_insert(OutboxMessage, messages)
         transaction.on_commit(deliver_due_messages.delay)
     else:
-        for message in created:
+        for message in OutboxMessage.objects.bulk_create(messages):
             transaction.on_commit(lambda pk=message.pk: deliver_outbox_message.delay(pk))
     return events
 

@@ -2,6 +2,7 @@
 signed webhook delivered to the broker's endpoint — every step through the queue, nothing eager."""
 
 import json
+import time
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -44,6 +45,13 @@ def test_a_price_shock_reaches_the_brokers_webhook_through_the_worker(real_worke
         price("BTC", "80000")  # committed: the worker reads it from PostgreSQL
         margin_sweep.delay(["BTC"], "price shock")
         assert receiver.arrived.wait(timeout=60), "no webhook arrived within 60 s"
+        # The receiver has answered; the worker records the delivery right after. Wait for that too.
+        deadline = time.monotonic() + 30
+        while (
+            time.monotonic() < deadline
+            and not OutboxMessage.objects.filter(endpoint=endpoint, status=DeliveryStatus.DELIVERED).exists()
+        ):
+            time.sleep(0.1)
     (request,) = receiver.received
     body = json.loads(request.body)
     call = MarginCall.objects.get(facility=facility)
