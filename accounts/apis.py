@@ -25,12 +25,12 @@ from accounts.serializers import (
 from accounts.services import CREDIT_LIMIT_CHANGE, client_create, client_update, credit_limit_change_request
 from api.enums import Scope
 from api.exceptions import StaffSessionRequired
-from api.filters import IdFilter, TimeFilter
+from api.filters import FilterSet, IdFilter, TimeFilter
 from api.permissions import Rule
 from api.views import ApiViewSet, validated
 
 
-class ClientFilter(django_filters.FilterSet):
+class ClientFilter(FilterSet):
     reference = django_filters.CharFilter(max_length=20)
     name = django_filters.CharFilter(lookup_expr="icontains", max_length=200, help_text="part of the name")
     kind = django_filters.ChoiceFilter(choices=ClientKind.choices)
@@ -72,7 +72,7 @@ class ClientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
         return Response(ClientOut(client).data)
 
 
-class CreditProfileFilter(django_filters.FilterSet):
+class CreditProfileFilter(FilterSet):
     client = IdFilter(field_name="client_id")
     internal_rating = django_filters.ChoiceFilter(choices=InternalRating.choices)
     review_before = django_filters.DateFilter(field_name="next_review_on", lookup_expr="lt")

@@ -11,6 +11,7 @@ from api.fields import BoundedDateField, MoneyOutField, money_field
 
 
 class ClientOut(serializers.ModelSerializer):
+    email = serializers.CharField(read_only=True, help_text="may be empty")
     pi_portfolio_value = MoneyOutField(allow_null=True, help_text="HKD; professional-investor evidence")
     pi_total_assets = MoneyOutField(allow_null=True, help_text="HKD; professional-investor evidence")
     currency = serializers.SerializerMethodField(help_text="the currency of every amount: HKD")

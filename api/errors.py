@@ -35,8 +35,11 @@ def _flatten(detail: Any, prefix: str = "") -> list[str]:
     if isinstance(detail, dict):
         lines = []
         for key, value in detail.items():
-            name = "" if key in ("non_field_errors", "__all__") else str(key)
-            path = f"{prefix}.{name}" if prefix and name else (prefix or name)
+            if isinstance(key, int):  # a ListField's errors are keyed by the item's index
+                path = f"{prefix}[{key}]"
+            else:
+                name = "" if key in ("non_field_errors", "__all__") else str(key)
+                path = f"{prefix}.{name}" if prefix and name else (prefix or name)
             lines += _flatten(value, path)
         return lines
     if isinstance(detail, list):

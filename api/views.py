@@ -8,7 +8,9 @@ import functools
 from django.core.exceptions import RequestDataTooBig
 from django.db.models import QuerySet
 from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import viewsets
+from rest_framework.exceptions import ValidationError
 from rest_framework.views import APIView
 
 from api import idempotency
@@ -37,6 +39,12 @@ class ApiViewMixin:
         if caller is not None and caller.is_client_user and self.client_field is not None:
             return queryset.filter(**{self.client_field: caller.client_id})
         return queryset
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        repeated = sorted(key for key, values in request.query_params.lists() if len(values) > 1)
+        if repeated:
+            raise ValidationError({key: ["Give this parameter once."] for key in repeated})
 
     def dispatch(self, request, *args, **kwargs):
         if request.method == "POST":
@@ -84,6 +92,7 @@ def validated(serializer_class, request, **kwargs) -> dict:
     return dict(serializer.validated_data)
 
 
+@csrf_exempt
 def not_found(request, *args, **kwargs):
     """Any other path under /api/: a 404 in the API's error shape, not Django's HTML page."""
     return JsonResponse(

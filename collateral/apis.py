@@ -10,7 +10,7 @@ from rest_framework import mixins, status
 from rest_framework.response import Response
 
 from api.enums import Scope
-from api.filters import TimeFilter
+from api.filters import BooleanFilter, FilterSet, TimeFilter
 from api.permissions import Rule
 from api.views import ApiViewSet, validated
 from collateral.enums import AssetKind
@@ -29,9 +29,9 @@ from collateral.services import PriceRow, asset_create, prices_record_bulk
 SYMBOL_IN_PATH = SYMBOL_PATTERN.strip("^$")
 
 
-class AssetFilter(django_filters.FilterSet):
+class AssetFilter(FilterSet):
     kind = django_filters.ChoiceFilter(choices=AssetKind.choices)
-    eligible = django_filters.BooleanFilter()
+    eligible = BooleanFilter()
     currency = django_filters.CharFilter(max_length=4)
 
     class Meta:
@@ -65,10 +65,10 @@ class AssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
         return Response(AssetOut(self.get_queryset().get(pk=asset.pk)).data, status=status.HTTP_201_CREATED)
 
 
-class PriceFilter(django_filters.FilterSet):
+class PriceFilter(FilterSet):
     symbol = django_filters.CharFilter(field_name="asset_id", max_length=20)
     kind = django_filters.ChoiceFilter(field_name="asset__kind", choices=AssetKind.choices)
-    is_stale = django_filters.BooleanFilter()
+    is_stale = BooleanFilter()
     observed_after = TimeFilter(field_name="price__observed_at", lookup_expr="gte")
 
     class Meta:
@@ -117,7 +117,7 @@ class PriceViewSet(mixins.ListModelMixin, ApiViewSet):
         )
 
 
-class FxRateFilter(django_filters.FilterSet):
+class FxRateFilter(FilterSet):
     currency = django_filters.CharFilter(max_length=4)
     quote = django_filters.CharFilter(max_length=4)
 

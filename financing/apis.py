@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from accounts.models import Client
 from api.enums import Scope
 from api.exceptions import ExternalReferenceConflict
-from api.filters import IdFilter, TimeFilter
+from api.filters import FilterSet, IdFilter, TimeFilter
 from api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from api.permissions import Rule
 from api.views import ApiViewSet, validated
@@ -45,7 +45,7 @@ from financing.services import collateral_withdraw, drawdown_create, repayment_c
 # --- facilities ----------------------------------------------------------------------------------
 
 
-class FacilityFilter(django_filters.FilterSet):
+class FacilityFilter(FilterSet):
     client = IdFilter(field_name="client_id")
     reference = django_filters.CharFilter(max_length=20)
     status = django_filters.ChoiceFilter(choices=FacilityStatus.choices)
@@ -101,7 +101,7 @@ def _service_idempotency_key(request, caller) -> str | None:
     return hashlib.sha256(f"{caller.credential}\n{key}".encode()).hexdigest()
 
 
-class CashMovementFilter(django_filters.FilterSet):
+class CashMovementFilter(FilterSet):
     facility = IdFilter(field_name="facility_id")
     client = IdFilter(field_name="facility__client_id")
     created_after = TimeFilter(field_name="created_at", lookup_expr="gte")
@@ -185,7 +185,7 @@ class RepaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiView
 # --- collateral movements ------------------------------------------------------------------------
 
 
-class CollateralMovementFilter(django_filters.FilterSet):
+class CollateralMovementFilter(FilterSet):
     client = IdFilter(field_name="pool__client_id")
     kind = django_filters.ChoiceFilter(choices=MovementKind.choices)
     asset = django_filters.CharFilter(field_name="asset_id", max_length=20)
@@ -300,7 +300,7 @@ class CollateralMovementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin
 # --- margin calls and forced sales ---------------------------------------------------------------
 
 
-class MarginCallFilter(django_filters.FilterSet):
+class MarginCallFilter(FilterSet):
     facility = IdFilter(field_name="facility_id")
     client = IdFilter(field_name="facility__client_id")
     status = django_filters.ChoiceFilter(choices=MarginCallStatus.choices)
@@ -326,7 +326,7 @@ class MarginCallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
         return self.scoped(MarginCall.objects.select_related("facility"))
 
 
-class ForcedSaleFilter(django_filters.FilterSet):
+class ForcedSaleFilter(FilterSet):
     facility = IdFilter(field_name="facility_id")
     client = IdFilter(field_name="facility__client_id")
     status = django_filters.ChoiceFilter(choices=ForcedSaleStatus.choices)

@@ -9,7 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from api.enums import Scope
-from api.filters import IdFilter, TimeFilter
+from api.filters import BooleanFilter, FilterSet, IdFilter, TimeFilter
 from api.permissions import Rule
 from api.views import ApiViewSet, validated
 from notifications.models import Event, WebhookEndpoint
@@ -27,8 +27,8 @@ from notifications.webhook_endpoints import (
 )
 
 
-class WebhookEndpointFilter(django_filters.FilterSet):
-    is_active = django_filters.BooleanFilter()
+class WebhookEndpointFilter(FilterSet):
+    is_active = BooleanFilter()
 
     class Meta:
         model = WebhookEndpoint
@@ -74,7 +74,7 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, A
         return Response(WebhookEndpointOut(endpoint).data)
 
 
-class EventFilter(django_filters.FilterSet):
+class EventFilter(FilterSet):
     type = django_filters.CharFilter(max_length=60)
     client = IdFilter(field_name="client_id")
     subject_type = django_filters.CharFilter(max_length=60)
