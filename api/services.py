@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.audit import Actor, actor_label, audit_event_record
 from api.enums import Scope
-from api.models import ApiKey
+from api.models import ApiKey, IdempotencyRecord
 from core.exceptions import InvalidInput, InvalidTransition
 from core.locks import lock_one
 from core.validation import validate_model
@@ -45,6 +45,8 @@ def api_key_create(*, name: str, scopes, actor: Actor, throttle_rate: str = "") 
     if ApiKey.objects.filter(name=name).exists():
         raise InvalidInput(f"There is already an API key named {name}.", code="duplicate_api_key")
     prefix = secrets.token_hex(4)
+    while ApiKey.objects.filter(prefix=f"{KEY_MARK}_{prefix}").exists():  # 1 in 4 billion; still
+        prefix = secrets.token_hex(4)
     raw_key = f"{KEY_MARK}_{prefix}_{secrets.token_urlsafe(32)}"
     api_key = ApiKey(
         name=name,
@@ -100,3 +102,11 @@ def api_key_record_use(*, api_key: ApiKey, now: datetime.datetime | None = None)
         last_used_at=now
     )
     api_key.last_used_at = now
+
+
+def idempotency_records_purge(*, older_than: datetime.timedelta, now: datetime.datetime | None = None) -> int:
+    """Forget stored responses older than ``older_than``: a retry after that is a new request. (Drawdowns
+    and repayments stay protected: the ledger keeps its own key for each, for good.)"""
+    cutoff = (now or timezone.now()) - older_than
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -11,7 +11,6 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import viewsets
 from rest_framework.exceptions import ValidationError
-from rest_framework.views import APIView
 
 from api import idempotency
 from api.authentication import Caller, caller_of
@@ -80,10 +79,6 @@ class ApiViewSet(ApiViewMixin, viewsets.GenericViewSet):
     pass
 
 
-class ApiView(ApiViewMixin, APIView):
-    pass
-
-
 def validated(serializer_class, request, **kwargs) -> dict:
     """The request body read by ``serializer_class`` (built with ``kwargs``), or a 400 listing every
     problem."""
@@ -96,5 +91,6 @@ def validated(serializer_class, request, **kwargs) -> dict:
 def not_found(request, *args, **kwargs):
     """Any other path under /api/: a 404 in the API's error shape, not Django's HTML page."""
     return JsonResponse(
-        error_body("not_found", f"There is no API resource at {request.path}; see /api/docs/."), status=404
+        error_body("not_found", f"There is no API resource at {request.path[:200]}; see /api/docs/."),
+        status=404,
     )

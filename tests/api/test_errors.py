@@ -404,3 +404,20 @@ def test_aware_times_far_in_the_future_are_refused(lender, market):
     body = {"source": "md", "prices": [{"symbol": "0700.HK", "price": "412.2", "observed_at": future}]}
     error = assert_error(post(lender, "/api/v1/prices/", body), 400, "price_batch_refused")
     assert "is in the future" in error["details"]["rows"][0]["reason"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/drawdowns/", "/api/v1/facilities/", "/api/v1/assets/BTC/"])
+def test_the_browsable_api_lists_and_asks_to_log_in(market, path):
+    staff = APIClient()
+    staff.force_login(StaffFactory(role="Credit officer"))
+    assert staff.get(path, HTTP_ACCEPT="text/html").status_code == 200
+    anonymous = APIClient().get(path, HTTP_ACCEPT="text/html")
+    assert anonymous.status_code == 401
+    assert "Log in" in anonymous.content.decode()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/drawdowns/", "/api/v1/clients/", "/api/v1/webhook-endpoints/"])
+def test_options_describes_without_failing(lender, path):
+    response = lender.options(path)
+    assert response.status_code == 200
+    assert response.json()["name"]

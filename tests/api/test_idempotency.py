@@ -1,13 +1,17 @@
 """Idempotency-Key: a retry gets the stored response, a different body with the same key is 409, and
 concurrent retries do the work once."""
 
+import datetime
+import io
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 
 from api.models import IdempotencyRecord
 from financing import apis as financing_apis
@@ -206,3 +210,15 @@ def test_concurrent_requests_with_their_own_keys_all_run_and_never_pass_the_limi
     assert codes == [201] * 5 + [422] * 3
     assert facility_debt(facility).principal == Decimal("5000.00")
     assert IdempotencyRecord.objects.count() == 8
+
+
+@pytest.mark.django_db
+def test_old_stored_responses_can_be_purged(key_client, facility):
+    api = key_client("lending")
+    draw(api, facility, key="old")
+    IdempotencyRecord.objects.update(created_at=timezone.now() - datetime.timedelta(days=31))
+    draw(api, facility, key="new")
+    out = io.StringIO()
+    call_command("purge_idempotency_records", "--days", "30", stdout=out)
+    assert out.getvalue().strip() == "Forgot 1 stored response(s) older than 30 days."
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]

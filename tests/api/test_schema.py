@@ -87,12 +87,19 @@ def test_amounts_are_strings_in_the_schema(document):
     assert schemas["FacilityOut"]["properties"]["margin_ratio"]["nullable"] is True
 
 
-def test_the_docs_are_served_from_the_sidecar_not_a_cdn(db):
-    body = APIClient().get("/api/docs/").content.decode()
-    assert "swagger-ui-dist/swagger-ui-bundle.js" in body
+@pytest.mark.parametrize(
+    ("path", "asset"),
+    [
+        ("/api/docs/", "swagger-ui-dist/swagger-ui-bundle.js"),
+        ("/api/redoc/", "redoc/bundles/redoc.standalone.js"),
+    ],
+)
+def test_the_docs_are_served_from_the_sidecar_not_a_cdn(db, path, asset):
+    body = APIClient().get(path).content.decode()
+    assert asset in body
     assert "cdn" not in body.lower()
     assert "unpkg" not in body.lower()
-    assert finders.find("drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
+    assert finders.find(f"drf_spectacular_sidecar/{asset}")
     assert "/api/schema/" in body
 
 
