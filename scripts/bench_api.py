@@ -30,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -73,7 +74,7 @@ def environment() -> dict[str, str]:
 # --- seeding (through the services, as the platform itself does it) --------------------------------
 
 
-def seed(count: int, facility_limit: str, credit_limit: str) -> tuple[list[int], str]:
+def seed(count: int, facility_limit: str, credit_limits: tuple[str, str]) -> tuple[list[int], str]:
     import datetime
 
     from django.contrib.auth.models import Group
@@ -153,6 +154,8 @@ def seed(count: int, facility_limit: str, credit_limit: str) -> tuple[list[int],
             next_review_on=today + datetime.timedelta(days=180),
             actor=maker,
         )
+        # Half the clients are held by their facility limit, half by a tighter approved credit limit.
+        credit_limit = credit_limits[index % 2]
         request = credit_limit_change_request(profile=profile, credit_limit=credit_limit, actor=maker)
         approval_request_approve(request=ApprovalRequest.objects.get(pk=request.pk), actor=checker)
         facility = facility_open(client=client, limit=facility_limit, fixed_rate="0.065", actor=maker)
@@ -179,13 +182,24 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     acknowledged: list[int] = field(default_factory=list)  # drawdown ids answered 201
+    refusals: dict[str, int] = field(default_factory=dict)  # 422s by error code
     failures: int = 0  # no answer at all
     reads: int = 0
     writes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, status: int, latency: float, *, write: bool, drawdown_id: int | None = None) -> None:
+    def record(
+        self,
+        status: int,
+        latency: float,
+        *,
+        write: bool,
+        drawdown_id: int | None = None,
+        refusal: str | None = None,
+    ) -> None:
         with self.lock:
+            if refusal is not None:
+                self.refusals[refusal] = self.refusals.get(refusal, 0) + 1
             self.latencies.append(latency)
             self.statuses[status] = self.statuses.get(status, 0) + 1
             if write:
@@ -245,8 +259,14 @@ def drive(
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             continue
         latency = time.perf_counter() - started
-        drawdown_id = json.loads(payload)["id"] if write and response.status == 201 else None
-        tally.record(response.status, latency, write=write, drawdown_id=drawdown_id)
+        body = json.loads(payload) if write and response.status in (201, 422) else {}
+        tally.record(
+            response.status,
+            latency,
+            write=write,
+            drawdown_id=body.get("id") if response.status == 201 else None,
+            refusal=body["error"]["code"] if response.status == 422 else None,
+        )
     connection.close()
 
 
@@ -322,21 +342,29 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
     parser.add_argument("--write-share", type=float, default=0.2, help="share of requests that draw down")
     parser.add_argument("--amount", default="10000.00", help="HKD per drawdown (default 10000.00)")
-    parser.add_argument("--facility-limit", default="500000.00", help="each facility's limit")
-    parser.add_argument("--credit-limit", default="600000.00", help="each client's approved credit limit")
+    parser.add_argument("--facility-limit", default="100000.00", help="each facility's limit")
+    parser.add_argument(
+        "--credit-limits",
+        default="120000.00,70000.00",
+        help="approved credit limits, alternating between clients (the second binds before the facility's)",
+    )
     args = parser.parse_args()
 
     env = environment()
     os.environ.update(env)
-    say("==> migrating")
+    say("==> migrating, collecting static files")
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, env=env, check=True
     )
     import django
 
     django.setup()
-    say(f"==> seeding {args.facilities} facilities (limit HK${args.facility_limit} each)")
-    facility_ids, raw_key = seed(args.facilities, args.facility_limit, args.credit_limit)
+    credit_limits = tuple(args.credit_limits.split(","))
+    say(
+        f"==> seeding {args.facilities} facilities: limit HK${args.facility_limit} each, credit limits "
+        f"HK${' / HK$'.join(credit_limits)} in turn"
+    )
+    facility_ids, raw_key = seed(args.facilities, args.facility_limit, credit_limits)
     from django.db import connections
 
     connections.close_all()
@@ -351,7 +379,17 @@ def main() -> int:
     say(
         f"==> gunicorn: {args.workers} workers × {args.threads} threads on 127.0.0.1:{port} (config.settings.production)"
     )
-    server = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+    # The server's log goes to a file (Django logs each refused drawdown as a warning); errors in it are
+    # reported at the end.
+    server_log = Path(tempfile.mkdtemp(prefix="bench-api-")) / "gunicorn.log"
+    server = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=server_log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     tally = Tally()
     try:
         wait_until_serving(port, server)
@@ -396,13 +434,22 @@ def main() -> int:
             os.killpg(server.pid, signal.SIGKILL)
 
     over_limit, problems = check(facility_ids, tally.acknowledged)
+    log_lines = server_log.read_text(errors="replace").splitlines()
+    server_errors = [
+        line for line in log_lines if " ERROR " in line or "Traceback" in line or "[CRITICAL]" in line
+    ]
+    if server_errors:
+        problems.append(
+            f"the server logged {len(server_errors)} error(s), e.g. {server_errors[0]} (log: {server_log})"
+        )
     errors_5xx = sum(count for status, count in tally.statuses.items() if status >= 500)
     other = {
         status: count for status, count in sorted(tally.statuses.items()) if status not in (200, 201, 422)
     }
+    refused = ", ".join(f"{code} {count}" for code, count in sorted(tally.refusals.items())) or "none"
     say(
-        f"==> reads={tally.reads} drawdowns={tally.writes} (lent: {tally.statuses.get(201, 0)}, refused by a limit: "
-        f"{tally.statuses.get(422, 0)}) other statuses={other or 'none'} no answer={tally.failures}"
+        f"==> reads={tally.reads} drawdowns={tally.writes}: lent {tally.statuses.get(201, 0)}, refused {refused}; "
+        f"other statuses: {other or 'none'}; no answer: {tally.failures}"
     )
     for problem in problems:
         say(f"!!! {problem}")
