@@ -8,7 +8,7 @@ from fnmatch import fnmatch
 
 from django.contrib.auth.models import Group, Permission
 
-ROLE_APPS = ("accounts", "ledger", "collateral", "financing", "notifications", "api", "django_celery_beat")
+ROLE_APPS = ("accounts", "notifications", "ledger", "collateral", "financing", "api", "django_celery_beat")
 
 CREDIT_OFFICER = "Credit officer"
 RISK_OFFICER = "Risk officer"
@@ -55,7 +55,8 @@ ROLES: dict[str, list[str]] = {
         "collateral.add_custody*",
         "financing.add_repayment",
         "financing.record_fill",
-        "financing.*outbox*",
+        "notifications.change_outboxmessage",
+        "notifications.*_webhookendpoint",
     ],
     COMPLIANCE: READ_EVERYTHING,
     ADMINISTRATOR: ["*", "auth.*"],

@@ -2,6 +2,7 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin
+from django.db.models import F
 from django.utils.html import format_html
 
 from collateral.models import CollateralMovement
@@ -9,14 +10,19 @@ from collateral.services import collateral_deposit
 from core.admin import ReadOnlyAdminMixin, ServiceAdminMixin
 from core.money import format_percent
 from financing import services
+from financing.enums import MarginStatus
 from financing.models import (
     BaseRate,
     Drawdown,
     Facility,
+    ForcedSale,
     InterestAccrual,
     MarginCall,
     MarginPolicy,
+    MarginState,
+    RatioSnapshot,
     Repayment,
+    SweepRun,
 )
 from financing.selectors import facility_valuation
 
@@ -258,6 +264,73 @@ class InterestAccrualAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["accrual_date", "facility", "days", "principal", "annual_rate", "amount"]
     list_filter = ["accrual_date"]
     search_fields = ["facility__reference"]
+
+
+class AtRiskFilter(admin.SimpleListFilter):
+    title = "risk"
+    parameter_name = "risk"
+
+    def lookups(self, request, model_admin):
+        return [("at_risk", "At risk (warning or worse)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "at_risk":
+            return queryset.filter(
+                status__in=[MarginStatus.WARNING, MarginStatus.MARGIN_CALL, MarginStatus.FORCED_SALE]
+            )
+        return queryset
+
+
+@admin.register(MarginState)
+class MarginStateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The at-risk list: every facility as the last sweep valued it, highest ratio first."""
+
+    list_display = [
+        "facility",
+        "client",
+        "ratio",
+        "status",
+        "market_value",
+        "margin_value",
+        "debt",
+        "status_since",
+        "valued_at",
+    ]
+    list_filter = [AtRiskFilter, "status"]
+    search_fields = ["facility__reference", "facility__client__reference", "facility__client__name"]
+    list_select_related = ["facility__client"]
+    ordering = [F("margin_ratio").desc(nulls_first=True)]
+
+    @admin.display(description="client")
+    def client(self, state) -> str:
+        return state.facility.client.name
+
+    @admin.display(description="margin ratio", ordering="margin_ratio")
+    def ratio(self, state) -> str:
+        return "-" if state.status == MarginStatus.NO_DEBT else format_percent(state.margin_ratio)
+
+
+@admin.register(RatioSnapshot)
+class RatioSnapshotAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["taken_at", "facility", "margin_ratio", "status", "market_value", "margin_value", "debt"]
+    list_filter = ["status", "taken_at"]
+    search_fields = ["facility__reference"]
+    date_hierarchy = "taken_at"
+    list_select_related = ["facility"]
+
+
+@admin.register(SweepRun)
+class SweepRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["started_at", "trigger", "symbols", "facilities_valued", "states_changed", "snapshots_written",
+                    "ladder_actions", "duration_ms"]  # fmt: skip
+    list_filter = ["trigger", "started_at"]
+
+
+@admin.register(ForcedSale)
+class ForcedSaleAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["id", "facility", "trigger", "status", "ratio_at_request", "requested_at", "closed_at"]
+    list_filter = ["status", "trigger", "requested_at"]
+    search_fields = ["facility__reference", "facility__client__name"]
 
 
 @admin.register(MarginCall)

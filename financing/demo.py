@@ -25,8 +25,9 @@ from accounts.services import (
 from collateral.models import Asset, CurrentPrice, FxRate, Price
 from collateral.services import asset_create, collateral_deposit, fx_rate_record, pool_open, price_record
 from financing.enums import RateKind
-from financing.models import BaseRate, Facility
+from financing.models import BaseRate, Facility, MarginState
 from financing.services import base_rate_record, drawdown_create, facility_open, interest_accrue_all
+from financing.sweep import sweep_run
 
 DEMO_PASSWORD = "demo-pass-2026"
 PENDING_DEMO_REASON = "Client asked for more headroom"
@@ -228,6 +229,12 @@ def seed_lending(staff: dict[str, User], progress: Progress) -> None:
         progress(f"{symbol} fell to HK${value}: Peak Partners is in the warning band, close to a margin call")
     accrued = interest_accrue_all(accrual_date=timezone.localdate(), actor=SYSTEM)
     progress(f"interest accrued for {accrued} facilities")
+    if MarginState.objects.count() == Facility.objects.count():
+        return  # already valued: a second seed changes nothing
+    result = sweep_run(trigger="demo")
+    progress(
+        f"margin sweep: {result.facilities_valued} facilities valued, {result.ladder_actions} ladder action(s)"
+    )
 
 
 def seed_demo(progress: Progress) -> None:

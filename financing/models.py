@@ -267,24 +267,48 @@ def ratio_field(verbose_name: str = "margin ratio", **kwargs) -> models.DecimalF
     return models.DecimalField(verbose_name, max_digits=20, decimal_places=8, **kwargs)
 
 
+def hkd_amount_field(verbose_name: str, **kwargs) -> models.DecimalField:
+    """An HKD figure in the sweep's high-volume tables. Plain decimals, not django-money: these tables are
+    always in the reporting currency and are written by set-based SQL, where a currency column per figure
+    would only add width."""
+    return models.DecimalField(
+        f"{verbose_name} (HKD)",
+        max_digits=settings.MONEY_MAX_DIGITS,
+        decimal_places=settings.MONEY_DECIMAL_PLACES,
+        **kwargs,
+    )
+
+
 class MarginState(models.Model):
     """Where a facility stood at its last valuation: what the sweep compares a new valuation with, so that
-    it writes (and notifies) only what changed. Kept apart from ``Facility`` so that the sweep's updates
-    never wait on a drawdown's row lock."""
+    it writes only what changed. ``notified_status`` is the status the margin-call ladder has acted on;
+    while it differs from ``status`` the ladder has work to do (kept in the table, so a crash between the
+    valuation and the ladder loses nothing). Kept apart from ``Facility`` so that the sweep's updates never
+    wait on a drawdown's row lock."""
 
     facility = models.OneToOneField(
         Facility, on_delete=models.CASCADE, primary_key=True, related_name="margin_state"
     )
-    market_value = hkd_field("market value")
-    margin_value = hkd_field("margin value")
-    debt = hkd_field("debt")
+    market_value = hkd_amount_field("market value")
+    margin_value = hkd_amount_field("margin value")
+    debt = hkd_amount_field("debt")
     margin_ratio = ratio_field(null=True, blank=True, help_text="empty with debt: infinite")
     status = models.CharField(max_length=12, choices=MarginStatus.choices, default=MarginStatus.NO_DEBT)
+    notified_status = models.CharField(
+        max_length=12, choices=MarginStatus.choices, default=MarginStatus.NO_DEBT
+    )
     valued_at = models.DateTimeField()
     status_since = models.DateTimeField()
 
     class Meta:
-        indexes = [models.Index(fields=["status"])]
+        indexes = [
+            models.Index(fields=["status"]),
+            models.Index(
+                fields=["facility"],
+                condition=~Q(status=F("notified_status")),
+                name="margin_state_ladder_due_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.facility_id}: {self.get_status_display()}"
@@ -295,9 +319,9 @@ class RatioSnapshot(models.Model):
 
     facility = models.ForeignKey(Facility, on_delete=models.CASCADE, related_name="snapshots")
     taken_at = models.DateTimeField()
-    market_value = hkd_field("market value")
-    margin_value = hkd_field("margin value")
-    debt = hkd_field("debt")
+    market_value = hkd_amount_field("market value")
+    margin_value = hkd_amount_field("margin value")
+    debt = hkd_amount_field("debt")
     margin_ratio = ratio_field(null=True, blank=True)
     status = models.CharField(max_length=12, choices=MarginStatus.choices)
 
@@ -307,6 +331,28 @@ class RatioSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.facility_id} at {self.taken_at:%Y-%m-%d %H:%M:%S}: {self.margin_ratio}"
+
+
+class SweepRun(models.Model):
+    """One run of the margin sweep: what started it, what it looked at, what it wrote, how long it took."""
+
+    trigger = models.CharField(max_length=20)
+    symbols = models.JSONField(
+        default=list, blank=True, help_text="assets whose prices moved; empty: all pools"
+    )
+    started_at = models.DateTimeField(db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    facilities_valued = models.PositiveIntegerField(default=0)
+    states_changed = models.PositiveIntegerField(default=0)
+    snapshots_written = models.PositiveIntegerField(default=0)
+    ladder_actions = models.PositiveIntegerField(default=0)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"Sweep {self.started_at:%Y-%m-%d %H:%M:%S} ({self.trigger})"
 
 
 class ForcedSale(models.Model):

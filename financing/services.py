@@ -30,12 +30,21 @@ from core.parsing import parse_amount, parse_hkd
 from core.validation import validate_model
 from financing import exceptions as refusals
 from financing.calculations import allocate_repayment, interest_for_days
-from financing.enums import MARGIN_CALL_TRANSITIONS, FacilityStatus, MarginCallStatus, RateKind
+from financing.enums import (
+    MARGIN_CALL_TRANSITIONS,
+    OPEN_FORCED_SALE_STATUSES,
+    OPEN_MARGIN_CALL_STATUSES,
+    FacilityStatus,
+    ForcedSaleTrigger,
+    MarginCallStatus,
+    RateKind,
+)
 from financing.models import (
     BaseRate,
     Drawdown,
     Facility,
     FirmExposure,
+    ForcedSale,
     InterestAccrual,
     MarginCall,
     MarginPolicy,
@@ -53,6 +62,7 @@ from financing.selectors import (
 )
 from ledger.enums import AccountKind, TransactionKind
 from ledger.services import LegSpec, account_for, firm_account, transaction_post
+from notifications.services import event_record
 
 HKD = "HKD"
 
@@ -173,6 +183,12 @@ def _check_drawdown(facility: Facility, pool: CollateralPool | None, amount: Dec
         raise refusals.OpenMarginCall(
             f"{facility.reference} has an open margin call (#{call.pk}, due {call.deadline:%Y-%m-%d %H:%M}); "
             "no new advances until it is cured."
+        )
+    sale = open_forced_sale(facility)
+    if sale is not None:
+        raise refusals.OpenMarginCall(
+            f"{facility.reference} has a forced sale in progress (#{sale.pk}); no new advances until it is done.",
+            code="forced_sale_in_progress",
         )
     debt = facility_debt(facility)
     if debt.principal + amount > facility.limit.amount:
@@ -542,11 +558,44 @@ def margin_call_issue(
         target=call,
         after=snapshot(call, ["ratio_at_issue", "debt_at_issue", "repayment_due", "top_up_due", "deadline"]),
     )
+    event_record(
+        type="margin_call.issued",
+        summary=(
+            f"Margin call on {facility.reference}: ratio {format_percent(call.ratio_at_issue)}; repay "
+            f"{hkd(cure.repayment)} or top up {hkd(cure.cash_top_up)} cash by {call.deadline:%Y-%m-%d %H:%M} HKT"
+        ),
+        payload=margin_call_payload(call),
+        client=facility.client,
+        subject=call,
+    )
     return call
 
 
+def margin_call_payload(call: MarginCall) -> dict:
+    return {
+        "margin_call": call.pk,
+        "facility": call.facility.reference,
+        "status": call.status,
+        "margin_ratio_at_issue": call.ratio_at_issue,
+        "debt_at_issue": call.debt_at_issue.amount,
+        "margin_value_at_issue": call.margin_value_at_issue.amount,
+        "repayment_due": call.repayment_due.amount,
+        "top_up_due": call.top_up_due.amount,
+        "deadline": call.deadline,
+    }
+
+
+CALL_EVENT_WORDS = {
+    MarginCallStatus.CURED: "cured",
+    MarginCallStatus.ESCALATED: "escalated: its deadline passed",
+    MarginCallStatus.FORCED_SALE: "handed to a forced sale",
+}
+
+
 @transaction.atomic
-def margin_call_transition(*, call: MarginCall, status: str, actor: Actor) -> MarginCall:
+def margin_call_transition(*, call: MarginCall, status: str, actor: Actor, reason: str = "") -> MarginCall:
+    """Move a margin call along its workflow (issued → cured | escalated | forced sale; escalated → cured |
+    forced sale), audited and notified."""
     call = lock_one(MarginCall, call.pk)
     if status not in MARGIN_CALL_TRANSITIONS[call.status]:
         raise InvalidTransition(
@@ -554,17 +603,84 @@ def margin_call_transition(*, call: MarginCall, status: str, actor: Actor) -> Ma
         )
     before = call.status
     call.status = status
-    if status in (MarginCallStatus.CURED, MarginCallStatus.FORCED_SALE):
-        call.closed_at = timezone.now()
-    call.save(update_fields=["status", "closed_at"])
+    now = timezone.now()
+    if status == MarginCallStatus.ESCALATED:
+        call.escalated_at = now
+    else:
+        call.closed_at = now
+        call.close_reason = reason[:300]
+    call.save(update_fields=["status", "escalated_at", "closed_at", "close_reason"])
     audit_event_record(
         actor=actor,
         action=f"margin_call.{status}",
         target=call,
         before={"status": before},
-        after={"status": status},
+        after={"status": status, "reason": reason},
+    )
+    event_record(
+        type=f"margin_call.{status}",
+        summary=f"Margin call #{call.pk} on {call.facility.reference} {CALL_EVENT_WORDS[status]}"
+        + (f" ({reason})" if reason else ""),
+        payload={**margin_call_payload(call), "reason": reason},
+        client=call.facility.client,
+        subject=call,
     )
     return call
+
+
+def open_forced_sale(facility: Facility) -> ForcedSale | None:
+    return ForcedSale.objects.filter(facility=facility, status__in=OPEN_FORCED_SALE_STATUSES).first()
+
+
+@transaction.atomic
+def forced_sale_request(
+    *, facility: Facility, trigger: str, actor: Actor, margin_call: MarginCall | None = None
+) -> ForcedSale:
+    """Ask for collateral to be sold: at the forced-sale threshold at once, or when a margin call's deadline
+    passes. At most one open forced sale per facility; asking again returns it. The call, if any, is handed
+    over to the sale."""
+    facility, pool = _lock_for_lending(facility, firm=False)
+    existing = open_forced_sale(facility)
+    if existing is not None:
+        return existing
+    valuation = valuation_for_holdings(facility, pool_holdings(pool) if pool else {})
+    sale = ForcedSale.objects.create(
+        facility=facility, margin_call=margin_call, trigger=trigger, ratio_at_request=valuation.margin_ratio
+    )
+    audit_event_record(
+        actor=actor,
+        action="forced_sale.requested",
+        target=sale,
+        after={
+            "trigger": trigger,
+            "margin_ratio": valuation.margin_ratio,
+            "margin_call": getattr(margin_call, "pk", None),
+        },
+    )
+    event_record(
+        type="forced_sale.requested",
+        summary=(
+            f"Forced sale requested on {facility.reference}: {ForcedSaleTrigger(trigger).label.lower()} "
+            f"(ratio {format_percent(valuation.margin_ratio)})"
+        ),
+        payload={
+            "forced_sale": sale.pk,
+            "facility": facility.reference,
+            "trigger": trigger,
+            "margin_ratio": valuation.margin_ratio,
+            "margin_call": getattr(margin_call, "pk", None),
+        },
+        client=facility.client,
+        subject=sale,
+    )
+    if margin_call is not None and margin_call.status in OPEN_MARGIN_CALL_STATUSES:
+        margin_call_transition(
+            call=margin_call,
+            status=MarginCallStatus.FORCED_SALE,
+            actor=actor,
+            reason=f"forced sale #{sale.pk}",
+        )
+    return sale
 
 
 # --- margin policies -----------------------------------------------------------------------------

@@ -150,6 +150,20 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# --- Notifications ------------------------------------------------------------------------------
+# Staff alerts go to these addresses; when empty, to active risk and credit officers with an e-mail.
+STAFF_ALERT_EMAILS = env.list("STAFF_ALERT_EMAILS", default=[])
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="margin@broker.example")
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=12)
+OUTBOX_BACKOFF_BASE_SECONDS = env.int("OUTBOX_BACKOFF_BASE_SECONDS", default=5)
+OUTBOX_BACKOFF_MAX_SECONDS = env.int("OUTBOX_BACKOFF_MAX_SECONDS", default=3600)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+
+# --- Margin sweep -------------------------------------------------------------------------------
+# A price-driven sweep also revalues clients whose ledger accounts were posted to since the previous
+# sweep started, minus this margin (for transactions still open when that sweep read the balances).
+SWEEP_POSTING_LOOKBACK_SECONDS = env.int("SWEEP_POSTING_LOOKBACK_SECONDS", default=120)
+
 # --- REST API ----------------------------------------------------------------------------------
 INSTALLED_APPS += [
     "rest_framework",
@@ -198,7 +212,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
+    # validatorUrl None: Swagger UI would otherwise send the schema to validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

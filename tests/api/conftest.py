@@ -18,7 +18,7 @@ from api.services import api_key_create
 from collateral.models import CollateralMovement
 from financing.enums import ForcedSaleTrigger
 from financing.models import Drawdown, Facility, ForcedSale, MarginCall, Repayment
-from financing.services import drawdown_create, margin_call_issue, repayment_create
+from financing.services import drawdown_create, forced_sale_request, margin_call_issue, repayment_create
 from notifications.models import Event
 from tests.accounts.factories import StaffFactory, UserFactory
 from tests.collateral.factories import price
@@ -110,9 +110,7 @@ def _side(name: str) -> Side:
         repayment=repayment,
         margin_call=None,
         forced_sale=None,
-        event=Event.objects.create(
-            type="margin_call.issued", client=facility.client, summary=f"{name}: a margin call", payload={}
-        ),
+        event=None,
         user=client_user(facility.client),
     )
 
@@ -120,14 +118,15 @@ def _side(name: str) -> Side:
 @pytest.fixture
 def world(market):
     """Two clients, ``mine`` and ``theirs``, each with a facility at 240,000 / 312,000 = 76.92%. BTC falls
-    to US$75,000 for a moment (240,000 / 234,000 = 102.56%): both get a margin call, and each a forced sale
-    on record; then it is back at US$100,000."""
+    to US$75,000 for a moment (240,000 / 234,000 = 102.56%): both get a margin call (and its event), and
+    staff ask for a forced sale of each (and its event); then BTC is back at US$100,000."""
     mine, theirs = _side("mine"), _side("theirs")
     price("BTC", "75000")
     for side in (mine, theirs):
         side.margin_call = margin_call_issue(facility=side.facility, actor=SYSTEM)
-        side.forced_sale = ForcedSale.objects.create(
-            facility=side.facility, margin_call=side.margin_call, trigger=ForcedSaleTrigger.MANUAL
+        side.forced_sale = forced_sale_request(
+            facility=side.facility, trigger=ForcedSaleTrigger.MANUAL, actor=SYSTEM
         )
+        side.event = Event.objects.filter(client=side.client, type="margin_call.issued").get()
     price("BTC", "100000")
     return mine, theirs

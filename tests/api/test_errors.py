@@ -12,7 +12,13 @@ from accounts.audit import SYSTEM
 from accounts.enums import KycStatus
 from api.errors import exception_handler
 from core.exceptions import DomainError
-from financing.services import drawdown_create, facility_set_status, margin_call_issue
+from financing.enums import ForcedSaleTrigger
+from financing.services import (
+    drawdown_create,
+    facility_set_status,
+    forced_sale_request,
+    margin_call_issue,
+)
 from tests.accounts.factories import ClientFactory, StaffFactory
 from tests.collateral.factories import price
 from tests.financing.factories import facility_with_pool
@@ -121,6 +127,16 @@ def test_open_margin_call(market, lender):
     with writes_nothing():
         response = post(lender, "/api/v1/drawdowns/", {"facility": facility.pk, "amount": "1.00"})
     assert_error(response, 422, "open_margin_call", message=f"has an open margin call (#{call.pk}")
+
+
+def test_forced_sale_in_progress(market, lender):
+    facility = facility_with_pool(holdings={"BTC": "1"})
+    sale = forced_sale_request(facility=facility, trigger=ForcedSaleTrigger.MANUAL, actor=SYSTEM)
+    with writes_nothing():
+        response = post(lender, "/api/v1/drawdowns/", {"facility": facility.pk, "amount": "1.00"})
+    assert_error(
+        response, 422, "forced_sale_in_progress", message=f"has a forced sale in progress (#{sale.pk})"
+    )
 
 
 def test_facility_not_active(market, lender):

@@ -424,11 +424,8 @@ def test_margin_calls_and_forced_sales(world, api):
     assert len(api.get("/api/v1/margin-calls/?status=issued").json()["results"]) == 2
     assert api.get("/api/v1/margin-calls/?status=cured").json()["results"] == []
     sale = api.get(f"/api/v1/forced-sales/{mine.forced_sale.pk}/").json()
-    assert (sale["status"], sale["trigger"], sale["margin_call"]) == (
-        "planned",
-        "manual",
-        mine.margin_call.pk,
-    )
+    assert (sale["status"], sale["trigger"], sale["margin_call"]) == ("planned", "manual", None)
+    assert sale["ratio_at_request"] == "1.02564103"
 
 
 def test_events_are_a_feed(world, api):
@@ -440,6 +437,9 @@ def test_events_are_a_feed(world, api):
     assert types[0] == "forced_sale.filled"
     filtered = api.get("/api/v1/events/?type=margin_call.issued").json()["results"]
     assert {e["id"] for e in filtered} == {str(mine.event.pk), str(theirs.event.pk)}
+    issued = api.get(f"/api/v1/events/{mine.event.pk}/").json()
+    assert issued["payload"]["margin_call"] == mine.margin_call.pk
+    assert issued["payload"]["repayment_due"] == "41100.00"
     recent = api.get(
         "/api/v1/events/",
         {"occurred_after": mine.event.occurred_at.isoformat(), "type": "forced_sale.filled"},

@@ -3,6 +3,7 @@ and negative inputs, zero 5xx and every response as the schema says."""
 
 import io
 import os
+import re
 
 import pytest
 import schemathesis
@@ -87,20 +88,14 @@ def test_amounts_are_strings_in_the_schema(document):
     assert schemas["FacilityOut"]["properties"]["margin_ratio"]["nullable"] is True
 
 
-@pytest.mark.parametrize(
-    ("path", "asset"),
-    [
-        ("/api/docs/", "swagger-ui-dist/swagger-ui-bundle.js"),
-        ("/api/redoc/", "redoc/bundles/redoc.standalone.js"),
-    ],
-)
-def test_the_docs_are_served_from_the_sidecar_not_a_cdn(db, path, asset):
-    body = APIClient().get(path).content.decode()
+def test_the_docs_are_served_from_the_sidecar_not_a_cdn(db):
+    asset = "swagger-ui-dist/swagger-ui-bundle.js"
+    body = APIClient().get("/api/docs/").content.decode()
     assert asset in body
-    assert "cdn" not in body.lower()
-    assert "unpkg" not in body.lower()
+    assert not re.search(r"""(src|href)\s*=\s*["'](https?:)?//""", body), "loads something from another host"
     assert finders.find(f"drf_spectacular_sidecar/{asset}")
     assert "/api/schema/" in body
+    assert '"validatorUrl": null' in body  # no call to validator.swagger.io either
 
 
 # --- schemathesis --------------------------------------------------------------------------------

@@ -39,6 +39,12 @@ def facility(market):
         "admin:collateral_collateralmovement_changelist",
         "admin:ledger_transaction_changelist",
         "admin:ledger_balance_changelist",
+        "admin:financing_marginstate_changelist",
+        "admin:financing_ratiosnapshot_changelist",
+        "admin:financing_sweeprun_changelist",
+        "admin:financing_forcedsale_changelist",
+        "admin:notifications_event_changelist",
+        "admin:notifications_outboxmessage_changelist",
     ],
 )
 def test_every_role_reads_the_lending_pages(client, facility, role, page):
@@ -121,3 +127,17 @@ def test_a_withdrawal_in_the_admin_is_checked_against_max_advance(client, facili
         follow=True,
     )
     assert "above the max advance" in response.content.decode()
+
+
+def test_the_at_risk_list_puts_the_highest_ratio_first(client, facility, market):
+    from financing.sweep import sweep_run
+    from tests.collateral.factories import price
+
+    calm = facility_with_pool(holdings={"BTC": "10"})
+    drawdown_create(facility=calm, amount="100000.00", actor=SYSTEM)
+    price("BTC", "94000")  # the first facility: 300,000 / (293,280 + 100,000) = 76.3%; calm: 3.4%
+    sweep_run(trigger="test")
+    client.force_login(StaffFactory(role="Risk officer"))
+    body = client.get(reverse("admin:financing_marginstate_changelist")).content.decode()
+    assert body.index(facility.reference) < body.index(calm.reference)
+    assert "76.28%" in body

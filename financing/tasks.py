@@ -1,0 +1,55 @@
+"""Periodic and background work for lending. Each task takes ids or plain values, calls one service and
+is safe to run twice (the services compare before they write)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.utils import timezone
+
+from accounts.audit import SYSTEM
+from core.calendar import is_business_day
+from financing.ladder import ladder_run, margin_calls_escalate_due
+from financing.services import interest_accrue_all
+from financing.sweep import sweep_run
+
+
+def _summary(result) -> dict:
+    return {
+        "facilities_valued": result.facilities_valued,
+        "states_changed": result.states_changed,
+        "snapshots_written": result.snapshots_written,
+        "ladder_actions": result.ladder_actions,
+        "duration_ms": result.run.duration_ms,
+    }
+
+
+@shared_task(name="financing.margin_sweep", soft_time_limit=120, time_limit=180)
+def margin_sweep(symbols: list[str] | None = None, trigger: str = "scheduled") -> dict:
+    """Revalue the holders of ``symbols`` (everybody when None) and run the margin-call ladder."""
+    return _summary(sweep_run(symbols=symbols, trigger=trigger))
+
+
+@shared_task(name="financing.revalue_clients")
+def revalue_clients(client_ids: list[int]) -> dict:
+    """Revalue some clients at once (after a drawdown, a repayment, a top-up)."""
+    return _summary(sweep_run(clients=client_ids, trigger="movement"))
+
+
+@shared_task(name="financing.margin_ladder")
+def margin_ladder() -> int:
+    return ladder_run()
+
+
+@shared_task(name="financing.margin_call_deadlines")
+def margin_call_deadlines() -> int:
+    """Escalate every margin call whose deadline has passed to a forced sale."""
+    return margin_calls_escalate_due()
+
+
+@shared_task(name="financing.interest_accrual")
+def interest_accrual() -> int:
+    """Accrue interest for today when it is a Hong Kong business day (covering the days since the last)."""
+    today = timezone.localdate()
+    if not is_business_day(today):
+        return 0
+    return interest_accrue_all(accrual_date=today, actor=SYSTEM)

@@ -1,0 +1,207 @@
+"""Recording events and delivering them through the outbox.
+
+``event_record`` runs inside the caller's transaction: the event and one outbox message per destination
+commit or roll back together with the state change they report. Delivery happens after commit
+(``transaction.on_commit`` queues a Celery task per message) and again from a periodic task for anything
+still due, so a lost task or a dead worker only delays a message. Each message is claimed with a row lock
+(``SKIP LOCKED``) so two workers never send it at the same time; it is retried with exponential backoff
+and, after ``OUTBOX_MAX_ATTEMPTS``, marked failed for a person to look at (the admin lists them)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts import roles
+from accounts.audit import json_value
+from accounts.models import Client
+from notifications.enums import Channel, DeliveryStatus
+from notifications.models import Event, OutboxMessage, WebhookEndpoint
+from notifications.signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, sign
+
+logger = logging.getLogger(__name__)
+
+
+def staff_alert_recipients() -> list[str]:
+    if settings.STAFF_ALERT_EMAILS:
+        return list(settings.STAFF_ALERT_EMAILS)
+    users = (
+        get_user_model()
+        .objects.filter(
+            is_active=True, is_staff=True, groups__name__in=[roles.RISK_OFFICER, roles.CREDIT_OFFICER]
+        )
+        .exclude(email="")
+    )
+    return sorted(set(users.values_list("email", flat=True)))
+
+
+def event_record(
+    *,
+    type: str,
+    summary: str,
+    payload: dict[str, Any],
+    client: Client | None = None,
+    subject: models.Model | None = None,
+    notify_client: bool = True,
+    notify_staff: bool = True,
+) -> Event:
+    """Write an event and its outbox messages (webhooks that want this type, the client's e-mail, staff
+    alerts) in the current transaction; queue their delivery for after commit."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError(f"event {type!r} recorded outside a transaction")
+    event = Event.objects.create(
+        type=type,
+        summary=summary[:300],
+        payload=json_value(payload),
+        client=client,
+        subject_type=subject._meta.label_lower if subject is not None else "",
+        subject_id=str(subject.pk) if subject is not None else "",
+    )
+    messages = [
+        OutboxMessage(event=event, channel=Channel.WEBHOOK, endpoint=endpoint)
+        for endpoint in WebhookEndpoint.objects.filter(is_active=True)
+        if endpoint.wants(type)
+    ]
+    recipients = []
+    if notify_client and client is not None and client.email:
+        recipients.append(client.email)
+    if notify_staff:
+        recipients.extend(staff_alert_recipients())
+    messages += [
+        OutboxMessage(event=event, channel=Channel.EMAIL, recipient=address)
+        for address in dict.fromkeys(recipients)
+    ]
+    created = OutboxMessage.objects.bulk_create(messages)
+    from notifications.tasks import deliver_outbox_message  # tasks import this module
+
+    for message in created:
+        transaction.on_commit(lambda pk=message.pk: deliver_outbox_message.delay(pk))
+    return event
+
+
+def webhook_body(event: Event) -> bytes:
+    body = {
+        "id": str(event.id),
+        "type": event.type,
+        "occurred_at": event.occurred_at,
+        "summary": event.summary,
+        "client": event.client.reference if event.client_id else None,
+        "subject": {"type": event.subject_type, "id": event.subject_id} if event.subject_type else None,
+        "data": event.payload,
+    }
+    return json.dumps(body, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _send(message: OutboxMessage) -> None:
+    event = message.event
+    if message.channel == Channel.WEBHOOK:
+        body = webhook_body(event)
+        response = requests.post(
+            message.endpoint.url,
+            data=body,
+            headers={
+                "Content-Type": "application/json",
+                EVENT_ID_HEADER: str(event.id),
+                EVENT_TYPE_HEADER: event.type,
+                SIGNATURE_HEADER: sign(message.endpoint.secret, body),
+            },
+            timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+            allow_redirects=False,
+        )
+        if not 200 <= response.status_code < 300:
+            raise RuntimeError(
+                f"HTTP {response.status_code} from {message.endpoint.url}: {response.text[:200]}"
+            )
+    else:
+        lines = [
+            event.summary,
+            "",
+            f"Event: {event.type} ({event.id})",
+            f"Time: {event.occurred_at:%Y-%m-%d %H:%M:%S %Z}",
+        ]
+        lines += [f"{key.replace('_', ' ')}: {value}" for key, value in event.payload.items()]
+        send_mail(
+            subject=f"[Margin] {event.summary}"[:200],
+            message="\n".join(lines),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[message.recipient],
+        )
+
+
+def backoff(attempts: int) -> datetime.timedelta:
+    seconds = min(
+        settings.OUTBOX_BACKOFF_BASE_SECONDS * 2 ** (attempts - 1), settings.OUTBOX_BACKOFF_MAX_SECONDS
+    )
+    return datetime.timedelta(seconds=seconds)
+
+
+def outbox_deliver(*, message_id: int) -> str:
+    """Deliver one message if it is pending and due. Returns what happened: delivered, retry, failed,
+    or skipped (not due, already done, or being sent by another worker)."""
+    with transaction.atomic():
+        message = (
+            OutboxMessage.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("event__client", "endpoint")
+            .filter(pk=message_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=timezone.now())
+            .first()
+        )
+        if message is None:
+            return "skipped"
+        message.attempts += 1
+        try:
+            _send(message)
+        except Exception as error:  # any failure to deliver is recorded and retried, never lost
+            message.last_error = f"{type(error).__name__}: {error}"[:2000]
+            if message.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+                message.status = DeliveryStatus.FAILED
+                logger.error("outbox message %s failed for good: %s", message.pk, message.last_error)
+            else:
+                message.next_attempt_at = timezone.now() + backoff(message.attempts)
+                logger.warning(
+                    "outbox message %s attempt %s failed: %s",
+                    message.pk,
+                    message.attempts,
+                    message.last_error,
+                )
+            message.save(update_fields=["attempts", "last_error", "status", "next_attempt_at"])
+            return "failed" if message.status == DeliveryStatus.FAILED else "retry"
+        message.status = DeliveryStatus.DELIVERED
+        message.delivered_at = timezone.now()
+        message.last_error = ""
+        message.save(update_fields=["attempts", "status", "delivered_at", "last_error"])
+        return "delivered"
+
+
+def outbox_due_ids(*, limit: int = 500) -> list[int]:
+    return list(
+        OutboxMessage.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=timezone.now())
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def outbox_retry_failed(*, message: OutboxMessage) -> OutboxMessage:
+    """Staff put a failed message back in the queue (after fixing the endpoint, say)."""
+    with transaction.atomic():
+        updated = (
+            OutboxMessage.objects.filter(pk=message.pk)
+            .filter(~Q(status=DeliveryStatus.DELIVERED))
+            .update(status=DeliveryStatus.PENDING, next_attempt_at=timezone.now(), attempts=0)
+        )
+        if updated:
+            from notifications.tasks import deliver_outbox_message
+
+            transaction.on_commit(lambda: deliver_outbox_message.delay(message.pk))
+    message.refresh_from_db()
+    return message

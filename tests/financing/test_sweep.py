@@ -1,0 +1,112 @@
+"""The set-based sweep on PostgreSQL agrees to the cent with the pure calculations, writes only what
+changed, and revalues only who holds what moved."""
+
+import random
+from decimal import Decimal
+
+import pytest
+from django.test import override_settings
+
+from accounts.audit import SYSTEM
+from collateral.services import asset_update, collateral_deposit
+from financing.models import MarginState, RatioSnapshot, SweepRun
+from financing.selectors import facility_pool
+from financing.services import drawdown_create
+from financing.sweep import facility_figures, sweep_run
+from tests.collateral.factories import fx, price
+from tests.financing.factories import facility_with_pool
+
+pytestmark = pytest.mark.django_db
+
+
+def state_rows():
+    return {
+        s.facility_id: (s.market_value, s.margin_value, s.debt, s.margin_ratio, s.status)
+        for s in MarginState.objects.all()
+    }
+
+
+def test_the_sql_sweep_agrees_with_the_calculations_to_the_cent(market):
+    rng = random.Random(20261125)
+    asset_update(asset=market["0005.HK"], actor=SYSTEM, concentration_limit="0.30")
+    for _ in range(40):
+        holdings = {}
+        for symbol, _low, high, places in [("BTC", 0, 3, 8), ("ETH", 0, 40, 18), ("0700.HK", 0, 5000, 0),
+                                          ("0005.HK", 0, 9000, 0), ("HKD", 0, 500000, 2), ("USD", 0, 50000, 2)]:  # fmt: skip
+            if rng.random() < 0.6:
+                quantity = (
+                    Decimal(rng.randint(1, 10**places * high)) / Decimal(10**places) if high else Decimal(0)
+                )
+                if quantity > 0:
+                    holdings[symbol] = str(quantity)
+        facility = facility_with_pool(holdings=holdings, limit="50000000", credit_limit="50000000")
+        room = facility_figures([facility.client_id])[0][2] * Decimal("0.8")
+        if room >= 1:
+            drawdown_create(facility=facility, amount=str(room.quantize(Decimal("1"))), actor=SYSTEM)
+    price("0700.HK", "389.37")  # unround prices so the rounding rules matter
+    price("BTC", "97123.45678")
+    fx("USD", "7.7912345")
+    sweep_run(trigger="test", ladder=False)
+    from_sql = state_rows()
+    from_python = {f[0]: f[1:] for f in facility_figures(None)}
+    assert from_sql == from_python
+    assert len(from_sql) == 40
+
+
+def test_a_second_sweep_on_the_same_prices_writes_nothing(market):
+    facility_with_pool(holdings={"BTC": "1"})
+    first = sweep_run(trigger="test")
+    assert (first.facilities_valued, first.states_changed, first.snapshots_written) == (1, 1, 1)
+    second = sweep_run(trigger="test")
+    assert (
+        second.facilities_valued,
+        second.states_changed,
+        second.snapshots_written,
+        second.ladder_actions,
+    ) == (1, 0, 0, 0)
+    assert RatioSnapshot.objects.count() == 1
+
+
+def test_a_snapshot_is_written_whenever_the_ratio_moves(market):
+    facility = facility_with_pool(holdings={"BTC": "1"})
+    drawdown_create(facility=facility, amount="100000.00", actor=SYSTEM)
+    sweep_run(trigger="test")
+    price("BTC", "90000")
+    sweep_run(symbols=["BTC"], trigger="test")
+    ratios = list(
+        RatioSnapshot.objects.filter(facility=facility)
+        .order_by("taken_at")
+        .values_list("margin_ratio", flat=True)
+    )
+    assert ratios == [Decimal("0.32051282"), Decimal("0.35612536")]  # 100,000/312,000 then 100,000/280,800
+
+
+@override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0)
+def test_only_holders_of_the_moved_assets_are_revalued(market):
+    btc_holder = facility_with_pool(holdings={"BTC": "1"})
+    tencent_holder = facility_with_pool(holdings={"0700.HK": "1000"})
+    sweep_run(trigger="test")
+    price("BTC", "95000")
+    result = sweep_run(symbols=["BTC"], trigger="test")
+    assert result.facilities_valued == 1
+    assert MarginState.objects.get(facility=btc_holder).market_value == Decimal("741000.00")
+    assert MarginState.objects.get(facility=tencent_holder).market_value == Decimal("400000.00")
+
+
+def test_clients_posted_to_since_the_last_sweep_are_revalued_too(market):
+    facility = facility_with_pool(holdings={"0700.HK": "1000"})
+    sweep_run(trigger="test")
+    collateral_deposit(pool=facility_pool(facility), asset=market["HKD"], quantity="1000.00", actor=SYSTEM)
+    result = sweep_run(symbols=["BTC"], trigger="test")  # nobody holds BTC; the deposit brings this client in
+    assert result.facilities_valued == 1
+    assert MarginState.objects.get(facility=facility).market_value == Decimal("401000.00")
+
+
+def test_every_run_is_recorded(market):
+    facility_with_pool(holdings={"BTC": "1"})
+    sweep_run(symbols=["BTC"], trigger="prices")
+    run = SweepRun.objects.get()
+    assert run.trigger == "prices"
+    assert run.symbols == ["BTC"]
+    assert run.finished_at is not None
+    assert run.facilities_valued == 1

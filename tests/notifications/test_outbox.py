@@ -1,0 +1,137 @@
+import datetime
+import json
+
+import pytest
+from django.core import mail
+from django.db import transaction
+from django.test import override_settings
+from django.utils import timezone
+
+from notifications.enums import Channel, DeliveryStatus
+from notifications.models import OutboxMessage, WebhookEndpoint
+from notifications.services import event_record, outbox_deliver, outbox_due_ids
+from notifications.signing import SIGNATURE_HEADER, sign, verify
+from notifications.tasks import deliver_due_messages
+from tests.accounts.factories import ClientFactory
+from tests.webhook_receiver import webhook_receiver
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def receiver():
+    with webhook_receiver() as receiver:
+        yield receiver
+
+
+def record(**overrides):
+    arguments = {
+        "type": "margin_call.issued",
+        "summary": "Margin call on F000001",
+        "payload": {"facility": "F000001", "repayment_due": "53040.00"},
+        "client": ClientFactory(email="client@example.com"),
+        "notify_staff": False,
+    } | overrides
+    with transaction.atomic():
+        return event_record(**arguments)
+
+
+def test_an_event_writes_one_message_per_destination(receiver):
+    WebhookEndpoint.objects.create(name="OMS", url=receiver.url, secret="s3cret")
+    WebhookEndpoint.objects.create(
+        name="Only fills", url=receiver.url, secret="x", event_types=["forced_sale.filled"]
+    )
+    WebhookEndpoint.objects.create(name="Off", url=receiver.url, secret="x", is_active=False)
+    event = record()
+    messages = OutboxMessage.objects.filter(event=event)
+    assert sorted(messages.values_list("channel", flat=True)) == [Channel.EMAIL, Channel.WEBHOOK]
+    assert messages.get(channel=Channel.EMAIL).recipient == "client@example.com"
+    assert messages.get(channel=Channel.WEBHOOK).endpoint.name == "OMS"
+
+
+def test_a_webhook_is_signed_and_carries_the_event_id(receiver):
+    endpoint = WebhookEndpoint.objects.create(name="OMS", url=receiver.url, secret="s3cret")
+    event = record(client=None)
+    message = OutboxMessage.objects.get(event=event)
+    assert outbox_deliver(message_id=message.pk) == "delivered"
+    (request,) = receiver.received
+    body = json.loads(request.body)
+    assert body["id"] == str(event.id)
+    assert body["type"] == "margin_call.issued"
+    assert body["data"] == {"facility": "F000001", "repayment_due": "53040.00"}
+    assert request.headers["X-Margin-Event-Id"] == str(event.id)
+    assert verify(endpoint.secret, request.body, request.headers[SIGNATURE_HEADER])
+    assert not verify("wrong secret", request.body, request.headers[SIGNATURE_HEADER])
+    message.refresh_from_db()
+    assert (message.status, message.attempts) == (DeliveryStatus.DELIVERED, 1)
+    assert outbox_deliver(message_id=message.pk) == "skipped"  # never sent twice
+    assert len(receiver.received) == 1
+
+
+def test_signatures_expire():
+    header = sign("k", b"{}", timestamp=1_000_000)
+    assert verify("k", b"{}", header, now=1_000_100)
+    assert not verify("k", b"{}", header, now=1_000_400)
+    assert not verify("k", b"{} ", header, now=1_000_100)
+
+
+@override_settings(OUTBOX_BACKOFF_BASE_SECONDS=5, OUTBOX_MAX_ATTEMPTS=3)
+def test_a_failed_delivery_is_retried_with_backoff_then_given_up(receiver):
+    receiver.statuses = [500, 503, 502]
+    WebhookEndpoint.objects.create(name="OMS", url=receiver.url, secret="s")
+    message = OutboxMessage.objects.get(event=record(client=None))
+    before = timezone.now()
+    assert outbox_deliver(message_id=message.pk) == "retry"
+    message.refresh_from_db()
+    assert message.last_error.startswith("RuntimeError: HTTP 500")
+    assert (
+        before + datetime.timedelta(seconds=5)
+        <= message.next_attempt_at
+        <= timezone.now() + datetime.timedelta(seconds=5)
+    )
+    assert outbox_deliver(message_id=message.pk) == "skipped"  # not due yet
+    assert message.pk not in outbox_due_ids()
+    OutboxMessage.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())
+    assert outbox_deliver(message_id=message.pk) == "retry"
+    message.refresh_from_db()
+    assert message.next_attempt_at >= timezone.now() + datetime.timedelta(seconds=9)  # 10 s after the second
+    OutboxMessage.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())
+    assert outbox_deliver(message_id=message.pk) == "failed"
+    message.refresh_from_db()
+    assert (message.status, message.attempts) == (DeliveryStatus.FAILED, 3)
+
+
+def test_an_unreachable_endpoint_is_an_error_not_a_crash():
+    WebhookEndpoint.objects.create(name="Down", url="http://127.0.0.1:9/nothing", secret="s")
+    message = OutboxMessage.objects.get(event=record(client=None))
+    assert outbox_deliver(message_id=message.pk) == "retry"
+    message.refresh_from_db()
+    assert "ConnectionError" in message.last_error
+
+
+def test_emails_are_sent_once():
+    event = record()
+    message = OutboxMessage.objects.get(event=event)
+    assert outbox_deliver(message_id=message.pk) == "delivered"
+    assert outbox_deliver(message_id=message.pk) == "skipped"
+    (email,) = mail.outbox
+    assert email.to == ["client@example.com"]
+    assert email.subject == "[Margin] Margin call on F000001"
+    assert "repayment due: 53040.00" in email.body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_are_recorded_only_inside_a_transaction():
+    with pytest.raises(RuntimeError, match="outside a transaction"):
+        event_record(type="x", summary="y", payload={})
+
+
+def test_a_message_whose_task_was_lost_is_delivered_by_the_periodic_task(receiver):
+    """The on-commit task never ran (a worker died with it, the broker lost it): the message is still
+    pending in the database, and the periodic task delivers it."""
+    WebhookEndpoint.objects.create(name="OMS", url=receiver.url, secret="s")
+    message = OutboxMessage.objects.get(event=record(client=None))
+    assert deliver_due_messages() == 1
+    message.refresh_from_db()
+    assert message.status == DeliveryStatus.DELIVERED
+    assert len(receiver.received) == 1
