@@ -86,7 +86,10 @@ def exception_handler(exc: Exception, context: dict) -> Response:
     if isinstance(exc, exceptions.ValidationError):
         lines = _flatten(exc.detail)
         message = "The request is not valid: " + "; ".join(lines) if lines else "The request is not valid."
-        return Response(error_body("invalid", message, _plain(exc.detail)), status=exc.status_code)
+        details = _plain(exc.detail)
+        if not isinstance(details, dict):
+            details = {"non_field_errors": details if isinstance(details, list) else [details]}
+        return Response(error_body("invalid", message, details), status=exc.status_code)
 
     if isinstance(exc, exceptions.APIException):
         headers = {}

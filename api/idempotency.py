@@ -98,7 +98,7 @@ def run_in_transaction(
             except IntegrityError:
                 # Another request with this key has committed (we waited for it if it was running).
                 existing = IdempotencyRecord.objects.get(credential=credential, key=key)
-                if existing.fingerprint != fingerprint or existing.status_code is None:
+                if existing.fingerprint != fingerprint:
                     raise IdempotencyKeyReused(
                         f"The {HEADER} {key!r} was already used for a different request "
                         f"({existing.method} {existing.path}); use a new key for a new request.",

@@ -369,12 +369,15 @@ def main() -> int:
 
     connections.close_all()
 
+    # --keep-alive 0: a connection per request, as behind a reverse proxy that does not keep upstream
+    # connections open. With keep-alive, the eight client connections stay with whichever worker
+    # accepted them first, and one worker does nearly all the work while the other idles.
     port = free_port()
     gunicorn = Path(sys.executable).with_name("gunicorn")
     command = [
         str(gunicorn), "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
         "--workers", str(args.workers), "--worker-class", "gthread", "--threads", str(args.threads),
-        "--log-level", "warning", "--timeout", "60",
+        "--log-level", "warning", "--timeout", "60", "--keep-alive", "0",
     ]  # fmt: skip
     say(
         f"==> gunicorn: {args.workers} workers × {args.threads} threads on 127.0.0.1:{port} (config.settings.production)"

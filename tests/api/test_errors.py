@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.test import override_settings
+from rest_framework.exceptions import ValidationError
 from rest_framework.test import APIClient, APIRequestFactory
 
 from accounts.audit import SYSTEM
@@ -437,3 +438,11 @@ def test_options_describes_without_failing(lender, path):
     response = lender.options(path)
     assert response.status_code == 200
     assert response.json()["name"]
+
+
+def test_a_validation_error_without_fields_still_has_details_as_an_object():
+    request = APIRequestFactory().post("/api/v1/prices/")
+    response = exception_handler(ValidationError("The batch is empty."), {"request": request})
+    assert response.status_code == 400
+    assert response.data["error"]["details"] == {"non_field_errors": ["The batch is empty."]}
+    assert response.data["error"]["message"] == "The request is not valid: The batch is empty."
