@@ -57,3 +57,7 @@ format: $(DEV_STAMP)
 
 clean:
 	rm -rf var/ .pytest_cache .hypothesis
+
+## make bench: the margin sweep on 100,000 clients against the SQL floor (BENCH_CLIENTS=… to change).
+bench: $(DEV_STAMP)
+	$(SERVICES) env DJANGO_SETTINGS_MODULE=config.settings.bench $(BIN)/python -m benchmarks.sweep

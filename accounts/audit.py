@@ -9,6 +9,7 @@ from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
+from django.utils import timezone
 from djmoney.money import Money
 
 from accounts.models import AuditEvent, User
@@ -65,6 +66,42 @@ def snapshot(instance: models.Model, fields: list[str]) -> dict[str, Any]:
     return {name: json_value(getattr(instance, name)) for name in fields}
 
 
+@dataclass(frozen=True)
+class AuditSpec:
+    """An audit event to write: what ``audit_event_record`` takes, as a value (for writing many at once)."""
+
+    actor: Any
+    action: str
+    target: models.Model | None = None
+    before: dict | None = None
+    after: dict | None = None
+
+
+def _audit_event(spec: AuditSpec, now) -> AuditEvent:
+    event = AuditEvent(
+        created_at=now,
+        actor=actor_user(spec.actor),
+        actor_label=actor_label(spec.actor),
+        action=spec.action,
+        before=json_value(spec.before) if spec.before is not None else None,
+        after=json_value(spec.after) if spec.after is not None else None,
+    )
+    if spec.target is not None:
+        event.target_type = ContentType.objects.get_for_model(spec.target, for_concrete_model=False)
+        event.target_id = str(spec.target.pk)
+        event.target_repr = str(spec.target)[:200]
+    return event
+
+
+def audit_events_record(specs: list[AuditSpec]) -> list[AuditEvent]:
+    """Write audit events in one statement. Refuses to run outside a transaction: the events must commit
+    or roll back together with the changes they describe."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError(f"audit events {[s.action for s in specs]!r} written outside a transaction")
+    now = timezone.now()
+    return AuditEvent.objects.bulk_create([_audit_event(spec, now) for spec in specs])
+
+
 def audit_event_record(
     *,
     actor: Actor | None,
@@ -73,20 +110,6 @@ def audit_event_record(
     before: dict | None = None,
     after: dict | None = None,
 ) -> AuditEvent:
-    """Write one audit event. Refuses to run outside a transaction: the event must commit or roll back
-    together with the change it describes."""
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError(f"audit event {action!r} written outside a transaction")
-    event = AuditEvent(
-        actor=actor_user(actor),
-        actor_label=actor_label(actor),
-        action=action,
-        before=json_value(before) if before is not None else None,
-        after=json_value(after) if after is not None else None,
-    )
-    if target is not None:
-        event.target_type = ContentType.objects.get_for_model(target, for_concrete_model=False)
-        event.target_id = str(target.pk)
-        event.target_repr = str(target)[:200]
-    event.save()
+    """Write one audit event, in the caller's transaction."""
+    (event,) = audit_events_record([AuditSpec(actor, action, target, before, after)])
     return event

@@ -5,11 +5,15 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
+from django.conf import settings
 from django.db.models import OuterRef, Subquery
+from django.utils import timezone
 
 from collateral.calculations import PoolValuation, PositionInput, pool_valuation
-from collateral.models import Asset, CollateralPool, CurrentPrice, FxRate
+from collateral.enums import AssetKind
+from collateral.models import Asset, CollateralPool, CurrentPrice, FxRate, PriceQuote
 from ledger.selectors import balances_of
 
 
@@ -102,3 +106,124 @@ def pool_holdings(pool: CollateralPool) -> dict[str, Decimal]:
 
 def pool_valuation_of(pool: CollateralPool) -> PoolValuation:
     return pool_valuation(position_inputs(pool_holdings(pool)))
+
+
+# --- freshness: no forced sale runs on a stale price ---------------------------------------------
+
+
+class Freshness(NamedTuple):
+    is_fresh: bool
+    reason: str  # why not, in words; empty when fresh
+
+
+def age_in_words(age: datetime.timedelta) -> str:
+    seconds = age // datetime.timedelta(seconds=1)
+    if seconds < 120:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 120:
+        return f"{minutes} min"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} days {hours} h" if hours else f"{days} days"
+
+
+def _fx_route(currency: str, rates: dict[tuple[str, str], FxRate]) -> list[tuple[str, str]] | None:
+    """The rates that turn ``currency`` into HKD, as ``fx_to_hkd`` uses them; None when there are none."""
+    if currency == "HKD":
+        return []
+    if (currency, "HKD") in rates:
+        return [(currency, "HKD")]
+    if (currency, "USD") in rates and ("USD", "HKD") in rates:
+        return [(currency, "USD"), ("USD", "HKD")]
+    return None
+
+
+def fx_freshness(
+    currency: str,
+    *,
+    now: datetime.datetime | None = None,
+    rates: dict[tuple[str, str], FxRate] | None = None,
+) -> Freshness:
+    """Whether the rates converting ``currency`` to HKD are younger than ``FX_MAX_AGE``."""
+    now = now or timezone.now()
+    rates = rates if rates is not None else fx_rates_latest()
+    route = _fx_route(currency, rates)
+    if route is None:
+        return Freshness(False, f"there is no FX rate from {currency} to HKD")
+    reasons = []
+    for pair in route:
+        age = now - rates[pair].observed_at
+        if age > settings.FX_MAX_AGE:
+            reasons.append(
+                f"the {pair[0]}/{pair[1]} rate is {age_in_words(age)} old; the limit is "
+                f"{age_in_words(settings.FX_MAX_AGE)}"
+            )
+    return Freshness(not reasons, "; ".join(reasons))
+
+
+def assets_freshness(
+    assets: list[Asset] | None = None, *, now: datetime.datetime | None = None
+) -> dict[str, Freshness]:
+    """Whether each asset's price (and the FX rate it needs) may be acted on: crypto confirmed by the
+    oracle within ``PRICE_STALENESS_SECONDS`` and not marked stale, a security price younger than
+    ``SECURITY_PRICE_MAX_AGE``, an FX rate younger than ``FX_MAX_AGE``; cash in HKD always."""
+    now = now or timezone.now()
+    assets = list(Asset.objects.all()) if assets is None else list(assets)
+    currents = {
+        row.asset_id: row
+        for row in CurrentPrice.objects.select_related("price").filter(asset_id__in=[a.pk for a in assets])
+    }
+    rates = fx_rates_latest()
+    result = {}
+    for asset in assets:
+        reasons = []
+        if asset.kind != AssetKind.CASH:
+            current = currents.get(asset.pk)
+            if current is None:
+                reasons.append(f"{asset.symbol} has no price")
+            else:
+                if current.is_stale:
+                    reasons.append(f"the price of {asset.symbol} is marked stale: {current.stale_reason}")
+                limit = (
+                    datetime.timedelta(seconds=settings.PRICE_STALENESS_SECONDS)
+                    if asset.kind == AssetKind.CRYPTO
+                    else settings.SECURITY_PRICE_MAX_AGE
+                )
+                age = now - current.price.observed_at
+                if age > limit:
+                    reasons.append(
+                        f"the price of {asset.symbol} is {age_in_words(age)} old; the limit is "
+                        f"{age_in_words(limit)}"
+                    )
+        fx = fx_freshness(asset.currency, now=now, rates=rates)
+        if not fx.is_fresh:
+            reasons.append(
+                fx.reason
+                if asset.kind == AssetKind.CASH
+                else f"{asset.symbol} is priced in {asset.currency}, and {fx.reason}"
+            )
+        result[asset.symbol] = Freshness(not reasons, "; ".join(reasons))
+    return result
+
+
+def price_freshness(asset: Asset, *, now: datetime.datetime | None = None) -> Freshness:
+    """``(is_fresh, reason)`` for one asset: a forced sale must not run when it is not fresh."""
+    return assets_freshness([asset], now=now)[asset.symbol]
+
+
+def stale_assets(*, now: datetime.datetime | None = None) -> dict[str, str]:
+    """Every asset whose price may not be acted on now, with the reason."""
+    return {symbol: f.reason for symbol, f in assets_freshness(now=now).items() if not f.is_fresh}
+
+
+def price_quotes_latest(pairs: list[tuple[str, str]]) -> dict[tuple[str, str], PriceQuote | None]:
+    """The last quote of each (venue, asset symbol): one indexed look-up per pair."""
+    return {
+        (venue, symbol): PriceQuote.objects.filter(venue=venue, asset_id=symbol)
+        .order_by("-received_at", "-pk")
+        .first()
+        for venue, symbol in pairs
+    }

@@ -435,3 +435,33 @@ def prices_record_bulk(*, rows: list[PriceRow], source: str, actor: Actor) -> di
             price_record(asset=asset, price=value, source=row_source, actor=actor, observed_at=observed)
             counts["prices"] += 1
     return counts
+
+
+# --- price files (admin upload) -------------------------------------------------------------------
+
+
+def price_rows_check(*, rows: list[PriceRow]) -> list[RowProblem]:
+    """Every reason ``prices_record_bulk`` would refuse these rows for, without recording anything: a
+    file upload reports them together with its own parse problems."""
+    assets = assets_by_symbol([r.symbol.strip().upper() for r in rows if r.symbol])
+    problems = []
+    for index, row in enumerate(rows, start=1):
+        result = _check_price_row(row, assets)
+        if isinstance(result, str):
+            problems.append(RowProblem(row.line or index, (row.symbol or "").strip(), result))
+    return problems
+
+
+@transaction.atomic
+def price_file_record(
+    *, rows: list[PriceRow], file_name: str, file_sha256: str, actor: Actor
+) -> dict[str, int]:
+    """Record an uploaded price file whole or not at all, and audit the file itself (name and digest)
+    next to the audit event of every price and rate it brought."""
+    counts = prices_record_bulk(rows=rows, source=f"file {file_name}"[:100], actor=actor)
+    audit_event_record(
+        actor=actor,
+        action="price_file.recorded",
+        after={"file": file_name, "sha256": file_sha256, "rows": len(rows), **counts},
+    )
+    return counts

@@ -21,6 +21,7 @@ def is_business_day(day: datetime.date) -> bool:
     return day.weekday() < 5 and day not in _holidays(day.year)
 
 
+@lru_cache(maxsize=1024)
 def next_business_day(day: datetime.date, count: int = 1) -> datetime.date:
     """The ``count``-th business day after ``day`` (``day`` itself never counts)."""
     if count < 1:

@@ -20,8 +20,8 @@ from collateral.models import CollateralPool
 from collateral.selectors import assets_by_symbol, current_prices, fx_to_hkd, pool_holdings, position_inputs
 from core.money import CENT, ZERO
 from financing.calculations import Thresholds, margin_status
-from financing.enums import OPEN_MARGIN_CALL_STATUSES, FacilityStatus, MarginStatus
-from financing.models import Facility, MarginCall, MarginPolicy
+from financing.enums import OPEN_FORCED_SALE_STATUSES, OPEN_MARGIN_CALL_STATUSES, FacilityStatus, MarginStatus
+from financing.models import Facility, ForcedSale, MarginCall, MarginPolicy
 from ledger.enums import AccountKind
 from ledger.models import Balance
 from ledger.selectors import balances_of_accounts
@@ -141,6 +141,10 @@ def facility_valuation(facility: Facility) -> FacilityValuation:
 
 def open_margin_call(facility: Facility) -> MarginCall | None:
     return MarginCall.objects.filter(facility=facility, status__in=OPEN_MARGIN_CALL_STATUSES).first()
+
+
+def open_forced_sale(facility: Facility) -> ForcedSale | None:
+    return ForcedSale.objects.filter(facility=facility, status__in=OPEN_FORCED_SALE_STATUSES).first()
 
 
 def open_facility_of(client) -> Facility | None:

@@ -17,12 +17,11 @@ from djmoney.money import Money
 
 from accounts.audit import Actor, audit_event_record, snapshot
 from accounts.models import Client, CreditProfile
-from collateral.calculations import cure_amounts, margin_ratio, ratio_above
+from collateral.calculations import margin_ratio, ratio_above
 from collateral.enums import MovementKind
 from collateral.models import Asset, CollateralMovement, CollateralPool
 from collateral.selectors import pool_holdings
 from collateral.services import parse_quantity, pool_open
-from core.calendar import cure_deadline
 from core.exceptions import InvalidInput, InvalidTransition
 from core.locks import lock_one
 from core.money import ZERO, format_percent
@@ -31,12 +30,7 @@ from core.validation import validate_model
 from financing import exceptions as refusals
 from financing.calculations import allocate_repayment, interest_for_days
 from financing.enums import (
-    MARGIN_CALL_TRANSITIONS,
-    OPEN_FORCED_SALE_STATUSES,
-    OPEN_MARGIN_CALL_STATUSES,
     FacilityStatus,
-    ForcedSaleTrigger,
-    MarginCallStatus,
     RateKind,
 )
 from financing.models import (
@@ -44,9 +38,7 @@ from financing.models import (
     Drawdown,
     Facility,
     FirmExposure,
-    ForcedSale,
     InterestAccrual,
-    MarginCall,
     MarginPolicy,
     Repayment,
 )
@@ -55,14 +47,13 @@ from financing.selectors import (
     facility_debt,
     facility_pool,
     open_facility_of,
+    open_forced_sale,
     open_margin_call,
-    policy_for,
     total_margin_loans,
     valuation_for_holdings,
 )
 from ledger.enums import AccountKind, TransactionKind
 from ledger.services import LegSpec, account_for, firm_account, transaction_post
-from notifications.services import event_record
 
 HKD = "HKD"
 
@@ -518,169 +509,6 @@ def fee_charge(*, facility: Facility, amount: Any, description: str, actor: Acto
         after={"amount": str(value), "description": description},
     )
     return txn
-
-
-# --- margin calls --------------------------------------------------------------------------------
-
-
-@transaction.atomic
-def margin_call_issue(
-    *, facility: Facility, actor: Actor, now: datetime.datetime | None = None
-) -> MarginCall:
-    """Issue a margin call stating what cures it (a repayment or a cash top-up to the policy's target)
-    and the deadline (the cure time on the policy's number of Hong Kong business days later)."""
-    facility, pool = _lock_for_lending(facility, firm=False)
-    existing = open_margin_call(facility)
-    if existing is not None:
-        return existing
-    valuation = valuation_for_holdings(facility, pool_holdings(pool) if pool else {})
-    if not ratio_above(valuation.debt.total, valuation.margin_value, valuation.thresholds.margin_call):
-        raise InvalidInput(
-            f"The margin ratio of {facility.reference} is {format_percent(valuation.margin_ratio)}, not above the "
-            f"margin-call threshold of {format_percent(valuation.thresholds.margin_call)}.",
-            code="no_margin_call_needed",
-        )
-    policy = policy_for(facility)
-    cure = cure_amounts(valuation.debt.total, valuation.margin_value, policy.target)
-    issued = now or timezone.now()
-    call = MarginCall.objects.create(
-        facility=facility,
-        ratio_at_issue=valuation.margin_ratio,
-        debt_at_issue=Money(valuation.debt.total, HKD),
-        margin_value_at_issue=Money(valuation.margin_value, HKD),
-        repayment_due=Money(cure.repayment, HKD),
-        top_up_due=Money(cure.cash_top_up, HKD),
-        deadline=cure_deadline(issued, policy.cure_business_days, policy.cure_time),
-    )
-    audit_event_record(
-        actor=actor,
-        action="margin_call.issued",
-        target=call,
-        after=snapshot(call, ["ratio_at_issue", "debt_at_issue", "repayment_due", "top_up_due", "deadline"]),
-    )
-    event_record(
-        type="margin_call.issued",
-        summary=(
-            f"Margin call on {facility.reference}: ratio {format_percent(call.ratio_at_issue)}; repay "
-            f"{hkd(cure.repayment)} or top up {hkd(cure.cash_top_up)} cash by {call.deadline:%Y-%m-%d %H:%M} HKT"
-        ),
-        payload=margin_call_payload(call),
-        client=facility.client,
-        subject=call,
-    )
-    return call
-
-
-def margin_call_payload(call: MarginCall) -> dict:
-    return {
-        "margin_call": call.pk,
-        "facility": call.facility.reference,
-        "status": call.status,
-        "margin_ratio_at_issue": call.ratio_at_issue,
-        "debt_at_issue": call.debt_at_issue.amount,
-        "margin_value_at_issue": call.margin_value_at_issue.amount,
-        "repayment_due": call.repayment_due.amount,
-        "top_up_due": call.top_up_due.amount,
-        "deadline": call.deadline,
-    }
-
-
-CALL_EVENT_WORDS = {
-    MarginCallStatus.CURED: "cured",
-    MarginCallStatus.ESCALATED: "escalated: its deadline passed",
-    MarginCallStatus.FORCED_SALE: "handed to a forced sale",
-}
-
-
-@transaction.atomic
-def margin_call_transition(*, call: MarginCall, status: str, actor: Actor, reason: str = "") -> MarginCall:
-    """Move a margin call along its workflow (issued → cured | escalated | forced sale; escalated → cured |
-    forced sale), audited and notified."""
-    call = lock_one(MarginCall, call.pk)
-    if status not in MARGIN_CALL_TRANSITIONS[call.status]:
-        raise InvalidTransition(
-            f"Margin call #{call.pk} is {call.get_status_display().lower()}; it cannot become {status}."
-        )
-    before = call.status
-    call.status = status
-    now = timezone.now()
-    if status == MarginCallStatus.ESCALATED:
-        call.escalated_at = now
-    else:
-        call.closed_at = now
-        call.close_reason = reason[:300]
-    call.save(update_fields=["status", "escalated_at", "closed_at", "close_reason"])
-    audit_event_record(
-        actor=actor,
-        action=f"margin_call.{status}",
-        target=call,
-        before={"status": before},
-        after={"status": status, "reason": reason},
-    )
-    event_record(
-        type=f"margin_call.{status}",
-        summary=f"Margin call #{call.pk} on {call.facility.reference} {CALL_EVENT_WORDS[status]}"
-        + (f" ({reason})" if reason else ""),
-        payload={**margin_call_payload(call), "reason": reason},
-        client=call.facility.client,
-        subject=call,
-    )
-    return call
-
-
-def open_forced_sale(facility: Facility) -> ForcedSale | None:
-    return ForcedSale.objects.filter(facility=facility, status__in=OPEN_FORCED_SALE_STATUSES).first()
-
-
-@transaction.atomic
-def forced_sale_request(
-    *, facility: Facility, trigger: str, actor: Actor, margin_call: MarginCall | None = None
-) -> ForcedSale:
-    """Ask for collateral to be sold: at the forced-sale threshold at once, or when a margin call's deadline
-    passes. At most one open forced sale per facility; asking again returns it. The call, if any, is handed
-    over to the sale."""
-    facility, pool = _lock_for_lending(facility, firm=False)
-    existing = open_forced_sale(facility)
-    if existing is not None:
-        return existing
-    valuation = valuation_for_holdings(facility, pool_holdings(pool) if pool else {})
-    sale = ForcedSale.objects.create(
-        facility=facility, margin_call=margin_call, trigger=trigger, ratio_at_request=valuation.margin_ratio
-    )
-    audit_event_record(
-        actor=actor,
-        action="forced_sale.requested",
-        target=sale,
-        after={
-            "trigger": trigger,
-            "margin_ratio": valuation.margin_ratio,
-            "margin_call": getattr(margin_call, "pk", None),
-        },
-    )
-    event_record(
-        type="forced_sale.requested",
-        summary=(
-            f"Forced sale requested on {facility.reference}: {ForcedSaleTrigger(trigger).label.lower()} "
-            f"(ratio {format_percent(valuation.margin_ratio)})"
-        ),
-        payload={
-            "forced_sale": sale.pk,
-            "facility": facility.reference,
-            "trigger": trigger,
-            "margin_ratio": valuation.margin_ratio,
-            "margin_call": getattr(margin_call, "pk", None),
-        },
-        client=facility.client,
-        subject=sale,
-    )
-    if margin_call is not None and margin_call.status in OPEN_MARGIN_CALL_STATUSES:
-        margin_call_transition(
-            call=margin_call,
-            status=MarginCallStatus.FORCED_SALE,
-            actor=actor,
-            reason=f"forced sale #{sale.pk}",
-        )
-    return sale
 
 
 # --- margin policies -----------------------------------------------------------------------------

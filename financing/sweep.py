@@ -199,30 +199,52 @@ SELECT (SELECT COUNT(*) FROM sweep_result),
 """
 
 
-def _sweep_postgresql(clients: list[int] | None, now: datetime.datetime) -> tuple[int, int, int]:
+def _value_into_temp_table(cursor, clients: list[int] | None) -> None:
+    """Value the facilities of ``clients`` (everybody when None) into the temporary table ``sweep_result``."""
     units = asset_units()
-    with connection.cursor() as cursor:
-        # ON COMMIT DROP cleans up after a committed sweep; an enclosing transaction (a test, a caller that
-        # sweeps twice) keeps them, hence the explicit drop.
-        cursor.execute("DROP TABLE IF EXISTS pg_temp.sweep_units, pg_temp.sweep_result")
-        cursor.execute(
-            "CREATE TEMP TABLE sweep_units (symbol varchar(20) PRIMARY KEY, unit_value numeric, haircut numeric, "
-            "concentration_limit numeric, eligible boolean) ON COMMIT DROP"
+    # ON COMMIT DROP cleans up after a committed sweep; an enclosing transaction (a test, a caller that
+    # sweeps twice, the ladder after the sweep) keeps them, hence the explicit drop.
+    cursor.execute("DROP TABLE IF EXISTS pg_temp.sweep_units, pg_temp.sweep_result")
+    cursor.execute(
+        "CREATE TEMP TABLE sweep_units (symbol varchar(20) PRIMARY KEY, unit_value numeric, haircut numeric, "
+        "concentration_limit numeric, eligible boolean) ON COMMIT DROP"
+    )
+    if units:
+        cursor.executemany(
+            "INSERT INTO sweep_units VALUES (%s, %s, %s, %s, %s)",
+            [(u.symbol, u.unit_value, u.haircut, u.concentration_limit, u.eligible) for u in units],
         )
-        if units:
-            cursor.executemany(
-                "INSERT INTO sweep_units VALUES (%s, %s, %s, %s, %s)",
-                [(u.symbol, u.unit_value, u.haircut, u.concentration_limit, u.eligible) for u in units],
-            )
-        client_filter = ""
-        params: dict[str, object] = {"default_policy": default_policy().pk}
-        if clients is not None:
-            client_filter = "AND f.client_id = ANY(%(clients)s)"
-            params["clients"] = clients
-        cursor.execute(VALUATION_SQL.format(client_filter=client_filter), params)
+    client_filter = ""
+    params: dict[str, object] = {"default_policy": default_policy().pk}
+    if clients is not None:
+        client_filter = "AND f.client_id = ANY(%(clients)s)"
+        params["clients"] = clients
+    cursor.execute(VALUATION_SQL.format(client_filter=client_filter), params)
+
+
+def _sweep_postgresql(clients: list[int] | None, now: datetime.datetime) -> tuple[int, int, int]:
+    with connection.cursor() as cursor:
+        _value_into_temp_table(cursor, clients)
         cursor.execute(WRITE_SQL, {"now": now})
         valued, changed, snapshots = cursor.fetchone()
     return valued, changed, snapshots
+
+
+Figures = tuple[int, Decimal, Decimal, Decimal, Decimal | None, str]
+
+
+def valuations_of(clients: list[int]) -> dict[int, Figures]:
+    """Live figures (facility id, market value, margin value, debt, ratio, status) of the open facilities
+    of ``clients``: one statement on PostgreSQL, one bulk read and the pure calculations elsewhere."""
+    if connection.vendor != "postgresql":
+        return {row[0]: row for row in facility_figures(clients)}
+    with connection.cursor() as cursor:
+        _value_into_temp_table(cursor, clients)
+        cursor.execute(
+            "SELECT facility_id, market_value, margin_value, debt, margin_ratio, status FROM sweep_result"
+        )
+        rows = cursor.fetchall()
+    return {row[0]: tuple(row) for row in rows}
 
 
 # --- Any database: the same steps, valued in Python ------------------------------------------------

@@ -75,14 +75,22 @@ class Transaction(models.Model):
 
 
 class Leg(models.Model):
-    transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="legs")
+    # Indexed together with the instrument (below): the zero-sum check groups one transaction's legs by
+    # instrument, and with only single-column indexes the planner walked the whole instrument index for
+    # every leg of a bulk load (quadratic: 260 s to commit 40,000 legs).
+    transaction = models.ForeignKey(
+        Transaction, on_delete=models.PROTECT, related_name="legs", db_index=False
+    )
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="legs")
-    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="+")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="+", db_index=False)
     amount = quantity_field()
 
     class Meta:
         ordering = ["transaction_id", "pk"]
-        indexes = [models.Index(fields=["account", "instrument"])]
+        indexes = [
+            models.Index(fields=["account", "instrument"]),
+            models.Index(fields=["transaction", "instrument"], name="leg_transaction_instrument_idx"),
+        ]
         constraints = [models.CheckConstraint(condition=~Q(amount=0), name="leg_amount_not_zero")]
 
     def __str__(self) -> str:

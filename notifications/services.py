@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -46,6 +47,76 @@ def staff_alert_recipients() -> list[str]:
     return sorted(set(users.values_list("email", flat=True)))
 
 
+@dataclass(frozen=True)
+class EventSpec:
+    """An event to record: what ``event_record`` takes, as a value (for recording many at once)."""
+
+    type: str
+    summary: str
+    payload: dict[str, Any]
+    client: Client | None = None
+    subject: models.Model | None = None
+    notify_client: bool = True
+    notify_staff: bool = True
+
+
+# Above this many messages in one call, one task delivers them all instead of one task each.
+BATCH_DELIVERY_THRESHOLD = 20
+
+
+def events_record(specs: list[EventSpec]) -> list[Event]:
+    """Write events and their outbox messages (webhooks that want each type, the client's e-mail, staff
+    alerts) in the current transaction, in a few statements; queue their delivery for after commit."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError(f"events {[s.type for s in specs]!r} recorded outside a transaction")
+    if not specs:
+        return []
+    now = timezone.now()
+    events = [
+        Event(
+            type=spec.type,
+            occurred_at=now,
+            summary=spec.summary[:300],
+            payload=json_value(spec.payload),
+            client=spec.client,
+            subject_type=spec.subject._meta.label_lower if spec.subject is not None else "",
+            subject_id=str(spec.subject.pk) if spec.subject is not None else "",
+        )
+        for spec in specs
+    ]
+    Event.objects.bulk_create(events)
+    endpoints = list(WebhookEndpoint.objects.filter(is_active=True))
+    staff = staff_alert_recipients() if any(spec.notify_staff for spec in specs) else []
+    messages = []
+    for event, spec in zip(events, specs, strict=True):
+        messages += [
+            OutboxMessage(event=event, channel=Channel.WEBHOOK, endpoint=endpoint)
+            for endpoint in endpoints
+            if endpoint.wants(spec.type)
+        ]
+        recipients = []
+        if spec.notify_client and spec.client is not None and spec.client.email:
+            recipients.append(spec.client.email)
+        if spec.notify_staff:
+            recipients.extend(staff)
+        messages += [
+            OutboxMessage(event=event, channel=Channel.EMAIL, recipient=address)
+            for address in dict.fromkeys(recipients)
+        ]
+    created = OutboxMessage.objects.bulk_create(messages)
+    from notifications.tasks import (  # the tasks import this module
+        deliver_due_messages,
+        deliver_outbox_message,
+    )
+
+    if len(created) > BATCH_DELIVERY_THRESHOLD:
+        transaction.on_commit(deliver_due_messages.delay)
+    else:
+        for message in created:
+            transaction.on_commit(lambda pk=message.pk: deliver_outbox_message.delay(pk))
+    return events
+
+
 def event_record(
     *,
     type: str,
@@ -56,37 +127,10 @@ def event_record(
     notify_client: bool = True,
     notify_staff: bool = True,
 ) -> Event:
-    """Write an event and its outbox messages (webhooks that want this type, the client's e-mail, staff
-    alerts) in the current transaction; queue their delivery for after commit."""
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError(f"event {type!r} recorded outside a transaction")
-    event = Event.objects.create(
-        type=type,
-        summary=summary[:300],
-        payload=json_value(payload),
-        client=client,
-        subject_type=subject._meta.label_lower if subject is not None else "",
-        subject_id=str(subject.pk) if subject is not None else "",
+    """Record one event, in the caller's transaction (see ``events_record``)."""
+    (event,) = events_record(
+        [EventSpec(type, summary, payload, client, subject, notify_client, notify_staff)]
     )
-    messages = [
-        OutboxMessage(event=event, channel=Channel.WEBHOOK, endpoint=endpoint)
-        for endpoint in WebhookEndpoint.objects.filter(is_active=True)
-        if endpoint.wants(type)
-    ]
-    recipients = []
-    if notify_client and client is not None and client.email:
-        recipients.append(client.email)
-    if notify_staff:
-        recipients.extend(staff_alert_recipients())
-    messages += [
-        OutboxMessage(event=event, channel=Channel.EMAIL, recipient=address)
-        for address in dict.fromkeys(recipients)
-    ]
-    created = OutboxMessage.objects.bulk_create(messages)
-    from notifications.tasks import deliver_outbox_message  # tasks import this module
-
-    for message in created:
-        transaction.on_commit(lambda pk=message.pk: deliver_outbox_message.delay(pk))
     return event
 
 

@@ -1,6 +1,7 @@
 """Settings shared by every environment. Twelve-factor: anything that differs between machines
 comes from the environment (or a ``.env`` file) through django-environ."""
 
+import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -163,6 +164,54 @@ WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 # A price-driven sweep also revalues clients whose ledger accounts were posted to since the previous
 # sweep started, minus this margin (for transactions still open when that sweep read the balances).
 SWEEP_POSTING_LOOKBACK_SECONDS = env.int("SWEEP_POSTING_LOOKBACK_SECONDS", default=120)
+
+# --- Prices ------------------------------------------------------------------------------------
+# The crypto oracle asks every venue for BTC and ETH, drops quotes older than the staleness limit,
+# then quotes further than the band from the median of the fresh ones, and takes the median of the
+# rest when at least the quorum is left (DESIGN.md, "Prices"). Each venue: a name, a ccxt exchange id,
+# a base URL only for the local fake exchange (what goes into ccxt's urls['api']; it must be a
+# loopback address; production leaves it out and ccxt talks to the real venue), a timeout in
+# milliseconds and the market per asset. The default is the demo's three fake venues on fixed
+# loopback ports (`manage.py run_fake_exchange --port 8801 --venue bitstamp --name bitstamp-1`, ...).
+PRICE_VENUES = env.json(
+    "PRICE_VENUES",
+    default=[
+        {
+            "name": "bitstamp-1",
+            "exchange": "bitstamp",
+            "base_url": "http://127.0.0.1:8801/api",
+            "timeout_ms": 5000,
+            "markets": {"BTC": "BTC/USD", "ETH": "ETH/USD"},
+        },
+        {
+            "name": "bitstamp-2",
+            "exchange": "bitstamp",
+            "base_url": "http://127.0.0.1:8802/api",
+            "timeout_ms": 5000,
+            "markets": {"BTC": "BTC/USD", "ETH": "ETH/USD"},
+        },
+        {
+            "name": "kraken-1",
+            "exchange": "kraken",
+            "base_url": "http://127.0.0.1:8803",
+            "timeout_ms": 5000,
+            "markets": {"BTC": "BTC/USD", "ETH": "ETH/USD"},
+        },
+    ],
+)
+# A crypto quote older than this is dropped; a crypto price the oracle has not confirmed for this long
+# is stale. Refresh more often than this.
+PRICE_STALENESS_SECONDS = env.int("PRICE_STALENESS_SECONDS", default=60)
+# Quotes further than this fraction from the median of the fresh quotes are outliers (0.05 = 5%).
+PRICE_BAND = Decimal(env("PRICE_BAND", default="0.05"))
+# Fewest quotes left after both filters for a price to be recorded; fewer and the asset is stale.
+PRICE_QUORUM = env.int("PRICE_QUORUM", default=2)
+# Pushed prices: a security price or an FX rate older than this is stale (4 days span a weekend and a
+# public holiday). No forced sale runs on a stale price.
+SECURITY_PRICE_MAX_AGE = datetime.timedelta(
+    seconds=env.int("SECURITY_PRICE_MAX_AGE_SECONDS", default=4 * 24 * 3600)
+)
+FX_MAX_AGE = datetime.timedelta(seconds=env.int("FX_MAX_AGE_SECONDS", default=4 * 24 * 3600))
 
 # --- REST API ----------------------------------------------------------------------------------
 INSTALLED_APPS += [

@@ -17,8 +17,9 @@ from api.models import ApiKey
 from api.services import api_key_create
 from collateral.models import CollateralMovement
 from financing.enums import ForcedSaleTrigger
+from financing.margin_calls import forced_sale_request, margin_call_issue
 from financing.models import Drawdown, Facility, ForcedSale, MarginCall, Repayment
-from financing.services import drawdown_create, forced_sale_request, margin_call_issue, repayment_create
+from financing.services import drawdown_create, repayment_create
 from notifications.models import Event
 from tests.accounts.factories import StaffFactory, UserFactory
 from tests.collateral.factories import price

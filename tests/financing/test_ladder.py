@@ -140,3 +140,29 @@ def test_emails_go_out_through_the_outbox_on_delivery(facility, django_capture_o
     subjects = sorted(message.subject for message in mail.outbox)
     assert len(subjects) == 2  # the client and the risk officer
     assert all(subject.startswith(f"[Margin] Margin call on {facility.reference}") for subject in subjects)
+
+
+def test_one_sweep_acts_on_many_facilities_at_once(market):
+    """Three facilities cross three thresholds on one price move: one batch warns, calls and sells."""
+    warned = facility_with_pool(holdings={"BTC": "1"})
+    called = facility_with_pool(holdings={"BTC": "1"})
+    sold = facility_with_pool(holdings={"BTC": "1"})
+    for facility, amount in ((warned, "200000.00"), (called, "230000.00"), (sold, "265200.00")):
+        drawdown_create(facility=facility, amount=amount, actor=SYSTEM)
+    sweep_run(trigger="test")
+    result = btc_at("70000")  # LV 218,400: 91.6%, 105.3%, 121.4%
+    assert result.ladder_actions == 4  # a warning, two calls issued, one sale requested
+    assert MarginState.objects.get(facility=warned).notified_status == MarginStatus.WARNING
+    assert MarginCall.objects.get(facility=called).status == MarginCallStatus.ISSUED
+    assert MarginCall.objects.get(facility=sold).status == MarginCallStatus.FORCED_SALE
+    assert ForcedSale.objects.get().facility == sold
+    assert sorted(Event.objects.values_list("type", flat=True)) == sorted(
+        [
+            "margin.warning",
+            "margin_call.issued",
+            "margin_call.issued",
+            "forced_sale.requested",
+            "margin_call.forced_sale",
+        ]
+    )
+    assert sweep_run(trigger="test").ladder_actions == 0
