@@ -180,6 +180,8 @@ def seed(count: int, facility_limit: str, credit_limits: tuple[str, str]) -> tup
 @dataclass
 class Tally:
     latencies: list[float] = field(default_factory=list)
+    read_latencies: list[float] = field(default_factory=list)
+    write_latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     acknowledged: list[int] = field(default_factory=list)  # drawdown ids answered 201
     refusals: dict[str, int] = field(default_factory=dict)  # 422s by error code
@@ -201,6 +203,7 @@ class Tally:
             if refusal is not None:
                 self.refusals[refusal] = self.refusals.get(refusal, 0) + 1
             self.latencies.append(latency)
+            (self.write_latencies if write else self.read_latencies).append(latency)
             self.statuses[status] = self.statuses.get(status, 0) + 1
             if write:
                 self.writes += 1
@@ -454,6 +457,10 @@ def main() -> int:
         f"==> reads={tally.reads} drawdowns={tally.writes}: lent {tally.statuses.get(201, 0)}, refused {refused}; "
         f"other statuses: {other or 'none'}; no answer: {tally.failures}"
     )
+    for name, values in (("facility reads", tally.read_latencies), ("drawdowns", tally.write_latencies)):
+        say(
+            f"    {name}: p50_ms={percentile(values, 0.5) * 1000:.1f} p99_ms={percentile(values, 0.99) * 1000:.1f}"
+        )
     for problem in problems:
         say(f"!!! {problem}")
     if not problems:
