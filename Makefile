@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PORT ?= 8000
+DURATION ?= 20
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
@@ -40,6 +41,11 @@ run: seed
 ## make test: the whole suite on a throwaway PostgreSQL and Redis.
 test: $(DEV_STAMP)
 	$(SERVICES) $(BIN)/pytest $(ARGS)
+
+## make bench-api: gunicorn (2 workers) on a throwaway PostgreSQL, driven with facility reads and drawdowns
+## for DURATION seconds; the last line is requests=… rps=… p50_ms=… p99_ms=… errors_5xx=… over_limit=…
+bench-api: $(STAMP)
+	$(SERVICES) $(BIN)/python scripts/bench_api.py --duration $(DURATION) $(ARGS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

@@ -8,7 +8,7 @@ from fnmatch import fnmatch
 
 from django.contrib.auth.models import Group, Permission
 
-ROLE_APPS = ("accounts", "notifications", "ledger", "collateral", "financing", "django_celery_beat")
+ROLE_APPS = ("accounts", "notifications", "ledger", "collateral", "financing", "api", "django_celery_beat")
 
 CREDIT_OFFICER = "Credit officer"
 RISK_OFFICER = "Risk officer"

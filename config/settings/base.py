@@ -212,3 +212,73 @@ SECURITY_PRICE_MAX_AGE = datetime.timedelta(
     seconds=env.int("SECURITY_PRICE_MAX_AGE_SECONDS", default=4 * 24 * 3600)
 )
 FX_MAX_AGE = datetime.timedelta(seconds=env.int("FX_MAX_AGE_SECONDS", default=4 * 24 * 3600))
+
+# --- REST API ----------------------------------------------------------------------------------
+INSTALLED_APPS += [
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "api",
+]
+# Throttle counters and other shared state: Redis in production (every gunicorn worker counts together),
+# process memory by default.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# Requests allowed per API key (or logged-in user) unless the key carries its own rate.
+API_THROTTLE_RATE = env("API_THROTTLE_RATE", default="600/min")
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.ApiKeyAuthentication",  # first: its 401 carries WWW-Authenticate: Bearer
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.CallerAccess"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.CredentialRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.Pagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "COERCE_DECIMAL_TO_STRING": True,
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Margin financing API",
+    "DESCRIPTION": (
+        "For the broker's own systems: push prices and collateral movements, draw down and repay, read "
+        "facilities with their margin ratio, follow margin calls and forced sales, receive events. "
+        'Amounts are decimal strings; every error is `{"error": {"code", "message", "details"}}`; '
+        "every POST accepts an `Idempotency-Key`."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # validatorUrl None: Swagger UI would otherwise send the schema to validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.add_errors_and_idempotency",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "MarginCallStatusEnum": "financing.enums.MarginCallStatus",
+        "ForcedSaleStatusEnum": "financing.enums.ForcedSaleStatus",
+        "FacilityStatusEnum": "financing.enums.FacilityStatus",
+        "MarginStatusEnum": "financing.enums.MarginStatus",
+        "KycStatusEnum": "accounts.enums.KycStatus",
+        "ApprovalStatusEnum": "accounts.enums.ApprovalStatus",
+        "ClientKindEnum": "accounts.enums.ClientKind",
+        "AssetKindEnum": "ledger.enums.InstrumentKind",
+        "MovementKindEnum": "collateral.enums.MovementKind",
+        "CurrencyEnum": CURRENCY_CHOICES,
+        "CashCurrencyEnum": [("HKD", "Hong Kong dollar")],
+    },
+}

@@ -11,6 +11,10 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("Production needs DATABASE_URL pointing at PostgreSQL.")
 CELERY_BROKER_URL = env("CELERY_BROKER_URL")
+# API throttle counters must be shared by every gunicorn worker and container: Redis (the broker's, unless
+# CACHE_URL names another).
+CACHES = {"default": env.cache("CACHE_URL", default=env("REDIS_URL", default=CELERY_BROKER_URL))}
+CACHES["default"].setdefault("KEY_PREFIX", "margin")
 
 # WhiteNoise serves the collected static files (the admin's CSS and JS) from gunicorn.
 MIDDLEWARE = [MIDDLEWARE[0], "whitenoise.middleware.WhiteNoiseMiddleware", *MIDDLEWARE[1:]]

@@ -1,0 +1,124 @@
+"""Every POST runs in one database transaction and may carry an ``Idempotency-Key`` header.
+
+With a key, the first request claims it by inserting an ``IdempotencyRecord`` (unique per credential and
+key) before doing the work, and stores its response in the same transaction. A retry with the same key:
+
+- while the first is still running, waits on the unique index, then reads the stored response;
+- afterwards, gets the stored response (status and body) with ``Idempotent-Replayed: true``;
+- with a different method, path or body, is refused with 409 ``idempotency_key_reused``.
+
+Only one request per key ever does the work. A response of 500 or above is not stored: the whole
+transaction rolls back, the key is free again, and the client can retry. A refusal (4xx) is stored like a
+success, so a retry gets the same answer; to try again after changing something, use a new key.
+The work itself runs in a savepoint, so a refusal leaves nothing of it behind but the stored response."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+
+from django.db import IntegrityError, transaction
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+
+from api.exceptions import IdempotencyKeyReused, InvalidIdempotencyKey
+from api.models import IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, no spaces: a UUID fits
+
+
+class _ErrorResponse(Exception):
+    """Carries an error response out of the savepoint so that the work is rolled back."""
+
+    def __init__(self, response: Response):
+        self.response = response
+
+
+def request_fingerprint(method: str, path: str, body: bytes) -> str:
+    """SHA-256 of the method, the path and the body. A JSON body is compared by meaning, not layout:
+    keys sorted, whitespace ignored (numbers keep their exact spelling)."""
+    try:
+        parsed = json.loads(
+            body, parse_float=lambda text: f"float:{text}", parse_int=lambda text: f"int:{text}"
+        )
+        canonical = json.dumps(parsed, sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        canonical = body
+    digest = hashlib.sha256()
+    for part in (method.encode(), b"\n", path.encode(), b"\n", canonical):
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def _stored_body(response: Response) -> str:
+    """The body as JSON text, keys in the order they were sent, so that a replay is the same bytes."""
+    if response.data is None:
+        return ""
+    return JSONRenderer().render(response.data).decode()
+
+
+def _replay(record: IdempotencyRecord) -> Response:
+    data = json.loads(record.response_body) if record.response_body else None
+    return Response(data, status=record.status_code, headers={REPLAYED_HEADER: "true"})
+
+
+def run_in_transaction(
+    *,
+    key: str | None,
+    credential: str,
+    method: str,
+    path: str,
+    body: bytes,
+    work: Callable[[], Response],
+    on_error: Callable[[Exception], Response],
+) -> Response:
+    """Run ``work`` (the view's handler) in a transaction, honouring the idempotency key if given."""
+    with transaction.atomic():
+        record = None
+        if key is not None:
+            if not KEY_PATTERN.match(key):
+                raise InvalidIdempotencyKey(
+                    f"The {HEADER} header must be 1 to 255 visible ASCII characters without spaces "
+                    "(a UUID is a good choice)."
+                )
+            fingerprint = request_fingerprint(method, path, body)
+            try:
+                with transaction.atomic():
+                    record = IdempotencyRecord.objects.create(
+                        credential=credential,
+                        key=key,
+                        method=method,
+                        path=path[:500],
+                        fingerprint=fingerprint,
+                    )
+            except IntegrityError:
+                # Another request with this key has committed (we waited for it if it was running).
+                existing = IdempotencyRecord.objects.get(credential=credential, key=key)
+                if existing.fingerprint != fingerprint:
+                    raise IdempotencyKeyReused(
+                        f"The {HEADER} {key!r} was already used for a different request "
+                        f"({existing.method} {existing.path}); use a new key for a new request.",
+                        details={"first_used_at": existing.created_at.isoformat()},
+                    ) from None
+                return _replay(existing)
+        try:
+            with transaction.atomic():
+                response = work()
+                if response.status_code >= 400:
+                    raise _ErrorResponse(response)
+        except _ErrorResponse as refused:
+            response = refused.response
+        except Exception as exc:
+            response = on_error(exc)
+        if record is not None:
+            if response.status_code >= 500:
+                transaction.set_rollback(True)
+            else:
+                record.status_code = response.status_code
+                record.response_body = _stored_body(response)
+                record.save(update_fields=["status_code", "response_body"])
+        return response

@@ -1,0 +1,42 @@
+"""``/api/v1/`` resources, ``/api/schema/`` (OpenAPI 3) and ``/api/docs/`` (Swagger UI, served offline)."""
+
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from accounts.apis import ClientViewSet, CreditProfileViewSet
+from api.views import not_found
+from collateral.apis import AssetViewSet, FxRateViewSet, PriceViewSet
+from financing.apis import (
+    CollateralMovementViewSet,
+    DrawdownViewSet,
+    FacilityViewSet,
+    ForcedSaleViewSet,
+    MarginCallViewSet,
+    RepaymentViewSet,
+)
+from notifications.apis import EventViewSet, WebhookEndpointViewSet
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("clients", ClientViewSet, basename="client")
+router.register("credit-profiles", CreditProfileViewSet, basename="credit-profile")
+router.register("assets", AssetViewSet, basename="asset")
+router.register("prices", PriceViewSet, basename="price")
+router.register("fx-rates", FxRateViewSet, basename="fx-rate")
+router.register("collateral-movements", CollateralMovementViewSet, basename="collateral-movement")
+router.register("facilities", FacilityViewSet, basename="facility")
+router.register("drawdowns", DrawdownViewSet, basename="drawdown")
+router.register("repayments", RepaymentViewSet, basename="repayment")
+router.register("margin-calls", MarginCallViewSet, basename="margin-call")
+router.register("forced-sales", ForcedSaleViewSet, basename="forced-sale")
+router.register("webhook-endpoints", WebhookEndpointViewSet, basename="webhook-endpoint")
+router.register("events", EventViewSet, basename="event")
+
+urlpatterns = [
+    path("v1/", include(router.urls)),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("auth/", include("rest_framework.urls")),
+    re_path(r"^[\s\S]*$", not_found),  # any other path, newlines and all
+]

@@ -1,0 +1,96 @@
+"""The base every API view builds on: access rules, client scoping, and POSTs that run in one transaction
+with the ``Idempotency-Key`` honoured (``api.idempotency``)."""
+
+from __future__ import annotations
+
+import functools
+
+from django.core.exceptions import RequestDataTooBig
+from django.db.models import QuerySet
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework import viewsets
+from rest_framework.exceptions import ValidationError
+
+from api import idempotency
+from api.authentication import Caller, caller_of
+from api.errors import error_body
+from api.permissions import Rule
+
+
+class ApiViewMixin:
+    """``read_rule`` and ``write_rules`` (by action) say who may do what (``api.permissions``).
+    ``client_field`` is the lookup from a row to its client: a client user's queries are filtered by it;
+    ``None`` means the records are not about one client (assets, prices) and everyone who may read sees
+    them all."""
+
+    read_rule: Rule
+    write_rules: dict[str, Rule] = {}
+    client_field: str | None = None
+
+    @property
+    def caller(self) -> Caller:
+        return caller_of(self.request)
+
+    def scoped(self, queryset: QuerySet) -> QuerySet:
+        """Only what the caller may see: a client user, only their own client's records."""
+        caller = self.caller
+        if caller is not None and caller.is_client_user and self.client_field is not None:
+            return queryset.filter(**{self.client_field: caller.client_id})
+        return queryset
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        repeated = sorted(key for key, values in request.query_params.lists() if len(values) > 1)
+        if repeated:
+            raise ValidationError({key: ["Give this parameter once."] for key in repeated})
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.method == "POST":
+            body_error = None
+            try:
+                _ = request.body  # read now: DRF may parse the stream before the handler runs
+            except RequestDataTooBig as error:
+                body_error = error
+            handler = getattr(self, "post", None)
+            if handler is not None:
+                self.post = self._in_transaction(handler, body_error)
+        return super().dispatch(request, *args, **kwargs)
+
+    def _in_transaction(self, handler, body_error):
+        @functools.wraps(handler)
+        def run(request, *args, **kwargs):
+            if body_error is not None:
+                raise body_error
+            return idempotency.run_in_transaction(
+                key=request.headers.get(idempotency.HEADER),
+                credential=self.caller.credential,
+                method=request.method,
+                path=request.get_full_path(),
+                body=request._request.body,
+                work=lambda: handler(request, *args, **kwargs),
+                on_error=self.handle_exception,
+            )
+
+        return run
+
+
+class ApiViewSet(ApiViewMixin, viewsets.GenericViewSet):
+    pass
+
+
+def validated(serializer_class, request, **kwargs) -> dict:
+    """The request body read by ``serializer_class`` (built with ``kwargs``), or a 400 listing every
+    problem."""
+    serializer = serializer_class(data=request.data, context={"request": request}, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+@csrf_exempt
+def not_found(request, *args, **kwargs):
+    """Any other path under /api/: a 404 in the API's error shape, not Django's HTML page."""
+    return JsonResponse(
+        error_body("not_found", f"There is no API resource at {request.path[:200]}; see /api/docs/."),
+        status=404,
+    )

@@ -1,0 +1,352 @@
+"""API: facilities with their live valuation, drawdowns, repayments, collateral movements (deposits and
+withdrawals), margin calls and forced sales."""
+
+from __future__ import annotations
+
+import hashlib
+
+import django_filters
+from django.db import IntegrityError
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.response import Response
+
+from accounts.models import Client
+from api.enums import Scope
+from api.exceptions import ExternalReferenceConflict
+from api.filters import FilterSet, IdFilter, TimeFilter
+from api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from api.permissions import Rule
+from api.views import ApiViewSet, validated
+from collateral.enums import MovementKind
+from collateral.models import Asset, CollateralMovement, CollateralPool
+from collateral.serializers import CollateralMovementIn, CollateralMovementOut
+from collateral.services import collateral_deposit, pool_open
+from financing.enums import FacilityStatus, ForcedSaleStatus, ForcedSaleTrigger, MarginCallStatus
+from financing.exceptions import WithdrawalRefused
+from financing.models import Drawdown, Facility, ForcedSale, MarginCall, Repayment
+from financing.selectors import (
+    facility_valuation,
+    facility_valuations,
+    open_margin_call,
+    open_margin_calls_of,
+)
+from financing.serializers import (
+    CashMovementIn,
+    DrawdownOut,
+    FacilityOut,
+    ForcedSaleOut,
+    MarginCallOut,
+    RepaymentOut,
+)
+from financing.services import collateral_withdraw, drawdown_create, repayment_create
+
+# --- facilities ----------------------------------------------------------------------------------
+
+
+class FacilityFilter(FilterSet):
+    client = IdFilter(field_name="client_id")
+    reference = django_filters.CharFilter(max_length=20)
+    status = django_filters.ChoiceFilter(choices=FacilityStatus.choices)
+
+    class Meta:
+        model = Facility
+        fields = ["client", "reference", "status"]
+
+
+class FacilityViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """Facilities with their valuation, computed live from current prices, FX, haircuts and the ledger: one
+    facility with ``facility_valuation``; a page of a list with the same arithmetic, reading prices, FX,
+    assets and balances once for the whole page (a fixed number of queries, whatever the page size)."""
+
+    read_rule = Rule(Scope.READ, "financing.view_facility", client_users=True)
+    client_field = "client"
+    serializer_class = FacilityOut
+    filterset_class = FacilityFilter
+    ordering_fields = ["reference", "opened_on", "limit", "created_at"]
+    lookup_value_regex = "[0-9]+"
+
+    def get_queryset(self):
+        return self.scoped(Facility.objects.select_related("client", "policy"))
+
+    def list(self, request, *args, **kwargs):
+        page = list(self.paginate_queryset(self.filter_queryset(self.get_queryset())))
+        context = {
+            "valuations": facility_valuations(page),
+            "open_margin_calls": open_margin_calls_of([facility.pk for facility in page]),
+            "valued_at": timezone.now(),
+        }
+        return self.get_paginated_response(FacilityOut(page, many=True, context=context).data)
+
+    def retrieve(self, request, *args, **kwargs):
+        facility = self.get_object()
+        call = open_margin_call(facility)
+        context = {
+            "valuations": {facility.pk: facility_valuation(facility)},
+            "open_margin_calls": {facility.pk: call} if call else {},
+            "valued_at": timezone.now(),
+        }
+        return Response(FacilityOut(facility, context=context).data)
+
+
+# --- drawdowns and repayments --------------------------------------------------------------------
+
+
+def _service_idempotency_key(request, caller) -> str | None:
+    """The ledger's own idempotency key for this request: a second guard behind the API's store."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if not key:
+        return None
+    return hashlib.sha256(f"{caller.credential}\n{key}".encode()).hexdigest()
+
+
+class CashMovementFilter(FilterSet):
+    facility = IdFilter(field_name="facility_id")
+    client = IdFilter(field_name="facility__client_id")
+    created_after = TimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = TimeFilter(field_name="created_at", lookup_expr="lt")
+
+
+class DrawdownFilter(CashMovementFilter):
+    class Meta:
+        model = Drawdown
+        fields = ["facility", "client"]
+
+
+class RepaymentFilter(CashMovementFilter):
+    class Meta:
+        model = Repayment
+        fields = ["facility", "client"]
+
+
+class DrawdownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """Cash lent against the pool. A drawdown is refused (422, nothing written) when the client is not
+    eligible (``not_eligible``), the facility has an open margin call (``open_margin_call``), the facility,
+    credit or firm-wide limits would be passed (``facility_limit_exceeded``, ``credit_limit_exceeded``,
+    ``firm_limit_exceeded``, ``client_concentration_exceeded``), or the margin ratio would go above max
+    advance (``max_advance_exceeded``). A client user may draw down on their own facility."""
+
+    read_rule = Rule(Scope.READ, "financing.view_drawdown", client_users=True)
+    write_rules = {"create": Rule(Scope.LENDING, "financing.add_drawdown", client_users=True)}
+    client_field = "facility__client"
+    serializer_class = DrawdownOut
+    filterset_class = DrawdownFilter
+    ordering_fields = ["created_at", "amount"]
+    lookup_value_regex = "[0-9]+"
+
+    def get_queryset(self):
+        return self.scoped(Drawdown.objects.select_related("facility"))
+
+    def facilities(self):
+        queryset = Facility.objects.select_related("client")
+        caller = self.caller
+        return queryset.filter(client_id=caller.client_id) if caller.is_client_user else queryset
+
+    @extend_schema(request=CashMovementIn, responses={201: DrawdownOut}, summary="Draw down")
+    def create(self, request):
+        data = validated(CashMovementIn, request, facilities=self.facilities())
+        drawdown = drawdown_create(
+            facility=data["facility"],
+            amount=data["amount"],
+            actor=self.caller.actor,
+            idempotency_key=_service_idempotency_key(request, self.caller),
+        )
+        return Response(DrawdownOut(drawdown).data, status=status.HTTP_201_CREATED)
+
+
+class RepaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """Cash received from the client: unpaid fees first, then interest, then principal. More than the debt
+    is refused (``repayment_refused``). Recorded by the broker's systems or staff, not by client users."""
+
+    read_rule = Rule(Scope.READ, "financing.view_repayment", client_users=True)
+    write_rules = {"create": Rule(Scope.LENDING, "financing.add_repayment")}
+    client_field = "facility__client"
+    serializer_class = RepaymentOut
+    filterset_class = RepaymentFilter
+    ordering_fields = ["created_at", "amount"]
+    lookup_value_regex = "[0-9]+"
+
+    def get_queryset(self):
+        return self.scoped(Repayment.objects.select_related("facility"))
+
+    @extend_schema(request=CashMovementIn, responses={201: RepaymentOut}, summary="Record a repayment")
+    def create(self, request):
+        data = validated(CashMovementIn, request, facilities=Facility.objects.select_related("client"))
+        repayment = repayment_create(
+            facility=data["facility"],
+            amount=data["amount"],
+            actor=self.caller.actor,
+            idempotency_key=_service_idempotency_key(request, self.caller),
+        )
+        return Response(RepaymentOut(repayment).data, status=status.HTTP_201_CREATED)
+
+
+# --- collateral movements ------------------------------------------------------------------------
+
+
+class CollateralMovementFilter(FilterSet):
+    client = IdFilter(field_name="pool__client_id")
+    kind = django_filters.ChoiceFilter(choices=MovementKind.choices)
+    asset = django_filters.CharFilter(field_name="asset_id", max_length=20)
+    external_reference = django_filters.CharFilter(max_length=100)
+    created_after = TimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = TimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = CollateralMovement
+        fields = ["client", "kind", "asset", "external_reference"]
+
+
+class CollateralMovementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """Deposits into and withdrawals from a client's collateral pool, as the custody system reports them. A
+    custody reference is recorded once per client: sending it again returns the movement already recorded
+    (200), or 409 ``external_reference_conflict`` if it described a different movement. A withdrawal the
+    pool does not hold, or that would lift the margin ratio above max advance, is refused (422
+    ``insufficient_holdings`` / ``max_advance_exceeded``); a deposit of an asset that is not eligible is
+    refused (422 ``asset_not_eligible``)."""
+
+    read_rule = Rule(Scope.READ, "collateral.view_collateralmovement", client_users=True)
+    write_rules = {"create": Rule(Scope.COLLATERAL, "collateral.add_collateralmovement")}
+    client_field = "pool__client"
+    serializer_class = CollateralMovementOut
+    filterset_class = CollateralMovementFilter
+    ordering_fields = ["created_at", "quantity"]
+    lookup_value_regex = "[0-9]+"
+
+    def get_queryset(self):
+        return self.scoped(CollateralMovement.objects.select_related("pool__client"))
+
+    @extend_schema(
+        request=CollateralMovementIn,
+        responses={
+            201: CollateralMovementOut,
+            200: OpenApiResponse(CollateralMovementOut, description="already recorded under this reference"),
+        },
+        summary="Record a deposit or a withdrawal",
+    )
+    def create(self, request):
+        data = validated(CollateralMovementIn, request)
+        client = Client.objects.filter(pk=data["client"]).first()
+        if client is None:
+            raise serializers.ValidationError({"client": [f"There is no client with id {data['client']}."]})
+        symbol = data["asset"].upper()
+        asset = Asset.objects.select_related("instrument").filter(pk=symbol).first()
+        if asset is None:
+            raise serializers.ValidationError({"asset": [f"There is no asset {symbol}."]})
+        reference = data["external_reference"]
+        earlier = self._earlier(client, reference)
+        if earlier is not None:
+            return self._already_recorded(earlier, data, asset)
+        actor = self.caller.actor
+        try:
+            if data["kind"] == MovementKind.DEPOSIT:
+                pool = pool_open(client=client, actor=actor)
+                movement = collateral_deposit(
+                    pool=pool,
+                    asset=asset,
+                    quantity=data["quantity"],
+                    actor=actor,
+                    external_reference=reference,
+                )
+            else:
+                pool = CollateralPool.objects.filter(client=client).first()
+                if pool is None:
+                    raise WithdrawalRefused(
+                        f"{client} has no collateral pool; nothing can be withdrawn.",
+                        code="insufficient_holdings",
+                    )
+                movement = collateral_withdraw(
+                    pool=pool,
+                    asset=asset,
+                    quantity=data["quantity"],
+                    actor=actor,
+                    external_reference=reference,
+                )
+        except IntegrityError:
+            # A concurrent request recorded the same custody reference first; our savepoint was rolled back.
+            earlier = self._earlier(client, reference)
+            if earlier is None:
+                raise
+            return self._already_recorded(earlier, data, asset)
+        return Response(CollateralMovementOut(movement).data, status=status.HTTP_201_CREATED)
+
+    @staticmethod
+    def _earlier(client: Client, reference: str) -> CollateralMovement | None:
+        if not reference:
+            return None
+        return (
+            CollateralMovement.objects.select_related("pool__client")
+            .filter(pool__client=client, external_reference=reference)
+            .first()
+        )
+
+    @staticmethod
+    def _already_recorded(earlier: CollateralMovement, data: dict, asset: Asset) -> Response:
+        if (earlier.kind, earlier.asset_id, earlier.quantity) != (
+            data["kind"],
+            asset.symbol,
+            data["quantity"],
+        ):
+            raise ExternalReferenceConflict(
+                f"The custody reference {earlier.external_reference} was already recorded for a "
+                f"{earlier.get_kind_display().lower()} of {earlier.quantity.normalize():f} {earlier.asset_id} "
+                f"(movement #{earlier.pk}); this request describes a different movement.",
+                details={"movement": earlier.pk},
+            )
+        return Response(CollateralMovementOut(earlier).data, status=status.HTTP_200_OK)
+
+
+# --- margin calls and forced sales ---------------------------------------------------------------
+
+
+class MarginCallFilter(FilterSet):
+    facility = IdFilter(field_name="facility_id")
+    client = IdFilter(field_name="facility__client_id")
+    status = django_filters.ChoiceFilter(choices=MarginCallStatus.choices)
+    issued_after = TimeFilter(field_name="issued_at", lookup_expr="gte")
+    issued_before = TimeFilter(field_name="issued_at", lookup_expr="lt")
+
+    class Meta:
+        model = MarginCall
+        fields = ["facility", "client", "status"]
+
+
+class MarginCallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """Margin calls: what cures each (a repayment, or a cash top-up, to the policy's target) and by when."""
+
+    read_rule = Rule(Scope.READ, "financing.view_margincall", client_users=True)
+    client_field = "facility__client"
+    serializer_class = MarginCallOut
+    filterset_class = MarginCallFilter
+    ordering_fields = ["issued_at", "deadline"]
+    lookup_value_regex = "[0-9]+"
+
+    def get_queryset(self):
+        return self.scoped(MarginCall.objects.select_related("facility"))
+
+
+class ForcedSaleFilter(FilterSet):
+    facility = IdFilter(field_name="facility_id")
+    client = IdFilter(field_name="facility__client_id")
+    status = django_filters.ChoiceFilter(choices=ForcedSaleStatus.choices)
+    trigger = django_filters.ChoiceFilter(choices=ForcedSaleTrigger.choices)
+    requested_after = TimeFilter(field_name="requested_at", lookup_expr="gte")
+
+    class Meta:
+        model = ForcedSale
+        fields = ["facility", "client", "status", "trigger"]
+
+
+class ForcedSaleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """Forced sales of collateral and where each stands."""
+
+    read_rule = Rule(Scope.READ, "financing.view_forcedsale", client_users=True)
+    client_field = "facility__client"
+    serializer_class = ForcedSaleOut
+    filterset_class = ForcedSaleFilter
+    ordering_fields = ["requested_at"]
+    lookup_value_regex = "[0-9]+"
+
+    def get_queryset(self):
+        return self.scoped(ForcedSale.objects.select_related("facility"))

@@ -1,0 +1,309 @@
+"""API representations of facilities (with their live valuation), drawdowns, repayments, margin calls and
+forced sales."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from api.fields import MoneyOutField, PlainDecimalOutField, RatioOutField, money_field
+from financing.enums import MarginStatus
+from financing.models import Drawdown, Facility, ForcedSale, MarginCall, Repayment
+from financing.selectors import FacilityValuation
+
+HKD_ONLY = [("HKD", "Hong Kong dollar")]
+
+
+class ThresholdsOut(serializers.Serializer):
+    max_advance = RatioOutField(help_text="a drawdown or withdrawal may not lift the ratio above this")
+    warning = RatioOutField()
+    margin_call = RatioOutField(help_text="a margin call is issued above this")
+    forced_sale = RatioOutField()
+    target = RatioOutField(help_text="where a cure or a forced sale must bring the ratio")
+
+
+class PositionOut(serializers.Serializer):
+    symbol = serializers.CharField()
+    quantity = PlainDecimalOutField()
+    market_value = MoneyOutField()
+    margin_value = MoneyOutField()
+    priced = serializers.BooleanField(help_text="false: no price or FX rate, so it counts for nothing")
+
+
+class FacilityOut(serializers.ModelSerializer):
+    """A facility and where it stands now. The valuation is computed live when the facility is read, from the
+    current prices, FX rates, haircuts and ledger balances."""
+
+    client_reference = serializers.CharField(source="client.reference", read_only=True)
+    limit = MoneyOutField(help_text="HKD: the most principal that may be outstanding")
+    currency = serializers.SerializerMethodField()
+    fixed_rate = PlainDecimalOutField(allow_null=True, help_text="a fraction a year: 0.065 = 6.5%")
+    spread = PlainDecimalOutField(help_text="over the base rate, a fraction a year")
+    policy = serializers.SerializerMethodField(help_text="the margin policy's name")
+    market_value = serializers.SerializerMethodField()
+    margin_value = serializers.SerializerMethodField()
+    debt = serializers.SerializerMethodField()
+    principal_outstanding = serializers.SerializerMethodField()
+    interest_accrued = serializers.SerializerMethodField()
+    fees_unpaid = serializers.SerializerMethodField()
+    margin_ratio = serializers.SerializerMethodField()
+    market_ltv = serializers.SerializerMethodField()
+    margin_surplus = serializers.SerializerMethodField()
+    margin_deficiency = serializers.SerializerMethodField()
+    margin_status = serializers.SerializerMethodField()
+    available_to_draw = serializers.SerializerMethodField()
+    thresholds = serializers.SerializerMethodField()
+    positions = serializers.SerializerMethodField()
+    open_margin_call = serializers.SerializerMethodField()
+    valued_at = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Facility
+        fields = [
+            "id",
+            "reference",
+            "client",
+            "client_reference",
+            "status",
+            "opened_on",
+            "limit",
+            "currency",
+            "rate_kind",
+            "fixed_rate",
+            "base_rate_name",
+            "spread",
+            "policy",
+            "market_value",
+            "margin_value",
+            "debt",
+            "principal_outstanding",
+            "interest_accrued",
+            "fees_unpaid",
+            "margin_ratio",
+            "market_ltv",
+            "margin_surplus",
+            "margin_deficiency",
+            "margin_status",
+            "available_to_draw",
+            "thresholds",
+            "positions",
+            "open_margin_call",
+            "valued_at",
+        ]
+        read_only_fields = fields
+
+    def _valuation(self, facility) -> FacilityValuation:
+        return self.context["valuations"][facility.pk]
+
+    def _money(self, amount) -> str:
+        return MoneyOutField().to_representation(amount)
+
+    def _ratio(self, ratio) -> str | None:
+        return RatioOutField().to_representation(ratio)
+
+    def get_currency(self, facility) -> str:
+        return "HKD"
+
+    def get_policy(self, facility) -> str | None:
+        return facility.policy.name if facility.policy_id else None
+
+    @extend_schema_field(MoneyOutField(help_text="Σ quantity × price × FX, HKD"))
+    def get_market_value(self, facility):
+        return self._money(self._valuation(facility).market_value)
+
+    @extend_schema_field(
+        MoneyOutField(help_text="Σ market value × (1 − haircut), after concentration limits")
+    )
+    def get_margin_value(self, facility):
+        return self._money(self._valuation(facility).margin_value)
+
+    @extend_schema_field(MoneyOutField(help_text="principal + accrued interest + unpaid fees"))
+    def get_debt(self, facility):
+        return self._money(self._valuation(facility).debt.total)
+
+    @extend_schema_field(MoneyOutField())
+    def get_principal_outstanding(self, facility):
+        return self._money(self._valuation(facility).debt.principal)
+
+    @extend_schema_field(MoneyOutField())
+    def get_interest_accrued(self, facility):
+        return self._money(self._valuation(facility).debt.interest)
+
+    @extend_schema_field(MoneyOutField())
+    def get_fees_unpaid(self, facility):
+        return self._money(self._valuation(facility).debt.fees)
+
+    @extend_schema_field(
+        RatioOutField(
+            allow_null=True,
+            help_text="debt / margin value as a fraction (0.85000000 = 85%); 0 without debt; "
+            "null means infinite: debt and no margin value",
+        )
+    )
+    def get_margin_ratio(self, facility):
+        return self._ratio(self._valuation(facility).margin_ratio)
+
+    @extend_schema_field(RatioOutField(allow_null=True, help_text="debt / market value; null means infinite"))
+    def get_market_ltv(self, facility):
+        return self._ratio(self._valuation(facility).market_ltv)
+
+    @extend_schema_field(MoneyOutField(help_text="margin value − debt; negative when in deficiency"))
+    def get_margin_surplus(self, facility):
+        return self._money(self._valuation(facility).margin_surplus)
+
+    @extend_schema_field(MoneyOutField(help_text="debt − margin value when positive, else 0"))
+    def get_margin_deficiency(self, facility):
+        return self._money(self._valuation(facility).margin_deficiency)
+
+    @extend_schema_field(serializers.ChoiceField(choices=MarginStatus.choices))
+    def get_margin_status(self, facility):
+        return str(self._valuation(facility).status)
+
+    @extend_schema_field(MoneyOutField(help_text="the most that can be drawn now before max advance"))
+    def get_available_to_draw(self, facility):
+        return self._money(self._valuation(facility).available_to_draw)
+
+    @extend_schema_field(ThresholdsOut())
+    def get_thresholds(self, facility):
+        return ThresholdsOut(self._valuation(facility).thresholds).data
+
+    @extend_schema_field(PositionOut(many=True))
+    def get_positions(self, facility):
+        return PositionOut(self._valuation(facility).valuation.positions, many=True).data
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True, help_text="the open margin call's id"))
+    def get_open_margin_call(self, facility):
+        call = self.context["open_margin_calls"].get(facility.pk)
+        return call.pk if call is not None else None
+
+    @extend_schema_field(serializers.DateTimeField())
+    def get_valued_at(self, facility):
+        return serializers.DateTimeField().to_representation(self.context["valued_at"])
+
+
+class DrawdownOut(serializers.ModelSerializer):
+    facility_reference = serializers.CharField(source="facility.reference", read_only=True)
+    amount = MoneyOutField()
+    currency = serializers.SerializerMethodField()
+    margin_ratio_after = RatioOutField(allow_null=True, help_text="null: infinite")
+    made_by = serializers.CharField(source="actor_label", read_only=True)
+    transaction = serializers.IntegerField(source="transaction_id", read_only=True)
+
+    class Meta:
+        model = Drawdown
+        fields = [
+            "id",
+            "facility",
+            "facility_reference",
+            "amount",
+            "currency",
+            "margin_ratio_after",
+            "made_by",
+            "transaction",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_currency(self, drawdown) -> str:
+        return "HKD"
+
+
+class RepaymentOut(serializers.ModelSerializer):
+    facility_reference = serializers.CharField(source="facility.reference", read_only=True)
+    amount = MoneyOutField()
+    to_fees = MoneyOutField()
+    to_interest = MoneyOutField()
+    to_principal = MoneyOutField()
+    currency = serializers.SerializerMethodField()
+    made_by = serializers.CharField(source="actor_label", read_only=True)
+    transaction = serializers.IntegerField(source="transaction_id", read_only=True)
+
+    class Meta:
+        model = Repayment
+        fields = [
+            "id",
+            "facility",
+            "facility_reference",
+            "amount",
+            "to_fees",
+            "to_interest",
+            "to_principal",
+            "currency",
+            "made_by",
+            "transaction",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_currency(self, repayment) -> str:
+        return "HKD"
+
+
+class CashMovementIn(serializers.Serializer):
+    """A drawdown or a repayment: an amount in HKD on a facility."""
+
+    facility = serializers.PrimaryKeyRelatedField(
+        queryset=Facility.objects.none(), help_text="the facility's id"
+    )
+    amount = money_field(positive=True, help_text='HKD as a string, e.g. "250000.00"')
+    currency = serializers.ChoiceField(choices=HKD_ONLY, required=False, default="HKD")
+
+    def __init__(self, *args, facilities=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if facilities is not None:
+            self.fields["facility"].queryset = facilities
+
+
+class MarginCallOut(serializers.ModelSerializer):
+    facility_reference = serializers.CharField(source="facility.reference", read_only=True)
+    ratio_at_issue = RatioOutField(allow_null=True, help_text="null: infinite")
+    debt_at_issue = MoneyOutField()
+    margin_value_at_issue = MoneyOutField()
+    repayment_due = MoneyOutField(help_text="a repayment of this much brings the ratio to target")
+    top_up_due = MoneyOutField(help_text="or a cash top-up of this much")
+    currency = serializers.SerializerMethodField()
+
+    class Meta:
+        model = MarginCall
+        fields = [
+            "id",
+            "facility",
+            "facility_reference",
+            "status",
+            "ratio_at_issue",
+            "debt_at_issue",
+            "margin_value_at_issue",
+            "repayment_due",
+            "top_up_due",
+            "currency",
+            "deadline",
+            "issued_at",
+            "escalated_at",
+            "closed_at",
+            "close_reason",
+        ]
+        read_only_fields = fields
+
+    def get_currency(self, call) -> str:
+        return "HKD"
+
+
+class ForcedSaleOut(serializers.ModelSerializer):
+    facility_reference = serializers.CharField(source="facility.reference", read_only=True)
+    ratio_at_request = RatioOutField(allow_null=True, help_text="null: infinite")
+
+    class Meta:
+        model = ForcedSale
+        fields = [
+            "id",
+            "facility",
+            "facility_reference",
+            "margin_call",
+            "trigger",
+            "status",
+            "ratio_at_request",
+            "requested_at",
+            "closed_at",
+            "status_reason",
+        ]
+        read_only_fields = fields

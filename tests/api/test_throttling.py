@@ -1,0 +1,66 @@
+"""Throttling per credential: each key (or user) has its own budget; a key may carry its own rate. (The
+tests use daily rates, so that a window does not end in the middle of one.)"""
+
+import pytest
+
+from api.models import IdempotencyRecord
+from financing.models import Drawdown
+from tests.financing.factories import facility_with_pool
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_key_over_its_rate_gets_429_with_retry_after(key_client):
+    busy = key_client("read", rate="3/day")
+    assert [busy.get("/api/v1/assets/").status_code for _ in range(3)] == [200, 200, 200]
+    response = busy.get("/api/v1/assets/")
+    assert response.status_code == 429
+    error = response.json()["error"]
+    assert error["code"] == "throttled"
+    assert 0 < int(response["Retry-After"]) <= 86400
+    assert error["details"] == {"retry_after_seconds": int(response["Retry-After"])}
+
+
+def test_each_key_has_its_own_budget(key_client):
+    busy, quiet = key_client("read", rate="2/day"), key_client("read", rate="2/day")
+    for _ in range(2):
+        busy.get("/api/v1/assets/")
+    assert busy.get("/api/v1/assets/").status_code == 429
+    assert quiet.get("/api/v1/assets/").status_code == 200
+
+
+def test_writes_count_too_and_a_throttled_write_does_nothing(key_client, market):
+    facility = facility_with_pool(holdings={"BTC": "1"})
+    busy = key_client("lending", rate="1/day")
+    body = {"facility": facility.pk, "amount": "1000.00"}
+    assert busy.post("/api/v1/drawdowns/", body, format="json").status_code == 201
+    response = busy.post("/api/v1/drawdowns/", body, format="json", HTTP_IDEMPOTENCY_KEY="later")
+    assert response.status_code == 429
+    assert Drawdown.objects.count() == 1
+    assert not IdempotencyRecord.objects.exists()  # a throttled request claims no key
+
+
+def test_users_have_the_default_rate(staff_client, settings):
+    settings.API_THROTTLE_RATE = "2/day"
+    staff = staff_client("Compliance")
+    assert [staff.get("/api/v1/assets/").status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_the_default_rate_applies_to_keys_without_their_own(key_client, settings):
+    settings.API_THROTTLE_RATE = "1/day"
+    plain = key_client("read")
+    assert [plain.get("/api/v1/assets/").status_code for _ in range(2)] == [200, 429]
+
+
+def test_the_count_starts_again_in_the_next_window(key_client, monkeypatch):
+    from api import throttling
+
+    now = [1_800_000_000.0]  # the start of a minute
+    monkeypatch.setattr(throttling.time, "time", lambda: now[0])
+    busy = key_client("read", rate="2/min")
+    assert [busy.get("/api/v1/assets/").status_code for _ in range(3)] == [200, 200, 429]
+    assert busy.get("/api/v1/assets/")["Retry-After"] == "60"
+    now[0] += 59.5
+    assert busy.get("/api/v1/assets/")["Retry-After"] == "1"
+    now[0] += 0.5
+    assert busy.get("/api/v1/assets/").status_code == 200
