@@ -22,6 +22,7 @@ from collateral.enums import MovementKind
 from collateral.models import Asset, CollateralMovement, CollateralPool
 from collateral.selectors import pool_holdings
 from collateral.services import parse_quantity, pool_open
+from core.calendar import HONG_KONG
 from core.exceptions import InvalidInput, InvalidTransition
 from core.locks import lock_one
 from core.money import ZERO, format_percent
@@ -172,7 +173,8 @@ def _check_drawdown(facility: Facility, pool: CollateralPool | None, amount: Dec
     call = open_margin_call(facility)
     if call is not None:
         raise refusals.OpenMarginCall(
-            f"{facility.reference} has an open margin call (#{call.pk}, due {call.deadline:%Y-%m-%d %H:%M}); "
+            f"{facility.reference} has an open margin call (#{call.pk}, due "
+            f"{call.deadline.astimezone(HONG_KONG):%Y-%m-%d %H:%M} HKT); "
             "no new advances until it is cured."
         )
     sale = open_forced_sale(facility)

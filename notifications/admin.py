@@ -1,10 +1,16 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.db.models import Count, Q
 
-from core.admin import ReadOnlyAdminMixin, run_for_each
+from core.admin import ReadOnlyAdminMixin, ServiceAdminMixin, run_for_each
 from notifications.enums import DeliveryStatus
 from notifications.models import Event, OutboxMessage, WebhookEndpoint
 from notifications.services import outbox_retry_failed
+from notifications.webhook_endpoints import (
+    webhook_endpoint_create,
+    webhook_endpoint_deactivate,
+    webhook_endpoint_update,
+)
 
 
 class OutboxMessageInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -106,8 +112,50 @@ class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return request.user.has_perm("notifications.view_outboxmessage")
 
 
+class WebhookEndpointForm(forms.ModelForm):
+    url = forms.URLField(max_length=500, assume_scheme="https")
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["name", "url", "event_types"]
+
+
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    """Endpoints are registered and changed through the audited services; the signing secret is generated
+    and shown once, right after registration."""
+
+    form = WebhookEndpointForm
     list_display = ["name", "url", "event_types", "is_active", "created_at"]
     list_filter = ["is_active"]
     search_fields = ["name", "url"]
+    actions = ["deactivate"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change:
+            changed = {name: data[name] for name in form.changed_data}
+            webhook_endpoint_update(endpoint=obj, actor=request.user, **changed)
+            return
+        endpoint = webhook_endpoint_create(
+            name=data["name"], url=data["url"], event_types=data["event_types"], actor=request.user
+        )
+        obj.pk = endpoint.pk
+        self.message_user(
+            request,
+            f"Signing secret for {endpoint.name} (shown once; give it to the receiving system): {endpoint.secret}",
+            level=messages.WARNING,
+        )
+
+    @admin.action(description="Deactivate the selected endpoints", permissions=["change"])
+    def deactivate(self, request, queryset):
+        run_for_each(
+            self,
+            request,
+            queryset,
+            lambda endpoint: webhook_endpoint_deactivate(endpoint=endpoint, actor=request.user),
+            "endpoint(s) deactivated",
+        )
