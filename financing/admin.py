@@ -6,7 +6,6 @@ from django.db.models import F
 from django.utils.html import format_html
 
 from collateral.models import CollateralMovement
-from collateral.services import collateral_deposit
 from core.admin import ReadOnlyAdminMixin, ServiceAdminMixin
 from core.money import format_percent
 from financing import services
@@ -252,7 +251,7 @@ class CollateralMovementAdmin(ServiceAdminMixin, admin.ModelAdmin):
             "external_reference": data["external_reference"],
         }
         movement = (
-            collateral_deposit(**arguments)
+            services.collateral_top_up(**arguments)
             if data["kind"] == "deposit"
             else services.collateral_withdraw(**arguments)
         )

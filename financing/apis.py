@@ -22,7 +22,7 @@ from api.views import ApiViewSet, validated
 from collateral.enums import MovementKind
 from collateral.models import Asset, CollateralMovement, CollateralPool
 from collateral.serializers import CollateralMovementIn, CollateralMovementOut
-from collateral.services import collateral_deposit, pool_open
+from collateral.services import pool_open
 from financing.enums import FacilityStatus, ForcedSaleStatus, ForcedSaleTrigger, MarginCallStatus
 from financing.exceptions import WithdrawalRefused
 from financing.models import Drawdown, Facility, ForcedSale, MarginCall, Repayment
@@ -40,7 +40,7 @@ from financing.serializers import (
     MarginCallOut,
     RepaymentOut,
 )
-from financing.services import collateral_withdraw, drawdown_create, repayment_create
+from financing.services import collateral_top_up, collateral_withdraw, drawdown_create, repayment_create
 
 # --- facilities ----------------------------------------------------------------------------------
 
@@ -242,7 +242,7 @@ class CollateralMovementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin
         try:
             if data["kind"] == MovementKind.DEPOSIT:
                 pool = pool_open(client=client, actor=actor)
-                movement = collateral_deposit(
+                movement = collateral_top_up(
                     pool=pool,
                     asset=asset,
                     quantity=data["quantity"],

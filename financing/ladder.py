@@ -25,7 +25,6 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.audit import SYSTEM, Actor
-from collateral.calculations import ratio_above
 from core.locks import lock_one, lock_rows
 from core.money import format_percent
 from financing.enums import (
@@ -35,9 +34,16 @@ from financing.enums import (
     MarginCallStatus,
     MarginStatus,
 )
-from financing.margin_calls import Figures, LadderBatch, forced_sale_request, hkd, margin_call_transition
+from financing.margin_calls import (
+    Figures,
+    LadderBatch,
+    forced_sale_request,
+    hkd,
+    margin_call_reassess,
+    margin_call_transition,
+)
 from financing.models import Facility, ForcedSale, MarginCall, MarginPolicy, MarginState
-from financing.selectors import default_policy, facility_valuation, policy_for, thresholds_of
+from financing.selectors import default_policy, thresholds_of
 from financing.sweep import valuations_of
 from notifications.services import EventSpec
 
@@ -167,34 +173,13 @@ def ladder_step(*, facility_id: int, actor: Actor = SYSTEM) -> int:
 
 
 @transaction.atomic
-def margin_call_cure_if_back_at_target(*, call: MarginCall, actor: Actor = SYSTEM) -> bool:
-    """Cure an open call when its facility's ratio is at or below the policy's target again (after a
-    top-up, a repayment or a market move)."""
-    facility = lock_one(Facility, call.facility_id)
-    call = lock_one(MarginCall, call.pk)
-    if call.status not in OPEN_MARGIN_CALL_STATUSES:
-        return False
-    valuation = facility_valuation(facility)
-    target = policy_for(facility).target
-    if ratio_above(valuation.debt.total, valuation.margin_value, target):
-        return False
-    margin_call_transition(
-        call=call,
-        status=MarginCallStatus.CURED,
-        actor=actor,
-        reason=f"ratio {format_percent(valuation.margin_ratio)} is at or below the target of {format_percent(target)}",
-    )
-    return True
-
-
-@transaction.atomic
 def margin_call_escalate(*, call: MarginCall, actor: Actor = SYSTEM) -> bool:
     """A call not met by its deadline is escalated and handed to a forced sale."""
     facility = lock_one(Facility, call.facility_id)
     call = lock_one(MarginCall, call.pk)
     if call.status != MarginCallStatus.ISSUED or call.deadline > timezone.now():
         return False
-    if margin_call_cure_if_back_at_target(call=call, actor=actor):
+    if margin_call_reassess(call=call, actor=actor, cause="the deadline") == "cured":
         return False
     call = margin_call_transition(
         call=call,
@@ -243,7 +228,7 @@ def ladder_run(*, actor: Actor = SYSTEM) -> int:
     actions += _each(
         "cure of call",
         cure_candidates(),
-        lambda call: margin_call_cure_if_back_at_target(call=call, actor=actor),
+        lambda call: margin_call_reassess(call=call, actor=actor, cause="a market move") == "cured",
     )
     return actions
 

@@ -323,3 +323,61 @@ def forced_sale_request(
     sale.margin_call = margin_call  # a call already handed over stays linked, for the record
     batch.write()
     return sale
+
+
+@transaction.atomic
+def margin_call_reassess(*, call: MarginCall, actor: Actor, cause: str) -> str:
+    """Look at an open call again after something changed (a top-up, a repayment, the market): cure it when
+    the ratio is back at the policy's target, otherwise lower what is still due (never raise it: a call
+    states the most the client owes to cure it; a worse market is the forced-sale threshold's business).
+    Returns "cured", "lowered", "unchanged" or "closed" (the call was no longer open)."""
+    facility, figures = _lock_and_value(call.facility)
+    call = lock_one(MarginCall, call.pk)
+    if call.status not in OPEN_MARGIN_CALL_STATUSES:
+        return "closed"
+    policy = policy_for(facility)
+    if not ratio_above(figures.debt, figures.margin_value, policy.target):
+        reason = (
+            f"{cause}: ratio {format_percent(figures.margin_ratio)} is at or below the target of "
+            f"{format_percent(policy.target)}"
+        )
+        before = margin_call_move(call, MarginCallStatus.CURED, reason, timezone.now())
+        call.save(update_fields=["status", "closed_at", "close_reason"])
+        audit, event = margin_call_moved_records(call, before, reason, actor)
+        audit_events_record([audit])
+        events_record([event])
+        return "cured"
+    cure = cure_amounts(figures.debt, figures.margin_value, policy.target)
+    repayment = min(cure.repayment, call.repayment_due.amount)
+    top_up = min(cure.cash_top_up, call.top_up_due.amount)
+    if (repayment, top_up) == (call.repayment_due.amount, call.top_up_due.amount):
+        return "unchanged"
+    before = {"repayment_due": call.repayment_due.amount, "top_up_due": call.top_up_due.amount}
+    call.repayment_due, call.top_up_due = Money(repayment, HKD), Money(top_up, HKD)
+    call.save(update_fields=["repayment_due", "top_up_due"])
+    audit_events_record(
+        [
+            AuditSpec(
+                actor,
+                "margin_call.amount_due_lowered",
+                call,
+                before=before,
+                after={"repayment_due": repayment, "top_up_due": top_up, "cause": cause},
+            )
+        ]
+    )
+    events_record(
+        [
+            EventSpec(
+                type="margin_call.updated",
+                summary=(
+                    f"Margin call #{call.pk} on {facility.reference} after {cause}: still due, repay {hkd(repayment)} "
+                    f"or top up {hkd(top_up)} cash by {call.deadline.astimezone(HONG_KONG):%Y-%m-%d %H:%M} HKT"
+                ),
+                payload={**margin_call_payload(call), "cause": cause, "margin_ratio": figures.margin_ratio},
+                client=facility.client,
+                subject=call,
+            )
+        ]
+    )
+    return "lowered"

@@ -21,7 +21,7 @@ from collateral.calculations import margin_ratio, ratio_above
 from collateral.enums import MovementKind
 from collateral.models import Asset, CollateralMovement, CollateralPool
 from collateral.selectors import pool_holdings
-from collateral.services import parse_quantity, pool_open
+from collateral.services import collateral_deposit, parse_quantity, pool_open
 from core.calendar import HONG_KONG
 from core.exceptions import InvalidInput, InvalidTransition
 from core.locks import lock_one
@@ -34,6 +34,7 @@ from financing.enums import (
     FacilityStatus,
     RateKind,
 )
+from financing.margin_calls import margin_call_reassess
 from financing.models import (
     BaseRate,
     Drawdown,
@@ -316,6 +317,9 @@ def repayment_create(
         transaction=txn,
         actor_label=txn.actor_label,
     )
+    call = open_margin_call(facility)
+    if call is not None:
+        margin_call_reassess(call=call, actor=actor, cause=f"a repayment of {hkd(value)}")
     audit_event_record(
         actor=actor,
         action="repayment.created",
@@ -329,6 +333,27 @@ def repayment_create(
         },
     )
     return repayment
+
+
+# --- collateral top-ups and withdrawals --------------------------------------------------------------
+
+
+@transaction.atomic
+def collateral_top_up(
+    *, pool: CollateralPool, asset: Asset, quantity: Any, actor: Actor, external_reference: str = ""
+) -> CollateralMovement:
+    """A deposit into the pool that also looks again at an open margin call at once: cured when the ratio is
+    back at target, or the amount still due lowered. What the admin and the API use for deposits."""
+    movement = collateral_deposit(
+        pool=pool, asset=asset, quantity=quantity, actor=actor, external_reference=external_reference
+    )
+    facility = open_facility_of(pool.client)
+    call = open_margin_call(facility) if facility is not None else None
+    if call is not None:
+        margin_call_reassess(
+            call=call, actor=actor, cause=f"a top-up of {movement.quantity.normalize():f} {asset.symbol}"
+        )
+    return movement
 
 
 # --- collateral withdrawals ----------------------------------------------------------------------

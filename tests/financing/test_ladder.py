@@ -14,7 +14,7 @@ from financing.enums import ForcedSaleStatus, ForcedSaleTrigger, MarginCallStatu
 from financing.ladder import ladder_run, margin_calls_escalate_due
 from financing.models import ForcedSale, MarginCall, MarginState
 from financing.selectors import facility_pool
-from financing.services import collateral_withdraw, drawdown_create, repayment_create
+from financing.services import collateral_top_up, collateral_withdraw, drawdown_create, repayment_create
 from financing.sweep import sweep_run
 from notifications.models import Event, OutboxMessage
 from tests.accounts.factories import StaffFactory
@@ -166,3 +166,30 @@ def test_one_sweep_acts_on_many_facilities_at_once(market):
         ]
     )
     assert sweep_run(trigger="test").ladder_actions == 0
+
+
+def test_a_top_up_to_target_cures_the_call_at_once(facility, market):
+    btc_at("80000")  # call: repay 53,040 or top up 62,400 cash
+    collateral_top_up(pool=facility_pool(facility), asset=market["HKD"], quantity="62400.00", actor=SYSTEM)
+    call = MarginCall.objects.get()
+    assert call.status == MarginCallStatus.CURED
+    assert call.close_reason == "a top-up of 62400 HKD: ratio 85.00% is at or below the target of 85.00%"
+    assert events()[-1] == "margin_call.cured"
+
+
+def test_a_partial_top_up_lowers_the_amount_due_and_keeps_the_call_open(facility, market):
+    btc_at("80000")
+    collateral_top_up(pool=facility_pool(facility), asset=market["HKD"], quantity="20000.00", actor=SYSTEM)
+    call = MarginCall.objects.get()
+    assert call.status == MarginCallStatus.ISSUED
+    assert call.top_up_due.amount == Decimal("42400.00")  # 265,200 / 0.85 − 269,600
+    assert call.repayment_due.amount == Decimal("36040.00")  # 265,200 − 0.85 × 269,600
+    assert events()[-1] == "margin_call.updated"
+
+
+def test_a_partial_repayment_lowers_the_amount_due(facility):
+    btc_at("80000")
+    repayment_create(facility=facility, amount="10000.00", actor=SYSTEM)
+    call = MarginCall.objects.get()
+    assert call.status == MarginCallStatus.ISSUED
+    assert call.repayment_due.amount == Decimal("43040.00")
