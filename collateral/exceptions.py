@@ -19,3 +19,15 @@ class AssetNotEligible(DomainError):
 class PriceMissing(DomainError):
     code = "price_missing"
     api_status = 422
+
+
+class InsufficientCustodyHoldings(DomainError):
+    code = "insufficient_holdings"
+    api_status = 422
+
+
+class CustodyReferenceConflict(DomainError):
+    """A custody reference already recorded for a different movement of the same client."""
+
+    code = "external_reference_conflict"
+    api_status = 409

@@ -9,7 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from collateral.enums import AssetKind, MovementKind
+from collateral.enums import AssetKind, CustodyMovementKind, MovementKind
 from ledger.models import Account, Instrument, Transaction, quantity_field
 
 CURRENCY_CHOICES = settings.CURRENCY_CHOICES
@@ -251,3 +251,34 @@ class CollateralMovement(models.Model):
         return (
             f"{self.get_kind_display()} of {self.quantity.normalize():f} {self.asset_id} ({self.pool.client})"
         )
+
+
+class CustodyMovement(models.Model):
+    """One item of the custody feed: an asset received into or released from a client's free (unpledged)
+    holdings at the broker. What the client holds free is the balance of their custody ledger account
+    (``AccountKind.CUSTODY``), apart from the pledged pool; this records each change with the custody
+    system's reference, which is recorded once per client."""
+
+    client = models.ForeignKey("accounts.Client", on_delete=models.PROTECT, related_name="custody_movements")
+    kind = models.CharField(max_length=10, choices=CustodyMovementKind.choices)
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
+    quantity = quantity_field()
+    transaction = models.OneToOneField(Transaction, on_delete=models.PROTECT, related_name="custody_movement")
+    external_reference = models.CharField(max_length=100, help_text="the custody system's reference")
+    actor_label = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="custody_movement_quantity_positive"),
+            models.CheckConstraint(
+                condition=~Q(external_reference=""), name="custody_movement_has_a_reference"
+            ),
+            models.UniqueConstraint(
+                fields=["client", "external_reference"], name="one_custody_movement_per_reference"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.quantity.normalize():f} {self.asset_id} ({self.client})"

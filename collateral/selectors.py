@@ -14,6 +14,8 @@ from django.utils import timezone
 from collateral.calculations import PoolValuation, PositionInput, pool_valuation
 from collateral.enums import AssetKind
 from collateral.models import Asset, CollateralPool, CurrentPrice, FxRate, PriceQuote
+from ledger.enums import AccountKind
+from ledger.models import Account, Balance
 from ledger.selectors import balances_of
 
 
@@ -227,3 +229,46 @@ def price_quotes_latest(pairs: list[tuple[str, str]]) -> dict[tuple[str, str], P
         .first()
         for venue, symbol in pairs
     }
+
+
+# --- free custody holdings --------------------------------------------------------------------------
+
+
+def custody_account_of(client) -> Account | None:
+    """The client's free-holdings ledger account, or None when nothing was ever received into it."""
+    return Account.objects.filter(kind=AccountKind.CUSTODY, client=client).order_by("pk").first()
+
+
+def custody_holdings(client) -> dict[str, Decimal]:
+    """A client's free (unpledged) holdings at the broker, symbol → quantity, from the ledger: what the
+    custody system reported received less what was released or moved into the pool."""
+    rows = (
+        Balance.objects.filter(account__kind=AccountKind.CUSTODY, account__client=client)
+        .exclude(amount=0)
+        .order_by("instrument_id")
+    )
+    return dict(rows.values_list("instrument_id", "amount"))
+
+
+@dataclass(frozen=True)
+class FreeHolding:
+    symbol: str
+    quantity: Decimal
+    market_value: Decimal | None  # HKD at the current price; None without a price or FX rate
+    eligible: bool
+
+
+def custody_holdings_valued(client) -> list[FreeHolding]:
+    """The free holdings with their market value now (for display: they are not pledged, so they have no
+    margin value)."""
+    inputs = position_inputs(custody_holdings(client))
+    valued = {v.symbol: v for v in pool_valuation(inputs).positions}
+    return [
+        FreeHolding(
+            symbol=p.symbol,
+            quantity=p.quantity,
+            market_value=valued[p.symbol].market_value if valued[p.symbol].priced else None,
+            eligible=p.eligible,
+        )
+        for p in inputs
+    ]
