@@ -326,3 +326,173 @@ def quantity_from_value(value_hkd: Decimal, price: Decimal, fx_to_hkd: Decimal, 
     """How much of an asset is worth ``value_hkd``, rounded up to the asset's decimals."""
     with localcontext(prec=WIDE):
         return (value_hkd / (price * fx_to_hkd)).quantize(places(decimals), rounding=ROUND_CEILING)
+
+
+# --- automatic top-up ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedTransfer:
+    symbol: str
+    quantity: Decimal  # moved from the free holdings into the pool, at the asset's decimals
+    market_value: Decimal  # HKD at the valuation price
+
+
+@dataclass(frozen=True)
+class SkippedHolding:
+    symbol: str
+    reason: str  # in words: why this free holding was not moved
+
+
+@dataclass(frozen=True)
+class TopUpPlan:
+    transfers: tuple[PlannedTransfer, ...]
+    debt: Decimal
+    margin_value_before: Decimal
+    margin_value_after: Decimal
+    ratio_before: Decimal | None
+    ratio_after: Decimal | None
+    reaches_target: bool
+    still_due: Cure  # what would still bring R to target after the transfers: zero when they do
+    skipped: tuple[SkippedHolding, ...] = ()
+
+    @property
+    def moves_anything(self) -> bool:
+        return bool(self.transfers)
+
+
+def top_up_sequence(free: Sequence[PositionInput], order: Sequence[str]) -> list[str]:
+    """The order free holdings are moved in: cash first (HKD, then the other currencies by symbol), then
+    the assets the client chose, in the client's order. Anything else free is not the platform's to move."""
+    held = {p.symbol: p for p in free if p.quantity > 0}
+    cash = sorted((s for s, p in held.items() if p.kind == "cash"), key=lambda s: (s != "HKD", s))
+    chosen = [s for s in dict.fromkeys(order) if s in held and held[s].kind != "cash"]
+    return cash + chosen
+
+
+def top_up_plan(
+    pool: Sequence[PositionInput],
+    free: Sequence[PositionInput],
+    *,
+    debt: Decimal,
+    target: Decimal,
+    order: Sequence[str],
+) -> TopUpPlan:
+    """The transfers from the client's free holdings into the pool that bring R to ``target``, with no more
+    than needed: cash first (to the cent), then the client's chosen assets in order, each rounded up to the
+    asset's decimals (a transfer, not a trade: no lots). An asset that is not eligible, has no price or FX
+    rate, or would add no margin value is skipped, and said so.
+
+    Cash has no haircut, so ``D/T − LV`` of HKD is the closed form; an asset with haircut h adds
+    ``x(1 − h)`` of margin value for market value x. A concentration limit makes margin value non-linear
+    (more market value in the pool also lifts every other position's cap), so the closed form is only the
+    first guess: each quantity is checked by revaluing the whole pool exactly as ``pool_valuation`` does,
+    and the least quantity that reaches the target is found by a search in the asset's smallest units.
+    Margin value never falls when something is added, which is what makes the search sound. When all that
+    may be moved is not enough, everything usable is moved and ``still_due`` says what the client owes.
+    """
+    in_pool = {p.symbol: p for p in pool if p.quantity != 0}
+    held = {p.symbol: p for p in free if p.quantity > 0}
+    sequence = top_up_sequence(list(held.values()), order)
+    skipped: list[SkippedHolding] = []
+    usable = []
+    for symbol in sequence:
+        p = held[symbol]
+        if not p.eligible:
+            skipped.append(SkippedHolding(symbol, "not eligible collateral"))
+        elif p.price is None:
+            skipped.append(SkippedHolding(symbol, "no price"))
+        elif p.fx_to_hkd is None:
+            skipped.append(SkippedHolding(symbol, "no FX rate to HKD"))
+        else:
+            usable.append(symbol)
+    skipped += [
+        SkippedHolding(symbol, "not in the standing instruction")
+        for symbol in sorted(held)
+        if symbol not in sequence
+    ]
+
+    def margin_value_with(moved: dict[str, Decimal]) -> Decimal:
+        symbols = list(dict.fromkeys([*in_pool, *moved]))
+        positions = []
+        for symbol in symbols:
+            base = in_pool.get(symbol) or held[symbol]
+            quantity = (in_pool[symbol].quantity if symbol in in_pool else ZERO) + moved.get(symbol, ZERO)
+            positions.append(PositionInput(**{**base.__dict__, "quantity": quantity}))
+        return pool_valuation(positions).margin_value
+
+    def reaches(margin_value: Decimal) -> bool:
+        return not ratio_above(debt, margin_value, target)
+
+    moved: dict[str, Decimal] = {}
+    before = margin_value_with(moved)
+    current = before
+    for symbol in usable:
+        if reaches(current):
+            break
+        p = held[symbol]
+        with_all = margin_value_with({**moved, symbol: p.quantity})
+        if with_all <= current:
+            skipped.append(SkippedHolding(symbol, "adds no margin value"))
+            continue
+        if reaches(with_all):
+            moved[symbol] = _least_quantity_to_reach(
+                p, moved, current, debt, target, margin_value_with, reaches
+            )
+        else:
+            moved[symbol] = p.quantity
+        current = margin_value_with(moved)
+
+    transfers = tuple(
+        PlannedTransfer(symbol, quantity, market_value(quantity, held[symbol].price, held[symbol].fx_to_hkd))
+        for symbol, quantity in moved.items()
+    )
+    return TopUpPlan(
+        transfers=transfers,
+        debt=debt,
+        margin_value_before=before,
+        margin_value_after=current,
+        ratio_before=margin_ratio(debt, before),
+        ratio_after=margin_ratio(debt, current),
+        reaches_target=reaches(current),
+        still_due=cure_amounts(debt, current, target),
+        skipped=tuple(skipped),
+    )
+
+
+def _least_quantity_to_reach(p, moved, current, debt, target, margin_value_with, reaches) -> Decimal:
+    """The least quantity of ``p`` (in its smallest unit, at most all of it) after which R <= target.
+    Called only when moving all of it reaches the target and moving none does not."""
+    unit = places(p.decimals)
+    with localcontext(prec=WIDE):
+        held_units = (p.quantity / unit).to_integral_value(rounding=ROUND_FLOOR)
+        value_per_unit = p.price * p.fx_to_hkd * (1 - p.haircut) * unit
+        needed = debt / target - current  # margin value still missing
+        guess = (
+            (needed / value_per_unit).to_integral_value(rounding=ROUND_CEILING)
+            if value_per_unit > 0
+            else held_units
+        )
+    guess = min(max(guess, Decimal(1)), held_units)
+
+    def reaches_with(units: Decimal) -> bool:
+        with localcontext(prec=WIDE):
+            quantity = units * unit
+        return reaches(margin_value_with({**moved, p.symbol: quantity}))
+
+    # low never reaches the target, high always does. The guess is usually exact (then one more
+    # valuation confirms that a unit less is short); with a concentration limit it can be generous or short.
+    if reaches_with(guess):
+        low, high = ZERO, guess
+        if guess > 1 and not reaches_with(guess - 1):
+            low = guess - 1
+    else:
+        low, high = guess, held_units
+    while high - low > 1:
+        middle = (low + high) // 2
+        if reaches_with(middle):
+            high = middle
+        else:
+            low = middle
+    with localcontext(prec=WIDE):
+        return (high * unit).quantize(unit)
