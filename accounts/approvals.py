@@ -30,6 +30,12 @@ class ApprovalKind:
     describe: Callable[[dict[str, Any]], str] = lambda proposed: ", ".join(
         f"{key.replace('_', ' ')} → {value}" for key, value in proposed.items()
     )
+    # Who else may ask, besides staff with ``request_permission``: ``may_request(user, target)`` (a client
+    # user asking for their own client's change, say). None: staff only.
+    may_request: Callable[[Any, models.Model], bool] | None = None
+    # Called inside the decision's transaction when a request is rejected or cancelled, so that a target
+    # that exists only to be approved (a standing instruction waiting for sign-off) can follow.
+    closed: Callable[..., None] | None = None
 
 
 _registry: dict[str, ApprovalKind] = {}

@@ -30,7 +30,9 @@ ROLES: dict[str, list[str]] = {
         "financing.change_facility",
         "financing.add_drawdown",
         "financing.add_repayment",
-        "financing.approve_*",
+        "financing.approve_*",  # includes approve_standing_top_up: sign-off of standing top-ups
+        "financing.add_standingtopupinstruction",
+        "financing.change_standingtopupinstruction",  # revoke one
     ],
     RISK_OFFICER: [
         *READ_EVERYTHING,
@@ -44,7 +46,8 @@ ROLES: dict[str, list[str]] = {
         "financing.*margincall*",
         "financing.*forcedsale*",
         "financing.*killswitch*",
-        "financing.approve_*",
+        "financing.approve_*",  # includes approve_standing_top_up
+        "financing.change_standingtopupinstruction",  # revoke one
         "django_celery_beat.*",
     ],
     OPERATIONS: [

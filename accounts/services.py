@@ -254,7 +254,17 @@ def approval_request_create(
     approval_kind: ApprovalKind = approval_kind_get(kind)
     if not isinstance(target, approval_kind.model):
         raise InvalidInput(f"A {approval_kind.label.lower()} applies to a {approval_kind.model.__name__}.")
-    _require_permission(actor, approval_kind.request_permission, f"request a {approval_kind.label.lower()}")
+    user = actor_user(actor)
+    allowed_otherwise = (
+        approval_kind.may_request is not None
+        and user is not None
+        and user.is_active
+        and approval_kind.may_request(user, target)
+    )
+    if not allowed_otherwise:
+        _require_permission(
+            actor, approval_kind.request_permission, f"request a {approval_kind.label.lower()}"
+        )
     cleaned = approval_kind.clean(target, dict(proposed))
     target_type = ContentType.objects.get_for_model(target)
     pending = ApprovalRequest.objects.filter(
@@ -336,10 +346,17 @@ def approval_request_approve(*, request: ApprovalRequest, actor: Actor, note: st
     return request
 
 
+def _closed(request: ApprovalRequest, approval_kind: ApprovalKind, actor: Actor) -> None:
+    if approval_kind.closed is not None:
+        target = approval_kind.model._default_manager.get(pk=request.target_id)
+        approval_kind.closed(target=target, actor=actor, request=request)
+
+
 @transaction.atomic
 def approval_request_reject(*, request: ApprovalRequest, actor: Actor, note: str = "") -> ApprovalRequest:
-    request, _ = _decide(request.pk, actor=actor, new_status=ApprovalStatus.REJECTED, note=note)
+    request, approval_kind = _decide(request.pk, actor=actor, new_status=ApprovalStatus.REJECTED, note=note)
     request.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    _closed(request, approval_kind, actor)
     audit_event_record(
         actor=actor,
         action="approval.rejected",
@@ -352,18 +369,44 @@ def approval_request_reject(*, request: ApprovalRequest, actor: Actor, note: str
 
 @transaction.atomic
 def approval_request_cancel(*, request: ApprovalRequest, actor: Actor) -> ApprovalRequest:
-    request, _ = _decide(
+    request, approval_kind = _decide(
         request.pk, actor=actor, new_status=ApprovalStatus.CANCELLED, note="cancelled by requester"
     )
     # A cancellation is decided by the requester: the four-eyes constraint is about approving and
     # rejecting, so the decider is left empty and the audit event says who cancelled.
     request.decided_by = None
     request.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    _closed(request, approval_kind, actor)
     audit_event_record(
         actor=actor,
         action="approval.cancelled",
         target=request,
         before={"status": ApprovalStatus.PENDING},
         after={"status": request.status},
+    )
+    return request
+
+
+@transaction.atomic
+def approval_request_withdraw(*, request: ApprovalRequest, actor: Actor, reason: str) -> ApprovalRequest:
+    """Close a pending request because the change it asks for was withdrawn outside the approval queue (a
+    client revoking the standing instruction waiting for sign-off): recorded as cancelled, with who and why.
+    The caller has already changed the target, so the kind's ``closed`` hook is not called."""
+    request = lock_one(ApprovalRequest, request.pk)
+    if ApprovalStatus.CANCELLED not in APPROVAL_TRANSITIONS[request.status]:
+        raise InvalidTransition(
+            f"Request #{request.pk} is {request.get_status_display().lower()}; it cannot be withdrawn."
+        )
+    request.status = ApprovalStatus.CANCELLED
+    request.decided_by = None
+    request.decided_at = timezone.now()
+    request.decision_note = reason[:2000]
+    request.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    audit_event_record(
+        actor=actor,
+        action="approval.withdrawn",
+        target=request,
+        before={"status": ApprovalStatus.PENDING},
+        after={"status": request.status, "reason": reason},
     )
     return request

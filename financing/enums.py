@@ -12,6 +12,38 @@ class FacilityStatus(models.TextChoices):
     CLOSED = "closed", "Closed"
 
 
+# --- automatic top-up ---
+
+
+class TopUpTrigger(models.TextChoices):
+    """When a standing top-up instruction moves free holdings into the pool."""
+
+    MARGIN_CALL = "margin_call", "When a margin call is issued"
+    WARNING = "warning", "Already at the warning level (and at a margin call)"
+
+
+class InstructionStatus(models.TextChoices):
+    PENDING_SIGN_OFF = "pending_sign_off", "Waiting for staff sign-off"
+    ACTIVE = "active", "Active"
+    REVOKED = "revoked", "Revoked"
+
+
+INSTRUCTION_TRANSITIONS: dict[str, set[str]] = {
+    InstructionStatus.PENDING_SIGN_OFF: {InstructionStatus.ACTIVE, InstructionStatus.REVOKED},
+    InstructionStatus.ACTIVE: {InstructionStatus.REVOKED},
+    InstructionStatus.REVOKED: set(),
+}
+
+
+class TopUpOutcome(models.TextChoices):
+    REACHED_TARGET = "reached_target", "Moved enough to reach the target"
+    PARTIAL = "partial", "Moved all it could; the rest is still due"
+    NOTHING_MOVED = "nothing_moved", "Nothing free could be moved"
+
+
+# --- end of automatic top-up ---
+
+
 class MarginStatus(models.TextChoices):
     """Where a facility's margin ratio stands on the policy's ladder."""
 

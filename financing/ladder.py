@@ -45,6 +45,7 @@ from financing.margin_calls import (
 from financing.models import Facility, ForcedSale, MarginCall, MarginPolicy, MarginState
 from financing.selectors import default_policy, thresholds_of
 from financing.sweep import valuations_of
+from financing.top_ups import auto_top_ups_after_ladder  # the automatic top-up hook in ladder_apply
 from notifications.services import EventSpec
 
 logger = logging.getLogger(__name__)
@@ -165,6 +166,10 @@ def ladder_apply(*, facility_ids: list[int], actor: Actor = SYSTEM) -> int:
                 for s in states.values()
             ],
         )
+    # --- automatic top-up hook: facilities this batch called or warned, whose client has an active
+    # standing instruction, get their top-up now, each in its own savepoint (financing/top_ups.py) ---
+    actions += auto_top_ups_after_ladder(batch=batch, actor=actor)
+    # --- end of automatic top-up hook ---
     return actions
 
 

@@ -14,11 +14,14 @@ from financing.enums import (
     FacilityStatus,
     ForcedSaleStatus,
     ForcedSaleTrigger,
+    InstructionStatus,
     MarginCallStatus,
     MarginStatus,
     RateKind,
+    TopUpOutcome,
+    TopUpTrigger,
 )
-from ledger.models import Account, Transaction
+from ledger.models import Account, Transaction, quantity_field
 
 
 def rate_field(verbose_name: str, **kwargs) -> models.DecimalField:
@@ -393,3 +396,169 @@ class ForcedSale(models.Model):
 
     def __str__(self) -> str:
         return f"Forced sale #{self.pk} on {self.facility.reference} ({self.get_status_display()})"
+
+
+# --- automatic top-up ---
+
+
+class StandingTopUpInstruction(models.Model):
+    """A client's standing instruction to move free (unpledged) holdings at the broker into the collateral
+    pool when a margin call is issued — or already at the warning level — just enough to bring the ratio to
+    target: cash first (HKD, then other currencies), then ``asset_order``. It takes effect when a member of
+    staff other than the requester signs it off (a four-eyes approval of kind ``standing_top_up``) and
+    stops at once when the client or staff revoke it. At most one is active per client."""
+
+    client = models.ForeignKey(
+        "accounts.Client", on_delete=models.PROTECT, related_name="standing_top_up_instructions"
+    )
+    trigger = models.CharField(max_length=12, choices=TopUpTrigger.choices, default=TopUpTrigger.MARGIN_CALL)
+    asset_order = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="symbols of the assets that may be moved after cash, in the client's order",
+    )
+    status = models.CharField(
+        max_length=20, choices=InstructionStatus.choices, default=InstructionStatus.PENDING_SIGN_OFF
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="the client user or member of staff who asked for it",
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    signed_off_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    signed_off_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoke_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        permissions = [("approve_standing_top_up", "Can sign off standing top-up instructions")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client"],
+                condition=Q(status=InstructionStatus.ACTIVE),
+                name="one_active_top_up_instruction_per_client",
+                violation_error_message="The client already has an active standing top-up instruction.",
+            ),
+            models.UniqueConstraint(
+                fields=["client"],
+                condition=Q(status=InstructionStatus.PENDING_SIGN_OFF),
+                name="one_pending_top_up_instruction_per_client",
+                violation_error_message="The client already has a standing top-up instruction waiting for sign-off.",
+            ),
+            models.CheckConstraint(
+                condition=Q(signed_off_by__isnull=True) | ~Q(signed_off_by=F("requested_by")),
+                name="top_up_instruction_not_signed_off_by_requester",
+                violation_error_message="Nobody may sign off their own standing instruction.",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    status=InstructionStatus.PENDING_SIGN_OFF,
+                    signed_off_by__isnull=True,
+                    signed_off_at__isnull=True,
+                    revoked_at__isnull=True,
+                )
+                | Q(
+                    status=InstructionStatus.ACTIVE,
+                    signed_off_by__isnull=False,
+                    signed_off_at__isnull=False,
+                    revoked_at__isnull=True,
+                )
+                | Q(status=InstructionStatus.REVOKED, revoked_by__isnull=False, revoked_at__isnull=False),
+                name="top_up_instruction_status_recorded",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Standing top-up #{self.pk} of {self.client} ({self.get_status_display().lower()})"
+
+    def clean(self) -> None:
+        if not isinstance(self.asset_order, list) or not all(isinstance(s, str) for s in self.asset_order):
+            raise ValidationError({"asset_order": "A list of asset symbols."})
+
+    def acts_on(self, trigger: str) -> bool:
+        """Whether an active instruction moves anything for ``trigger``: a margin call always; a warning
+        only when the client chose the warning trigger."""
+        return self.status == InstructionStatus.ACTIVE and (
+            trigger == TopUpTrigger.MARGIN_CALL or self.trigger == TopUpTrigger.WARNING
+        )
+
+    @property
+    def order_in_words(self) -> str:
+        return ", ".join(["cash", *self.asset_order])
+
+
+class AutomaticTopUp(models.Model):
+    """One run of a standing instruction on a facility: what moved from the client's free custody holdings
+    into the pool (one ledger transaction, one line per asset), where the margin ratio went and what was
+    still due; or that nothing free could be moved, and why."""
+
+    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="automatic_top_ups")
+    instruction = models.ForeignKey(
+        StandingTopUpInstruction, on_delete=models.PROTECT, related_name="top_ups"
+    )
+    margin_call = models.ForeignKey(
+        MarginCall, null=True, blank=True, on_delete=models.PROTECT, related_name="automatic_top_ups"
+    )
+    trigger = models.CharField(max_length=12, choices=TopUpTrigger.choices)
+    outcome = models.CharField(max_length=20, choices=TopUpOutcome.choices)
+    transaction = models.OneToOneField(
+        Transaction, null=True, blank=True, on_delete=models.PROTECT, related_name="automatic_top_up"
+    )
+    debt = hkd_field("debt")
+    margin_value_before = hkd_field("margin value before")
+    margin_value_after = hkd_field("margin value after")
+    ratio_before = ratio_field("margin ratio before", null=True, blank=True, help_text="empty: infinite")
+    ratio_after = ratio_field("margin ratio after", null=True, blank=True, help_text="empty: infinite")
+    still_due_repayment = hkd_field("repayment still due")
+    still_due_top_up = hkd_field("cash top-up still due")
+    skipped = models.JSONField(
+        default=list, blank=True, help_text="free holdings not moved, each with the reason"
+    )
+    free_holdings_after = models.JSONField(
+        default=dict, blank=True, help_text="what the client held free after this run (symbol → quantity)"
+    )
+    actor_label = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(outcome=TopUpOutcome.NOTHING_MOVED) & Q(transaction__isnull=True))
+                | (~Q(outcome=TopUpOutcome.NOTHING_MOVED) & Q(transaction__isnull=False)),
+                name="automatic_top_up_transaction_when_moved",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"Automatic top-up #{self.pk} on {self.facility.reference} ({self.get_outcome_display().lower()})"
+        )
+
+
+class AutomaticTopUpTransfer(models.Model):
+    """One asset moved by an automatic top-up from the client's free holdings into the pool."""
+
+    top_up = models.ForeignKey(AutomaticTopUp, on_delete=models.PROTECT, related_name="transfers")
+    position = models.PositiveSmallIntegerField(help_text="its place in the order: cash first")
+    asset = models.ForeignKey("collateral.Asset", on_delete=models.PROTECT, related_name="+")
+    quantity = quantity_field()
+    market_value = hkd_field("market value")
+
+    class Meta:
+        ordering = ["top_up_id", "position"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="top_up_transfer_quantity_positive"),
+            models.UniqueConstraint(fields=["top_up", "asset"], name="one_transfer_per_asset_and_top_up"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity.normalize():f} {self.asset_id} into the pool"

@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.contrib.contenttypes.models import ContentType
 from django.db.models import Sum
 
+from accounts.enums import ApprovalStatus
+from accounts.models import ApprovalRequest
 from collateral.calculations import (
     PoolValuation,
     margin_deficiency,
@@ -20,8 +23,14 @@ from collateral.models import CollateralPool
 from collateral.selectors import assets_by_symbol, current_prices, fx_to_hkd, pool_holdings, position_inputs
 from core.money import CENT, ZERO
 from financing.calculations import Thresholds, margin_status
-from financing.enums import OPEN_FORCED_SALE_STATUSES, OPEN_MARGIN_CALL_STATUSES, FacilityStatus, MarginStatus
-from financing.models import Facility, ForcedSale, MarginCall, MarginPolicy
+from financing.enums import (
+    OPEN_FORCED_SALE_STATUSES,
+    OPEN_MARGIN_CALL_STATUSES,
+    FacilityStatus,
+    InstructionStatus,
+    MarginStatus,
+)
+from financing.models import Facility, ForcedSale, MarginCall, MarginPolicy, StandingTopUpInstruction
 from ledger.enums import AccountKind
 from ledger.models import Balance
 from ledger.selectors import balances_of_accounts
@@ -215,3 +224,21 @@ def facility_valuations(facilities: list[Facility]) -> dict[int, FacilityValuati
 def open_margin_calls_of(facility_ids: list[int]) -> dict[int, MarginCall]:
     calls = MarginCall.objects.filter(facility_id__in=facility_ids, status__in=OPEN_MARGIN_CALL_STATUSES)
     return {call.facility_id: call for call in calls}
+
+
+# --- automatic top-up ---
+
+
+def standing_top_up_instruction_of(client) -> StandingTopUpInstruction | None:
+    """The client's active standing top-up instruction, if any."""
+    return StandingTopUpInstruction.objects.filter(client=client, status=InstructionStatus.ACTIVE).first()
+
+
+def pending_sign_off_of(instruction: StandingTopUpInstruction) -> ApprovalRequest | None:
+    """The approval request waiting to sign the instruction off, if any."""
+    return ApprovalRequest.objects.filter(
+        kind="standing_top_up",
+        target_type=ContentType.objects.get_for_model(StandingTopUpInstruction),
+        target_id=str(instruction.pk),
+        status=ApprovalStatus.PENDING,
+    ).first()

@@ -1,0 +1,618 @@
+"""Automatic top-up: a client's standing instruction to move free holdings into the collateral pool.
+
+A client (or staff for them) asks for a standing instruction: which assets may be moved after cash, and
+when — at a margin call, or already at the warning level. A second person, a member of staff with the
+permission, signs it off through the four-eyes approval registry (kind ``standing_top_up``); the client or
+staff may revoke it at any time, with effect at once. At most one instruction is active per client.
+
+When the margin-call ladder issues a call (or reaches warning, for instructions with that trigger) it runs
+``auto_top_up`` for the facility: the planner (``collateral.calculations.top_up_plan``) picks cash first,
+then the client's assets in order, just enough to bring the ratio to the policy's target; one balanced
+ledger transaction moves them from the client's custody account into the pool; the client is told what
+moved; and the open call is looked at again at once (``margin_call_reassess``): cured, or its amount due
+lowered. What the top-up cannot cover stays due and runs to the deadline."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from djmoney.money import Money
+
+from accounts.approvals import ApprovalKind, approval_kind_register
+from accounts.audit import Actor, AuditSpec, actor_label, actor_user, audit_events_record, json_value
+from accounts.enums import ApprovalStatus
+from accounts.exceptions import DuplicatePendingRequest
+from accounts.models import ApprovalRequest, Client, User
+from accounts.services import approval_request_create, approval_request_withdraw
+from collateral.calculations import ratio_above, top_up_plan
+from collateral.enums import AssetKind
+from collateral.exceptions import AssetNotEligible
+from collateral.models import CollateralPool
+from collateral.selectors import (
+    assets_by_symbol,
+    current_prices,
+    custody_account_of,
+    fx_to_hkd,
+    position_inputs,
+)
+from core.calendar import HONG_KONG
+from core.exceptions import InvalidInput, InvalidTransition, PermissionRefused
+from core.locks import lock_one, lock_rows
+from core.money import ZERO, format_percent
+from core.validation import validate_model
+from financing.enums import (
+    INSTRUCTION_TRANSITIONS,
+    FacilityStatus,
+    InstructionStatus,
+    MarginCallStatus,
+    MarginStatus,
+    TopUpOutcome,
+    TopUpTrigger,
+)
+from financing.margin_calls import LadderBatch, hkd, margin_call_reassess
+from financing.models import (
+    AutomaticTopUp,
+    AutomaticTopUpTransfer,
+    Facility,
+    StandingTopUpInstruction,
+)
+from financing.selectors import (
+    facility_pool,
+    open_forced_sale,
+    open_margin_call,
+    pending_sign_off_of,
+    valuation_for_holdings,
+)
+from ledger.enums import TransactionKind
+from ledger.models import Account
+from ledger.selectors import balances_of
+from ledger.services import LegSpec, transaction_post
+from notifications.services import EventSpec, events_record
+
+logger = logging.getLogger(__name__)
+
+HKD = "HKD"
+REQUEST_PERMISSION = "financing.add_standingtopupinstruction"
+REVOKE_PERMISSION = "financing.change_standingtopupinstruction"
+APPROVE_PERMISSION = "financing.approve_standing_top_up"
+MAX_ASSETS_IN_ORDER = 20
+AT_OR_ABOVE_WARNING = (MarginStatus.WARNING, MarginStatus.MARGIN_CALL, MarginStatus.FORCED_SALE)
+
+
+def _plain(quantity: Decimal) -> str:
+    return f"{quantity.normalize():f}"
+
+
+def _trigger_words(trigger: str) -> str:
+    return "at a margin call" if trigger == TopUpTrigger.MARGIN_CALL else "from the warning level"
+
+
+# --- who may ask and revoke ------------------------------------------------------------------------
+
+
+def _named_person(actor: Actor, doing: str) -> User:
+    """Standing instructions are asked for, signed off and revoked by people, not systems."""
+    user = actor_user(actor)
+    if user is None or not user.is_active:
+        raise PermissionRefused(f"Only a named person may {doing}; an API key or the system cannot.")
+    return user
+
+
+def _may_act_for(user: User, client: Client, permission: str, doing: str) -> None:
+    """A client user for their own client; staff with the permission for any client."""
+    if user.client_id is not None:
+        if user.client_id != client.pk:
+            raise PermissionRefused(f"{user.get_username()} may {doing} only for their own client.")
+        return
+    if not user.has_perm(permission):
+        raise PermissionRefused(f"{user.get_username()} may not {doing}.")
+
+
+def _asset_order_clean(asset_order: Any) -> list[str]:
+    """The symbols a client chose, upper-case, each an eligible non-cash asset, each once."""
+    if not isinstance(asset_order, list | tuple) or not all(isinstance(s, str) for s in asset_order):
+        raise InvalidInput("asset_order: a list of asset symbols.", details={"asset_order": ["not a list"]})
+    symbols = [s.strip().upper() for s in asset_order]
+    if len(symbols) > MAX_ASSETS_IN_ORDER:
+        raise InvalidInput(
+            f"asset_order: at most {MAX_ASSETS_IN_ORDER} assets.", details={"asset_order": ["too long"]}
+        )
+    repeated = sorted({s for s in symbols if symbols.count(s) > 1})
+    if repeated:
+        raise InvalidInput(
+            f"asset_order: {', '.join(repeated)} named more than once.", details={"asset_order": ["repeated"]}
+        )
+    assets = assets_by_symbol(symbols)
+    unknown = [s for s in symbols if s not in assets]
+    if unknown:
+        raise InvalidInput(
+            f"asset_order: there is no asset {', '.join(unknown)}.",
+            details={"asset_order": ["unknown asset"]},
+        )
+    cash = [s for s in symbols if assets[s].kind == AssetKind.CASH]
+    if cash:
+        raise InvalidInput(
+            f"asset_order: {', '.join(cash)} is cash; cash is always moved first, so leave it out.",
+            details={"asset_order": ["cash"]},
+        )
+    ineligible = [s for s in symbols if not assets[s].eligible]
+    if ineligible:
+        raise AssetNotEligible(f"{', '.join(ineligible)} is not eligible collateral and cannot be pledged.")
+    return symbols
+
+
+# --- the approval kind: sign-off by a second person --------------------------------------------------
+
+
+def _sign_off_clean(instruction: StandingTopUpInstruction, proposed: dict[str, Any]) -> dict[str, Any]:
+    if instruction.status != InstructionStatus.PENDING_SIGN_OFF:
+        raise InvalidInput(
+            f"{instruction} is {instruction.get_status_display().lower()}; only an instruction waiting for "
+            "sign-off can be signed off.",
+            code="not_pending_sign_off",
+        )
+    expected = {"trigger": instruction.trigger, "asset_order": list(instruction.asset_order)}
+    if proposed != expected:
+        raise InvalidInput("A sign-off approves the instruction as it was asked for, nothing else.")
+    _asset_order_clean(instruction.asset_order)  # still eligible now, not only when asked
+    return expected
+
+
+def _describe(proposed: dict[str, Any]) -> str:
+    order = ", ".join(["cash", *proposed["asset_order"]])
+    return f"automatic top-up {_trigger_words(proposed['trigger'])}: {order}"
+
+
+def _revoke(instruction: StandingTopUpInstruction, *, user: User, actor: Actor, reason: str) -> None:
+    """Revoke a locked instruction: it moves nothing from now on. Audited; the client and staff told."""
+    if InstructionStatus.REVOKED not in INSTRUCTION_TRANSITIONS[instruction.status]:
+        raise InvalidTransition(f"{instruction} is already revoked.")
+    before = instruction.status
+    instruction.status = InstructionStatus.REVOKED
+    instruction.revoked_by = user
+    instruction.revoked_at = timezone.now()
+    instruction.revoke_reason = reason[:300]
+    instruction.save(update_fields=["status", "revoked_by", "revoked_at", "revoke_reason"])
+    audit_events_record(
+        [
+            AuditSpec(
+                actor,
+                "standing_top_up.revoked",
+                instruction,
+                before={"status": before},
+                after={"status": instruction.status, "revoked_by": user.get_username(), "reason": reason},
+            )
+        ]
+    )
+    events_record(
+        [
+            EventSpec(
+                type="standing_top_up.revoked",
+                summary=f"Standing top-up instruction #{instruction.pk} of {instruction.client.name} revoked: {reason}",
+                payload=_instruction_payload(instruction),
+                client=instruction.client,
+                subject=instruction,
+            )
+        ]
+    )
+
+
+def _sign_off_apply(
+    *, target: StandingTopUpInstruction, proposed: dict[str, Any], actor: Actor, request
+) -> None:
+    instruction = lock_one(StandingTopUpInstruction, target.pk)
+    if InstructionStatus.ACTIVE not in INSTRUCTION_TRANSITIONS[instruction.status]:
+        raise InvalidTransition(f"{instruction} cannot be signed off.")
+    user = _named_person(actor, "sign off a standing top-up instruction")
+    replaced = lock_rows(
+        StandingTopUpInstruction.objects.filter(
+            client_id=instruction.client_id, status=InstructionStatus.ACTIVE
+        )
+    )
+    for old in replaced:
+        _revoke(old, user=user, actor=actor, reason=f"replaced by standing instruction #{instruction.pk}")
+    instruction.status = InstructionStatus.ACTIVE
+    instruction.signed_off_by = user
+    instruction.signed_off_at = timezone.now()
+    instruction.save(update_fields=["status", "signed_off_by", "signed_off_at"])
+    audit_events_record(
+        [
+            AuditSpec(
+                actor,
+                "standing_top_up.signed_off",
+                instruction,
+                before={"status": InstructionStatus.PENDING_SIGN_OFF},
+                after={
+                    "status": instruction.status,
+                    "signed_off_by": user.get_username(),
+                    "approval_request": request.pk,
+                    "replaced": [old.pk for old in replaced],
+                },
+            )
+        ]
+    )
+    events_record(
+        [
+            EventSpec(
+                type="standing_top_up.activated",
+                summary=(
+                    f"Standing top-up instruction #{instruction.pk} of {instruction.client.name} is active: "
+                    f"free holdings move into the pool {_trigger_words(instruction.trigger)}, "
+                    f"{instruction.order_in_words}"
+                ),
+                payload=_instruction_payload(instruction),
+                client=instruction.client,
+                subject=instruction,
+                notify_staff=False,
+            )
+        ]
+    )
+
+
+def _sign_off_closed(*, target: StandingTopUpInstruction, actor: Actor, request) -> None:
+    """A rejected or cancelled sign-off ends the instruction that waited for it."""
+    instruction = lock_one(StandingTopUpInstruction, target.pk)
+    if instruction.status != InstructionStatus.PENDING_SIGN_OFF:
+        return
+    if request.status == ApprovalStatus.REJECTED:
+        reason = "sign-off refused" + (f": {request.decision_note}" if request.decision_note else "")
+    else:
+        reason = "the request for sign-off was cancelled by its maker"
+    _revoke(instruction, user=actor_user(actor), actor=actor, reason=reason)
+
+
+STANDING_TOP_UP = approval_kind_register(
+    ApprovalKind(
+        key="standing_top_up",
+        label="Standing top-up instruction",
+        model=StandingTopUpInstruction,
+        request_permission=REQUEST_PERMISSION,
+        approve_permission=APPROVE_PERMISSION,
+        clean=_sign_off_clean,
+        current=lambda instruction: {"status": instruction.status},
+        apply=_sign_off_apply,
+        describe=_describe,
+        may_request=lambda user, instruction: (
+            user.client_id is not None and user.client_id == instruction.client_id
+        ),
+        closed=_sign_off_closed,
+    )
+)
+
+
+def _instruction_payload(instruction: StandingTopUpInstruction) -> dict:
+    return {
+        "standing_top_up_instruction": instruction.pk,
+        "client": instruction.client.reference,
+        "status": instruction.status,
+        "trigger": instruction.trigger,
+        "asset_order": list(instruction.asset_order),
+    }
+
+
+# --- asking and revoking ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def standing_top_up_request(
+    *, client: Client, trigger: str, asset_order: list[str], actor: Actor, reason: str = ""
+) -> StandingTopUpInstruction:
+    """A client user (for their own client) or a member of staff asks for a standing instruction. It waits
+    for sign-off by a second person: a member of staff with the permission who did not ask for it."""
+    user = _named_person(actor, "ask for a standing top-up instruction")
+    _may_act_for(user, client, REQUEST_PERMISSION, "ask for a standing top-up instruction")
+    if trigger not in TopUpTrigger.values:
+        raise InvalidInput(
+            f"trigger: {trigger!r} is not one of {', '.join(TopUpTrigger.values)}.",
+            details={"trigger": ["not a trigger"]},
+        )
+    order = _asset_order_clean(asset_order)
+    pending = StandingTopUpInstruction.objects.filter(
+        client=client, status=InstructionStatus.PENDING_SIGN_OFF
+    ).first()
+    if pending is not None:
+        raise DuplicatePendingRequest(
+            f"Standing instruction #{pending.pk} of {client} is already waiting for sign-off; "
+            "revoke it first, or have it signed off."
+        )
+    instruction = StandingTopUpInstruction(
+        client=client, trigger=trigger, asset_order=order, requested_by=user
+    )
+    validate_model(instruction, exclude=["client", "requested_by"])
+    try:
+        with transaction.atomic():
+            instruction.save()
+    except IntegrityError as error:  # a concurrent request won the pending slot
+        raise DuplicatePendingRequest(
+            f"A standing instruction of {client} is already waiting for sign-off."
+        ) from error
+    audit_events_record(
+        [
+            AuditSpec(
+                actor,
+                "standing_top_up.requested",
+                instruction,
+                after={"client": client.reference, "trigger": trigger, "asset_order": order},
+            )
+        ]
+    )
+    approval_request_create(
+        kind=STANDING_TOP_UP.key,
+        target=instruction,
+        proposed={"trigger": trigger, "asset_order": order},
+        actor=actor,
+        reason=reason,
+    )
+    events_record(
+        [
+            EventSpec(
+                type="standing_top_up.requested",
+                summary=(
+                    f"Standing top-up instruction #{instruction.pk} of {client.name} asked for by "
+                    f"{user.get_username()}: {instruction.order_in_words}, {_trigger_words(trigger)}; "
+                    "it takes effect when a member of staff signs it off"
+                ),
+                payload=_instruction_payload(instruction),
+                client=client,
+                subject=instruction,
+            )
+        ]
+    )
+    return instruction
+
+
+@transaction.atomic
+def standing_top_up_revoke(
+    *, instruction: StandingTopUpInstruction, actor: Actor, reason: str = ""
+) -> StandingTopUpInstruction:
+    """The client (their own) or staff end an instruction, pending or active, with effect at once: no
+    automatic top-up runs on it from now. A sign-off still waiting is withdrawn."""
+    user = _named_person(actor, "revoke a standing top-up instruction")
+    _may_act_for(user, instruction.client, REVOKE_PERMISSION, "revoke a standing top-up instruction")
+    pending = pending_sign_off_of(instruction)
+    if pending is not None:  # the approval request first: the order the sign-off locks in
+        lock_one(ApprovalRequest, pending.pk)
+    instruction = lock_one(StandingTopUpInstruction, instruction.pk)
+    words = reason.strip() or f"revoked by {user.get_username()}"
+    _revoke(instruction, user=user, actor=actor, reason=words)
+    if pending is not None:
+        approval_request_withdraw(
+            request=pending, actor=actor, reason=f"standing instruction #{instruction.pk} revoked: {words}"
+        )
+    return instruction
+
+
+# --- the automatic top-up ----------------------------------------------------------------------------
+
+
+def _lock_facility_and_pool(facility: Facility) -> tuple[Facility, CollateralPool | None]:
+    """The house order: the facility, then the client's pool."""
+    facility = lock_one(Facility, facility.pk)
+    pool = facility_pool(facility)
+    if pool is not None:
+        pool = lock_one(CollateralPool, pool.pk)
+    return facility, pool
+
+
+@transaction.atomic
+def auto_top_up(*, facility: Facility, actor: Actor, trigger: str) -> AutomaticTopUp | None:
+    """Run the client's active standing instruction on ``facility`` for ``trigger`` (a margin call was
+    issued, or the ratio reached the warning level): move just enough free holdings into the pool to bring
+    the ratio to the policy's target, in one ledger transaction, tell the client what moved, and look at the
+    open margin call again at once. Returns the record of what was done, or None when there was nothing to
+    do: no active instruction for this trigger, the ratio already at or below target, no open call (for a
+    margin-call trigger), a forced sale under way, or an unchanged situation already reported.
+
+    Locks in the house order (facility, pool), then the instruction (a revocation waits, or wins) and the
+    client's custody account (a release waits, or wins)."""
+    if trigger not in TopUpTrigger.values:
+        raise InvalidInput(f"trigger: {trigger!r} is not one of {', '.join(TopUpTrigger.values)}.")
+    facility, pool = _lock_facility_and_pool(facility)
+    if pool is None or facility.status == FacilityStatus.CLOSED:
+        return None
+    active = lock_rows(
+        StandingTopUpInstruction.objects.filter(client_id=facility.client_id, status=InstructionStatus.ACTIVE)
+    )
+    instruction = active[0] if active else None
+    if instruction is None or not instruction.acts_on(trigger) or open_forced_sale(facility) is not None:
+        return None
+    call = open_margin_call(facility)
+    holdings = balances_of(pool.account)
+    valuation = valuation_for_holdings(facility, holdings)
+    debt, target = valuation.debt.total, valuation.thresholds.target
+    if not ratio_above(debt, valuation.margin_value, target):
+        return None  # already at target: running again after a top-up moves nothing
+    if call is None and (trigger == TopUpTrigger.MARGIN_CALL or valuation.status not in AT_OR_ABOVE_WARNING):
+        return None
+
+    custody = custody_account_of(facility.client)
+    free = balances_of(lock_one(Account, custody.pk)) if custody is not None else {}
+    symbols = sorted({*holdings, *free})
+    assets, prices, fx = assets_by_symbol(symbols), current_prices(symbols), fx_to_hkd()
+    plan = top_up_plan(
+        position_inputs(holdings, assets=assets, prices=prices, fx=fx),
+        position_inputs(free, assets=assets, prices=prices, fx=fx),
+        debt=debt,
+        target=target,
+        order=instruction.asset_order,
+    )
+    moved = {t.symbol: t.quantity for t in plan.transfers}
+    free_after = {
+        s: _plain(q - moved.get(s, ZERO)) for s, q in sorted(free.items()) if q - moved.get(s, ZERO)
+    }
+
+    if not plan.moves_anything:
+        latest = AutomaticTopUp.objects.filter(facility=facility).order_by("-created_at", "-pk").first()
+        if (
+            latest is not None
+            and latest.margin_call_id == (call.pk if call else None)
+            and latest.free_holdings_after == free_after
+        ):
+            return None  # told already: the same call (or warning) and the same free holdings
+    txn = None
+    if plan.moves_anything:
+        txn = transaction_post(
+            kind=TransactionKind.TOP_UP,
+            legs=[
+                leg
+                for t in plan.transfers
+                for leg in (
+                    LegSpec(custody, t.symbol, -t.quantity),
+                    LegSpec(pool.account, t.symbol, t.quantity),
+                )
+            ],
+            memo=(
+                f"Automatic top-up of {facility.reference} ({_trigger_words(trigger)}): "
+                + ", ".join(f"{_plain(t.quantity)} {t.symbol}" for t in plan.transfers)
+                + " from free custody into the pool"
+            ),
+            actor=actor,
+        )
+    record = AutomaticTopUp.objects.create(
+        facility=facility,
+        instruction=instruction,
+        margin_call=call,
+        trigger=trigger,
+        outcome=(
+            TopUpOutcome.NOTHING_MOVED
+            if not plan.moves_anything
+            else TopUpOutcome.REACHED_TARGET
+            if plan.reaches_target
+            else TopUpOutcome.PARTIAL
+        ),
+        transaction=txn,
+        debt=Money(debt, HKD),
+        margin_value_before=Money(plan.margin_value_before, HKD),
+        margin_value_after=Money(plan.margin_value_after, HKD),
+        ratio_before=plan.ratio_before,
+        ratio_after=plan.ratio_after,
+        still_due_repayment=Money(plan.still_due.repayment, HKD),
+        still_due_top_up=Money(plan.still_due.cash_top_up, HKD),
+        skipped=[{"asset": s.symbol, "reason": s.reason} for s in plan.skipped],
+        free_holdings_after=free_after,
+        actor_label=txn.actor_label if txn is not None else actor_label(actor),
+    )
+    AutomaticTopUpTransfer.objects.bulk_create(
+        [
+            AutomaticTopUpTransfer(
+                top_up=record,
+                position=index,
+                asset=assets[t.symbol],
+                quantity=t.quantity,
+                market_value=Money(t.market_value, HKD),
+            )
+            for index, t in enumerate(plan.transfers, start=1)
+        ]
+    )
+    _record_and_tell(record, plan, facility, call, actor)
+    if call is not None and plan.moves_anything:
+        margin_call_reassess(call=call, actor=actor, cause="an automatic top-up")
+    logger.info("automatic top-up %s on %s: %s", record.pk, facility.reference, record.outcome)
+    return record
+
+
+def top_up_payload(record: AutomaticTopUp, plan) -> dict:
+    return {
+        "automatic_top_up": record.pk,
+        "facility": record.facility.reference,
+        "margin_call": record.margin_call_id,
+        "trigger": record.trigger,
+        "outcome": record.outcome,
+        "transfers": [
+            {"asset": t.symbol, "quantity": _plain(t.quantity), "market_value": t.market_value}
+            for t in plan.transfers
+        ],
+        "margin_ratio_before": plan.ratio_before,
+        "margin_ratio_after": plan.ratio_after,
+        "still_due": {"repayment": plan.still_due.repayment, "cash_top_up": plan.still_due.cash_top_up},
+        "skipped": record.skipped,
+        "transaction": record.transaction_id,
+    }
+
+
+def _record_and_tell(record: AutomaticTopUp, plan, facility: Facility, call, actor: Actor) -> None:
+    """Audit the run and tell the client: every automatic transfer, with what moved; or that nothing could
+    be moved and why (staff too when a margin call stands unhelped)."""
+    payload = top_up_payload(record, plan)
+    ratio_words = f"margin ratio {format_percent(plan.ratio_before)} → {format_percent(plan.ratio_after)}"
+    if plan.moves_anything:
+        moved = ", ".join(f"{_plain(t.quantity)} {t.symbol} ({hkd(t.market_value)})" for t in plan.transfers)
+        rest = (
+            ""
+            if plan.reaches_target
+            else f"; still due: repay {hkd(plan.still_due.repayment)} or top up {hkd(plan.still_due.cash_top_up)} cash"
+        )
+        audit = AuditSpec(actor, "automatic_top_up.moved", record, after=json_value(payload))
+        event = EventSpec(
+            type="collateral.auto_top_up",
+            summary=f"Automatic top-up on {facility.reference}: moved {moved} from free custody into the pool; {ratio_words}{rest}",
+            payload=payload,
+            client=facility.client,
+            subject=record,
+            notify_staff=False,
+        )
+    else:
+        why = "; ".join(f"{s.symbol}: {s.reason}" for s in plan.skipped) or "nothing is held free in custody"
+        stands = (
+            f"; margin call #{call.pk} stands: repay {hkd(call.repayment_due.amount)} or top up "
+            f"{hkd(call.top_up_due.amount)} cash by {call.deadline.astimezone(HONG_KONG):%Y-%m-%d %H:%M} HKT"
+            if call is not None
+            else ""
+        )
+        audit = AuditSpec(actor, "automatic_top_up.nothing_moved", record, after=json_value(payload))
+        event = EventSpec(
+            type="collateral.auto_top_up_not_possible",
+            summary=f"No automatic top-up on {facility.reference}: nothing free could be moved ({why}){stands}",
+            payload=payload,
+            client=facility.client,
+            subject=record,
+            notify_staff=call is not None,
+        )
+    audit_events_record([audit])
+    events_record([event])
+
+
+# --- the ladder's hook ----------------------------------------------------------------------------------
+
+
+def auto_top_ups_after_ladder(*, batch: LadderBatch, actor: Actor) -> int:
+    """Called by ``ladder_apply`` after a batch is written: run ``auto_top_up`` for each facility the batch
+    issued a margin call on (still issued, not handed to a forced sale) or warned, whose client has an
+    active instruction for it. One query when nobody has one (none at all when the batch called and warned
+    nobody). Each runs in its own savepoint, so one failure is logged and the others go ahead; the call it
+    was for stands, and runs to its deadline. Returns how many top-ups ran."""
+    called = {c.facility_id: c.facility for c in batch.new_calls if c.status == MarginCallStatus.ISSUED}
+    warned = {
+        e.subject.pk: e.subject
+        for e in batch.events
+        if e.type == "margin.warning" and isinstance(e.subject, Facility)
+    }
+    candidates = {**warned, **called}
+    if not candidates:
+        return 0
+    triggers = dict(
+        StandingTopUpInstruction.objects.filter(
+            status=InstructionStatus.ACTIVE, client_id__in={f.client_id for f in candidates.values()}
+        ).values_list("client_id", "trigger")
+    )
+    done = 0
+    for facility_id in sorted(candidates):
+        facility = candidates[facility_id]
+        chosen = triggers.get(facility.client_id)
+        trigger = TopUpTrigger.MARGIN_CALL if facility_id in called else TopUpTrigger.WARNING
+        if chosen is None or (trigger == TopUpTrigger.WARNING and chosen != TopUpTrigger.WARNING):
+            continue
+        try:
+            with transaction.atomic():
+                done += auto_top_up(facility=facility, actor=actor, trigger=trigger) is not None
+        except Exception:
+            logger.exception(
+                "automatic top-up of %s (%s) failed; nothing was moved and any margin call stands",
+                facility.reference,
+                trigger,
+            )
+    return done
