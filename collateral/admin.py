@@ -18,13 +18,23 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from collateral import services
-from collateral.enums import AssetKind
-from collateral.models import Asset, CollateralMovement, CollateralPool, FxRate, Price, PriceQuote
+from collateral.custody import custody_holding_receive, custody_holding_release
+from collateral.enums import AssetKind, CustodyMovementKind
+from collateral.models import (
+    Asset,
+    CollateralMovement,
+    CollateralPool,
+    CustodyMovement,
+    FxRate,
+    Price,
+    PriceQuote,
+)
 from collateral.oracle import crypto_assets, oracle_rules, price_venues
 from collateral.selectors import (
     age_in_words,
     assets_freshness,
     current_prices,
+    custody_holdings_valued,
     fx_rates_latest,
     pool_valuation_of,
     price_quotes_latest,
@@ -389,7 +399,14 @@ class CollateralPoolAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["client", "market_value", "margin_value", "positions_count"]
     search_fields = ["client__reference", "client__name"]
     list_select_related = ["client", "account"]
-    readonly_fields = ["client", "account", "valuation_table", "market_value", "margin_value"]
+    readonly_fields = [
+        "client",
+        "account",
+        "valuation_table",
+        "market_value",
+        "margin_value",
+        "free_holdings",
+    ]
     fields = readonly_fields
     inlines = [MovementInline]
 
@@ -440,6 +457,71 @@ class CollateralPoolAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             ),
         )
         return format_html("<table>{}{}</table>", header, rows)
+
+    @admin.display(description="free custody holdings (not pledged)")
+    def free_holdings(self, pool) -> str:
+        holdings = custody_holdings_valued(pool.client)
+        if not holdings:
+            return "none"
+        header = mark_safe("<tr><th>asset</th><th>quantity</th><th>market value</th><th>eligible</th></tr>")
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    h.symbol,
+                    f"{h.quantity.normalize():f}",
+                    hkd(h.market_value) if h.market_value is not None else "no price",
+                    "yes" if h.eligible else "no",
+                )
+                for h in holdings
+            ),
+        )
+        return format_html("<table>{}{}</table>", header, rows)
+
+
+# --- free custody holdings: the custody feed, entered by operations ------------------------------------
+
+
+class CustodyMovementForm(forms.ModelForm):
+    class Meta:
+        model = CustodyMovement
+        fields = ["client", "kind", "asset", "quantity", "external_reference"]
+
+
+@admin.register(CustodyMovement)
+class CustodyMovementAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    """What the broker's custody system reports received into or released from a client's free holdings,
+    recorded by hand when the feed is down. Entered through the custody services, never edited."""
+
+    form = CustodyMovementForm
+    list_display = ["created_at", "client", "kind", "asset", "quantity", "external_reference", "actor_label"]
+    list_filter = ["kind", "asset", "created_at"]
+    search_fields = ["client__reference", "client__name", "external_reference"]
+    list_select_related = ["client"]
+    autocomplete_fields = ["client"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        service = (
+            custody_holding_receive
+            if data["kind"] == CustodyMovementKind.RECEIVED
+            else custody_holding_release
+        )
+        movement = service(
+            client=data["client"],
+            asset=data["asset"],
+            quantity=data["quantity"],
+            actor=request.user,
+            external_reference=data["external_reference"],
+        )
+        obj.pk = movement.pk
 
 
 # --- price quotes and the price-health page ------------------------------------------------------------

@@ -1,16 +1,20 @@
 from decimal import Decimal
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import F
 from django.utils.html import format_html
 
 from collateral.models import CollateralMovement
-from core.admin import ReadOnlyAdminMixin, ServiceAdminMixin
+from core.admin import ReadOnlyAdminMixin, ServiceAdminMixin, run_for_each
+from core.exceptions import DomainError
 from core.money import format_percent
-from financing import services
-from financing.enums import MarginStatus
+from financing import services, top_ups
+from financing.enums import MarginStatus, TopUpTrigger
 from financing.models import (
+    AutomaticTopUp,
+    AutomaticTopUpTransfer,
     BaseRate,
     Drawdown,
     Facility,
@@ -21,9 +25,10 @@ from financing.models import (
     MarginState,
     RatioSnapshot,
     Repayment,
+    StandingTopUpInstruction,
     SweepRun,
 )
-from financing.selectors import facility_valuation
+from financing.selectors import facility_valuation, open_facility_of, open_margin_call
 
 
 def hkd(amount: Decimal) -> str:
@@ -350,3 +355,152 @@ class MarginCallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="ratio at issue")
     def ratio(self, call) -> str:
         return format_percent(call.ratio_at_issue)
+
+
+# --- automatic top-up ---
+
+
+class StandingTopUpInstructionForm(forms.ModelForm):
+    assets = forms.CharField(
+        required=False,
+        label="Assets after cash, in order",
+        help_text="Symbols separated by commas, e.g. 0005.HK, BTC. Cash (HKD, then other currencies) always "
+        "goes first; leave it out. Empty: cash only.",
+    )
+    reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    class Meta:
+        model = StandingTopUpInstruction
+        fields = ["client", "trigger"]
+
+
+@admin.register(StandingTopUpInstruction)
+class StandingTopUpInstructionAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    """Standing instructions to top up from free custody holdings. Asked for here on a client's behalf (or
+    by the client in the portal); signed off by a second member of staff in the approval queue; revoked
+    with the action below, with effect at once."""
+
+    form = StandingTopUpInstructionForm
+    list_display = ["id", "client", "status", "trigger", "order", "requested_by", "signed_off_by", "revoked_by",
+                    "requested_at"]  # fmt: skip
+    list_filter = ["status", "trigger"]
+    search_fields = ["client__reference", "client__name"]
+    list_select_related = ["client", "requested_by", "signed_off_by", "revoked_by"]
+    autocomplete_fields = ["client"]
+    actions = ["revoke", "run_now"]
+    read_fields = ["client", "status", "trigger", "order", "requested_by", "requested_at", "signed_off_by",
+                   "signed_off_at", "revoked_by", "revoked_at", "revoke_reason"]  # fmt: skip
+
+    def get_fields(self, request, obj=None):
+        return self.read_fields if obj else ["client", "trigger", "assets", "reason"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.read_fields if obj else []
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="moves")
+    def order(self, instruction) -> str:
+        return instruction.order_in_words
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        nothing_to_save = {
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+        }
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **nothing_to_save})
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return  # an instruction is never edited: revoke it and ask for a new one
+        data = form.cleaned_data
+        instruction = top_ups.standing_top_up_request(
+            client=data["client"],
+            trigger=data["trigger"],
+            asset_order=[s for s in (part.strip() for part in data["assets"].split(",")) if s],
+            actor=request.user,
+            reason=data["reason"],
+        )
+        obj.pk = instruction.pk
+        self.message_user(
+            request, f"{instruction} waits for sign-off by a second member of staff in the approval queue."
+        )
+
+    @admin.action(description="Revoke selected instructions (at once)", permissions=["change"])
+    def revoke(self, request, queryset):
+        run_for_each(
+            self,
+            request,
+            queryset,
+            lambda instruction: top_ups.standing_top_up_revoke(
+                instruction=instruction, actor=request.user, reason=f"revoked in the admin by {request.user}"
+            ),
+            "instruction(s) revoked",
+        )
+
+    @admin.action(
+        description="Run the automatic top-up now (open margin call, or warning)", permissions=["change"]
+    )
+    def run_now(self, request, queryset):
+        for instruction in queryset.select_related("client"):
+            facility = open_facility_of(instruction.client)
+            if facility is None:
+                self.message_user(
+                    request, f"{instruction.client} has no open facility.", level=messages.WARNING
+                )
+                continue
+            trigger = TopUpTrigger.MARGIN_CALL if open_margin_call(facility) else TopUpTrigger.WARNING
+            try:
+                with transaction.atomic():
+                    done = top_ups.auto_top_up(facility=facility, actor=request.user, trigger=trigger)
+            except DomainError as error:
+                self.message_user(request, f"{facility}: {error}", level=messages.ERROR)
+                continue
+            if done is None:
+                self.message_user(
+                    request,
+                    f"{facility}: nothing to do (no active instruction for this, the ratio is at or below target, "
+                    "or nothing has changed since the last run).",
+                )
+            else:
+                self.message_user(request, f"{facility}: {done.get_outcome_display().lower()} (#{done.pk}).")
+
+
+class AutomaticTopUpTransferInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = AutomaticTopUpTransfer
+    fields = ["position", "asset", "quantity", "market_value"]
+    readonly_fields = fields
+    extra = 0
+
+
+@admin.register(AutomaticTopUp)
+class AutomaticTopUpAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["id", "created_at", "facility", "trigger", "outcome", "moved", "ratio_before_words",
+                    "ratio_after_words", "still_due_top_up", "margin_call"]  # fmt: skip
+    list_filter = ["outcome", "trigger", "created_at"]
+    search_fields = ["facility__reference", "facility__client__reference", "facility__client__name"]
+    list_select_related = ["facility"]
+    inlines = [AutomaticTopUpTransferInline]
+    fields = ["facility", "instruction", "margin_call", "trigger", "outcome", "transaction", "debt",
+              "margin_value_before", "margin_value_after", "ratio_before", "ratio_after", "still_due_repayment",
+              "still_due_top_up", "skipped", "free_holdings_after", "actor_label", "created_at"]  # fmt: skip
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("transfers")
+
+    @admin.display(description="moved")
+    def moved(self, top_up) -> str:
+        return (
+            ", ".join(f"{t.quantity.normalize():f} {t.asset_id}" for t in top_up.transfers.all()) or "nothing"
+        )
+
+    @admin.display(description="ratio before")
+    def ratio_before_words(self, top_up) -> str:
+        return format_percent(top_up.ratio_before)
+
+    @admin.display(description="ratio after")
+    def ratio_after_words(self, top_up) -> str:
+        return format_percent(top_up.ratio_after)
