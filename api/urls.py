@@ -6,14 +6,22 @@ from rest_framework.routers import DefaultRouter
 
 from accounts.apis import ClientViewSet, CreditProfileViewSet
 from api.views import not_found
-from collateral.apis import AssetViewSet, FxRateViewSet, PriceViewSet
+from collateral.apis import (
+    AssetViewSet,
+    CustodyHoldingViewSet,
+    CustodyMovementViewSet,
+    FxRateViewSet,
+    PriceViewSet,
+)
 from financing.apis import (
+    AutomaticTopUpViewSet,
     CollateralMovementViewSet,
     DrawdownViewSet,
     FacilityViewSet,
     ForcedSaleViewSet,
     MarginCallViewSet,
     RepaymentViewSet,
+    StandingTopUpInstructionViewSet,
 )
 from notifications.apis import EventViewSet, WebhookEndpointViewSet
 
@@ -25,11 +33,17 @@ router.register("assets", AssetViewSet, basename="asset")
 router.register("prices", PriceViewSet, basename="price")
 router.register("fx-rates", FxRateViewSet, basename="fx-rate")
 router.register("collateral-movements", CollateralMovementViewSet, basename="collateral-movement")
+router.register("custody-movements", CustodyMovementViewSet, basename="custody-movement")
+router.register("custody-holdings", CustodyHoldingViewSet, basename="custody-holding")
 router.register("facilities", FacilityViewSet, basename="facility")
 router.register("drawdowns", DrawdownViewSet, basename="drawdown")
 router.register("repayments", RepaymentViewSet, basename="repayment")
 router.register("margin-calls", MarginCallViewSet, basename="margin-call")
 router.register("forced-sales", ForcedSaleViewSet, basename="forced-sale")
+router.register(
+    "standing-top-up-instructions", StandingTopUpInstructionViewSet, basename="standing-top-up-instruction"
+)
+router.register("automatic-top-ups", AutomaticTopUpViewSet, basename="automatic-top-up")
 router.register("webhook-endpoints", WebhookEndpointViewSet, basename="webhook-endpoint")
 router.register("events", EventViewSet, basename="event")
 

@@ -1,30 +1,39 @@
-"""API: eligible collateral with haircuts, prices and FX (pushed in bulk). Collateral movements are in
-``financing.apis``: whether a withdrawal may happen depends on the client's debt."""
+"""API: eligible collateral with haircuts, prices and FX (pushed in bulk), and the custody feed of free
+(unpledged) holdings. Collateral movements are in ``financing.apis``: whether a withdrawal may happen
+depends on the client's debt."""
 
 from __future__ import annotations
 
 import django_filters
+from django.db import IntegrityError
 from django.db.models import OuterRef, Subquery
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
 
+from accounts.models import Client
 from api.enums import Scope
-from api.filters import BooleanFilter, FilterSet, TimeFilter
+from api.filters import BooleanFilter, FilterSet, IdFilter, TimeFilter
 from api.permissions import Rule
 from api.views import ApiViewSet, validated
-from collateral.enums import AssetKind
-from collateral.models import Asset, CurrentPrice, FxRate
+from collateral.custody import custody_holding_receive, custody_holding_release
+from collateral.enums import AssetKind, CustodyMovementKind
+from collateral.models import Asset, CurrentPrice, CustodyMovement, FxRate
 from collateral.serializers import (
     SYMBOL_PATTERN,
     AssetIn,
     AssetOut,
     CurrentPriceOut,
+    CustodyHoldingOut,
+    CustodyMovementIn,
+    CustodyMovementOut,
     FxRateOut,
     PricesIn,
     PricesRecordedOut,
 )
 from collateral.services import PriceRow, asset_create, prices_record_bulk
+from ledger.enums import AccountKind
+from ledger.models import Balance
 
 SYMBOL_IN_PATH = SYMBOL_PATTERN.strip("^$")
 
@@ -141,3 +150,111 @@ class FxRateViewSet(mixins.ListModelMixin, ApiViewSet):
             "-observed_at", "-pk"
         )
         return FxRate.objects.filter(pk=Subquery(newest.values("pk")[:1]))
+
+
+# --- free custody holdings: the custody feed ----------------------------------------------------------
+
+
+class CustodyMovementFilter(FilterSet):
+    client = IdFilter(field_name="client_id")
+    kind = django_filters.ChoiceFilter(choices=CustodyMovementKind.choices)
+    asset = django_filters.CharFilter(field_name="asset_id", max_length=20)
+    external_reference = django_filters.CharFilter(max_length=100)
+    created_after = TimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = TimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = CustodyMovement
+        fields = ["client", "kind", "asset", "external_reference"]
+
+
+class CustodyMovementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """The custody feed: what the broker's custody system reports received into (``received``) or released from
+    (``released``) a client's free, unpledged holdings at the broker. Free holdings are the client's own, apart
+    from the pledged pool; a standing top-up instruction may move them into the pool at a margin call. A custody
+    reference is recorded once per client: sending it again returns the movement already recorded (200), or
+    409 ``external_reference_conflict`` if it described a different one. Releasing more than is held free is
+    refused (422 ``insufficient_holdings``)."""
+
+    read_rule = Rule(Scope.READ, "collateral.view_custodymovement", client_users=True)
+    write_rules = {"create": Rule(Scope.COLLATERAL, "collateral.add_custodymovement")}
+    client_field = "client"
+    serializer_class = CustodyMovementOut
+    filterset_class = CustodyMovementFilter
+    ordering_fields = ["created_at", "quantity"]
+    lookup_value_regex = "[0-9]+"
+
+    def get_queryset(self):
+        return self.scoped(CustodyMovement.objects.select_related("client"))
+
+    @extend_schema(
+        request=CustodyMovementIn,
+        responses={
+            201: CustodyMovementOut,
+            200: OpenApiResponse(CustodyMovementOut, description="already recorded under this reference"),
+        },
+        summary="Record a custody movement of free holdings",
+    )
+    def create(self, request):
+        data = validated(CustodyMovementIn, request)
+        client = Client.objects.filter(pk=data["client"]).first()
+        if client is None:
+            raise serializers.ValidationError({"client": [f"There is no client with id {data['client']}."]})
+        symbol = data["asset"].upper()
+        asset = Asset.objects.select_related("instrument").filter(pk=symbol).first()
+        if asset is None:
+            raise serializers.ValidationError({"asset": [f"There is no asset {symbol}."]})
+        service = (
+            custody_holding_receive
+            if data["kind"] == CustodyMovementKind.RECEIVED
+            else custody_holding_release
+        )
+        arguments = {
+            "client": client,
+            "asset": asset,
+            "quantity": data["quantity"],
+            "actor": self.caller.actor,
+            "external_reference": data["external_reference"],
+        }
+        reference = data["external_reference"].strip()
+        seen = CustodyMovement.objects.filter(client=client, external_reference=reference).exists()
+        try:
+            movement = service(**arguments)
+        except IntegrityError:
+            # A concurrent request recorded the same reference first; our savepoint was rolled back. Now the
+            # service returns that movement, or refuses a different one.
+            if not CustodyMovement.objects.filter(client=client, external_reference=reference).exists():
+                raise
+            seen, movement = True, service(**arguments)
+        return Response(
+            CustodyMovementOut(movement).data, status=status.HTTP_200_OK if seen else status.HTTP_201_CREATED
+        )
+
+
+class CustodyHoldingFilter(FilterSet):
+    client = IdFilter(field_name="account__client_id")
+    asset = django_filters.CharFilter(field_name="instrument_id", max_length=20)
+
+    class Meta:
+        model = Balance
+        fields = ["client", "asset"]
+
+
+class CustodyHoldingViewSet(mixins.ListModelMixin, ApiViewSet):
+    """What each client holds free (unpledged) at the broker now, by asset: the balance of the client's custody
+    account in the ledger, fed by the custody movements. Not collateral: it lends nothing until it is moved
+    into the pool."""
+
+    read_rule = Rule(Scope.READ, "collateral.view_custodymovement", client_users=True)
+    client_field = "account__client"
+    serializer_class = CustodyHoldingOut
+    filterset_class = CustodyHoldingFilter
+    ordering_fields = ["instrument_id", "amount"]
+    ordering = ["account__client_id", "instrument_id"]
+
+    def get_queryset(self):
+        return self.scoped(
+            Balance.objects.filter(account__kind=AccountKind.CUSTODY, account__client__isnull=False)
+            .exclude(amount=0)
+            .select_related("account__client")
+        )

@@ -13,8 +13,8 @@ from api.fields import (
     price_field,
     quantity_field,
 )
-from collateral.enums import AssetKind, MovementKind
-from collateral.models import Asset, CollateralMovement, CurrentPrice, FxRate
+from collateral.enums import AssetKind, CustodyMovementKind, MovementKind
+from collateral.models import Asset, CollateralMovement, CurrentPrice, CustodyMovement, FxRate
 
 SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,19}$"
 
@@ -159,3 +159,50 @@ class CollateralMovementIn(serializers.Serializer):
         default="",
         help_text="the custody system's reference: a movement is recorded once per reference and client",
     )
+
+
+# --- free custody holdings ------------------------------------------------------------------------
+
+
+class CustodyMovementOut(serializers.ModelSerializer):
+    client_reference = serializers.CharField(source="client.reference", read_only=True)
+    asset = serializers.CharField(source="asset_id", read_only=True)
+    quantity = PlainDecimalOutField()
+    made_by = serializers.CharField(source="actor_label", read_only=True)
+    transaction = serializers.IntegerField(source="transaction_id", read_only=True)
+
+    class Meta:
+        model = CustodyMovement
+        fields = [
+            "id",
+            "client",
+            "client_reference",
+            "kind",
+            "asset",
+            "quantity",
+            "external_reference",
+            "made_by",
+            "transaction",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class CustodyMovementIn(serializers.Serializer):
+    client = serializers.IntegerField(min_value=1, max_value=2**63 - 1, help_text="the client's id")
+    kind = serializers.ChoiceField(choices=CustodyMovementKind.choices)
+    asset = serializers.RegexField(SYMBOL_PATTERN, help_text="the asset's symbol")
+    quantity = quantity_field(positive=True)
+    external_reference = serializers.CharField(
+        max_length=100,
+        help_text="the custody system's reference: a movement is recorded once per reference and client",
+    )
+
+
+class CustodyHoldingOut(serializers.Serializer):
+    """What a client holds free (unpledged) at the broker, by asset: the balance of their custody account."""
+
+    client = serializers.IntegerField(source="account.client_id", read_only=True)
+    client_reference = serializers.CharField(source="account.client.reference", read_only=True)
+    asset = serializers.CharField(source="instrument_id", read_only=True)
+    quantity = PlainDecimalOutField(source="amount")

@@ -1,5 +1,5 @@
 """API: facilities with their live valuation, drawdowns, repayments, collateral movements (deposits and
-withdrawals), margin calls and forced sales."""
+withdrawals), margin calls and forced sales, standing top-up instructions and automatic top-ups."""
 
 from __future__ import annotations
 
@@ -9,23 +9,41 @@ import django_filters
 from django.db import IntegrityError
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import mixins, serializers, status
+from rest_framework import mixins, permissions, serializers, status
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.models import Client
+from api.authentication import caller_of
 from api.enums import Scope
 from api.exceptions import ExternalReferenceConflict
 from api.filters import FilterSet, IdFilter, TimeFilter
 from api.idempotency import HEADER as IDEMPOTENCY_HEADER
-from api.permissions import Rule
+from api.permissions import CallerAccess, Rule
 from api.views import ApiViewSet, validated
 from collateral.enums import MovementKind
 from collateral.models import Asset, CollateralMovement, CollateralPool
 from collateral.serializers import CollateralMovementIn, CollateralMovementOut
 from collateral.services import pool_open
-from financing.enums import FacilityStatus, ForcedSaleStatus, ForcedSaleTrigger, MarginCallStatus
+from financing.enums import (
+    FacilityStatus,
+    ForcedSaleStatus,
+    ForcedSaleTrigger,
+    InstructionStatus,
+    MarginCallStatus,
+    TopUpOutcome,
+    TopUpTrigger,
+)
 from financing.exceptions import WithdrawalRefused
-from financing.models import Drawdown, Facility, ForcedSale, MarginCall, Repayment
+from financing.models import (
+    AutomaticTopUp,
+    Drawdown,
+    Facility,
+    ForcedSale,
+    MarginCall,
+    Repayment,
+    StandingTopUpInstruction,
+)
 from financing.selectors import (
     facility_valuation,
     facility_valuations,
@@ -33,14 +51,19 @@ from financing.selectors import (
     open_margin_calls_of,
 )
 from financing.serializers import (
+    AutomaticTopUpOut,
     CashMovementIn,
     DrawdownOut,
     FacilityOut,
     ForcedSaleOut,
     MarginCallOut,
     RepaymentOut,
+    RevokeIn,
+    StandingTopUpInstructionIn,
+    StandingTopUpInstructionOut,
 )
 from financing.services import collateral_top_up, collateral_withdraw, drawdown_create, repayment_create
+from financing.top_ups import standing_top_up_request, standing_top_up_revoke
 
 # --- facilities ----------------------------------------------------------------------------------
 
@@ -350,3 +373,125 @@ class ForcedSaleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
 
     def get_queryset(self):
         return self.scoped(ForcedSale.objects.select_related("facility"))
+
+
+# --- automatic top-up ---
+
+
+class ReadWithReadOrLendingScope(CallerAccess):
+    """Standing instructions are read by the broker's lending systems too: an API key with the ``lending``
+    scope may read them as well as one with ``read``. Everything else as ``CallerAccess``."""
+
+    def has_permission(self, request, view) -> bool:
+        caller = caller_of(request)
+        if (
+            caller is not None
+            and caller.api_key is not None
+            and request.method in permissions.SAFE_METHODS
+            and caller.api_key.has_scope(Scope.LENDING)
+        ):
+            return True
+        return super().has_permission(request, view)
+
+
+class StandingTopUpInstructionFilter(FilterSet):
+    client = IdFilter(field_name="client_id")
+    status = django_filters.ChoiceFilter(choices=InstructionStatus.choices)
+    trigger = django_filters.ChoiceFilter(choices=TopUpTrigger.choices)
+    requested_after = TimeFilter(field_name="requested_at", lookup_expr="gte")
+
+    class Meta:
+        model = StandingTopUpInstruction
+        fields = ["client", "status", "trigger"]
+
+
+class StandingTopUpInstructionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """Standing instructions to top up the pool from the client's free custody holdings: at a margin call (or
+    already at the warning level), cash first (HKD, then other currencies), then ``asset_order``, just enough
+    to bring the margin ratio to target. A client user asks for one for their own client, or staff for any
+    client (``POST``): it waits for sign-off by a second person, a member of staff, in the staff admin's
+    approval queue. The client or staff revoke it at any time (``POST …/{id}/revoke/``), with effect at once.
+    Asking and revoking are for named people: an API key may read (``read`` or ``lending`` scope) but not
+    write. Refusals: 409 ``duplicate_pending_request`` (one waits for sign-off already), 422
+    ``asset_not_eligible``, 400 ``invalid`` (cash in the order, an unknown asset), 409 ``invalid_transition``
+    (already revoked)."""
+
+    permission_classes = [ReadWithReadOrLendingScope]
+    read_rule = Rule(Scope.READ, "financing.view_standingtopupinstruction", client_users=True)
+    write_rules = {
+        "create": Rule(Scope.LENDING, "financing.add_standingtopupinstruction", client_users=True),
+        "revoke": Rule(Scope.LENDING, "financing.change_standingtopupinstruction", client_users=True),
+    }
+    client_field = "client"
+    serializer_class = StandingTopUpInstructionOut
+    filterset_class = StandingTopUpInstructionFilter
+    ordering_fields = ["requested_at", "status"]
+    lookup_value_regex = "[0-9]+"
+
+    def get_queryset(self):
+        return self.scoped(
+            StandingTopUpInstruction.objects.select_related(
+                "client", "requested_by", "signed_off_by", "revoked_by"
+            )
+        )
+
+    def clients(self):
+        caller = self.caller
+        return Client.objects.filter(pk=caller.client_id) if caller.is_client_user else Client.objects.all()
+
+    @extend_schema(
+        request=StandingTopUpInstructionIn,
+        responses={201: StandingTopUpInstructionOut},
+        summary="Ask for a standing top-up instruction (signed off by staff)",
+    )
+    def create(self, request):
+        data = validated(StandingTopUpInstructionIn, request, clients=self.clients())
+        instruction = standing_top_up_request(
+            client=data["client"],
+            trigger=data["trigger"],
+            asset_order=data["asset_order"],
+            actor=self.caller.actor,
+            reason=data["reason"],
+        )
+        return Response(
+            StandingTopUpInstructionOut(self.get_queryset().get(pk=instruction.pk)).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(request=RevokeIn, responses={200: StandingTopUpInstructionOut}, summary="Revoke, at once")
+    @action(detail=True, methods=["post"], url_path="revoke")
+    def revoke(self, request, pk=None):
+        instruction = self.get_object()
+        data = validated(RevokeIn, request)
+        instruction = standing_top_up_revoke(
+            instruction=instruction, actor=self.caller.actor, reason=data["reason"]
+        )
+        return Response(StandingTopUpInstructionOut(self.get_queryset().get(pk=instruction.pk)).data)
+
+
+class AutomaticTopUpFilter(FilterSet):
+    facility = IdFilter(field_name="facility_id")
+    client = IdFilter(field_name="facility__client_id")
+    margin_call = IdFilter(field_name="margin_call_id")
+    outcome = django_filters.ChoiceFilter(choices=TopUpOutcome.choices)
+    created_after = TimeFilter(field_name="created_at", lookup_expr="gte")
+
+    class Meta:
+        model = AutomaticTopUp
+        fields = ["facility", "client", "margin_call", "outcome"]
+
+
+class AutomaticTopUpViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """Every automatic top-up: what moved from the client's free custody holdings into the pool, asset by asset
+    (one ledger transaction), the margin ratio before and after, and what was still due — or that nothing free
+    could be moved, and why."""
+
+    read_rule = Rule(Scope.READ, "financing.view_automatictopup", client_users=True)
+    client_field = "facility__client"
+    serializer_class = AutomaticTopUpOut
+    filterset_class = AutomaticTopUpFilter
+    ordering_fields = ["created_at"]
+    lookup_value_regex = "[0-9]+"
+
+    def get_queryset(self):
+        return self.scoped(AutomaticTopUp.objects.select_related("facility").prefetch_related("transfers"))

@@ -6,9 +6,20 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts.models import Client
 from api.fields import MoneyOutField, PlainDecimalOutField, RatioOutField, money_field
-from financing.enums import MarginStatus
-from financing.models import Drawdown, Facility, ForcedSale, MarginCall, Repayment
+from collateral.serializers import SYMBOL_PATTERN
+from financing.enums import MarginStatus, TopUpTrigger
+from financing.models import (
+    AutomaticTopUp,
+    AutomaticTopUpTransfer,
+    Drawdown,
+    Facility,
+    ForcedSale,
+    MarginCall,
+    Repayment,
+    StandingTopUpInstruction,
+)
 from financing.selectors import FacilityValuation
 
 HKD_ONLY = [("HKD", "Hong Kong dollar")]
@@ -307,3 +318,132 @@ class ForcedSaleOut(serializers.ModelSerializer):
             "status_reason",
         ]
         read_only_fields = fields
+
+
+# --- automatic top-up ---
+
+
+class StandingTopUpInstructionOut(serializers.ModelSerializer):
+    client_reference = serializers.CharField(source="client.reference", read_only=True)
+    asset_order = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="the assets moved after cash (HKD, then other currencies), in this order",
+    )
+    requested_by = serializers.CharField(source="requested_by.username", read_only=True)
+    signed_off_by = serializers.CharField(source="signed_off_by.username", read_only=True, allow_null=True)
+    revoked_by = serializers.CharField(source="revoked_by.username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = StandingTopUpInstruction
+        fields = [
+            "id",
+            "client",
+            "client_reference",
+            "status",
+            "trigger",
+            "asset_order",
+            "requested_by",
+            "requested_at",
+            "signed_off_by",
+            "signed_off_at",
+            "revoked_by",
+            "revoked_at",
+            "revoke_reason",
+        ]
+        read_only_fields = fields
+
+
+class StandingTopUpInstructionIn(serializers.Serializer):
+    client = serializers.PrimaryKeyRelatedField(queryset=Client.objects.none(), help_text="the client's id")
+    trigger = serializers.ChoiceField(
+        choices=TopUpTrigger.choices,
+        required=False,
+        default=TopUpTrigger.MARGIN_CALL,
+        help_text="margin_call: when a margin call is issued; warning: already at the warning level",
+    )
+    asset_order = serializers.ListField(
+        child=serializers.RegexField(SYMBOL_PATTERN),
+        required=False,
+        default=list,
+        max_length=20,
+        help_text="non-cash assets that may be moved after cash, in order; cash always goes first",
+    )
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+    def __init__(self, *args, clients=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if clients is not None:
+            self.fields["client"].queryset = clients
+
+
+class RevokeIn(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class TopUpTransferOut(serializers.ModelSerializer):
+    asset = serializers.CharField(source="asset_id", read_only=True)
+    quantity = PlainDecimalOutField()
+    market_value = MoneyOutField(help_text="HKD at the valuation price")
+
+    class Meta:
+        model = AutomaticTopUpTransfer
+        fields = ["asset", "quantity", "market_value"]
+        read_only_fields = fields
+
+
+class SkippedHoldingOut(serializers.Serializer):
+    asset = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class AutomaticTopUpOut(serializers.ModelSerializer):
+    """One run of a standing instruction: what moved from the client's free custody holdings into the pool (cash
+    first, then the client's assets in order, just enough to reach the target), or that nothing could."""
+
+    facility_reference = serializers.CharField(source="facility.reference", read_only=True)
+    transfers = TopUpTransferOut(many=True, read_only=True)
+    debt = MoneyOutField()
+    margin_value_before = MoneyOutField()
+    margin_value_after = MoneyOutField()
+    ratio_before = RatioOutField(allow_null=True, help_text="null: infinite")
+    ratio_after = RatioOutField(allow_null=True, help_text="null: infinite")
+    still_due_repayment = MoneyOutField(
+        help_text="a repayment of this much would still be needed to reach target"
+    )
+    still_due_top_up = MoneyOutField(help_text="or a cash top-up of this much")
+    currency = serializers.SerializerMethodField()
+    skipped = SkippedHoldingOut(
+        many=True, read_only=True, help_text="free holdings not moved, with the reason"
+    )
+    made_by = serializers.CharField(source="actor_label", read_only=True)
+    transaction = serializers.IntegerField(source="transaction_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = AutomaticTopUp
+        fields = [
+            "id",
+            "facility",
+            "facility_reference",
+            "instruction",
+            "margin_call",
+            "trigger",
+            "outcome",
+            "transfers",
+            "debt",
+            "margin_value_before",
+            "margin_value_after",
+            "ratio_before",
+            "ratio_after",
+            "still_due_repayment",
+            "still_due_top_up",
+            "currency",
+            "skipped",
+            "made_by",
+            "transaction",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_currency(self, top_up) -> str:
+        return "HKD"

@@ -278,6 +278,11 @@ SPECTACULAR_SETTINGS = {
         "ClientKindEnum": "accounts.enums.ClientKind",
         "AssetKindEnum": "ledger.enums.InstrumentKind",
         "MovementKindEnum": "collateral.enums.MovementKind",
+        "CustodyMovementKindEnum": "collateral.enums.CustodyMovementKind",
+        "TriggerEnum": "financing.enums.ForcedSaleTrigger",  # the forced-sale trigger kept its name
+        "TopUpTriggerEnum": "financing.enums.TopUpTrigger",
+        "InstructionStatusEnum": "financing.enums.InstructionStatus",
+        "TopUpOutcomeEnum": "financing.enums.TopUpOutcome",
         "CurrencyEnum": CURRENCY_CHOICES,
         "CashCurrencyEnum": [("HKD", "Hong Kong dollar")],
     },

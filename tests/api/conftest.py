@@ -13,16 +13,28 @@ from rest_framework.test import APIClient
 
 from accounts.audit import SYSTEM
 from accounts.models import Client, CreditProfile, User
+from accounts.services import approval_request_approve
 from api.models import ApiKey
 from api.services import api_key_create
-from collateral.models import CollateralMovement
-from financing.enums import ForcedSaleTrigger
+from collateral.custody import custody_holding_receive
+from collateral.models import CollateralMovement, CustodyMovement
+from financing.enums import ForcedSaleTrigger, TopUpTrigger
 from financing.margin_calls import forced_sale_request, margin_call_issue
-from financing.models import Drawdown, Facility, ForcedSale, MarginCall, Repayment
+from financing.models import (
+    AutomaticTopUp,
+    Drawdown,
+    Facility,
+    ForcedSale,
+    MarginCall,
+    Repayment,
+    StandingTopUpInstruction,
+)
+from financing.selectors import pending_sign_off_of
 from financing.services import drawdown_create, repayment_create
+from financing.top_ups import auto_top_up, standing_top_up_request
 from notifications.models import Event
 from tests.accounts.factories import StaffFactory, UserFactory
-from tests.collateral.factories import price
+from tests.collateral.factories import asset, price
 from tests.financing.factories import facility_with_pool
 
 _names = itertools.count(1)
@@ -83,6 +95,9 @@ class Side:
     forced_sale: ForcedSale
     event: Event
     user: User
+    custody_movement: CustodyMovement
+    instruction: StandingTopUpInstruction
+    top_up: AutomaticTopUp | None = None
 
     def api(self) -> APIClient:
         """An API client logged in as this client's user."""
@@ -98,10 +113,24 @@ def client_user(client: Client | None) -> User:
     return user
 
 
-def _side(name: str) -> Side:
+def _side(name: str, signer: User) -> Side:
     facility = facility_with_pool(holdings={"BTC": "1"})  # MV 780,000; LV 312,000
     drawdown = drawdown_create(facility=facility, amount="250000.00", actor=SYSTEM)
     repayment = repayment_create(facility=facility, amount="10000.00", actor=SYSTEM)
+    user = client_user(facility.client)
+    # HSBC held free in custody, and a standing instruction that names only ETH: an automatic top-up at the
+    # margin call below finds nothing it may move.
+    custody_movement = custody_holding_receive(
+        client=facility.client,
+        asset=asset("0005.HK"),
+        quantity="400",
+        actor=SYSTEM,
+        external_reference=f"W-{name}",
+    )
+    instruction = standing_top_up_request(
+        client=facility.client, trigger=TopUpTrigger.MARGIN_CALL, asset_order=["ETH"], actor=user
+    )
+    approval_request_approve(request=pending_sign_off_of(instruction), actor=signer)
     return Side(
         client=facility.client,
         profile=facility.client.credit_profile,
@@ -112,7 +141,9 @@ def _side(name: str) -> Side:
         margin_call=None,
         forced_sale=None,
         event=None,
-        user=client_user(facility.client),
+        user=user,
+        custody_movement=custody_movement,
+        instruction=instruction,
     )
 
 
@@ -120,11 +151,15 @@ def _side(name: str) -> Side:
 def world(market):
     """Two clients, ``mine`` and ``theirs``, each with a facility at 240,000 / 312,000 = 76.92%. BTC falls
     to US$75,000 for a moment (240,000 / 234,000 = 102.56%): both get a margin call (and its event), and
-    staff ask for a forced sale of each (and its event); then BTC is back at US$100,000."""
-    mine, theirs = _side("mine"), _side("theirs")
+    staff ask for a forced sale of each (and its event); then BTC is back at US$100,000. Each client holds
+    HSBC free in custody and has a standing top-up instruction (asked for by the client user, signed off by a
+    credit officer) naming only ETH, so the automatic top-up run at the call records that nothing could move."""
+    signer = StaffFactory(role="Credit officer")
+    mine, theirs = _side("mine", signer), _side("theirs", signer)
     price("BTC", "75000")
     for side in (mine, theirs):
         side.margin_call = margin_call_issue(facility=side.facility, actor=SYSTEM)
+        side.top_up = auto_top_up(facility=side.facility, actor=SYSTEM, trigger=TopUpTrigger.MARGIN_CALL)
         side.forced_sale = forced_sale_request(
             facility=side.facility, trigger=ForcedSaleTrigger.MANUAL, actor=SYSTEM
         )

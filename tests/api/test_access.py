@@ -6,8 +6,16 @@ from rest_framework.test import APIClient
 
 from accounts.audit import SYSTEM
 from accounts.models import Client, CreditProfile
-from collateral.models import CollateralMovement
-from financing.models import Drawdown, Facility, ForcedSale, MarginCall, Repayment
+from collateral.models import CollateralMovement, CustodyMovement
+from financing.models import (
+    AutomaticTopUp,
+    Drawdown,
+    Facility,
+    ForcedSale,
+    MarginCall,
+    Repayment,
+    StandingTopUpInstruction,
+)
 from notifications.models import Event, WebhookEndpoint
 from notifications.webhook_endpoints import webhook_endpoint_create
 from tests.api.conftest import client_user
@@ -27,6 +35,9 @@ CLIENT_RECORDS = {
     "margin-calls": lambda side: side.margin_call.pk,
     "forced-sales": lambda side: side.forced_sale.pk,
     "events": lambda side: str(side.event.pk),
+    "custody-movements": lambda side: side.custody_movement.pk,
+    "standing-top-up-instructions": lambda side: side.instruction.pk,
+    "automatic-top-ups": lambda side: side.top_up.pk,
 }
 # filters that name a client's records: resource → [(parameter, how to find the side's value)]
 CLIENT_FILTERS = {
@@ -42,6 +53,16 @@ CLIENT_FILTERS = {
     "forced-sales": [("facility", lambda side: side.facility.pk), ("client", lambda side: side.client.pk)],
     "events": [("client", lambda side: side.client.pk)],
     "clients": [("reference", lambda side: side.client.reference)],
+    "custody-movements": [
+        ("client", lambda side: side.client.pk),
+        ("external_reference", lambda side: side.custody_movement.external_reference),
+    ],
+    "standing-top-up-instructions": [("client", lambda side: side.client.pk)],
+    "automatic-top-ups": [
+        ("client", lambda side: side.client.pk),
+        ("facility", lambda side: side.facility.pk),
+        ("margin_call", lambda side: side.margin_call.pk),
+    ],
 }
 
 
@@ -56,6 +77,9 @@ CLIENT_LISTS = {
     "margin-calls": lambda side: MarginCall.objects.filter(facility__client=side.client),
     "forced-sales": lambda side: ForcedSale.objects.filter(facility__client=side.client),
     "events": lambda side: Event.objects.filter(client=side.client),
+    "custody-movements": lambda side: CustodyMovement.objects.filter(client=side.client),
+    "standing-top-up-instructions": lambda side: StandingTopUpInstruction.objects.filter(client=side.client),
+    "automatic-top-ups": lambda side: AutomaticTopUp.objects.filter(facility__client=side.client),
 }
 
 
@@ -178,6 +202,17 @@ def test_a_client_user_draws_down_on_their_own_facility(market):
                 "kind": "deposit",
                 "asset": "HKD",
                 "quantity": "1.00",
+            },
+        ),
+        (
+            "post",
+            "/api/v1/custody-movements/",
+            lambda mine, theirs: {
+                "client": mine.client.pk,
+                "kind": "received",
+                "asset": "HKD",
+                "quantity": "1000000.00",
+                "external_reference": "MINE-1",
             },
         ),
         ("patch", "/api/v1/clients/{theirs.client.pk}/", lambda mine, theirs: {"name": "Taken over"}),

@@ -42,6 +42,10 @@ RESOURCES = [
     "forced-sales",
     "webhook-endpoints",
     "events",
+    "custody-movements",
+    "custody-holdings",
+    "standing-top-up-instructions",
+    "automatic-top-ups",
 ]
 
 
