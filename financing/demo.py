@@ -22,12 +22,16 @@ from accounts.services import (
     credit_limit_change_request,
     credit_profile_create,
 )
+from collateral.custody import custody_holding_receive
 from collateral.models import Asset, CurrentPrice, FxRate, Price
 from collateral.services import asset_create, collateral_deposit, fx_rate_record, pool_open, price_record
-from financing.enums import RateKind
-from financing.models import BaseRate, Facility, MarginState
+from core.money import format_percent
+from financing.enums import RateKind, TopUpTrigger
+from financing.models import AutomaticTopUp, BaseRate, Facility, MarginState, StandingTopUpInstruction
+from financing.selectors import pending_sign_off_of
 from financing.services import base_rate_record, drawdown_create, facility_open, interest_accrue_all
 from financing.sweep import sweep_run
+from financing.top_ups import standing_top_up_request
 
 DEMO_PASSWORD = "demo-pass-2026"
 PENDING_DEMO_REASON = "Client asked for more headroom"
@@ -226,7 +230,7 @@ def seed_lending(staff: dict[str, User], progress: Progress) -> None:
     symbol, value = DEMO_PRICE_MOVE
     if not Price.objects.filter(asset_id=symbol, price=value).exists():
         price_record(asset=Asset.objects.get(pk=symbol), price=value, source="demo", actor=staff["ops"])
-        progress(f"{symbol} fell to HK${value}: Peak Partners is in the warning band, close to a margin call")
+        progress(f"{symbol} fell to HK${value}: Peak Partners slides into the warning band")
     accrued = interest_accrue_all(accrual_date=timezone.localdate(), actor=SYSTEM)
     progress(f"interest accrued for {accrued} facilities")
     if MarginState.objects.count() == Facility.objects.count():
@@ -235,9 +239,57 @@ def seed_lending(staff: dict[str, User], progress: Progress) -> None:
     progress(
         f"margin sweep: {result.facilities_valued} facilities valued, {result.ladder_actions} ladder action(s)"
     )
+    for top_up in AutomaticTopUp.objects.select_related("facility__client"):
+        moved = ", ".join(f"{t.quantity.normalize():f} {t.asset_id}" for t in top_up.transfers.all())
+        progress(
+            f"automatic top-up on {top_up.facility.reference} ({top_up.facility.client.name}): moved {moved} "
+            f"from free custody into the pool; ratio {format_percent(top_up.ratio_before)} → "
+            f"{format_percent(top_up.ratio_after)}"
+        )
+
+
+# Peak Partners (DEMO04) keeps cash and HSBC shares free in custody at the broker, and a standing instruction
+# to move them into the pool already at the warning level, HSBC after cash. When the demo's price move puts
+# Peak into the warning band, the margin-call ladder runs the automatic top-up: all the cash, then just
+# enough HSBC shares to bring the ratio back to the 85% target.
+DEMO_TOP_UP_CLIENT = "DEMO04"
+DEMO_FREE_HOLDINGS = {"HKD": "80000.00", "0005.HK": "2000"}
+DEMO_TOP_UP_ORDER = ["0005.HK"]
+
+
+def seed_top_up_demo(staff: dict[str, User], progress: Progress) -> None:
+    """Free custody holdings and a signed-off standing top-up instruction for Peak Partners. Runs before
+    the lending is seeded, so that the first sweep's ladder shows the automatic top-up itself."""
+    client = Client.objects.get(reference=DEMO_TOP_UP_CLIENT)
+    if StandingTopUpInstruction.objects.filter(client=client).exists():
+        return
+    with transaction.atomic():
+        for symbol, quantity in DEMO_FREE_HOLDINGS.items():
+            custody_holding_receive(
+                client=client,
+                asset=Asset.objects.get(pk=symbol),
+                quantity=quantity,
+                actor=staff["ops"],
+                external_reference=f"DEMO-FREE-{DEMO_TOP_UP_CLIENT}-{symbol}",
+            )
+        instruction = standing_top_up_request(
+            client=client,
+            trigger=TopUpTrigger.WARNING,
+            asset_order=DEMO_TOP_UP_ORDER,
+            actor=staff["credit"],
+            reason="Signed standing instruction received from the client",
+        )
+        approval_request_approve(
+            request=pending_sign_off_of(instruction), actor=staff["risk"], note="Instruction checked"
+        )
+    progress(
+        f"free custody holdings for {client.name} ({', '.join(f'{q} {s}' for s, q in DEMO_FREE_HOLDINGS.items())}) "
+        "and a standing top-up instruction from the warning level, signed off by risk"
+    )
 
 
 def seed_demo(progress: Progress) -> None:
     staff = seed_people(progress)
     seed_market(staff["risk"], progress)
+    seed_top_up_demo(staff, progress)
     seed_lending(staff, progress)
