@@ -375,7 +375,9 @@ def standing_top_up_revoke(
     _may_act_for(user, instruction.client, REVOKE_PERMISSION, "revoke a standing top-up instruction")
     pending = pending_sign_off_of(instruction)
     if pending is not None:  # the approval request first: the order the sign-off locks in
-        lock_one(ApprovalRequest, pending.pk)
+        pending = lock_one(ApprovalRequest, pending.pk)
+        if pending.status != ApprovalStatus.PENDING:  # decided meanwhile: nothing to withdraw
+            pending = None
     instruction = lock_one(StandingTopUpInstruction, instruction.pk)
     words = reason.strip() or f"revoked by {user.get_username()}"
     _revoke(instruction, user=user, actor=actor, reason=words)
@@ -398,6 +400,60 @@ def _lock_facility_and_pool(facility: Facility) -> tuple[Facility, CollateralPoo
     return facility, pool
 
 
+def _instruction_in_force(facility: Facility, trigger: str) -> StandingTopUpInstruction | None:
+    """The client's active instruction, locked, when it acts on ``trigger``. A revocation that got there
+    first has taken it out of the active ones; one that comes later waits for this top-up."""
+    active = lock_rows(
+        StandingTopUpInstruction.objects.filter(client_id=facility.client_id, status=InstructionStatus.ACTIVE)
+    )
+    instruction = active[0] if active else None
+    return instruction if instruction is not None and instruction.acts_on(trigger) else None
+
+
+def _free_holdings_locked(client: Client) -> tuple[Account | None, dict[str, Decimal]]:
+    """The client's custody account, locked so that a release cannot take what is being moved, and what it
+    holds."""
+    custody = custody_account_of(client)
+    if custody is None:
+        return None, {}
+    return custody, balances_of(lock_one(Account, custody.pk))
+
+
+def _told_already(facility: Facility, call, free_after: dict[str, str]) -> bool:
+    """Whether the last run on this facility was for the same call (or the same warning, with no call) and
+    left the same free holdings: then a run that moves nothing has nothing new to say."""
+    latest = AutomaticTopUp.objects.filter(facility=facility).order_by("-created_at", "-pk").first()
+    return (
+        latest is not None
+        and latest.margin_call_id == (call.pk if call is not None else None)
+        and latest.free_holdings_after == free_after
+    )
+
+
+def _transfers_post(plan, *, facility: Facility, custody: Account, pool: CollateralPool, trigger: str, actor):
+    """One balanced ledger transaction: each asset from the client's custody account into the pool."""
+    return transaction_post(
+        kind=TransactionKind.TOP_UP,
+        legs=[
+            leg
+            for t in plan.transfers
+            for leg in (LegSpec(custody, t.symbol, -t.quantity), LegSpec(pool.account, t.symbol, t.quantity))
+        ],
+        memo=(
+            f"Automatic top-up of {facility.reference} ({_trigger_words(trigger)}): "
+            + ", ".join(f"{_plain(t.quantity)} {t.symbol}" for t in plan.transfers)
+            + " from free custody into the pool"
+        ),
+        actor=actor,
+    )
+
+
+def _outcome(plan) -> str:
+    if not plan.moves_anything:
+        return TopUpOutcome.NOTHING_MOVED
+    return TopUpOutcome.REACHED_TARGET if plan.reaches_target else TopUpOutcome.PARTIAL
+
+
 @transaction.atomic
 def auto_top_up(*, facility: Facility, actor: Actor, trigger: str) -> AutomaticTopUp | None:
     """Run the client's active standing instruction on ``facility`` for ``trigger`` (a margin call was
@@ -414,23 +470,19 @@ def auto_top_up(*, facility: Facility, actor: Actor, trigger: str) -> AutomaticT
     facility, pool = _lock_facility_and_pool(facility)
     if pool is None or facility.status == FacilityStatus.CLOSED:
         return None
-    active = lock_rows(
-        StandingTopUpInstruction.objects.filter(client_id=facility.client_id, status=InstructionStatus.ACTIVE)
-    )
-    instruction = active[0] if active else None
-    if instruction is None or not instruction.acts_on(trigger) or open_forced_sale(facility) is not None:
-        return None
+    instruction = _instruction_in_force(facility, trigger)
+    if instruction is None or open_forced_sale(facility) is not None:
+        return None  # no instruction for this; or a forced sale is under way, and it decides
     call = open_margin_call(facility)
     holdings = balances_of(pool.account)
     valuation = valuation_for_holdings(facility, holdings)
     debt, target = valuation.debt.total, valuation.thresholds.target
     if not ratio_above(debt, valuation.margin_value, target):
-        return None  # already at target: running again after a top-up moves nothing
+        return None  # at or below target: a second run after a top-up moves nothing
     if call is None and (trigger == TopUpTrigger.MARGIN_CALL or valuation.status not in AT_OR_ABOVE_WARNING):
         return None
 
-    custody = custody_account_of(facility.client)
-    free = balances_of(lock_one(Account, custody.pk)) if custody is not None else {}
+    custody, free = _free_holdings_locked(facility.client)
     symbols = sorted({*holdings, *free})
     assets, prices, fx = assets_by_symbol(symbols), current_prices(symbols), fx_to_hkd()
     plan = top_up_plan(
@@ -441,49 +493,20 @@ def auto_top_up(*, facility: Facility, actor: Actor, trigger: str) -> AutomaticT
         order=instruction.asset_order,
     )
     moved = {t.symbol: t.quantity for t in plan.transfers}
-    free_after = {
-        s: _plain(q - moved.get(s, ZERO)) for s, q in sorted(free.items()) if q - moved.get(s, ZERO)
-    }
-
-    if not plan.moves_anything:
-        latest = AutomaticTopUp.objects.filter(facility=facility).order_by("-created_at", "-pk").first()
-        if (
-            latest is not None
-            and latest.margin_call_id == (call.pk if call else None)
-            and latest.free_holdings_after == free_after
-        ):
-            return None  # told already: the same call (or warning) and the same free holdings
-    txn = None
-    if plan.moves_anything:
-        txn = transaction_post(
-            kind=TransactionKind.TOP_UP,
-            legs=[
-                leg
-                for t in plan.transfers
-                for leg in (
-                    LegSpec(custody, t.symbol, -t.quantity),
-                    LegSpec(pool.account, t.symbol, t.quantity),
-                )
-            ],
-            memo=(
-                f"Automatic top-up of {facility.reference} ({_trigger_words(trigger)}): "
-                + ", ".join(f"{_plain(t.quantity)} {t.symbol}" for t in plan.transfers)
-                + " from free custody into the pool"
-            ),
-            actor=actor,
-        )
+    free_after = {s: _plain(q - moved.get(s, ZERO)) for s, q in sorted(free.items()) if q != moved.get(s)}
+    if not plan.moves_anything and _told_already(facility, call, free_after):
+        return None
+    txn = (
+        _transfers_post(plan, facility=facility, custody=custody, pool=pool, trigger=trigger, actor=actor)
+        if plan.moves_anything
+        else None
+    )
     record = AutomaticTopUp.objects.create(
         facility=facility,
         instruction=instruction,
         margin_call=call,
         trigger=trigger,
-        outcome=(
-            TopUpOutcome.NOTHING_MOVED
-            if not plan.moves_anything
-            else TopUpOutcome.REACHED_TARGET
-            if plan.reaches_target
-            else TopUpOutcome.PARTIAL
-        ),
+        outcome=_outcome(plan),
         transaction=txn,
         debt=Money(debt, HKD),
         margin_value_before=Money(plan.margin_value_before, HKD),
@@ -494,7 +517,7 @@ def auto_top_up(*, facility: Facility, actor: Actor, trigger: str) -> AutomaticT
         still_due_top_up=Money(plan.still_due.cash_top_up, HKD),
         skipped=[{"asset": s.symbol, "reason": s.reason} for s in plan.skipped],
         free_holdings_after=free_after,
-        actor_label=txn.actor_label if txn is not None else actor_label(actor),
+        actor_label=actor_label(actor),
     )
     AutomaticTopUpTransfer.objects.bulk_create(
         [
@@ -511,7 +534,7 @@ def auto_top_up(*, facility: Facility, actor: Actor, trigger: str) -> AutomaticT
     _record_and_tell(record, plan, facility, call, actor)
     if call is not None and plan.moves_anything:
         margin_call_reassess(call=call, actor=actor, cause="an automatic top-up")
-    logger.info("automatic top-up %s on %s: %s", record.pk, facility.reference, record.outcome)
+    logger.info("automatic top-up #%s on %s: %s", record.pk, facility.reference, record.outcome)
     return record
 
 
