@@ -275,9 +275,16 @@ def drawdown_create(
 
 @transaction.atomic
 def repayment_create(
-    *, facility: Facility, amount: Any, actor: Actor, idempotency_key: str | None = None
+    *,
+    facility: Facility,
+    amount: Any,
+    actor: Actor,
+    idempotency_key: str | None = None,
+    from_pool: bool = False,
 ) -> Repayment:
-    """Cash received from the client: unpaid fees first, then interest, then principal."""
+    """Cash received from the client: unpaid fees first, then interest, then principal. With ``from_pool``
+    the cash is the HKD held in the client's collateral pool (sale proceeds): it leaves the pool and repays
+    the debt in the same transaction."""
     value = parse_hkd(amount, field="amount", positive=True).amount
     if idempotency_key:
         earlier = Repayment.objects.filter(
@@ -285,7 +292,7 @@ def repayment_create(
         ).first()
         if earlier is not None:
             return earlier
-    facility, _pool = _lock_for_lending(facility, firm=False)
+    facility, pool = _lock_for_lending(facility, firm=False)
     debt = facility_debt(facility)
     if value > debt.total:
         raise refusals.RepaymentRefused(
@@ -294,6 +301,11 @@ def repayment_create(
         )
     allocation = allocate_repayment(value, fees=debt.fees, interest=debt.interest, principal=debt.principal)
     legs = [LegSpec(firm_account(AccountKind.CASH_SETTLEMENT), HKD, value)]
+    if from_pool:  # the cash leaves the pool (the ledger refuses more than it holds)
+        legs += [
+            LegSpec(pool.account, HKD, -value),
+            LegSpec(firm_account(AccountKind.CUSTODY_CLEARING), HKD, value),
+        ]
     for account, part in (
         (facility.fees_account, allocation.to_fees),
         (facility.interest_account, allocation.to_interest),
@@ -304,7 +316,7 @@ def repayment_create(
     txn = transaction_post(
         kind=TransactionKind.REPAYMENT,
         legs=legs,
-        memo=f"Repayment of {hkd(value)} on {facility.reference}",
+        memo=f"Repayment of {hkd(value)} on {facility.reference}" + (" from the pool" if from_pool else ""),
         actor=actor,
         idempotency_key=f"repayment:{idempotency_key}" if idempotency_key else None,
     )
