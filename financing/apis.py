@@ -10,6 +10,7 @@ from django.db import IntegrityError
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.models import Client
@@ -23,9 +24,11 @@ from collateral.enums import MovementKind
 from collateral.models import Asset, CollateralMovement, CollateralPool
 from collateral.serializers import CollateralMovementIn, CollateralMovementOut
 from collateral.services import pool_open
+from core.exceptions import NotFound
 from financing.enums import FacilityStatus, ForcedSaleStatus, ForcedSaleTrigger, MarginCallStatus
 from financing.exceptions import WithdrawalRefused
-from financing.models import Drawdown, Facility, ForcedSale, MarginCall, Repayment
+from financing.forced_sales import sale_fill_record
+from financing.models import Drawdown, Facility, ForcedSale, MarginCall, Repayment, SaleFill
 from financing.selectors import (
     facility_valuation,
     facility_valuations,
@@ -39,6 +42,8 @@ from financing.serializers import (
     ForcedSaleOut,
     MarginCallOut,
     RepaymentOut,
+    SaleFillIn,
+    SaleFillOut,
 )
 from financing.services import collateral_top_up, collateral_withdraw, drawdown_create, repayment_create
 
@@ -339,9 +344,11 @@ class ForcedSaleFilter(FilterSet):
 
 
 class ForcedSaleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
-    """Forced sales of collateral and where each stands."""
+    """Forced sales of collateral, their orders and where each stands. The broker's order system reports
+    the fills of securities orders here."""
 
     read_rule = Rule(Scope.READ, "financing.view_forcedsale", client_users=True)
+    write_rules = {"fills": Rule(Scope.LENDING, "financing.record_fill")}
     client_field = "facility__client"
     serializer_class = ForcedSaleOut
     filterset_class = ForcedSaleFilter
@@ -349,4 +356,34 @@ class ForcedSaleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
     lookup_value_regex = "[0-9]+"
 
     def get_queryset(self):
-        return self.scoped(ForcedSale.objects.select_related("facility"))
+        return self.scoped(ForcedSale.objects.select_related("facility").prefetch_related("orders"))
+
+    @extend_schema(
+        request=SaleFillIn,
+        responses={
+            201: SaleFillOut,
+            200: OpenApiResponse(SaleFillOut, description="this fill was recorded before"),
+        },
+        summary="Report a fill of a securities sell order",
+    )
+    @action(detail=True, methods=["post"])
+    def fills(self, request, pk=None):
+        sale = self.get_object()
+        data = validated(SaleFillIn, request)
+        order = sale.orders.filter(client_order_id=data["client_order_id"]).first()
+        if order is None:
+            raise NotFound(
+                f"Forced sale #{sale.pk} has no order {data['client_order_id']}.", code="unknown_order"
+            )
+        earlier = SaleFill.objects.filter(order=order, fill_key=data["fill_id"]).first()
+        fill = sale_fill_record(
+            order=order,
+            fill_key=data["fill_id"],
+            quantity=data["quantity"],
+            price=data["price"],
+            fee=data["fee"],
+            actor=self.caller.actor,
+        )
+        return Response(
+            SaleFillOut(fill).data, status=status.HTTP_200_OK if earlier else status.HTTP_201_CREATED
+        )
