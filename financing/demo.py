@@ -77,6 +77,9 @@ DEMO_CLIENTS = [
         "DEMO05", "Lam Siu Ming", ClientKind.INDIVIDUAL, "5000000", None, 10, None, InternalRating.BBB
     ),
     DemoClient("DEMO06", "Tsim Sha Tsui Holdings Ltd", ClientKind.CORPORATION, "9000000", None, 400, None),
+    DemoClient(
+        "DEMO07", "Lantau Digital Assets Ltd", ClientKind.CORPORATION, "30000000", "60000000", 20, "3000000"
+    ),
 ]
 
 Progress = Callable[[str], None]
@@ -229,11 +232,28 @@ def seed_lending(staff: dict[str, User], progress: Progress) -> None:
         progress(f"{symbol} fell to HK${value}: Peak Partners is in the warning band, close to a margin call")
     accrued = interest_accrue_all(accrual_date=timezone.localdate(), actor=SYSTEM)
     progress(f"interest accrued for {accrued} facilities")
-    if MarginState.objects.count() == Facility.objects.count():
-        return  # already valued: a second seed changes nothing
-    result = sweep_run(trigger="demo")
+
+
+def seed_forced_sale_demo(staff: dict[str, User], progress: Progress) -> None:
+    """Lantau Digital Assets borrowed against 3 BTC when BTC stood at US$150,000; at the demo's US$98,000
+    their ratio is about 130%, past the forced-sale threshold. The first sweep requests the sale, and once
+    `make run` is up the worker sells just enough BTC on the fake venue (bitstamp-1 on 127.0.0.1:8801)."""
+    client = Client.objects.get(reference="DEMO07")
+    if Facility.objects.filter(client=client).exists():
+        return
+    btc = Asset.objects.get(pk="BTC")
+    with transaction.atomic():
+        facility = facility_open(client=client, limit="3000000", fixed_rate="0.07", actor=staff["credit"])
+        pool = pool_open(client=client, actor=staff["credit"])
+        collateral_deposit(
+            pool=pool, asset=btc, quantity="3", actor=staff["ops"], external_reference="DEMO-DEMO07-BTC"
+        )
+        price_record(asset=btc, price="150000", source="demo: before the fall", actor=staff["ops"])
+        drawdown_create(facility=facility, amount="1190000", actor=staff["credit"])  # 85% of 1,404,000
+        price_record(asset=btc, price=DEMO_PRICES["BTC"], source="demo", actor=staff["ops"])
     progress(
-        f"margin sweep: {result.facilities_valued} facilities valued, {result.ladder_actions} ladder action(s)"
+        f"facility {facility.reference} for {client.name}: drew HK$1,190,000 against 3 BTC at US$150,000; "
+        f"at US${DEMO_PRICES['BTC']} it is past the forced-sale threshold (a sale runs once `make run` is up)"
     )
 
 
@@ -241,3 +261,10 @@ def seed_demo(progress: Progress) -> None:
     staff = seed_people(progress)
     seed_market(staff["risk"], progress)
     seed_lending(staff, progress)
+    seed_forced_sale_demo(staff, progress)
+    if MarginState.objects.count() == Facility.objects.count():
+        return  # already valued: a second seed changes nothing
+    result = sweep_run(trigger="demo")
+    progress(
+        f"margin sweep: {result.facilities_valued} facilities valued, {result.ladder_actions} ladder action(s)"
+    )

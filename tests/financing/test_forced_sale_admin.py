@@ -29,9 +29,16 @@ def order(market):
     return sale.orders.get()
 
 
-@pytest.mark.parametrize("role", ["Credit officer", "Risk officer", "Operations", "Compliance", "Administrator"])
 @pytest.mark.parametrize(
-    "page", ["admin:financing_forcedsale_changelist", "admin:financing_salefill_changelist", "admin:financing_killswitch_changelist"]
+    "role", ["Credit officer", "Risk officer", "Operations", "Compliance", "Administrator"]
+)
+@pytest.mark.parametrize(
+    "page",
+    [
+        "admin:financing_forcedsale_changelist",
+        "admin:financing_salefill_changelist",
+        "admin:financing_killswitch_changelist",
+    ],
 )
 def test_every_role_reads_the_forced_sale_pages(client, order, role, page):
     client.force_login(StaffFactory(role=role))
@@ -40,7 +47,9 @@ def test_every_role_reads_the_forced_sale_pages(client, order, role, page):
 
 def test_the_sale_page_shows_its_orders(client, order):
     client.force_login(StaffFactory(role="Compliance"))
-    body = client.get(reverse("admin:financing_forcedsale_change", args=[order.forced_sale_id])).content.decode()
+    body = client.get(
+        reverse("admin:financing_forcedsale_change", args=[order.forced_sale_id])
+    ).content.decode()
     assert order.client_order_id in body
 
 
