@@ -6,7 +6,7 @@ from django.db.models import F
 from django.utils.html import format_html
 
 from collateral.models import CollateralMovement
-from core.admin import ReadOnlyAdminMixin, ServiceAdminMixin, run_for_each
+from core.admin import AddOnlyAdminMixin, ReadOnlyAdminMixin, ServiceAdminMixin, run_for_each
 from core.money import format_percent
 from financing import forced_sales, services
 from financing.enums import MarginStatus, SaleOrderStatus, SaleRoute
@@ -45,15 +45,9 @@ class MarginPolicyAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(BaseRate)
-class BaseRateAdmin(ServiceAdminMixin, admin.ModelAdmin):
+class BaseRateAdmin(AddOnlyAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
     list_display = ["name", "rate", "effective_on", "source"]
     list_filter = ["name"]
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
@@ -185,7 +179,7 @@ class FacilityAdmin(ServiceAdminMixin, admin.ModelAdmin):
         obj.pk = facility.pk
 
 
-class CashMovementAdmin(ServiceAdminMixin, admin.ModelAdmin):
+class CashMovementAdmin(AddOnlyAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
     """Drawdowns and repayments: entered through their services, never edited."""
 
     list_display = ["created_at", "facility", "amount", "actor_label"]
@@ -195,12 +189,6 @@ class CashMovementAdmin(ServiceAdminMixin, admin.ModelAdmin):
     fields = ["facility", "amount"]
     autocomplete_fields = ["facility"]
     service = None
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def save_model(self, request, obj, form, change):
         created = type(self).service(
@@ -228,7 +216,7 @@ class CollateralMovementForm(forms.ModelForm):
 
 
 @admin.register(CollateralMovement)
-class CollateralMovementAdmin(ServiceAdminMixin, admin.ModelAdmin):
+class CollateralMovementAdmin(AddOnlyAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
     """Registered here rather than in ``collateral`` because a withdrawal is a lending decision."""
 
     form = CollateralMovementForm
@@ -237,12 +225,6 @@ class CollateralMovementAdmin(ServiceAdminMixin, admin.ModelAdmin):
     search_fields = ["pool__client__reference", "pool__client__name", "external_reference"]
     list_select_related = ["pool__client"]
     autocomplete_fields = ["pool"]
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
@@ -394,7 +376,7 @@ class SaleFillForm(forms.ModelForm):
 
 
 @admin.register(SaleFill)
-class SaleFillAdmin(ServiceAdminMixin, admin.ModelAdmin):
+class SaleFillAdmin(AddOnlyAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
     """Fills of securities orders, entered by operations as the order system reports them (the API does the
     same for the order system itself); crypto fills come from the venue."""
 
@@ -405,12 +387,6 @@ class SaleFillAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return request.user.has_perm("financing.record_fill")
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_readonly_fields(self, request, obj=None):
         return ["order", "fill_key", "quantity", "price", "fee", "proceeds", "transaction"] if obj else []

@@ -230,8 +230,6 @@ def seed_lending(staff: dict[str, User], progress: Progress) -> None:
     if not Price.objects.filter(asset_id=symbol, price=value).exists():
         price_record(asset=Asset.objects.get(pk=symbol), price=value, source="demo", actor=staff["ops"])
         progress(f"{symbol} fell to HK${value}: Peak Partners is in the warning band, close to a margin call")
-    accrued = interest_accrue_all(accrual_date=timezone.localdate(), actor=SYSTEM)
-    progress(f"interest accrued for {accrued} facilities")
 
 
 def seed_forced_sale_demo(staff: dict[str, User], progress: Progress) -> None:
@@ -262,6 +260,8 @@ def seed_demo(progress: Progress) -> None:
     seed_market(staff["risk"], progress)
     seed_lending(staff, progress)
     seed_forced_sale_demo(staff, progress)
+    accrued = interest_accrue_all(accrual_date=timezone.localdate(), actor=SYSTEM)
+    progress(f"interest accrued for {accrued} facilities")
     if MarginState.objects.count() == Facility.objects.count():
         return  # already valued: a second seed changes nothing
     result = sweep_run(trigger="demo")

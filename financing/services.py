@@ -21,7 +21,7 @@ from collateral.calculations import margin_ratio, ratio_above
 from collateral.enums import MovementKind
 from collateral.models import Asset, CollateralMovement, CollateralPool
 from collateral.selectors import pool_holdings
-from collateral.services import collateral_deposit, parse_quantity, pool_open
+from collateral.services import collateral_deposit, collateral_movement_post, parse_quantity, pool_open
 from core.calendar import HONG_KONG
 from core.exceptions import InvalidInput, InvalidTransition
 from core.locks import lock_one
@@ -405,31 +405,14 @@ def collateral_withdraw(
                 f"{format_percent(valuation.thresholds.max_advance)}.",
                 code="max_advance_exceeded",
             )
-    txn = transaction_post(
-        kind=TransactionKind.WITHDRAWAL,
-        legs=[
-            LegSpec(pool.account, asset.symbol, -amount),
-            LegSpec(firm_account(AccountKind.CUSTODY_CLEARING), asset.symbol, amount),
-        ],
-        memo=f"Withdrawal of {amount.normalize():f} {asset.symbol} from {pool}",
-        actor=actor,
-    )
-    movement = CollateralMovement.objects.create(
+    return collateral_movement_post(
         pool=pool,
-        kind=MovementKind.WITHDRAWAL,
         asset=asset,
-        quantity=amount,
-        transaction=txn,
-        external_reference=external_reference,
-        actor_label=txn.actor_label,
-    )
-    audit_event_record(
+        amount=amount,
+        kind=MovementKind.WITHDRAWAL,
         actor=actor,
-        action="collateral.withdrawn",
-        target=pool,
-        after={"asset": asset.symbol, "quantity": str(amount), "transaction": txn.pk},
+        external_reference=external_reference,
     )
-    return movement
 
 
 # --- interest ------------------------------------------------------------------------------------
