@@ -40,7 +40,7 @@ from collateral.selectors import (
     price_quotes_latest,
 )
 from collateral.services import PriceBatchRefused, PriceRow, RowProblem
-from core.admin import ReadOnlyAdminMixin, ServiceAdminMixin
+from core.admin import AddOnlyAdminMixin, ReadOnlyAdminMixin, ServiceAdminMixin
 from core.exceptions import DomainError
 from core.money import format_percent
 
@@ -279,17 +279,11 @@ def _recorded_words(rows: list[PriceRow], limit: int = 20) -> str:
 
 
 @admin.register(Price)
-class PriceAdmin(ServiceAdminMixin, admin.ModelAdmin):
+class PriceAdmin(AddOnlyAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
     list_display = ["asset", "price", "currency", "source", "observed_at", "recorded_at"]
     list_filter = ["asset", "source"]
     date_hierarchy = "observed_at"
     fields = ["asset", "price", "currency", "source", "observed_at"]
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_urls(self):
         upload = path("upload/", self.admin_site.admin_view(self.upload_view), name="collateral_price_upload")
@@ -362,16 +356,10 @@ class PriceAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(FxRate)
-class FxRateAdmin(ServiceAdminMixin, admin.ModelAdmin):
+class FxRateAdmin(AddOnlyAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
     list_display = ["currency", "quote", "rate", "source", "observed_at"]
     list_filter = ["currency", "quote"]
     fields = ["currency", "quote", "rate", "source", "observed_at"]
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data

@@ -306,18 +306,41 @@ def collateral_deposit(
         raise AssetNotEligible(f"{asset.symbol} is not eligible collateral.")
     _check_crypto(asset.symbol, asset.kind, asset.haircut)
     amount = parse_quantity(asset, quantity)
+    return collateral_movement_post(
+        pool=pool,
+        asset=asset,
+        amount=amount,
+        kind=MovementKind.DEPOSIT,
+        actor=actor,
+        external_reference=external_reference,
+    )
+
+
+def collateral_movement_post(
+    *,
+    pool: CollateralPool,
+    asset: Asset,
+    amount: Decimal,
+    kind: str,
+    actor: Actor,
+    external_reference: str = "",
+) -> CollateralMovement:
+    """Post a checked deposit or withdrawal: the ledger transaction between the pool and custody clearing,
+    the movement record and its audit event. The caller has validated and locked what it needs."""
+    into_pool = amount if kind == MovementKind.DEPOSIT else -amount
+    words = "Deposit of {} into {}" if kind == MovementKind.DEPOSIT else "Withdrawal of {} from {}"
     txn = transaction_post(
-        kind=TransactionKind.DEPOSIT,
+        kind=TransactionKind.DEPOSIT if kind == MovementKind.DEPOSIT else TransactionKind.WITHDRAWAL,
         legs=[
-            LegSpec(pool.account, asset.symbol, amount),
-            LegSpec(firm_account(AccountKind.CUSTODY_CLEARING), asset.symbol, -amount),
+            LegSpec(pool.account, asset.symbol, into_pool),
+            LegSpec(firm_account(AccountKind.CUSTODY_CLEARING), asset.symbol, -into_pool),
         ],
-        memo=f"Deposit of {amount.normalize():f} {asset.symbol} into {pool}",
+        memo=words.format(f"{amount.normalize():f} {asset.symbol}", pool),
         actor=actor,
     )
     movement = CollateralMovement.objects.create(
         pool=pool,
-        kind=MovementKind.DEPOSIT,
+        kind=kind,
         asset=asset,
         quantity=amount,
         transaction=txn,
@@ -326,7 +349,7 @@ def collateral_deposit(
     )
     audit_event_record(
         actor=actor,
-        action="collateral.deposited",
+        action="collateral.deposited" if kind == MovementKind.DEPOSIT else "collateral.withdrawn",
         target=pool,
         after={"asset": asset.symbol, "quantity": str(amount), "transaction": txn.pk},
     )

@@ -38,6 +38,17 @@ class ReadOnlyAdminMixin:
         return False
 
 
+class AddOnlyAdminMixin:
+    """Records that are entered and then never changed or deleted here (prices, FX and base rates, fills):
+    a correction is a new record."""
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 def run_for_each(
     model_admin: admin.ModelAdmin,
     request,

@@ -17,11 +17,12 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any, Literal, get_args
 
 FailureKind = Literal["http_500", "delay", "lost_response", "reject", "insufficient_funds", "unavailable"]
 FillMode = Literal["full", "partial", "never"]
+AMOUNT_PRECISION = Decimal("0.00000001")
 DuplicatePolicy = Literal["reject", "reject_open", "return_existing", "allow"]
 Side = Literal["buy", "sell"]
 OrderType = Literal["market", "limit"]
@@ -558,9 +559,9 @@ class ExchangeState:
         fill_price = policy.price if policy.price is not None else self._market_fill_price(order)
         if fill_price is None:
             return
-        step = (
-            order.remaining if policy.mode == "full" else min(order.remaining, order.amount * policy.fraction)
-        )
+        # A real venue fills in the market's amount precision (8 places for BTC and ETH): so does this one.
+        partial = (order.amount * policy.fraction).quantize(AMOUNT_PRECISION, rounding=ROUND_DOWN)
+        step = order.remaining if policy.mode == "full" or partial <= 0 else min(order.remaining, partial)
         if step <= 0:
             return
         fee = step * fill_price * self._fee_rate

@@ -7,11 +7,11 @@ from django.db.models import F
 from django.utils.html import format_html
 
 from collateral.models import CollateralMovement
-from core.admin import ReadOnlyAdminMixin, ServiceAdminMixin, run_for_each
+from core.admin import AddOnlyAdminMixin, ReadOnlyAdminMixin, ServiceAdminMixin, run_for_each
 from core.exceptions import DomainError
 from core.money import format_percent
-from financing import services, top_ups
-from financing.enums import MarginStatus, TopUpTrigger
+from financing import forced_sales, services, top_ups
+from financing.enums import MarginStatus, SaleOrderStatus, SaleRoute, TopUpTrigger
 from financing.models import (
     AutomaticTopUp,
     AutomaticTopUpTransfer,
@@ -20,11 +20,14 @@ from financing.models import (
     Facility,
     ForcedSale,
     InterestAccrual,
+    KillSwitch,
     MarginCall,
     MarginPolicy,
     MarginState,
     RatioSnapshot,
     Repayment,
+    SaleFill,
+    SaleOrder,
     StandingTopUpInstruction,
     SweepRun,
 )
@@ -47,15 +50,9 @@ class MarginPolicyAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(BaseRate)
-class BaseRateAdmin(ServiceAdminMixin, admin.ModelAdmin):
+class BaseRateAdmin(AddOnlyAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
     list_display = ["name", "rate", "effective_on", "source"]
     list_filter = ["name"]
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
@@ -187,7 +184,7 @@ class FacilityAdmin(ServiceAdminMixin, admin.ModelAdmin):
         obj.pk = facility.pk
 
 
-class CashMovementAdmin(ServiceAdminMixin, admin.ModelAdmin):
+class CashMovementAdmin(AddOnlyAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
     """Drawdowns and repayments: entered through their services, never edited."""
 
     list_display = ["created_at", "facility", "amount", "actor_label"]
@@ -197,12 +194,6 @@ class CashMovementAdmin(ServiceAdminMixin, admin.ModelAdmin):
     fields = ["facility", "amount"]
     autocomplete_fields = ["facility"]
     service = None
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def save_model(self, request, obj, form, change):
         created = type(self).service(
@@ -230,7 +221,7 @@ class CollateralMovementForm(forms.ModelForm):
 
 
 @admin.register(CollateralMovement)
-class CollateralMovementAdmin(ServiceAdminMixin, admin.ModelAdmin):
+class CollateralMovementAdmin(AddOnlyAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
     """Registered here rather than in ``collateral`` because a withdrawal is a lending decision."""
 
     form = CollateralMovementForm
@@ -239,12 +230,6 @@ class CollateralMovementAdmin(ServiceAdminMixin, admin.ModelAdmin):
     search_fields = ["pool__client__reference", "pool__client__name", "external_reference"]
     list_select_related = ["pool__client"]
     autocomplete_fields = ["pool"]
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
@@ -330,11 +315,156 @@ class SweepRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["trigger", "started_at"]
 
 
+class SaleOrderInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = SaleOrder
+    fields = ["client_order_id", "asset", "route", "venue", "quantity", "status", "limit_price", "filled_quantity",
+              "fees", "errors", "last_error", "placed_at"]  # fmt: skip
+    readonly_fields = fields
+    extra = 0
+
+
 @admin.register(ForcedSale)
 class ForcedSaleAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "facility", "trigger", "status", "ratio_at_request", "requested_at", "closed_at"]
-    list_filter = ["status", "trigger", "requested_at"]
+    list_display = ["id", "facility", "trigger", "status", "pause_reason", "ratio_at_request", "proceeds", "shortfall",
+                    "requested_at", "closed_at"]  # fmt: skip
+    list_filter = ["status", "trigger", "pause_reason", "requested_at"]
     search_fields = ["facility__reference", "facility__client__name"]
+    list_select_related = ["facility__client"]
+    readonly_fields = ["facility", "margin_call", "trigger", "status", "pause_reason", "status_reason",
+                       "ratio_at_request", "requested_at", "planned_at", "plan", "proceeds", "shortfall",
+                       "approved_by", "approved_at", "closed_at"]  # fmt: skip
+    inlines = [SaleOrderInline]
+    actions = ["approve", "resume"]
+
+    def has_approve_permission(self, request) -> bool:
+        return request.user.has_perm("financing.approve_forcedsale")
+
+    @admin.action(
+        description="Approve the selected sales (policy requires approval)", permissions=["approve"]
+    )
+    def approve(self, request, queryset):
+        run_for_each(
+            self,
+            request,
+            queryset,
+            lambda sale: forced_sales.forced_sale_approve(sale=sale, actor=request.user),
+            "sale(s) approved",
+        )
+
+    @admin.action(
+        description="Resume the selected sales (after a bad fill price or venue errors)",
+        permissions=["approve"],
+    )
+    def resume(self, request, queryset):
+        run_for_each(
+            self,
+            request,
+            queryset,
+            lambda sale: forced_sales.forced_sale_resume(sale=sale, actor=request.user),
+            "sale(s) resumed",
+        )
+
+
+class SaleFillForm(forms.ModelForm):
+    fill_id = forms.CharField(max_length=100, help_text="the order system's id for the fill")
+
+    class Meta:
+        model = SaleFill
+        fields = ["order", "fill_id", "quantity", "price", "fee"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["order"].queryset = SaleOrder.objects.filter(
+            route=SaleRoute.BROKER, status=SaleOrderStatus.OPEN
+        )
+        self.fields["order"].help_text = "open securities orders at the broker's order system"
+
+
+@admin.register(SaleFill)
+class SaleFillAdmin(AddOnlyAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
+    """Fills of securities orders, entered by operations as the order system reports them (the API does the
+    same for the order system itself); crypto fills come from the venue."""
+
+    form = SaleFillForm
+    list_display = ["created_at", "order", "quantity", "price", "fee", "proceeds"]
+    search_fields = ["order__client_order_id", "fill_key"]
+    list_select_related = ["order"]
+
+    def has_add_permission(self, request) -> bool:
+        return request.user.has_perm("financing.record_fill")
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["order", "fill_key", "quantity", "price", "fee", "proceeds", "transaction"] if obj else []
+
+    def get_fields(self, request, obj=None):
+        return (
+            self.get_readonly_fields(request, obj)
+            if obj
+            else ["order", "fill_id", "quantity", "price", "fee"]
+        )
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        fill = forced_sales.sale_fill_record(
+            order=data["order"],
+            fill_key=data["fill_id"],
+            quantity=data["quantity"],
+            price=data["price"],
+            fee=data["fee"],
+            actor=request.user,
+        )
+        obj.pk = fill.pk
+
+
+class KillSwitchForm(forms.ModelForm):
+    request_lift_reason = forms.CharField(
+        required=False,
+        label="Ask to lift it (four-eyes)",
+        help_text="a second risk officer approves in the approval queue",
+    )
+
+    class Meta:
+        model = KillSwitch
+        fields = ["reason"]
+
+
+@admin.register(KillSwitch)
+class KillSwitchAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    """Engaging stops every forced sale at once; lifting it is a request a second member of staff approves."""
+
+    form = KillSwitchForm
+    list_display = ["__str__", "reason", "changed_by", "changed_at"]
+    readonly_fields = ["engaged", "changed_by", "changed_at"]
+    actions = ["engage"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("financing.engage_killswitch")
+
+    def get_queryset(self, request):
+        forced_sales.kill_switch()  # the single row exists
+        return super().get_queryset(request)
+
+    def save_model(self, request, obj, form, change):
+        lift = form.cleaned_data.get("request_lift_reason")
+        if lift:
+            approval = forced_sales.kill_switch_lift_request(actor=request.user, reason=lift)
+            self.message_user(
+                request,
+                f"Lifting the kill switch is request #{approval.pk}: a second risk officer approves it.",
+            )
+        elif not obj.engaged and form.cleaned_data.get("reason"):
+            forced_sales.kill_switch_engage(actor=request.user, reason=form.cleaned_data["reason"])
+            self.message_user(
+                request,
+                "Kill switch engaged: every forced sale pauses at its next step.",
+                level=messages.WARNING,
+            )
 
 
 @admin.register(MarginCall)

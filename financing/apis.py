@@ -25,6 +25,7 @@ from collateral.enums import MovementKind
 from collateral.models import Asset, CollateralMovement, CollateralPool
 from collateral.serializers import CollateralMovementIn, CollateralMovementOut
 from collateral.services import pool_open
+from core.exceptions import NotFound
 from financing.enums import (
     FacilityStatus,
     ForcedSaleStatus,
@@ -35,6 +36,7 @@ from financing.enums import (
     TopUpTrigger,
 )
 from financing.exceptions import WithdrawalRefused
+from financing.forced_sales import sale_fill_record
 from financing.models import (
     AutomaticTopUp,
     Drawdown,
@@ -42,6 +44,7 @@ from financing.models import (
     ForcedSale,
     MarginCall,
     Repayment,
+    SaleFill,
     StandingTopUpInstruction,
 )
 from financing.selectors import (
@@ -59,6 +62,8 @@ from financing.serializers import (
     MarginCallOut,
     RepaymentOut,
     RevokeIn,
+    SaleFillIn,
+    SaleFillOut,
     StandingTopUpInstructionIn,
     StandingTopUpInstructionOut,
 )
@@ -362,9 +367,11 @@ class ForcedSaleFilter(FilterSet):
 
 
 class ForcedSaleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
-    """Forced sales of collateral and where each stands."""
+    """Forced sales of collateral, their orders and where each stands. The broker's order system reports
+    the fills of securities orders here."""
 
     read_rule = Rule(Scope.READ, "financing.view_forcedsale", client_users=True)
+    write_rules = {"fills": Rule(Scope.LENDING, "financing.record_fill")}
     client_field = "facility__client"
     serializer_class = ForcedSaleOut
     filterset_class = ForcedSaleFilter
@@ -372,6 +379,37 @@ class ForcedSaleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
     lookup_value_regex = "[0-9]+"
 
     def get_queryset(self):
+        return self.scoped(ForcedSale.objects.select_related("facility").prefetch_related("orders"))
+
+    @extend_schema(
+        request=SaleFillIn,
+        responses={
+            201: SaleFillOut,
+            200: OpenApiResponse(SaleFillOut, description="this fill was recorded before"),
+        },
+        summary="Report a fill of a securities sell order",
+    )
+    @action(detail=True, methods=["post"])
+    def fills(self, request, pk=None):
+        sale = self.get_object()
+        data = validated(SaleFillIn, request)
+        order = sale.orders.filter(client_order_id=data["client_order_id"]).first()
+        if order is None:
+            raise NotFound(
+                f"Forced sale #{sale.pk} has no order {data['client_order_id']}.", code="unknown_order"
+            )
+        earlier = SaleFill.objects.filter(order=order, fill_key=data["fill_id"]).first()
+        fill = sale_fill_record(
+            order=order,
+            fill_key=data["fill_id"],
+            quantity=data["quantity"],
+            price=data["price"],
+            fee=data["fee"],
+            actor=self.caller.actor,
+        )
+        return Response(
+            SaleFillOut(fill).data, status=status.HTTP_200_OK if earlier else status.HTTP_201_CREATED
+        )
         return self.scoped(ForcedSale.objects.select_related("facility"))
 
 

@@ -6,4 +6,6 @@ class FinancingConfig(AppConfig):
     verbose_name = "Financing"
 
     def ready(self) -> None:
-        import financing.top_ups  # noqa: F401  registers the standing top-up approval kind
+        # Each registers its approval kind: the kill switch, and the sign-off of standing top-ups.
+        import financing.forced_sales
+        import financing.top_ups  # noqa: F401

@@ -81,6 +81,9 @@ DEMO_CLIENTS = [
         "DEMO05", "Lam Siu Ming", ClientKind.INDIVIDUAL, "5000000", None, 10, None, InternalRating.BBB
     ),
     DemoClient("DEMO06", "Tsim Sha Tsui Holdings Ltd", ClientKind.CORPORATION, "9000000", None, 400, None),
+    DemoClient(
+        "DEMO07", "Lantau Digital Assets Ltd", ClientKind.CORPORATION, "30000000", "60000000", 20, "3000000"
+    ),
 ]
 
 Progress = Callable[[str], None]
@@ -173,8 +176,8 @@ DEMO_FACILITIES = {
     "DEMO03": ("20000000", {"ETH": "100", "2800.HK": "200000", "0388.HK": "5000"}, "3000000"),
     "DEMO04": ("5000000", {"9988.HK": "30000", "BTC": "0.5"}, "1530000"),
 }
-# Alibaba falls after Peak Partners (DEMO04) has drawn: their margin ratio ends near 96%, in the warning
-# band and close to a margin call, while everybody else stays comfortable.
+# Alibaba falls after Peak Partners (DEMO04) has drawn: their margin ratio reaches about 96%, in the warning
+# band, while everybody else stays comfortable; Peak's standing instruction then tops it up to 85%.
 DEMO_PRICE_MOVE = ("9988.HK", "74")
 
 
@@ -231,21 +234,29 @@ def seed_lending(staff: dict[str, User], progress: Progress) -> None:
     if not Price.objects.filter(asset_id=symbol, price=value).exists():
         price_record(asset=Asset.objects.get(pk=symbol), price=value, source="demo", actor=staff["ops"])
         progress(f"{symbol} fell to HK${value}: Peak Partners slides into the warning band")
-    accrued = interest_accrue_all(accrual_date=timezone.localdate(), actor=SYSTEM)
-    progress(f"interest accrued for {accrued} facilities")
-    if MarginState.objects.count() == Facility.objects.count():
-        return  # already valued: a second seed changes nothing
-    result = sweep_run(trigger="demo")
-    progress(
-        f"margin sweep: {result.facilities_valued} facilities valued, {result.ladder_actions} ladder action(s)"
-    )
-    for top_up in AutomaticTopUp.objects.select_related("facility__client"):
-        moved = ", ".join(f"{t.quantity.normalize():f} {t.asset_id}" for t in top_up.transfers.all())
-        progress(
-            f"automatic top-up on {top_up.facility.reference} ({top_up.facility.client.name}): moved {moved} "
-            f"from free custody into the pool; ratio {format_percent(top_up.ratio_before)} → "
-            f"{format_percent(top_up.ratio_after)}"
+
+
+def seed_forced_sale_demo(staff: dict[str, User], progress: Progress) -> None:
+    """Lantau Digital Assets borrowed against 3 BTC when BTC stood at US$150,000; at the demo's US$98,000
+    their ratio is about 130%, past the forced-sale threshold. The first sweep requests the sale, and once
+    `make run` is up the worker sells just enough BTC on the fake venue (bitstamp-1 on 127.0.0.1:8801)."""
+    client = Client.objects.get(reference="DEMO07")
+    if Facility.objects.filter(client=client).exists():
+        return
+    btc = Asset.objects.get(pk="BTC")
+    with transaction.atomic():
+        facility = facility_open(client=client, limit="3000000", fixed_rate="0.07", actor=staff["credit"])
+        pool = pool_open(client=client, actor=staff["credit"])
+        collateral_deposit(
+            pool=pool, asset=btc, quantity="3", actor=staff["ops"], external_reference="DEMO-DEMO07-BTC"
         )
+        price_record(asset=btc, price="150000", source="demo: before the fall", actor=staff["ops"])
+        drawdown_create(facility=facility, amount="1190000", actor=staff["credit"])  # 85% of 1,404,000
+        price_record(asset=btc, price=DEMO_PRICES["BTC"], source="demo", actor=staff["ops"])
+    progress(
+        f"facility {facility.reference} for {client.name}: drew HK$1,190,000 against 3 BTC at US$150,000; "
+        f"at US${DEMO_PRICES['BTC']} it is past the forced-sale threshold (a sale runs once `make run` is up)"
+    )
 
 
 # Peak Partners (DEMO04) keeps cash and HSBC shares free in custody at the broker, and a standing instruction
@@ -282,10 +293,21 @@ def seed_top_up_demo(staff: dict[str, User], progress: Progress) -> None:
         approval_request_approve(
             request=pending_sign_off_of(instruction), actor=staff["risk"], note="Instruction checked"
         )
+    holdings = ", ".join(f"{quantity} {symbol}" for symbol, quantity in DEMO_FREE_HOLDINGS.items())
     progress(
-        f"free custody holdings for {client.name} ({', '.join(f'{q} {s}' for s, q in DEMO_FREE_HOLDINGS.items())}) "
-        "and a standing top-up instruction from the warning level, signed off by risk"
+        f"free custody holdings for {client.name} ({holdings}) and a standing top-up instruction from the "
+        "warning level, signed off by risk"
     )
+
+
+def _report_top_ups(progress: Progress) -> None:
+    for top_up in AutomaticTopUp.objects.select_related("facility__client").prefetch_related("transfers"):
+        moved = ", ".join(f"{t.quantity.normalize():f} {t.asset_id}" for t in top_up.transfers.all())
+        progress(
+            f"automatic top-up on {top_up.facility.reference} ({top_up.facility.client.name}): moved {moved} "
+            f"from free custody into the pool; ratio {format_percent(top_up.ratio_before)} → "
+            f"{format_percent(top_up.ratio_after)}"
+        )
 
 
 def seed_demo(progress: Progress) -> None:
@@ -293,3 +315,13 @@ def seed_demo(progress: Progress) -> None:
     seed_market(staff["risk"], progress)
     seed_top_up_demo(staff, progress)
     seed_lending(staff, progress)
+    seed_forced_sale_demo(staff, progress)
+    accrued = interest_accrue_all(accrual_date=timezone.localdate(), actor=SYSTEM)
+    progress(f"interest accrued for {accrued} facilities")
+    if MarginState.objects.count() == Facility.objects.count():
+        return  # already valued: a second seed changes nothing
+    result = sweep_run(trigger="demo")
+    progress(
+        f"margin sweep: {result.facilities_valued} facilities valued, {result.ladder_actions} ladder action(s)"
+    )
+    _report_top_ups(progress)

@@ -99,3 +99,63 @@ OPEN_FORCED_SALE_STATUSES = (
     ForcedSaleStatus.PARTIALLY_FILLED,
     ForcedSaleStatus.PAUSED,
 )
+
+
+class SaleRoute(models.TextChoices):
+    VENUE = "venue", "Crypto venue (ccxt)"
+    BROKER = "broker", "Broker's order system"
+
+
+class SaleOrderStatus(models.TextChoices):
+    PLANNED = "planned", "Planned"
+    PLACING = "placing", "Being placed"
+    OPEN = "open", "Open at the venue"
+    FILLED = "filled", "Filled"
+    CANCELLED = "cancelled", "Cancelled (remainder re-placed or given up)"
+    FAILED = "failed", "Failed"
+
+
+OPEN_SALE_ORDER_STATUSES = (SaleOrderStatus.PLANNED, SaleOrderStatus.PLACING, SaleOrderStatus.OPEN)
+
+FORCED_SALE_TRANSITIONS: dict[str, set[str]] = {
+    ForcedSaleStatus.PLANNED: {
+        ForcedSaleStatus.AWAITING_APPROVAL,
+        ForcedSaleStatus.SUBMITTED,
+        ForcedSaleStatus.PAUSED,
+        ForcedSaleStatus.FILLED,
+        ForcedSaleStatus.CANCELLED,
+    },
+    ForcedSaleStatus.AWAITING_APPROVAL: {
+        ForcedSaleStatus.SUBMITTED,
+        ForcedSaleStatus.CANCELLED,
+        ForcedSaleStatus.PAUSED,
+    },
+    ForcedSaleStatus.SUBMITTED: {
+        ForcedSaleStatus.PARTIALLY_FILLED,
+        ForcedSaleStatus.FILLED,
+        ForcedSaleStatus.PAUSED,
+        ForcedSaleStatus.FAILED,
+    },
+    ForcedSaleStatus.PARTIALLY_FILLED: {
+        ForcedSaleStatus.FILLED,
+        ForcedSaleStatus.PAUSED,
+        ForcedSaleStatus.FAILED,
+    },
+    ForcedSaleStatus.PAUSED: {
+        ForcedSaleStatus.PLANNED,
+        ForcedSaleStatus.SUBMITTED,
+        ForcedSaleStatus.PARTIALLY_FILLED,
+        ForcedSaleStatus.CANCELLED,
+        ForcedSaleStatus.FAILED,
+    },
+    ForcedSaleStatus.FILLED: set(),
+    ForcedSaleStatus.FAILED: set(),
+    ForcedSaleStatus.CANCELLED: set(),
+}
+
+
+class PauseReason(models.TextChoices):
+    KILL_SWITCH = "kill_switch", "Kill switch engaged"
+    STALE_PRICE = "stale_price", "Price stale"
+    PRICE_BAND = "price_band", "Fill price outside the band"
+    VENUE_ERRORS = "venue_errors", "Venue kept failing"

@@ -243,6 +243,11 @@ class LadderBatch:
         for sale in self.new_sales:
             sale.margin_call_id = sale.margin_call.pk if sale.margin_call else None
         ForcedSale.objects.bulk_create(self.new_sales)
+        if self.new_sales:
+            from financing.tasks import forced_sale_step  # tasks import the services that import this module
+
+            for sale in self.new_sales:
+                transaction.on_commit(lambda pk=sale.pk: forced_sale_step.delay(pk))
         records += [forced_sale_requested_records(sale, self.actor) for sale in self.new_sales]
         sale_of_call = {sale.margin_call.pk: sale for sale in self.new_sales if sale.margin_call}
         for call in self.handed_over:

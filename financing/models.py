@@ -5,11 +5,12 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import F, Q
 
 from accounts.models import hkd_field
-from collateral.models import fraction_field
+from collateral.models import fraction_field, price_field
 from financing.enums import (
     FacilityStatus,
     ForcedSaleStatus,
@@ -17,7 +18,10 @@ from financing.enums import (
     InstructionStatus,
     MarginCallStatus,
     MarginStatus,
+    PauseReason,
     RateKind,
+    SaleOrderStatus,
+    SaleRoute,
     TopUpOutcome,
     TopUpTrigger,
 )
@@ -375,6 +379,19 @@ class ForcedSale(models.Model):
     requested_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     status_reason = models.CharField(max_length=300, blank=True)
+    pause_reason = models.CharField(max_length=20, choices=PauseReason.choices, blank=True)
+    planned_at = models.DateTimeField(null=True, blank=True)
+    plan = models.JSONField(
+        encoder=DjangoJSONEncoder, default=dict, blank=True, help_text="figures the plan was made on"
+    )
+    shortfall = hkd_amount_field(
+        "shortfall", default=Decimal(0), help_text="debt left unsecured when the pool ran out"
+    )
+    proceeds = hkd_amount_field("proceeds", default=Decimal(0), help_text="net proceeds received so far")
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-requested_at", "-pk"]
@@ -393,9 +410,107 @@ class ForcedSale(models.Model):
                 name="one_open_forced_sale_per_facility",
             )
         ]
+        permissions = [
+            ("approve_forcedsale", "Can approve a forced sale before it is submitted"),
+            ("record_fill", "Can record fills of securities sale orders"),
+        ]
 
     def __str__(self) -> str:
         return f"Forced sale #{self.pk} on {self.facility.reference} ({self.get_status_display()})"
+
+
+class SaleOrder(models.Model):
+    """One asset's part of a forced sale: a sell order at a crypto venue or through the broker's order
+    system. Its client order id is derived from the sale, the order and the attempt, so a retry can always
+    find what an earlier attempt placed and never places a second order."""
+
+    forced_sale = models.ForeignKey(ForcedSale, on_delete=models.PROTECT, related_name="orders")
+    asset = models.ForeignKey("collateral.Asset", on_delete=models.PROTECT, related_name="+")
+    route = models.CharField(max_length=10, choices=SaleRoute.choices)
+    venue = models.CharField(max_length=50, blank=True)
+    quantity = quantity_field()
+    status = models.CharField(max_length=12, choices=SaleOrderStatus.choices, default=SaleOrderStatus.PLANNED)
+    attempt = models.PositiveSmallIntegerField(
+        default=1, help_text="placements so far (a re-placed remainder counts)"
+    )
+    client_order_id = models.CharField(max_length=64, unique=True)
+    venue_order_id = models.CharField(max_length=100, blank=True)
+    reference_price = price_field("oracle price when placed", null=True, blank=True)
+    limit_price = price_field("limit price", null=True, blank=True)
+    price_currency = models.CharField(max_length=4)
+    filled_quantity = quantity_field(default=Decimal(0))
+    filled_cost = price_field("filled value (price currency)", default=Decimal(0))
+    fees = price_field("fees (price currency)", default=Decimal(0))
+    errors = models.PositiveSmallIntegerField(default=0, help_text="venue errors in a row")
+    last_error = models.TextField(blank=True)
+    placed_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["forced_sale_id", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="sale_order_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(filled_quantity__gte=0) & Q(filled_quantity__lte=F("quantity")),
+                name="sale_order_never_overfilled",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Sell {self.quantity.normalize():f} {self.asset_id} ({self.client_order_id}, {self.get_status_display()})"
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.quantity - self.filled_quantity
+
+
+class SaleFill(models.Model):
+    """A quantity sold at a price: its proceeds are posted to the ledger and applied to the debt. One row
+    per fill, so a fill reported twice is recorded once."""
+
+    order = models.ForeignKey(SaleOrder, on_delete=models.PROTECT, related_name="fills")
+    fill_key = models.CharField(max_length=100, help_text="the venue's or order system's id for the fill")
+    quantity = quantity_field()
+    price = price_field()
+    fee = price_field("fee (price currency)", default=Decimal(0))
+    proceeds = hkd_amount_field("net proceeds")
+    transaction = models.OneToOneField(Transaction, on_delete=models.PROTECT, related_name="sale_fill")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["order_id", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["order", "fill_key"], name="one_fill_per_key"),
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0) & Q(price__gt=0) & Q(fee__gte=0), name="fill_values_sane"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity.normalize():f} {self.order.asset_id} at {self.price}"
+
+
+class KillSwitch(models.Model):
+    """One row. While engaged, no forced sale is submitted or continued. Engaging is immediate; lifting it
+    takes a second member of staff (four-eyes)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    engaged = models.BooleanField(default=False)
+    reason = models.CharField(max_length=300, blank=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        permissions = [
+            ("engage_killswitch", "Can engage the forced-sale kill switch"),
+            ("lift_killswitch", "Can approve lifting the kill switch"),
+        ]
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="kill_switch_single_row")]
+
+    def __str__(self) -> str:
+        return "Kill switch: " + ("ENGAGED" if self.engaged else "off")
 
 
 # --- automatic top-up ---

@@ -3,13 +3,22 @@ forced sales."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import Client
-from api.fields import MoneyOutField, PlainDecimalOutField, RatioOutField, money_field
+from api.fields import (
+    MoneyOutField,
+    PlainDecimalOutField,
+    RatioOutField,
+    money_field,
+    price_field,
+    quantity_field,
+)
 from collateral.serializers import SYMBOL_PATTERN
-from financing.enums import MarginStatus, TopUpTrigger
+from financing.enums import MarginStatus, PauseReason, TopUpTrigger
 from financing.models import (
     AutomaticTopUp,
     AutomaticTopUpTransfer,
@@ -18,6 +27,8 @@ from financing.models import (
     ForcedSale,
     MarginCall,
     Repayment,
+    SaleFill,
+    SaleOrder,
     StandingTopUpInstruction,
 )
 from financing.selectors import FacilityValuation
@@ -299,9 +310,45 @@ class MarginCallOut(serializers.ModelSerializer):
         return "HKD"
 
 
+class SaleOrderOut(serializers.ModelSerializer):
+    asset = serializers.CharField(source="asset_id", read_only=True)
+    quantity = PlainDecimalOutField()
+    limit_price = PlainDecimalOutField(allow_null=True)
+    filled_quantity = PlainDecimalOutField()
+    fees = PlainDecimalOutField(help_text="in the price currency")
+
+    class Meta:
+        model = SaleOrder
+        fields = [
+            "id",
+            "client_order_id",
+            "asset",
+            "route",
+            "venue",
+            "quantity",
+            "status",
+            "limit_price",
+            "price_currency",
+            "filled_quantity",
+            "fees",
+            "placed_at",
+            "closed_at",
+        ]
+        read_only_fields = fields
+
+
 class ForcedSaleOut(serializers.ModelSerializer):
     facility_reference = serializers.CharField(source="facility.reference", read_only=True)
     ratio_at_request = RatioOutField(allow_null=True, help_text="null: infinite")
+    shortfall = PlainDecimalOutField(help_text="HKD left unsecured when the pool ran out")
+    proceeds = PlainDecimalOutField(help_text="HKD received so far, after fees")
+    orders = SaleOrderOut(many=True, read_only=True)
+    pause_reason = serializers.ChoiceField(
+        choices=PauseReason.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="why it is paused; empty when it is not",
+    )
 
     class Meta:
         model = ForcedSale
@@ -312,11 +359,41 @@ class ForcedSaleOut(serializers.ModelSerializer):
             "margin_call",
             "trigger",
             "status",
+            "pause_reason",
             "ratio_at_request",
             "requested_at",
             "closed_at",
             "status_reason",
+            "shortfall",
+            "proceeds",
+            "orders",
         ]
+        read_only_fields = fields
+
+
+class SaleFillIn(serializers.Serializer):
+    """A fill of a securities sell order, reported by the broker's order system."""
+
+    client_order_id = serializers.CharField(max_length=64)
+    fill_id = serializers.CharField(
+        max_length=100, help_text="the order system's id for this fill; sent twice, recorded once"
+    )
+    quantity = quantity_field()
+    price = price_field()
+    fee = money_field(required=False, default=Decimal(0), help_text="in the order's price currency")
+
+
+class SaleFillOut(serializers.ModelSerializer):
+    client_order_id = serializers.CharField(source="order.client_order_id", read_only=True)
+    fill_id = serializers.CharField(source="fill_key", read_only=True)
+    quantity = PlainDecimalOutField()
+    price = PlainDecimalOutField()
+    fee = PlainDecimalOutField()
+    proceeds = PlainDecimalOutField(help_text="HKD, after the fee")
+
+    class Meta:
+        model = SaleFill
+        fields = ["id", "client_order_id", "fill_id", "quantity", "price", "fee", "proceeds", "created_at"]
         read_only_fields = fields
 
 

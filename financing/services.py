@@ -21,7 +21,7 @@ from collateral.calculations import margin_ratio, ratio_above
 from collateral.enums import MovementKind
 from collateral.models import Asset, CollateralMovement, CollateralPool
 from collateral.selectors import pool_holdings
-from collateral.services import collateral_deposit, parse_quantity, pool_open
+from collateral.services import collateral_deposit, collateral_movement_post, parse_quantity, pool_open
 from core.calendar import HONG_KONG
 from core.exceptions import InvalidInput, InvalidTransition
 from core.locks import lock_one
@@ -275,9 +275,16 @@ def drawdown_create(
 
 @transaction.atomic
 def repayment_create(
-    *, facility: Facility, amount: Any, actor: Actor, idempotency_key: str | None = None
+    *,
+    facility: Facility,
+    amount: Any,
+    actor: Actor,
+    idempotency_key: str | None = None,
+    from_pool: bool = False,
 ) -> Repayment:
-    """Cash received from the client: unpaid fees first, then interest, then principal."""
+    """Cash received from the client: unpaid fees first, then interest, then principal. With ``from_pool``
+    the cash is the HKD held in the client's collateral pool (sale proceeds): it leaves the pool and repays
+    the debt in the same transaction."""
     value = parse_hkd(amount, field="amount", positive=True).amount
     if idempotency_key:
         earlier = Repayment.objects.filter(
@@ -285,7 +292,7 @@ def repayment_create(
         ).first()
         if earlier is not None:
             return earlier
-    facility, _pool = _lock_for_lending(facility, firm=False)
+    facility, pool = _lock_for_lending(facility, firm=False)
     debt = facility_debt(facility)
     if value > debt.total:
         raise refusals.RepaymentRefused(
@@ -294,6 +301,11 @@ def repayment_create(
         )
     allocation = allocate_repayment(value, fees=debt.fees, interest=debt.interest, principal=debt.principal)
     legs = [LegSpec(firm_account(AccountKind.CASH_SETTLEMENT), HKD, value)]
+    if from_pool:  # the cash leaves the pool (the ledger refuses more than it holds)
+        legs += [
+            LegSpec(pool.account, HKD, -value),
+            LegSpec(firm_account(AccountKind.CUSTODY_CLEARING), HKD, value),
+        ]
     for account, part in (
         (facility.fees_account, allocation.to_fees),
         (facility.interest_account, allocation.to_interest),
@@ -304,7 +316,7 @@ def repayment_create(
     txn = transaction_post(
         kind=TransactionKind.REPAYMENT,
         legs=legs,
-        memo=f"Repayment of {hkd(value)} on {facility.reference}",
+        memo=f"Repayment of {hkd(value)} on {facility.reference}" + (" from the pool" if from_pool else ""),
         actor=actor,
         idempotency_key=f"repayment:{idempotency_key}" if idempotency_key else None,
     )
@@ -393,31 +405,14 @@ def collateral_withdraw(
                 f"{format_percent(valuation.thresholds.max_advance)}.",
                 code="max_advance_exceeded",
             )
-    txn = transaction_post(
-        kind=TransactionKind.WITHDRAWAL,
-        legs=[
-            LegSpec(pool.account, asset.symbol, -amount),
-            LegSpec(firm_account(AccountKind.CUSTODY_CLEARING), asset.symbol, amount),
-        ],
-        memo=f"Withdrawal of {amount.normalize():f} {asset.symbol} from {pool}",
-        actor=actor,
-    )
-    movement = CollateralMovement.objects.create(
+    return collateral_movement_post(
         pool=pool,
-        kind=MovementKind.WITHDRAWAL,
         asset=asset,
-        quantity=amount,
-        transaction=txn,
-        external_reference=external_reference,
-        actor_label=txn.actor_label,
-    )
-    audit_event_record(
+        amount=amount,
+        kind=MovementKind.WITHDRAWAL,
         actor=actor,
-        action="collateral.withdrawn",
-        target=pool,
-        after={"asset": asset.symbol, "quantity": str(amount), "transaction": txn.pk},
+        external_reference=external_reference,
     )
-    return movement
 
 
 # --- interest ------------------------------------------------------------------------------------

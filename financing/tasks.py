@@ -9,6 +9,7 @@ from django.utils import timezone
 from accounts.audit import SYSTEM
 from collateral.oracle import crypto_prices_refresh
 from core.calendar import is_business_day
+from financing import forced_sales
 from financing.ladder import ladder_run, margin_calls_escalate_due
 from financing.services import interest_accrue_all
 from financing.sweep import sweep_run
@@ -63,3 +64,15 @@ def interest_accrual() -> int:
     if not is_business_day(today):
         return 0
     return interest_accrue_all(accrual_date=today, actor=SYSTEM)
+
+
+@shared_task(name="financing.forced_sale_step", acks_late=True, soft_time_limit=60, time_limit=90)
+def forced_sale_step(sale_id: int) -> str:
+    """Take one forced sale one step further (safe to run twice, or after a worker died mid-step)."""
+    return forced_sales.forced_sale_step(sale_id=sale_id)
+
+
+@shared_task(name="financing.forced_sales_step_all", soft_time_limit=240, time_limit=300)
+def forced_sales_step_all() -> dict:
+    """The safety net and the follow-up: a step for every open forced sale."""
+    return forced_sales.forced_sales_step_all()

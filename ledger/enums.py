@@ -21,6 +21,7 @@ class AccountKind(models.TextChoices):
     FEE_INCOME = "fee_income", "Fee income"
     MARKET = "market", "Market (sales of collateral)"
     SALE_COSTS = "sale_costs", "Sale costs (venue fees)"
+    FX_MARKET = "fx_market", "FX conversions (sale proceeds into HKD)"
 
 
 # Accounts whose balance is a holding: they can never go below zero.

@@ -287,3 +287,27 @@ SPECTACULAR_SETTINGS = {
         "CashCurrencyEnum": [("HKD", "Hong Kong dollar")],
     },
 }
+
+# --- Forced sales -------------------------------------------------------------------------------
+# Where crypto collateral is sold. The default is the demo's first fake venue on loopback; production
+# sets FORCED_SALE_VENUE (JSON) to the real venue and its credentials, without a base_url.
+FORCED_SALE_VENUE = env.json(
+    "FORCED_SALE_VENUE",
+    default={
+        "name": "bitstamp-1",
+        "exchange": "bitstamp",
+        "base_url": "http://127.0.0.1:8801/api",
+        "api_key": "demo-key",
+        "secret": "ZGVtby1zZWNyZXQ=",
+        "timeout_ms": 5000,
+        "order_type": "limit",
+        "markets": {"BTC": "BTC/USD", "ETH": "ETH/USD"},
+    },
+)
+# A limit sell is placed this far below the oracle price; a fill worse than that pauses the sale.
+FORCED_SALE_PRICE_BAND = Decimal(env("FORCED_SALE_PRICE_BAND", default="0.02"))
+# Venue errors in a row (timeouts, rejections, insufficient funds) before a sale is paused and escalated.
+FORCED_SALE_MAX_VENUE_ERRORS = env.int("FORCED_SALE_MAX_VENUE_ERRORS", default=5)
+# An open limit order that has not filled for this long is cancelled and its remainder re-placed at a
+# fresh price.
+FORCED_SALE_REPRICE_SECONDS = env.int("FORCED_SALE_REPRICE_SECONDS", default=60)

@@ -6,7 +6,7 @@ from config.settings.base import BASE_DIR, env
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 
 CELERY_DATA_DIR = BASE_DIR / "var" / "celery"
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://localhost//")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for sub in ("queue", "processed", "control"):
         (CELERY_DATA_DIR / sub).mkdir(parents=True, exist_ok=True)

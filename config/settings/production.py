@@ -11,6 +11,9 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("Production needs DATABASE_URL pointing at PostgreSQL.")
 CELERY_BROKER_URL = env("CELERY_BROKER_URL")
+# The demo's defaults point at fake venues on loopback: production names its real venues explicitly.
+PRICE_VENUES = env.json("PRICE_VENUES")
+FORCED_SALE_VENUE = env.json("FORCED_SALE_VENUE")
 # API throttle counters must be shared by every gunicorn worker and container: Redis (the broker's, unless
 # CACHE_URL names another).
 CACHES = {"default": env.cache("CACHE_URL", default=env("REDIS_URL", default=CELERY_BROKER_URL))}

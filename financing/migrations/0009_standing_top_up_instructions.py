@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('accounts', '0002_audit_event_append_only'),
         ('collateral', '0003_custody_movements'),
-        ('financing', '0006_sweep_run_ladder_time'),
+        ('financing', '0008_forced_sale_schedule'),
         ('ledger', '0003_leg_indexes_for_the_zero_sum_check'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -1,0 +1,133 @@
+"""Selling at a crypto venue through ``ccxt``: placing, finding, following and cancelling one sell order.
+
+The venue sees a client order id derived from the sale (``FS<sale>-<order>-<attempt>``). Real venues do
+not refuse a second order with the same client id once the first is filled, so nothing here ever places
+an order without first asking the venue whether that id already exists: a retry after a timeout finds
+the order the first attempt placed and follows it instead. Numbers arrive as strings (``number = str``)
+and become ``Decimal`` exactly."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import ccxt
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from fake_exchange import ccxt_client
+
+logger = logging.getLogger(__name__)
+
+# Errors worth another attempt later (each attempt is counted; too many in a row pause the sale).
+VENUE_ERRORS = (ccxt.NetworkError, ccxt.ExchangeError)
+
+
+@dataclass(frozen=True)
+class VenueOrder:
+    id: str
+    client_order_id: str
+    status: str  # open, closed, canceled
+    filled: Decimal
+    cost: Decimal  # in the quote currency
+    fee: Decimal  # in the quote currency
+
+    @property
+    def is_done(self) -> bool:
+        return self.status in ("closed", "canceled")
+
+
+def _decimal(value: Any) -> Decimal:
+    if value is None or value == "":
+        return Decimal(0)
+    if isinstance(value, float):
+        raise TypeError("ccxt returned a float; the client must have number = str")
+    return Decimal(str(value))
+
+
+def _fee(order: dict) -> Decimal:
+    fees = order.get("fees") or ([order["fee"]] if order.get("fee") else [])
+    return sum((_decimal(fee.get("cost")) for fee in fees if fee), Decimal(0))
+
+
+def _from_ccxt(order: dict, client_order_id: str) -> VenueOrder:
+    filled = _decimal(order.get("filled"))
+    cost = _decimal(order.get("cost"))
+    if not cost and filled and order.get("average") is not None:
+        cost = filled * _decimal(order.get("average"))
+    return VenueOrder(
+        id=str(order["id"]),
+        client_order_id=order.get("clientOrderId") or client_order_id,
+        status=order.get("status") or "open",
+        filled=filled,
+        cost=cost,
+        fee=_fee(order),
+    )
+
+
+class SaleVenue:
+    def __init__(self, config: dict[str, Any] | None = None):
+        config = config if config is not None else settings.FORCED_SALE_VENUE
+        missing = {"name", "exchange", "markets"} - set(config)
+        if missing:
+            raise ImproperlyConfigured(f"FORCED_SALE_VENUE needs {', '.join(sorted(missing))}.")
+        self.name = config["name"]
+        self.exchange = config["exchange"]
+        self.markets: dict[str, str] = config["markets"]
+        self.order_type = config.get("order_type", "limit")
+        if self.order_type not in ("limit", "market"):
+            raise ImproperlyConfigured("FORCED_SALE_VENUE order_type is limit or market.")
+        self.client = ccxt_client(
+            self.exchange,
+            base_url=config.get("base_url") or None,
+            api_key=config.get("api_key"),
+            secret=config.get("secret"),
+            timeout_ms=int(config.get("timeout_ms", 5000)),
+        )
+
+    def market(self, symbol: str) -> str:
+        try:
+            return self.markets[symbol]
+        except KeyError:
+            raise ImproperlyConfigured(f"FORCED_SALE_VENUE has no market for {symbol}.") from None
+
+    def find(self, symbol: str, client_order_id: str) -> VenueOrder | None:
+        """The order an earlier attempt placed under this client id, if the venue has it."""
+        market = self.market(symbol)
+        try:
+            if self.exchange == "kraken":
+                for fetch in (self.client.fetch_open_orders, self.client.fetch_closed_orders):
+                    for order in fetch(market, params={"clientOrderId": client_order_id}):
+                        if order.get("clientOrderId") == client_order_id:
+                            return _from_ccxt(order, client_order_id)
+                return None
+            order = self.client.fetch_order(None, market, {"client_order_id": client_order_id})
+        except ccxt.OrderNotFound:
+            return None
+        return _from_ccxt(order, client_order_id)
+
+    def place(
+        self, symbol: str, quantity: Decimal, limit_price: Decimal | None, client_order_id: str
+    ) -> VenueOrder:
+        market = self.market(symbol)
+        amount = self.client.amount_to_precision(market, quantity)
+        price = None if self.order_type == "market" else self.client.price_to_precision(market, limit_price)
+        order = self.client.create_order(
+            market, self.order_type, "sell", amount, price, {"clientOrderId": client_order_id}
+        )
+        return VenueOrder(
+            id=str(order["id"]), client_order_id=client_order_id, status="open", filled=Decimal(0), cost=Decimal(0),
+            fee=Decimal(0),
+        )  # fmt: skip
+
+    def fetch(self, symbol: str, venue_order_id: str, client_order_id: str) -> VenueOrder:
+        return _from_ccxt(self.client.fetch_order(venue_order_id, self.market(symbol)), client_order_id)
+
+    def cancel(self, symbol: str, venue_order_id: str) -> None:
+        with contextlib.suppress(
+            ccxt.OrderNotFound
+        ):  # already gone (filled or cancelled): a fetch says which
+            self.client.cancel_order(venue_order_id, self.market(symbol))
