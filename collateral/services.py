@@ -399,6 +399,8 @@ def _check_price_row(row: PriceRow, assets: dict[str, Asset]) -> tuple[str, Any]
     symbol = (row.symbol or "").strip().upper()
     if not symbol:
         return "the symbol is empty"
+    if len(row.source or "") > Price._meta.get_field("source").max_length:
+        return f"the source is longer than {Price._meta.get_field('source').max_length} characters"
     try:
         value = parse_amount(row.price, field="price", positive=True, decimals=10)
         observed = _observed(row.observed_at)

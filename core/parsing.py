@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from djmoney.money import Money
 
 from core.exceptions import InvalidInput
 from core.money import places, to_decimal
+
+# The widest column (ledger quantities, 40 digits with 18 places) holds 22 digits before the point.
+MAX_WHOLE_DIGITS = 22
 
 
 def parse_amount(
@@ -37,7 +40,16 @@ def parse_amount(
         )
     if not positive and amount < 0:
         raise InvalidInput(f"{field}: cannot be negative ({amount}).", details={field: ["negative"]})
-    if decimals is not None and amount != amount.quantize(places(decimals), rounding=ROUND_DOWN):
+    if amount and amount.adjusted() >= MAX_WHOLE_DIGITS:
+        raise InvalidInput(
+            f"{field}: {amount} is too large (at most {MAX_WHOLE_DIGITS} digits before the decimal point).",
+            details={field: ["too large"]},
+        )
+    with localcontext(prec=80):  # exact for every amount that fits the database's columns
+        too_precise = decimals is not None and amount != amount.quantize(
+            places(decimals), rounding=ROUND_DOWN
+        )
+    if too_precise:
         raise InvalidInput(
             f"{field}: {amount} has more than {decimals} decimal places{'' if unit == 'decimal' else ' for ' + unit}.",
             details={field: ["too precise"]},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from django.db import connection
 from django.db import transaction as db_transaction
@@ -73,7 +73,9 @@ def _check_legs(legs: list[LegSpec]) -> None:
         instrument = instruments.get(leg.instrument)
         if instrument is None:
             raise InvalidInput(f"There is no instrument {leg.instrument}.", code="unknown_instrument")
-        if leg.amount != leg.amount.quantize(places(instrument.decimals)):
+        with localcontext(prec=80):
+            too_precise = leg.amount != leg.amount.quantize(places(instrument.decimals))
+        if too_precise:
             raise InvalidInput(
                 f"{leg.amount} {leg.instrument} has more than the {instrument.decimals} decimal places "
                 f"{leg.instrument} allows.",

@@ -126,3 +126,10 @@ def test_client_user_cannot_be_staff(officer):
     user.is_staff = True
     with pytest.raises(IntegrityError, match="client_user_is_not_staff"), transaction.atomic():
         user.save()
+
+
+def test_an_absurdly_large_amount_is_refused_in_words(officer):
+    with writes_nothing(), pytest.raises(InvalidInput, match="too large"):
+        services.client_create(
+            actor=officer, name="Huge Ltd", kind=ClientKind.CORPORATION, pi_portfolio_value="1" + "0" * 40
+        )
