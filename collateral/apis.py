@@ -168,6 +168,18 @@ class CustodyMovementFilter(FilterSet):
         fields = ["client", "kind", "asset", "external_reference"]
 
 
+def movement_client_and_asset(data: dict) -> tuple[Client, Asset]:
+    """The client and the asset a movement in a request body names, or a 400 naming what does not exist."""
+    client = Client.objects.filter(pk=data["client"]).first()
+    if client is None:
+        raise serializers.ValidationError({"client": [f"There is no client with id {data['client']}."]})
+    symbol = data["asset"].upper()
+    asset = Asset.objects.select_related("instrument").filter(pk=symbol).first()
+    if asset is None:
+        raise serializers.ValidationError({"asset": [f"There is no asset {symbol}."]})
+    return client, asset
+
+
 class CustodyMovementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     """The custody feed: what the broker's custody system reports received into (``received``) or released from
     (``released``) a client's free, unpledged holdings at the broker. Free holdings are the client's own, apart
@@ -197,13 +209,7 @@ class CustodyMovementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, A
     )
     def create(self, request):
         data = validated(CustodyMovementIn, request)
-        client = Client.objects.filter(pk=data["client"]).first()
-        if client is None:
-            raise serializers.ValidationError({"client": [f"There is no client with id {data['client']}."]})
-        symbol = data["asset"].upper()
-        asset = Asset.objects.select_related("instrument").filter(pk=symbol).first()
-        if asset is None:
-            raise serializers.ValidationError({"asset": [f"There is no asset {symbol}."]})
+        client, asset = movement_client_and_asset(data)
         service = (
             custody_holding_receive
             if data["kind"] == CustodyMovementKind.RECEIVED

@@ -9,7 +9,7 @@ import django_filters
 from django.db import IntegrityError
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import mixins, permissions, serializers, status
+from rest_framework import mixins, permissions, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -21,6 +21,7 @@ from api.filters import FilterSet, IdFilter, TimeFilter
 from api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from api.permissions import CallerAccess, Rule
 from api.views import ApiViewSet, validated
+from collateral.apis import movement_client_and_asset
 from collateral.enums import MovementKind
 from collateral.models import Asset, CollateralMovement, CollateralPool
 from collateral.serializers import CollateralMovementIn, CollateralMovementOut
@@ -255,13 +256,7 @@ class CollateralMovementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin
     )
     def create(self, request):
         data = validated(CollateralMovementIn, request)
-        client = Client.objects.filter(pk=data["client"]).first()
-        if client is None:
-            raise serializers.ValidationError({"client": [f"There is no client with id {data['client']}."]})
-        symbol = data["asset"].upper()
-        asset = Asset.objects.select_related("instrument").filter(pk=symbol).first()
-        if asset is None:
-            raise serializers.ValidationError({"asset": [f"There is no asset {symbol}."]})
+        client, asset = movement_client_and_asset(data)
         reference = data["external_reference"]
         earlier = self._earlier(client, reference)
         if earlier is not None:
