@@ -42,11 +42,7 @@ from collateral.selectors import (
 from collateral.services import PriceBatchRefused, PriceRow, RowProblem
 from core.admin import AddOnlyAdminMixin, ReadOnlyAdminMixin, ServiceAdminMixin
 from core.exceptions import DomainError
-from core.money import format_percent
-
-
-def hkd(amount: Decimal) -> str:
-    return f"HK${amount:,.2f}"
+from core.money import format_hkd, format_percent
 
 
 def plain(amount: Decimal | None) -> str:
@@ -414,11 +410,11 @@ class CollateralPoolAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="market value")
     def market_value(self, pool) -> str:
-        return hkd(self._valuation(pool).market_value)
+        return format_hkd(self._valuation(pool).market_value)
 
     @admin.display(description="margin value")
     def margin_value(self, pool) -> str:
-        return hkd(self._valuation(pool).margin_value)
+        return format_hkd(self._valuation(pool).margin_value)
 
     @admin.display(description="positions")
     def positions_count(self, pool) -> int:
@@ -437,9 +433,9 @@ class CollateralPoolAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 (
                     p.symbol + ("" if p.priced else " (no price: counts for nothing)"),
                     f"{p.quantity.normalize():f}",
-                    hkd(p.market_value),
-                    hkd(p.margin_value),
-                    hkd(p.excess_over_limit) if p.excess_over_limit else "",
+                    format_hkd(p.market_value),
+                    format_hkd(p.margin_value),
+                    format_hkd(p.excess_over_limit) if p.excess_over_limit else "",
                 )
                 for p in valuation.positions
             ),
@@ -459,7 +455,7 @@ class CollateralPoolAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 (
                     h.symbol,
                     f"{h.quantity.normalize():f}",
-                    hkd(h.market_value) if h.market_value is not None else "no price",
+                    format_hkd(h.market_value) if h.market_value is not None else "no price",
                     "yes" if h.eligible else "no",
                 )
                 for h in holdings

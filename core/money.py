@@ -43,6 +43,11 @@ def quantize_down(amount: Decimal, decimals: int) -> Decimal:
     return amount.quantize(places(decimals), rounding=ROUND_FLOOR)
 
 
+def format_hkd(amount: Decimal) -> str:
+    """An HKD amount as people read it: HK$1,234,567.89."""
+    return f"HK${amount:,.2f}"
+
+
 def format_percent(ratio: Decimal | None) -> str:
     if ratio is None:
         return "∞"

@@ -1,5 +1,3 @@
-from decimal import Decimal
-
 from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
@@ -9,7 +7,7 @@ from django.utils.html import format_html
 from collateral.models import CollateralMovement
 from core.admin import AddOnlyAdminMixin, ReadOnlyAdminMixin, ServiceAdminMixin, run_for_each
 from core.exceptions import DomainError
-from core.money import format_percent
+from core.money import format_hkd, format_percent
 from financing import forced_sales, services, top_ups
 from financing.enums import MarginStatus, SaleOrderStatus, SaleRoute, TopUpTrigger
 from financing.models import (
@@ -32,10 +30,6 @@ from financing.models import (
     SweepRun,
 )
 from financing.selectors import facility_valuation, open_facility_of, open_margin_call
-
-
-def hkd(amount: Decimal) -> str:
-    return f"HK${amount:,.2f}"
 
 
 @admin.register(MarginPolicy)
@@ -129,16 +123,16 @@ class FacilityAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="market value")
     def market_value(self, facility) -> str:
-        return hkd(self._valuation(facility).market_value)
+        return format_hkd(self._valuation(facility).market_value)
 
     @admin.display(description="margin value")
     def margin_value(self, facility) -> str:
-        return hkd(self._valuation(facility).margin_value)
+        return format_hkd(self._valuation(facility).margin_value)
 
     @admin.display(description="debt")
     def debt(self, facility) -> str:
         debt = self._valuation(facility).debt
-        return f"{hkd(debt.total)} (principal {hkd(debt.principal)}, interest {hkd(debt.interest)}, fees {hkd(debt.fees)})"
+        return f"{format_hkd(debt.total)} (principal {format_hkd(debt.principal)}, interest {format_hkd(debt.interest)}, fees {format_hkd(debt.fees)})"
 
     @admin.display(description="margin ratio")
     def margin_ratio(self, facility) -> str:
@@ -150,15 +144,15 @@ class FacilityAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="margin surplus")
     def margin_surplus(self, facility) -> str:
-        return hkd(self._valuation(facility).margin_surplus)
+        return format_hkd(self._valuation(facility).margin_surplus)
 
     @admin.display(description="margin deficiency")
     def margin_deficiency(self, facility) -> str:
-        return hkd(self._valuation(facility).margin_deficiency)
+        return format_hkd(self._valuation(facility).margin_deficiency)
 
     @admin.display(description="available to draw (to max advance)")
     def available_to_draw(self, facility) -> str:
-        return hkd(self._valuation(facility).available_to_draw)
+        return format_hkd(self._valuation(facility).available_to_draw)
 
     @admin.display(description="margin status")
     def margin_status(self, facility) -> str:

@@ -48,7 +48,7 @@ from collateral.models import Asset, CollateralPool
 from collateral.selectors import fx_to_hkd, pool_holdings, position_inputs, price_freshness
 from core.exceptions import InvalidInput, InvalidTransition, PermissionRefused
 from core.locks import lock_one
-from core.money import CENT, format_percent
+from core.money import CENT, format_hkd, format_percent
 from core.parsing import parse_amount
 from financing.enums import (
     FORCED_SALE_TRANSITIONS,
@@ -71,10 +71,6 @@ logger = logging.getLogger(__name__)
 
 HKD = "HKD"
 AUTO_RESUMING = (PauseReason.KILL_SWITCH, PauseReason.STALE_PRICE)
-
-
-def hkd(amount: Decimal) -> str:
-    return f"HK${amount:,.2f}"
 
 
 def quantity_words(quantity: Decimal, symbol: str) -> str:
@@ -365,7 +361,7 @@ def _plan(sale: ForcedSale, facility: Facility, pool: CollateralPool, actor: Act
         # Nothing (more) to sell: either the ratio is back at target, or the pool is gone.
         if debt > 0 and plan.shortfall > 0:
             _record_shortfall(sale, plan.shortfall, actor)
-            reason = f"the whole pool is sold; {hkd(plan.shortfall)} of debt remains unsecured"
+            reason = f"the whole pool is sold; {format_hkd(plan.shortfall)} of debt remains unsecured"
         else:
             reason = (
                 f"margin ratio {format_percent(valuation.margin_ratio)} is at or below the target of "
@@ -471,7 +467,7 @@ def _record_shortfall(sale: ForcedSale, amount: Decimal, actor: Actor) -> None:
         sale,
         "forced_sale.shortfall",
         f"Forced sale #{sale.pk} on {sale.facility.reference}: the whole pool does not cover the debt; "
-        f"{hkd(amount)} will remain unsecured and needs a decision by staff",
+        f"{format_hkd(amount)} will remain unsecured and needs a decision by staff",
         {"shortfall": amount},
     )
 
@@ -585,7 +581,7 @@ def _post_fill(
         sale,
         "forced_sale.fill",
         f"Forced sale #{sale.pk}: sold {quantity_words(quantity, order.asset_id)} at {price} {currency}; "
-        f"{hkd(net_hkd)} after fees, {hkd(repaid)} repaid",
+        f"{format_hkd(net_hkd)} after fees, {format_hkd(repaid)} repaid",
         {
             "order": order.client_order_id,
             "asset": order.asset_id,

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from accounts.audit import SYSTEM, Actor
 from core.locks import lock_one, lock_rows
-from core.money import format_percent
+from core.money import format_hkd, format_percent
 from financing.enums import (
     OPEN_FORCED_SALE_STATUSES,
     OPEN_MARGIN_CALL_STATUSES,
@@ -38,7 +38,6 @@ from financing.margin_calls import (
     Figures,
     LadderBatch,
     forced_sale_request,
-    hkd,
     margin_call_reassess,
     margin_call_transition,
 )
@@ -190,7 +189,7 @@ def margin_call_escalate(*, call: MarginCall, actor: Actor = SYSTEM) -> bool:
         call=call,
         status=MarginCallStatus.ESCALATED,
         actor=actor,
-        reason=f"not met by its deadline; still due {hkd(call.repayment_due.amount)}",
+        reason=f"not met by its deadline; still due {format_hkd(call.repayment_due.amount)}",
     )
     forced_sale_request(facility=facility, trigger=ForcedSaleTrigger.DEADLINE, margin_call=call, actor=actor)
     return True

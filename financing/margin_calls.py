@@ -20,7 +20,7 @@ from collateral.selectors import pool_holdings
 from core.calendar import HONG_KONG, cure_deadline
 from core.exceptions import InvalidInput, InvalidTransition
 from core.locks import lock_one
-from core.money import format_percent
+from core.money import format_hkd, format_percent
 from financing.enums import (
     MARGIN_CALL_TRANSITIONS,
     OPEN_MARGIN_CALL_STATUSES,
@@ -38,10 +38,6 @@ from financing.selectors import (
 from notifications.services import EventSpec, events_record
 
 HKD = "HKD"
-
-
-def hkd(amount: Decimal) -> str:
-    return f"HK${amount:,.2f}"
 
 
 @dataclass(frozen=True)
@@ -115,7 +111,7 @@ def margin_call_issued_records(call: MarginCall, actor: Actor) -> tuple[AuditSpe
             type="margin_call.issued",
             summary=(
                 f"Margin call on {facility.reference}: ratio {format_percent(call.ratio_at_issue)}; repay "
-                f"{hkd(call.repayment_due.amount)} or top up {hkd(call.top_up_due.amount)} cash by "
+                f"{format_hkd(call.repayment_due.amount)} or top up {format_hkd(call.top_up_due.amount)} cash by "
                 f"{call.deadline.astimezone(HONG_KONG):%Y-%m-%d %H:%M} HKT"
             ),
             payload=margin_call_payload(call),
@@ -376,8 +372,8 @@ def margin_call_reassess(*, call: MarginCall, actor: Actor, cause: str) -> str:
             EventSpec(
                 type="margin_call.updated",
                 summary=(
-                    f"Margin call #{call.pk} on {facility.reference} after {cause}: still due, repay {hkd(repayment)} "
-                    f"or top up {hkd(top_up)} cash by {call.deadline.astimezone(HONG_KONG):%Y-%m-%d %H:%M} HKT"
+                    f"Margin call #{call.pk} on {facility.reference} after {cause}: still due, repay {format_hkd(repayment)} "
+                    f"or top up {format_hkd(top_up)} cash by {call.deadline.astimezone(HONG_KONG):%Y-%m-%d %H:%M} HKT"
                 ),
                 payload={**margin_call_payload(call), "cause": cause, "margin_ratio": figures.margin_ratio},
                 client=facility.client,

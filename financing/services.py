@@ -25,7 +25,7 @@ from collateral.services import collateral_deposit, collateral_movement_post, pa
 from core.calendar import HONG_KONG
 from core.exceptions import InvalidInput, InvalidTransition
 from core.locks import lock_one
-from core.money import ZERO, format_percent
+from core.money import ZERO, format_hkd, format_percent
 from core.parsing import parse_amount, parse_hkd
 from core.validation import validate_model
 from financing import exceptions as refusals
@@ -58,10 +58,6 @@ from ledger.enums import AccountKind, TransactionKind
 from ledger.services import LegSpec, account_for, firm_account, transaction_post
 
 HKD = "HKD"
-
-
-def hkd(amount: Decimal) -> str:
-    return f"HK${amount:,.2f}"
 
 
 # --- locks ---------------------------------------------------------------------------------------
@@ -188,8 +184,8 @@ def _check_drawdown(facility: Facility, pool: CollateralPool | None, amount: Dec
     if debt.principal + amount > facility.limit.amount:
         room = max(facility.limit.amount - debt.principal, ZERO)
         raise refusals.FacilityLimitExceeded(
-            f"A drawdown of {hkd(amount)} would take the principal to {hkd(debt.principal + amount)}, above the "
-            f"facility limit of {hkd(facility.limit.amount)}; at most {hkd(room)} can be drawn.",
+            f"A drawdown of {format_hkd(amount)} would take the principal to {format_hkd(debt.principal + amount)}, above the "
+            f"facility limit of {format_hkd(facility.limit.amount)}; at most {format_hkd(room)} can be drawn.",
             details={"available": str(room)},
         )
     profile = CreditProfile.objects.filter(client=client).first()
@@ -198,8 +194,8 @@ def _check_drawdown(facility: Facility, pool: CollateralPool | None, amount: Dec
     if client_loans + amount > credit_limit:
         room = max(credit_limit - client_loans, ZERO)
         raise refusals.CreditLimitExceeded(
-            f"A drawdown of {hkd(amount)} would take {client.name}'s loans to {hkd(client_loans + amount)}, above "
-            f"the approved credit limit of {hkd(credit_limit)}; at most {hkd(room)} can be drawn.",
+            f"A drawdown of {format_hkd(amount)} would take {client.name}'s loans to {format_hkd(client_loans + amount)}, above "
+            f"the approved credit limit of {format_hkd(credit_limit)}; at most {format_hkd(room)} can be drawn.",
             details={"available": str(room)},
         )
     valuation = valuation_for_holdings(facility, pool_holdings(pool) if pool else {})
@@ -207,9 +203,9 @@ def _check_drawdown(facility: Facility, pool: CollateralPool | None, amount: Dec
     max_advance = valuation.thresholds.max_advance
     if ratio_above(debt_after, valuation.margin_value, max_advance):
         raise refusals.MaxAdvanceExceeded(
-            f"A drawdown of {hkd(amount)} would lift the margin ratio to "
+            f"A drawdown of {format_hkd(amount)} would lift the margin ratio to "
             f"{format_percent(margin_ratio(debt_after, valuation.margin_value))}, above the max advance of "
-            f"{format_percent(max_advance)}; at most {hkd(valuation.available_to_draw)} can be drawn.",
+            f"{format_percent(max_advance)}; at most {format_hkd(valuation.available_to_draw)} can be drawn.",
             details={"available": str(valuation.available_to_draw)},
         )
     capital = settings.BROKER_CAPITAL_HKD
@@ -217,15 +213,15 @@ def _check_drawdown(facility: Facility, pool: CollateralPool | None, amount: Dec
     firm_loans = total_margin_loans()
     if firm_loans + amount > firm_cap:
         raise refusals.FirmLimitExceeded(
-            f"A drawdown of {hkd(amount)} would take the firm's margin loans to {hkd(firm_loans + amount)}, above "
-            f"{settings.FIRM_LOAN_TO_CAPITAL_MULTIPLE} × capital ({hkd(firm_cap)})."
+            f"A drawdown of {format_hkd(amount)} would take the firm's margin loans to {format_hkd(firm_loans + amount)}, above "
+            f"{settings.FIRM_LOAN_TO_CAPITAL_MULTIPLE} × capital ({format_hkd(firm_cap)})."
         )
     client_cap = capital * settings.CLIENT_LOAN_SHARE_OF_CAPITAL
     if client_loans + amount > client_cap:
         raise refusals.ClientConcentrationExceeded(
-            f"A drawdown of {hkd(amount)} would take {client.name}'s loans to {hkd(client_loans + amount)}, above "
+            f"A drawdown of {format_hkd(amount)} would take {client.name}'s loans to {format_hkd(client_loans + amount)}, above "
             f"the firm's per-client cap of {format_percent(settings.CLIENT_LOAN_SHARE_OF_CAPITAL)} of capital "
-            f"({hkd(client_cap)})."
+            f"({format_hkd(client_cap)})."
         )
     return margin_ratio(debt_after, valuation.margin_value)
 
@@ -250,7 +246,7 @@ def drawdown_create(
             LegSpec(facility.principal_account, HKD, value),
             LegSpec(firm_account(AccountKind.CASH_SETTLEMENT), HKD, -value),
         ],
-        memo=f"Drawdown of {hkd(value)} on {facility.reference}",
+        memo=f"Drawdown of {format_hkd(value)} on {facility.reference}",
         actor=actor,
         idempotency_key=f"drawdown:{idempotency_key}" if idempotency_key else None,
     )
@@ -296,7 +292,7 @@ def repayment_create(
     debt = facility_debt(facility)
     if value > debt.total:
         raise refusals.RepaymentRefused(
-            f"A repayment of {hkd(value)} is more than the debt of {hkd(debt.total)} on {facility.reference}.",
+            f"A repayment of {format_hkd(value)} is more than the debt of {format_hkd(debt.total)} on {facility.reference}.",
             details={"debt": str(debt.total)},
         )
     allocation = allocate_repayment(value, fees=debt.fees, interest=debt.interest, principal=debt.principal)
@@ -316,7 +312,8 @@ def repayment_create(
     txn = transaction_post(
         kind=TransactionKind.REPAYMENT,
         legs=legs,
-        memo=f"Repayment of {hkd(value)} on {facility.reference}" + (" from the pool" if from_pool else ""),
+        memo=f"Repayment of {format_hkd(value)} on {facility.reference}"
+        + (" from the pool" if from_pool else ""),
         actor=actor,
         idempotency_key=f"repayment:{idempotency_key}" if idempotency_key else None,
     )
@@ -331,7 +328,7 @@ def repayment_create(
     )
     call = open_margin_call(facility)
     if call is not None:
-        margin_call_reassess(call=call, actor=actor, cause=f"a repayment of {hkd(value)}")
+        margin_call_reassess(call=call, actor=actor, cause=f"a repayment of {format_hkd(value)}")
     audit_event_record(
         actor=actor,
         action="repayment.created",

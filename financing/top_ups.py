@@ -42,7 +42,7 @@ from collateral.selectors import (
 from core.calendar import HONG_KONG
 from core.exceptions import InvalidInput, InvalidTransition, PermissionRefused
 from core.locks import lock_one, lock_rows
-from core.money import ZERO, format_percent
+from core.money import ZERO, format_hkd, format_percent
 from core.validation import validate_model
 from financing.enums import (
     INSTRUCTION_TRANSITIONS,
@@ -53,7 +53,7 @@ from financing.enums import (
     TopUpOutcome,
     TopUpTrigger,
 )
-from financing.margin_calls import LadderBatch, hkd, margin_call_reassess
+from financing.margin_calls import LadderBatch, margin_call_reassess
 from financing.models import (
     AutomaticTopUp,
     AutomaticTopUpTransfer,
@@ -563,11 +563,13 @@ def _record_and_tell(record: AutomaticTopUp, plan, facility: Facility, call, act
     payload = top_up_payload(record, plan)
     ratio_words = f"margin ratio {format_percent(plan.ratio_before)} → {format_percent(plan.ratio_after)}"
     if plan.moves_anything:
-        moved = ", ".join(f"{_plain(t.quantity)} {t.symbol} ({hkd(t.market_value)})" for t in plan.transfers)
+        moved = ", ".join(
+            f"{_plain(t.quantity)} {t.symbol} ({format_hkd(t.market_value)})" for t in plan.transfers
+        )
         rest = (
             ""
             if plan.reaches_target
-            else f"; still due: repay {hkd(plan.still_due.repayment)} or top up {hkd(plan.still_due.cash_top_up)} cash"
+            else f"; still due: repay {format_hkd(plan.still_due.repayment)} or top up {format_hkd(plan.still_due.cash_top_up)} cash"
         )
         audit = AuditSpec(actor, "automatic_top_up.moved", record, after=json_value(payload))
         event = EventSpec(
@@ -581,8 +583,8 @@ def _record_and_tell(record: AutomaticTopUp, plan, facility: Facility, call, act
     else:
         why = "; ".join(f"{s.symbol}: {s.reason}" for s in plan.skipped) or "nothing is held free in custody"
         stands = (
-            f"; margin call #{call.pk} stands: repay {hkd(call.repayment_due.amount)} or top up "
-            f"{hkd(call.top_up_due.amount)} cash by {call.deadline.astimezone(HONG_KONG):%Y-%m-%d %H:%M} HKT"
+            f"; margin call #{call.pk} stands: repay {format_hkd(call.repayment_due.amount)} or top up "
+            f"{format_hkd(call.top_up_due.amount)} cash by {call.deadline.astimezone(HONG_KONG):%Y-%m-%d %H:%M} HKT"
             if call is not None
             else ""
         )
