@@ -13,7 +13,7 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from accounts.models import AuditEvent, User
-from core.db import bulk_insert
+from core.db import bulk_insert_rows
 
 
 @dataclass(frozen=True)
@@ -78,34 +78,41 @@ class AuditSpec:
     after: dict | None = None
 
 
-def _audit_event(spec: AuditSpec, now) -> AuditEvent:
-    event = AuditEvent(
-        created_at=now,
-        actor=actor_user(spec.actor),
-        actor_label=actor_label(spec.actor),
-        action=spec.action,
-        before=json_value(spec.before) if spec.before is not None else None,
-        after=json_value(spec.after) if spec.after is not None else None,
+AUDIT_COLUMNS = ["created_at", "actor_id", "actor_label", "action", "target_type_id", "target_id", "target_repr",
+                 "before", "after"]  # fmt: skip
+
+
+def _audit_row(spec: AuditSpec, now) -> tuple:
+    """An audit event as plain values in ``AUDIT_COLUMNS`` order."""
+    user = actor_user(spec.actor)
+    target = spec.target
+    return (
+        now,
+        user.pk if user is not None else None,
+        actor_label(spec.actor),
+        spec.action,
+        ContentType.objects.get_for_model(target, for_concrete_model=False).pk
+        if target is not None
+        else None,
+        str(target.pk) if target is not None else "",
+        str(target)[:200] if target is not None else "",
+        json_value(spec.before) if spec.before is not None else None,
+        json_value(spec.after) if spec.after is not None else None,
     )
-    if spec.target is not None:
-        event.target_type = ContentType.objects.get_for_model(spec.target, for_concrete_model=False)
-        event.target_id = str(spec.target.pk)
-        event.target_repr = str(spec.target)[:200]
-    return event
 
 
-def audit_events_record(specs: list[AuditSpec]) -> list[AuditEvent]:
-    """Write audit events in one statement. Refuses to run outside a transaction: the events must commit
-    or roll back together with the changes they describe."""
+def _refuse_outside_transaction(specs: list[AuditSpec]) -> None:
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError(f"audit events {[s.action for s in specs]!r} written outside a transaction")
+
+
+def audit_events_record(specs: list[AuditSpec]) -> int:
+    """Write audit events in one statement, built as plain values (the margin-call ladder writes thousands
+    at a time). Refuses to run outside a transaction: the events must commit or roll back together with the
+    changes they describe. Returns how many."""
+    _refuse_outside_transaction(specs)
     now = timezone.now()
-    events = [_audit_event(spec, now) for spec in specs]
-    if len(events) == 1:
-        events[0].save()
-    else:
-        bulk_insert(AuditEvent, events)
-    return events
+    return bulk_insert_rows(AuditEvent, AUDIT_COLUMNS, [_audit_row(spec, now) for spec in specs])
 
 
 def audit_event_record(
@@ -117,5 +124,8 @@ def audit_event_record(
     after: dict | None = None,
 ) -> AuditEvent:
     """Write one audit event, in the caller's transaction."""
-    (event,) = audit_events_record([AuditSpec(actor, action, target, before, after)])
+    spec = AuditSpec(actor, action, target, before, after)
+    _refuse_outside_transaction([spec])
+    event = AuditEvent(**dict(zip(AUDIT_COLUMNS, _audit_row(spec, timezone.now()), strict=True)))
+    event.save()
     return event

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+
 from django.db import connection, migrations, models
+from django.db.models.expressions import RawSQL
 
 
 class PostgresOnlySQL(migrations.RunSQL):
@@ -34,20 +39,101 @@ def append_only(table: str) -> PostgresOnlySQL:
     )
 
 
-def bulk_insert(model: type[models.Model], objects: list[models.Model]) -> None:
-    """Insert many new rows as fast as the database allows: PostgreSQL's COPY, or ``bulk_create``
-    elsewhere. For rows whose generated primary keys the caller does not need back (COPY returns none);
-    defaults and ``auto_now_add`` are applied as ``save()`` would."""
+# Field classes whose Python value psycopg sends as it is (checked by exact class: a subclass may convert
+# its values). Anything else goes through the field's own ``get_db_prep_save``.
+_PLAIN_FIELDS = (
+    models.AutoField, models.BigAutoField, models.BigIntegerField, models.BooleanField, models.CharField,
+    models.DateField, models.DateTimeField, models.EmailField, models.ForeignKey, models.IntegerField,
+    models.PositiveIntegerField, models.PositiveSmallIntegerField, models.SmallIntegerField,
+    models.TextField, models.UUIDField,
+)  # fmt: skip
+
+
+def _adapter(field: models.Field) -> Callable[[object], object] | None:
+    """How one column's Python value becomes what COPY sends: None when it goes as it is; the same value
+    ``save()`` would send either way."""
+    if type(field) in _PLAIN_FIELDS:
+        return None
+    if type(field) is models.DecimalField:
+        return lambda value: (
+            value if value is None or type(value) is Decimal else field.get_db_prep_save(value, connection)
+        )
+    if type(field) is models.JSONField:
+        encoder = field.encoder
+        return lambda value: connection.ops.adapt_json_value(value, encoder)
+    return lambda value: field.get_db_prep_save(value, connection)
+
+
+def bulk_insert(model: type[models.Model], objects: list[models.Model], *, with_pks: bool = False) -> None:
+    """Insert many new model instances as fast as the database allows (``bulk_insert_rows``); defaults and
+    ``auto_now_add`` are applied as ``save()`` would. With ``with_pks`` each instance gets its primary key
+    first (on PostgreSQL taken from the table's sequence in one query), so the caller can refer to them."""
     if not objects:
         return
     if connection.vendor != "postgresql":
         model._default_manager.bulk_create(objects)
         return
-    fields = [
-        f for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))
+    pk = model._meta.pk
+    if with_pks and isinstance(pk, models.AutoField):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [model._meta.db_table, pk.column, len(objects)],
+            )
+            for obj, (value,) in zip(objects, cursor.fetchall(), strict=True):
+                obj.pk = value
+        fields = list(model._meta.concrete_fields)
+    else:
+        fields = [
+            f for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))
+        ]
+    for obj in objects:
+        obj._state.adding, obj._state.db = False, connection.alias
+    getters = [
+        (lambda obj, f=f: f.pre_save(obj, True))
+        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
+        else operator.attrgetter(f.attname)
+        for f in fields
     ]
+    bulk_insert_rows(model, [f.attname for f in fields], [[get(obj) for get in getters] for obj in objects])
+
+
+def bulk_insert_rows(model: type[models.Model], attnames: list[str], rows: list[Sequence[object]]) -> int:
+    """Insert rows given as Python values in ``attnames`` order (``client_id`` for a foreign key), without
+    building model instances: PostgreSQL's COPY, or ``bulk_create`` elsewhere. Columns not named take their
+    database default (none is applied here). Returns how many rows."""
+    if not rows:
+        return 0
+    fields = [model._meta.get_field(name) for name in attnames]
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_create([model(**dict(zip(attnames, row, strict=True))) for row in rows])
+        return len(rows)
+    adapters = [(i, adapt) for i, f in enumerate(fields) if (adapt := _adapter(f)) is not None]
     table = connection.ops.quote_name(model._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-        for obj in objects:
-            copy.write_row([f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields])
+    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            if adapters:
+                row = list(row)
+                for i, adapt in adapters:
+                    row[i] = adapt(row[i])
+            copy.write_row(row)
+    return len(rows)
+
+
+def sql_in(column: str, values: list) -> tuple[str, list]:
+    """``column`` is one of ``values``, as SQL and parameters: one array parameter on PostgreSQL (a list of
+    thousands of placeholders costs more to send and plan than the query itself), placeholders elsewhere."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)", [list(values)]
+    if not values:
+        return "1 = 0", []
+    return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
+
+
+def id_in(field: str, ids) -> models.Q:
+    """``field__in=ids`` for thousands of ids: on PostgreSQL sent as one array parameter (see ``sql_in``)."""
+    ids = list(ids)
+    if connection.vendor == "postgresql" and len(ids) > 100:
+        return models.Q(**{f"{field}__in": RawSQL("SELECT unnest(%s::bigint[])", [ids])})
+    return models.Q(**{f"{field}__in": ids})

@@ -17,7 +17,9 @@ run it twice, the second run does nothing."""
 
 from __future__ import annotations
 
+import datetime
 import logging
+from dataclasses import dataclass
 
 from django.db import connection, transaction
 from django.db.models import DecimalField, ExpressionWrapper, F, Value
@@ -25,11 +27,14 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.audit import SYSTEM, Actor
-from core.locks import lock_one, lock_rows
+from accounts.models import Client
+from core.db import id_in, sql_in
+from core.locks import lock_one
 from core.money import format_hkd, format_percent
 from financing.enums import (
     OPEN_FORCED_SALE_STATUSES,
     OPEN_MARGIN_CALL_STATUSES,
+    FacilityStatus,
     ForcedSaleTrigger,
     MarginCallStatus,
     MarginStatus,
@@ -41,10 +46,11 @@ from financing.margin_calls import (
     margin_call_reassess,
     margin_call_transition,
 )
-from financing.models import Facility, ForcedSale, MarginCall, MarginPolicy, MarginState
+from financing.models import Facility, MarginCall, MarginPolicy, MarginState
 from financing.selectors import default_policy, thresholds_of
-from financing.sweep import valuations_of
+from financing.sweep import posted_since, valuations_of
 from financing.top_ups import auto_top_ups_after_ladder  # the automatic top-up hook in ladder_apply
+from ledger.models import Leg
 from notifications.services import EventSpec
 
 logger = logging.getLogger(__name__)
@@ -63,25 +69,95 @@ def _payload(facility: Facility, figures: Figures) -> dict:
     }
 
 
+# What the ladder reads of each facility in a batch, in one statement that also locks the facility and its
+# margin state (in id order, like every other writer): the facility and its client (enough for calls,
+# sales and the events' wording), the margin state, and the facility's open margin call and forced sale.
+FACILITY_FIELDS = ["id", "reference", "client_id", "policy_id", "status"]
+CLIENT_FIELDS = ["id", "reference", "email"]
+LADDER_READ_SQL = """
+SELECT f.id, f.reference, f.client_id, f.policy_id, f.status, c.id, c.reference, c.email,
+       ms.market_value, ms.margin_value, ms.debt, ms.margin_ratio, ms.status, ms.notified_status, ms.valued_at,
+       ms.status_since,
+       (SELECT mc.id FROM financing_margincall mc
+         WHERE mc.facility_id = f.id AND mc.status IN ({open_calls}) ORDER BY mc.id LIMIT 1),
+       EXISTS (SELECT 1 FROM financing_forcedsale fs WHERE fs.facility_id = f.id AND fs.status IN ({open_sales}))
+  FROM financing_facility f
+  JOIN accounts_client c ON c.id = f.client_id
+  JOIN financing_marginstate ms ON ms.facility_id = f.id
+ WHERE {ids}
+ ORDER BY f.id {lock}
+"""
+
+
+@dataclass(frozen=True)
+class Due:
+    """A facility the ladder is to act on, as read (and locked) for a batch."""
+
+    facility: Facility
+    figures: Figures  # the margin state's
+    notified_status: str
+    valued_at: datetime.datetime
+    status_since: datetime.datetime
+    open_call_id: int | None
+    has_open_sale: bool
+
+
+def _read_batch(facility_ids: list[int]) -> dict[int, Due]:
+    quoted = lambda values: ", ".join(f"'{v}'" for v in values)  # noqa: E731 (enum values, not input)
+    ids_sql, params = sql_in("f.id", facility_ids)
+    sql = LADDER_READ_SQL.format(
+        open_calls=quoted(OPEN_MARGIN_CALL_STATUSES),
+        open_sales=quoted(OPEN_FORCED_SALE_STATUSES),
+        ids=ids_sql,
+        lock="FOR UPDATE OF f, ms" if connection.features.has_select_for_update_of else "",
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    client_field = Facility._meta.get_field("client")
+    due = {}
+    for row in rows:
+        facility = Facility.from_db(connection.alias, FACILITY_FIELDS, row[0:5])
+        client_field.set_cached_value(facility, Client.from_db(connection.alias, CLIENT_FIELDS, row[5:8]))
+        due[facility.pk] = Due(
+            facility, Figures(*row[8:13]), row[13], row[14], row[15], row[16], bool(row[17])
+        )
+    return due
+
+
+def _live_figures(facilities: dict[int, Facility], valued_since: datetime.datetime) -> dict[int, Figures]:
+    """Figures valued again now for the facilities whose client's ledger accounts were posted to since their
+    margin state was valued (a top-up or a repayment the sweep did not see). Everybody else's holdings and
+    debt are those of the state: the ladder acts on the truth without valuing the whole batch twice."""
+    clients = {f.client_id for f in facilities.values()}
+    touched = set(
+        Leg.objects.filter(
+            id_in("account__client_id", clients), transaction__posted_at__gte=posted_since(valued_since)
+        ).values_list("account__client_id", flat=True)
+    )
+    if not touched:
+        return {}
+    rows = valuations_of(sorted(touched))
+    return {pk: Figures(*row[1:]) for pk, row in rows.items()}
+
+
 @transaction.atomic
 def ladder_apply(*, facility_ids: list[int], actor: Actor = SYSTEM) -> int:
     """Act on facilities whose status moved since the ladder last acted. Returns the actions taken."""
-    facilities = {
-        f.pk: f for f in lock_rows(Facility.objects.filter(pk__in=facility_ids).select_related("client"))
-    }
-    states = {s.facility_id: s for s in lock_rows(MarginState.objects.filter(facility_id__in=facilities))}
-    live = valuations_of(sorted({f.client_id for f in facilities.values()}))
-    open_calls = {
-        c.facility_id: c
-        for c in MarginCall.objects.filter(
-            facility_id__in=facilities, status__in=OPEN_MARGIN_CALL_STATUSES
-        ).select_related("facility__client")
-    }
-    open_sales = set(
-        ForcedSale.objects.filter(
-            facility_id__in=facilities, status__in=OPEN_FORCED_SALE_STATUSES
-        ).values_list("facility_id", flat=True)
-    )
+    due = _read_batch(facility_ids)
+    if not due:
+        return 0
+    facilities = {pk: d.facility for pk, d in due.items()}
+    live = _live_figures(facilities, min(d.valued_at for d in due.values()))
+    to_hand_over = [  # open calls a forced sale may take over: loaded as instances
+        d.open_call_id
+        for pk, d in due.items()
+        if d.open_call_id and (live.get(pk) or d.figures).status == MarginStatus.FORCED_SALE
+    ]
+    open_calls = {}
+    for call in MarginCall.objects.filter(pk__in=to_hand_over):
+        call.facility = facilities[call.facility_id]
+        open_calls[call.facility_id] = call
     default = default_policy()
     policies = {
         p.pk: p
@@ -89,14 +165,16 @@ def ladder_apply(*, facility_ids: list[int], actor: Actor = SYSTEM) -> int:
     }
     batch = LadderBatch(actor=actor)
     now = batch.now
-    for facility_id in sorted(states):
-        facility, state = facilities[facility_id], states[facility_id]
-        row = live.get(facility_id)
-        if row is None:  # closed since the sweep
+    revalued, acted = [], []
+    for facility_id in sorted(due):
+        d = due[facility_id]
+        facility, before = d.facility, d.notified_status
+        if facility.status == FacilityStatus.CLOSED:  # closed since the sweep: nothing to act on
+            acted.append(facility_id)
             continue
-        figures = Figures(*row[1:])
+        figures = live.get(facility_id) or d.figures
         policy = policies.get(facility.policy_id, default)
-        before, current = state.notified_status, figures.status
+        current = figures.status
         if current == MarginStatus.WARNING and before in BELOW_WARNING:
             thresholds = thresholds_of(policy)
             batch.events.append(
@@ -113,10 +191,10 @@ def ladder_apply(*, facility_ids: list[int], actor: Actor = SYSTEM) -> int:
                 )
             )
         elif current == MarginStatus.MARGIN_CALL:
-            if facility_id not in open_calls and facility_id not in open_sales:
+            if not d.open_call_id and not d.has_open_sale:
                 batch.issue_call(facility, figures, policy)
         elif current == MarginStatus.FORCED_SALE:
-            if facility_id not in open_sales:
+            if not d.has_open_sale:
                 call = open_calls.get(facility_id) or batch.issue_call(facility, figures, policy)
                 batch.request_sale(facility, figures, ForcedSaleTrigger.THRESHOLD, call)
         elif current in BELOW_WARNING and before not in BELOW_WARNING:
@@ -130,40 +208,23 @@ def ladder_apply(*, facility_ids: list[int], actor: Actor = SYSTEM) -> int:
                     notify_staff=False,
                 )
             )
-        if (state.status, state.margin_ratio) != (current, figures.margin_ratio):
-            state.status_since = now if state.status != current else state.status_since
-        state.market_value, state.margin_value, state.debt = (
-            figures.market_value,
-            figures.margin_value,
-            figures.debt,
-        )
-        state.margin_ratio, state.status, state.notified_status, state.valued_at = (
-            figures.margin_ratio,
-            current,
-            current,
-            now,
-        )
+        if facility_id in live:
+            status_since = now if d.figures.status != current else d.status_since
+            revalued.append(
+                (figures.market_value, figures.margin_value, figures.debt, figures.margin_ratio, current, current,
+                 now, status_since, facility_id)
+            )  # fmt: skip
+        else:
+            acted.append(facility_id)
     actions = batch.write()
-    with (
-        connection.cursor() as cursor
-    ):  # one prepared statement, pipelined: far cheaper than bulk_update's CASEs
+    # The state's own figures were acted on: only what the ladder has acted on changes.
+    MarginState.objects.filter(id_in("facility_id", acted)).update(notified_status=F("status"))
+    with connection.cursor() as cursor:
+        # Valued again: the new figures, one prepared statement pipelined (far cheaper than bulk_update).
         cursor.executemany(
-            "UPDATE financing_marginstate SET market_value = %s, margin_value = %s, debt = %s, margin_ratio = %s, "
-            "status = %s, notified_status = %s, valued_at = %s, status_since = %s WHERE facility_id = %s",
-            [
-                (
-                    s.market_value,
-                    s.margin_value,
-                    s.debt,
-                    s.margin_ratio,
-                    s.status,
-                    s.notified_status,
-                    s.valued_at,
-                    s.status_since,
-                    s.facility_id,
-                )
-                for s in states.values()
-            ],
+            f"UPDATE {MarginState._meta.db_table} SET market_value = %s, margin_value = %s, debt = %s, margin_ratio = %s, status = %s, "
+            "notified_status = %s, valued_at = %s, status_since = %s WHERE facility_id = %s",
+            revalued,
         )
     # --- automatic top-up hook: facilities this batch called or warned, whose client has an active
     # standing instruction, get their top-up now, each in its own savepoint (financing/top_ups.py) ---

@@ -10,7 +10,7 @@ import datetime
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from djmoney.money import Money
 
@@ -18,6 +18,7 @@ from accounts.audit import Actor, AuditSpec, audit_events_record, snapshot
 from collateral.calculations import cure_amounts, ratio_above
 from collateral.selectors import pool_holdings
 from core.calendar import HONG_KONG, cure_deadline
+from core.db import bulk_insert
 from core.exceptions import InvalidInput, InvalidTransition
 from core.locks import lock_one
 from core.money import format_hkd, format_percent
@@ -234,16 +235,18 @@ class LadderBatch:
         return sale
 
     def write(self) -> int:
-        MarginCall.objects.bulk_create(self.new_calls)
+        bulk_insert(MarginCall, self.new_calls, with_pks=True)
         records = [margin_call_issued_records(call, self.actor) for call in self.new_calls]
         for sale in self.new_sales:
             sale.margin_call_id = sale.margin_call.pk if sale.margin_call else None
-        ForcedSale.objects.bulk_create(self.new_sales)
+        bulk_insert(ForcedSale, self.new_sales, with_pks=True)
         if self.new_sales:
-            from financing.tasks import forced_sale_step  # tasks import the services that import this module
+            from financing.tasks import (
+                forced_sales_start,  # tasks import the services that import this module
+            )
 
-            for sale in self.new_sales:
-                transaction.on_commit(lambda pk=sale.pk: forced_sale_step.delay(pk))
+            ids = [sale.pk for sale in self.new_sales]
+            transaction.on_commit(lambda: forced_sales_start.delay(ids))  # one message, however many sales
         records += [forced_sale_requested_records(sale, self.actor) for sale in self.new_sales]
         sale_of_call = {sale.margin_call.pk: sale for sale in self.new_sales if sale.margin_call}
         for call in self.handed_over:
@@ -251,7 +254,13 @@ class LadderBatch:
                 call, MarginCallStatus.FORCED_SALE, f"forced sale #{sale_of_call[call.pk].pk}", self.now
             )
             records.append(margin_call_moved_records(call, before, call.close_reason, self.actor))
-        MarginCall.objects.bulk_update(self.handed_over, ["status", "closed_at", "close_reason"])
+        if self.handed_over:  # one prepared statement, pipelined: far cheaper than bulk_update's CASEs
+            with connection.cursor() as cursor:
+                cursor.executemany(
+                    f"UPDATE {MarginCall._meta.db_table} SET status = %s, closed_at = %s, close_reason = %s "
+                    "WHERE id = %s",
+                    [(c.status, c.closed_at, c.close_reason, c.pk) for c in self.handed_over],
+                )
         audit_events_record([*self.audits, *(audit for audit, _ in records)])
         events_record([*self.events, *(event for _, event in records)])
         return len(self.new_calls) + len(self.new_sales) + len(self.events)

@@ -72,6 +72,15 @@ def forced_sale_step(sale_id: int) -> str:
     return forced_sales.forced_sale_step(sale_id=sale_id)
 
 
+@shared_task(name="financing.forced_sales_start")
+def forced_sales_start(sale_ids: list[int]) -> int:
+    """Queue a step for each of many newly requested sales: the ladder sends one message for a whole batch,
+    the workers take the steps in parallel (a lost message only delays them: ``forced_sales_step_all``)."""
+    for sale_id in sale_ids:
+        forced_sale_step.delay(sale_id)
+    return len(sale_ids)
+
+
 @shared_task(name="financing.forced_sales_step_all", soft_time_limit=240, time_limit=300)
 def forced_sales_step_all() -> dict:
     """The safety net and the follow-up: a step for every open forced sale."""

@@ -40,6 +40,7 @@ from collateral.selectors import (
     position_inputs,
 )
 from core.calendar import HONG_KONG
+from core.db import id_in
 from core.exceptions import InvalidInput, InvalidTransition, PermissionRefused
 from core.locks import lock_one, lock_rows
 from core.money import ZERO, format_hkd, format_percent
@@ -621,7 +622,7 @@ def auto_top_ups_after_ladder(*, batch: LadderBatch, actor: Actor) -> int:
         return 0
     triggers = dict(
         StandingTopUpInstruction.objects.filter(
-            status=InstructionStatus.ACTIVE, client_id__in={f.client_id for f in candidates.values()}
+            id_in("client_id", {f.client_id for f in candidates.values()}), status=InstructionStatus.ACTIVE
         ).values_list("client_id", "trigger")
     )
     done = 0
