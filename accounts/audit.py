@@ -48,6 +48,8 @@ def actor_user(actor: Actor | None) -> User | None:
 
 def json_value(value: Any) -> Any:
     """A JSON-safe, exact rendering of a field value: decimals and money as strings, never floats."""
+    if value is None or type(value) in (str, int, bool):  # the common case first: nothing to convert
+        return value
     if isinstance(value, Money):
         return {"amount": str(value.amount), "currency": str(value.currency)}
     if isinstance(value, Decimal):

@@ -8,6 +8,8 @@ from decimal import Decimal
 
 from django.db import connection, migrations, models
 from django.db.models.expressions import RawSQL
+from djmoney.models.fields import CurrencyField, MoneyField
+from djmoney.money import Money
 
 
 class PostgresOnlySQL(migrations.RunSQL):
@@ -58,10 +60,26 @@ def _adapter(field: models.Field) -> Callable[[object], object] | None:
         return lambda value: (
             value if value is None or type(value) is Decimal else field.get_db_prep_save(value, connection)
         )
+    if isinstance(field, MoneyField):  # the amount column of a Money (its currency is a field of its own)
+        return lambda value: (
+            value.amount if isinstance(value, Money) else field.get_db_prep_save(value, connection)
+        )
+    if isinstance(field, CurrencyField):
+        return lambda value: value if type(value) is str else field.get_db_prep_save(value, connection)
     if type(field) is models.JSONField:
         encoder = field.encoder
         return lambda value: connection.ops.adapt_json_value(value, encoder)
     return lambda value: field.get_db_prep_save(value, connection)
+
+
+def _getter(field: models.Field) -> Callable[[models.Model], object]:
+    """How ``save()`` reads a field's value from an instance, without the detours: ``pre_save`` only where
+    it does something, and a Money field's stored amount without building a Money."""
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return lambda obj: field.pre_save(obj, True)
+    if isinstance(field, MoneyField):
+        return lambda obj: obj.__dict__.get(field.attname)
+    return operator.attrgetter(field.attname)
 
 
 def bulk_insert(model: type[models.Model], objects: list[models.Model], *, with_pks: bool = False) -> None:
@@ -89,12 +107,7 @@ def bulk_insert(model: type[models.Model], objects: list[models.Model], *, with_
         ]
     for obj in objects:
         obj._state.adding, obj._state.db = False, connection.alias
-    getters = [
-        (lambda obj, f=f: f.pre_save(obj, True))
-        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
-        else operator.attrgetter(f.attname)
-        for f in fields
-    ]
+    getters = [_getter(f) for f in fields]
     bulk_insert_rows(model, [f.attname for f in fields], [[get(obj) for get in getters] for obj in objects])
 
 
@@ -121,18 +134,9 @@ def bulk_insert_rows(model: type[models.Model], attnames: list[str], rows: list[
     return len(rows)
 
 
-def sql_in(column: str, values: list) -> tuple[str, list]:
-    """``column`` is one of ``values``, as SQL and parameters: one array parameter on PostgreSQL (a list of
-    thousands of placeholders costs more to send and plan than the query itself), placeholders elsewhere."""
-    if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s)", [list(values)]
-    if not values:
-        return "1 = 0", []
-    return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
-
-
 def id_in(field: str, ids) -> models.Q:
-    """``field__in=ids`` for thousands of ids: on PostgreSQL sent as one array parameter (see ``sql_in``)."""
+    """``field__in=ids`` for thousands of ids: on PostgreSQL sent as one array parameter (a list of thousands
+    of placeholders costs more to send and plan than the query itself); as placeholders elsewhere."""
     ids = list(ids)
     if connection.vendor == "postgresql" and len(ids) > 100:
         return models.Q(**{f"{field}__in": RawSQL("SELECT unnest(%s::bigint[])", [ids])})

@@ -22,14 +22,14 @@ import logging
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models import DecimalField, ExpressionWrapper, F, Value
+from django.db.models import DecimalField, Exists, ExpressionWrapper, F, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.audit import SYSTEM, Actor
 from accounts.models import Client
-from core.db import id_in, sql_in
-from core.locks import lock_one
+from core.db import id_in
+from core.locks import lock_one, lock_rows
 from core.money import format_hkd, format_percent
 from financing.enums import (
     OPEN_FORCED_SALE_STATUSES,
@@ -46,7 +46,7 @@ from financing.margin_calls import (
     margin_call_reassess,
     margin_call_transition,
 )
-from financing.models import Facility, MarginCall, MarginPolicy, MarginState
+from financing.models import Facility, ForcedSale, MarginCall, MarginPolicy, MarginState
 from financing.selectors import default_policy, thresholds_of
 from financing.sweep import posted_since, valuations_of
 from financing.top_ups import auto_top_ups_after_ladder  # the automatic top-up hook in ladder_apply
@@ -69,24 +69,13 @@ def _payload(facility: Facility, figures: Figures) -> dict:
     }
 
 
-# What the ladder reads of each facility in a batch, in one statement that also locks the facility and its
-# margin state (in id order, like every other writer): the facility and its client (enough for calls,
-# sales and the events' wording), the margin state, and the facility's open margin call and forced sale.
+# What the ladder reads of each facility in a batch, locking the facility and then its margin state (in id
+# order, like every other writer): the facility and its client (enough for calls, sales and the events'
+# wording), whether it has an open margin call or forced sale, and the margin state.
 FACILITY_FIELDS = ["id", "reference", "client_id", "policy_id", "status"]
-CLIENT_FIELDS = ["id", "reference", "email"]
-LADDER_READ_SQL = """
-SELECT f.id, f.reference, f.client_id, f.policy_id, f.status, c.id, c.reference, c.email,
-       ms.market_value, ms.margin_value, ms.debt, ms.margin_ratio, ms.status, ms.notified_status, ms.valued_at,
-       ms.status_since,
-       (SELECT mc.id FROM financing_margincall mc
-         WHERE mc.facility_id = f.id AND mc.status IN ({open_calls}) ORDER BY mc.id LIMIT 1),
-       EXISTS (SELECT 1 FROM financing_forcedsale fs WHERE fs.facility_id = f.id AND fs.status IN ({open_sales}))
-  FROM financing_facility f
-  JOIN accounts_client c ON c.id = f.client_id
-  JOIN financing_marginstate ms ON ms.facility_id = f.id
- WHERE {ids}
- ORDER BY f.id {lock}
-"""
+CLIENT_FIELDS = ["client__id", "client__reference", "client__email"]
+STATE_FIELDS = ["market_value", "margin_value", "debt", "margin_ratio", "status", "notified_status", "valued_at",
+                "status_since"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -103,25 +92,34 @@ class Due:
 
 
 def _read_batch(facility_ids: list[int]) -> dict[int, Due]:
-    quoted = lambda values: ", ".join(f"'{v}'" for v in values)  # noqa: E731 (enum values, not input)
-    ids_sql, params = sql_in("f.id", facility_ids)
-    sql = LADDER_READ_SQL.format(
-        open_calls=quoted(OPEN_MARGIN_CALL_STATUSES),
-        open_sales=quoted(OPEN_FORCED_SALE_STATUSES),
-        ids=ids_sql,
-        lock="FOR UPDATE OF f, ms" if connection.features.has_select_for_update_of else "",
+    """Two statements for a whole batch, whatever its size (values, not model instances from the ORM)."""
+    open_call = MarginCall.objects.filter(facility=OuterRef("pk"), status__in=OPEN_MARGIN_CALL_STATUSES)
+    open_sale = ForcedSale.objects.filter(facility=OuterRef("pk"), status__in=OPEN_FORCED_SALE_STATUSES)
+    rows = lock_rows(
+        Facility.objects.filter(id_in("pk", facility_ids))
+        .annotate(
+            open_call_id=Subquery(open_call.order_by("pk").values("pk")[:1]), has_open_sale=Exists(open_sale)
+        )
+        .values_list(*FACILITY_FIELDS, *CLIENT_FIELDS, "open_call_id", "has_open_sale")
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
+    states = {
+        row[0]: row[1:]
+        for row in lock_rows(
+            MarginState.objects.filter(id_in("facility_id", [row[0] for row in rows])).values_list(
+                "facility_id", *STATE_FIELDS
+            )
+        )
+    }
     client_field = Facility._meta.get_field("client")
     due = {}
     for row in rows:
+        state = states.get(row[0])
+        if state is None:  # never valued: nothing for the ladder yet
+            continue
         facility = Facility.from_db(connection.alias, FACILITY_FIELDS, row[0:5])
-        client_field.set_cached_value(facility, Client.from_db(connection.alias, CLIENT_FIELDS, row[5:8]))
-        due[facility.pk] = Due(
-            facility, Figures(*row[8:13]), row[13], row[14], row[15], row[16], bool(row[17])
-        )
+        client = Client.from_db(connection.alias, ["id", "reference", "email"], row[5:8])
+        client_field.set_cached_value(facility, client)
+        due[facility.pk] = Due(facility, Figures(*state[0:5]), *state[5:8], row[8], row[9])
     return due
 
 

@@ -267,7 +267,9 @@ class MarginCall(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Margin call #{self.pk} on {self.facility.reference} ({self.get_status_display()})"
+        # The label straight from the enum: get_status_display() rebuilds the choices on each call, and the
+        # ladder names thousands of calls in its audit records.
+        return f"Margin call #{self.pk} on {self.facility.reference} ({MarginCallStatus(self.status).label})"
 
 
 def ratio_field(verbose_name: str = "margin ratio", **kwargs) -> models.DecimalField:
@@ -423,7 +425,7 @@ class ForcedSale(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Forced sale #{self.pk} on {self.facility.reference} ({self.get_status_display()})"
+        return f"Forced sale #{self.pk} on {self.facility.reference} ({ForcedSaleStatus(self.status).label})"
 
 
 class SaleOrder(models.Model):

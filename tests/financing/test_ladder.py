@@ -8,6 +8,7 @@ from django.core import mail
 from django.utils import timezone
 
 from accounts.audit import SYSTEM
+from collateral.services import collateral_deposit
 from core.calendar import HONG_KONG
 from financing import exceptions as refusals
 from financing.enums import ForcedSaleStatus, ForcedSaleTrigger, MarginCallStatus, MarginStatus
@@ -193,3 +194,29 @@ def test_a_partial_repayment_lowers_the_amount_due(facility):
     call = MarginCall.objects.get()
     assert call.status == MarginCallStatus.ISSUED
     assert call.repayment_due.amount == Decimal("43040.00")
+
+
+def test_the_ladder_acts_on_a_top_up_the_sweep_did_not_see(facility, market):
+    """The sweep finds a margin call; before the ladder runs, cash arrives. The ladder values the client
+    again (it was posted to since its valuation) and issues nothing: the state says what is true now."""
+    price("BTC", "80000")
+    sweep_run(symbols=["BTC"], trigger="test", ladder=False)
+    state = MarginState.objects.get(facility=facility)
+    assert (state.status, state.notified_status) == (MarginStatus.MARGIN_CALL, MarginStatus.OK)
+    collateral_deposit(pool=facility_pool(facility), asset=market["HKD"], quantity="100000.00", actor=SYSTEM)
+    ladder_run()
+    assert not MarginCall.objects.exists()
+    state.refresh_from_db()
+    assert state.status == state.notified_status == MarginStatus.OK
+    assert state.margin_value == Decimal("349600.00")  # 249,600 of BTC and 100,000 of cash
+    assert events() == []
+
+
+def test_the_ladder_acts_on_the_sweeps_figures_when_nothing_was_posted(facility):
+    """Nothing posted since the sweep: the call is issued on the figures the sweep stored."""
+    btc_at("80000")
+    state = MarginState.objects.get(facility=facility)
+    call = MarginCall.objects.get()
+    assert (call.debt_at_issue.amount, call.margin_value_at_issue.amount, call.ratio_at_issue) == (
+        state.debt, state.margin_value, state.margin_ratio)  # fmt: skip
+    assert state.notified_status == MarginStatus.MARGIN_CALL

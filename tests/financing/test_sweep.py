@@ -110,3 +110,25 @@ def test_every_run_is_recorded(market):
     assert run.symbols == ["BTC"]
     assert run.finished_at is not None
     assert run.facilities_valued == 1
+
+
+def test_a_price_driven_sweep_reads_the_debt_of_clients_posted_to_and_keeps_the_others(market):
+    """In a sweep after a price move the debt of a client nothing was posted to is the one its margin state
+    holds (only postings change a debt); a client with a drawdown since is read from the ledger."""
+    quiet = facility_with_pool(holdings={"BTC": "1"})
+    busy = facility_with_pool(holdings={"BTC": "1"})
+    for facility in (quiet, busy):
+        drawdown_create(facility=facility, amount="100000.00", actor=SYSTEM)
+    sweep_run(trigger="test")
+    with override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0):
+        sweep_run(trigger="test")  # now the first drawdowns are behind the last sweep
+        drawdown_create(facility=busy, amount="20000.00", actor=SYSTEM)
+        price("BTC", "95000")
+        result = sweep_run(symbols=["BTC"], trigger="test")
+    assert result.facilities_valued == 2
+    debts = dict(MarginState.objects.values_list("facility_id", "debt"))
+    assert debts == {quiet.pk: Decimal("100000.00"), busy.pk: Decimal("120000.00")}
+    figures = {row[0]: row[1:] for row in facility_figures([quiet.client_id, busy.client_id])}
+    for state in MarginState.objects.all():
+        assert figures[state.facility_id] == (
+            state.market_value, state.margin_value, state.debt, state.margin_ratio, state.status)  # fmt: skip

@@ -9,7 +9,14 @@ from django.utils import timezone
 
 from notifications.enums import Channel, DeliveryStatus
 from notifications.models import OutboxMessage, WebhookEndpoint
-from notifications.services import event_record, outbox_deliver, outbox_due_ids
+from notifications.services import (
+    BATCH_DELIVERY_THRESHOLD,
+    EventSpec,
+    event_record,
+    events_record,
+    outbox_deliver,
+    outbox_due_ids,
+)
 from notifications.signing import SIGNATURE_HEADER, sign, verify
 from notifications.tasks import deliver_due_messages
 from tests.accounts.factories import ClientFactory
@@ -135,3 +142,51 @@ def test_a_message_whose_task_was_lost_is_delivered_by_the_periodic_task(receive
     message.refresh_from_db()
     assert message.status == DeliveryStatus.DELIVERED
     assert len(receiver.received) == 1
+
+
+def test_a_large_batch_of_events_gets_the_same_messages_from_the_database(receiver):
+    """Above the batch threshold the messages are made in SQL from the events: the same destinations as
+    one at a time — webhooks that want the type, the client once, each staff address once, the client
+    never twice when staff and client share an address."""
+    WebhookEndpoint.objects.create(name="OMS", url=receiver.url, secret="s")
+    WebhookEndpoint.objects.create(
+        name="Calls only", url=receiver.url, secret="s", event_types=["margin_call.issued"]
+    )
+    WebhookEndpoint.objects.create(name="Off", url=receiver.url, secret="s", is_active=False)
+    shared = ClientFactory(email="desk@broker.example")  # also a staff address
+    plain = ClientFactory(email="client@example.com")
+    silent = ClientFactory(email="")
+    kinds = [
+        ("margin_call.issued", plain, True, True),
+        ("margin.warning", shared, True, True),
+        ("margin.restored", plain, True, False),
+        ("margin.warning", silent, True, True),
+        ("margin.warning", plain, False, True),
+    ]
+    specs = [
+        EventSpec(type=t, summary=f"event {n}", payload={"n": n}, client=c, notify_client=nc, notify_staff=ns)
+        for n, (t, c, nc, ns) in enumerate(kinds * 6)
+    ]
+    assert len(specs) > BATCH_DELIVERY_THRESHOLD
+    with (
+        override_settings(
+            STAFF_ALERT_EMAILS=["risk@broker.example", "desk@broker.example", "risk@broker.example"]
+        ),
+        transaction.atomic(),
+    ):
+        ids = events_record(specs)
+    expected = {
+        "margin_call.issued": {("webhook", "OMS"), ("webhook", "Calls only"), ("email", "client@example.com"),
+                               ("email", "risk@broker.example"), ("email", "desk@broker.example")},
+        "margin.warning/shared": {("webhook", "OMS"), ("email", "desk@broker.example"), ("email", "risk@broker.example")},
+        "margin.restored": {("webhook", "OMS"), ("email", "client@example.com")},
+        "margin.warning/silent": {("webhook", "OMS"), ("email", "risk@broker.example"), ("email", "desk@broker.example")},
+        "margin.warning/staff only": {("webhook", "OMS"), ("email", "risk@broker.example"), ("email", "desk@broker.example")},
+    }  # fmt: skip
+    names = list(expected)
+    for n, event_id in enumerate(ids):
+        messages = OutboxMessage.objects.filter(event_id=event_id)
+        got = [(m.channel, m.endpoint.name if m.endpoint else m.recipient) for m in messages]
+        assert len(got) == len(set(got)), got
+        assert set(got) == expected[names[n % len(kinds)]], (n, got)
+        assert all(m.status == DeliveryStatus.PENDING and m.attempts == 0 for m in messages)
