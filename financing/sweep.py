@@ -107,29 +107,24 @@ def _clients_in_scope(symbols: list[str] | None, since: datetime.datetime | None
     return sorted(clients)
 
 
-# The facilities in scope, by one of three selections: every open facility; those of given clients; or
-# those of the holders of the moved assets plus clients whose ledger accounts were posted to since a
-# moment. Worked out inside the statement, so that a sweep never ships tens of thousands of ids back and
-# forth; written as joins the planner can size from its statistics (it picks hash joins for a book).
-IN_SCOPE = {
-    "all": "SELECT id FROM financing_facility",
-    "clients": "SELECT id FROM financing_facility WHERE client_id = ANY(%(clients)s)",
-    "moved": """SELECT f.id FROM financing_facility f
-          JOIN collateral_collateralpool p ON p.client_id = f.client_id
-         WHERE EXISTS (SELECT 1 FROM ledger_balance b WHERE b.account_id = p.account_id
-                          AND b.instrument_id = ANY(%(symbols)s) AND b.amount <> 0)
-        UNION
-        SELECT id FROM financing_facility WHERE client_id IN (SELECT client_id FROM touched)""",
+# The facilities in scope, by one of three filters: every open facility; those of given clients; or those
+# of the holders of the moved assets plus clients whose ledger accounts were posted to since a moment.
+# Worked out inside the statement, so that a sweep never ships tens of thousands of ids back and forth.
+SCOPE_FILTERS = {
+    "all": "",
+    "clients": "AND f.client_id = ANY(%(clients)s)",
+    "moved": """AND (p.account_id IN (SELECT account_id FROM ledger_balance
+                                     WHERE instrument_id = ANY(%(symbols)s) AND amount <> 0)
+             OR f.client_id IN (SELECT client_id FROM touched))""",
 }
 
 # Clients whose ledger accounts were posted to since a moment (the "moved" scope only).
-TOUCHED_CTE = """
-touched AS MATERIALIZED (
+TOUCHED_CTE = """WITH touched AS MATERIALIZED (
     SELECT DISTINCT a.client_id FROM ledger_transaction t
       JOIN ledger_leg l ON l.transaction_id = t.id
       JOIN ledger_account a ON a.id = l.account_id
      WHERE t.posted_at >= %(since)s AND a.client_id IS NOT NULL
-),"""
+)"""
 
 # A facility's debt changes only by postings to its loan accounts. In a price-driven sweep ("moved"),
 # the debt the margin state holds is therefore still exact for every client nothing was posted to since the
@@ -145,8 +140,7 @@ KNOWN_DEBT = {
 # a temporary table: one row each, read by the valuation below. A table rather than a CTE because the
 # planner knows its size, and picks hash joins for the tens of thousands of pools behind it.
 SCOPE_SQL = """
-CREATE TEMP TABLE sweep_scope ON COMMIT DROP AS WITH {touched}
-in_scope AS ({in_scope})
+CREATE TEMP TABLE sweep_scope ON COMMIT DROP AS {touched}
 SELECT f.id AS facility_id, f.client_id, COALESCE(mp.warning, %(default_warning)s) AS warning,
        COALESCE(mp.margin_call, %(default_margin_call)s) AS margin_call,
        COALESCE(mp.forced_sale, %(default_forced_sale)s) AS forced_sale,
@@ -157,11 +151,11 @@ SELECT f.id AS facility_id, f.client_id, COALESCE(mp.warning, %(default_warning)
             WHERE b.account_id IN (f.principal_account_id, f.interest_account_id, f.fees_account_id)
               AND b.instrument_id = 'HKD'
        ))::numeric(20, 2) AS debt
-  FROM in_scope i
-  JOIN financing_facility f ON f.id = i.id
+  FROM financing_facility f
+  LEFT JOIN collateral_collateralpool p ON p.client_id = f.client_id
   LEFT JOIN financing_marginpolicy mp ON mp.id = f.policy_id
   LEFT JOIN financing_marginstate ms ON ms.facility_id = f.id
- WHERE f.status <> 'closed'
+ WHERE f.status <> 'closed' {scope_filter}
 """
 
 # Market value per position (half-up to the cent), the pool's total by a window, margin value with the
@@ -262,7 +256,7 @@ def _scope_table(cursor, scope: str, params: dict[str, object]) -> None:
     cursor.execute(
         SCOPE_SQL.format(
             touched=TOUCHED_CTE if scope == "moved" else "",
-            in_scope=IN_SCOPE[scope],
+            scope_filter=SCOPE_FILTERS[scope],
             known_debt=KNOWN_DEBT[scope],
         ),
         params,
