@@ -28,9 +28,9 @@ from financing.enums import (
     ForcedSaleTrigger,
     MarginCallStatus,
 )
+from financing.locks import facility_and_pool_lock
 from financing.models import Facility, ForcedSale, MarginCall, MarginPolicy
 from financing.selectors import (
-    facility_pool,
     open_forced_sale,
     open_margin_call,
     policy_for,
@@ -270,10 +270,7 @@ class LadderBatch:
 
 
 def _lock_and_value(facility: Facility) -> tuple[Facility, Figures]:
-    facility = lock_one(Facility, facility.pk)
-    pool = facility_pool(facility)
-    if pool is not None:
-        lock_one(type(pool), pool.pk)
+    facility, pool = facility_and_pool_lock(facility)
     valuation = valuation_for_holdings(facility, pool_holdings(pool) if pool else {})
     return facility, figures_of(valuation)
 

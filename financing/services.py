@@ -34,12 +34,12 @@ from financing.enums import (
     FacilityStatus,
     RateKind,
 )
+from financing.locks import facility_and_pool_lock
 from financing.margin_calls import margin_call_reassess
 from financing.models import (
     BaseRate,
     Drawdown,
     Facility,
-    FirmExposure,
     InterestAccrual,
     MarginPolicy,
     Repayment,
@@ -47,7 +47,6 @@ from financing.models import (
 from financing.selectors import (
     client_margin_loans,
     facility_debt,
-    facility_pool,
     open_facility_of,
     open_forced_sale,
     open_margin_call,
@@ -61,21 +60,6 @@ HKD = "HKD"
 
 
 # --- locks ---------------------------------------------------------------------------------------
-
-
-def _lock_for_lending(facility: Facility, *, firm: bool) -> tuple[Facility, CollateralPool | None]:
-    """Lock in the one fixed order: firm exposure row (when firm limits are checked), the facility,
-    then the client's collateral pool."""
-    if firm:
-        FirmExposure.objects.bulk_create(
-            [FirmExposure(id=1)], ignore_conflicts=True
-        )  # the row is reference data
-        lock_one(FirmExposure, 1)
-    locked = lock_one(Facility, facility.pk)
-    pool = facility_pool(locked)
-    if pool is not None:
-        pool = lock_one(CollateralPool, pool.pk)
-    return locked, pool
 
 
 # --- facilities ----------------------------------------------------------------------------------
@@ -238,7 +222,7 @@ def drawdown_create(
         earlier = Drawdown.objects.filter(transaction__idempotency_key=f"drawdown:{idempotency_key}").first()
         if earlier is not None:
             return earlier
-    facility, pool = _lock_for_lending(facility, firm=True)
+    facility, pool = facility_and_pool_lock(facility, firm=True)
     ratio_after = _check_drawdown(facility, pool, value)
     txn = transaction_post(
         kind=TransactionKind.DRAWDOWN,
@@ -288,7 +272,7 @@ def repayment_create(
         ).first()
         if earlier is not None:
             return earlier
-    facility, pool = _lock_for_lending(facility, firm=False)
+    facility, pool = facility_and_pool_lock(facility)
     debt = facility_debt(facility)
     if value > debt.total:
         raise refusals.RepaymentRefused(
@@ -381,7 +365,7 @@ def collateral_withdraw(
             return earlier
     facility = open_facility_of(pool.client)
     if facility is not None:
-        facility, locked_pool = _lock_for_lending(facility, firm=False)
+        facility, locked_pool = facility_and_pool_lock(facility)
         pool = locked_pool or pool
     else:
         pool = lock_one(CollateralPool, pool.pk)

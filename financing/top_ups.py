@@ -54,6 +54,7 @@ from financing.enums import (
     TopUpOutcome,
     TopUpTrigger,
 )
+from financing.locks import facility_and_pool_lock
 from financing.margin_calls import LadderBatch, margin_call_reassess
 from financing.models import (
     AutomaticTopUp,
@@ -62,7 +63,6 @@ from financing.models import (
     StandingTopUpInstruction,
 )
 from financing.selectors import (
-    facility_pool,
     open_forced_sale,
     open_margin_call,
     pending_sign_off_of,
@@ -392,15 +392,6 @@ def standing_top_up_revoke(
 # --- the automatic top-up ----------------------------------------------------------------------------
 
 
-def _lock_facility_and_pool(facility: Facility) -> tuple[Facility, CollateralPool | None]:
-    """The house order: the facility, then the client's pool."""
-    facility = lock_one(Facility, facility.pk)
-    pool = facility_pool(facility)
-    if pool is not None:
-        pool = lock_one(CollateralPool, pool.pk)
-    return facility, pool
-
-
 def _instruction_in_force(facility: Facility, trigger: str) -> StandingTopUpInstruction | None:
     """The client's active instruction, locked, when it acts on ``trigger``. A revocation that got there
     first has taken it out of the active ones; one that comes later waits for this top-up."""
@@ -468,7 +459,7 @@ def auto_top_up(*, facility: Facility, actor: Actor, trigger: str) -> AutomaticT
     client's custody account (a release waits, or wins)."""
     if trigger not in TopUpTrigger.values:
         raise InvalidInput(f"trigger: {trigger!r} is not one of {', '.join(TopUpTrigger.values)}.")
-    facility, pool = _lock_facility_and_pool(facility)
+    facility, pool = facility_and_pool_lock(facility)
     if pool is None or facility.status == FacilityStatus.CLOSED:
         return None
     instruction = _instruction_in_force(facility, trigger)
