@@ -9,9 +9,10 @@
 
 The sweep stores each facility's status in ``MarginState``; ``notified_status`` says what the ladder has
 acted on. ``ladder_run`` handles every facility where the two differ, in batches: each batch locks its
-facilities (in id order, like every other writer), re-values them live in one statement (so it acts on the
-truth, not on a valuation a top-up has overtaken), decides, and writes calls, sales, events, outbox
-messages and audit events in a few statements. Then every open call whose facility is back at target is
+facilities and their states (in id order, like every other writer), values again the clients posted to
+since their state was valued (so it acts on the truth, not on a valuation a top-up has overtaken; only
+postings change holdings and debt, so everybody else's state is the truth), decides, and writes calls,
+sales, events, outbox messages and audit events in a few statements. Then every open call whose facility is back at target is
 cured, and every issued call past its deadline is escalated to a forced sale. All of it is idempotent:
 run it twice, the second run does nothing."""
 
@@ -92,7 +93,8 @@ class Due:
 
 
 def _read_batch(facility_ids: list[int]) -> dict[int, Due]:
-    """Two statements for a whole batch, whatever its size (values, not model instances from the ORM)."""
+    """Two statements for a whole batch, whatever its size. The ORM returns plain values; the facilities
+    (and their clients) are built from them with only the fields the ladder reads."""
     open_call = MarginCall.objects.filter(facility=OuterRef("pk"), status__in=OPEN_MARGIN_CALL_STATUSES)
     open_sale = ForcedSale.objects.filter(facility=OuterRef("pk"), status__in=OPEN_FORCED_SALE_STATUSES)
     rows = lock_rows(
@@ -220,8 +222,9 @@ def ladder_apply(*, facility_ids: list[int], actor: Actor = SYSTEM) -> int:
     with connection.cursor() as cursor:
         # Valued again: the new figures, one prepared statement pipelined (far cheaper than bulk_update).
         cursor.executemany(
-            f"UPDATE {MarginState._meta.db_table} SET market_value = %s, margin_value = %s, debt = %s, margin_ratio = %s, status = %s, "
-            "notified_status = %s, valued_at = %s, status_since = %s WHERE facility_id = %s",
+            f"UPDATE {MarginState._meta.db_table} SET market_value = %s, margin_value = %s, debt = %s, "
+            "margin_ratio = %s, status = %s, notified_status = %s, valued_at = %s, status_since = %s "
+            "WHERE facility_id = %s",
             revalued,
         )
     # --- automatic top-up hook: facilities this batch called or warned, whose client has an active
