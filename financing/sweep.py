@@ -1,18 +1,20 @@
 """The margin sweep: revalue pools after prices move, keep each facility's margin state, and write a
 ratio snapshot whenever the ratio moves.
 
-It is set-based. On PostgreSQL the whole valuation is one statement over every position in scope: the
-per-asset HKD unit values (price × FX) and haircuts go into a temporary table (a few hundred rows, computed
-in Python from the current prices), one statement computes market value, margin value (haircuts and
-concentration cuts), debt, ratio and status per facility into a second temporary table, and one statement
-with data-modifying CTEs writes the snapshots and the margin states that changed. The rounding is the
-same as ``collateral.calculations`` (market value half-up to the cent, margin value down to the cent); the
-tests check the two agree. On other databases (the embedded SQLite demo) the same steps run with the
-valuation done in Python from one bulk read of the balances.
+It is set-based. On PostgreSQL it takes three steps, whatever the size of the book: the per-asset HKD unit
+values (price × FX) and haircuts go into a temporary table (a few hundred rows, computed in Python from the
+current prices); one statement puts the facilities in scope into a second temporary table, each with its
+policy's thresholds, its previous margin state and its debt; and one statement with data-modifying CTEs
+values every position behind them (market value, margin value with haircuts and concentration cuts, ratio
+and status) and writes the snapshots and the margin states that changed. The rounding is the same as
+``collateral.calculations`` (market value half-up to the cent, margin value down to the cent); the tests
+check the two agree. On other databases (the embedded SQLite demo) the same steps run with the valuation
+done in Python from one bulk read of the balances.
 
 When only some assets moved, only pools holding them are revalued, together with any client whose ledger
-accounts were posted to since the previous sweep (deposits, drawdowns, interest). Running it twice on
-the same prices writes nothing the second time."""
+accounts were posted to since the previous sweep (deposits, drawdowns, interest); only those clients'
+debts are read from the ledger, the others' are the margin state's (only postings change a debt). Running
+it twice on the same prices writes nothing the second time."""
 
 from __future__ import annotations
 
