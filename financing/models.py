@@ -363,6 +363,9 @@ class SweepRun(models.Model):
     snapshots_written = models.PositiveIntegerField(default=0)
     ladder_actions = models.PositiveIntegerField(default=0)
     duration_ms = models.PositiveIntegerField(default=0)
+    scope_ms = models.PositiveIntegerField(
+        default=0, help_text="of which finding the facilities in scope, with their thresholds, state and debt"
+    )
     ladder_ms = models.PositiveIntegerField(default=0, help_text="of which the margin-call ladder")
 
     class Meta:

@@ -313,13 +313,20 @@ def _sweep_postgresql(
     symbols: list[str] | None,
     since: datetime.datetime | None,
     now: datetime.datetime,
-) -> tuple[int, int, int]:
+) -> tuple[int, int, int, int]:
+    """Valued, changed, snapshots written, and the milliseconds spent finding the scope."""
     scope, params = _scope(clients, symbols, since)
     with connection.cursor() as cursor:
+        started = time.perf_counter()
         params = _prepare(cursor, scope, {**params, "now": now})
+        scope_ms = _ms_since(started)
         cursor.execute(SWEEP_SQL, params)
         valued, changed, snapshots = cursor.fetchone()
-    return valued, changed, snapshots
+    return valued, changed, snapshots, scope_ms
+
+
+def _ms_since(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
 
 
 Figures = tuple[int, Decimal, Decimal, Decimal, Decimal | None, str]
@@ -463,11 +470,13 @@ def sweep_run(
     since = _previous_sweep_start()
     run = SweepRun.objects.create(trigger=trigger, symbols=sorted(symbols) if symbols else [], started_at=now)
     with transaction.atomic():
+        scope_started = time.perf_counter()
         if connection.vendor == "postgresql":
-            valued, changed, snapshots = _sweep_postgresql(clients, symbols, since, now)
+            valued, changed, snapshots, run.scope_ms = _sweep_postgresql(clients, symbols, since, now)
         else:
             if clients is None:
                 clients = _clients_in_scope(symbols, since)
+            run.scope_ms = _ms_since(scope_started)
             valued, changed, snapshots = _sweep_generic(clients, now)
     result = SweepResult(
         run=run, facilities_valued=valued, states_changed=changed, snapshots_written=snapshots
@@ -475,11 +484,11 @@ def sweep_run(
     ladder_started = time.perf_counter()
     if ladder:
         result.ladder_actions = ladder_run()
-    run.ladder_ms = int((time.perf_counter() - ladder_started) * 1000)
+    run.ladder_ms = _ms_since(ladder_started)
     run.finished_at = timezone.now()
     run.facilities_valued, run.states_changed = valued, changed
     run.snapshots_written, run.ladder_actions = snapshots, result.ladder_actions
-    run.duration_ms = int((time.perf_counter() - started) * 1000)
+    run.duration_ms = _ms_since(started)
     run.save(
         update_fields=[
             "finished_at",
@@ -488,6 +497,7 @@ def sweep_run(
             "snapshots_written",
             "ladder_actions",
             "duration_ms",
+            "scope_ms",
             "ladder_ms",
         ]
     )

@@ -110,6 +110,7 @@ def test_every_run_is_recorded(market):
     assert run.symbols == ["BTC"]
     assert run.finished_at is not None
     assert run.facilities_valued == 1
+    assert run.scope_ms + run.ladder_ms <= run.duration_ms  # parts of the whole, each measured once
 
 
 def test_a_price_driven_sweep_reads_the_debt_of_clients_posted_to_and_keeps_the_others(market):
