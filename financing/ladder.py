@@ -74,7 +74,7 @@ def _payload(facility: Facility, figures: Figures) -> dict:
 # order, like every other writer): the facility and its client (enough for calls, sales and the events'
 # wording), whether it has an open margin call or forced sale, and the margin state.
 FACILITY_FIELDS = ["id", "reference", "client_id", "policy_id", "status"]
-CLIENT_FIELDS = ["client__id", "client__reference", "client__email"]
+CLIENT_FIELDS = ["id", "reference", "email"]
 STATE_FIELDS = ["market_value", "margin_value", "debt", "margin_ratio", "status", "notified_status", "valued_at",
                 "status_since"]  # fmt: skip
 
@@ -102,7 +102,9 @@ def _read_batch(facility_ids: list[int]) -> dict[int, Due]:
         .annotate(
             open_call_id=Subquery(open_call.order_by("pk").values("pk")[:1]), has_open_sale=Exists(open_sale)
         )
-        .values_list(*FACILITY_FIELDS, *CLIENT_FIELDS, "open_call_id", "has_open_sale")
+        .values_list(
+            *FACILITY_FIELDS, *(f"client__{name}" for name in CLIENT_FIELDS), "open_call_id", "has_open_sale"
+        )
     )
     states = {
         row[0]: row[1:]
@@ -119,7 +121,7 @@ def _read_batch(facility_ids: list[int]) -> dict[int, Due]:
         if state is None:  # never valued: nothing for the ladder yet
             continue
         facility = Facility.from_db(connection.alias, FACILITY_FIELDS, row[0:5])
-        client = Client.from_db(connection.alias, ["id", "reference", "email"], row[5:8])
+        client = Client.from_db(connection.alias, CLIENT_FIELDS, row[5:8])
         client_field.set_cached_value(facility, client)
         due[facility.pk] = Due(facility, Figures(*state[0:5]), *state[5:8], row[8], row[9])
     return due
