@@ -122,28 +122,35 @@ class FxRateOut(serializers.ModelSerializer):
         return f"{rate.currency}/{rate.quote}"
 
 
-class CollateralMovementOut(serializers.ModelSerializer):
-    client = serializers.IntegerField(source="pool.client_id", read_only=True)
-    client_reference = serializers.CharField(source="pool.client.reference", read_only=True)
+# What a movement of collateral and a movement of free custody holdings show alike.
+MOVEMENT_OUT_FIELDS = [
+    "id",
+    "client",
+    "client_reference",
+    "kind",
+    "asset",
+    "quantity",
+    "external_reference",
+    "made_by",
+    "transaction",
+    "created_at",
+]
+
+
+class MovementOutFields(serializers.Serializer):
     asset = serializers.CharField(source="asset_id", read_only=True)
     quantity = PlainDecimalOutField()
     made_by = serializers.CharField(source="actor_label", read_only=True)
     transaction = serializers.IntegerField(source="transaction_id", read_only=True)
 
+
+class CollateralMovementOut(MovementOutFields, serializers.ModelSerializer):
+    client = serializers.IntegerField(source="pool.client_id", read_only=True)
+    client_reference = serializers.CharField(source="pool.client.reference", read_only=True)
+
     class Meta:
         model = CollateralMovement
-        fields = [
-            "id",
-            "client",
-            "client_reference",
-            "kind",
-            "asset",
-            "quantity",
-            "external_reference",
-            "made_by",
-            "transaction",
-            "created_at",
-        ]
+        fields = MOVEMENT_OUT_FIELDS
         read_only_fields = fields
 
 
@@ -164,27 +171,12 @@ class CollateralMovementIn(serializers.Serializer):
 # --- free custody holdings ------------------------------------------------------------------------
 
 
-class CustodyMovementOut(serializers.ModelSerializer):
+class CustodyMovementOut(MovementOutFields, serializers.ModelSerializer):
     client_reference = serializers.CharField(source="client.reference", read_only=True)
-    asset = serializers.CharField(source="asset_id", read_only=True)
-    quantity = PlainDecimalOutField()
-    made_by = serializers.CharField(source="actor_label", read_only=True)
-    transaction = serializers.IntegerField(source="transaction_id", read_only=True)
 
     class Meta:
         model = CustodyMovement
-        fields = [
-            "id",
-            "client",
-            "client_reference",
-            "kind",
-            "asset",
-            "quantity",
-            "external_reference",
-            "made_by",
-            "transaction",
-            "created_at",
-        ]
+        fields = MOVEMENT_OUT_FIELDS
         read_only_fields = fields
 
 
