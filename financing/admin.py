@@ -304,9 +304,9 @@ class RatioSnapshotAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(SweepRun)
 class SweepRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["started_at", "trigger", "symbols", "facilities_valued", "states_changed", "snapshots_written",
+    list_display = ["started_at", "trigger", "scope", "symbols", "facilities_valued", "states_changed", "snapshots_written",
                     "ladder_actions", "duration_ms", "scope_ms", "ladder_ms"]  # fmt: skip
-    list_filter = ["trigger", "started_at"]
+    list_filter = ["trigger", "scope", "started_at"]
 
 
 class SaleOrderInline(ReadOnlyAdminMixin, admin.TabularInline):

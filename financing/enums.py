@@ -6,6 +6,15 @@ class RateKind(models.TextChoices):
     FLOATING = "floating", "Base rate (HIBOR) + spread"
 
 
+class SweepScope(models.TextChoices):
+    """What a sweep run revalued. Only "all" and "moved" runs look at every client posted to since the run
+    before them, so only they are the reference point of the next run's "posted to since"."""
+
+    ALL = "all", "Every open facility"
+    MOVED = "moved", "Holders of the moved assets, and clients posted to"
+    CLIENTS = "clients", "Given clients only"
+
+
 class FacilityStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     SUSPENDED = "suspended", "Suspended"

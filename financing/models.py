@@ -22,6 +22,7 @@ from financing.enums import (
     RateKind,
     SaleOrderStatus,
     SaleRoute,
+    SweepScope,
     TopUpOutcome,
     TopUpTrigger,
 )
@@ -353,6 +354,7 @@ class SweepRun(models.Model):
     """One run of the margin sweep: what started it, what it looked at, what it wrote, how long it took."""
 
     trigger = models.CharField(max_length=20)
+    scope = models.CharField(max_length=10, choices=SweepScope.choices, default=SweepScope.ALL)
     symbols = models.JSONField(
         default=list, blank=True, help_text="assets whose prices moved; empty: all pools"
     )

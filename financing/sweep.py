@@ -32,7 +32,7 @@ from collateral.calculations import PositionInput, margin_ratio, pool_valuation
 from collateral.models import Asset
 from collateral.selectors import current_prices, fx_to_hkd
 from financing.calculations import Thresholds, margin_status
-from financing.enums import FacilityStatus
+from financing.enums import FacilityStatus, SweepScope
 from financing.models import Facility, MarginPolicy, MarginState, RatioSnapshot, SweepRun
 from financing.selectors import default_policy, thresholds_of
 from ledger.enums import AccountKind
@@ -77,7 +77,14 @@ def asset_units() -> list[AssetUnit]:
 
 
 def _previous_sweep_start() -> datetime.datetime | None:
-    run = SweepRun.objects.filter(finished_at__isnull=False).order_by("-started_at").first()
+    """When the last finished run that looked at every client posted to started. A run for given clients
+    does not count: a client posted to before it and not among them would otherwise be left out of every
+    price-driven sweep after it (its debt and holdings taken from a state that no longer holds)."""
+    run = (
+        SweepRun.objects.filter(finished_at__isnull=False, scope__in=[SweepScope.ALL, SweepScope.MOVED])
+        .order_by("-started_at")
+        .first()
+    )
     return run.started_at if run else None
 
 
@@ -302,10 +309,10 @@ def _prepare(cursor, scope: str, params: dict[str, object]) -> dict[str, object]
 
 def _scope(clients: list[int] | None, symbols: list[str] | None, since: datetime.datetime | None):
     if clients is not None:
-        return "clients", {"clients": clients}
+        return SweepScope.CLIENTS, {"clients": clients}
     if symbols is None:
-        return "all", {}
-    return "moved", {"symbols": symbols, "since": posted_since(since)}
+        return SweepScope.ALL, {}
+    return SweepScope.MOVED, {"symbols": symbols, "since": posted_since(since)}
 
 
 def _sweep_postgresql(
@@ -468,7 +475,12 @@ def sweep_run(
     started = time.perf_counter()
     now = timezone.now()
     since = _previous_sweep_start()
-    run = SweepRun.objects.create(trigger=trigger, symbols=sorted(symbols) if symbols else [], started_at=now)
+    run = SweepRun.objects.create(
+        trigger=trigger,
+        scope=_scope(clients, symbols, since)[0],
+        symbols=sorted(symbols) if symbols else [],
+        started_at=now,
+    )
     with transaction.atomic():
         scope_started = time.perf_counter()
         if connection.vendor == "postgresql":

@@ -133,3 +133,20 @@ def test_a_price_driven_sweep_reads_the_debt_of_clients_posted_to_and_keeps_the_
     for state in MarginState.objects.all():
         assert figures[state.facility_id] == (
             state.market_value, state.margin_value, state.debt, state.margin_ratio, state.status)  # fmt: skip
+
+
+def test_a_run_for_given_clients_does_not_hide_a_posting_from_the_next_price_driven_sweep(market):
+    """A client posted to before a run for other clients is still read from the ledger by the next sweep
+    after a price move: that run did not look at it, so it is not where "posted to since" starts."""
+    posted, other = (facility_with_pool(holdings={"BTC": "1"}) for _ in range(2))
+    drawdown_create(facility=posted, amount="100000.00", actor=SYSTEM)
+    sweep_run(trigger="test")
+    with override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0):
+        sweep_run(trigger="test")  # the first drawdown is now behind the last sweep
+        drawdown_create(facility=posted, amount="20000.00", actor=SYSTEM)
+        sweep_run(clients=[other.client_id], trigger="movement")
+        price("BTC", "95000")
+        sweep_run(symbols=["BTC"], trigger="prices")
+    assert MarginState.objects.get(facility=posted).debt == Decimal("120000.00")
+    assert list(SweepRun.objects.order_by("started_at").values_list("scope", flat=True)) == [
+        "all", "all", "clients", "moved"]  # fmt: skip
