@@ -315,6 +315,13 @@ def _scope(clients: list[int] | None, symbols: list[str] | None, since: datetime
     return SweepScope.MOVED, {"symbols": symbols, "since": posted_since(since)}
 
 
+# Sweeps run one at a time (a transaction-level advisory lock). Each stores margin states as of its own
+# reading of the ledger, and a price-driven sweep takes the debts of clients nothing was posted to from
+# them: a slow sweep committing over a later one would leave a debt older than the postings the next sweep
+# looks at.
+SWEEP_LOCK_KEY = 4_712_001
+
+
 def _sweep_postgresql(
     clients: list[int] | None,
     symbols: list[str] | None,
@@ -324,6 +331,7 @@ def _sweep_postgresql(
     """Valued, changed, snapshots written, and the milliseconds spent finding the scope."""
     scope, params = _scope(clients, symbols, since)
     with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SWEEP_LOCK_KEY])
         started = time.perf_counter()
         params = _prepare(cursor, scope, {**params, "now": now})
         scope_ms = _ms_since(started)

@@ -5,14 +5,15 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from accounts.audit import SYSTEM
 from collateral.calculations import ratio_above
 from core.exceptions import DomainError
-from financing.models import Drawdown
+from financing.models import Drawdown, SweepRun
 from financing.selectors import facility_debt, facility_pool, facility_valuation
 from financing.services import collateral_withdraw, drawdown_create
+from financing.sweep import SWEEP_LOCK_KEY, sweep_run
 from ledger.selectors import balances_from_legs, balances_projected
 from tests.collateral.factories import standard_market
 from tests.financing.factories import facility_with_pool
@@ -79,3 +80,28 @@ def test_a_withdrawal_racing_a_drawdown_cannot_together_break_the_ratio():
         assert sorted(outcomes) == ["max_advance_exceeded", "ok"]
         valuation = facility_valuation(facility)
         assert not ratio_above(valuation.debt.total, valuation.margin_value, Decimal("0.85"))
+
+
+def test_sweeps_run_one_at_a_time():
+    """A sweep waits for the one before it to commit: each stores what it read, never over a later one."""
+    standard_market()
+    facility_with_pool(holdings={"BTC": "1"})
+    started, finished = threading.Event(), threading.Event()
+
+    def sweep():
+        try:
+            started.set()
+            sweep_run(trigger="test", ladder=False)
+            finished.set()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=sweep)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SWEEP_LOCK_KEY])  # as a sweep under way holds it
+        thread.start()
+        started.wait()
+        assert not finished.wait(1)  # still waiting for this transaction
+    assert finished.wait(30)
+    thread.join()
+    assert SweepRun.objects.get().finished_at is not None
