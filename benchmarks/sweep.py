@@ -116,6 +116,10 @@ def main() -> int:
         f"  of which the scope {run.scope_ms / 1000:.3f} s, valuation with margin states and snapshots "
         f"{(run.duration_ms - run.scope_ms - run.ladder_ms) / 1000:.3f} s, the margin-call ladder {run.ladder_ms / 1000:.3f} s"
     )
+    say(
+        f"  {run.valued_from_fixed_part:,} of the {result.facilities_valued:,} pools valued from their stored fixed part "
+        f"and the new BTC price, the others from their positions"
+    )
     again = time.perf_counter()
     second = sweep_run(symbols=["BTC"], trigger="bench-again")
     say(

@@ -305,7 +305,7 @@ class RatioSnapshotAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 @admin.register(SweepRun)
 class SweepRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["started_at", "trigger", "scope", "symbols", "facilities_valued", "states_changed", "snapshots_written",
-                    "ladder_actions", "duration_ms", "scope_ms", "ladder_ms"]  # fmt: skip
+                    "ladder_actions", "duration_ms", "scope_ms", "ladder_ms", "valued_from_fixed_part"]  # fmt: skip
     list_filter = ["trigger", "scope", "started_at"]
 
 

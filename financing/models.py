@@ -325,6 +325,33 @@ class MarginState(models.Model):
         return f"{self.facility_id}: {self.get_status_display()}"
 
 
+class PoolFixedPart(models.Model):
+    """The part of a collateral pool's valuation that a crypto price move leaves as it is, as the last sweep
+    that valued the pool from its positions found it: the market value and margin value of everything but
+    the crypto, the pool market value from which no concentration cut applies to any of it, and the crypto
+    quantities. A sweep after a crypto move values an untouched pool from it and the new crypto prices (the
+    same rounding, position by position) instead of from its positions. Derived data: written only by the
+    sweep, and trusted only while ``basis`` is the fingerprint of the current prices, FX rates and terms of
+    every other asset and nothing was posted to the client since (``financing.sweep``)."""
+
+    pool = models.OneToOneField(
+        "collateral.CollateralPool", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    basis = models.CharField(
+        max_length=64, help_text="fingerprint of the prices, FX rates and terms it was valued on"
+    )
+    market_value = hkd_amount_field("market value, crypto apart")
+    margin_value = hkd_amount_field("margin value, crypto apart, before concentration cuts")
+    uncapped_from = hkd_amount_field(
+        "no concentration cut from", null=True, blank=True, help_text="empty: no position has a limit"
+    )
+    crypto = models.JSONField(default=dict, help_text="crypto quantities held, by symbol (exact, as text)")
+    valued_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Fixed part of pool {self.pool_id}"
+
+
 class RatioSnapshot(models.Model):
     """The margin ratio of a facility each time it moved: the history for charts and audits."""
 
@@ -369,6 +396,10 @@ class SweepRun(models.Model):
         default=0, help_text="of which finding the facilities in scope, with their thresholds, state and debt"
     )
     ladder_ms = models.PositiveIntegerField(default=0, help_text="of which the margin-call ladder")
+    valued_from_fixed_part = models.PositiveIntegerField(
+        default=0,
+        help_text="of the facilities valued, those valued from their pool's fixed part and crypto prices",
+    )
 
     class Meta:
         ordering = ["-started_at"]

@@ -14,11 +14,21 @@ done in Python from one bulk read of the balances.
 When only some assets moved, only pools holding them are revalued, together with any client whose ledger
 accounts were posted to since the previous sweep (deposits, drawdowns, interest); only those clients'
 debts are read from the ledger, the others' are the margin state's (only postings change a debt). Running
-it twice on the same prices writes nothing the second time."""
+it twice on the same prices writes nothing the second time.
+
+After a crypto move most pools in scope are not even valued position by position. Each pool's fixed part
+(``PoolFixedPart``: what a crypto price leaves as it is: the value of everything else, the pool value from
+which no concentration cut applies to it, and the crypto quantities) is stored when the pool is valued from
+its positions; a price-driven sweep values a pool from it and the new crypto prices (the same rounding,
+position by position) when nothing was posted to the client since, the part was worked out on the current
+prices, FX rates and terms of every other asset (``fixed_basis``), and no cut applies at the new prices.
+Every other pool is valued from its positions, and its part stored again where it may have changed. The
+full sweep (every minute by default) values every pool from its positions whatever the parts say."""
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -29,6 +39,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from collateral.calculations import PositionInput, margin_ratio, pool_valuation
+from collateral.enums import AssetKind
 from collateral.models import Asset
 from collateral.selectors import current_prices, fx_to_hkd
 from financing.calculations import Thresholds, margin_status
@@ -46,6 +57,7 @@ class AssetUnit:
     haircut: Decimal
     concentration_limit: Decimal | None
     eligible: bool
+    crypto: bool = False
 
 
 @dataclass
@@ -55,6 +67,7 @@ class SweepResult:
     states_changed: int = 0
     snapshots_written: int = 0
     ladder_actions: int = 0
+    fixed_parts_stored: int = 0  # pools' fixed parts worked out anew and stored (PostgreSQL only)
     changed_facility_ids: list[int] = field(default_factory=list)
 
 
@@ -71,9 +84,63 @@ def asset_units() -> list[AssetUnit]:
         rate = fx.get(currency)
         unit_value = price * rate if price is not None and rate is not None else None
         units.append(
-            AssetUnit(asset.symbol, unit_value, asset.haircut, asset.concentration_limit, asset.eligible)
+            AssetUnit(
+                asset.symbol,
+                unit_value,
+                asset.haircut,
+                asset.concentration_limit,
+                asset.eligible,
+                crypto=asset.kind == AssetKind.CRYPTO,
+            )
         )
     return units
+
+
+# Bumped whenever what a pool's fixed part holds, or how it is worked out, changes: no stored part then
+# matches, and the next sweep values every pool from its positions (and stores the new parts).
+FIXED_PART_VERSION = 1
+
+
+def fixed_basis(units: list[AssetUnit]) -> str:
+    """The fingerprint of everything a pool's fixed part (``PoolFixedPart``) depends on: which assets are
+    crypto and whether each has a price, and the unit value, haircut, concentration limit and eligibility of
+    every other asset. A new security price, FX rate or term changes it, and every pool is then valued from
+    its positions again."""
+    terms = sorted(
+        (u.symbol, "crypto", u.unit_value is None) if u.crypto
+        else (u.symbol, str(u.unit_value), str(u.haircut), str(u.concentration_limit), u.eligible)
+        for u in units
+    )  # fmt: skip
+    return hashlib.sha256(repr((FIXED_PART_VERSION, terms)).encode()).hexdigest()
+
+
+def _crypto_sql(units: list[AssetUnit]) -> tuple[dict[str, str], dict[str, object]]:
+    """The pieces of the valuation statement that value a pool's crypto from the quantities its fixed part
+    holds (``fp.crypto``) and the current unit values, haircuts and limits (statement parameters), with the
+    same rounding, position by position, as the valuation from the ledger: each crypto's market value as a
+    column, their sum, their margin value, and whether no concentration cut applies to any of them."""
+    columns, names, market, margin, uncapped, params = [], [], ["0"], ["0"], ["true"], {}
+    for i, unit in enumerate(u for u in units if u.crypto and u.unit_value is not None):
+        name = f"crypto_{i}"
+        columns.append(
+            f",\n           ROUND(COALESCE((fp.crypto ->> %({name}_symbol)s)::numeric, 0) * %({name}_unit)s, 2) AS {name}"
+        )
+        names.append(f", {name}")
+        market.append(name)
+        if unit.eligible:
+            margin.append(f"FLOOR({name} * (1 - %({name}_haircut)s) * 100) / 100")
+        if unit.concentration_limit is not None:
+            uncapped.append(f"{name} <= %({name}_limit)s * market_value")
+        params |= {f"{name}_symbol": unit.symbol, f"{name}_unit": unit.unit_value,
+                   f"{name}_haircut": unit.haircut, f"{name}_limit": unit.concentration_limit}  # fmt: skip
+    pieces = {
+        "crypto_columns": "".join(columns),
+        "crypto_names": "".join(names),
+        "crypto_market": " + ".join(market),
+        "crypto_margin": " + ".join(margin),
+        "crypto_uncapped": " AND ".join(uncapped),
+    }
+    return pieces, params
 
 
 def _previous_sweep_start() -> datetime.datetime | None:
@@ -145,16 +212,26 @@ KNOWN_DEBT = {
     "moved": "CASE WHEN f.client_id IN (SELECT client_id FROM touched) THEN NULL ELSE ms.debt END",
 }
 
-# The facilities in scope, each with its policy's thresholds, its previous margin state and its debt, into
-# a temporary table: one row each, read by the valuation below. A table rather than a CTE because the
+# Whether the client was posted to since the previous sweep (a run for given clients takes them all as posted
+# to): such a pool is never valued from its stored fixed part, and its part is worked out again.
+POSTED = {
+    "all": "f.client_id IN (SELECT client_id FROM touched)",
+    "clients": "true",
+    "moved": "f.client_id IN (SELECT client_id FROM touched)",
+}
+
+# The facilities in scope, each with its pool, its policy's thresholds, its previous margin state, its debt
+# and whether its client was posted to, into a temporary table: one row each, read by the valuation below. A table rather than a CTE because the
 # planner knows its size, and picks hash joins for the tens of thousands of pools behind it.
 SCOPE_SQL = """
 CREATE TEMP TABLE sweep_scope ON COMMIT DROP AS {touched}
-SELECT f.id AS facility_id, f.client_id, COALESCE(mp.warning, %(default_warning)s) AS warning,
+SELECT f.id AS facility_id, f.client_id, p.id AS pool_id, p.account_id,
+       COALESCE(mp.warning, %(default_warning)s) AS warning,
        COALESCE(mp.margin_call, %(default_margin_call)s) AS margin_call,
        COALESCE(mp.forced_sale, %(default_forced_sale)s) AS forced_sale,
        ms.facility_id IS NULL AS is_new, ms.status AS old_status, ms.margin_ratio AS old_ratio,
        ms.market_value AS old_market_value, ms.margin_value AS old_margin_value, ms.debt AS old_debt,
+       {posted} AS posted,
        COALESCE({known_debt}, (
            SELECT COALESCE(SUM(b.amount), 0) FROM ledger_balance b
             WHERE b.account_id IN (f.principal_account_id, f.interest_account_id, f.fees_account_id)
@@ -167,33 +244,63 @@ SELECT f.id AS facility_id, f.client_id, COALESCE(mp.warning, %(default_warning)
  WHERE f.status <> 'closed' {scope_filter}
 """
 
-# Market value per position (half-up to the cent), the pool's total by a window, margin value with the
-# concentration cut (down to the cent), then ratio and status by the facility's policy: the same rules as
-# collateral.calculations and financing.calculations.
+# In a price-driven sweep, a pool that nothing was posted to, whose fixed part (``PoolFixedPart``) was worked
+# out on the current basis, and to which no concentration cut applies at the new crypto prices, is valued from
+# that part and its crypto (``fast_pools``); every other pool is valued from its positions (``long_pools``):
+# market value per position (half-up to the cent), the pool's total by a window, margin value with the
+# concentration cut (down to the cent), and the pool's fixed part as it now stands. Then ratio and status by
+# the facility's policy: the same rules as collateral.calculations and financing.calculations.
 VALUATION_CTES = """
-position_values AS (
-    SELECT p.client_id, u.haircut, u.concentration_limit, u.eligible, ROUND(b.amount * u.unit_value, 2) AS mv
+parts AS MATERIALIZED (
+    SELECT s.pool_id, s.account_id, s.posted, fp.pool_id IS NOT NULL AND fp.basis = %(basis)s AS current,
+           fp.market_value, fp.margin_value, fp.uncapped_from, fp.crypto
       FROM sweep_scope s
-      JOIN collateral_collateralpool p ON p.client_id = s.client_id
-      JOIN ledger_balance b ON b.account_id = p.account_id AND b.amount <> 0
+      LEFT JOIN financing_poolfixedpart fp ON fp.pool_id = s.pool_id
+     WHERE s.pool_id IS NOT NULL
+),
+fast_inputs AS MATERIALIZED (
+    SELECT fp.pool_id, fp.market_value AS fixed_market_value, fp.margin_value AS fixed_margin_value,
+           fp.uncapped_from{crypto_columns}
+      FROM parts fp
+     WHERE {fast} AND NOT fp.posted AND fp.current
+),
+fast_values AS (
+    SELECT pool_id, uncapped_from{crypto_names},
+           fixed_market_value + {crypto_market} AS market_value,
+           fixed_margin_value + {crypto_margin} AS margin_value
+      FROM fast_inputs
+),
+fast_pools AS (
+    SELECT pool_id, market_value, margin_value FROM fast_values
+     WHERE (uncapped_from IS NULL OR market_value >= uncapped_from) AND {crypto_uncapped}
+),
+-- Every other pool is valued from its positions (``positions_from``: in a price-driven sweep the pools
+-- not valued from their parts; otherwise every pool in scope).
+long_pools AS (
+    SELECT p.pool_id, p.account_id FROM parts p WHERE NOT EXISTS (SELECT FROM fast_pools f WHERE f.pool_id = p.pool_id)
+),
+position_values AS (
+    SELECT lp.pool_id, u.haircut, u.concentration_limit, u.eligible, ROUND(b.amount * u.unit_value, 2) AS mv
+      FROM {positions_from}
       JOIN sweep_units u ON u.symbol = b.instrument_id AND u.unit_value IS NOT NULL
 ),
 positions AS (
-    SELECT pv.*, SUM(pv.mv) OVER (PARTITION BY pv.client_id) AS pool_mv FROM position_values pv
+    SELECT pv.*, SUM(pv.mv) OVER (PARTITION BY pv.pool_id) AS pool_mv FROM position_values pv
 ),
 pool_values AS (
-    SELECT client_id, MAX(pool_mv) AS market_value,
+    SELECT pool_id, MAX(pool_mv) AS market_value,
            SUM(CASE WHEN eligible THEN
                    FLOOR(LEAST(mv, COALESCE(concentration_limit * pool_mv, mv)) * (1 - haircut) * 100) / 100
                ELSE 0 END) AS margin_value
-      FROM positions GROUP BY client_id
+      FROM positions GROUP BY pool_id
 ),
 valued AS (
     SELECT s.*,
-           COALESCE(v.market_value, 0)::numeric(20, 2) AS market_value,
-           GREATEST(COALESCE(v.margin_value, 0), 0)::numeric(20, 2) AS margin_value
+           COALESCE(f.market_value, v.market_value, 0)::numeric(20, 2) AS market_value,
+           GREATEST(COALESCE(f.margin_value, v.margin_value, 0), 0)::numeric(20, 2) AS margin_value
       FROM sweep_scope s
-      LEFT JOIN pool_values v ON v.client_id = s.client_id
+      LEFT JOIN pool_values v ON v.pool_id = s.pool_id
+      LEFT JOIN fast_pools f ON f.pool_id = s.pool_id
 ),
 result AS (
     SELECT v.*,
@@ -246,10 +353,61 @@ inserted AS (
            CASE WHEN c.status IN ('no_debt', 'ok') THEN c.status ELSE 'ok' END, %(now)s, %(now)s
       FROM changed c WHERE c.is_new
     RETURNING 1
+),
+-- The fixed part of each pool whose stored one may be out of date (the client was posted to, or it was
+-- worked out on another basis, or never; elsewhere the holdings and the basis are those it was worked out on),
+-- from its positions read by the index: the values of everything but the crypto (margin value without
+-- cuts), the pool market value from which no cut applies to any of it (for each position with a limit, the
+-- least amount in cents that the limit times covers its value: an exact integer division), and the crypto
+-- quantities.
+refresh_positions AS (
+    SELECT p.pool_id, u.symbol, u.crypto, u.haircut, u.concentration_limit, u.eligible, b.amount,
+           ROUND(b.amount * u.unit_value, 2) AS mv
+      FROM parts p
+      CROSS JOIN LATERAL (
+          SELECT b.instrument_id, b.amount FROM ledger_balance b
+           WHERE b.account_id = p.account_id AND b.amount <> 0 OFFSET 0
+      ) b
+      JOIN sweep_units u ON u.symbol = b.instrument_id AND u.unit_value IS NOT NULL
+     WHERE p.posted OR NOT p.current
+),
+refreshed AS (
+    SELECT pool_id, COALESCE(SUM(mv) FILTER (WHERE NOT crypto), 0) AS market_value,
+           COALESCE(SUM(FLOOR(mv * (1 - haircut) * 100) / 100) FILTER (WHERE eligible AND NOT crypto), 0)
+               AS margin_value,
+           MAX(div(mv * 100, concentration_limit) + CASE WHEN mod(mv * 100, concentration_limit) > 0 THEN 1 ELSE 0 END)
+               FILTER (WHERE eligible AND NOT crypto AND concentration_limit IS NOT NULL) / 100 AS uncapped_from,
+           jsonb_object_agg(symbol, amount::text) FILTER (WHERE crypto) AS crypto
+      FROM refresh_positions GROUP BY pool_id
+),
+-- Written where they differ from the stored ones (a pool with no positions left gets an empty part).
+new_fixed_parts AS (
+    SELECT p.pool_id, p.current, p.market_value AS old_market_value, p.margin_value AS old_margin_value,
+           p.uncapped_from AS old_uncapped_from, p.crypto AS old_crypto,
+           COALESCE(r.market_value, 0)::numeric(20, 2) AS market_value,
+           COALESCE(r.margin_value, 0)::numeric(20, 2) AS margin_value,
+           r.uncapped_from::numeric(20, 2) AS uncapped_from, COALESCE(r.crypto, '{{}}'::jsonb) AS crypto
+      FROM parts p
+      LEFT JOIN refreshed r ON r.pool_id = p.pool_id
+     WHERE p.posted OR NOT p.current
+),
+fixed_parts AS (
+    INSERT INTO financing_poolfixedpart (pool_id, basis, market_value, margin_value, uncapped_from, crypto,
+                                         valued_at)
+    SELECT pool_id, %(basis)s, market_value, margin_value, uncapped_from, crypto, %(now)s
+      FROM new_fixed_parts
+     WHERE NOT current OR (old_market_value, old_margin_value, old_uncapped_from, old_crypto)
+                          IS DISTINCT FROM (market_value, margin_value, uncapped_from, crypto)
+    ON CONFLICT (pool_id) DO UPDATE
+       SET basis = EXCLUDED.basis, market_value = EXCLUDED.market_value, margin_value = EXCLUDED.margin_value,
+           uncapped_from = EXCLUDED.uncapped_from, crypto = EXCLUDED.crypto, valued_at = EXCLUDED.valued_at
+    RETURNING 1
 )
 SELECT (SELECT COUNT(*) FROM sweep_scope),
        (SELECT COUNT(*) FROM updated) + (SELECT COUNT(*) FROM inserted),
-       (SELECT COUNT(*) FROM snapshots)
+       (SELECT COUNT(*) FROM snapshots),
+       (SELECT COUNT(*) FROM fast_pools),
+       (SELECT COUNT(*) FROM fixed_parts)
 """
 )
 
@@ -264,21 +422,36 @@ def _scope_table(cursor, scope: str, params: dict[str, object]) -> None:
     cursor.execute("DROP TABLE IF EXISTS pg_temp.sweep_scope")
     cursor.execute(
         SCOPE_SQL.format(
-            touched=TOUCHED_CTE if scope == "moved" else "",
+            touched=TOUCHED_CTE if scope != SweepScope.CLIENTS else "",
             scope_filter=SCOPE_FILTERS[scope],
             known_debt=KNOWN_DEBT[scope],
+            posted=POSTED[scope],
         ),
         params,
     )
 
 
+# Where the positions of the pools valued from them come from. In a price-driven sweep they are few (those
+# posted to, those a cut now reaches): each pool's balances by the index, a lateral subquery the planner may
+# not flatten (OFFSET 0), whatever it guesses of their number. Otherwise every pool in scope is: one pass
+# over the balances, hashed.
+POSITIONS_FROM = {
+    True: """long_pools lp
+      CROSS JOIN LATERAL (
+          SELECT b.instrument_id, b.amount FROM ledger_balance b
+           WHERE b.account_id = lp.account_id AND b.amount <> 0 OFFSET 0
+      ) b""",
+    False: "sweep_scope lp JOIN ledger_balance b ON b.account_id = lp.account_id AND b.amount <> 0",
+}
+
 # Sorting and hashing a whole book fits in memory with this; PostgreSQL's default (4 MB) spills to disk.
 SWEEP_WORK_MEM = "128MB"
 
 
-def _prepare(cursor, scope: str, params: dict[str, object]) -> dict[str, object]:
+def _prepare(cursor, scope: str, params: dict[str, object]) -> tuple[dict[str, object], dict[str, str]]:
     """Load the per-asset unit values and the facilities in scope into temporary tables; return the
-    statement's parameters."""
+    statement's parameters and the pieces of its text that depend on the assets (``_crypto_sql``): only a
+    price-driven sweep values pools from their fixed parts."""
     units = asset_units()
     cursor.execute(f"SET LOCAL work_mem = '{SWEEP_WORK_MEM}'")
     # JIT compiling the statement costs more than it saves: the work is numeric arithmetic, not expression
@@ -289,36 +462,43 @@ def _prepare(cursor, scope: str, params: dict[str, object]) -> dict[str, object]
     cursor.execute("DROP TABLE IF EXISTS pg_temp.sweep_units")
     cursor.execute(
         "CREATE TEMP TABLE sweep_units (symbol varchar(20) PRIMARY KEY, unit_value numeric, haircut numeric, "
-        "concentration_limit numeric, eligible boolean) ON COMMIT DROP"
+        "concentration_limit numeric, eligible boolean, crypto boolean) ON COMMIT DROP"
     )
     if units:
         cursor.executemany(
-            "INSERT INTO sweep_units VALUES (%s, %s, %s, %s, %s)",
-            [(u.symbol, u.unit_value, u.haircut, u.concentration_limit, u.eligible) for u in units],
+            "INSERT INTO sweep_units VALUES (%s, %s, %s, %s, %s, %s)",
+            [(u.symbol, u.unit_value, u.haircut, u.concentration_limit, u.eligible, u.crypto) for u in units],
         )
     default = default_policy()
     params = {
         "default_warning": default.warning,
         "default_margin_call": default.margin_call,
         "default_forced_sale": default.forced_sale,
+        "basis": fixed_basis(units),
         **params,
     }
     _scope_table(cursor, scope, params)
-    return params
+    pieces, crypto_params = _crypto_sql(units)
+    fast = scope == SweepScope.MOVED
+    return {**params, **crypto_params}, {
+        **pieces,
+        "fast": str(fast).lower(),
+        "positions_from": POSITIONS_FROM[fast],
+    }
 
 
 def _scope(clients: list[int] | None, symbols: list[str] | None, since: datetime.datetime | None):
     if clients is not None:
         return SweepScope.CLIENTS, {"clients": clients}
     if symbols is None:
-        return SweepScope.ALL, {}
+        return SweepScope.ALL, {"since": posted_since(since)}
     return SweepScope.MOVED, {"symbols": symbols, "since": posted_since(since)}
 
 
-# Sweeps run one at a time (a transaction-level advisory lock). Each stores margin states as of its own
-# reading of the ledger, and a price-driven sweep takes the debts of clients nothing was posted to from
-# them: a slow sweep committing over a later one would leave a debt older than the postings the next sweep
-# looks at.
+# Sweeps run one at a time (a transaction-level advisory lock). Each stores margin states and fixed parts
+# as of its own reading of the ledger, and a price-driven sweep trusts them (the debts, the fixed parts) for
+# every client nothing was posted to since: a slow sweep committing over a later one would leave figures
+# older than the postings the next sweep looks at.
 SWEEP_LOCK_KEY = 4_712_001
 
 
@@ -327,17 +507,17 @@ def _sweep_postgresql(
     symbols: list[str] | None,
     since: datetime.datetime | None,
     now: datetime.datetime,
-) -> tuple[int, int, int, int]:
-    """Valued, changed, snapshots written, and the milliseconds spent finding the scope."""
+) -> tuple[int, int, int, int, int, int]:
+    """Valued, changed, snapshots written, valued from a fixed part, fixed parts stored, and the milliseconds
+    spent finding the scope."""
     scope, params = _scope(clients, symbols, since)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SWEEP_LOCK_KEY])
         started = time.perf_counter()
-        params = _prepare(cursor, scope, {**params, "now": now})
+        params, pieces = _prepare(cursor, scope, {**params, "now": now})
         scope_ms = _ms_since(started)
-        cursor.execute(SWEEP_SQL, params)
-        valued, changed, snapshots = cursor.fetchone()
-    return valued, changed, snapshots, scope_ms
+        cursor.execute(SWEEP_SQL.format(**pieces), params)
+        return (*cursor.fetchone(), scope_ms)
 
 
 def _ms_since(started: float) -> int:
@@ -353,8 +533,8 @@ def valuations_of(clients: list[int]) -> dict[int, Figures]:
     if connection.vendor != "postgresql":
         return {row[0]: row for row in facility_figures(clients)}
     with connection.cursor() as cursor:
-        params = _prepare(cursor, "clients", {"clients": clients})
-        cursor.execute(VALUATIONS_SQL, params)
+        params, pieces = _prepare(cursor, SweepScope.CLIENTS, {"clients": clients})
+        cursor.execute(VALUATIONS_SQL.format(**pieces), params)
         rows = cursor.fetchall()
     return {row[0]: tuple(row) for row in rows}
 
@@ -489,17 +669,24 @@ def sweep_run(
         symbols=sorted(symbols) if symbols else [],
         started_at=now,
     )
+    parts_stored = 0
     with transaction.atomic():
         scope_started = time.perf_counter()
         if connection.vendor == "postgresql":
-            valued, changed, snapshots, run.scope_ms = _sweep_postgresql(clients, symbols, since, now)
+            valued, changed, snapshots, run.valued_from_fixed_part, parts_stored, run.scope_ms = (
+                _sweep_postgresql(clients, symbols, since, now)
+            )
         else:
             if clients is None:
                 clients = _clients_in_scope(symbols, since)
             run.scope_ms = _ms_since(scope_started)
             valued, changed, snapshots = _sweep_generic(clients, now)
     result = SweepResult(
-        run=run, facilities_valued=valued, states_changed=changed, snapshots_written=snapshots
+        run=run,
+        facilities_valued=valued,
+        states_changed=changed,
+        snapshots_written=snapshots,
+        fixed_parts_stored=parts_stored,
     )
     ladder_started = time.perf_counter()
     if ladder:
@@ -519,6 +706,7 @@ def sweep_run(
             "duration_ms",
             "scope_ms",
             "ladder_ms",
+            "valued_from_fixed_part",
         ]
     )
     return result

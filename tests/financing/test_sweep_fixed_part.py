@@ -1,0 +1,200 @@
+"""A sweep after a crypto move values an untouched pool from its stored fixed part and the new crypto prices,
+and agrees to the cent with the pure calculations all the same: whenever the part may no longer hold (a
+posting, a new security price, FX rate or term, a concentration cut that now applies) the pool is valued
+from its positions, and its part stored again."""
+
+import dataclasses
+import random
+from decimal import Decimal
+
+import pytest
+from django.test import override_settings
+
+from accounts.audit import SYSTEM
+from collateral.models import CurrentPrice
+from collateral.services import asset_update, collateral_deposit
+from financing.models import MarginState, PoolFixedPart, SweepRun
+from financing.selectors import facility_pool
+from financing.services import collateral_withdraw, drawdown_create
+from financing.sweep import AssetUnit, asset_units, facility_figures, fixed_basis, sweep_run
+from tests.collateral.factories import fx, price
+from tests.financing.factories import facility_with_pool
+
+pytestmark = pytest.mark.django_db
+
+HOLDINGS = [  # symbol, largest quantity, decimals
+    ("BTC", 3, 8), ("ETH", 40, 18), ("0700.HK", 5000, 0), ("0005.HK", 9000, 0), ("HKD", 500000, 2),
+    ("USD", 50000, 2),
+]  # fmt: skip
+
+
+def assert_the_states_agree_with_the_calculations():
+    states = {
+        s.facility_id: (s.market_value, s.margin_value, s.debt, s.margin_ratio, s.status)
+        for s in MarginState.objects.all()
+    }
+    assert states == {row[0]: row[1:] for row in facility_figures(None)}
+
+
+def book(count: int, seed: int, always: tuple[str, ...] = ()) -> list:
+    """``count`` facilities with random holdings of every kind (and of ``always`` in each), each drawn to 80%
+    of its margin value."""
+    rng = random.Random(seed)
+    facilities = []
+    for _ in range(count):
+        holdings = {}
+        for symbol, high, places in HOLDINGS:
+            if symbol in always or rng.random() < 0.6:
+                holdings[symbol] = str(Decimal(rng.randint(1, 10**places * high)) / Decimal(10**places))
+        facility = facility_with_pool(holdings=holdings, limit="50000000", credit_limit="50000000")
+        room = facility_figures([facility.client_id])[0][2] * Decimal("0.8")
+        if room >= 1:
+            drawdown_create(facility=facility, amount=str(room.quantize(Decimal("1"))), actor=SYSTEM)
+        facilities.append(facility)
+    return facilities
+
+
+def settled_book(count: int, seed: int, always: tuple[str, ...] = ()) -> list:
+    """A book valued twice, so that nothing posted to it is newer than the last sweep (with no look-back)."""
+    facilities = book(count, seed, always)
+    sweep_run(trigger="test")
+    sweep_run(trigger="test")
+    return facilities
+
+
+def last_run() -> SweepRun:
+    return SweepRun.objects.order_by("-started_at", "-pk").first()
+
+
+@override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0)
+def test_crypto_moves_value_untouched_pools_from_their_fixed_parts_to_the_cent(market):
+    """Unround prices and limits that bind on some moves and not on others: every sweep agrees with the
+    calculations, and the pools no cut reaches are valued from their fixed parts."""
+    asset_update(asset=market["0005.HK"], actor=SYSTEM, concentration_limit="0.30")
+    asset_update(asset=market["ETH"], actor=SYSTEM, concentration_limit="0.45")
+    price("0700.HK", "389.37")
+    fx("USD", "7.7912345")
+    settled_book(40, seed=20261125)
+    assert PoolFixedPart.objects.count() == 40
+    fast = []
+    for symbol, new_price in [("BTC", "97123.45678"), ("ETH", "3512.3456"), ("BTC", "41000.01"),
+                              ("ETH", "9100.5"), ("BTC", "150000"), ("BTC", "12.34")]:  # fmt: skip
+        price(symbol, new_price)
+        result = sweep_run(symbols=[symbol], trigger="test", ladder=False)
+        assert_the_states_agree_with_the_calculations()
+        fast.append(result.run.valued_from_fixed_part)
+    assert fast[0] > 0  # the first move: most pools from their parts
+    assert min(fast) < max(fast)  # a large move brings cuts into play: those pools from their positions
+
+
+@override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0)
+def test_a_pool_posted_to_since_the_last_sweep_is_valued_from_its_positions(market):
+    posted, _quiet = (facility_with_pool(holdings={"BTC": "1", "0700.HK": "100"}) for _ in range(2))
+    sweep_run(trigger="test")
+    sweep_run(trigger="test")
+    collateral_deposit(pool=facility_pool(posted), asset=market["0700.HK"], quantity="900", actor=SYSTEM)
+    price("BTC", "90000")
+    result = sweep_run(symbols=["BTC"], trigger="test", ladder=False)
+    assert (result.facilities_valued, result.run.valued_from_fixed_part) == (2, 1)
+    assert_the_states_agree_with_the_calculations()
+    part = PoolFixedPart.objects.get(pool=facility_pool(posted))
+    assert (part.market_value, part.margin_value) == (Decimal("400000.00"), Decimal("280000.00"))
+    assert {symbol: Decimal(quantity) for symbol, quantity in part.crypto.items()} == {"BTC": 1}
+
+
+@override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0)
+def test_a_full_sweep_after_a_posting_works_the_pool_s_part_out_again(market):
+    """A full sweep values every pool from its positions, and stores the parts of those posted to: the price
+    moves after it trust them."""
+    facility = facility_with_pool(holdings={"BTC": "1", "0700.HK": "100"})
+    sweep_run(trigger="test")
+    sweep_run(trigger="test")
+    collateral_deposit(pool=facility_pool(facility), asset=market["0700.HK"], quantity="900", actor=SYSTEM)
+    sweep_run(trigger="test")
+    price("BTC", "90000")
+    result = sweep_run(symbols=["BTC"], trigger="test", ladder=False)
+    assert result.run.valued_from_fixed_part == 1
+    assert_the_states_agree_with_the_calculations()
+
+
+@override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0)
+def test_a_pool_emptied_since_the_last_sweep_keeps_no_part_of_what_it_held(market):
+    facility = facility_with_pool(holdings={"BTC": "1", "0700.HK": "100"})
+    sweep_run(trigger="test")
+    sweep_run(trigger="test")
+    pool = facility_pool(facility)
+    for symbol, quantity in [("BTC", "1"), ("0700.HK", "100")]:
+        collateral_withdraw(pool=pool, asset=market[symbol], quantity=quantity, actor=SYSTEM)
+    sweep_run(symbols=["BTC"], trigger="test", ladder=False)
+    part = PoolFixedPart.objects.get(pool=pool)
+    assert (part.market_value, part.margin_value, part.uncapped_from, part.crypto) == (0, 0, None, {})
+    price("BTC", "90000")
+    sweep_run(symbols=["BTC"], trigger="test", ladder=False)
+    assert MarginState.objects.get(facility=facility).market_value == 0
+    assert_the_states_agree_with_the_calculations()
+
+
+CHANGES = {
+    "a security's price": lambda market: price("0700.HK", "401.5"),
+    "an FX rate": lambda market: fx("USD", "7.81"),
+    "a concentration limit": lambda market: asset_update(
+        asset=market["0700.HK"], actor=SYSTEM, concentration_limit="0.20"
+    ),
+    "an asset's eligibility": lambda market: asset_update(
+        asset=market["0005.HK"], actor=SYSTEM, eligible=False
+    ),
+    "a crypto losing its price": lambda market: CurrentPrice.objects.filter(asset_id="ETH").delete(),
+}
+
+
+@pytest.mark.parametrize("change", CHANGES)
+@override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0)
+def test_a_change_to_what_the_fixed_parts_rest_on_values_every_pool_from_its_positions(market, change):
+    """Even in a sweep that names only BTC (every pool here holds some): the stored parts were worked out on
+    other terms."""
+    settled_book(12, seed=7, always=("BTC",))
+    CHANGES[change](market)
+    price("BTC", "99000")
+    result = sweep_run(symbols=["BTC"], trigger="test", ladder=False)
+    assert result.run.valued_from_fixed_part == 0
+    assert_the_states_agree_with_the_calculations()
+    assert set(PoolFixedPart.objects.values_list("basis", flat=True)) == {fixed_basis(asset_units())}
+    price("BTC", "98000")  # and the parts stored on the new terms serve the next move
+    result = sweep_run(symbols=["BTC"], trigger="test", ladder=False)
+    assert result.run.valued_from_fixed_part > 0
+    assert_the_states_agree_with_the_calculations()
+
+
+@override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0)
+def test_only_the_parts_that_may_have_changed_are_worked_out_again_and_stored(market):
+    facilities = settled_book(6, seed=3)
+    written = PoolFixedPart.objects.values_list("pool_id", "valued_at")
+    before = set(written)
+    price("BTC", "95000")
+    assert sweep_run(symbols=["BTC"], trigger="test", ladder=False).fixed_parts_stored == 0
+    assert sweep_run(trigger="test", ladder=False).fixed_parts_stored == 0  # every pool from its positions
+    assert set(written) == before
+    drawdown_create(facility=facilities[0], amount="1.00", actor=SYSTEM)  # posted to; its holdings the same
+    assert sweep_run(trigger="test", ladder=False).fixed_parts_stored == 0
+    collateral_deposit(pool=facility_pool(facilities[1]), asset=market["HKD"], quantity="1.00", actor=SYSTEM)
+    assert sweep_run(trigger="test", ladder=False).fixed_parts_stored == 1
+
+
+def test_the_fingerprint_follows_every_term_but_the_crypto_prices():
+    units = [
+        AssetUnit("BTC", Decimal("780000"), Decimal("0.6"), None, True, crypto=True),
+        AssetUnit("0700.HK", Decimal("400"), Decimal("0.3"), Decimal("0.5"), True),
+    ]
+    basis = fixed_basis(units)
+    assert fixed_basis([dataclasses.replace(units[0], unit_value=Decimal("700000")), units[1]]) == basis
+    assert fixed_basis([dataclasses.replace(units[0], haircut=Decimal("0.7")), units[1]]) == basis
+    security_changes = [("unit_value", Decimal("400.01")), ("unit_value", None), ("haircut", Decimal("0.35")),
+                        ("concentration_limit", None), ("eligible", False)]  # fmt: skip
+    others = [
+        [dataclasses.replace(units[0], unit_value=None), units[1]],
+        [dataclasses.replace(units[0], crypto=False), units[1]],
+        *([units[0], dataclasses.replace(units[1], **{name: value})] for name, value in security_changes),
+        units[:1],
+    ]
+    assert basis not in {fixed_basis(other) for other in others}
+    assert len({fixed_basis(other) for other in others}) == len(others)
