@@ -326,13 +326,14 @@ class MarginState(models.Model):
 
 
 class PoolFixedPart(models.Model):
-    """The part of a collateral pool's valuation that a crypto price move leaves as it is, as the last sweep
-    that valued the pool from its positions found it: the market value and margin value of everything but
-    the crypto, the pool market value from which no concentration cut applies to any of it, and the crypto
-    quantities. A sweep after a crypto move values an untouched pool from it and the new crypto prices (the
-    same rounding, position by position) instead of from its positions. Derived data: written only by the
-    sweep, and trusted only while ``basis`` is the fingerprint of the current prices, FX rates and terms of
-    every other asset and nothing was posted to the client since (``financing.sweep``)."""
+    """The part of a collateral pool's valuation that a crypto price move leaves as it is: the market value
+    and margin value of everything but the crypto, the pool market value from which no concentration cut
+    applies to any of it, and the crypto quantities, as worked out from the pool's positions by a sweep. A
+    sweep after a crypto move values a pool from it and the new crypto prices (the same rounding, position by
+    position) instead of from its positions. Derived data: written only by the sweep, which works it out
+    again whenever the pool's holdings may have moved; trusted only while ``basis`` is the fingerprint of the
+    current prices, FX rates and terms of every other asset and the holdings have not moved since the
+    previous sweep (``financing.sweep``)."""
 
     pool = models.OneToOneField(
         "collateral.CollateralPool", on_delete=models.CASCADE, primary_key=True, related_name="+"
@@ -343,7 +344,10 @@ class PoolFixedPart(models.Model):
     market_value = hkd_amount_field("market value, crypto apart")
     margin_value = hkd_amount_field("margin value, crypto apart, before concentration cuts")
     uncapped_from = hkd_amount_field(
-        "no concentration cut from", null=True, blank=True, help_text="empty: no position has a limit"
+        "no concentration cut from",
+        null=True,
+        blank=True,
+        help_text="empty: no eligible non-crypto position has a limit",
     )
     crypto = models.JSONField(default=dict, help_text="crypto quantities held, by symbol (exact, as text)")
     valued_at = models.DateTimeField()

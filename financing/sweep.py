@@ -20,10 +20,12 @@ After a crypto move most pools in scope are not even valued position by position
 (``PoolFixedPart``: what a crypto price leaves as it is: the value of everything else, the pool value from
 which no concentration cut applies to it, and the crypto quantities) is stored when the pool is valued from
 its positions; a price-driven sweep values a pool from it and the new crypto prices (the same rounding,
-position by position) when nothing was posted to the client since, the part was worked out on the current
-prices, FX rates and terms of every other asset (``fixed_basis``), and no cut applies at the new prices.
-Every other pool is valued from its positions, and its part stored again where it may have changed. The
-full sweep (every minute by default) values every pool from its positions whatever the parts say."""
+position by position) when its holdings have not moved since the previous sweep (nothing was posted to the
+client, and its facility is not new to the sweeps), the part was worked out on the current prices, FX rates
+and terms of every other asset (``fixed_basis``), and no cut applies at the new prices. Every other pool is
+valued from its positions. Any sweep works the part out again for the pools whose part may be out of date
+(holdings moved, another basis, none yet); the full sweep (every minute by default) values every pool from
+its positions, so its margin states never rest on a part."""
 
 from __future__ import annotations
 
@@ -244,15 +246,18 @@ SELECT f.id AS facility_id, f.client_id, p.id AS pool_id, p.account_id,
  WHERE f.status <> 'closed' {scope_filter}
 """
 
-# In a price-driven sweep, a pool that nothing was posted to, whose fixed part (``PoolFixedPart``) was worked
-# out on the current basis, and to which no concentration cut applies at the new crypto prices, is valued from
-# that part and its crypto (``fast_pools``); every other pool is valued from its positions (``long_pools``):
-# market value per position (half-up to the cent), the pool's total by a window, margin value with the
-# concentration cut (down to the cent), and the pool's fixed part as it now stands. Then ratio and status by
-# the facility's policy: the same rules as collateral.calculations and financing.calculations.
+# In a price-driven sweep, a pool whose holdings have not moved since the previous sweep, whose fixed part
+# (``PoolFixedPart``) was worked out on the current basis, and to which no concentration cut applies at the
+# new crypto prices, is valued from that part and its crypto (``fast_pools``). The holdings may have moved
+# when the client was posted to, or when its facility is new to the sweeps: a pool is in no sweep's scope
+# while its client has no open facility, and its part may be from an earlier facility. Every other pool is
+# valued from its positions: market value per position (half-up to the cent), the pool's total by a
+# window, margin value with the concentration cut (down to the cent). Then ratio and status by the
+# facility's policy: the same rules as collateral.calculations and financing.calculations.
 VALUATION_CTES = """
 parts AS MATERIALIZED (
-    SELECT s.pool_id, s.account_id, s.posted, fp.pool_id IS NOT NULL AND fp.basis = %(basis)s AS current,
+    SELECT s.pool_id, s.account_id, s.posted OR s.is_new AS moved,
+           fp.pool_id IS NOT NULL AND fp.basis = %(basis)s AS current,
            fp.market_value, fp.margin_value, fp.uncapped_from, fp.crypto
       FROM sweep_scope s
       LEFT JOIN financing_poolfixedpart fp ON fp.pool_id = s.pool_id
@@ -262,7 +267,7 @@ fast_inputs AS MATERIALIZED (
     SELECT fp.pool_id, fp.market_value AS fixed_market_value, fp.margin_value AS fixed_margin_value,
            fp.uncapped_from{crypto_columns}
       FROM parts fp
-     WHERE {fast} AND NOT fp.posted AND fp.current
+     WHERE {fast} AND NOT fp.moved AND fp.current
 ),
 fast_values AS (
     SELECT pool_id, uncapped_from{crypto_names},
@@ -354,7 +359,7 @@ inserted AS (
       FROM changed c WHERE c.is_new
     RETURNING 1
 ),
--- The fixed part of each pool whose stored one may be out of date (the client was posted to, or it was
+-- The fixed part of each pool whose stored one may be out of date (its holdings may have moved, or it was
 -- worked out on another basis, or never; elsewhere the holdings and the basis are those it was worked out on),
 -- from its positions read by the index: the values of everything but the crypto (margin value without
 -- cuts), the pool market value from which no cut applies to any of it (for each position with a limit, the
@@ -369,7 +374,7 @@ refresh_positions AS (
            WHERE b.account_id = p.account_id AND b.amount <> 0 OFFSET 0
       ) b
       JOIN sweep_units u ON u.symbol = b.instrument_id AND u.unit_value IS NOT NULL
-     WHERE p.posted OR NOT p.current
+     WHERE p.moved OR NOT p.current
 ),
 refreshed AS (
     SELECT pool_id, COALESCE(SUM(mv) FILTER (WHERE NOT crypto), 0) AS market_value,
@@ -389,7 +394,7 @@ new_fixed_parts AS (
            r.uncapped_from::numeric(20, 2) AS uncapped_from, COALESCE(r.crypto, '{{}}'::jsonb) AS crypto
       FROM parts p
       LEFT JOIN refreshed r ON r.pool_id = p.pool_id
-     WHERE p.posted OR NOT p.current
+     WHERE p.moved OR NOT p.current
 ),
 fixed_parts AS (
     INSERT INTO financing_poolfixedpart (pool_id, basis, market_value, margin_value, uncapped_from, crypto,
@@ -431,10 +436,10 @@ def _scope_table(cursor, scope: str, params: dict[str, object]) -> None:
     )
 
 
-# Where the positions of the pools valued from them come from. In a price-driven sweep they are few (those
-# posted to, those a cut now reaches): each pool's balances by the index, a lateral subquery the planner may
-# not flatten (OFFSET 0), whatever it guesses of their number. Otherwise every pool in scope is: one pass
-# over the balances, hashed.
+# Where the positions of the pools valued from them come from. In a price-driven sweep they are usually few
+# (those posted to, those a cut now reaches; all of them only after a new security price, FX rate or asset
+# term): each pool's balances by the index, a lateral subquery the planner may not flatten (OFFSET 0),
+# whatever it guesses of their number. Otherwise every pool in scope is: one pass over the balances, hashed.
 POSITIONS_FROM = {
     True: """long_pools lp
       CROSS JOIN LATERAL (

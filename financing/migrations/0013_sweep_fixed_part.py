@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
                 ('basis', models.CharField(help_text='fingerprint of the prices, FX rates and terms it was valued on', max_length=64)),
                 ('market_value', models.DecimalField(decimal_places=2, max_digits=20, verbose_name='market value, crypto apart (HKD)')),
                 ('margin_value', models.DecimalField(decimal_places=2, max_digits=20, verbose_name='margin value, crypto apart, before concentration cuts (HKD)')),
-                ('uncapped_from', models.DecimalField(blank=True, decimal_places=2, help_text='empty: no position has a limit', max_digits=20, null=True, verbose_name='no concentration cut from (HKD)')),
+                ('uncapped_from', models.DecimalField(blank=True, decimal_places=2, help_text='empty: no eligible non-crypto position has a limit', max_digits=20, null=True, verbose_name='no concentration cut from (HKD)')),
                 ('crypto', models.JSONField(default=dict, help_text='crypto quantities held, by symbol (exact, as text)')),
                 ('valued_at', models.DateTimeField()),
             ],

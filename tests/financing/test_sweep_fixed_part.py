@@ -13,9 +13,10 @@ from django.test import override_settings
 from accounts.audit import SYSTEM
 from collateral.models import CurrentPrice
 from collateral.services import asset_update, collateral_deposit
-from financing.models import MarginState, PoolFixedPart, SweepRun
+from financing.enums import FacilityStatus
+from financing.models import MarginState, PoolFixedPart
 from financing.selectors import facility_pool
-from financing.services import collateral_withdraw, drawdown_create
+from financing.services import collateral_withdraw, drawdown_create, facility_open, facility_set_status
 from financing.sweep import AssetUnit, asset_units, facility_figures, fixed_basis, sweep_run
 from tests.collateral.factories import fx, price
 from tests.financing.factories import facility_with_pool
@@ -31,7 +32,7 @@ HOLDINGS = [  # symbol, largest quantity, decimals
 def assert_the_states_agree_with_the_calculations():
     states = {
         s.facility_id: (s.market_value, s.margin_value, s.debt, s.margin_ratio, s.status)
-        for s in MarginState.objects.all()
+        for s in MarginState.objects.exclude(facility__status=FacilityStatus.CLOSED)
     }
     assert states == {row[0]: row[1:] for row in facility_figures(None)}
 
@@ -62,10 +63,6 @@ def settled_book(count: int, seed: int, always: tuple[str, ...] = ()) -> list:
     return facilities
 
 
-def last_run() -> SweepRun:
-    return SweepRun.objects.order_by("-started_at", "-pk").first()
-
-
 @override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0)
 def test_crypto_moves_value_untouched_pools_from_their_fixed_parts_to_the_cent(market):
     """Unround prices and limits that bind on some moves and not on others: every sweep agrees with the
@@ -84,7 +81,24 @@ def test_crypto_moves_value_untouched_pools_from_their_fixed_parts_to_the_cent(m
         assert_the_states_agree_with_the_calculations()
         fast.append(result.run.valued_from_fixed_part)
     assert fast[0] > 0  # the first move: most pools from their parts
-    assert min(fast) < max(fast)  # a large move brings cuts into play: those pools from their positions
+
+
+@override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0)
+def test_a_pool_is_valued_from_its_part_down_to_the_cent_where_no_cut_applies_and_not_below(market):
+    """HSBC HK$30,000 with a 50% limit: no cut from a pool value of HK$60,000.00. BTC at US$10,000 puts the
+    pool exactly there; at US$9,999.995 it is a cent below, where the cut takes a cent off HSBC's value."""
+    facility = facility_with_pool(holdings={"0005.HK": "300", "BTC": "0.25", "HKD": "10500.00"})
+    sweep_run(trigger="test")
+    sweep_run(trigger="test")
+    assert PoolFixedPart.objects.get(pool=facility_pool(facility)).uncapped_from == Decimal("60000.00")
+    for btc, from_part, market_value, margin_value in [("10000", 1, "60000.00", "40800.00"),
+                                                      ("9999.995", 0, "59999.99", "40799.98")]:  # fmt: skip
+        price("BTC", btc)
+        result = sweep_run(symbols=["BTC"], trigger="test", ladder=False)
+        assert result.run.valued_from_fixed_part == from_part
+        state = MarginState.objects.get(facility=facility)
+        assert (state.market_value, state.margin_value) == (Decimal(market_value), Decimal(margin_value))
+        assert_the_states_agree_with_the_calculations()
 
 
 @override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0)
@@ -114,6 +128,25 @@ def test_a_full_sweep_after_a_posting_works_the_pool_s_part_out_again(market):
     price("BTC", "90000")
     result = sweep_run(symbols=["BTC"], trigger="test", ladder=False)
     assert result.run.valued_from_fixed_part == 1
+    assert_the_states_agree_with_the_calculations()
+
+
+@override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0)
+def test_a_client_back_with_a_new_facility_is_valued_from_the_pool_as_it_now_is(market):
+    """While a client has no open facility its pool is in no sweep's scope, so what left it then is not in
+    the part stored before: a new facility's first sweep works the part out again."""
+    first = facility_with_pool(holdings={"BTC": "1", "HKD": "500000.00"})
+    sweep_run(trigger="test")
+    sweep_run(trigger="test")
+    facility_set_status(facility=first, status=FacilityStatus.CLOSED, actor=SYSTEM)
+    collateral_withdraw(pool=facility_pool(first), asset=market["HKD"], quantity="500000.00", actor=SYSTEM)
+    sweep_run(trigger="test")
+    sweep_run(trigger="test")
+    second = facility_open(client=first.client, limit="5000000.00", fixed_rate="0.065", actor=SYSTEM)
+    sweep_run(trigger="test")
+    price("BTC", "90000")
+    assert sweep_run(symbols=["BTC"], trigger="test", ladder=False).run.valued_from_fixed_part == 1
+    assert MarginState.objects.get(facility=second).market_value == Decimal("702000.00")
     assert_the_states_agree_with_the_calculations()
 
 
@@ -168,12 +201,15 @@ def test_a_change_to_what_the_fixed_parts_rest_on_values_every_pool_from_its_pos
 @override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0)
 def test_only_the_parts_that_may_have_changed_are_worked_out_again_and_stored(market):
     facilities = settled_book(6, seed=3)
-    written = PoolFixedPart.objects.values_list("pool_id", "valued_at")
-    before = set(written)
+
+    def written():
+        return set(PoolFixedPart.objects.values_list("pool_id", "valued_at"))
+
+    before = written()
     price("BTC", "95000")
     assert sweep_run(symbols=["BTC"], trigger="test", ladder=False).fixed_parts_stored == 0
     assert sweep_run(trigger="test", ladder=False).fixed_parts_stored == 0  # every pool from its positions
-    assert set(written) == before
+    assert written() == before
     drawdown_create(facility=facilities[0], amount="1.00", actor=SYSTEM)  # posted to; its holdings the same
     assert sweep_run(trigger="test", ladder=False).fixed_parts_stored == 0
     collateral_deposit(pool=facility_pool(facilities[1]), asset=market["HKD"], quantity="1.00", actor=SYSTEM)
