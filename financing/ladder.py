@@ -12,8 +12,10 @@ acted on. ``ladder_run`` handles every facility where the two differ, in batches
 facilities and their states (in id order, like every other writer), values again the clients posted to
 since their state was valued (so it acts on the truth, not on a valuation a top-up has overtaken; only
 postings change holdings and debt, so everybody else's state is the truth), decides, and writes calls,
-sales, events, outbox messages and audit events in a few statements. Then every open call whose facility is back at target is
-cured, and every issued call past its deadline is escalated to a forced sale. All of it is idempotent:
+sales, events, outbox messages and audit events in a few statements. Then a client with a standing top-up
+instruction who received free holdings since the previous sweep gets the automatic top-up again (a call
+already open is met with them), every open call whose facility is back at target is cured, and every
+issued call past its deadline is escalated to a forced sale. All of it is idempotent:
 run it twice, the second run does nothing."""
 
 from __future__ import annotations
@@ -49,8 +51,11 @@ from financing.margin_calls import (
 )
 from financing.models import Facility, ForcedSale, MarginCall, MarginPolicy, MarginState
 from financing.selectors import default_policy, thresholds_of
-from financing.sweep import posted_since, valuations_of
-from financing.top_ups import auto_top_ups_after_ladder  # the automatic top-up hook in ladder_apply
+from financing.sweep import posted_since, previous_sweep_start, valuations_of
+from financing.top_ups import (  # the automatic top-up hooks in ladder_apply and ladder_run
+    auto_top_ups_after_ladder,
+    auto_top_ups_for_new_free_holdings,
+)
 from ledger.models import Leg
 from notifications.services import EventSpec
 
@@ -286,6 +291,9 @@ def cure_candidates() -> list[MarginCall]:
 
 
 def ladder_run(*, actor: Actor = SYSTEM) -> int:
+    # Receipts count from a little before the last finished sweep started (when the ladder runs after a sweep,
+    # the one before it: this run's is not finished yet).
+    since = posted_since(previous_sweep_start())
     due = list(
         MarginState.objects.exclude(status=F("notified_status"))
         .order_by("facility_id")
@@ -293,6 +301,8 @@ def ladder_run(*, actor: Actor = SYSTEM) -> int:
     )
     batches = [due[i : i + BATCH_SIZE] for i in range(0, len(due), BATCH_SIZE)]
     actions = _each("batch of facilities", batches, lambda ids: ladder_apply(facility_ids=ids, actor=actor))
+    # Free holdings received since the previous sweep: a standing instruction uses them for a call already open.
+    actions += auto_top_ups_for_new_free_holdings(since=since, actor=actor)
     actions += _each(
         "cure of call",
         cure_candidates(),

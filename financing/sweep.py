@@ -145,7 +145,7 @@ def _crypto_sql(units: list[AssetUnit]) -> tuple[dict[str, str], dict[str, objec
     return pieces, params
 
 
-def _previous_sweep_start() -> datetime.datetime | None:
+def previous_sweep_start() -> datetime.datetime | None:
     """When the last finished run that looked at every client posted to started. A run for given clients
     does not count: a client posted to before it and not among them would otherwise be left out of every
     price-driven sweep after it (its debt and holdings taken from a state that no longer holds)."""
@@ -667,7 +667,7 @@ def sweep_run(
 
     started = time.perf_counter()
     now = timezone.now()
-    since = _previous_sweep_start()
+    since = previous_sweep_start()
     run = SweepRun.objects.create(
         trigger=trigger,
         scope=_scope(clients, symbols, since)[0],

@@ -14,6 +14,7 @@ lowered. What the top-up cannot cover stays due and runs to the deadline."""
 
 from __future__ import annotations
 
+import datetime
 import logging
 from decimal import Decimal
 from typing import Any
@@ -65,11 +66,12 @@ from financing.models import (
 from financing.selectors import (
     open_forced_sale,
     open_margin_call,
+    open_margin_calls_of,
     pending_sign_off_of,
     valuation_for_holdings,
 )
-from ledger.enums import TransactionKind
-from ledger.models import Account
+from ledger.enums import AccountKind, TransactionKind
+from ledger.models import Account, Leg
 from ledger.selectors import balances_of
 from ledger.services import LegSpec, transaction_post
 from notifications.services import EventSpec, events_record
@@ -631,5 +633,45 @@ def auto_top_ups_after_ladder(*, batch: LadderBatch, actor: Actor) -> int:
                 "automatic top-up of %s (%s) failed; nothing was moved and any margin call stands",
                 facility.reference,
                 trigger,
+            )
+    return done
+
+
+def auto_top_ups_for_new_free_holdings(*, since: datetime.datetime, actor: Actor) -> int:
+    """Called by ``ladder_run``: run ``auto_top_up`` again for the open facility of each client with an active
+    instruction who received free holdings since ``since``, so that holdings arriving while a margin call is
+    open (or, for a warning trigger, while the ratio is at the warning level) are used at once rather than
+    at the next call. ``auto_top_up`` decides whether there is anything to do, and says nothing twice about
+    an unchanged situation. One query when nobody has an instruction. Each runs in its own savepoint, like
+    the ladder's hook. Returns how many top-ups ran."""
+    clients = set(
+        StandingTopUpInstruction.objects.filter(status=InstructionStatus.ACTIVE).values_list(
+            "client_id", flat=True
+        )
+    )
+    if not clients:
+        return 0
+    received = Leg.objects.filter(
+        account__kind=AccountKind.CUSTODY,
+        account__client_id__in=clients,
+        amount__gt=0,
+        transaction__posted_at__gte=since,
+    ).values("account__client_id")
+    facilities = list(
+        Facility.objects.filter(client_id__in=received)
+        .exclude(status=FacilityStatus.CLOSED)
+        .select_related("client")
+        .order_by("pk")
+    )
+    calls = open_margin_calls_of([f.pk for f in facilities])
+    done = 0
+    for facility in facilities:
+        trigger = TopUpTrigger.MARGIN_CALL if facility.pk in calls else TopUpTrigger.WARNING
+        try:
+            with transaction.atomic():
+                done += auto_top_up(facility=facility, actor=actor, trigger=trigger) is not None
+        except Exception:
+            logger.exception(
+                "automatic top-up of %s on new free holdings failed; nothing was moved", facility.reference
             )
     return done

@@ -47,6 +47,7 @@ from financing.sweep import sweep_run
 from financing.top_ups import (
     auto_top_up,
     auto_top_ups_after_ladder,
+    auto_top_ups_for_new_free_holdings,
     standing_top_up_request,
     standing_top_up_revoke,
 )
@@ -391,6 +392,48 @@ def test_new_free_holdings_are_used_on_the_next_run(facility, client_login, staf
     assert MarginCall.objects.get().status == MarginCallStatus.CURED
 
 
+def test_free_holdings_received_while_a_call_is_open_are_moved_by_the_next_sweep(
+    facility, client_login, staff
+):
+    active_instruction(facility, client_login, staff["credit"])
+    btc_at("80000")  # the call: nothing free to move yet
+    assert AutomaticTopUp.objects.get().outcome == TopUpOutcome.NOTHING_MOVED
+    receive(facility.client, "HKD", "100000.00", reference="CUST-later")
+    sweep_run(symbols=["ETH"], trigger="test")  # the next sweep, whatever moved
+    top_up = AutomaticTopUp.objects.latest("pk")
+    assert (top_up.trigger, top_up.outcome) == (TopUpTrigger.MARGIN_CALL, TopUpOutcome.REACHED_TARGET)
+    assert [(t.asset_id, t.quantity) for t in top_up.transfers.all()] == [("HKD", Decimal("62400.00"))]
+    assert MarginCall.objects.get().status == MarginCallStatus.CURED
+    counts = (Transaction.objects.count(), AutomaticTopUp.objects.count())
+    events = Event.objects.count()
+    sweep_run(symbols=["ETH"], trigger="test")  # the receipt is still in the window: no second top-up
+    assert (Transaction.objects.count(), AutomaticTopUp.objects.count()) == counts
+    assert event_types()[events:] == ["margin.restored"]  # the sweep sees the pool topped up
+
+
+def test_free_holdings_received_at_the_warning_level_are_moved_for_a_warning_trigger(
+    facility, client_login, staff
+):
+    active_instruction(facility, client_login, staff["credit"], trigger=TopUpTrigger.WARNING)
+    btc_at("94000")  # a warning, nothing free
+    receive(facility.client, "HKD", "100000.00", reference="CUST-later")
+    sweep_run(symbols=["ETH"], trigger="test")
+    top_up = AutomaticTopUp.objects.latest("pk")
+    assert (top_up.trigger, top_up.outcome) == (TopUpTrigger.WARNING, TopUpOutcome.REACHED_TARGET)
+    assert pool_holdings(facility_pool(facility))["HKD"] == Decimal("18720.00")
+
+
+def test_free_holdings_received_at_the_warning_level_wait_for_a_call_with_a_call_trigger(
+    facility, client_login, staff
+):
+    active_instruction(facility, client_login, staff["credit"])
+    btc_at("94000")
+    receive(facility.client, "HKD", "100000.00", reference="CUST-later")
+    sweep_run(symbols=["ETH"], trigger="test")
+    assert not AutomaticTopUp.objects.exists()
+    assert custody_holdings(facility.client) == {"HKD": Decimal("100000.00")}
+
+
 def test_a_revocation_takes_effect_at_once(facility, client_login, staff):
     receive(facility.client, "HKD", "100000.00")
     instruction = active_instruction(facility, client_login, staff["credit"])
@@ -445,7 +488,15 @@ def test_a_failure_is_logged_and_does_not_stop_the_others(staff, monkeypatch, ca
     assert f"automatic top-up of {first.reference} (margin_call) failed" in caplog.text
 
 
-def test_the_hook_costs_one_query_when_nobody_has_an_instruction(facility, django_assert_num_queries):
+def test_the_hooks_cost_one_query_when_nobody_has_an_instruction(facility, django_assert_num_queries):
+    receive(facility.client, "HKD", "100000.00")
+    with django_assert_num_queries(1):
+        assert (
+            auto_top_ups_for_new_free_holdings(
+                since=timezone.now() - datetime.timedelta(hours=1), actor=SYSTEM
+            )
+            == 0
+        )
     batch = LadderBatch(actor=SYSTEM)
     with django_assert_num_queries(0):
         assert auto_top_ups_after_ladder(batch=batch, actor=SYSTEM) == 0
