@@ -16,8 +16,15 @@ def interest_for_days(principal: Decimal, annual_rate: Decimal, days: int) -> De
     """ACT/365: principal × rate × days / 365, rounded half-up to the cent."""
     if days < 0:
         raise ValueError("days cannot be negative")
+    return interest_day_by_day([(principal, annual_rate)] * days)
+
+
+def interest_day_by_day(days: list[tuple[Decimal, Decimal]]) -> Decimal:
+    """ACT/365 over a run of days, each with the principal outstanding at its end and its annual rate: the
+    sum of principal × rate / 365, rounded half-up to the cent once for the whole run."""
     with localcontext(prec=WIDE):
-        return (principal * annual_rate * days / DAYS_IN_YEAR).quantize(CENT, rounding=ROUND_HALF_UP)
+        total = sum((principal * rate for principal, rate in days), ZERO)
+        return (total / DAYS_IN_YEAR).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 @dataclass(frozen=True)

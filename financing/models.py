@@ -210,14 +210,17 @@ class Repayment(models.Model):
 
 class InterestAccrual(models.Model):
     """Interest for the calendar days up to and including ``accrual_date`` since the previous accrual,
-    ACT/365 on the principal outstanding. At most one per facility and date."""
+    ACT/365 day by day on the principal outstanding at each day's end. At most one per facility and date."""
 
     facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="interest_accruals")
     accrual_date = models.DateField()
     days = models.PositiveSmallIntegerField()
-    principal = hkd_field("principal")
-    annual_rate = rate_field("annual rate")
+    principal = hkd_field("principal", help_text="at the end of the accrual date")
+    annual_rate = rate_field("annual rate", help_text="on the accrual date")
     amount = hkd_field("interest")
+    daily = models.JSONField(
+        default=list, blank=True, help_text="each day's principal (at its end) and annual rate"
+    )
     transaction = models.OneToOneField(
         Transaction, null=True, blank=True, on_delete=models.PROTECT, related_name="interest_accrual"
     )

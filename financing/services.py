@@ -25,11 +25,11 @@ from collateral.services import collateral_deposit, collateral_movement_post, pa
 from core.calendar import HONG_KONG
 from core.exceptions import InvalidInput, InvalidTransition
 from core.locks import lock_one
-from core.money import ZERO, format_hkd, format_percent
+from core.money import CENT, ZERO, format_hkd, format_percent
 from core.parsing import parse_amount, parse_hkd
 from core.validation import validate_model
 from financing import exceptions as refusals
-from financing.calculations import allocate_repayment, interest_for_days
+from financing.calculations import allocate_repayment, interest_day_by_day
 from financing.enums import (
     FacilityStatus,
     RateKind,
@@ -54,6 +54,7 @@ from financing.selectors import (
     valuation_for_holdings,
 )
 from ledger.enums import AccountKind, TransactionKind
+from ledger.models import Leg
 from ledger.services import LegSpec, account_for, firm_account, transaction_post
 
 HKD = "HKD"
@@ -427,11 +428,36 @@ def annual_rate_on(facility: Facility, day: datetime.date) -> Decimal:
     return base.rate + facility.spread
 
 
+def _end_of(day: datetime.date) -> datetime.datetime:
+    """When a Hong Kong calendar day ends."""
+    return datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time.min, tzinfo=HONG_KONG)
+
+
+def _principal_at_end_of(facility: Facility, days: list[datetime.date]) -> list[Decimal]:
+    """The principal outstanding at the end of each of ``days``, from the ledger: what the principal account
+    holds now, less what was posted to it after the day ended (one query, for a weekend or a holiday's run
+    of days as for one)."""
+    now = facility_debt(facility).principal
+    later = list(
+        Leg.objects.filter(
+            account_id=facility.principal_account_id,
+            instrument_id=HKD,
+            transaction__posted_at__gte=_end_of(days[0]),
+        ).values_list("transaction__posted_at", "amount")
+    )
+    return [
+        (now - sum((amount for at, amount in later if at >= _end_of(day)), ZERO)).quantize(CENT)
+        for day in days
+    ]
+
+
 @transaction.atomic
 def interest_accrue(*, facility: Facility, accrual_date: datetime.date, actor: Actor) -> InterestAccrual:
-    """Accrue ACT/365 interest on the outstanding principal for the calendar days since the previous
-    accrual (or since the facility opened) up to and including ``accrual_date``. Idempotent: a second run
-    for the same date returns the first accrual."""
+    """Accrue ACT/365 interest for the calendar days since the previous accrual (or since the facility
+    opened) up to and including ``accrual_date``, day by day: each day on the principal outstanding at its
+    end (Hong Kong time) and at the rate of that day, so a drawdown or a repayment on a weekend, or a new
+    base rate, counts from its own day. Idempotent: a second run for the same date returns the first
+    accrual."""
     facility = lock_one(Facility, facility.pk)
     existing = InterestAccrual.objects.filter(facility=facility, accrual_date=accrual_date).first()
     if existing is not None:
@@ -444,9 +470,13 @@ def interest_accrue(*, facility: Facility, accrual_date: datetime.date, actor: A
         )
     start = previous.accrual_date if previous else facility.opened_on - datetime.timedelta(days=1)
     days = (accrual_date - start).days
-    principal = facility_debt(facility).principal
-    rate = annual_rate_on(facility, accrual_date)
-    amount = interest_for_days(principal, rate, days) if principal > 0 else ZERO
+    each_day = [start + datetime.timedelta(days=n) for n in range(1, days + 1)]
+    principals = _principal_at_end_of(facility, each_day) if each_day else []
+    rates = [annual_rate_on(facility, day) for day in each_day]
+    daily = [(p, r) for p, r in zip(principals, rates, strict=True) if p > 0]
+    amount = interest_day_by_day(daily)
+    principal = principals[-1] if principals else facility_debt(facility).principal
+    rate = rates[-1] if rates else annual_rate_on(facility, accrual_date)
     txn = None
     if amount > 0:
         txn = transaction_post(
@@ -455,7 +485,8 @@ def interest_accrue(*, facility: Facility, accrual_date: datetime.date, actor: A
                 LegSpec(facility.interest_account, HKD, amount),
                 LegSpec(firm_account(AccountKind.INTEREST_INCOME), HKD, -amount),
             ],
-            memo=f"Interest on {facility.reference}: {days} day(s) to {accrual_date} at {rate * 100:.4f}%",
+            memo=f"Interest on {facility.reference}: {days} day(s) to {accrual_date} at "
+            + " to ".join(dict.fromkeys(f"{r * 100:.4f}%" for r in (min(rates), max(rates)))),
             actor=actor,
             idempotency_key=f"interest:{facility.pk}:{accrual_date.isoformat()}",
         )
@@ -467,6 +498,10 @@ def interest_accrue(*, facility: Facility, accrual_date: datetime.date, actor: A
         annual_rate=rate,
         amount=Money(amount, HKD),
         transaction=txn,
+        daily=[
+            {"date": day.isoformat(), "principal": str(p), "rate": str(r)}
+            for day, p, r in zip(each_day, principals, rates, strict=True)
+        ],
     )
     audit_event_record(
         actor=actor,
@@ -478,6 +513,7 @@ def interest_accrue(*, facility: Facility, accrual_date: datetime.date, actor: A
             "principal": str(principal),
             "rate": str(rate),
             "amount": str(amount),
+            "daily": accrual.daily,
         },
     )
     return accrual
