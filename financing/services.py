@@ -468,15 +468,18 @@ def interest_accrue(*, facility: Facility, accrual_date: datetime.date, actor: A
             f"{facility.reference} has already accrued to {previous.accrual_date}; {accrual_date} is earlier.",
             code="accrual_out_of_order",
         )
+    if accrual_date < facility.opened_on:
+        raise InvalidInput(
+            f"{facility.reference} opened on {facility.opened_on}; there is no interest to accrue to {accrual_date}.",
+            code="accrual_before_opening",
+        )
     start = previous.accrual_date if previous else facility.opened_on - datetime.timedelta(days=1)
     days = (accrual_date - start).days
     each_day = [start + datetime.timedelta(days=n) for n in range(1, days + 1)]
-    principals = _principal_at_end_of(facility, each_day) if each_day else []
+    principals = _principal_at_end_of(facility, each_day)
     rates = [annual_rate_on(facility, day) for day in each_day]
-    daily = [(p, r) for p, r in zip(principals, rates, strict=True) if p > 0]
-    amount = interest_day_by_day(daily)
-    principal = principals[-1] if principals else facility_debt(facility).principal
-    rate = rates[-1] if rates else annual_rate_on(facility, accrual_date)
+    amount = interest_day_by_day([(p, r) for p, r in zip(principals, rates, strict=True) if p > 0])
+    principal, rate = principals[-1], rates[-1]
     txn = None
     if amount > 0:
         txn = transaction_post(

@@ -73,6 +73,11 @@ def test_an_accrual_for_an_earlier_date_is_refused(facility):
         interest_accrue(facility=facility, accrual_date=datetime.date(2026, 11, 21), actor=SYSTEM)
 
 
+def test_an_accrual_before_the_facility_opened_is_refused(facility):
+    with writes_nothing(), pytest.raises(InvalidInput, match="opened on 2026-11-20; there is no interest"):
+        interest_accrue(facility=facility, accrual_date=datetime.date(2026, 11, 19), actor=SYSTEM)
+
+
 def test_a_floating_rate_is_hibor_plus_spread(market):
     facility = facility_with_pool(
         holdings={"BTC": "10"},
