@@ -598,12 +598,28 @@ def _record_and_tell(record: AutomaticTopUp, plan, facility: Facility, call, act
 # --- the ladder's hook ----------------------------------------------------------------------------------
 
 
+def _top_ups_each(runs: list[tuple[Facility, str]], actor: Actor) -> int:
+    """``auto_top_up`` for each (facility, trigger), each in its own savepoint: one failure is logged and
+    the others go ahead; the call it was for stands, and runs to its deadline. Returns how many ran."""
+    done = 0
+    for facility, trigger in runs:
+        try:
+            with transaction.atomic():
+                done += auto_top_up(facility=facility, actor=actor, trigger=trigger) is not None
+        except Exception:
+            logger.exception(
+                "automatic top-up of %s (%s) failed; nothing was moved and any margin call stands",
+                facility.reference,
+                trigger,
+            )
+    return done
+
+
 def auto_top_ups_after_ladder(*, batch: LadderBatch, actor: Actor) -> int:
     """Called by ``ladder_apply`` after a batch is written: run ``auto_top_up`` for each facility the batch
     issued a margin call on (still issued, not handed to a forced sale) or warned, whose client has an
     active instruction for it. One query when nobody has one (none at all when the batch called and warned
-    nobody). Each runs in its own savepoint, so one failure is logged and the others go ahead; the call it
-    was for stands, and runs to its deadline. Returns how many top-ups ran."""
+    nobody). Returns how many top-ups ran."""
     called = {c.facility_id: c.facility for c in batch.new_calls if c.status == MarginCallStatus.ISSUED}
     warned = {
         e.subject.pk: e.subject
@@ -618,23 +634,14 @@ def auto_top_ups_after_ladder(*, batch: LadderBatch, actor: Actor) -> int:
             id_in("client_id", {f.client_id for f in candidates.values()}), status=InstructionStatus.ACTIVE
         ).values_list("client_id", "trigger")
     )
-    done = 0
+    runs = []
     for facility_id in sorted(candidates):
         facility = candidates[facility_id]
         chosen = triggers.get(facility.client_id)
         trigger = TopUpTrigger.MARGIN_CALL if facility_id in called else TopUpTrigger.WARNING
-        if chosen is None or (trigger == TopUpTrigger.WARNING and chosen != TopUpTrigger.WARNING):
-            continue
-        try:
-            with transaction.atomic():
-                done += auto_top_up(facility=facility, actor=actor, trigger=trigger) is not None
-        except Exception:
-            logger.exception(
-                "automatic top-up of %s (%s) failed; nothing was moved and any margin call stands",
-                facility.reference,
-                trigger,
-            )
-    return done
+        if chosen is not None and (trigger == TopUpTrigger.MARGIN_CALL or chosen == TopUpTrigger.WARNING):
+            runs.append((facility, trigger))
+    return _top_ups_each(runs, actor)
 
 
 def auto_top_ups_for_new_free_holdings(*, since: datetime.datetime, actor: Actor) -> int:
@@ -642,8 +649,7 @@ def auto_top_ups_for_new_free_holdings(*, since: datetime.datetime, actor: Actor
     instruction who received free holdings since ``since``, so that holdings arriving while a margin call is
     open (or, for a warning trigger, while the ratio is at the warning level) are used at once rather than
     at the next call. ``auto_top_up`` decides whether there is anything to do, and says nothing twice about
-    an unchanged situation. One query when nobody has an instruction. Each runs in its own savepoint, like
-    the ladder's hook. Returns how many top-ups ran."""
+    an unchanged situation. One query when nobody has an instruction. Returns how many top-ups ran."""
     clients = set(
         StandingTopUpInstruction.objects.filter(status=InstructionStatus.ACTIVE).values_list(
             "client_id", flat=True
@@ -664,14 +670,6 @@ def auto_top_ups_for_new_free_holdings(*, since: datetime.datetime, actor: Actor
         .order_by("pk")
     )
     calls = open_margin_calls_of([f.pk for f in facilities])
-    done = 0
-    for facility in facilities:
-        trigger = TopUpTrigger.MARGIN_CALL if facility.pk in calls else TopUpTrigger.WARNING
-        try:
-            with transaction.atomic():
-                done += auto_top_up(facility=facility, actor=actor, trigger=trigger) is not None
-        except Exception:
-            logger.exception(
-                "automatic top-up of %s on new free holdings failed; nothing was moved", facility.reference
-            )
-    return done
+    return _top_ups_each(
+        [(f, TopUpTrigger.MARGIN_CALL if f.pk in calls else TopUpTrigger.WARNING) for f in facilities], actor
+    )

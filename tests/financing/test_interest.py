@@ -48,6 +48,22 @@ def facility(market):
     return facility
 
 
+@pytest.fixture
+def floating(market):
+    """HK$1,000,000 drawn on Friday morning at HIBOR 1M + 2.5%."""
+    with at(FRIDAY, 10):
+        facility = facility_with_pool(
+            holdings={"BTC": "10"},
+            rate_kind=RateKind.FLOATING,
+            fixed_rate=None,
+            base_rate_name="HIBOR_1M",
+            spread="0.025",
+            opened_on=datetime.date(2026, 11, 20),
+        )
+        drawdown_create(facility=facility, amount="1000000.00", actor=SYSTEM)
+    return facility
+
+
 def accrue(facility, day: int, *, run_at: tuple[int, int] | None = None):
     """The nightly accrual for ``day``, run when the schedule runs it (23:50) unless told otherwise."""
     with at(*(run_at or (day, 23)), 50):
@@ -78,17 +94,8 @@ def test_an_accrual_before_the_facility_opened_is_refused(facility):
         interest_accrue(facility=facility, accrual_date=datetime.date(2026, 11, 19), actor=SYSTEM)
 
 
-def test_a_floating_rate_is_hibor_plus_spread(market):
-    facility = facility_with_pool(
-        holdings={"BTC": "10"},
-        rate_kind=RateKind.FLOATING,
-        fixed_rate=None,
-        base_rate_name="HIBOR_1M",
-        spread="0.025",
-        opened_on=datetime.date(2026, 11, 20),
-    )
-    with at(FRIDAY, 10):
-        drawdown_create(facility=facility, amount="1000000.00", actor=SYSTEM)
+def test_a_floating_rate_is_hibor_plus_spread(floating):
+    facility = floating
     with (
         writes_nothing(),
         pytest.raises(InvalidInput, match="There is no HIBOR_1M rate on or before 2026-11-20"),
@@ -135,18 +142,9 @@ def test_a_late_run_does_not_charge_a_day_for_what_was_posted_after_it(facility)
     assert monday.amount.amount == Decimal("534.25")  # three days on 1,000,000, not on 2,000,000
 
 
-def test_a_new_base_rate_counts_from_the_day_it_takes_effect(market):
-    with at(FRIDAY, 10):
-        facility = facility_with_pool(
-            holdings={"BTC": "10"},
-            rate_kind=RateKind.FLOATING,
-            fixed_rate=None,
-            base_rate_name="HIBOR_1M",
-            spread="0.025",
-            opened_on=datetime.date(2026, 11, 20),
-        )
-        drawdown_create(facility=facility, amount="1000000.00", actor=SYSTEM)
-        base_rate_record(name="HIBOR_1M", rate="0.04", effective_on=datetime.date(2026, 11, 1), actor=SYSTEM)
+def test_a_new_base_rate_counts_from_the_day_it_takes_effect(floating):
+    facility = floating
+    base_rate_record(name="HIBOR_1M", rate="0.04", effective_on=datetime.date(2026, 11, 1), actor=SYSTEM)
     accrue(facility, FRIDAY)
     base_rate_record(name="HIBOR_1M", rate="0.05", effective_on=datetime.date(2026, 11, 22), actor=SYSTEM)
     monday = accrue(facility, MONDAY)
