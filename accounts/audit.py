@@ -70,12 +70,29 @@ def snapshot(instance: models.Model, fields: list[str]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class TargetRef:
+    """A record named without loading it (the margin-call ladder names thousands): its model, primary key
+    and how it reads. Audit events and notification events take one wherever they take an instance."""
+
+    model: type[models.Model]
+    pk: Any
+    label: str
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def target_model(target: models.Model | TargetRef) -> type[models.Model]:
+    return target.model if isinstance(target, TargetRef) else type(target)
+
+
+@dataclass(frozen=True)
 class AuditSpec:
     """An audit event to write: what ``audit_event_record`` takes, as a value (for writing many at once)."""
 
     actor: Any
     action: str
-    target: models.Model | None = None
+    target: models.Model | TargetRef | None = None
     before: dict | None = None
     after: dict | None = None
 
@@ -93,7 +110,7 @@ def _audit_row(spec: AuditSpec, now) -> tuple:
         user.pk if user is not None else None,
         actor_label(spec.actor),
         spec.action,
-        ContentType.objects.get_for_model(target, for_concrete_model=False).pk
+        ContentType.objects.get_for_model(target_model(target), for_concrete_model=False).pk
         if target is not None
         else None,
         str(target.pk) if target is not None else "",

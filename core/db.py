@@ -5,9 +5,11 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection, migrations, models
 from django.db.models.expressions import RawSQL
+from django.utils import timezone
 from djmoney.models.fields import CurrencyField, MoneyField
 from djmoney.money import Money
 
@@ -91,15 +93,8 @@ def bulk_insert(model: type[models.Model], objects: list[models.Model], *, with_
     if connection.vendor != "postgresql":
         model._default_manager.bulk_create(objects)
         return
-    pk = model._meta.pk
-    if with_pks and isinstance(pk, models.AutoField):
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-                [model._meta.db_table, pk.column, len(objects)],
-            )
-            for obj, (value,) in zip(objects, cursor.fetchall(), strict=True):
-                obj.pk = value
+    if with_pks and isinstance(model._meta.pk, models.AutoField):
+        reserve_pks(model, objects)
         fields = list(model._meta.concrete_fields)
     else:
         fields = [
@@ -109,6 +104,57 @@ def bulk_insert(model: type[models.Model], objects: list[models.Model], *, with_
         obj._state.adding, obj._state.db = False, connection.alias
     getters = [_getter(f) for f in fields]
     bulk_insert_rows(model, [f.attname for f in fields], [[get(obj) for get in getters] for obj in objects])
+
+
+def reserve_pks(model: type[models.Model], items: list) -> None:
+    """Give each item (anything with a ``pk`` attribute: an instance, or plain values about to be inserted)
+    the next primary key of ``model``'s table, in one query, so that rows inserted together can refer to
+    each other. PostgreSQL only: elsewhere the database assigns keys only as it inserts."""
+    if not items:
+        return
+    if connection.vendor != "postgresql":
+        raise NotImplementedError("reserving primary keys needs PostgreSQL's sequences")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [model._meta.db_table, model._meta.pk.column, len(items)],
+        )
+        for item, (value,) in zip(items, cursor.fetchall(), strict=True):
+            item.pk = value
+
+
+def bulk_insert_values(model: type[models.Model], attnames: list[str], rows: list[Sequence[object]]) -> int:
+    """``bulk_insert_rows`` for new rows of ``model`` given only some fields: every other field takes the
+    default ``save()`` would give it (``auto_now_add`` and ``auto_now``: now)."""
+    if not rows:
+        return 0
+    now = timezone.now()
+    others = [
+        f
+        for f in model._meta.concrete_fields
+        if f.attname not in attnames and not (f.primary_key and isinstance(f, models.AutoField))
+    ]
+    fill = tuple(now if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) else f.get_default()
+                 for f in others)  # fmt: skip
+    return bulk_insert_rows(model, [*attnames, *(f.attname for f in others)], [(*row, *fill) for row in rows])
+
+
+def bulk_insert_with_pks(
+    model: type[models.Model], attnames: list[str], items: list, row: Callable[[Any], Sequence[object]]
+) -> None:
+    """Insert one new row of ``model`` per item, ``row(item)`` giving its values in ``attnames`` order (the
+    primary key aside; every other field at its default), and give each item (anything with a ``pk``
+    attribute) its row's primary key."""
+    if not items:
+        return
+    if connection.vendor == "postgresql":
+        reserve_pks(model, items)
+        bulk_insert_values(model, ["id", *attnames], [(item.pk, *row(item)) for item in items])
+        return
+    objects = [model(**dict(zip(attnames, row(item), strict=True))) for item in items]
+    model._default_manager.bulk_create(objects)
+    for item, obj in zip(items, objects, strict=True):
+        item.pk = obj.pk
 
 
 def bulk_insert_rows(model: type[models.Model], attnames: list[str], rows: list[Sequence[object]]) -> int:

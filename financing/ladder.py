@@ -30,7 +30,6 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.audit import SYSTEM, Actor
-from accounts.models import Client
 from core.db import id_in
 from core.locks import lock_one, lock_rows
 from core.money import format_hkd, format_percent
@@ -43,8 +42,10 @@ from financing.enums import (
     MarginStatus,
 )
 from financing.margin_calls import (
+    CallValues,
     Figures,
     LadderBatch,
+    Party,
     forced_sale_request,
     margin_call_reassess,
     margin_call_transition,
@@ -57,7 +58,7 @@ from financing.top_ups import (  # the automatic top-up hooks in ladder_apply an
     auto_top_ups_for_new_free_holdings,
 )
 from ledger.models import Leg
-from notifications.services import EventSpec
+from notifications.services import ClientRef, EventSpec
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ BELOW_WARNING = (MarginStatus.NO_DEBT, MarginStatus.OK)
 BATCH_SIZE = 2000
 
 
-def _payload(facility: Facility, figures: Figures) -> dict:
+def _payload(facility: Party, figures: Figures) -> dict:
     return {
         "facility": facility.reference,
         "margin_ratio": figures.margin_ratio,
@@ -78,17 +79,18 @@ def _payload(facility: Facility, figures: Figures) -> dict:
 # What the ladder reads of each facility in a batch, locking the facility and then its margin state (in id
 # order, like every other writer): the facility and its client (enough for calls, sales and the events'
 # wording), whether it has an open margin call or forced sale, and the margin state.
-FACILITY_FIELDS = ["id", "reference", "client_id", "policy_id", "status"]
-CLIENT_FIELDS = ["id", "reference", "email"]
+FACILITY_FIELDS = ["id", "reference", "client_id", "client__email", "policy_id", "status"]
 STATE_FIELDS = ["market_value", "margin_value", "debt", "margin_ratio", "status", "notified_status", "valued_at",
                 "status_since"]  # fmt: skip
+CALL_FIELDS = ["id", "facility_id", "status", "ratio_at_issue", "debt_at_issue", "margin_value_at_issue",
+               "repayment_due", "top_up_due", "deadline"]  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Due:
     """A facility the ladder is to act on, as read (and locked) for a batch."""
 
-    facility: Facility
+    facility: Party
     figures: Figures  # the margin state's
     notified_status: str
     valued_at: datetime.datetime
@@ -98,8 +100,8 @@ class Due:
 
 
 def _read_batch(facility_ids: list[int]) -> dict[int, Due]:
-    """Two statements for a whole batch, whatever its size. The ORM returns plain values; the facilities
-    (and their clients) are built from them with only the fields the ladder reads."""
+    """Two statements for a whole batch, whatever its size, returning plain values (no model instances:
+    a batch is thousands of facilities)."""
     open_call = MarginCall.objects.filter(facility=OuterRef("pk"), status__in=OPEN_MARGIN_CALL_STATUSES)
     open_sale = ForcedSale.objects.filter(facility=OuterRef("pk"), status__in=OPEN_FORCED_SALE_STATUSES)
     rows = lock_rows(
@@ -107,9 +109,7 @@ def _read_batch(facility_ids: list[int]) -> dict[int, Due]:
         .annotate(
             open_call_id=Subquery(open_call.order_by("pk").values("pk")[:1]), has_open_sale=Exists(open_sale)
         )
-        .values_list(
-            *FACILITY_FIELDS, *(f"client__{name}" for name in CLIENT_FIELDS), "open_call_id", "has_open_sale"
-        )
+        .values_list(*FACILITY_FIELDS, "open_call_id", "has_open_sale")
     )
     states = {
         row[0]: row[1:]
@@ -119,24 +119,27 @@ def _read_batch(facility_ids: list[int]) -> dict[int, Due]:
             )
         )
     }
-    client_field = Facility._meta.get_field("client")
     due = {}
-    for row in rows:
-        state = states.get(row[0])
+    for pk, reference, client_id, email, policy_id, status, open_call_id, has_open_sale in rows:
+        state = states.get(pk)
         if state is None:  # never valued: nothing for the ladder yet
             continue
-        facility = Facility.from_db(connection.alias, FACILITY_FIELDS, row[0:5])
-        client = Client.from_db(connection.alias, CLIENT_FIELDS, row[5:8])
-        client_field.set_cached_value(facility, client)
-        due[facility.pk] = Due(facility, Figures(*state[0:5]), *state[5:8], row[8], row[9])
+        party = Party(pk, reference, ClientRef(client_id, email), policy_id, status)
+        due[pk] = Due(party, Figures(*state[0:5]), *state[5:8], open_call_id, has_open_sale)
     return due
 
 
-def _live_figures(facilities: dict[int, Facility], valued_since: datetime.datetime) -> dict[int, Figures]:
+def _open_calls(ids: list[int], facilities: dict[int, Party]) -> dict[int, CallValues]:
+    """Open calls (already locked with their facilities) as plain values, by facility."""
+    rows = MarginCall.objects.filter(id_in("pk", ids)).values_list(*CALL_FIELDS)
+    return {row[1]: CallValues(row[0], facilities[row[1]], *row[2:]) for row in rows}
+
+
+def _live_figures(facilities: dict[int, Party], valued_since: datetime.datetime) -> dict[int, Figures]:
     """Figures valued again now for the facilities whose client's ledger accounts were posted to since their
     margin state was valued (a top-up or a repayment the sweep did not see). Everybody else's holdings and
     debt are those of the state: the ladder acts on the truth without valuing the whole batch twice."""
-    clients = {f.client_id for f in facilities.values()}
+    clients = {f.client.pk for f in facilities.values()}
     touched = set(
         Leg.objects.filter(
             id_in("account__client_id", clients), transaction__posted_at__gte=posted_since(valued_since)
@@ -156,15 +159,14 @@ def ladder_apply(*, facility_ids: list[int], actor: Actor = SYSTEM) -> int:
         return 0
     facilities = {pk: d.facility for pk, d in due.items()}
     live = _live_figures(facilities, min(d.valued_at for d in due.values()))
-    to_hand_over = [  # open calls a forced sale may take over: loaded as instances
-        d.open_call_id
-        for pk, d in due.items()
-        if d.open_call_id and (live.get(pk) or d.figures).status == MarginStatus.FORCED_SALE
-    ]
-    open_calls = {}
-    for call in MarginCall.objects.filter(pk__in=to_hand_over):
-        call.facility = facilities[call.facility_id]
-        open_calls[call.facility_id] = call
+    open_calls = _open_calls(  # open calls a forced sale may take over
+        [
+            d.open_call_id
+            for pk, d in due.items()
+            if d.open_call_id and (live.get(pk) or d.figures).status == MarginStatus.FORCED_SALE
+        ],
+        facilities,
+    )
     default = default_policy()
     policies = {
         p.pk: p
@@ -194,7 +196,7 @@ def ladder_apply(*, facility_ids: list[int], actor: Actor = SYSTEM) -> int:
                     ),
                     payload=_payload(facility, figures),
                     client=facility.client,
-                    subject=facility,
+                    subject=facility.target(),
                 )
             )
         elif current == MarginStatus.MARGIN_CALL:
@@ -211,7 +213,7 @@ def ladder_apply(*, facility_ids: list[int], actor: Actor = SYSTEM) -> int:
                     summary=f"{facility.reference} is back within limits at {format_percent(figures.margin_ratio)}",
                     payload=_payload(facility, figures),
                     client=facility.client,
-                    subject=facility,
+                    subject=facility.target(),
                     notify_staff=False,
                 )
             )

@@ -14,17 +14,18 @@ from django.db import connection, transaction
 from django.utils import timezone
 from djmoney.money import Money
 
-from accounts.audit import Actor, AuditSpec, audit_events_record, snapshot
+from accounts.audit import Actor, AuditSpec, TargetRef, audit_events_record
 from collateral.calculations import cure_amounts, ratio_above
 from collateral.selectors import pool_holdings
 from core.calendar import HONG_KONG, cure_deadline
-from core.db import bulk_insert
+from core.db import bulk_insert_with_pks
 from core.exceptions import InvalidInput, InvalidTransition
 from core.locks import lock_one
 from core.money import format_hkd, format_percent
 from financing.enums import (
     MARGIN_CALL_TRANSITIONS,
     OPEN_MARGIN_CALL_STATUSES,
+    ForcedSaleStatus,
     ForcedSaleTrigger,
     MarginCallStatus,
 )
@@ -36,7 +37,7 @@ from financing.selectors import (
     policy_for,
     valuation_for_holdings,
 )
-from notifications.services import EventSpec, events_record
+from notifications.services import ClientRef, EventSpec, events_record
 
 HKD = "HKD"
 
@@ -63,61 +64,152 @@ def figures_of(valuation) -> Figures:
 
 
 # --- building blocks ---------------------------------------------------------------------------------
+#
+# Calls and sales are worded from plain values (``Party``, ``CallValues``, ``SaleValues``), never from model
+# instances: the ladder writes thousands at a time, and building an instance (and a Money per amount) for
+# each cost more than the writing. One-at-a-time callers turn an instance into values (``CallValues.of``).
+
+
+@dataclass(frozen=True)
+class Party:
+    """A facility as margin calls and forced sales name it: its id, reference, policy, status and client."""
+
+    pk: int
+    reference: str
+    client: ClientRef
+    policy_id: int | None = None
+    status: str = ""
+
+    @classmethod
+    def of(cls, facility: Facility) -> Party:
+        return cls(
+            facility.pk,
+            facility.reference,
+            ClientRef(facility.client_id, facility.client.email),
+            facility.policy_id,
+            facility.status,
+        )
+
+    def target(self) -> TargetRef:
+        """The facility as an event's subject (an event names its subject by type and id only)."""
+        return TargetRef(Facility, self.pk, self.reference)
+
+
+@dataclass
+class CallValues:
+    """A margin call as its records word it: one the ladder is about to write, or one loaded."""
+
+    pk: int | None
+    facility: Party
+    status: str
+    ratio_at_issue: Decimal | None
+    debt_at_issue: Decimal
+    margin_value_at_issue: Decimal
+    repayment_due: Decimal
+    top_up_due: Decimal
+    deadline: datetime.datetime
+
+    @classmethod
+    def of(cls, call: MarginCall) -> CallValues:
+        return cls(
+            call.pk,
+            Party.of(call.facility),
+            call.status,
+            call.ratio_at_issue,
+            call.debt_at_issue.amount,
+            call.margin_value_at_issue.amount,
+            call.repayment_due.amount,
+            call.top_up_due.amount,
+            call.deadline,
+        )
+
+    def target(self) -> TargetRef:
+        return TargetRef(
+            MarginCall, self.pk, MarginCall.label_of(self.pk, self.facility.reference, self.status)
+        )
+
+
+@dataclass
+class SaleValues:
+    """A forced sale as its request is worded."""
+
+    pk: int | None
+    facility: Party
+    trigger: str
+    ratio_at_request: Decimal | None
+    margin_call: CallValues | None  # the call it takes over (or, asked for again, the one it was linked to)
+
+    def target(self) -> TargetRef:
+        return TargetRef(
+            ForcedSale,
+            self.pk,
+            ForcedSale.label_of(self.pk, self.facility.reference, ForcedSaleStatus.PLANNED),
+        )
 
 
 def margin_call_build(
-    *, facility: Facility, figures: Figures, policy: MarginPolicy, now: datetime.datetime
-) -> MarginCall:
+    *, facility: Party, figures: Figures, policy: MarginPolicy, deadline: datetime.datetime
+) -> CallValues:
     """A call stating what cures it — a repayment or a cash top-up that brings the ratio to the policy's
-    target — and the deadline: the policy's cure time, that many Hong Kong business days later."""
+    target — and the deadline (``cure_deadline``: the policy's cure time, that many Hong Kong business
+    days after the call is issued)."""
     cure = cure_amounts(figures.debt, figures.margin_value, policy.target)
-    return MarginCall(
-        facility=facility,
-        ratio_at_issue=figures.margin_ratio,
-        debt_at_issue=Money(figures.debt, HKD),
-        margin_value_at_issue=Money(figures.margin_value, HKD),
-        repayment_due=Money(cure.repayment, HKD),
-        top_up_due=Money(cure.cash_top_up, HKD),
-        deadline=cure_deadline(now, policy.cure_business_days, policy.cure_time),
-        issued_at=now,
+    return CallValues(
+        None,
+        facility,
+        MarginCallStatus.ISSUED,
+        figures.margin_ratio,
+        figures.debt,
+        figures.margin_value,
+        cure.repayment,
+        cure.cash_top_up,
+        deadline,
     )
 
 
-def margin_call_payload(call: MarginCall) -> dict:
+def margin_call_payload(call: CallValues) -> dict:
     return {
         "margin_call": call.pk,
         "facility": call.facility.reference,
         "status": call.status,
         "margin_ratio_at_issue": call.ratio_at_issue,
-        "debt_at_issue": call.debt_at_issue.amount,
-        "margin_value_at_issue": call.margin_value_at_issue.amount,
-        "repayment_due": call.repayment_due.amount,
-        "top_up_due": call.top_up_due.amount,
+        "debt_at_issue": call.debt_at_issue,
+        "margin_value_at_issue": call.margin_value_at_issue,
+        "repayment_due": call.repayment_due,
+        "top_up_due": call.top_up_due,
         "deadline": call.deadline,
     }
 
 
-def margin_call_issued_records(call: MarginCall, actor: Actor) -> tuple[AuditSpec, EventSpec]:
+def _hkd(amount: Decimal) -> dict:
+    return {"amount": str(amount), "currency": HKD}  # as ``snapshot`` renders a Money field
+
+
+def margin_call_issued_records(call: CallValues, actor: Actor) -> tuple[AuditSpec, EventSpec]:
     facility = call.facility
     return (
         AuditSpec(
             actor,
             "margin_call.issued",
-            call,
-            after=snapshot(
-                call, ["ratio_at_issue", "debt_at_issue", "repayment_due", "top_up_due", "deadline"]
-            ),
+            call.target(),
+            after={
+                "ratio_at_issue": call.ratio_at_issue,
+                "debt_at_issue": _hkd(call.debt_at_issue),
+                "repayment_due": _hkd(call.repayment_due),
+                "top_up_due": _hkd(call.top_up_due),
+                "deadline": call.deadline,
+            },
         ),
         EventSpec(
             type="margin_call.issued",
             summary=(
                 f"Margin call on {facility.reference}: ratio {format_percent(call.ratio_at_issue)}; repay "
-                f"{format_hkd(call.repayment_due.amount)} or top up {format_hkd(call.top_up_due.amount)} cash by "
+                f"{format_hkd(call.repayment_due)} or top up {format_hkd(call.top_up_due)} cash by "
                 f"{call.deadline.astimezone(HONG_KONG):%Y-%m-%d %H:%M} HKT"
             ),
             payload=margin_call_payload(call),
             client=facility.client,
-            subject=call,
+            subject=call.target(),
         ),
     )
 
@@ -146,43 +238,36 @@ def margin_call_move(call: MarginCall, status: str, reason: str, now: datetime.d
 
 
 def margin_call_moved_records(
-    call: MarginCall, before: str, reason: str, actor: Actor
+    call: MarginCall | CallValues, before: str, reason: str, actor: Actor
 ) -> tuple[AuditSpec, EventSpec]:
+    values = call if isinstance(call, CallValues) else CallValues.of(call)
     return (
         AuditSpec(
             actor,
-            f"margin_call.{call.status}",
-            call,
+            f"margin_call.{values.status}",
+            values.target(),
             before={"status": before},
-            after={"status": call.status, "reason": reason},
+            after={"status": values.status, "reason": reason},
         ),
         EventSpec(
-            type=f"margin_call.{call.status}",
-            summary=f"Margin call #{call.pk} on {call.facility.reference} {CALL_EVENT_WORDS[call.status]}"
+            type=f"margin_call.{values.status}",
+            summary=f"Margin call #{values.pk} on {values.facility.reference} {CALL_EVENT_WORDS[values.status]}"
             + (f" ({reason})" if reason else ""),
-            payload={**margin_call_payload(call), "reason": reason},
-            client=call.facility.client,
-            subject=call,
+            payload={**margin_call_payload(values), "reason": reason},
+            client=values.facility.client,
+            subject=values.target(),
         ),
     )
 
 
-def forced_sale_build(
-    *, facility: Facility, trigger: str, figures: Figures, call: MarginCall | None
-) -> ForcedSale:
-    return ForcedSale(
-        facility=facility, margin_call=call, trigger=trigger, ratio_at_request=figures.margin_ratio
-    )
-
-
-def forced_sale_requested_records(sale: ForcedSale, actor: Actor) -> tuple[AuditSpec, EventSpec]:
+def forced_sale_requested_records(sale: SaleValues, actor: Actor) -> tuple[AuditSpec, EventSpec]:
     facility = sale.facility
-    call_id = sale.margin_call_id
+    call_id = sale.margin_call.pk if sale.margin_call is not None else None
     return (
         AuditSpec(
             actor,
             "forced_sale.requested",
-            sale,
+            sale.target(),
             after={"trigger": sale.trigger, "margin_ratio": sale.ratio_at_request, "margin_call": call_id},
         ),
         EventSpec(
@@ -199,47 +284,82 @@ def forced_sale_requested_records(sale: ForcedSale, actor: Actor) -> tuple[Audit
                 "margin_call": call_id,
             },
             client=facility.client,
-            subject=sale,
+            subject=sale.target(),
         ),
     )
 
 
 # --- many at once -------------------------------------------------------------------------------------
 
+CALL_COLUMNS = ["facility_id", "status", "ratio_at_issue", "debt_at_issue", "margin_value_at_issue",
+                "repayment_due", "top_up_due", "deadline", "issued_at"]  # fmt: skip
+SALE_COLUMNS = ["facility_id", "margin_call_id", "trigger", "ratio_at_request", "requested_at"]
+
 
 @dataclass
 class LadderBatch:
-    """Calls to issue, sales to request, calls to hand over, plus plain events: collected per facility,
-    then written together (``write``) in the caller's transaction."""
+    """Calls to issue, sales to request, calls to hand over, plus plain events: collected per facility as
+    plain values, then written together (``write``) in the caller's transaction, in a few statements."""
 
     actor: Actor
     now: datetime.datetime = field(default_factory=timezone.now)
-    new_calls: list[MarginCall] = field(default_factory=list)
-    new_sales: list[ForcedSale] = field(default_factory=list)
-    handed_over: list[MarginCall] = field(default_factory=list)  # open calls to hand to their new sale
+    new_calls: list[CallValues] = field(default_factory=list)
+    new_sales: list[SaleValues] = field(default_factory=list)
+    handed_over: list[CallValues] = field(default_factory=list)  # open calls to hand to their new sale
     events: list[EventSpec] = field(default_factory=list)
     audits: list[AuditSpec] = field(default_factory=list)
+    deadlines: dict[tuple, datetime.datetime] = field(default_factory=dict)  # per cure time and business days
 
-    def issue_call(self, facility: Facility, figures: Figures, policy: MarginPolicy) -> MarginCall:
-        call = margin_call_build(facility=facility, figures=figures, policy=policy, now=self.now)
+    def issue_call(self, facility: Party, figures: Figures, policy: MarginPolicy) -> CallValues:
+        key = (policy.cure_business_days, policy.cure_time)
+        if key not in self.deadlines:  # in UTC, as stored and as a loaded call gives it in its records
+            self.deadlines[key] = cure_deadline(self.now, *key).astimezone(datetime.UTC)
+        call = margin_call_build(
+            facility=facility, figures=figures, policy=policy, deadline=self.deadlines[key]
+        )
         self.new_calls.append(call)
         return call
 
     def request_sale(
-        self, facility: Facility, figures: Figures, trigger: str, call: MarginCall | None
-    ) -> ForcedSale:
-        sale = forced_sale_build(facility=facility, trigger=trigger, figures=figures, call=call)
+        self,
+        facility: Party,
+        figures: Figures,
+        trigger: str,
+        call: CallValues | None,
+        *,
+        hand_over: bool = True,
+    ) -> SaleValues:
+        """A sale to request; ``call`` (open) is handed over to it, or (``hand_over`` false) only linked."""
+        sale = SaleValues(None, facility, trigger, figures.margin_ratio, call)
         self.new_sales.append(sale)
-        if call is not None:
+        if call is not None and hand_over:
+            if MarginCallStatus.FORCED_SALE not in MARGIN_CALL_TRANSITIONS[call.status]:
+                raise InvalidTransition(f"Margin call #{call.pk} is {call.status}; it cannot be handed over.")
             self.handed_over.append(call)
         return sale
 
     def write(self) -> int:
-        bulk_insert(MarginCall, self.new_calls, with_pks=True)
+        now = self.now
+        bulk_insert_with_pks(
+            MarginCall,
+            CALL_COLUMNS,
+            self.new_calls,
+            lambda c: (c.facility.pk, c.status, c.ratio_at_issue, c.debt_at_issue, c.margin_value_at_issue,
+                       c.repayment_due, c.top_up_due, c.deadline, now),
+        )  # fmt: skip
         records = [margin_call_issued_records(call, self.actor) for call in self.new_calls]
-        for sale in self.new_sales:
-            sale.margin_call_id = sale.margin_call.pk if sale.margin_call else None
-        bulk_insert(ForcedSale, self.new_sales, with_pks=True)
+        bulk_insert_with_pks(
+            ForcedSale,
+            SALE_COLUMNS,
+            self.new_sales,
+            lambda s: (
+                s.facility.pk,
+                s.margin_call.pk if s.margin_call else None,
+                s.trigger,
+                s.ratio_at_request,
+                now,
+            ),
+        )
         if self.new_sales:
             from financing.tasks import (
                 forced_sales_start,  # tasks import the services that import this module
@@ -248,18 +368,19 @@ class LadderBatch:
             ids = [sale.pk for sale in self.new_sales]
             transaction.on_commit(lambda: forced_sales_start.delay(ids))  # one message, however many sales
         records += [forced_sale_requested_records(sale, self.actor) for sale in self.new_sales]
-        sale_of_call = {sale.margin_call.pk: sale for sale in self.new_sales if sale.margin_call}
+        sale_of_call = {id(sale.margin_call): sale for sale in self.new_sales if sale.margin_call}
+        handed = []
         for call in self.handed_over:
-            before = margin_call_move(
-                call, MarginCallStatus.FORCED_SALE, f"forced sale #{sale_of_call[call.pk].pk}", self.now
-            )
-            records.append(margin_call_moved_records(call, before, call.close_reason, self.actor))
-        if self.handed_over:  # one prepared statement, pipelined: far cheaper than bulk_update's CASEs
+            before, call.status = call.status, MarginCallStatus.FORCED_SALE
+            reason = f"forced sale #{sale_of_call[id(call)].pk}"
+            records.append(margin_call_moved_records(call, before, reason, self.actor))
+            handed.append((call.status, self.now, reason, call.pk))
+        if handed:  # one prepared statement, pipelined: far cheaper than bulk_update's CASEs
             with connection.cursor() as cursor:
                 cursor.executemany(
                     f"UPDATE {MarginCall._meta.db_table} SET status = %s, closed_at = %s, close_reason = %s "
                     "WHERE id = %s",
-                    [(c.status, c.closed_at, c.close_reason, c.pk) for c in self.handed_over],
+                    handed,
                 )
         audit_events_record([*self.audits, *(audit for audit, _ in records)])
         events_record([*self.events, *(event for _, event in records)])
@@ -291,9 +412,9 @@ def margin_call_issue(*, facility: Facility, actor: Actor) -> MarginCall:
             code="no_margin_call_needed",
         )
     batch = LadderBatch(actor=actor)
-    call = batch.issue_call(facility, figures, policy)
+    call = batch.issue_call(Party.of(facility), figures, policy)
     batch.write()
-    return call
+    return MarginCall.objects.select_related("facility__client").get(pk=call.pk)
 
 
 @transaction.atomic
@@ -322,14 +443,18 @@ def forced_sale_request(
         return existing
     if margin_call is not None:
         margin_call = lock_one(MarginCall, margin_call.pk)
-    hand_over = (
-        margin_call if margin_call is not None and margin_call.status in OPEN_MARGIN_CALL_STATUSES else None
-    )
+    # An open call is handed over to the sale; one already handed over stays linked, for the record.
+    linked = CallValues.of(margin_call) if margin_call is not None else None
     batch = LadderBatch(actor=actor)
-    sale = batch.request_sale(facility, figures, trigger, hand_over)
-    sale.margin_call = margin_call  # a call already handed over stays linked, for the record
+    sale = batch.request_sale(
+        Party.of(facility),
+        figures,
+        trigger,
+        linked,
+        hand_over=linked is not None and linked.status in OPEN_MARGIN_CALL_STATUSES,
+    )
     batch.write()
-    return sale
+    return ForcedSale.objects.select_related("facility__client", "margin_call").get(pk=sale.pk)
 
 
 @transaction.atomic
@@ -381,7 +506,11 @@ def margin_call_reassess(*, call: MarginCall, actor: Actor, cause: str) -> str:
                     f"Margin call #{call.pk} on {facility.reference} after {cause}: still due, repay {format_hkd(repayment)} "
                     f"or top up {format_hkd(top_up)} cash by {call.deadline.astimezone(HONG_KONG):%Y-%m-%d %H:%M} HKT"
                 ),
-                payload={**margin_call_payload(call), "cause": cause, "margin_ratio": figures.margin_ratio},
+                payload={
+                    **margin_call_payload(CallValues.of(call)),
+                    "cause": cause,
+                    "margin_ratio": figures.margin_ratio,
+                },
                 client=facility.client,
                 subject=call,
             )

@@ -271,9 +271,14 @@ class MarginCall(models.Model):
         ]
 
     def __str__(self) -> str:
-        # The label straight from the enum: get_status_display() rebuilds the choices on each call, and the
-        # ladder names thousands of calls in its audit records.
-        return f"Margin call #{self.pk} on {self.facility.reference} ({MarginCallStatus(self.status).label})"
+        return self.label_of(self.pk, self.facility.reference, self.status)
+
+    @staticmethod
+    def label_of(pk: int | None, reference: str, status: str) -> str:
+        """How a call reads, from plain values (the ladder names thousands of calls in its audit records
+        without loading them). The label straight from the enum: get_status_display() rebuilds the
+        choices on each call."""
+        return f"Margin call #{pk} on {reference} ({MarginCallStatus(status).label})"
 
 
 def ratio_field(verbose_name: str = "margin ratio", **kwargs) -> models.DecimalField:
@@ -468,7 +473,12 @@ class ForcedSale(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Forced sale #{self.pk} on {self.facility.reference} ({ForcedSaleStatus(self.status).label})"
+        return self.label_of(self.pk, self.facility.reference, self.status)
+
+    @staticmethod
+    def label_of(pk: int | None, reference: str, status: str) -> str:
+        """How a sale reads, from plain values (see ``MarginCall.label_of``)."""
+        return f"Forced sale #{pk} on {reference} ({ForcedSaleStatus(status).label})"
 
 
 class SaleOrder(models.Model):

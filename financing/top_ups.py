@@ -620,27 +620,28 @@ def auto_top_ups_after_ladder(*, batch: LadderBatch, actor: Actor) -> int:
     issued a margin call on (still issued, not handed to a forced sale) or warned, whose client has an
     active instruction for it. One query when nobody has one (none at all when the batch called and warned
     nobody). Returns how many top-ups ran."""
-    called = {c.facility_id: c.facility for c in batch.new_calls if c.status == MarginCallStatus.ISSUED}
-    warned = {
-        e.subject.pk: e.subject
-        for e in batch.events
-        if e.type == "margin.warning" and isinstance(e.subject, Facility)
+    called = {
+        c.facility.pk: c.facility.client.pk for c in batch.new_calls if c.status == MarginCallStatus.ISSUED
     }
-    candidates = {**warned, **called}
+    warned = {e.subject.pk: e.client.pk for e in batch.events if e.type == "margin.warning"}
+    candidates = {**warned, **called}  # facility: client
     if not candidates:
         return 0
     triggers = dict(
         StandingTopUpInstruction.objects.filter(
-            id_in("client_id", {f.client_id for f in candidates.values()}), status=InstructionStatus.ACTIVE
+            id_in("client_id", set(candidates.values())), status=InstructionStatus.ACTIVE
         ).values_list("client_id", "trigger")
     )
-    runs = []
+    chosen = {}
     for facility_id in sorted(candidates):
-        facility = candidates[facility_id]
-        chosen = triggers.get(facility.client_id)
+        instructed = triggers.get(candidates[facility_id])
         trigger = TopUpTrigger.MARGIN_CALL if facility_id in called else TopUpTrigger.WARNING
-        if chosen is not None and (trigger == TopUpTrigger.MARGIN_CALL or chosen == TopUpTrigger.WARNING):
-            runs.append((facility, trigger))
+        if instructed is not None and (
+            trigger == TopUpTrigger.MARGIN_CALL or instructed == TopUpTrigger.WARNING
+        ):
+            chosen[facility_id] = trigger
+    facilities = Facility.objects.select_related("client").in_bulk(list(chosen)) if chosen else {}
+    runs = [(facilities[facility_id], trigger) for facility_id, trigger in chosen.items()]
     return _top_ups_each(runs, actor)
 
 

@@ -26,7 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts import roles
-from accounts.audit import json_value
+from accounts.audit import TargetRef, json_value, target_model
 from accounts.models import Client
 from core.db import bulk_insert_rows
 from notifications.enums import Channel, DeliveryStatus
@@ -50,14 +50,22 @@ def staff_alert_recipients() -> list[str]:
 
 
 @dataclass(frozen=True)
+class ClientRef:
+    """A client named without loading it: what an event needs of its client."""
+
+    pk: int
+    email: str
+
+
+@dataclass(frozen=True)
 class EventSpec:
     """An event to record: what ``event_record`` takes, as a value (for recording many at once)."""
 
     type: str
     summary: str
     payload: dict[str, Any]
-    client: Client | None = None
-    subject: models.Model | None = None
+    client: Client | ClientRef | None = None
+    subject: models.Model | TargetRef | None = None
     notify_client: bool = True
     notify_staff: bool = True
 
@@ -91,7 +99,7 @@ def events_record(specs: list[EventSpec]) -> list[uuid.UUID]:
                 spec.type,
                 now,
                 spec.client.pk if spec.client is not None else None,
-                spec.subject._meta.label_lower if spec.subject is not None else "",
+                target_model(spec.subject)._meta.label_lower if spec.subject is not None else "",
                 str(spec.subject.pk) if spec.subject is not None else "",
                 spec.summary[:300],
                 json_value(spec.payload),
