@@ -125,7 +125,8 @@ def reserve_pks(model: type[models.Model], items: list) -> None:
 
 def bulk_insert_values(model: type[models.Model], attnames: list[str], rows: list[Sequence[object]]) -> int:
     """``bulk_insert_rows`` for new rows of ``model`` given only some fields: every other field takes the
-    default ``save()`` would give it (``auto_now_add`` and ``auto_now``: now)."""
+    value ``save()`` would give it (``auto_now_add`` and ``auto_now``: now; a callable default: called for
+    each row). A field whose default the database computes (``db_default``, generated) is refused."""
     if not rows:
         return 0
     now = timezone.now()
@@ -134,9 +135,27 @@ def bulk_insert_values(model: type[models.Model], attnames: list[str], rows: lis
         for f in model._meta.concrete_fields
         if f.attname not in attnames and not (f.primary_key and isinstance(f, models.AutoField))
     ]
-    fill = tuple(now if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) else f.get_default()
-                 for f in others)  # fmt: skip
-    return bulk_insert_rows(model, [*attnames, *(f.attname for f in others)], [(*row, *fill) for row in rows])
+    for f in others:
+        if getattr(f, "generated", False) or f.db_default is not models.NOT_PROVIDED:
+            raise ValueError(
+                f"{model.__name__}.{f.name} is computed by the database: give it, or insert otherwise"
+            )
+    per_row = {i: f.get_default for i, f in enumerate(others) if f.has_default() and callable(f.default)}
+    constant = [
+        now if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) else f.get_default()
+        for i, f in enumerate(others)
+        if i not in per_row
+    ]
+    if per_row:  # a fresh value (a new dict, a new UUID) for each row
+        filled = []
+        for row in rows:
+            values = iter(constant)
+            filled.append(
+                (*row, *(per_row[i]() if i in per_row else next(values) for i in range(len(others))))
+            )
+    else:
+        filled = [(*row, *constant) for row in rows]
+    return bulk_insert_rows(model, [*attnames, *(f.attname for f in others)], filled)
 
 
 def bulk_insert_with_pks(
@@ -149,7 +168,9 @@ def bulk_insert_with_pks(
         return
     if connection.vendor == "postgresql":
         reserve_pks(model, items)
-        bulk_insert_values(model, ["id", *attnames], [(item.pk, *row(item)) for item in items])
+        bulk_insert_values(
+            model, [model._meta.pk.attname, *attnames], [(item.pk, *row(item)) for item in items]
+        )
         return
     objects = [model(**dict(zip(attnames, row(item), strict=True))) for item in items]
     model._default_manager.bulk_create(objects)

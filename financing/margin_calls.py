@@ -292,8 +292,13 @@ def forced_sale_requested_records(sale: SaleValues, actor: Actor) -> tuple[Audit
 # --- many at once -------------------------------------------------------------------------------------
 
 CALL_COLUMNS = ["facility_id", "status", "ratio_at_issue", "debt_at_issue", "margin_value_at_issue",
-                "repayment_due", "top_up_due", "deadline", "issued_at"]  # fmt: skip
-SALE_COLUMNS = ["facility_id", "margin_call_id", "trigger", "ratio_at_request", "requested_at"]
+                "repayment_due", "top_up_due", "deadline"]  # fmt: skip
+SALE_COLUMNS = [
+    "facility_id",
+    "margin_call_id",
+    "trigger",
+    "ratio_at_request",
+]  # issued_at, requested_at: now
 
 
 @dataclass
@@ -339,13 +344,12 @@ class LadderBatch:
         return sale
 
     def write(self) -> int:
-        now = self.now
         bulk_insert_with_pks(
             MarginCall,
             CALL_COLUMNS,
             self.new_calls,
             lambda c: (c.facility.pk, c.status, c.ratio_at_issue, c.debt_at_issue, c.margin_value_at_issue,
-                       c.repayment_due, c.top_up_due, c.deadline, now),
+                       c.repayment_due, c.top_up_due, c.deadline),
         )  # fmt: skip
         records = [margin_call_issued_records(call, self.actor) for call in self.new_calls]
         bulk_insert_with_pks(
@@ -357,7 +361,6 @@ class LadderBatch:
                 s.margin_call.pk if s.margin_call else None,
                 s.trigger,
                 s.ratio_at_request,
-                now,
             ),
         )
         if self.new_sales:
@@ -479,6 +482,7 @@ def margin_call_reassess(*, call: MarginCall, actor: Actor, cause: str) -> str:
         audit_events_record([audit])
         events_record([event])
         return "cured"
+    call.facility = facility  # loaded and locked above
     cure = cure_amounts(figures.debt, figures.margin_value, policy.target)
     repayment = min(cure.repayment, call.repayment_due.amount)
     top_up = min(cure.cash_top_up, call.top_up_due.amount)

@@ -24,7 +24,15 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from accounts.approvals import ApprovalKind, approval_kind_register
-from accounts.audit import Actor, AuditSpec, actor_label, actor_user, audit_events_record, json_value
+from accounts.audit import (
+    Actor,
+    AuditSpec,
+    actor_label,
+    actor_user,
+    audit_events_record,
+    json_value,
+    target_model,
+)
 from accounts.enums import ApprovalStatus
 from accounts.exceptions import DuplicatePendingRequest
 from accounts.models import ApprovalRequest, Client, User
@@ -623,7 +631,11 @@ def auto_top_ups_after_ladder(*, batch: LadderBatch, actor: Actor) -> int:
     called = {
         c.facility.pk: c.facility.client.pk for c in batch.new_calls if c.status == MarginCallStatus.ISSUED
     }
-    warned = {e.subject.pk: e.client.pk for e in batch.events if e.type == "margin.warning"}
+    warned = {
+        e.subject.pk: e.client.pk
+        for e in batch.events
+        if e.type == "margin.warning" and e.client is not None and target_model(e.subject) is Facility
+    }
     candidates = {**warned, **called}  # facility: client
     if not candidates:
         return 0

@@ -1,14 +1,16 @@
 """The bulk-write helpers: the rows they write are the rows ``save()`` would."""
 
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from django.db import transaction
 from djmoney.money import Money
 
-from core.db import bulk_insert, id_in
+from core.db import bulk_insert, bulk_insert_values, bulk_insert_with_pks, id_in
 from financing.enums import MarginCallStatus
 from financing.models import MarginCall
+from notifications.models import Event
 from tests.accounts.factories import ClientFactory
 from tests.financing.factories import facility_with_pool
 
@@ -38,3 +40,37 @@ def test_bulk_insert_with_keys_writes_what_save_writes(market):
     assert call.issued_at is not None
     assert (call.repayment_due, call.top_up_due, call.ratio_at_issue) == (
         Money("53040.00", "HKD"), Money("62400.00", "HKD"), Decimal("1.05000000"))  # fmt: skip
+
+
+def test_rows_given_in_part_get_the_defaults_save_would_give(market):
+    """``bulk_insert_values``: a callable default is called for each row (a fresh UUID each), a constant
+    default and ``auto_now_add`` fill the rest; ``bulk_insert_with_pks`` hands each item its key."""
+    with transaction.atomic():
+        bulk_insert_values(
+            Event, ["type", "summary", "payload"], [("test.one", "one", {}), ("test.two", "two", {})]
+        )
+    events = list(Event.objects.order_by("type"))
+    assert [e.type for e in events] == ["test.one", "test.two"]
+    assert events[0].pk != events[1].pk
+    assert all(e.occurred_at is not None and e.client_id is None and e.subject_type == "" for e in events)
+
+    items = [
+        SimpleNamespace(pk=None, facility=facility_with_pool(holdings={"BTC": "1"}), debt=Decimal(debt))
+        for debt in ("265200.00", "1.00")
+    ]
+    with transaction.atomic():
+        bulk_insert_with_pks(
+            MarginCall,
+            ["facility_id", "ratio_at_issue", "debt_at_issue", "margin_value_at_issue", "repayment_due",
+             "top_up_due", "deadline"],
+            items,
+            lambda item: (item.facility.pk, None, item.debt, Decimal("0.00"), Decimal("0.00"),
+                          Decimal("0.00"), item.facility.created_at),
+        )  # fmt: skip
+    calls = {c.pk: c for c in MarginCall.objects.all()}
+    assert sorted(calls) == sorted(item.pk for item in items)
+    first = calls[items[0].pk]
+    assert (first.debt_at_issue, first.status, first.close_reason) == (
+        Money("265200.00", "HKD"), MarginCallStatus.ISSUED, "")  # fmt: skip
+    assert first.issued_at is not None
+    assert first.closed_at is None

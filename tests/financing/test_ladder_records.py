@@ -8,19 +8,16 @@ from decimal import Decimal
 
 import pytest
 
-from accounts.audit import SYSTEM, json_value, snapshot
+from accounts.audit import SYSTEM, snapshot
 from accounts.models import AuditEvent
+from core.calendar import HONG_KONG
 from financing.enums import ForcedSaleTrigger, MarginCallStatus, MarginStatus
-from financing.margin_calls import (
-    CallValues,
-    margin_call_issue,
-    margin_call_issued_records,
-    margin_call_moved_records,
-)
+from financing.margin_calls import margin_call_issue
 from financing.models import ForcedSale, MarginCall, MarginState
 from financing.services import drawdown_create
 from financing.sweep import sweep_run
-from notifications.models import Event
+from notifications.models import Event, OutboxMessage
+from tests.accounts.factories import StaffFactory
 from tests.collateral.factories import price
 from tests.financing.factories import facility_with_pool
 
@@ -46,21 +43,45 @@ def audit_of(action: str, target) -> AuditEvent:
     return AuditEvent.objects.get(action=action, target_id=str(target.pk))
 
 
+def hkt(moment) -> str:
+    return f"{moment.astimezone(HONG_KONG):%Y-%m-%d %H:%M} HKT"
+
+
+def percent(ratio: Decimal) -> str:
+    return f"{(ratio * 100).quantize(Decimal('0.01'))}%"
+
+
+def assert_told_to_client_and_staff(event: Event, client_email: str) -> None:
+    assert set(OutboxMessage.objects.filter(event=event).values_list("recipient", flat=True)) == {
+        client_email,
+        "risk@broker.example",
+    }
+
+
 def assert_issue_recorded_as_stored(call: MarginCall) -> None:
     """The call's ``margin_call.issued`` event and audit event say what its row says."""
-    call.status = MarginCallStatus.ISSUED  # as it was when issued
-    _, event_spec = margin_call_issued_records(CallValues.of(call), SYSTEM)
+    facility = call.facility
     event = event_about("margin_call.issued", call)
-    assert (event.summary, event.payload, event.client_id, event.subject_type) == (
-        event_spec.summary,
-        json_value(event_spec.payload),
-        call.facility.client_id,
-        "financing.margincall",
+    assert (event.client_id, event.subject_type) == (facility.client_id, "financing.margincall")
+    assert event.summary == (
+        f"Margin call on {facility.reference}: ratio {percent(call.ratio_at_issue)}; repay "
+        f"HK${call.repayment_due.amount:,} or top up HK${call.top_up_due.amount:,} cash by {hkt(call.deadline)}"
     )
-    assert event.payload["repayment_due"] == str(call.repayment_due.amount)
-    assert event.payload["deadline"] == call.deadline.isoformat()
+    assert event.payload == {
+        "margin_call": call.pk,
+        "facility": facility.reference,
+        "status": "issued",
+        "margin_ratio_at_issue": str(call.ratio_at_issue),
+        "debt_at_issue": str(call.debt_at_issue.amount),
+        "margin_value_at_issue": str(call.margin_value_at_issue.amount),
+        "repayment_due": str(call.repayment_due.amount),
+        "top_up_due": str(call.top_up_due.amount),
+        "deadline": call.deadline.isoformat(),  # UTC, as every later record of the call gives it
+    }
+    assert_told_to_client_and_staff(event, facility.client.email)
     audit = audit_of("margin_call.issued", call)
-    assert audit.target_repr == str(call)
+    # Named as it was when issued, even when the same batch then handed it to a sale.
+    assert audit.target_repr == f"Margin call #{call.pk} on {facility.reference} (Issued)"
     assert audit.after == snapshot(
         call, ["ratio_at_issue", "debt_at_issue", "repayment_due", "top_up_due", "deadline"]
     )
@@ -70,6 +91,7 @@ def assert_issue_recorded_as_stored(call: MarginCall) -> None:
 def test_each_record_of_one_batch_says_what_the_stored_rows_say(market):
     """One price move warns one facility, calls another, and sends two to a forced sale: one with the call
     an earlier move issued (loaded and handed over), one with a call issued in the same batch."""
+    StaffFactory(role="Risk officer", email="risk@broker.example")
     handed = drawn("265200.00")
     btc_at("80000")  # 106.25%: a call on the first
     warned, called, sold = drawn("160000.00"), drawn("180000.00"), drawn("212000.00")
@@ -83,13 +105,21 @@ def test_each_record_of_one_batch_says_what_the_stored_rows_say(market):
         MarginStatus.FORCED_SALE,
     ]
 
-    for call in MarginCall.objects.select_related("facility__client"):
+    calls = {c.facility_id: c for c in MarginCall.objects.select_related("facility__client")}
+    assert sorted(calls) == sorted([handed.pk, called.pk, sold.pk])
+    assert calls[sold.pk].issued_at > calls[handed.pk].issued_at  # issued in the last batch, then handed over
+    for call in calls.values():
         assert_issue_recorded_as_stored(call)
 
-    for sale in ForcedSale.objects.select_related("facility__client", "margin_call__facility__client"):
+    sales = list(ForcedSale.objects.select_related("facility__client", "margin_call__facility__client"))
+    assert sorted(s.facility_id for s in sales) == sorted([handed.pk, sold.pk])
+    for sale in sales:
         call = sale.margin_call
+        assert call == calls[sale.facility_id]
         assert (sale.trigger, call.status) == (ForcedSaleTrigger.THRESHOLD, MarginCallStatus.FORCED_SALE)
         event = event_about("forced_sale.requested", sale)
+        assert (event.client_id, event.subject_type) == (sale.facility.client_id, "financing.forcedsale")
+        assert_told_to_client_and_staff(event, sale.facility.client.email)
         assert event.payload == {
             "forced_sale": sale.pk,
             "facility": sale.facility.reference,
@@ -99,7 +129,7 @@ def test_each_record_of_one_batch_says_what_the_stored_rows_say(market):
         }
         assert event.summary == (
             f"Forced sale requested on {sale.facility.reference}: ratio reached the forced-sale threshold (ratio "
-            f"{(sale.ratio_at_request * 100).quantize(Decimal('0.01'))}%)"
+            f"{percent(sale.ratio_at_request)})"
         )
         audit = audit_of("forced_sale.requested", sale)
         assert (audit.target_repr, audit.after) == (
@@ -108,9 +138,23 @@ def test_each_record_of_one_batch_says_what_the_stored_rows_say(market):
         )
         # The call handed over: moved to the sale, saying so, with the reason the row keeps.
         assert call.close_reason == f"forced sale #{sale.pk}"
-        _, event_spec = margin_call_moved_records(call, "issued", call.close_reason, SYSTEM)
         event = event_about("margin_call.forced_sale", call)
-        assert (event.summary, event.payload) == (event_spec.summary, json_value(event_spec.payload))
+        assert event.summary == (
+            f"Margin call #{call.pk} on {sale.facility.reference} handed to a forced sale (forced sale #{sale.pk})"
+        )
+        assert event.payload == {
+            "margin_call": call.pk,
+            "facility": sale.facility.reference,
+            "status": "forced_sale",
+            "margin_ratio_at_issue": str(call.ratio_at_issue),
+            "debt_at_issue": str(call.debt_at_issue.amount),
+            "margin_value_at_issue": str(call.margin_value_at_issue.amount),
+            "repayment_due": str(call.repayment_due.amount),
+            "top_up_due": str(call.top_up_due.amount),
+            "deadline": call.deadline.isoformat(),
+            "reason": f"forced sale #{sale.pk}",
+        }
+        assert (event.client_id, event.subject_type) == (sale.facility.client_id, "financing.margincall")
         audit = audit_of("margin_call.forced_sale", call)
         assert (audit.target_repr, audit.before, audit.after) == (
             str(call),
@@ -121,6 +165,11 @@ def test_each_record_of_one_batch_says_what_the_stored_rows_say(market):
     warning = event_about("margin.warning", warned)
     state = MarginState.objects.get(facility=warned)
     assert (warning.subject_type, warning.client_id) == ("financing.facility", warned.client_id)
+    assert warning.summary == (
+        f"{warned.reference} is at {percent(state.margin_ratio)}, at or above the warning level of 90.00%: a "
+        "margin call follows above 100.00%"
+    )
+    assert_told_to_client_and_staff(warning, warned.client.email)
     assert warning.payload == {
         "facility": warned.reference,
         "margin_ratio": str(state.margin_ratio),
@@ -131,6 +180,7 @@ def test_each_record_of_one_batch_says_what_the_stored_rows_say(market):
 
 
 def test_a_call_issued_by_staff_is_recorded_as_one_issued_by_the_ladder(market):
+    StaffFactory(role="Risk officer", email="risk@broker.example")
     facility = drawn("265200.00")
     price("BTC", "80000")
     call = margin_call_issue(facility=facility, actor=SYSTEM)
