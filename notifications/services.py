@@ -16,7 +16,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
@@ -29,6 +28,7 @@ from accounts import roles
 from accounts.audit import TargetRef, json_value, target_model
 from accounts.models import Client
 from core.db import bulk_insert_rows
+from notifications.egress import InvalidIPAddress, webhook_post
 from notifications.enums import Channel, DeliveryStatus
 from notifications.models import Event, OutboxMessage, WebhookEndpoint
 from notifications.signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, sign
@@ -230,7 +230,7 @@ def _send(message: OutboxMessage) -> None:
     event = message.event
     if message.channel == Channel.WEBHOOK:
         body = webhook_body(event)
-        response = requests.post(
+        response = webhook_post(
             message.endpoint.url,
             data=body,
             headers={
@@ -239,8 +239,6 @@ def _send(message: OutboxMessage) -> None:
                 EVENT_TYPE_HEADER: event.type,
                 SIGNATURE_HEADER: sign(message.endpoint.secret, body),
             },
-            timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
-            allow_redirects=False,
         )
         if not 200 <= response.status_code < 300:
             raise RuntimeError(
@@ -286,7 +284,14 @@ def outbox_deliver(*, message_id: int) -> str:
             _send(message)
         except Exception as error:  # any failure to deliver is recorded and retried, never lost
             message.last_error = f"{type(error).__name__}: {error}"[:2000]
-            if message.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+            if isinstance(error, InvalidIPAddress):  # retrying cannot help: failed now, for staff to see
+                message.last_error = (
+                    f"refused: {message.endpoint.url} resolves to {error}, a private or reserved address; "
+                    "add the host to WEBHOOK_TRUSTED_HOSTS if it is the broker's own system, then send it again"
+                )
+                message.status = DeliveryStatus.FAILED
+                logger.error("outbox message %s refused: %s", message.pk, message.last_error)
+            elif message.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
                 message.status = DeliveryStatus.FAILED
                 logger.error("outbox message %s failed for good: %s", message.pk, message.last_error)
             else:

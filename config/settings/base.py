@@ -159,6 +159,9 @@ OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=12)
 OUTBOX_BACKOFF_BASE_SECONDS = env.int("OUTBOX_BACKOFF_BASE_SECONDS", default=5)
 OUTBOX_BACKOFF_MAX_SECONDS = env.int("OUTBOX_BACKOFF_MAX_SECONDS", default=3600)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Webhooks go to public addresses only, and to these: host names, IP addresses or networks (CIDR) of the
+# broker's own systems on a private network, e.g. "oms.broker.internal,10.20.0.0/16" (notifications/egress.py).
+WEBHOOK_TRUSTED_HOSTS = env.list("WEBHOOK_TRUSTED_HOSTS", default=[])
 
 # --- Margin sweep -------------------------------------------------------------------------------
 # A price-driven sweep also revalues clients whose ledger accounts were posted to since the previous

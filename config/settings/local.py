@@ -19,3 +19,5 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# On a developer's machine a webhook receiver to try the platform with runs on this machine too.
+WEBHOOK_TRUSTED_HOSTS = env.list("WEBHOOK_TRUSTED_HOSTS", default=["127.0.0.1", "::1", "localhost"])

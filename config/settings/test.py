@@ -18,3 +18,5 @@ CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=env("REDIS_URL", default="r
 # Eager everywhere except the tests that are about Celery itself (they start a real worker).
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
+# The suite's webhook receivers listen on this machine; tests of the guard itself override it.
+WEBHOOK_TRUSTED_HOSTS = ["127.0.0.1"]

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from djmoney.money import Money
 
@@ -499,6 +500,20 @@ def test_a_webhook_endpoint_is_checked(api, body):
         response = api.post("/api/v1/webhook-endpoints/", body, format="json")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid"
+
+
+@override_settings(WEBHOOK_TRUSTED_HOSTS=[])
+def test_a_webhook_endpoint_inside_the_network_is_refused(api):
+    with writes_nothing():
+        response = api.post(
+            "/api/v1/webhook-endpoints/",
+            {"name": "x", "url": "http://169.254.169.254/latest/"},
+            format="json",
+        )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "webhook_address_not_allowed"
+    assert "WEBHOOK_TRUSTED_HOSTS" in error["message"]
 
 
 def test_credit_profiles_list(market, api):

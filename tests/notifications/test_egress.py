@@ -1,0 +1,111 @@
+"""Where webhooks may go: public addresses, and the broker's own systems listed in WEBHOOK_TRUSTED_HOSTS.
+
+Nothing here sends anything off this machine: refused registrations send nothing at all, and deliveries go
+to a receiver on 127.0.0.1 (reached by address, or by the name ``localhost``)."""
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+from django.test import override_settings
+
+from accounts.audit import SYSTEM
+from core.exceptions import InvalidInput
+from notifications.egress import is_trusted
+from notifications.enums import DeliveryStatus
+from notifications.models import OutboxMessage, WebhookEndpoint
+from notifications.services import event_record, outbox_deliver, outbox_retry_failed
+from notifications.webhook_endpoints import webhook_endpoint_create, webhook_endpoint_update
+from tests.helpers import writes_nothing
+from tests.webhook_receiver import webhook_receiver
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def receiver():
+    with webhook_receiver() as receiver:
+        yield receiver
+
+
+def webhook_message() -> OutboxMessage:
+    with transaction.atomic():
+        event = event_record(type="margin_call.issued", summary="Margin call on F000001", payload={})
+    return OutboxMessage.objects.get(event=event, channel="webhook")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",  # this machine
+        "http://localhost:8080/hook",
+        "http://[::1]/hook",
+        "http://10.1.2.3/hook",  # private networks
+        "https://192.168.0.10/hook",
+        "http://[::ffff:10.0.0.1]/hook",  # the same, written as IPv6
+        "http://169.254.169.254/latest/meta-data/",  # the cloud's metadata service
+        "http://100.64.0.1/hook",  # shared address space (carrier-grade NAT)
+        "http://0.0.0.0/hook",
+    ],
+)
+@override_settings(WEBHOOK_TRUSTED_HOSTS=[])
+def test_an_endpoint_on_a_private_address_is_refused_with_the_reason(url):
+    with writes_nothing(), pytest.raises(InvalidInput) as refused:
+        webhook_endpoint_create(name="inside", url=url, actor=SYSTEM)
+    assert refused.value.code == "webhook_address_not_allowed"
+    assert "WEBHOOK_TRUSTED_HOSTS" in refused.value.message
+
+
+@override_settings(WEBHOOK_TRUSTED_HOSTS=["10.20.0.0/16", "oms.broker.internal"])
+def test_public_addresses_and_trusted_hosts_are_accepted():
+    for url in (
+        "https://hooks.broker.example/margin",  # a name: checked when delivered, once resolved
+        "https://8.8.8.8/hook",  # a public address (nothing is sent at registration)
+        "http://10.20.3.4:9000/hook",  # inside a trusted network
+        "http://OMS.broker.internal./hook",  # a trusted name, in any case, with the root dot
+    ):
+        webhook_endpoint_create(name=url, url=url, actor=SYSTEM)
+    endpoint = WebhookEndpoint.objects.get(url="http://10.20.3.4:9000/hook")
+    with (
+        writes_nothing(),
+        pytest.raises(InvalidInput, match=r"10\.21\.0\.1 is a private or reserved address"),
+    ):
+        webhook_endpoint_update(endpoint=endpoint, url="http://10.21.0.1/hook", actor=SYSTEM)
+
+
+def test_a_delivery_to_a_host_no_longer_trusted_fails_at_once_and_can_be_sent_again(
+    receiver, django_capture_on_commit_callbacks
+):
+    WebhookEndpoint.objects.create(name="OMS", url=receiver.url, secret="s3cret")  # on 127.0.0.1, trusted
+    message = webhook_message()
+    with override_settings(WEBHOOK_TRUSTED_HOSTS=[]):
+        assert outbox_deliver(message_id=message.pk) == "failed"  # not retried: retrying cannot help
+    message.refresh_from_db()
+    assert (message.status, message.attempts) == (DeliveryStatus.FAILED, 1)
+    assert message.last_error.startswith(f"refused: {receiver.url} resolves to 127.0.0.1")
+    assert receiver.received == []
+    with django_capture_on_commit_callbacks(execute=True):  # trusted again (the suite's setting)
+        outbox_retry_failed(message=message)  # staff send it again
+    message.refresh_from_db()
+    assert (message.status, len(receiver.received)) == (DeliveryStatus.DELIVERED, 1)
+
+
+def test_a_host_name_is_checked_once_resolved(receiver):
+    """``localhost`` is a name: registration cannot know where it leads, the delivery does."""
+    url = receiver.url.replace("127.0.0.1", "localhost")
+    WebhookEndpoint.objects.create(name="By name", url=url, secret="s3cret")
+    message = webhook_message()
+    with override_settings(WEBHOOK_TRUSTED_HOSTS=["127.0.0.1"]):  # the address is trusted, not the name
+        assert outbox_deliver(message_id=message.pk) == "failed"
+    assert receiver.received == []
+    message.refresh_from_db()
+    assert "resolves to 127.0.0.1" in message.last_error
+    OutboxMessage.objects.filter(pk=message.pk).update(status=DeliveryStatus.PENDING, attempts=0)
+    with override_settings(WEBHOOK_TRUSTED_HOSTS=["localhost"]):
+        assert outbox_deliver(message_id=message.pk) == "delivered"
+    assert len(receiver.received) == 1
+
+
+@pytest.mark.parametrize("entry", ["10.0.0.0/33", "fe80::zz"])
+def test_a_bad_trusted_host_entry_is_a_configuration_error(entry):
+    with override_settings(WEBHOOK_TRUSTED_HOSTS=[entry]), pytest.raises(ImproperlyConfigured, match=entry):
+        is_trusted("10.0.0.1")
