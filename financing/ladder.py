@@ -82,8 +82,6 @@ def _payload(facility: Party, figures: Figures) -> dict:
 FACILITY_FIELDS = ["id", "reference", "client_id", "client__email", "policy_id", "status"]
 STATE_FIELDS = ["market_value", "margin_value", "debt", "margin_ratio", "status", "notified_status", "valued_at",
                 "status_since"]  # fmt: skip
-CALL_FIELDS = ["id", "facility_id", "status", "ratio_at_issue", "debt_at_issue", "margin_value_at_issue",
-               "repayment_due", "top_up_due", "deadline"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -129,12 +127,6 @@ def _read_batch(facility_ids: list[int]) -> dict[int, Due]:
     return due
 
 
-def _open_calls(ids: list[int], facilities: dict[int, Party]) -> dict[int, CallValues]:
-    """Open calls (already locked with their facilities) as plain values, by facility."""
-    rows = MarginCall.objects.filter(id_in("pk", ids)).values_list(*CALL_FIELDS)
-    return {row[1]: CallValues(row[0], facilities[row[1]], *row[2:]) for row in rows}
-
-
 def _live_figures(facilities: dict[int, Party], valued_since: datetime.datetime) -> dict[int, Figures]:
     """Figures valued again now for the facilities whose client's ledger accounts were posted to since their
     margin state was valued (a top-up or a repayment the sweep did not see). Everybody else's holdings and
@@ -159,7 +151,7 @@ def ladder_apply(*, facility_ids: list[int], actor: Actor = SYSTEM) -> int:
         return 0
     facilities = {pk: d.facility for pk, d in due.items()}
     live = _live_figures(facilities, min(d.valued_at for d in due.values()))
-    open_calls = _open_calls(  # open calls a forced sale may take over
+    open_calls = CallValues.loaded(  # open calls a forced sale may take over (locked with their facilities)
         [
             d.open_call_id
             for pk, d in due.items()

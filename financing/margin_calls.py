@@ -18,7 +18,7 @@ from accounts.audit import Actor, AuditSpec, TargetRef, audit_events_record
 from collateral.calculations import cure_amounts, ratio_above
 from collateral.selectors import pool_holdings
 from core.calendar import HONG_KONG, cure_deadline
-from core.db import bulk_insert_with_pks
+from core.db import bulk_insert_with_pks, id_in
 from core.exceptions import InvalidInput, InvalidTransition
 from core.locks import lock_one
 from core.money import format_hkd, format_percent
@@ -122,6 +122,15 @@ class CallValues:
             call.top_up_due.amount,
             call.deadline,
         )
+
+    @classmethod
+    def loaded(cls, ids: list[int], facilities: dict[int, Party]) -> dict[int, CallValues]:
+        """The calls ``ids`` read as plain values in one query, by facility (each facility in ``facilities``)."""
+        rows = MarginCall.objects.filter(id_in("pk", ids)).values_list(
+            "id", "facility_id", "status", "ratio_at_issue", "debt_at_issue", "margin_value_at_issue",
+            "repayment_due", "top_up_due", "deadline",
+        )  # fmt: skip
+        return {row[1]: cls(row[0], facilities[row[1]], *row[2:]) for row in rows}
 
     def target(self) -> TargetRef:
         return TargetRef(
