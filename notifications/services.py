@@ -9,10 +9,12 @@ and, after ``OUTBOX_MAX_ATTEMPTS``, marked failed for a person to look at (the a
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import logging
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +90,7 @@ def events_record(specs: list[EventSpec]) -> list[uuid.UUID]:
         raise RuntimeError(f"events {[s.type for s in specs]!r} recorded outside a transaction")
     if not specs:
         return []
+    specs = _staff_digest(specs)
     now = timezone.now()
     ids = [uuid.uuid4() for _ in specs]
     bulk_insert_rows(
@@ -139,6 +142,34 @@ def events_record(specs: list[EventSpec]) -> list[uuid.UUID]:
         for message in created:
             transaction.on_commit(lambda pk=message.pk: deliver_outbox_message.delay(pk))
     return ids
+
+
+DIGEST_EXAMPLES = 20
+
+
+def _staff_digest(specs: list[EventSpec]) -> list[EventSpec]:
+    """``specs`` as they are, or, when more than ``STAFF_ALERT_DIGEST_ABOVE`` of them would alert staff,
+    with staff alerted once by a digest of them (counts by type, the first few in words) instead of once
+    per event: after a crash the risk desk gets one e-mail per batch, not thousands. Clients and webhooks
+    still get every event."""
+    alerting = [spec for spec in specs if spec.notify_staff]
+    if len(alerting) <= settings.STAFF_ALERT_DIGEST_ABOVE:
+        return specs
+    counts = Counter(spec.type for spec in alerting)
+    by_type = ", ".join(f"{count:,} {event_type}" for event_type, count in sorted(counts.items()))
+    digest = EventSpec(
+        type="alerts.digest",
+        summary=f"{len(alerting):,} alerts at once ({by_type}): see the at-risk list",
+        payload={
+            "alerts": len(alerting),
+            "by_type": dict(sorted(counts.items())),
+            "first": [spec.summary for spec in alerting[:DIGEST_EXAMPLES]],
+        },
+        notify_client=False,
+    )
+    return [
+        dataclasses.replace(spec, notify_staff=False) if spec.notify_staff else spec for spec in specs
+    ] + [digest]
 
 
 def _email_recipients(spec: EventSpec, staff: list[str]) -> list[str]:
@@ -251,7 +282,15 @@ def _send(message: OutboxMessage) -> None:
             f"Event: {event.type} ({event.id})",
             f"Time: {event.occurred_at:%Y-%m-%d %H:%M:%S %Z}",
         ]
-        lines += [f"{key.replace('_', ' ')}: {value}" for key, value in event.payload.items()]
+        for key, value in event.payload.items():
+            if isinstance(value, list):  # one item a line
+                lines += [f"{key.replace('_', ' ')}:", *(f"  {item}" for item in value)]
+            elif isinstance(value, dict):
+                lines.append(
+                    f"{key.replace('_', ' ')}: " + ", ".join(f"{k}: {v}" for k, v in sorted(value.items()))
+                )
+            else:
+                lines.append(f"{key.replace('_', ' ')}: {value}")
         send_mail(
             subject=f"[Margin] {event.summary}"[:200],
             message="\n".join(lines),

@@ -154,6 +154,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # --- Notifications ------------------------------------------------------------------------------
 # Staff alerts go to these addresses; when empty, to active risk and credit officers with an e-mail.
 STAFF_ALERT_EMAILS = env.list("STAFF_ALERT_EMAILS", default=[])
+# When one batch of events (a sweep's margin-call ladder after a crash) would alert staff more than this
+# many times, staff get one digest of the batch instead of an e-mail per event; clients and webhooks still
+# get every event.
+STAFF_ALERT_DIGEST_ABOVE = env.int("STAFF_ALERT_DIGEST_ABOVE", default=100)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="margin@broker.example")
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=12)
 OUTBOX_BACKOFF_BASE_SECONDS = env.int("OUTBOX_BACKOFF_BASE_SECONDS", default=5)

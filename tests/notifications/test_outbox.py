@@ -190,3 +190,51 @@ def test_a_large_batch_of_events_gets_the_same_messages_from_the_database(receiv
         assert len(got) == len(set(got)), got
         assert set(got) == expected[names[n % len(kinds)]], (n, got)
         assert all(m.status == DeliveryStatus.PENDING and m.attempts == 0 for m in messages)
+
+
+@pytest.mark.parametrize("alerts", [5, 6])  # at the limit: one e-mail each; above it: one digest
+def test_a_burst_of_alerts_reaches_staff_as_one_digest(receiver, alerts):
+    """After a crash the ladder records thousands of events at once. Clients and webhooks get every one;
+    staff get one digest of the batch instead of an e-mail per event once there are more than
+    STAFF_ALERT_DIGEST_ABOVE of them."""
+    WebhookEndpoint.objects.create(
+        name="Calls only", url=receiver.url, secret="s", event_types=["margin_call.issued"]
+    )
+    client = ClientFactory(email="client@example.com")
+    specs = [
+        EventSpec(type="margin_call.issued", summary=f"call {n}", payload={"n": n}, client=client)
+        for n in range(alerts - 2)
+    ] + [
+        EventSpec(type="margin.warning", summary="warning", payload={}, client=client),
+        EventSpec(type="forced_sale.requested", summary="sale", payload={}, client=client),
+        EventSpec(type="margin.restored", summary="restored", payload={}, client=client, notify_staff=False),
+    ]
+    with (
+        override_settings(STAFF_ALERT_DIGEST_ABOVE=5, STAFF_ALERT_EMAILS=["risk@broker.example"]),
+        transaction.atomic(),
+    ):
+        ids = events_record(specs)
+    to_staff = OutboxMessage.objects.filter(recipient="risk@broker.example")
+    assert OutboxMessage.objects.filter(recipient="client@example.com").count() == len(specs)
+    assert OutboxMessage.objects.filter(channel=Channel.WEBHOOK).count() == alerts - 2
+    if alerts == 5:
+        assert len(ids) == len(specs)
+        assert to_staff.count() == 5
+        return
+    assert len(ids) == len(specs) + 1
+    (message,) = to_staff
+    digest = message.event
+    assert (digest.type, digest.client_id) == ("alerts.digest", None)
+    assert digest.summary == (
+        "6 alerts at once (1 forced_sale.requested, 1 margin.warning, 4 margin_call.issued): see the at-risk list"
+    )
+    assert digest.payload == {
+        "alerts": 6,
+        "by_type": {"forced_sale.requested": 1, "margin.warning": 1, "margin_call.issued": 4},
+        "first": ["call 0", "call 1", "call 2", "call 3", "warning", "sale"],
+    }
+    assert outbox_deliver(message_id=message.pk) == "delivered"
+    (email,) = mail.outbox
+    assert email.to == ["risk@broker.example"]
+    assert "by type: forced_sale.requested: 1, margin.warning: 1, margin_call.issued: 4" in email.body
+    assert "first:\n  call 0\n  call 1" in email.body
