@@ -14,23 +14,39 @@ the broker's own systems, which usually sit on a private network.
   ranges are refused) and the connection is pinned to it, so a name that resolves to a public address
   when checked cannot reach a private one when connected. A refused address fails the message at once
   (retrying cannot help; staff see it among the undelivered messages and can send it again once the
-  host is trusted). Redirects are never followed."""
+  host is trusted). Redirects are never followed.
+
+The host is read as ``requests`` reads it (urllib3's parser), and a URL with a user name, a password or a
+backslash is refused outright: parsers disagree about such URLs, and a check must look at the host the
+request goes to. Behind an outgoing HTTP proxy (``HTTP_PROXY``), the proxy resolves names again: its own
+egress rules are then what holds."""
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from functools import lru_cache
-from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from requests_hardened import Config, Manager
+from requests_hardened import Config, Manager, ip_filter
 from requests_hardened.ip_filter import InvalidIPAddress
+from urllib3.util import parse_url
 
-__all__ = ["InvalidIPAddress", "address_refusal", "is_trusted", "webhook_post"]
+__all__ = ["InvalidIPAddress", "is_trusted", "trusted_hosts_check", "url_refusal", "webhook_post"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# IPv6 forms that carry an IPv4 address or are deprecated site-local, which Python does not count as
+# private: refused at registration, and added to requests-hardened's own list (read on every check).
+SPECIAL_NETWORKS = tuple(ipaddress.ip_network(n) for n in ("::/96", "::ffff:0:0:0/96", "fec0::/10"))
+if not set(SPECIAL_NETWORKS) <= set(ip_filter.EXTRA_BLOCKED_NET_RANGES):
+    ip_filter.EXTRA_BLOCKED_NET_RANGES = (*ip_filter.EXTRA_BLOCKED_NET_RANGES, *SPECIAL_NETWORKS)
+
+HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
+)
 
 
 @lru_cache(maxsize=8)
@@ -43,12 +59,25 @@ def _trusted(entries: tuple[str, ...]) -> tuple[frozenset[str], tuple[Network, .
         try:
             networks.append(ipaddress.ip_network(entry, strict=False))
         except ValueError:
-            if "/" in entry or ":" in entry:
+            name = entry.rstrip(".")
+            if not HOST_NAME.match(name):
                 raise ImproperlyConfigured(
-                    f"WEBHOOK_TRUSTED_HOSTS: {entry!r} is neither a host name, an IP address nor a network"
+                    f"WEBHOOK_TRUSTED_HOSTS: {entry!r} is neither a host name, an IP address nor a network "
+                    "(no wildcards: list each host)"
                 ) from None
-            names.add(entry.rstrip("."))
+            names.add(name)
     return frozenset(names), tuple(networks)
+
+
+def trusted_hosts_check() -> None:
+    """Refuse to start with a ``WEBHOOK_TRUSTED_HOSTS`` entry that is not a host, address or network
+    (``NotificationsConfig.ready``): a typo must not be found at the first delivery."""
+    _trusted(tuple(settings.WEBHOOK_TRUSTED_HOSTS))
+
+
+def _host(url: str) -> str:
+    """The host ``requests`` will connect to, as urllib3 reads the URL."""
+    return (parse_url(url).host or "").lower()
 
 
 def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -71,16 +100,19 @@ def is_trusted(host: str) -> bool:
     return any(address in network for network in networks)
 
 
-def address_refusal(url: str) -> str | None:
+def url_refusal(url: str) -> str | None:
     """Why a webhook may not be registered at ``url``, or None. Only what the URL itself says is checked:
-    an address, or ``localhost``; a host name is checked, once resolved, at each delivery."""
-    host = (urlsplit(url).hostname or "").lower()
+    no user name, password or backslash; an address, or ``localhost``. A host name is checked, once
+    resolved, at each delivery."""
+    if "\\" in url or parse_url(url).auth is not None:
+        return "a webhook URL carries no user name, password or backslash"
+    host = _host(url)
     if not host or is_trusted(host):
         return None
     address = _address(host)
     if host == "localhost" or host.endswith(".localhost"):
         what = "this machine"
-    elif address is not None and not address.is_global:
+    elif address is not None and (not address.is_global or any(address in n for n in SPECIAL_NETWORKS)):
         what = "a private or reserved address"
     else:
         return None
@@ -105,7 +137,7 @@ def webhook_post(url: str, *, data: bytes, headers: dict[str, str]) -> requests.
     """POST a webhook body: to a trusted host as it is; anywhere else only to a public address, pinned.
     Raises ``InvalidIPAddress`` when the host resolves to an address webhooks may not reach."""
     timeout = settings.WEBHOOK_TIMEOUT_SECONDS
-    if is_trusted(urlsplit(url).hostname or ""):
+    if is_trusted(_host(url)) and url_refusal(url) is None:
         return requests.post(url, data=data, headers=headers, timeout=timeout, allow_redirects=False)
     return _guarded().send_request(
         "POST", url, data=data, headers=headers, timeout=timeout, allow_redirects=False

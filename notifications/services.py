@@ -70,6 +70,7 @@ class EventSpec:
     subject: models.Model | TargetRef | None = None
     notify_client: bool = True
     notify_staff: bool = True
+    notify_webhooks: bool = True  # to each endpoint that wants the type (a staff digest goes to staff only)
 
 
 # Above this many messages in one call, one task delivers them all instead of one task each.
@@ -84,12 +85,13 @@ MESSAGE_COLUMNS = ["event_id", "channel", "endpoint_id", "recipient", "status", 
 def events_record(specs: list[EventSpec]) -> list[uuid.UUID]:
     """Write events and their outbox messages (webhooks that want each type, the client's e-mail, staff
     alerts) in the current transaction, in a few statements; queue their delivery for after commit.
-    Returns the events' ids. Rows are built as plain values, never as model instances: the margin-call
+    Returns the given events' ids. Rows are built as plain values, never as model instances: the margin-call
     ladder records thousands at a time."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError(f"events {[s.type for s in specs]!r} recorded outside a transaction")
     if not specs:
         return []
+    given = len(specs)
     specs = _staff_digest(specs)
     now = timezone.now()
     ids = [uuid.uuid4() for _ in specs]
@@ -120,13 +122,13 @@ def events_record(specs: list[EventSpec]) -> list[uuid.UUID]:
     if connection.vendor == "postgresql" and len(specs) > BATCH_DELIVERY_THRESHOLD:
         _messages_fan_out_in_sql(ids, specs, endpoints, staff, now)
         transaction.on_commit(deliver_due_messages.delay)
-        return ids
+        return ids[:given]
     messages = []
     for event_id, spec in zip(ids, specs, strict=True):
         messages += [
             (event_id, Channel.WEBHOOK, endpoint.pk, "", DeliveryStatus.PENDING, 0, now, "", now)
             for endpoint in endpoints
-            if endpoint.wants(spec.type)
+            if spec.notify_webhooks and endpoint.wants(spec.type)
         ]
         messages += [
             (event_id, Channel.EMAIL, None, address, DeliveryStatus.PENDING, 0, now, "", now)
@@ -141,7 +143,7 @@ def events_record(specs: list[EventSpec]) -> list[uuid.UUID]:
         )
         for message in created:
             transaction.on_commit(lambda pk=message.pk: deliver_outbox_message.delay(pk))
-    return ids
+    return ids[:given]  # the events asked for (a staff digest, when one was added, comes last)
 
 
 DIGEST_EXAMPLES = 20
@@ -166,6 +168,7 @@ def _staff_digest(specs: list[EventSpec]) -> list[EventSpec]:
             "first": [spec.summary for spec in alerting[:DIGEST_EXAMPLES]],
         },
         notify_client=False,
+        notify_webhooks=False,
     )
     return [
         dataclasses.replace(spec, notify_staff=False) if spec.notify_staff else spec for spec in specs
@@ -187,14 +190,15 @@ def _email_recipients(spec: EventSpec, staff: list[str]) -> list[str]:
 # messages without building a row of them in Python.
 FAN_OUT_SQL = """
 WITH e AS (
-    SELECT * FROM unnest(%(ids)s::uuid[], %(types)s::text[], %(client_emails)s::text[], %(staff)s::boolean[])
-        AS e(id, type, client_email, staff)
+    SELECT * FROM unnest(%(ids)s::uuid[], %(types)s::text[], %(client_emails)s::text[], %(staff)s::boolean[],
+                         %(webhooks)s::boolean[])
+        AS e(id, type, client_email, staff, webhooks)
 )
 INSERT INTO notifications_outboxmessage
        (event_id, channel, endpoint_id, recipient, status, attempts, next_attempt_at, last_error, created_at)
 SELECT e.id, 'webhook', w.endpoint_id, '', 'pending', 0, %(now)s, '', %(now)s
   FROM e JOIN unnest(%(endpoint_ids)s::bigint[], %(endpoint_types)s::text[]) AS w(endpoint_id, type)
-    ON w.type = e.type
+    ON w.type = e.type AND e.webhooks
 UNION ALL
 SELECT e.id, 'email', NULL, e.client_email, 'pending', 0, %(now)s, '', %(now)s
   FROM e WHERE e.client_email <> ''
@@ -219,6 +223,7 @@ def _messages_fan_out_in_sql(ids, specs: list[EventSpec], endpoints, staff: list
                     for spec in specs
                 ],
                 "staff": [spec.notify_staff for spec in specs],
+                "webhooks": [spec.notify_webhooks for spec in specs],
                 "endpoint_ids": [pk for pk, _ in wanted],
                 "endpoint_types": [t for _, t in wanted],
                 "staff_addresses": list(dict.fromkeys(staff)),

@@ -15,7 +15,7 @@ from accounts.audit import Actor, audit_event_record, snapshot
 from core.exceptions import InvalidInput, InvalidTransition
 from core.locks import lock_one
 from core.validation import validate_model
-from notifications.egress import address_refusal
+from notifications.egress import url_refusal
 from notifications.models import WebhookEndpoint
 
 ENDPOINT_FIELDS = ["name", "url", "event_types", "is_active"]
@@ -30,7 +30,7 @@ def _clean_url(url: str) -> str:
         raise InvalidInput(
             f"{url!r} is not an http(s) URL.", details={"url": ["not an http(s) URL"]}
         ) from None
-    refusal = address_refusal(url)
+    refusal = url_refusal(url)
     if refusal is not None:
         raise InvalidInput(f"{refusal}.", code="webhook_address_not_allowed", details={"url": [refusal]})
     return url
