@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -72,38 +71,6 @@ def _adapter(field: models.Field) -> Callable[[object], object] | None:
         encoder = field.encoder
         return lambda value: connection.ops.adapt_json_value(value, encoder)
     return lambda value: field.get_db_prep_save(value, connection)
-
-
-def _getter(field: models.Field) -> Callable[[models.Model], object]:
-    """How ``save()`` reads a field's value from an instance, without the detours: ``pre_save`` only where
-    it does something, and a Money field's stored amount without building a Money."""
-    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-        return lambda obj: field.pre_save(obj, True)
-    if isinstance(field, MoneyField):
-        return lambda obj: obj.__dict__.get(field.attname)
-    return operator.attrgetter(field.attname)
-
-
-def bulk_insert(model: type[models.Model], objects: list[models.Model], *, with_pks: bool = False) -> None:
-    """Insert many new model instances as fast as the database allows (``bulk_insert_rows``); defaults and
-    ``auto_now_add`` are applied as ``save()`` would. With ``with_pks`` each instance gets its primary key
-    first (on PostgreSQL taken from the table's sequence in one query), so the caller can refer to them."""
-    if not objects:
-        return
-    if connection.vendor != "postgresql":
-        model._default_manager.bulk_create(objects)
-        return
-    if with_pks and isinstance(model._meta.pk, models.AutoField):
-        reserve_pks(model, objects)
-        fields = list(model._meta.concrete_fields)
-    else:
-        fields = [
-            f for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))
-        ]
-    for obj in objects:
-        obj._state.adding, obj._state.db = False, connection.alias
-    getters = [_getter(f) for f in fields]
-    bulk_insert_rows(model, [f.attname for f in fields], [[get(obj) for get in getters] for obj in objects])
 
 
 def reserve_pks(model: type[models.Model], items: list) -> None:

@@ -230,12 +230,17 @@ CALL_EVENT_WORDS = {
 }
 
 
+def margin_call_transition_check(pk: int | None, current: str, status: str) -> None:
+    """Refuse a move the call's workflow does not allow (``MARGIN_CALL_TRANSITIONS``)."""
+    if status not in MARGIN_CALL_TRANSITIONS[current]:
+        raise InvalidTransition(
+            f"Margin call #{pk} is {MarginCallStatus(current).label.lower()}; it cannot become {status}."
+        )
+
+
 def margin_call_move(call: MarginCall, status: str, reason: str, now: datetime.datetime) -> str:
     """Change a call's status in memory (the caller saves it). Returns the status it had."""
-    if status not in MARGIN_CALL_TRANSITIONS[call.status]:
-        raise InvalidTransition(
-            f"Margin call #{call.pk} is {call.get_status_display().lower()}; it cannot become {status}."
-        )
+    margin_call_transition_check(call.pk, call.status, status)
     before = call.status
     call.status = status
     if status == MarginCallStatus.ESCALATED:
@@ -347,8 +352,7 @@ class LadderBatch:
         sale = SaleValues(None, facility, trigger, figures.margin_ratio, call)
         self.new_sales.append(sale)
         if call is not None and hand_over:
-            if MarginCallStatus.FORCED_SALE not in MARGIN_CALL_TRANSITIONS[call.status]:
-                raise InvalidTransition(f"Margin call #{call.pk} is {call.status}; it cannot be handed over.")
+            margin_call_transition_check(call.pk, call.status, MarginCallStatus.FORCED_SALE)
             self.handed_over.append(call)
         return sale
 

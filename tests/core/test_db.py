@@ -7,7 +7,7 @@ import pytest
 from django.db import transaction
 from djmoney.money import Money
 
-from core.db import bulk_insert, bulk_insert_values, bulk_insert_with_pks, id_in
+from core.db import bulk_insert_values, bulk_insert_with_pks, id_in
 from financing.enums import MarginCallStatus
 from financing.models import MarginCall
 from notifications.models import Event
@@ -23,23 +23,6 @@ def test_id_in_selects_exactly_the_given_rows(count):
     wanted = [c.pk for c in clients[:count]]
     found = type(clients[0]).objects.filter(id_in("pk", wanted)).values_list("pk", flat=True)
     assert sorted(found) == sorted(wanted)
-
-
-def test_bulk_insert_with_keys_writes_what_save_writes(market):
-    facility = facility_with_pool(holdings={"BTC": "1"})
-    deadline = facility.created_at
-    fields = dict(ratio_at_issue=Decimal("1.05000000"), debt_at_issue=Money("265200.00", "HKD"),
-                  margin_value_at_issue=Money("249600.00", "HKD"), repayment_due=Money("53040.00", "HKD"),
-                  top_up_due=Money("62400.00", "HKD"), deadline=deadline)  # fmt: skip
-    calls = [MarginCall(facility=facility, **fields)]
-    with transaction.atomic():
-        bulk_insert(MarginCall, calls, with_pks=True)
-    call = MarginCall.objects.get()
-    assert call.pk == calls[0].pk
-    assert call.status == MarginCallStatus.ISSUED
-    assert call.issued_at is not None
-    assert (call.repayment_due, call.top_up_due, call.ratio_at_issue) == (
-        Money("53040.00", "HKD"), Money("62400.00", "HKD"), Decimal("1.05000000"))  # fmt: skip
 
 
 def test_rows_given_in_part_get_the_defaults_save_would_give(market):
@@ -64,13 +47,15 @@ def test_rows_given_in_part_get_the_defaults_save_would_give(market):
             ["facility_id", "ratio_at_issue", "debt_at_issue", "margin_value_at_issue", "repayment_due",
              "top_up_due", "deadline"],
             items,
-            lambda item: (item.facility.pk, None, item.debt, Decimal("0.00"), Decimal("0.00"),
-                          Decimal("0.00"), item.facility.created_at),
+            lambda item: (item.facility.pk, Decimal("1.05000000"), item.debt, Decimal("249600.00"),
+                          Decimal("53040.00"), Decimal("62400.00"), item.facility.created_at),
         )  # fmt: skip
     calls = {c.pk: c for c in MarginCall.objects.all()}
     assert sorted(calls) == sorted(item.pk for item in items)
     first = calls[items[0].pk]
     assert (first.debt_at_issue, first.status, first.close_reason) == (
         Money("265200.00", "HKD"), MarginCallStatus.ISSUED, "")  # fmt: skip
+    assert (first.repayment_due, first.top_up_due, first.ratio_at_issue) == (
+        Money("53040.00", "HKD"), Money("62400.00", "HKD"), Decimal("1.05000000"))  # fmt: skip
     assert first.issued_at is not None
     assert first.closed_at is None
