@@ -46,14 +46,20 @@ def actor_user(actor: Actor | None) -> User | None:
     return getattr(actor, "audit_user", None)
 
 
+def decimal_text(value: Decimal) -> str:
+    """A decimal as a JSON string: every digit it has, in plain notation ("0.00000000", never Python's
+    "0E-8"), as PostgreSQL writes a ``numeric``."""
+    return f"{value:f}"
+
+
 def json_value(value: Any) -> Any:
     """A JSON-safe, exact rendering of a field value: decimals and money as strings, never floats."""
     if value is None or type(value) in (str, int, bool):  # the common case first: nothing to convert
         return value
     if isinstance(value, Money):
-        return {"amount": str(value.amount), "currency": str(value.currency)}
+        return {"amount": decimal_text(value.amount), "currency": str(value.currency)}
     if isinstance(value, Decimal):
-        return str(value)
+        return decimal_text(value)
     if isinstance(value, datetime.datetime | datetime.date):
         return value.isoformat()
     if isinstance(value, models.Model):

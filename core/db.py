@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -90,13 +91,10 @@ def reserve_pks(model: type[models.Model], items: list) -> None:
             item.pk = value
 
 
-def bulk_insert_values(model: type[models.Model], attnames: list[str], rows: list[Sequence[object]]) -> int:
-    """``bulk_insert_rows`` for new rows of ``model`` given only some fields: every other field takes the
-    value ``save()`` would give it (``auto_now_add`` and ``auto_now``: now; a callable default: called for
-    each row). A field whose default the database computes (``db_default``, generated) is refused."""
-    if not rows:
-        return 0
-    now = timezone.now()
+def _other_fields(model: type[models.Model], attnames: list[str]) -> list[models.Field]:
+    """The concrete fields of ``model`` not in ``attnames`` (an auto primary key aside), each to take the value
+    ``save()`` would give it. A field whose default the database computes (``db_default``, generated) is
+    refused: give it, or insert otherwise."""
     others = [
         f
         for f in model._meta.concrete_fields
@@ -107,12 +105,55 @@ def bulk_insert_values(model: type[models.Model], attnames: list[str], rows: lis
             raise ValueError(
                 f"{model.__name__}.{f.name} is computed by the database: give it, or insert otherwise"
             )
+    return others
+
+
+def _save_default(field: models.Field, now) -> object:
+    """What ``save()`` puts in ``field`` when it is not given (``auto_now``/``auto_now_add``: ``now``)."""
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return now
+    return field.get_default()
+
+
+@dataclass(frozen=True)
+class DefaultedColumns:
+    """The columns of ``model`` an ``INSERT … SELECT`` does not give, each at the value ``save()`` would give
+    it: ``columns`` to add to the column list, ``values`` to add to the select list (placeholders cast to
+    the column's type, whose parameters are ``params``)."""
+
+    columns: str
+    values: str
+    params: dict[str, object]
+
+
+def insert_defaults(
+    model: type[models.Model], attnames: list[str], *, prefix: str, now=None
+) -> DefaultedColumns:
+    """``DefaultedColumns`` for a set-based insert into ``model`` that gives only ``attnames``. A callable
+    default is called once: every row of the statement gets that value (a new empty dict, say). Parameter
+    names start with ``prefix``."""
+    now = timezone.now() if now is None else now
+    columns, values, params = [], [], {}
+    for i, f in enumerate(_other_fields(model, attnames)):
+        value = _save_default(f, now)
+        adapt = _adapter(f)
+        name = f"{prefix}_{i}"
+        params[name] = value if adapt is None or value is None else adapt(value)
+        columns.append(connection.ops.quote_name(f.column))
+        values.append(f"%({name})s::{f.db_type(connection)}")
+    return DefaultedColumns("".join(f", {c}" for c in columns), "".join(f", {v}" for v in values), params)
+
+
+def bulk_insert_values(model: type[models.Model], attnames: list[str], rows: list[Sequence[object]]) -> int:
+    """``bulk_insert_rows`` for new rows of ``model`` given only some fields: every other field takes the
+    value ``save()`` would give it (``auto_now_add`` and ``auto_now``: now; a callable default: called for
+    each row). A field whose default the database computes (``db_default``, generated) is refused."""
+    if not rows:
+        return 0
+    now = timezone.now()
+    others = _other_fields(model, attnames)
     per_row = {i: f.get_default for i, f in enumerate(others) if f.has_default() and callable(f.default)}
-    constant = [
-        now if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) else f.get_default()
-        for i, f in enumerate(others)
-        if i not in per_row
-    ]
+    constant = [_save_default(f, now) for i, f in enumerate(others) if i not in per_row]
     if per_row:  # a fresh value (a new dict, a new UUID) for each row
         filled = []
         for row in rows:

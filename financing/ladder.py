@@ -32,7 +32,7 @@ from django.utils import timezone
 from accounts.audit import SYSTEM, Actor
 from core.db import id_in
 from core.locks import lock_one, lock_rows
-from core.money import format_hkd, format_percent
+from core.money import format_hkd
 from financing.enums import (
     OPEN_FORCED_SALE_STATUSES,
     OPEN_MARGIN_CALL_STATUSES,
@@ -58,22 +58,12 @@ from financing.top_ups import (  # the automatic top-up hooks in ladder_apply an
     auto_top_ups_for_new_free_holdings,
 )
 from ledger.models import Leg
-from notifications.services import ClientRef, EventSpec
+from notifications.services import ClientRef
 
 logger = logging.getLogger(__name__)
 
 BELOW_WARNING = (MarginStatus.NO_DEBT, MarginStatus.OK)
 BATCH_SIZE = 2000
-
-
-def _payload(facility: Party, figures: Figures) -> dict:
-    return {
-        "facility": facility.reference,
-        "margin_ratio": figures.margin_ratio,
-        "margin_value": figures.margin_value,
-        "debt": figures.debt,
-        "status": figures.status,
-    }
 
 
 # What the ladder reads of each facility in a batch, locking the facility and then its margin state (in id
@@ -177,20 +167,7 @@ def ladder_apply(*, facility_ids: list[int], actor: Actor = SYSTEM) -> int:
         policy = policies.get(facility.policy_id, default)
         current = figures.status
         if current == MarginStatus.WARNING and before in BELOW_WARNING:
-            thresholds = thresholds_of(policy)
-            batch.events.append(
-                EventSpec(
-                    type="margin.warning",
-                    summary=(
-                        f"{facility.reference} is at {format_percent(figures.margin_ratio)}, at or above the warning "
-                        f"level of {format_percent(thresholds.warning)}: a margin call follows above "
-                        f"{format_percent(thresholds.margin_call)}"
-                    ),
-                    payload=_payload(facility, figures),
-                    client=facility.client,
-                    subject=facility.target(),
-                )
-            )
+            batch.warn(facility, figures, thresholds_of(policy))
         elif current == MarginStatus.MARGIN_CALL:
             if not d.open_call_id and not d.has_open_sale:
                 batch.issue_call(facility, figures, policy)
@@ -199,16 +176,7 @@ def ladder_apply(*, facility_ids: list[int], actor: Actor = SYSTEM) -> int:
                 call = open_calls.get(facility_id) or batch.issue_call(facility, figures, policy)
                 batch.request_sale(facility, figures, ForcedSaleTrigger.THRESHOLD, call)
         elif current in BELOW_WARNING and before not in BELOW_WARNING:
-            batch.events.append(
-                EventSpec(
-                    type="margin.restored",
-                    summary=f"{facility.reference} is back within limits at {format_percent(figures.margin_ratio)}",
-                    payload=_payload(facility, figures),
-                    client=facility.client,
-                    subject=facility.target(),
-                    notify_staff=False,
-                )
-            )
+            batch.restored(facility, figures)
         if facility_id in live:
             status_since = now if d.figures.status != current else d.status_since
             revalued.append(

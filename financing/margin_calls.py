@@ -7,6 +7,7 @@ a sweep (``LadderBatch``), which writes a whole book's worth in a few statements
 from __future__ import annotations
 
 import datetime
+from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -14,7 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from djmoney.money import Money
 
-from accounts.audit import Actor, AuditSpec, TargetRef, audit_events_record
+from accounts.audit import Actor, AuditSpec, TargetRef, audit_events_record, decimal_text
 from collateral.calculations import cure_amounts, ratio_above
 from collateral.selectors import pool_holdings
 from core.calendar import HONG_KONG, cure_deadline
@@ -22,6 +23,7 @@ from core.db import bulk_insert_with_pks, id_in
 from core.exceptions import InvalidInput, InvalidTransition
 from core.locks import lock_one
 from core.money import format_hkd, format_percent
+from financing.calculations import Thresholds
 from financing.enums import (
     MARGIN_CALL_TRANSITIONS,
     OPEN_MARGIN_CALL_STATUSES,
@@ -191,7 +193,7 @@ def margin_call_payload(call: CallValues) -> dict:
 
 
 def _hkd(amount: Decimal) -> dict:
-    return {"amount": str(amount), "currency": HKD}  # as ``snapshot`` renders a Money field
+    return {"amount": decimal_text(amount), "currency": HKD}  # as ``snapshot`` renders a Money field
 
 
 def margin_call_issued_records(call: CallValues, actor: Actor) -> tuple[AuditSpec, EventSpec]:
@@ -303,6 +305,54 @@ def forced_sale_requested_records(sale: SaleValues, actor: Actor) -> tuple[Audit
     )
 
 
+# --- notices: a facility's margin status told, nothing else done ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A warning (``thresholds`` given: the policy's warning and margin-call levels) or the news that a
+    facility is back within limits (no thresholds)."""
+
+    facility: Party
+    figures: Figures
+    thresholds: Thresholds | None = None
+
+    @property
+    def type(self) -> str:
+        return "margin.warning" if self.thresholds is not None else "margin.restored"
+
+
+def notice_payload(notice: Notice) -> dict:
+    figures = notice.figures
+    return {
+        "facility": notice.facility.reference,
+        "margin_ratio": figures.margin_ratio,
+        "margin_value": figures.margin_value,
+        "debt": figures.debt,
+        "status": figures.status,
+    }
+
+
+def notice_event(notice: Notice) -> EventSpec:
+    facility, figures, thresholds = notice.facility, notice.figures, notice.thresholds
+    if thresholds is not None:
+        summary = (
+            f"{facility.reference} is at {format_percent(figures.margin_ratio)}, at or above the warning "
+            f"level of {format_percent(thresholds.warning)}: a margin call follows above "
+            f"{format_percent(thresholds.margin_call)}"
+        )
+    else:
+        summary = f"{facility.reference} is back within limits at {format_percent(figures.margin_ratio)}"
+    return EventSpec(
+        type=notice.type,
+        summary=summary,
+        payload=notice_payload(notice),
+        client=facility.client,
+        subject=facility.target(),
+        notify_staff=thresholds is not None,  # staff hear of a warning, not of a recovery
+    )
+
+
 # --- many at once -------------------------------------------------------------------------------------
 
 CALL_COLUMNS = ["facility_id", "status", "ratio_at_issue", "debt_at_issue", "margin_value_at_issue",
@@ -315,18 +365,23 @@ SALE_COLUMNS = [
 ]  # issued_at, requested_at: now
 
 
+def handover_reason(sale: SaleValues) -> str:
+    return f"forced sale #{sale.pk}"
+
+
 @dataclass
 class LadderBatch:
-    """Calls to issue, sales to request, calls to hand over, plus plain events: collected per facility as
-    plain values, then written together (``write``) in the caller's transaction, in a few statements."""
+    """Calls to issue, sales to request, calls to hand over, and notices: collected per facility as plain
+    values, then written together (``write``) in the caller's transaction. On PostgreSQL one statement words
+    and writes them all (``financing.ladder_sql``); elsewhere ``write_in_python`` builds the rows here. The
+    two write the same records (the tests run both)."""
 
     actor: Actor
     now: datetime.datetime = field(default_factory=timezone.now)
     new_calls: list[CallValues] = field(default_factory=list)
     new_sales: list[SaleValues] = field(default_factory=list)
     handed_over: list[CallValues] = field(default_factory=list)  # open calls to hand to their new sale
-    events: list[EventSpec] = field(default_factory=list)
-    audits: list[AuditSpec] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
     deadlines: dict[tuple, datetime.datetime] = field(default_factory=dict)  # per cure time and business days
 
     def issue_call(self, facility: Party, figures: Figures, policy: MarginPolicy) -> CallValues:
@@ -356,7 +411,56 @@ class LadderBatch:
             self.handed_over.append(call)
         return sale
 
+    def warn(self, facility: Party, figures: Figures, thresholds: Thresholds) -> None:
+        self.notices.append(Notice(facility, figures, thresholds))
+
+    def restored(self, facility: Party, figures: Figures) -> None:
+        self.notices.append(Notice(facility, figures))
+
+    @property
+    def warned(self) -> list[Party]:
+        return [notice.facility for notice in self.notices if notice.thresholds is not None]
+
+    def staff_alerts(self) -> Counter:
+        """How many events of each type this batch alerts staff with (every one but a recovery)."""
+        counts = Counter(notice.type for notice in self.notices if notice.thresholds is not None)
+        counts.update(
+            {
+                "margin_call.issued": len(self.new_calls),
+                "forced_sale.requested": len(self.new_sales),
+                "margin_call.forced_sale": len(self.handed_over),
+            }
+        )
+        return +counts  # without the zeros
+
     def write(self) -> int:
+        """Write everything collected; returns the actions taken (calls, sales and notices)."""
+        if self.new_sales:
+            from financing.tasks import (
+                forced_sales_start,  # tasks import the services that import this module
+            )
+
+            sales = list(self.new_sales)  # their keys are given as they are written, before the commit
+            transaction.on_commit(
+                lambda: forced_sales_start.delay([sale.pk for sale in sales])
+            )  # one message
+        if connection.vendor == "postgresql":
+            from financing.ladder_sql import ladder_batch_write  # it words what this module collects
+
+            ladder_batch_write(self)
+        else:
+            self.write_in_python()
+        return len(self.new_calls) + len(self.new_sales) + len(self.notices)
+
+    def handed_statuses(self) -> list[str]:
+        """Mark the calls handed over as such (they were written so); returns the statuses they had."""
+        before = [call.status for call in self.handed_over]
+        for call in self.handed_over:
+            call.status = MarginCallStatus.FORCED_SALE
+        return before
+
+    def write_in_python(self) -> None:
+        """The rows built here, one list per table, and written with COPY (``bulk_insert_rows``)."""
         bulk_insert_with_pks(
             MarginCall,
             CALL_COLUMNS,
@@ -376,19 +480,11 @@ class LadderBatch:
                 s.ratio_at_request,
             ),
         )
-        if self.new_sales:
-            from financing.tasks import (
-                forced_sales_start,  # tasks import the services that import this module
-            )
-
-            ids = [sale.pk for sale in self.new_sales]
-            transaction.on_commit(lambda: forced_sales_start.delay(ids))  # one message, however many sales
         records += [forced_sale_requested_records(sale, self.actor) for sale in self.new_sales]
         sale_of_call = {id(sale.margin_call): sale for sale in self.new_sales if sale.margin_call}
         handed = []
-        for call in self.handed_over:
-            before, call.status = call.status, MarginCallStatus.FORCED_SALE
-            reason = f"forced sale #{sale_of_call[id(call)].pk}"
+        for call, before in zip(self.handed_over, self.handed_statuses(), strict=True):
+            reason = handover_reason(sale_of_call[id(call)])
             records.append(margin_call_moved_records(call, before, reason, self.actor))
             handed.append((call.status, self.now, reason, call.pk))
         if handed:  # one prepared statement, pipelined: far cheaper than bulk_update's CASEs
@@ -398,9 +494,8 @@ class LadderBatch:
                     "WHERE id = %s",
                     handed,
                 )
-        audit_events_record([*self.audits, *(audit for audit, _ in records)])
-        events_record([*self.events, *(event for _, event in records)])
-        return len(self.new_calls) + len(self.new_sales) + len(self.events)
+        audit_events_record([audit for audit, _ in records])
+        events_record([*(notice_event(notice) for notice in self.notices), *(event for _, event in records)])
 
 
 # --- one at a time -------------------------------------------------------------------------------------

@@ -31,7 +31,6 @@ from accounts.audit import (
     actor_user,
     audit_events_record,
     json_value,
-    target_model,
 )
 from accounts.enums import ApprovalStatus
 from accounts.exceptions import DuplicatePendingRequest
@@ -631,11 +630,7 @@ def auto_top_ups_after_ladder(*, batch: LadderBatch, actor: Actor) -> int:
     called = {
         c.facility.pk: c.facility.client.pk for c in batch.new_calls if c.status == MarginCallStatus.ISSUED
     }
-    warned = {
-        e.subject.pk: e.client.pk
-        for e in batch.events
-        if e.type == "margin.warning" and e.client is not None and target_model(e.subject) is Facility
-    }
+    warned = {facility.pk: facility.client.pk for facility in batch.warned}
     candidates = {**warned, **called}  # facility: client
     if not candidates:
         return 0

@@ -112,17 +112,13 @@ def events_record(specs: list[EventSpec]) -> list[uuid.UUID]:
             for event_id, spec in zip(ids, specs, strict=True)
         ],
     )
-    endpoints = list(WebhookEndpoint.objects.filter(is_active=True))
-    staff = staff_alert_recipients() if any(spec.notify_staff for spec in specs) else []
-    from notifications.tasks import (  # the tasks import this module
-        deliver_due_messages,
-        deliver_outbox_message,
-    )
-
+    alerting_staff = any(spec.notify_staff for spec in specs)
     if connection.vendor == "postgresql" and len(specs) > BATCH_DELIVERY_THRESHOLD:
-        _messages_fan_out_in_sql(ids, specs, endpoints, staff, now)
-        transaction.on_commit(deliver_due_messages.delay)
+        _messages_fan_out_in_sql(ids, specs, alerting_staff, now)
+        messages_delivery_queue(None)
         return ids[:given]
+    endpoints = list(WebhookEndpoint.objects.filter(is_active=True))
+    staff = staff_alert_recipients() if alerting_staff else []
     messages = []
     for event_id, spec in zip(ids, specs, strict=True):
         messages += [
@@ -136,13 +132,12 @@ def events_record(specs: list[EventSpec]) -> list[uuid.UUID]:
         ]
     if len(messages) > BATCH_DELIVERY_THRESHOLD:
         bulk_insert_rows(OutboxMessage, MESSAGE_COLUMNS, messages)
-        transaction.on_commit(deliver_due_messages.delay)
+        messages_delivery_queue(None)
     else:
         created = OutboxMessage.objects.bulk_create(
             OutboxMessage(**dict(zip(MESSAGE_COLUMNS, row, strict=True))) for row in messages
         )
-        for message in created:
-            transaction.on_commit(lambda pk=message.pk: deliver_outbox_message.delay(pk))
+        messages_delivery_queue([message.pk for message in created])
     return ids[:given]  # the events asked for (a staff digest, when one was added, comes last)
 
 
@@ -155,24 +150,33 @@ def _staff_digest(specs: list[EventSpec]) -> list[EventSpec]:
     per event: after a crash the risk desk gets one e-mail per batch, not thousands. Clients and webhooks
     still get every event."""
     alerting = [spec for spec in specs if spec.notify_staff]
-    if len(alerting) <= settings.STAFF_ALERT_DIGEST_ABOVE:
+    if not staff_digest_due(len(alerting)):
         return specs
-    counts = Counter(spec.type for spec in alerting)
-    by_type = ", ".join(f"{count:,} {event_type}" for event_type, count in sorted(counts.items()))
-    digest = EventSpec(
-        type="alerts.digest",
-        summary=f"{len(alerting):,} alerts at once ({by_type}): see the at-risk list",
-        payload={
-            "alerts": len(alerting),
-            "by_type": dict(sorted(counts.items())),
-            "first": [spec.summary for spec in alerting[:DIGEST_EXAMPLES]],
-        },
-        notify_client=False,
-        notify_webhooks=False,
+    digest = staff_digest(
+        Counter(spec.type for spec in alerting), [spec.summary for spec in alerting[:DIGEST_EXAMPLES]]
     )
     return [
         dataclasses.replace(spec, notify_staff=False) if spec.notify_staff else spec for spec in specs
     ] + [digest]
+
+
+def staff_digest_due(alerts: int) -> bool:
+    """Whether one batch's ``alerts`` staff alerts are told to staff as one digest (``staff_digest``)."""
+    return alerts > settings.STAFF_ALERT_DIGEST_ABOVE
+
+
+def staff_digest(counts: Counter, first: list[str]) -> EventSpec:
+    """The one staff alert that stands for a batch's many: how many of each type, and the first few
+    (``first``, at most ``DIGEST_EXAMPLES`` summaries, in the batch's order) in words."""
+    by_type = ", ".join(f"{count:,} {event_type}" for event_type, count in sorted(counts.items()))
+    total = sum(counts.values())
+    return EventSpec(
+        type="alerts.digest",
+        summary=f"{total:,} alerts at once ({by_type}): see the at-risk list",
+        payload={"alerts": total, "by_type": dict(sorted(counts.items())), "first": first[:DIGEST_EXAMPLES]},
+        notify_client=False,
+        notify_webhooks=False,
+    )
 
 
 def _email_recipients(spec: EventSpec, staff: list[str]) -> list[str]:
@@ -185,33 +189,48 @@ def _email_recipients(spec: EventSpec, staff: list[str]) -> list[str]:
     return list(dict.fromkeys(recipients))
 
 
-# The same messages as the loop in ``events_record``, made by the database from a few arrays: for a batch
-# of thousands of events (the margin-call ladder after a price move) it writes three or four times as many
-# messages without building a row of them in Python.
+# The same messages as the loop in ``events_record``, made by the database from a relation ``e`` of the events
+# (id, type, client_email: '' when the client is not told, staff: whether staff are alerted, webhooks:
+# whether endpoints are): for a batch of thousands of events (the margin-call ladder after a price move) it
+# writes three or four times as many messages without building a row of them in Python. Its parameters are
+# ``fan_out_parameters``'s.
+MESSAGES_FROM_EVENTS_SQL = """
+INSERT INTO notifications_outboxmessage
+       (event_id, channel, endpoint_id, recipient, status, attempts, next_attempt_at, last_error, created_at)
+SELECT e.id, 'webhook', w.endpoint_id, '', 'pending', 0, %(now)s, '', %(now)s
+  FROM {events} e JOIN unnest(%(endpoint_ids)s::bigint[], %(endpoint_types)s::text[]) AS w(endpoint_id, type)
+    ON w.type = e.type AND e.webhooks
+UNION ALL
+SELECT e.id, 'email', NULL, e.client_email, 'pending', 0, %(now)s, '', %(now)s
+  FROM {events} e WHERE e.client_email <> ''
+UNION ALL
+SELECT e.id, 'email', NULL, s.address, 'pending', 0, %(now)s, '', %(now)s
+  FROM {events} e CROSS JOIN unnest(%(staff_addresses)s::text[]) AS s(address)
+ WHERE e.staff AND s.address <> e.client_email
+"""
+
 FAN_OUT_SQL = """
 WITH e AS (
     SELECT * FROM unnest(%(ids)s::uuid[], %(types)s::text[], %(client_emails)s::text[], %(staff)s::boolean[],
                          %(webhooks)s::boolean[])
         AS e(id, type, client_email, staff, webhooks)
-)
-INSERT INTO notifications_outboxmessage
-       (event_id, channel, endpoint_id, recipient, status, attempts, next_attempt_at, last_error, created_at)
-SELECT e.id, 'webhook', w.endpoint_id, '', 'pending', 0, %(now)s, '', %(now)s
-  FROM e JOIN unnest(%(endpoint_ids)s::bigint[], %(endpoint_types)s::text[]) AS w(endpoint_id, type)
-    ON w.type = e.type AND e.webhooks
-UNION ALL
-SELECT e.id, 'email', NULL, e.client_email, 'pending', 0, %(now)s, '', %(now)s
-  FROM e WHERE e.client_email <> ''
-UNION ALL
-SELECT e.id, 'email', NULL, s.address, 'pending', 0, %(now)s, '', %(now)s
-  FROM e CROSS JOIN unnest(%(staff_addresses)s::text[]) AS s(address)
- WHERE e.staff AND s.address <> e.client_email
-"""
+)""" + MESSAGES_FROM_EVENTS_SQL.format(events="e")
 
 
-def _messages_fan_out_in_sql(ids, specs: list[EventSpec], endpoints, staff: list[str], now) -> None:
-    types = sorted({spec.type for spec in specs})
-    wanted = [(endpoint.pk, t) for endpoint in endpoints for t in types if endpoint.wants(t)]
+def fan_out_parameters(types, *, staff: bool, now: datetime.datetime) -> dict[str, object]:
+    """The parameters of ``MESSAGES_FROM_EVENTS_SQL`` for events of ``types``: the active endpoints that want
+    each type, the staff addresses (when any event alerts staff) and the time the messages are due."""
+    endpoints = list(WebhookEndpoint.objects.filter(is_active=True))
+    wanted = [(endpoint.pk, t) for endpoint in endpoints for t in sorted(set(types)) if endpoint.wants(t)]
+    return {
+        "endpoint_ids": [pk for pk, _ in wanted],
+        "endpoint_types": [t for _, t in wanted],
+        "staff_addresses": list(dict.fromkeys(staff_alert_recipients())) if staff else [],
+        "now": now,
+    }
+
+
+def _messages_fan_out_in_sql(ids, specs: list[EventSpec], staff: bool, now) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             FAN_OUT_SQL,
@@ -224,12 +243,24 @@ def _messages_fan_out_in_sql(ids, specs: list[EventSpec], endpoints, staff: list
                 ],
                 "staff": [spec.notify_staff for spec in specs],
                 "webhooks": [spec.notify_webhooks for spec in specs],
-                "endpoint_ids": [pk for pk, _ in wanted],
-                "endpoint_types": [t for _, t in wanted],
-                "staff_addresses": list(dict.fromkeys(staff)),
-                "now": now,
+                **fan_out_parameters([spec.type for spec in specs], staff=staff, now=now),
             },
         )
+
+
+def messages_delivery_queue(message_ids: list[int] | None) -> None:
+    """Queue, for after commit, the delivery of messages just written: one task each for a few
+    (``message_ids``), or one task for everything due (None: many, or not known one by one)."""
+    from notifications.tasks import (  # the tasks import this module
+        deliver_due_messages,
+        deliver_outbox_message,
+    )
+
+    if message_ids is None:
+        transaction.on_commit(deliver_due_messages.delay)
+        return
+    for pk in message_ids:
+        transaction.on_commit(lambda pk=pk: deliver_outbox_message.delay(pk))
 
 
 def event_record(

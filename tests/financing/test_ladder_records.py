@@ -2,7 +2,9 @@
 
 A batch words its calls, sales and events from plain values, never from model instances (it writes
 thousands at a time). Each test here reads the stored call or sale back and checks that every record says
-what the row says, in the words and the JSON the instance-based helpers (``str(call)``, ``snapshot``) give."""
+what the row says, in the words and the JSON the instance-based helpers (``str(call)``, ``snapshot``) give.
+Each runs twice: with the batch written by one PostgreSQL statement (``financing.ladder_sql``, what runs on
+PostgreSQL) and with the rows built in Python (``LadderBatch.write_in_python``, what runs elsewhere)."""
 
 from decimal import Decimal
 
@@ -12,7 +14,7 @@ from accounts.audit import SYSTEM, snapshot
 from accounts.models import AuditEvent
 from core.calendar import HONG_KONG
 from financing.enums import ForcedSaleTrigger, MarginCallStatus, MarginStatus
-from financing.margin_calls import margin_call_issue
+from financing.margin_calls import LadderBatch, margin_call_issue
 from financing.models import ForcedSale, MarginCall, MarginState
 from financing.services import drawdown_create
 from financing.sweep import sweep_run
@@ -22,6 +24,13 @@ from tests.collateral.factories import price
 from tests.financing.factories import facility_with_pool
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True, params=["one statement", "rows built in Python"])
+def writer(request, monkeypatch):
+    if request.param == "rows built in Python":
+        monkeypatch.setattr("financing.ladder_sql.ladder_batch_write", LadderBatch.write_in_python)
+    return request.param
 
 
 def drawn(amount: str):
@@ -185,3 +194,25 @@ def test_a_call_issued_by_staff_is_recorded_as_one_issued_by_the_ladder(market):
     price("BTC", "80000")
     call = margin_call_issue(facility=facility, actor=SYSTEM)
     assert_issue_recorded_as_stored(call)
+
+
+def test_a_batch_that_would_alert_staff_too_often_sends_them_one_digest(market, settings):
+    """Four facilities cross the margin-call threshold in one batch, over a limit of three alerts: staff get
+    one digest of the batch (the first alerts in words, in the batch's order), clients every event."""
+    settings.STAFF_ALERT_DIGEST_ABOVE = 3
+    settings.STAFF_ALERT_EMAILS = ["risk@broker.example"]
+    facilities = [drawn(amount) for amount in ("180000.00", "181000.00", "182000.00", "183000.00")]
+    btc_at("56000")  # LV 174,720: every one above 100%
+    calls = list(MarginCall.objects.order_by("facility_id"))
+    assert [c.facility_id for c in calls] == [f.pk for f in facilities]
+    (to_staff,) = OutboxMessage.objects.filter(recipient="risk@broker.example")
+    digest = to_staff.event
+    assert (digest.type, digest.client_id) == ("alerts.digest", None)
+    assert digest.summary == "4 alerts at once (4 margin_call.issued): see the at-risk list"
+    first = [event_about("margin_call.issued", call).summary for call in calls]
+    assert digest.payload == {"alerts": 4, "by_type": {"margin_call.issued": 4}, "first": first}
+    for call in calls:
+        event = event_about("margin_call.issued", call)
+        assert list(OutboxMessage.objects.filter(event=event).values_list("recipient", flat=True)) == [
+            call.facility.client.email
+        ]
