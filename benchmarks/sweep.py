@@ -167,7 +167,7 @@ FLOOR_SQL = """
 SELECT COUNT(*), SUM(margin_value) FROM (
     SELECT client_id,
            SUM(CASE WHEN eligible THEN
-                   FLOOR(LEAST(mv, COALESCE(concentration_limit * pool_mv, mv)) * (1 - haircut) * 100) / 100
+                   FLOOR(LEAST(mv, COALESCE(concentration_limit * pool_mv, mv)) * (1 - haircut) * 100) / 100.00
                ELSE 0 END) AS margin_value
       FROM (
         SELECT pv.*, SUM(pv.mv) OVER (PARTITION BY pv.client_id) AS pool_mv

@@ -27,11 +27,13 @@ class PostgresOnlySQL(migrations.RunSQL):
 
 
 def append_only(table: str) -> PostgresOnlySQL:
-    """Refuse UPDATE and DELETE on ``table`` (TRUNCATE stays possible for test-database teardown)."""
+    """Refuse UPDATE and DELETE on ``table`` (TRUNCATE stays possible for test-database teardown). The
+    function is created or replaced: it outlives the table, and a schema built again from scratch (the
+    migration tests) finds it there."""
     function = f"{table}_append_only"
     return PostgresOnlySQL(
         sql=f"""
-        CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$
+        CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             RAISE EXCEPTION '% on {table} refused: the table is append-only', TG_OP
                 USING ERRCODE = 'integrity_constraint_violation';

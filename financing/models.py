@@ -143,7 +143,8 @@ class Facility(models.Model):
     principal_account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="+")
     interest_account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="+")
     fees_account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Indexed: a price-driven sweep takes in the facilities opened since the previous sweep.
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         verbose_name_plural = "facilities"
@@ -303,7 +304,18 @@ class MarginState(models.Model):
     while it differs from ``status`` the ladder has work to do (kept in the table, so a crash between the
     valuation and the ladder loses nothing). Kept apart from ``Facility`` so that the sweep's updates never
     wait on a drawdown's row lock. Its pages are kept half empty (fillfactor, migration 0010), so that the
-    sweep's updates of the figures are heap-only: no index is touched unless the status changes."""
+    sweep's updates of the figures are heap-only: no index is touched unless the status changes.
+
+    It also holds all else a price-driven sweep reads of a facility, so that such a sweep reads this table
+    alone: the facility's policy (set when the facility opens, never changed after), whether the facility is
+    open (``facility_set_status`` keeps it), and the fixed part of its pool's valuation (``fixed_*``): what a
+    crypto price move leaves as it is — the market value and margin value of everything but the crypto, the
+    pool market value from which no concentration cut applies to any of it, and the crypto quantities — as
+    worked out from the pool's positions by a sweep. A sweep after a crypto move values the pool from it and
+    the new crypto prices (the same rounding, position by position) instead of from its positions. Derived
+    data, written only by the sweep, which works it out again whenever the holdings may have moved; trusted
+    only while ``fixed_basis`` is the fingerprint of the current prices, FX rates and terms of every other
+    asset and the holdings have not moved since the previous sweep (``financing.sweep``)."""
 
     facility = models.OneToOneField(
         Facility, on_delete=models.CASCADE, primary_key=True, related_name="margin_state"
@@ -318,6 +330,36 @@ class MarginState(models.Model):
     )
     valued_at = models.DateTimeField()
     status_since = models.DateTimeField()
+    # A copy of the facility's (which the database checks): no key check of its own, so that the sweep's tens
+    # of thousands of updates fire no trigger.
+    policy = models.ForeignKey(
+        MarginPolicy,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+        help_text="the facility's (empty: the default policy)",
+    )
+    open = models.BooleanField(default=True, help_text="the facility is not closed")
+    fixed_basis = models.CharField(
+        max_length=64, blank=True, help_text="fingerprint of the prices, FX rates and terms it was valued on"
+    )
+    fixed_market_value = hkd_amount_field("market value, crypto apart", null=True, blank=True)
+    fixed_margin_value = hkd_amount_field(
+        "margin value, crypto apart, before concentration cuts", null=True, blank=True
+    )
+    fixed_uncapped_from = hkd_amount_field(
+        "no concentration cut from",
+        null=True,
+        blank=True,
+        help_text="empty: no eligible non-crypto position has a limit",
+    )
+    fixed_crypto = models.JSONField(
+        null=True, blank=True, help_text="crypto quantities held, by symbol (exact, as text)"
+    )
+    fixed_valued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -331,37 +373,6 @@ class MarginState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.facility_id}: {self.get_status_display()}"
-
-
-class PoolFixedPart(models.Model):
-    """The part of a collateral pool's valuation that a crypto price move leaves as it is: the market value
-    and margin value of everything but the crypto, the pool market value from which no concentration cut
-    applies to any of it, and the crypto quantities, as worked out from the pool's positions by a sweep. A
-    sweep after a crypto move values a pool from it and the new crypto prices (the same rounding, position by
-    position) instead of from its positions. Derived data: written only by the sweep, which works it out
-    again whenever the pool's holdings may have moved; trusted only while ``basis`` is the fingerprint of the
-    current prices, FX rates and terms of every other asset and the holdings have not moved since the
-    previous sweep (``financing.sweep``)."""
-
-    pool = models.OneToOneField(
-        "collateral.CollateralPool", on_delete=models.CASCADE, primary_key=True, related_name="+"
-    )
-    basis = models.CharField(
-        max_length=64, help_text="fingerprint of the prices, FX rates and terms it was valued on"
-    )
-    market_value = hkd_amount_field("market value, crypto apart")
-    margin_value = hkd_amount_field("margin value, crypto apart, before concentration cuts")
-    uncapped_from = hkd_amount_field(
-        "no concentration cut from",
-        null=True,
-        blank=True,
-        help_text="empty: no eligible non-crypto position has a limit",
-    )
-    crypto = models.JSONField(default=dict, help_text="crypto quantities held, by symbol (exact, as text)")
-    valued_at = models.DateTimeField()
-
-    def __str__(self) -> str:
-        return f"Fixed part of pool {self.pool_id}"
 
 
 class RatioSnapshot(models.Model):

@@ -42,6 +42,7 @@ from financing.models import (
     Facility,
     InterestAccrual,
     MarginPolicy,
+    MarginState,
     Repayment,
 )
 from financing.selectors import (
@@ -127,6 +128,8 @@ def facility_set_status(*, facility: Facility, status: str, actor: Actor) -> Fac
     before = facility.status
     facility.status = status
     facility.save(update_fields=["status"])
+    # The sweep reads whether a facility is open from its margin state (``MarginState.open``).
+    MarginState.objects.filter(facility=facility).update(open=status != FacilityStatus.CLOSED)
     audit_event_record(
         actor=actor,
         action="facility.status_changed",

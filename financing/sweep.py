@@ -118,19 +118,19 @@ def fixed_basis(units: list[AssetUnit]) -> str:
 
 def _crypto_sql(units: list[AssetUnit]) -> tuple[dict[str, str], dict[str, object]]:
     """The pieces of the valuation statement that value a pool's crypto from the quantities its fixed part
-    holds (``fp.crypto``) and the current unit values, haircuts and limits (statement parameters), with the
+    holds (``fixed_crypto``) and the current unit values, haircuts and limits (statement parameters), with the
     same rounding, position by position, as the valuation from the ledger: each crypto's market value as a
     column, their sum, their margin value, and whether no concentration cut applies to any of them."""
     columns, names, market, margin, uncapped, params = [], [], ["0"], ["0"], ["true"], {}
     for i, unit in enumerate(u for u in units if u.crypto and u.unit_value is not None):
         name = f"crypto_{i}"
         columns.append(
-            f",\n           ROUND(COALESCE((fp.crypto ->> %({name}_symbol)s)::numeric, 0) * %({name}_unit)s, 2) AS {name}"
+            f",\n           ROUND(COALESCE((s.fixed_crypto ->> %({name}_symbol)s)::numeric, 0) * %({name}_unit)s, 2) AS {name}"
         )
         names.append(f", {name}")
         market.append(name)
         if unit.eligible:
-            margin.append(f"FLOOR({name} * (1 - %({name}_haircut)s) * 100) / 100")
+            margin.append(f"FLOOR({name} * (1 - %({name}_haircut)s) * 100) / 100.00")
         if unit.concentration_limit is not None:
             uncapped.append(f"{name} <= %({name}_limit)s * market_value")
         params |= {f"{name}_symbol": unit.symbol, f"{name}_unit": unit.unit_value,
@@ -185,127 +185,153 @@ def _clients_in_scope(symbols: list[str] | None, since: datetime.datetime | None
     return sorted(clients)
 
 
-# The facilities in scope, by one of three filters: every open facility; those of given clients; or those
-# of the holders of the moved assets plus clients whose ledger accounts were posted to since a moment.
-# Worked out inside the statement, so that a sweep never ships tens of thousands of ids back and forth.
-SCOPE_FILTERS = {
-    "all": "",
-    "clients": "AND f.client_id = ANY(%(clients)s)",
-    "moved": """AND (p.account_id IN (SELECT account_id FROM ledger_balance
-                                     WHERE instrument_id = ANY(%(symbols)s) AND amount <> 0)
-             OR f.client_id IN (SELECT client_id FROM touched))""",
-}
-
-# Clients whose ledger accounts were posted to since a moment (the "moved" scope only).
+# Clients whose ledger accounts were posted to since a moment, and their facilities (not in a run for given
+# clients, which takes its clients as posted to).
 TOUCHED_CTE = """WITH touched AS MATERIALIZED (
     SELECT DISTINCT a.client_id FROM ledger_transaction t
       JOIN ledger_leg l ON l.transaction_id = t.id
       JOIN ledger_account a ON a.id = l.account_id
      WHERE t.posted_at >= %(since)s AND a.client_id IS NOT NULL
+),
+touched_facilities AS MATERIALIZED (
+    SELECT f.id FROM financing_facility f WHERE f.client_id IN (SELECT client_id FROM touched)
 )"""
 
-# A facility's debt changes only by postings to its loan accounts. In a price-driven sweep ("moved"),
-# the debt the margin state holds is therefore still exact for every client nothing was posted to since the
-# previous sweep (the same guarantee the scope relies on), and only the others' balances are read; the
-# other scopes read every debt from the ledger.
-KNOWN_DEBT = {
-    "all": "NULL::numeric",
-    "clients": "NULL::numeric",
-    "moved": "CASE WHEN f.client_id IN (SELECT client_id FROM touched) THEN NULL ELSE ms.debt END",
+# The facilities of the clients whose pools hold any of ``symbols`` (by the ledger's balances).
+HOLDERS = """SELECT f.id FROM ledger_balance b
+                JOIN collateral_collateralpool p ON p.account_id = b.account_id
+                JOIN financing_facility f ON f.client_id = p.client_id
+               WHERE b.instrument_id = ANY(%({symbols})s) AND b.amount <> 0"""
+
+# Which margin states are in scope: every open facility's; those of given clients; or, in a price-driven
+# sweep, those of the clients posted to and of the holders of the moved assets. A state whose fixed part
+# was worked out on the current basis says which crypto its pool holds (its holdings have not moved unless
+# its client was posted to), so the holders of a moved crypto are found in this table; the ledger is asked
+# for the holders of anything else, and for the pools whose part may be out of date. Worked out inside the
+# statement, so that a sweep never ships tens of thousands of ids back and forth.
+STATE_FILTERS = {
+    "all": "",
+    "clients": "AND s.facility_id IN (SELECT f.id FROM financing_facility f WHERE f.client_id = ANY(%(clients)s))",
+    "moved": f"""AND (s.facility_id IN (SELECT id FROM touched_facilities)
+             OR (s.fixed_basis = %(basis)s AND s.fixed_crypto ?| %(moved_crypto)s::text[])
+             OR (s.fixed_basis <> %(basis)s AND s.facility_id IN ({HOLDERS.format(symbols="moved_crypto")}))
+             OR s.facility_id IN ({HOLDERS.format(symbols="moved_other")}))""",
+}
+
+# Facilities new to the sweeps (no margin state yet) in scope: every one, those of given clients, or those
+# opened since the previous sweep (each is taken in by the first price-driven or full sweep after it opens).
+NEW_FILTERS = {
+    "all": "",
+    "clients": "AND f.client_id = ANY(%(clients)s)",
+    "moved": "AND f.created_at >= %(since)s",
 }
 
 # Whether the client was posted to since the previous sweep (a run for given clients takes them all as posted
 # to): such a pool is never valued from its stored fixed part, and its part is worked out again.
 POSTED = {
-    "all": "f.client_id IN (SELECT client_id FROM touched)",
+    "all": "s.facility_id IN (SELECT id FROM touched_facilities)",
     "clients": "true",
-    "moved": "f.client_id IN (SELECT client_id FROM touched)",
+    "moved": "s.facility_id IN (SELECT id FROM touched_facilities)",
 }
 
-# The facilities in scope, each with its pool, its policy's thresholds, its previous margin state, its debt
-# and whether its client was posted to, into a temporary table: one row each, read by the valuation below. A table rather than a CTE because the
-# planner knows its size, and picks hash joins for the tens of thousands of pools behind it.
+# A facility's debt changes only by postings to its loan accounts. In a price-driven sweep ("moved"), the
+# debt the margin state holds is therefore still exact for every client nothing was posted to since the
+# previous sweep (the same guarantee the scope relies on), and only the others' balances are read; the
+# other scopes read every debt from the ledger.
+KNOWN_DEBT = {
+    "all": "NULL::numeric",
+    "clients": "NULL::numeric",
+    "moved": f"CASE WHEN NOT ({POSTED['moved']}) THEN s.debt END",
+}
+
+# The facilities in scope, into a temporary table: one row each, with its policy, its previous margin state,
+# its pool's stored fixed part, whether its client was posted to, and its debt. A price-driven sweep reads the
+# margin states alone (a facility's ledger balances only when its client was posted to); the facilities new
+# to the sweeps come from ``financing_facility``. A table rather than a CTE because the planner knows its
+# size, and picks hash joins for the tens of thousands of rows behind it.
 SCOPE_SQL = """
 CREATE TEMP TABLE sweep_scope ON COMMIT DROP AS {touched}
-SELECT f.id AS facility_id, f.client_id, p.id AS pool_id, p.account_id,
-       COALESCE(mp.warning, %(default_warning)s) AS warning,
-       COALESCE(mp.margin_call, %(default_margin_call)s) AS margin_call,
-       COALESCE(mp.forced_sale, %(default_forced_sale)s) AS forced_sale,
-       ms.facility_id IS NULL AS is_new, ms.status AS old_status, ms.margin_ratio AS old_ratio,
-       ms.market_value AS old_market_value, ms.margin_value AS old_margin_value, ms.debt AS old_debt,
-       {posted} AS posted,
-       COALESCE({known_debt}, (
-           SELECT COALESCE(SUM(b.amount), 0) FROM ledger_balance b
-            WHERE b.account_id IN (f.principal_account_id, f.interest_account_id, f.fees_account_id)
-              AND b.instrument_id = 'HKD'
+SELECT c.*, COALESCE(c.known_debt, (
+           SELECT COALESCE(SUM(b.amount), 0) FROM financing_facility f
+             JOIN ledger_balance b ON b.account_id IN (f.principal_account_id, f.interest_account_id,
+                                                       f.fees_account_id)
+            WHERE f.id = c.facility_id AND b.instrument_id = 'HKD'
        ))::numeric(20, 2) AS debt
-  FROM financing_facility f
-  LEFT JOIN collateral_collateralpool p ON p.client_id = f.client_id
-  LEFT JOIN financing_marginpolicy mp ON mp.id = f.policy_id
-  LEFT JOIN financing_marginstate ms ON ms.facility_id = f.id
- WHERE f.status <> 'closed' {scope_filter}
+  FROM (
+    SELECT s.facility_id, s.policy_id, false AS is_new, s.status AS old_status, s.margin_ratio AS old_ratio,
+           s.market_value AS old_market_value, s.margin_value AS old_margin_value, s.debt AS old_debt,
+           {posted} AS posted, {known_debt} AS known_debt, s.fixed_basis = %(basis)s AS current,
+           s.fixed_market_value, s.fixed_margin_value, s.fixed_uncapped_from, s.fixed_crypto
+      FROM financing_marginstate s
+     WHERE s.open {state_filter}
+    UNION ALL
+    SELECT f.id, f.policy_id, true, NULL, NULL, NULL, NULL, NULL, true, NULL, false, NULL, NULL, NULL, NULL
+      FROM financing_facility f
+     WHERE f.status <> 'closed' {new_filter}
+       AND NOT EXISTS (SELECT FROM financing_marginstate s WHERE s.facility_id = f.id)
+  ) AS c
 """
 
-# In a price-driven sweep, a pool whose holdings have not moved since the previous sweep, whose fixed part
-# (``PoolFixedPart``) was worked out on the current basis, and to which no concentration cut applies at the
-# new crypto prices, is valued from that part and its crypto (``fast_pools``). The holdings may have moved
-# when the client was posted to, or when its facility is new to the sweeps: a pool is in no sweep's scope
-# while its client has no open facility, and its part may be from an earlier facility. Every other pool is
-# valued from its positions: market value per position (half-up to the cent), the pool's total by a
-# window, margin value with the concentration cut (down to the cent). Then ratio and status by the
-# facility's policy: the same rules as collateral.calculations and financing.calculations.
+# In a price-driven sweep, a pool whose holdings have not moved since the previous sweep, whose fixed part was
+# worked out on the current basis, and to which no concentration cut applies at the new crypto prices, is
+# valued from that part and its crypto (``fast_pools``). The holdings may have moved when the client was
+# posted to, or when its facility is new to the sweeps: a pool is in no sweep's scope while its client has no
+# open facility, and a new facility starts with no part. Every other pool is valued from its positions
+# (``long_pools``: the pool of the facility's client): market value per position (half-up to the cent), the
+# pool's total by a window, margin value with the concentration cut (down to the cent). Then ratio and status
+# by the facility's policy: the same rules as collateral.calculations and financing.calculations.
 VALUATION_CTES = """
-parts AS MATERIALIZED (
-    SELECT s.pool_id, s.account_id, s.posted OR s.is_new AS moved,
-           fp.pool_id IS NOT NULL AND fp.basis = %(basis)s AS current,
-           fp.market_value, fp.margin_value, fp.uncapped_from, fp.crypto
-      FROM sweep_scope s
-      LEFT JOIN financing_poolfixedpart fp ON fp.pool_id = s.pool_id
-     WHERE s.pool_id IS NOT NULL
-),
 fast_inputs AS MATERIALIZED (
-    SELECT fp.pool_id, fp.market_value AS fixed_market_value, fp.margin_value AS fixed_margin_value,
-           fp.uncapped_from{crypto_columns}
-      FROM parts fp
-     WHERE {fast} AND NOT fp.moved AND fp.current
+    SELECT s.facility_id, s.policy_id, s.is_new, s.old_status, s.old_ratio, s.old_market_value, s.old_margin_value,
+           s.old_debt, s.debt, s.fixed_market_value, s.fixed_margin_value, s.fixed_uncapped_from AS uncapped_from{crypto_columns}
+      FROM sweep_scope s
+     WHERE {fast} AND NOT s.posted AND NOT s.is_new AND s.current
 ),
 fast_values AS (
-    SELECT pool_id, uncapped_from{crypto_names},
-           fixed_market_value + {crypto_market} AS market_value,
-           fixed_margin_value + {crypto_margin} AS margin_value
-      FROM fast_inputs
+    SELECT f.*, fixed_market_value + {crypto_market} AS market_value, fixed_margin_value + {crypto_margin} AS margin_value
+      FROM fast_inputs f
 ),
-fast_pools AS (
-    SELECT pool_id, market_value, margin_value FROM fast_values
+fast_pools AS MATERIALIZED (
+    SELECT facility_id, policy_id, is_new, old_status, old_ratio, old_market_value, old_margin_value, old_debt, debt,
+           market_value::numeric(20, 2) AS market_value, GREATEST(margin_value, 0)::numeric(20, 2) AS margin_value
+      FROM fast_values
      WHERE (uncapped_from IS NULL OR market_value >= uncapped_from) AND {crypto_uncapped}
 ),
--- Every other pool is valued from its positions (``positions_from``: in a price-driven sweep the pools
--- not valued from their parts; otherwise every pool in scope).
-long_pools AS (
-    SELECT p.pool_id, p.account_id FROM parts p WHERE NOT EXISTS (SELECT FROM fast_pools f WHERE f.pool_id = p.pool_id)
+-- Every other pool is valued from its positions, each with what the valuation carries of its facility;
+-- ``refresh``: its stored fixed part may be out of date (the holdings may have moved, or it was worked out on
+-- another basis, or never), and is worked out again.
+long_pools AS MATERIALIZED (
+    SELECT s.facility_id, s.policy_id, s.is_new, s.old_status, s.old_ratio, s.old_market_value, s.old_margin_value,
+           s.old_debt, s.debt, s.current, s.fixed_market_value, s.fixed_margin_value, s.fixed_uncapped_from,
+           s.fixed_crypto, p.account_id, s.posted OR s.is_new OR NOT s.current AS refresh
+      FROM sweep_scope s
+      {pool_accounts}
+     WHERE NOT EXISTS (SELECT FROM fast_pools fp WHERE fp.facility_id = s.facility_id)
 ),
 position_values AS (
-    SELECT lp.pool_id, u.haircut, u.concentration_limit, u.eligible, ROUND(b.amount * u.unit_value, 2) AS mv
+    SELECT lp.facility_id, lp.refresh, u.symbol, u.crypto, u.haircut, u.concentration_limit, u.eligible, b.amount,
+           ROUND(b.amount * u.unit_value, 2) AS mv
       FROM {positions_from}
       JOIN sweep_units u ON u.symbol = b.instrument_id AND u.unit_value IS NOT NULL
 ),
 positions AS (
-    SELECT pv.*, SUM(pv.mv) OVER (PARTITION BY pv.pool_id) AS pool_mv FROM position_values pv
+    SELECT pv.*, SUM(pv.mv) OVER (PARTITION BY pv.facility_id) AS pool_mv FROM position_values pv
 ),
 pool_values AS (
-    SELECT pool_id, MAX(pool_mv) AS market_value,
+    SELECT facility_id, MAX(pool_mv) AS market_value,
            SUM(CASE WHEN eligible THEN
-                   FLOOR(LEAST(mv, COALESCE(concentration_limit * pool_mv, mv)) * (1 - haircut) * 100) / 100
+                   FLOOR(LEAST(mv, COALESCE(concentration_limit * pool_mv, mv)) * (1 - haircut) * 100) / 100.00
                ELSE 0 END) AS margin_value
-      FROM positions GROUP BY pool_id
+      FROM positions GROUP BY facility_id
 ),
 valued AS (
-    SELECT s.*,
-           COALESCE(f.market_value, v.market_value, 0)::numeric(20, 2) AS market_value,
-           GREATEST(COALESCE(f.margin_value, v.margin_value, 0), 0)::numeric(20, 2) AS margin_value
-      FROM sweep_scope s
-      LEFT JOIN pool_values v ON v.pool_id = s.pool_id
-      LEFT JOIN fast_pools f ON f.pool_id = s.pool_id
+    SELECT * FROM fast_pools
+    UNION ALL
+    SELECT lp.facility_id, lp.policy_id, lp.is_new, lp.old_status, lp.old_ratio, lp.old_market_value,
+           lp.old_margin_value, lp.old_debt, lp.debt, COALESCE(v.market_value, 0)::numeric(20, 2),
+           GREATEST(COALESCE(v.margin_value, 0), 0)::numeric(20, 2)
+      FROM long_pools lp
+      LEFT JOIN pool_values v ON v.facility_id = lp.facility_id
 ),
 result AS (
     SELECT v.*,
@@ -313,106 +339,102 @@ result AS (
                 WHEN v.margin_value <= 0 THEN NULL
                 ELSE ROUND(v.debt::numeric(40, 20) / v.margin_value, 8) END AS margin_ratio,
            CASE WHEN v.debt <= 0 THEN 'no_debt'
-                WHEN v.debt >= v.forced_sale * v.margin_value THEN 'forced_sale'
-                WHEN v.debt > v.margin_call * v.margin_value THEN 'margin_call'
-                WHEN v.debt >= v.warning * v.margin_value THEN 'warning'
+                WHEN v.debt >= COALESCE(mp.forced_sale, %(default_forced_sale)s) * v.margin_value THEN 'forced_sale'
+                WHEN v.debt > COALESCE(mp.margin_call, %(default_margin_call)s) * v.margin_value THEN 'margin_call'
+                WHEN v.debt >= COALESCE(mp.warning, %(default_warning)s) * v.margin_value THEN 'warning'
                 ELSE 'ok' END AS status
       FROM valued v
+      LEFT JOIN financing_marginpolicy mp ON mp.id = v.policy_id
 )"""
 
-# One statement: value, then write the margin states and snapshots that changed.
+# One statement: value, then write the margin states and snapshots that changed, with the fixed parts worked
+# out again where they may be out of date: from the positions of those pools (the values of everything but
+# the crypto, margin value without cuts; the pool market value from which no cut applies to any of it — for
+# each position with a limit, the least amount in cents that the limit times covers its value: an exact
+# integer division — and the crypto quantities), stored where they differ from the stored ones (a pool with
+# no positions left gets an empty part).
 SWEEP_SQL = (
     "WITH"
     + VALUATION_CTES
     + """,
-changed AS (
-    SELECT r.* FROM result r
-     WHERE r.is_new
-        OR r.old_ratio IS DISTINCT FROM r.margin_ratio
-        OR r.old_status <> r.status
-        OR r.old_market_value <> r.market_value
-        OR r.old_margin_value <> r.margin_value
-        OR r.old_debt <> r.debt
+refreshed AS (
+    SELECT facility_id, COALESCE(SUM(mv) FILTER (WHERE NOT crypto), 0) AS market_value,
+           COALESCE(SUM(FLOOR(mv * (1 - haircut) * 100) / 100.00) FILTER (WHERE eligible AND NOT crypto), 0)
+               AS margin_value,
+           MAX(div(mv * 100, concentration_limit) + CASE WHEN mod(mv * 100, concentration_limit) > 0 THEN 1 ELSE 0 END)
+               FILTER (WHERE eligible AND NOT crypto AND concentration_limit IS NOT NULL) / 100.00 AS uncapped_from,
+           jsonb_object_agg(symbol, amount::text) FILTER (WHERE crypto) AS crypto
+      FROM position_values WHERE refresh GROUP BY facility_id
+),
+new_fixed_parts AS (
+    SELECT n.*, NOT n.current OR (n.old_market_value, n.old_margin_value, n.old_uncapped_from, n.old_crypto)
+                                 IS DISTINCT FROM (n.market_value, n.margin_value, n.uncapped_from, n.crypto) AS store
+      FROM (
+        SELECT lp.facility_id, lp.current, lp.fixed_market_value AS old_market_value,
+               lp.fixed_margin_value AS old_margin_value, lp.fixed_uncapped_from AS old_uncapped_from,
+               lp.fixed_crypto AS old_crypto,
+               COALESCE(r.market_value, 0)::numeric(20, 2) AS market_value,
+               COALESCE(r.margin_value, 0)::numeric(20, 2) AS margin_value,
+               r.uncapped_from::numeric(20, 2) AS uncapped_from, COALESCE(r.crypto, '{{}}'::jsonb) AS crypto
+          FROM long_pools lp
+          LEFT JOIN refreshed r ON r.facility_id = lp.facility_id
+         WHERE lp.refresh
+      ) AS n
+),
+-- What is written of each facility: its figures where they changed, its fixed part where it is stored anew.
+writes AS MATERIALIZED (
+    SELECT w.* FROM (
+        SELECT r.facility_id, r.is_new, r.policy_id, r.market_value, r.margin_value, r.debt, r.margin_ratio, r.status,
+               r.old_status, r.old_ratio,
+               r.is_new OR r.old_ratio IS DISTINCT FROM r.margin_ratio OR r.old_status <> r.status
+                   OR r.old_market_value <> r.market_value OR r.old_margin_value <> r.margin_value
+                   OR r.old_debt <> r.debt AS changed,
+               COALESCE(p.store, false) AS store, p.market_value AS fixed_market_value,
+               p.margin_value AS fixed_margin_value, p.uncapped_from AS fixed_uncapped_from, p.crypto AS fixed_crypto
+          FROM result r
+          LEFT JOIN new_fixed_parts p ON p.facility_id = r.facility_id
+    ) w
+     WHERE w.changed OR w.store
 ),
 snapshots AS (
     INSERT INTO financing_ratiosnapshot (facility_id, taken_at, market_value, margin_value, debt, margin_ratio, status)
-    SELECT c.facility_id, %(now)s, c.market_value, c.margin_value, c.debt, c.margin_ratio, c.status
-      FROM changed c
-     WHERE c.is_new OR c.margin_ratio IS DISTINCT FROM c.old_ratio OR c.status <> c.old_status
+    SELECT w.facility_id, %(now)s, w.market_value, w.margin_value, w.debt, w.margin_ratio, w.status
+      FROM writes w
+     WHERE w.changed AND (w.is_new OR w.margin_ratio IS DISTINCT FROM w.old_ratio OR w.status <> w.old_status)
     RETURNING 1
 ),
 updated AS (
     UPDATE financing_marginstate s
-       SET market_value = c.market_value, margin_value = c.margin_value, debt = c.debt,
-           margin_ratio = c.margin_ratio, valued_at = %(now)s,
-           status_since = CASE WHEN s.status <> c.status THEN %(now)s ELSE s.status_since END,
-           status = c.status
-      FROM changed c
-     WHERE s.facility_id = c.facility_id AND NOT c.is_new
-    RETURNING 1
+       SET market_value = w.market_value, margin_value = w.margin_value, debt = w.debt,
+           margin_ratio = w.margin_ratio, status = w.status,
+           valued_at = CASE WHEN w.changed THEN %(now)s ELSE s.valued_at END,
+           status_since = CASE WHEN s.status <> w.status THEN %(now)s ELSE s.status_since END,
+           fixed_basis = CASE WHEN w.store THEN %(basis)s ELSE s.fixed_basis END,
+           fixed_market_value = CASE WHEN w.store THEN w.fixed_market_value ELSE s.fixed_market_value END,
+           fixed_margin_value = CASE WHEN w.store THEN w.fixed_margin_value ELSE s.fixed_margin_value END,
+           fixed_uncapped_from = CASE WHEN w.store THEN w.fixed_uncapped_from ELSE s.fixed_uncapped_from END,
+           fixed_crypto = CASE WHEN w.store THEN w.fixed_crypto ELSE s.fixed_crypto END,
+           fixed_valued_at = CASE WHEN w.store THEN %(now)s ELSE s.fixed_valued_at END
+      FROM writes w
+     WHERE s.facility_id = w.facility_id AND NOT w.is_new
+    RETURNING w.changed, w.store
 ),
 inserted AS (
     INSERT INTO financing_marginstate (facility_id, market_value, margin_value, debt, margin_ratio, status,
-                                       notified_status, valued_at, status_since)
-    SELECT c.facility_id, c.market_value, c.margin_value, c.debt, c.margin_ratio, c.status,
-           CASE WHEN c.status IN ('no_debt', 'ok') THEN c.status ELSE 'ok' END, %(now)s, %(now)s
-      FROM changed c WHERE c.is_new
-    RETURNING 1
-),
--- The fixed part of each pool whose stored one may be out of date (its holdings may have moved, or it was
--- worked out on another basis, or never; elsewhere the holdings and the basis are those it was worked out on),
--- from its positions read by the index: the values of everything but the crypto (margin value without
--- cuts), the pool market value from which no cut applies to any of it (for each position with a limit, the
--- least amount in cents that the limit times covers its value: an exact integer division), and the crypto
--- quantities.
-refresh_positions AS (
-    SELECT p.pool_id, u.symbol, u.crypto, u.haircut, u.concentration_limit, u.eligible, b.amount,
-           ROUND(b.amount * u.unit_value, 2) AS mv
-      FROM parts p
-      CROSS JOIN LATERAL (
-          SELECT b.instrument_id, b.amount FROM ledger_balance b
-           WHERE b.account_id = p.account_id AND b.amount <> 0 OFFSET 0
-      ) b
-      JOIN sweep_units u ON u.symbol = b.instrument_id AND u.unit_value IS NOT NULL
-     WHERE p.moved OR NOT p.current
-),
-refreshed AS (
-    SELECT pool_id, COALESCE(SUM(mv) FILTER (WHERE NOT crypto), 0) AS market_value,
-           COALESCE(SUM(FLOOR(mv * (1 - haircut) * 100) / 100) FILTER (WHERE eligible AND NOT crypto), 0)
-               AS margin_value,
-           MAX(div(mv * 100, concentration_limit) + CASE WHEN mod(mv * 100, concentration_limit) > 0 THEN 1 ELSE 0 END)
-               FILTER (WHERE eligible AND NOT crypto AND concentration_limit IS NOT NULL) / 100 AS uncapped_from,
-           jsonb_object_agg(symbol, amount::text) FILTER (WHERE crypto) AS crypto
-      FROM refresh_positions GROUP BY pool_id
-),
--- Written where they differ from the stored ones (a pool with no positions left gets an empty part).
-new_fixed_parts AS (
-    SELECT p.pool_id, p.current, p.market_value AS old_market_value, p.margin_value AS old_margin_value,
-           p.uncapped_from AS old_uncapped_from, p.crypto AS old_crypto,
-           COALESCE(r.market_value, 0)::numeric(20, 2) AS market_value,
-           COALESCE(r.margin_value, 0)::numeric(20, 2) AS margin_value,
-           r.uncapped_from::numeric(20, 2) AS uncapped_from, COALESCE(r.crypto, '{{}}'::jsonb) AS crypto
-      FROM parts p
-      LEFT JOIN refreshed r ON r.pool_id = p.pool_id
-     WHERE p.moved OR NOT p.current
-),
-fixed_parts AS (
-    INSERT INTO financing_poolfixedpart (pool_id, basis, market_value, margin_value, uncapped_from, crypto,
-                                         valued_at)
-    SELECT pool_id, %(basis)s, market_value, margin_value, uncapped_from, crypto, %(now)s
-      FROM new_fixed_parts
-     WHERE NOT current OR (old_market_value, old_margin_value, old_uncapped_from, old_crypto)
-                          IS DISTINCT FROM (market_value, margin_value, uncapped_from, crypto)
-    ON CONFLICT (pool_id) DO UPDATE
-       SET basis = EXCLUDED.basis, market_value = EXCLUDED.market_value, margin_value = EXCLUDED.margin_value,
-           uncapped_from = EXCLUDED.uncapped_from, crypto = EXCLUDED.crypto, valued_at = EXCLUDED.valued_at
+                                       notified_status, valued_at, status_since, policy_id, open, fixed_basis,
+                                       fixed_market_value, fixed_margin_value, fixed_uncapped_from, fixed_crypto,
+                                       fixed_valued_at)
+    SELECT w.facility_id, w.market_value, w.margin_value, w.debt, w.margin_ratio, w.status,
+           CASE WHEN w.status IN ('no_debt', 'ok') THEN w.status ELSE 'ok' END, %(now)s, %(now)s, w.policy_id, true,
+           %(basis)s, w.fixed_market_value, w.fixed_margin_value, w.fixed_uncapped_from, w.fixed_crypto, %(now)s
+      FROM writes w WHERE w.is_new
     RETURNING 1
 )
 SELECT (SELECT COUNT(*) FROM sweep_scope),
-       (SELECT COUNT(*) FROM updated) + (SELECT COUNT(*) FROM inserted),
+       (SELECT COUNT(*) FROM updated WHERE changed) + (SELECT COUNT(*) FROM inserted),
        (SELECT COUNT(*) FROM snapshots),
        (SELECT COUNT(*) FROM fast_pools),
-       (SELECT COUNT(*) FROM fixed_parts)
+       (SELECT COUNT(*) FROM updated WHERE store) + (SELECT COUNT(*) FROM inserted)
 """
 )
 
@@ -428,12 +450,16 @@ def _scope_table(cursor, scope: str, params: dict[str, object]) -> None:
     cursor.execute(
         SCOPE_SQL.format(
             touched=TOUCHED_CTE if scope != SweepScope.CLIENTS else "",
-            scope_filter=SCOPE_FILTERS[scope],
+            state_filter=STATE_FILTERS[scope],
+            new_filter=NEW_FILTERS[scope],
             known_debt=KNOWN_DEBT[scope],
             posted=POSTED[scope],
         ),
         params,
     )
+    # What the planner knows of the scope (how many rows are new, posted to, on a current fixed part) decides
+    # how the valuation joins tens of thousands of rows: without statistics it guesses, and sorts.
+    cursor.execute("ANALYZE sweep_scope (posted, is_new, current)")
 
 
 # Where the positions of the pools valued from them come from. In a price-driven sweep they are usually few
@@ -446,7 +472,19 @@ POSITIONS_FROM = {
           SELECT b.instrument_id, b.amount FROM ledger_balance b
            WHERE b.account_id = lp.account_id AND b.amount <> 0 OFFSET 0
       ) b""",
-    False: "sweep_scope lp JOIN ledger_balance b ON b.account_id = lp.account_id AND b.amount <> 0",
+    False: "long_pools lp JOIN ledger_balance b ON b.account_id = lp.account_id AND b.amount <> 0",
+}
+
+# The pool behind each facility valued from its positions: in a price-driven sweep a few, each found by the
+# indexes (a lateral subquery the planner may not flatten); otherwise every facility in scope, hashed.
+POOL_ACCOUNTS = {
+    True: """CROSS JOIN LATERAL (
+          SELECT p.account_id FROM financing_facility f
+            JOIN collateral_collateralpool p ON p.client_id = f.client_id
+           WHERE f.id = s.facility_id OFFSET 0
+      ) p""",
+    False: """JOIN financing_facility f ON f.id = s.facility_id
+      JOIN collateral_collateralpool p ON p.client_id = f.client_id""",
 }
 
 # Sorting and hashing a whole book fits in memory with this; PostgreSQL's default (4 MB) spills to disk.
@@ -475,11 +513,15 @@ def _prepare(cursor, scope: str, params: dict[str, object]) -> tuple[dict[str, o
             [(u.symbol, u.unit_value, u.haircut, u.concentration_limit, u.eligible, u.crypto) for u in units],
         )
     default = default_policy()
+    crypto = {u.symbol for u in units if u.crypto}
+    moved = params.get("symbols") or []
     params = {
         "default_warning": default.warning,
         "default_margin_call": default.margin_call,
         "default_forced_sale": default.forced_sale,
         "basis": fixed_basis(units),
+        "moved_crypto": [symbol for symbol in moved if symbol in crypto],
+        "moved_other": [symbol for symbol in moved if symbol not in crypto],
         **params,
     }
     _scope_table(cursor, scope, params)
@@ -489,6 +531,7 @@ def _prepare(cursor, scope: str, params: dict[str, object]) -> tuple[dict[str, o
         **pieces,
         "fast": str(fast).lower(),
         "positions_from": POSITIONS_FROM[fast],
+        "pool_accounts": POOL_ACCOUNTS[fast],
     }
 
 
@@ -613,6 +656,11 @@ def facility_figures(
 def _sweep_generic(clients: list[int] | None, now: datetime.datetime) -> tuple[int, int, int]:
     figures = facility_figures(clients)
     states = {s.facility_id: s for s in MarginState.objects.filter(facility_id__in=[f[0] for f in figures])}
+    policies = dict(
+        Facility.objects.filter(pk__in=[f[0] for f in figures if f[0] not in states]).values_list(
+            "pk", "policy_id"
+        )
+    )
     snapshots, updates, inserts = [], [], []
     for facility_id, market_value, margin_value, debt, ratio, status in figures:
         state = states.get(facility_id)
@@ -622,6 +670,7 @@ def _sweep_generic(clients: list[int] | None, now: datetime.datetime) -> tuple[i
                 MarginState(
                     facility_id=facility_id, market_value=market_value, margin_value=margin_value, debt=debt,
                     margin_ratio=ratio, status=status, notified_status=notified, valued_at=now, status_since=now,
+                    policy_id=policies[facility_id],
                 )
             )  # fmt: skip
             snapshots.append(RatioSnapshot(facility_id=facility_id, taken_at=now, market_value=market_value,

@@ -8,17 +8,17 @@ from core.db import PostgresOnlySQL
 
 FUNCTIONS = """
 -- core.money.format_percent: the ratio × 100, half-up to the cent, then "%"; no ratio (infinite): "∞".
-CREATE FUNCTION format_percent(ratio numeric) RETURNS text
+CREATE OR REPLACE FUNCTION format_percent(ratio numeric) RETURNS text
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ SELECT COALESCE(round(ratio * 100, 2)::text || '%', '∞') $$;
 
 -- core.money.format_hkd: "HK$" and the amount with thousands separators and two places (amounts in cents).
-CREATE FUNCTION format_hkd(amount numeric) RETURNS text
+CREATE OR REPLACE FUNCTION format_hkd(amount numeric) RETURNS text
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ SELECT 'HK$' || to_char(amount, 'FM999,999,999,999,999,990.00') $$;
 
 -- datetime.isoformat() of a time in UTC: seconds always, microseconds only when there are some, "+00:00".
-CREATE FUNCTION isoformat_utc(moment timestamptz) RETURNS text
+CREATE OR REPLACE FUNCTION isoformat_utc(moment timestamptz) RETURNS text
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ SELECT to_char(moment AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
                  || CASE WHEN extract(microseconds FROM moment)::bigint % 1000000 = 0 THEN ''

@@ -11,7 +11,7 @@ from core.db import PostgresOnlySQL, append_only
 
 ZERO_SUM = PostgresOnlySQL(
     sql="""
-    CREATE FUNCTION ledger_leg_zero_sum() RETURNS trigger LANGUAGE plpgsql AS $$
+    CREATE OR REPLACE FUNCTION ledger_leg_zero_sum() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
         bad record;
     BEGIN

@@ -53,6 +53,21 @@ def test_the_sql_sweep_agrees_with_the_calculations_to_the_cent(market):
     assert len(from_sql) == 40
 
 
+@override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0)
+def test_the_cents_of_a_very_large_pool_are_kept(market):
+    """PostgreSQL carries a quotient to about 16 significant digits unless told otherwise: a margin value of
+    HK$20,000,000,000,000,000.01 (cash, no haircut) keeps its cent, from the positions and from the fixed
+    part."""
+    facility = facility_with_pool(holdings={"HKD": "20000000000000000.01", "BTC": "1"})
+    sweep_run(trigger="test", ladder=False)
+    sweep_run(trigger="test", ladder=False)
+    price("BTC", "90000")
+    assert sweep_run(symbols=["BTC"], trigger="test", ladder=False).run.valued_from_fixed_part == 1
+    state = MarginState.objects.get(facility=facility)
+    assert state.margin_value == Decimal("20000000000000000.01") + Decimal("280800.00")
+    assert state_rows() == {f[0]: f[1:] for f in facility_figures(None)}
+
+
 def test_a_second_sweep_on_the_same_prices_writes_nothing(market):
     facility_with_pool(holdings={"BTC": "1"})
     first = sweep_run(trigger="test")

@@ -14,7 +14,7 @@ from accounts.audit import SYSTEM
 from collateral.models import CurrentPrice
 from collateral.services import asset_update, collateral_deposit
 from financing.enums import FacilityStatus
-from financing.models import MarginState, PoolFixedPart
+from financing.models import MarginState
 from financing.selectors import facility_pool
 from financing.services import collateral_withdraw, drawdown_create, facility_open, facility_set_status
 from financing.sweep import AssetUnit, asset_units, facility_figures, fixed_basis, sweep_run
@@ -27,6 +27,16 @@ HOLDINGS = [  # symbol, largest quantity, decimals
     ("BTC", 3, 8), ("ETH", 40, 18), ("0700.HK", 5000, 0), ("0005.HK", 9000, 0), ("HKD", 500000, 2),
     ("USD", 50000, 2),
 ]  # fmt: skip
+
+
+def part_of(facility) -> tuple:
+    """The fixed part stored on the facility's margin state: market value, margin value, no cut from, crypto."""
+    state = MarginState.objects.get(facility=facility)
+    return state.fixed_market_value, state.fixed_margin_value, state.fixed_uncapped_from, state.fixed_crypto
+
+
+def stored_parts():
+    return MarginState.objects.exclude(fixed_crypto=None)
 
 
 def assert_the_states_agree_with_the_calculations():
@@ -72,7 +82,7 @@ def test_crypto_moves_value_untouched_pools_from_their_fixed_parts_to_the_cent(m
     price("0700.HK", "389.37")
     fx("USD", "7.7912345")
     settled_book(40, seed=20261125)
-    assert PoolFixedPart.objects.count() == 40
+    assert stored_parts().count() == 40
     fast = []
     for symbol, new_price in [("BTC", "97123.45678"), ("ETH", "3512.3456"), ("BTC", "41000.01"),
                               ("ETH", "9100.5"), ("BTC", "150000"), ("BTC", "12.34")]:  # fmt: skip
@@ -90,7 +100,7 @@ def test_a_pool_is_valued_from_its_part_down_to_the_cent_where_no_cut_applies_an
     facility = facility_with_pool(holdings={"0005.HK": "300", "BTC": "0.25", "HKD": "10500.00"})
     sweep_run(trigger="test")
     sweep_run(trigger="test")
-    assert PoolFixedPart.objects.get(pool=facility_pool(facility)).uncapped_from == Decimal("60000.00")
+    assert part_of(facility)[2] == Decimal("60000.00")
     for btc, from_part, market_value, margin_value in [("10000", 1, "60000.00", "40800.00"),
                                                       ("9999.995", 0, "59999.99", "40799.98")]:  # fmt: skip
         price("BTC", btc)
@@ -111,9 +121,9 @@ def test_a_pool_posted_to_since_the_last_sweep_is_valued_from_its_positions(mark
     result = sweep_run(symbols=["BTC"], trigger="test", ladder=False)
     assert (result.facilities_valued, result.run.valued_from_fixed_part) == (2, 1)
     assert_the_states_agree_with_the_calculations()
-    part = PoolFixedPart.objects.get(pool=facility_pool(posted))
-    assert (part.market_value, part.margin_value) == (Decimal("400000.00"), Decimal("280000.00"))
-    assert {symbol: Decimal(quantity) for symbol, quantity in part.crypto.items()} == {"BTC": 1}
+    market_value, margin_value, _, crypto = part_of(posted)
+    assert (market_value, margin_value) == (Decimal("400000.00"), Decimal("280000.00"))
+    assert {symbol: Decimal(quantity) for symbol, quantity in crypto.items()} == {"BTC": 1}
 
 
 @override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0)
@@ -159,8 +169,7 @@ def test_a_pool_emptied_since_the_last_sweep_keeps_no_part_of_what_it_held(marke
     for symbol, quantity in [("BTC", "1"), ("0700.HK", "100")]:
         collateral_withdraw(pool=pool, asset=market[symbol], quantity=quantity, actor=SYSTEM)
     sweep_run(symbols=["BTC"], trigger="test", ladder=False)
-    part = PoolFixedPart.objects.get(pool=pool)
-    assert (part.market_value, part.margin_value, part.uncapped_from, part.crypto) == (0, 0, None, {})
+    assert part_of(facility) == (0, 0, None, {})
     price("BTC", "90000")
     sweep_run(symbols=["BTC"], trigger="test", ladder=False)
     assert MarginState.objects.get(facility=facility).market_value == 0
@@ -191,7 +200,7 @@ def test_a_change_to_what_the_fixed_parts_rest_on_values_every_pool_from_its_pos
     result = sweep_run(symbols=["BTC"], trigger="test", ladder=False)
     assert result.run.valued_from_fixed_part == 0
     assert_the_states_agree_with_the_calculations()
-    assert set(PoolFixedPart.objects.values_list("basis", flat=True)) == {fixed_basis(asset_units())}
+    assert set(stored_parts().values_list("fixed_basis", flat=True)) == {fixed_basis(asset_units())}
     price("BTC", "98000")  # and the parts stored on the new terms serve the next move
     result = sweep_run(symbols=["BTC"], trigger="test", ladder=False)
     assert result.run.valued_from_fixed_part > 0
@@ -203,7 +212,7 @@ def test_only_the_parts_that_may_have_changed_are_worked_out_again_and_stored(ma
     facilities = settled_book(6, seed=3)
 
     def written():
-        return set(PoolFixedPart.objects.values_list("pool_id", "valued_at"))
+        return set(stored_parts().values_list("facility_id", "fixed_valued_at"))
 
     before = written()
     price("BTC", "95000")
