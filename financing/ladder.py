@@ -41,6 +41,7 @@ from financing.enums import (
     MarginCallStatus,
     MarginStatus,
 )
+from financing.ladder_sql import ladder_batch_apply
 from financing.margin_calls import (
     CallValues,
     Figures,
@@ -133,9 +134,29 @@ def _live_figures(facilities: dict[int, Party], valued_since: datetime.datetime)
     return {pk: Figures(*row[1:]) for pk, row in rows.items()}
 
 
-@transaction.atomic
 def ladder_apply(*, facility_ids: list[int], actor: Actor = SYSTEM) -> int:
-    """Act on facilities whose status moved since the ladder last acted. Returns the actions taken."""
+    """Act on facilities whose status moved since the ladder last acted (a batch, in its own transaction):
+    on PostgreSQL one statement reads, decides and writes it all (``ladder_apply_in_sql``); elsewhere
+    ``ladder_apply_in_python`` does it here. The two act alike (the tests run both). Returns the actions
+    taken."""
+    if connection.vendor == "postgresql":
+        return ladder_apply_in_sql(facility_ids=facility_ids, actor=actor)
+    return ladder_apply_in_python(facility_ids=facility_ids, actor=actor)
+
+
+@transaction.atomic
+def ladder_apply_in_sql(*, facility_ids: list[int], actor: Actor = SYSTEM) -> int:
+    written = ladder_batch_apply(facility_ids=facility_ids, actor=actor)
+    # --- automatic top-up hook: facilities this batch called or warned, whose client has an active
+    # standing instruction, get their top-up now, each in its own savepoint (financing/top_ups.py) ---
+    return written.actions + auto_top_ups_after_ladder(
+        called=written.called, warned=written.warned, actor=actor
+    )
+
+
+@transaction.atomic
+def ladder_apply_in_python(*, facility_ids: list[int], actor: Actor = SYSTEM) -> int:
+    """``ladder_apply`` with the batch read and decided here (the SQLite demo; the tests run both)."""
     due = _read_batch(facility_ids)
     if not due:
         return 0
@@ -198,7 +219,11 @@ def ladder_apply(*, facility_ids: list[int], actor: Actor = SYSTEM) -> int:
         )
     # --- automatic top-up hook: facilities this batch called or warned, whose client has an active
     # standing instruction, get their top-up now, each in its own savepoint (financing/top_ups.py) ---
-    actions += auto_top_ups_after_ladder(batch=batch, actor=actor)
+    called = {
+        c.facility.pk: c.facility.client.pk for c in batch.new_calls if c.status == MarginCallStatus.ISSUED
+    }
+    warned = {facility.pk: facility.client.pk for facility in batch.warned}
+    actions += auto_top_ups_after_ladder(called=called, warned=warned, actor=actor)
     # --- end of automatic top-up hook ---
     return actions
 

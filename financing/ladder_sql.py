@@ -13,20 +13,35 @@ both ways and compare every record."""
 
 from __future__ import annotations
 
-from django.contrib.contenttypes.models import ContentType
-from django.db import connection
+import datetime
+from collections import Counter
+from dataclasses import dataclass
 
-from accounts.audit import actor_label, actor_user
-from core.calendar import HONG_KONG
-from core.db import insert_defaults, reserve_pks
-from financing.enums import ForcedSaleStatus, ForcedSaleTrigger, MarginCallStatus
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.audit import Actor, actor_label, actor_user
+from core.calendar import HONG_KONG, cure_deadline
+from core.db import id_in, insert_defaults, reserve_pks
+from financing.enums import (
+    OPEN_FORCED_SALE_STATUSES,
+    OPEN_MARGIN_CALL_STATUSES,
+    ForcedSaleStatus,
+    ForcedSaleTrigger,
+    MarginCallStatus,
+)
 from financing.margin_calls import (
     CALL_EVENT_WORDS,
     CallValues,
     LadderBatch,
     handover_reason,
 )
-from financing.models import Facility, ForcedSale, MarginCall
+from financing.models import Facility, ForcedSale, MarginCall, MarginPolicy, MarginState
+from financing.selectors import default_policy
+from financing.sweep import posted_since, valuations_of
+from ledger.models import Leg
 from notifications.services import (
     BATCH_DELIVERY_THRESHOLD,
     DIGEST_EXAMPLES,
@@ -35,7 +50,6 @@ from notifications.services import (
     fan_out_parameters,
     messages_delivery_queue,
     staff_digest,
-    staff_digest_due,
 )
 
 GIVEN_CALL_COLUMNS = ["id", "facility_id", "status", "ratio_at_issue", "debt_at_issue", "margin_value_at_issue",
@@ -46,8 +60,8 @@ GIVEN_SALE_COLUMNS = ["id", "facility_id", "margin_call_id", "trigger", "ratio_a
 # handed over in the same batch is both) and ``sale``, each numbered in the batch's order. Then the records:
 # ``event`` (every event with its words, payload and who is told, in the order ``write_in_python`` records
 # them), ``audit``; then the writes.
-LADDER_SQL = """
-WITH notice AS MATERIALIZED (
+GIVEN_INPUTS = """
+notice AS MATERIALIZED (
     SELECT * FROM unnest(%(n_facility)s::bigint[], %(n_reference)s::text[], %(n_client)s::bigint[],
                          %(n_email)s::text[], %(n_ratio)s::numeric[], %(n_margin_value)s::numeric[],
                          %(n_debt)s::numeric[], %(n_status)s::text[], %(n_warning)s::numeric[],
@@ -69,7 +83,90 @@ sale AS MATERIALIZED (
                          %(s_client)s::bigint[], %(s_email)s::text[], %(s_trigger)s::text[],
                          %(s_trigger_words)s::text[], %(s_ratio)s::numeric[], %(s_call)s::bigint[])
         WITH ORDINALITY AS s(id, facility_id, reference, client_id, email, trigger, trigger_words, ratio, call_id, ord)
+)
+"""
+
+# The inputs decided here, for a batch of facilities whose margin status moved since the ladder last acted
+# (``ladder_batch_apply``; their rows are locked by then): each facility's state, policy, open call and
+# whether a sale is open (``due``); what the ladder does about it (``decided``: the table in
+# ``financing.ladder``); the keys of the calls and sales it makes, in facility order; then the same
+# relations as ``GIVEN_INPUTS``. Every state of the batch is marked as acted on (``acknowledged``).
+DECIDED_INPUTS = """
+policy AS MATERIALIZED (
+    SELECT mp.id, mp.warning, mp.margin_call, mp.target, d.deadline FROM financing_marginpolicy mp
+      JOIN unnest(%(deadline_policies)s::bigint[], %(deadlines)s::timestamptz[]) AS d(policy_id, deadline)
+        ON d.policy_id = mp.id
 ),
+due AS MATERIALIZED (
+    SELECT ms.facility_id, f.reference, f.client_id, c.email, f.status <> 'closed' AS open,
+           ms.market_value, ms.margin_value, ms.debt, ms.margin_ratio AS ratio, ms.status, ms.notified_status,
+           mp.warning, mp.margin_call, mp.target, mp.deadline,
+           oc.id AS call_id, oc.status AS call_status, oc.ratio_at_issue AS call_ratio, oc.debt_at_issue AS call_debt,
+           oc.margin_value_at_issue AS call_margin_value, oc.repayment_due AS call_repayment,
+           oc.top_up_due AS call_top_up, oc.deadline AS call_deadline,
+           EXISTS (SELECT FROM financing_forcedsale s
+                    WHERE s.facility_id = f.id AND s.status = ANY(%(open_sale_statuses)s::text[])) AS sale_open
+      FROM financing_marginstate ms
+      JOIN financing_facility f ON f.id = ms.facility_id
+      JOIN accounts_client c ON c.id = f.client_id
+      JOIN policy mp ON mp.id = COALESCE(f.policy_id, %(default_policy)s)
+      LEFT JOIN LATERAL (
+          SELECT m.* FROM financing_margincall m
+           WHERE m.facility_id = f.id AND m.status = ANY(%(open_call_statuses)s::text[])
+           ORDER BY m.id LIMIT 1
+      ) oc ON true
+     WHERE ms.facility_id = ANY(%(facilities)s::bigint[]) AND ms.status <> ms.notified_status
+),
+decided AS (
+    SELECT d.*,
+           d.open AND d.status = 'warning' AND d.notified_status IN ('no_debt', 'ok') AS warn,
+           d.open AND d.status IN ('no_debt', 'ok') AND d.notified_status NOT IN ('no_debt', 'ok') AS restored,
+           d.open AND NOT d.sale_open AND d.call_id IS NULL AND d.status IN ('margin_call', 'forced_sale') AS new_call,
+           d.open AND NOT d.sale_open AND d.status = 'forced_sale' AS new_sale
+      FROM due d
+),
+keyed AS MATERIALIZED (
+    SELECT d.*,
+           CASE WHEN d.new_call THEN nextval(pg_get_serial_sequence('financing_margincall', 'id')) END AS new_call_id,
+           CASE WHEN d.new_sale THEN nextval(pg_get_serial_sequence('financing_forcedsale', 'id')) END AS new_sale_id,
+           cure_repayment(d.debt, d.margin_value, d.target) AS repayment,
+           cure_top_up(d.debt, d.margin_value, d.target) AS top_up
+      FROM (SELECT * FROM decided ORDER BY facility_id) d
+),
+notice AS MATERIALIZED (
+    SELECT k.facility_id, k.reference, k.client_id, k.email, k.ratio, k.margin_value, k.debt, k.status,
+           CASE WHEN k.warn THEN k.warning END AS warning, CASE WHEN k.warn THEN k.margin_call END AS margin_call,
+           row_number() OVER (ORDER BY k.facility_id) AS ord
+      FROM keyed k WHERE k.warn OR k.restored
+),
+sale AS MATERIALIZED (
+    SELECT k.new_sale_id AS id, k.facility_id, k.reference, k.client_id, k.email, %(threshold)s AS trigger,
+           %(threshold_words)s AS trigger_words, k.ratio, COALESCE(k.call_id, k.new_call_id) AS call_id,
+           row_number() OVER (ORDER BY k.facility_id) AS ord
+      FROM keyed k WHERE k.new_sale
+),
+call AS MATERIALIZED (
+    SELECT k.new_call_id AS id, k.facility_id, k.reference, k.client_id, k.email, true AS new,
+           %(issued)s::text AS before, k.ratio, k.debt, k.margin_value, k.repayment, k.top_up, k.deadline,
+           k.new_sale_id AS sale_id, 'forced sale #' || k.new_sale_id AS reason, s.ord AS handed_ord,
+           row_number() OVER (ORDER BY k.facility_id) AS ord
+      FROM keyed k LEFT JOIN sale s ON s.facility_id = k.facility_id
+     WHERE k.new_call
+    UNION ALL
+    SELECT k.call_id, k.facility_id, k.reference, k.client_id, k.email, false, k.call_status, k.call_ratio,
+           k.call_debt, k.call_margin_value, k.call_repayment, k.call_top_up, k.call_deadline, k.new_sale_id,
+           'forced sale #' || k.new_sale_id, s.ord, NULL
+      FROM keyed k JOIN sale s ON s.facility_id = k.facility_id
+     WHERE k.call_id IS NOT NULL
+),
+acknowledged AS (
+    UPDATE financing_marginstate ms SET notified_status = ms.status
+      FROM due d WHERE ms.facility_id = d.facility_id
+    RETURNING 1
+)
+"""
+
+WRITES = """
 -- margin_call_payload: the call as its events give it (with its status at the time of the event).
 call_payload AS (
     SELECT c.*, jsonb_build_object(
@@ -169,26 +266,32 @@ audits_inserted AS (
       FROM audit a ORDER BY a.part, a.ord
     RETURNING 1
 ),
+-- Staff are told of each alert, or (more than ``STAFF_ALERT_DIGEST_ABOVE``) of them all in one digest.
+staff_told AS (SELECT COUNT(*) <= %(digest_above)s AS each FROM event WHERE staff),
 fan_out AS (
-    SELECT e.id, e.type, COALESCE(e.email, '') AS client_email, e.staff AND %(staff_alerted)s AS staff,
+    SELECT e.id, e.type, COALESCE(e.email, '') AS client_email, e.staff AND (SELECT each FROM staff_told) AS staff,
            true AS webhooks
       FROM event e
 ),
 messages AS ({messages} RETURNING id)
-SELECT (SELECT COUNT(*) FROM calls_inserted) + (SELECT COUNT(*) FROM calls_handed_over)
-           + (SELECT COUNT(*) FROM sales_inserted) + (SELECT COUNT(*) FROM events_inserted)
-           + (SELECT COUNT(*) FROM audits_inserted),
+SELECT (SELECT COUNT(*) FROM call WHERE new) + (SELECT COUNT(*) FROM sale) + (SELECT COUNT(*) FROM notice),
        (SELECT CASE WHEN COUNT(*) <= %(few_messages)s THEN array_agg(id ORDER BY id) END FROM messages),
        (SELECT COUNT(*) FROM messages),
-       ARRAY(SELECT summary FROM event WHERE staff ORDER BY part, ord LIMIT %(digest_examples)s)
+       (SELECT each FROM staff_told),
+       ARRAY(SELECT type FROM event WHERE staff),
+       ARRAY(SELECT summary FROM event WHERE staff ORDER BY part, ord LIMIT %(digest_examples)s),
+       ARRAY(SELECT id FROM sale ORDER BY ord),
+       ARRAY(SELECT ARRAY[facility_id, client_id] FROM call WHERE new AND sale_id IS NULL),
+       ARRAY(SELECT ARRAY[facility_id, client_id] FROM notice WHERE warning IS NOT NULL)
 """
 
 
-def _ladder_sql() -> tuple[str, dict[str, object]]:
-    """The statement with the columns each model's defaults fill (``insert_defaults``) and their values."""
+def _ladder_sql(inputs: str) -> tuple[str, dict[str, object]]:
+    """The statement on ``inputs`` (``GIVEN_INPUTS`` or ``DECIDED_INPUTS``), with the columns each model's
+    defaults fill (``insert_defaults``) and their values."""
     calls = insert_defaults(MarginCall, GIVEN_CALL_COLUMNS, prefix="call_default")
     sales = insert_defaults(ForcedSale, GIVEN_SALE_COLUMNS, prefix="sale_default")
-    sql = LADDER_SQL.format(
+    sql = ("WITH" + inputs + "," + WRITES).format(
         call_columns=", ".join(GIVEN_CALL_COLUMNS),
         call_default_columns=calls.columns,
         call_default_values=calls.values,
@@ -198,6 +301,66 @@ def _ladder_sql() -> tuple[str, dict[str, object]]:
         messages=MESSAGES_FROM_EVENTS_SQL.format(events="fan_out"),
     )
     return sql, {**calls.params, **sales.params}
+
+
+EVENT_TYPES = ["margin.warning", "margin.restored", "margin_call.issued", "forced_sale.requested",
+               f"margin_call.{MarginCallStatus.FORCED_SALE}"]  # fmt: skip
+
+
+def _writes_parameters(actor: Actor, now: datetime.datetime) -> dict[str, object]:
+    """What ``WRITES`` needs besides its inputs: the words and labels it uses, who acts, when, and who is told."""
+    user = actor_user(actor)
+    content_type = ContentType.objects.get_for_model
+    return {
+        **fan_out_parameters(EVENT_TYPES, staff=True, now=now),
+        "now": now,
+        "zone": str(HONG_KONG),
+        "facility_type": Facility._meta.label_lower,
+        "call_type": MarginCall._meta.label_lower,
+        "sale_type": ForcedSale._meta.label_lower,
+        "call_content_type": content_type(MarginCall, for_concrete_model=False).pk,
+        "sale_content_type": content_type(ForcedSale, for_concrete_model=False).pk,
+        "issued": MarginCallStatus.ISSUED.value,
+        "issued_label": MarginCallStatus.ISSUED.label,
+        "handed": MarginCallStatus.FORCED_SALE.value,
+        "handed_label": MarginCallStatus.FORCED_SALE.label,
+        "handed_words": CALL_EVENT_WORDS[MarginCallStatus.FORCED_SALE],
+        "planned_label": ForcedSaleStatus.PLANNED.label,
+        "actor_id": user.pk if user is not None else None,
+        "actor_label": actor_label(actor),
+        "digest_above": settings.STAFF_ALERT_DIGEST_ABOVE,
+        "few_messages": BATCH_DELIVERY_THRESHOLD,
+        "digest_examples": DIGEST_EXAMPLES,
+    }
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a ladder statement did: the actions taken (calls, sales and notices), the sales requested, and
+    the facilities (and their clients) it issued a call on that is still issued, or warned."""
+
+    actions: int
+    sale_ids: list[int]
+    called: dict[int, int]
+    warned: dict[int, int]
+
+
+def _run(sql: str, params: dict[str, object]) -> Written:
+    """Run a ladder statement in the caller's transaction; queue the messages' delivery for after commit, and
+    tell staff in one digest when the batch alerts them too often (as ``events_record`` does)."""
+    with connection.cursor() as cursor:
+        # Planned for thousands of rows whatever the arrays hold: JIT compiling a statement this wide costs
+        # seconds, and saves nothing on a few thousand rows.
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(sql, params)
+        actions, message_ids, messages, staff_told_each, alerts, first, sale_ids, called, warned = (
+            cursor.fetchone()
+        )
+    if messages:
+        messages_delivery_queue(message_ids)
+    if not staff_told_each:
+        events_record([staff_digest(Counter(alerts), first)])  # ``alerts``: the type of each
+    return Written(actions, sale_ids, dict(called), dict(warned))
 
 
 def _columns(rows: list[tuple], names: list[str], prefix: str) -> dict[str, list]:
@@ -216,9 +379,8 @@ def _call_row(call: CallValues, new: bool, before: str, sale, handed_ord: int | 
 
 
 def ladder_batch_write(batch: LadderBatch) -> None:
-    """Write ``batch`` in one statement (the caller's transaction); queue the messages' delivery for after
-    commit. When the batch would alert staff more than ``STAFF_ALERT_DIGEST_ABOVE`` times, staff get one
-    digest of it instead (``staff_digest``), as ``events_record`` does for any batch of events."""
+    """Write what ``batch`` collected (calls, sales, hand-overs, notices) in one statement, in the caller's
+    transaction."""
     reserve_pks(MarginCall, batch.new_calls)
     reserve_pks(ForcedSale, batch.new_sales)
     sale_of_call = {id(sale.margin_call): sale for sale in batch.new_sales if sale.margin_call}
@@ -243,51 +405,94 @@ def ladder_batch_write(batch: LadderBatch) -> None:
          ForcedSaleTrigger(s.trigger).label.lower(), s.ratio_at_request, s.margin_call.pk if s.margin_call else None)
         for s in batch.new_sales
     ]  # fmt: skip
-    alerts = batch.staff_alerts()
-    digest = staff_digest_due(sum(alerts.values()))
-    user = actor_user(batch.actor)
-    content_type = ContentType.objects.get_for_model
-    sql, defaults = _ladder_sql()
-    params = {
-        **_columns(notices, ["facility", "reference", "client", "email", "ratio", "margin_value", "debt", "status",
-                             "warning", "margin_call"], "n"),
-        **_columns(calls, ["id", "facility", "reference", "client", "email", "new", "before", "ratio", "debt",
-                           "margin_value", "repayment", "top_up", "deadline", "sale", "reason", "handed_ord"], "c"),
-        **_columns(sales, ["id", "facility", "reference", "client", "email", "trigger", "trigger_words", "ratio",
-                           "call"], "s"),
-        **defaults,
-        **fan_out_parameters(
-            ["margin.warning", "margin.restored", "margin_call.issued", "forced_sale.requested",
-             f"margin_call.{MarginCallStatus.FORCED_SALE}"],
-            staff=bool(alerts) and not digest,
-            now=batch.now,
-        ),
-        "now": batch.now,
-        "zone": str(HONG_KONG),
-        "facility_type": Facility._meta.label_lower,
-        "call_type": MarginCall._meta.label_lower,
-        "sale_type": ForcedSale._meta.label_lower,
-        "call_content_type": content_type(MarginCall, for_concrete_model=False).pk,
-        "sale_content_type": content_type(ForcedSale, for_concrete_model=False).pk,
-        "issued": MarginCallStatus.ISSUED.value,
-        "issued_label": MarginCallStatus.ISSUED.label,
-        "handed": MarginCallStatus.FORCED_SALE.value,
-        "handed_label": MarginCallStatus.FORCED_SALE.label,
-        "handed_words": CALL_EVENT_WORDS[MarginCallStatus.FORCED_SALE],
-        "planned_label": ForcedSaleStatus.PLANNED.label,
-        "actor_id": user.pk if user is not None else None,
-        "actor_label": actor_label(batch.actor),
-        "staff_alerted": not digest,
-        "few_messages": BATCH_DELIVERY_THRESHOLD,
-        "digest_examples": DIGEST_EXAMPLES,
-    }  # fmt: skip
+    sql, defaults = _ladder_sql(GIVEN_INPUTS)
+    _run(
+        sql,
+        {
+            **_columns(notices, ["facility", "reference", "client", "email", "ratio", "margin_value", "debt", "status",
+                                 "warning", "margin_call"], "n"),
+            **_columns(calls, ["id", "facility", "reference", "client", "email", "new", "before", "ratio", "debt",
+                               "margin_value", "repayment", "top_up", "deadline", "sale", "reason", "handed_ord"], "c"),
+            **_columns(sales, ["id", "facility", "reference", "client", "email", "trigger", "trigger_words", "ratio",
+                               "call"], "s"),
+            **defaults,
+            **_writes_parameters(batch.actor, batch.now),
+        },
+    )  # fmt: skip
+
+
+# The batch's facilities and their margin states, locked in facility order: each facility, then its state
+# (every other writer takes a facility before anything of it; the sweep, which takes no facility, waits for
+# the state). A facility never valued has no state, and nothing for the ladder yet.
+LOCK_SQL = """
+SELECT f.id, f.client_id, ms.valued_at FROM financing_facility f
+  JOIN financing_marginstate ms ON ms.facility_id = f.id
+ WHERE f.id = ANY(%(facilities)s::bigint[])
+ ORDER BY f.id
+   FOR UPDATE OF f, ms
+"""
+
+
+def _lock_and_value_again(facility_ids: list[int], now: datetime.datetime) -> None:
+    """Lock the batch's facilities and then their margin states (in id order, like every other writer), and
+    value again those whose client was posted to since their state was valued (a top-up or a repayment the
+    sweep did not see), writing the new figures on the state: the ladder acts on the truth. Only postings
+    change holdings and debt, so every other state is the truth already."""
     with connection.cursor() as cursor:
-        # Planned for thousands of rows whatever the arrays hold: JIT compiling a statement this wide costs
-        # seconds, and saves nothing on a few thousand rows.
-        cursor.execute("SET LOCAL jit = off")
-        cursor.execute(sql, params)
-        _, message_ids, messages, first = cursor.fetchone()
-    if messages:
-        messages_delivery_queue(message_ids)
-    if digest:
-        events_record([staff_digest(alerts, first)])
+        cursor.execute(LOCK_SQL, {"facilities": list(facility_ids)})
+        rows = cursor.fetchall()
+    if not rows:
+        return
+    states = {facility_id for facility_id, _, _ in rows}
+    touched = set(
+        Leg.objects.filter(
+            id_in("account__client_id", {client_id for _, client_id, _ in rows}),
+            transaction__posted_at__gte=posted_since(min(valued_at for _, _, valued_at in rows)),
+        ).values_list("account__client_id", flat=True)
+    )
+    if not touched:
+        return
+    rows = [row for pk, row in valuations_of(sorted(touched)).items() if pk in states]
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {MarginState._meta.db_table} SET market_value = %s, margin_value = %s, debt = %s, "
+            "margin_ratio = %s, status_since = CASE WHEN status <> %s THEN %s ELSE status_since END, status = %s, "
+            "valued_at = %s WHERE facility_id = %s",
+            [(mv, lv, debt, ratio, status, now, status, now, pk) for pk, mv, lv, debt, ratio, status in rows],
+        )
+
+
+@transaction.atomic
+def ladder_batch_apply(*, facility_ids: list[int], actor: Actor) -> Written:
+    """The ladder for a batch of facilities, decided and written by one statement (``DECIDED_INPUTS``) once
+    their rows are locked and the states of the clients posted to since are valued again; every state of the
+    batch is marked as acted on. The forced sales requested are started after commit."""
+    now = timezone.now()
+    _lock_and_value_again(facility_ids, now)
+    deadlines = {}  # per cure time and business days, in UTC as stored
+    policies = []
+    for pk, days, at in MarginPolicy.objects.values_list("pk", "cure_business_days", "cure_time"):
+        if (days, at) not in deadlines:
+            deadlines[days, at] = cure_deadline(now, days, at).astimezone(datetime.UTC)
+        policies.append((pk, deadlines[days, at]))
+    sql, defaults = _ladder_sql(DECIDED_INPUTS)
+    written = _run(
+        sql,
+        {
+            **defaults,
+            **_writes_parameters(actor, now),
+            "facilities": list(facility_ids),
+            "default_policy": default_policy().pk,
+            "deadline_policies": [pk for pk, _ in policies],
+            "deadlines": [deadline for _, deadline in policies],
+            "open_call_statuses": list(OPEN_MARGIN_CALL_STATUSES),
+            "open_sale_statuses": list(OPEN_FORCED_SALE_STATUSES),
+            "threshold": ForcedSaleTrigger.THRESHOLD.value,
+            "threshold_words": ForcedSaleTrigger.THRESHOLD.label.lower(),
+        },
+    )
+    if written.sale_ids:
+        from financing.tasks import forced_sales_start  # tasks import the services that import this module
+
+        transaction.on_commit(lambda: forced_sales_start.delay(written.sale_ids))  # one message for the batch
+    return written

@@ -7,7 +7,6 @@ a sweep (``LadderBatch``), which writes a whole book's worth in a few statements
 from __future__ import annotations
 
 import datetime
-from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -420,18 +419,6 @@ class LadderBatch:
     @property
     def warned(self) -> list[Party]:
         return [notice.facility for notice in self.notices if notice.thresholds is not None]
-
-    def staff_alerts(self) -> Counter:
-        """How many events of each type this batch alerts staff with (every one but a recovery)."""
-        counts = Counter(notice.type for notice in self.notices if notice.thresholds is not None)
-        counts.update(
-            {
-                "margin_call.issued": len(self.new_calls),
-                "forced_sale.requested": len(self.new_sales),
-                "margin_call.forced_sale": len(self.handed_over),
-            }
-        )
-        return +counts  # without the zeros
 
     def write(self) -> int:
         """Write everything collected; returns the actions taken (calls, sales and notices)."""

@@ -57,13 +57,12 @@ from financing.enums import (
     INSTRUCTION_TRANSITIONS,
     FacilityStatus,
     InstructionStatus,
-    MarginCallStatus,
     MarginStatus,
     TopUpOutcome,
     TopUpTrigger,
 )
 from financing.locks import facility_and_pool_lock
-from financing.margin_calls import LadderBatch, margin_call_reassess
+from financing.margin_calls import margin_call_reassess
 from financing.models import (
     AutomaticTopUp,
     AutomaticTopUpTransfer,
@@ -622,15 +621,11 @@ def _top_ups_each(runs: list[tuple[Facility, str]], actor: Actor) -> int:
     return done
 
 
-def auto_top_ups_after_ladder(*, batch: LadderBatch, actor: Actor) -> int:
+def auto_top_ups_after_ladder(*, called: dict[int, int], warned: dict[int, int], actor: Actor) -> int:
     """Called by ``ladder_apply`` after a batch is written: run ``auto_top_up`` for each facility the batch
-    issued a margin call on (still issued, not handed to a forced sale) or warned, whose client has an
-    active instruction for it. One query when nobody has one (none at all when the batch called and warned
-    nobody). Returns how many top-ups ran."""
-    called = {
-        c.facility.pk: c.facility.client.pk for c in batch.new_calls if c.status == MarginCallStatus.ISSUED
-    }
-    warned = {facility.pk: facility.client.pk for facility in batch.warned}
+    issued a margin call on (still issued, not handed to a forced sale) or warned (``called``, ``warned``:
+    facility: client), whose client has an active instruction for it. One query when nobody has one (none at
+    all when the batch called and warned nobody). Returns how many top-ups ran."""
     candidates = {**warned, **called}  # facility: client
     if not candidates:
         return 0

@@ -3,8 +3,9 @@
 A batch words its calls, sales and events from plain values, never from model instances (it writes
 thousands at a time). Each test here reads the stored call or sale back and checks that every record says
 what the row says, in the words and the JSON the instance-based helpers (``str(call)``, ``snapshot``) give.
-Each runs twice: with the batch written by one PostgreSQL statement (``financing.ladder_sql``, what runs on
-PostgreSQL) and with the rows built in Python (``LadderBatch.write_in_python``, what runs elsewhere)."""
+Each runs twice: with the batch read, decided and written by one PostgreSQL statement (``financing.ladder_sql``,
+what runs on PostgreSQL) and with the batch decided and its rows built in Python (``ladder_apply_in_python``,
+``LadderBatch.write_in_python``: what runs elsewhere)."""
 
 from decimal import Decimal
 
@@ -14,6 +15,7 @@ from accounts.audit import SYSTEM, snapshot
 from accounts.models import AuditEvent
 from core.calendar import HONG_KONG
 from financing.enums import ForcedSaleTrigger, MarginCallStatus, MarginStatus
+from financing.ladder import ladder_apply_in_python
 from financing.margin_calls import LadderBatch, margin_call_issue
 from financing.models import ForcedSale, MarginCall, MarginState
 from financing.services import drawdown_create
@@ -30,6 +32,7 @@ pytestmark = pytest.mark.django_db
 def writer(request, monkeypatch):
     if request.param == "rows built in Python":
         monkeypatch.setattr("financing.ladder_sql.ladder_batch_write", LadderBatch.write_in_python)
+        monkeypatch.setattr("financing.ladder.ladder_apply_in_sql", ladder_apply_in_python)
     return request.param
 
 

@@ -34,7 +34,7 @@ from financing.enums import (
     TopUpTrigger,
 )
 from financing.ladder import margin_calls_escalate_due
-from financing.margin_calls import CallValues, LadderBatch, margin_call_issue
+from financing.margin_calls import margin_call_issue
 from financing.models import AutomaticTopUp, ForcedSale, MarginCall, MarginState, StandingTopUpInstruction
 from financing.selectors import (
     facility_pool,
@@ -497,15 +497,18 @@ def test_the_hooks_cost_one_query_when_nobody_has_an_instruction(facility, djang
             )
             == 0
         )
-    batch = LadderBatch(actor=SYSTEM)
     with django_assert_num_queries(0):
-        assert auto_top_ups_after_ladder(batch=batch, actor=SYSTEM) == 0
+        assert auto_top_ups_after_ladder(called={}, warned={}, actor=SYSTEM) == 0
     price("BTC", "80000")
     with transaction.atomic():
         call = margin_call_issue(facility=facility, actor=SYSTEM)
-        batch.new_calls.append(CallValues.of(call))
         with django_assert_num_queries(1):
-            assert auto_top_ups_after_ladder(batch=batch, actor=SYSTEM) == 0
+            assert (
+                auto_top_ups_after_ladder(
+                    called={facility.pk: call.facility.client_id}, warned={}, actor=SYSTEM
+                )
+                == 0
+            )
 
 
 # --- asking, signing off (four-eyes) and revoking ---------------------------------------------------
