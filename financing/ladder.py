@@ -64,7 +64,7 @@ from notifications.services import ClientRef
 logger = logging.getLogger(__name__)
 
 BELOW_WARNING = (MarginStatus.NO_DEBT, MarginStatus.OK)
-BATCH_SIZE = 2000
+BATCH_SIZE = 5000
 
 
 # What the ladder reads of each facility in a batch, locking the facility and then its margin state (in id
