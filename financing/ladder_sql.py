@@ -90,7 +90,8 @@ sale AS MATERIALIZED (
 # (``ladder_batch_apply``; their rows are locked by then): each facility's state, policy, open call and
 # whether a sale is open (``due``); what the ladder does about it (``decided``: the table in
 # ``financing.ladder``); the keys of the calls and sales it makes, in facility order; then the same
-# relations as ``GIVEN_INPUTS``. Every state of the batch is marked as acted on (``acknowledged``).
+# relations as ``GIVEN_INPUTS``. Every state of the batch is marked as acted on (``acknowledged``): with the
+# status it was acted on at.
 DECIDED_INPUTS = """
 policy AS MATERIALIZED (
     SELECT mp.id, mp.warning, mp.margin_call, mp.target, d.deadline FROM financing_marginpolicy mp
@@ -160,7 +161,7 @@ call AS MATERIALIZED (
      WHERE k.call_id IS NOT NULL
 ),
 acknowledged AS (
-    UPDATE financing_marginstate ms SET notified_status = ms.status
+    UPDATE financing_marginstate ms SET notified_status = d.status
       FROM due d WHERE ms.facility_id = d.facility_id
     RETURNING 1
 )
@@ -421,21 +422,23 @@ def ladder_batch_write(batch: LadderBatch) -> None:
     )  # fmt: skip
 
 
-# The batch's facilities and their margin states, locked in facility order: each facility, then its state
-# (every other writer takes a facility before anything of it; the sweep, which takes no facility, waits for
-# the state). A facility never valued has no state, and nothing for the ladder yet.
+# The batch's facilities, locked in id order like every other writer takes them (a staff member issuing a
+# call, a sale requested at a deadline, a drawdown wait for the batch), with what the revaluation needs of
+# their margin states. The states are not locked: the sweep may store a new status while the ladder acts, and
+# the ladder marks as acted on the status it acted on, so a newer one stays due for its next run. A facility
+# never valued has no state, and nothing for the ladder yet.
 LOCK_SQL = """
 SELECT f.id, f.client_id, ms.valued_at FROM financing_facility f
   JOIN financing_marginstate ms ON ms.facility_id = f.id
  WHERE f.id = ANY(%(facilities)s::bigint[])
  ORDER BY f.id
-   FOR UPDATE OF f, ms
+   FOR UPDATE OF f
 """
 
 
 def _lock_and_value_again(facility_ids: list[int], now: datetime.datetime) -> None:
-    """Lock the batch's facilities and then their margin states (in id order, like every other writer), and
-    value again those whose client was posted to since their state was valued (a top-up or a repayment the
+    """Lock the batch's facilities (``LOCK_SQL``) and value again those whose client was posted to since their
+    margin state was valued (a top-up or a repayment the
     sweep did not see), writing the new figures on the state: the ladder acts on the truth. Only postings
     change holdings and debt, so every other state is the truth already."""
     with connection.cursor() as cursor:
