@@ -9,10 +9,14 @@
 
 The sweep stores each facility's status in ``MarginState``; ``notified_status`` says what the ladder has
 acted on. ``ladder_run`` handles every facility where the two differ, in batches: each batch locks its
-facilities and their states (in id order, like every other writer), values again the clients posted to
-since their state was valued (so it acts on the truth, not on a valuation a top-up has overtaken; only
-postings change holdings and debt, so everybody else's state is the truth), decides, and writes calls,
-sales, events, outbox messages and audit events in a few statements. Then a client with a standing top-up
+facilities (in id order, like every other writer), values again the clients posted to since their state
+was valued (so it acts on the truth, not on a valuation a top-up has overtaken; only postings change
+holdings and debt, so everybody else's state is the truth), decides, writes calls, sales, events, outbox
+messages and audit events, and marks each state acted on with the status it acted on. On PostgreSQL one
+statement reads, decides and writes a batch (``ladder_apply_in_sql``, ``financing.ladder_sql``: the states
+of clients posted to are locked before they are valued again, the others are not locked, and a status the
+sweep stores meanwhile stays due); elsewhere ``ladder_apply_in_python`` locks the states too and does it
+here. The two act alike: the tests run both. Then a client with a standing top-up
 instruction who received free holdings since the previous sweep gets the automatic top-up again (a call
 already open is met with them), every open call whose facility is back at target is cured, and every
 issued call past its deadline is escalated to a forced sale. All of it is idempotent:
@@ -67,8 +71,8 @@ BELOW_WARNING = (MarginStatus.NO_DEBT, MarginStatus.OK)
 BATCH_SIZE = 5000
 
 
-# What the ladder reads of each facility in a batch, locking the facility and then its margin state (in id
-# order, like every other writer): the facility and its client (enough for calls, sales and the events'
+# What ``ladder_apply_in_python`` reads of each facility in a batch, locking the facility and then its margin
+# state (in id order, like every other writer): the facility and its client (enough for calls, sales and the events'
 # wording), whether it has an open margin call or forced sale, and the margin state.
 FACILITY_FIELDS = ["id", "reference", "client_id", "client__email", "policy_id", "status"]
 STATE_FIELDS = ["market_value", "margin_value", "debt", "margin_ratio", "status", "notified_status", "valued_at",

@@ -25,6 +25,7 @@ from django.utils import timezone
 from accounts.audit import Actor, actor_label, actor_user
 from core.calendar import HONG_KONG, cure_deadline
 from core.db import id_in, insert_defaults, reserve_pks
+from core.locks import lock_rows
 from financing.enums import (
     OPEN_FORCED_SALE_STATUSES,
     OPEN_MARGIN_CALL_STATUSES,
@@ -455,6 +456,11 @@ def _lock_and_value_again(facility_ids: list[int], now: datetime.datetime) -> No
     )
     if not touched:
         return
+    # Their states are locked before they are valued, in id order: a sweep storing newer figures meanwhile
+    # either finishes first (and this valuation, from the ledger and prices as they now are, follows it) or
+    # waits for the ladder; the ladder never writes over figures newer than its own.
+    posted = sorted(facility_id for facility_id, client_id, _ in rows if client_id in touched)
+    lock_rows(MarginState.objects.filter(id_in("facility_id", posted)).values_list("facility_id"))
     rows = [row for pk, row in valuations_of(sorted(touched)).items() if pk in states]
     with connection.cursor() as cursor:
         cursor.executemany(

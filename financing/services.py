@@ -34,7 +34,7 @@ from financing.enums import (
     FacilityStatus,
     RateKind,
 )
-from financing.locks import facility_and_pool_lock
+from financing.locks import facility_and_pool_lock, sweep_lock
 from financing.margin_calls import margin_call_reassess
 from financing.models import (
     BaseRate,
@@ -118,6 +118,12 @@ def facility_open(
 
 @transaction.atomic
 def facility_set_status(*, facility: Facility, status: str, actor: Actor) -> Facility:
+    if status == FacilityStatus.CLOSED:
+        # The sweep reads whether a facility is open from its margin state (``MarginState.open``). A sweep
+        # under way may be valuing the facility for the first time, from a reading that has it open: closing
+        # waits for it (a lock sweeps hold alone), so that the state it writes is there to be marked closed.
+        # Taken before the facility's row: the sweep's commit checks the key of the state it writes against it.
+        sweep_lock(shared=True)
     facility = lock_one(Facility, facility.pk)
     if status not in FacilityStatus.values:
         raise InvalidInput(f"{status!r} is not a facility status.")
@@ -128,7 +134,6 @@ def facility_set_status(*, facility: Facility, status: str, actor: Actor) -> Fac
     before = facility.status
     facility.status = status
     facility.save(update_fields=["status"])
-    # The sweep reads whether a facility is open from its margin state (``MarginState.open``).
     MarginState.objects.filter(facility=facility).update(open=status != FacilityStatus.CLOSED)
     audit_event_record(
         actor=actor,

@@ -46,6 +46,7 @@ from collateral.models import Asset
 from collateral.selectors import current_prices, fx_to_hkd
 from financing.calculations import Thresholds, margin_status
 from financing.enums import FacilityStatus, SweepScope
+from financing.locks import sweep_lock
 from financing.models import Facility, MarginPolicy, MarginState, RatioSnapshot, SweepRun
 from financing.selectors import default_policy, thresholds_of
 from ledger.enums import AccountKind
@@ -100,7 +101,7 @@ def asset_units() -> list[AssetUnit]:
 
 # Bumped whenever what a pool's fixed part holds, or how it is worked out, changes: no stored part then
 # matches, and the next sweep values every pool from its positions (and stores the new parts).
-FIXED_PART_VERSION = 1
+FIXED_PART_VERSION = 2  # 2: cents kept past HK$10^14 (a part worked out with "/ 100" may lack them)
 
 
 def fixed_basis(units: list[AssetUnit]) -> str:
@@ -476,15 +477,16 @@ POSITIONS_FROM = {
 }
 
 # The pool behind each facility valued from its positions: in a price-driven sweep a few, each found by the
-# indexes (a lateral subquery the planner may not flatten); otherwise every facility in scope, hashed.
+# indexes (a lateral subquery the planner may not flatten); otherwise every facility in scope, hashed. A
+# client without a pool (none is made so, but the data may say so) has nothing to value: zero.
 POOL_ACCOUNTS = {
-    True: """CROSS JOIN LATERAL (
+    True: """LEFT JOIN LATERAL (
           SELECT p.account_id FROM financing_facility f
             JOIN collateral_collateralpool p ON p.client_id = f.client_id
            WHERE f.id = s.facility_id OFFSET 0
-      ) p""",
-    False: """JOIN financing_facility f ON f.id = s.facility_id
-      JOIN collateral_collateralpool p ON p.client_id = f.client_id""",
+      ) p ON true""",
+    False: """LEFT JOIN financing_facility f ON f.id = s.facility_id
+      LEFT JOIN collateral_collateralpool p ON p.client_id = f.client_id""",
 }
 
 # Sorting and hashing a whole book fits in memory with this; PostgreSQL's default (4 MB) spills to disk.
@@ -543,13 +545,6 @@ def _scope(clients: list[int] | None, symbols: list[str] | None, since: datetime
     return SweepScope.MOVED, {"symbols": symbols, "since": posted_since(since)}
 
 
-# Sweeps run one at a time (a transaction-level advisory lock). Each stores margin states and fixed parts
-# as of its own reading of the ledger, and a price-driven sweep trusts them (the debts, the fixed parts) for
-# every client nothing was posted to since: a slow sweep committing over a later one would leave figures
-# older than the postings the next sweep looks at.
-SWEEP_LOCK_KEY = 4_712_001
-
-
 def _sweep_postgresql(
     clients: list[int] | None,
     symbols: list[str] | None,
@@ -560,7 +555,7 @@ def _sweep_postgresql(
     spent finding the scope."""
     scope, params = _scope(clients, symbols, since)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SWEEP_LOCK_KEY])
+        sweep_lock()
         started = time.perf_counter()
         params, pieces = _prepare(cursor, scope, {**params, "now": now})
         scope_ms = _ms_since(started)

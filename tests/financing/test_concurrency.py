@@ -6,16 +6,21 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
+from django.test import override_settings
+from django.utils import timezone
 
 from accounts.audit import SYSTEM
 from collateral.calculations import ratio_above
 from core.exceptions import DomainError
-from financing.models import Drawdown, SweepRun
+from financing.enums import FacilityStatus, ForcedSaleTrigger, MarginCallStatus, MarginStatus
+from financing.ladder import ladder_apply, ladder_run
+from financing.locks import SWEEP_LOCK_KEY
+from financing.models import Drawdown, ForcedSale, MarginCall, MarginState, SweepRun
 from financing.selectors import facility_debt, facility_pool, facility_valuation
-from financing.services import collateral_withdraw, drawdown_create
-from financing.sweep import SWEEP_LOCK_KEY, sweep_run
+from financing.services import collateral_withdraw, drawdown_create, facility_set_status
+from financing.sweep import sweep_run
 from ledger.selectors import balances_from_legs, balances_projected
-from tests.collateral.factories import standard_market
+from tests.collateral.factories import price, standard_market
 from tests.financing.factories import facility_with_pool
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -105,3 +110,76 @@ def test_sweeps_run_one_at_a_time():
     assert finished.wait(30)
     thread.join()
     assert SweepRun.objects.get().finished_at is not None
+
+
+def test_a_facility_closed_while_a_sweep_first_values_it_is_marked_closed():
+    """A sweep under way may be valuing a facility for the first time, from a reading that has it open:
+    closing it waits for the sweep, then marks the state the sweep wrote."""
+    standard_market()
+    facility = facility_with_pool(holdings={"BTC": "1"})
+    started, closed = threading.Event(), threading.Event()
+
+    def close():
+        try:
+            started.set()
+            facility_set_status(facility=facility, status=FacilityStatus.CLOSED, actor=SYSTEM)
+            closed.set()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=close)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s)", [SWEEP_LOCK_KEY]
+            )  # as a sweep under way holds it
+        thread.start()
+        started.wait()
+        assert not closed.wait(1)  # the facility waits for the sweep
+        MarginState.objects.create(  # what that sweep writes of the facility, from a reading that has it open
+            facility=facility, market_value=0, margin_value=0, debt=0, valued_at=timezone.now(),
+            status_since=timezone.now(),
+        )  # fmt: skip
+    assert closed.wait(30)
+    thread.join()
+    assert MarginState.objects.get(facility=facility).open is False
+
+
+@override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0)
+def test_a_status_stored_while_the_ladder_acts_stays_due():
+    """The ladder acts on the margin call it read, while a sweep stores a forced sale for the same facility
+    (nothing was posted to the client since: the ladder does not value it again): the state is marked acted
+    on at the margin call, so the forced sale is still due, and the next run requests the sale."""
+    standard_market()
+    facility = facility_with_pool(holdings={"BTC": "1"})
+    drawdown_create(facility=facility, amount="265200.00", actor=SYSTEM)
+    sweep_run(trigger="test", ladder=False)
+    price("BTC", "80000")  # LV 249,600: 106.25%, a margin call
+    sweep_run(symbols=["BTC"], trigger="test", ladder=False)
+    assert MarginState.objects.get(facility=facility).status == MarginStatus.MARGIN_CALL
+    acting, acted = threading.Event(), threading.Event()
+
+    def ladder():
+        try:
+            acting.set()
+            ladder_apply(facility_ids=[facility.pk])
+            acted.set()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=ladder)
+    with transaction.atomic():  # a sweep after a further fall storing a forced sale, not yet committed
+        price("BTC", "60000")  # LV 187,200: 141.7%
+        MarginState.objects.filter(facility=facility).update(status=MarginStatus.FORCED_SALE)
+        thread.start()
+        acting.wait()
+        assert not acted.wait(1)  # the ladder waits to mark the state
+    assert acted.wait(30)
+    thread.join()
+    state = MarginState.objects.get(facility=facility)
+    assert (state.status, state.notified_status) == (MarginStatus.FORCED_SALE, MarginStatus.MARGIN_CALL)
+    assert MarginCall.objects.get(facility=facility).status == MarginCallStatus.ISSUED
+    assert not ForcedSale.objects.exists()
+    ladder_run()
+    assert ForcedSale.objects.get(facility=facility).trigger == ForcedSaleTrigger.THRESHOLD
+    assert MarginState.objects.get(facility=facility).notified_status == MarginStatus.FORCED_SALE

@@ -11,11 +11,23 @@ from accounts.audit import SYSTEM
 from collateral.services import collateral_deposit
 from core.calendar import HONG_KONG
 from financing import exceptions as refusals
-from financing.enums import ForcedSaleStatus, ForcedSaleTrigger, MarginCallStatus, MarginStatus
+from financing.enums import (
+    FacilityStatus,
+    ForcedSaleStatus,
+    ForcedSaleTrigger,
+    MarginCallStatus,
+    MarginStatus,
+)
 from financing.ladder import ladder_run, margin_calls_escalate_due
 from financing.models import ForcedSale, MarginCall, MarginState
 from financing.selectors import facility_pool
-from financing.services import collateral_top_up, collateral_withdraw, drawdown_create, repayment_create
+from financing.services import (
+    collateral_top_up,
+    collateral_withdraw,
+    drawdown_create,
+    facility_set_status,
+    repayment_create,
+)
 from financing.sweep import sweep_run
 from notifications.models import Event, OutboxMessage
 from tests.accounts.factories import StaffFactory
@@ -23,7 +35,7 @@ from tests.collateral.factories import price
 from tests.financing.factories import facility_with_pool
 from tests.helpers import writes_nothing
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("both_ladders")]
 
 
 @pytest.fixture
@@ -220,3 +232,21 @@ def test_the_ladder_acts_on_the_sweeps_figures_when_nothing_was_posted(facility)
     assert (call.debt_at_issue.amount, call.margin_value_at_issue.amount, call.ratio_at_issue) == (
         state.debt, state.margin_value, state.margin_ratio)  # fmt: skip
     assert state.notified_status == MarginStatus.MARGIN_CALL
+
+
+def test_a_facility_closed_since_the_sweep_is_only_marked_acted_on(facility):
+    """The sweep finds a margin call; before the ladder runs, the debt is repaid and the facility closed. The
+    ladder issues nothing, tells nobody, and marks the state acted on."""
+    price("BTC", "80000")
+    sweep_run(symbols=["BTC"], trigger="test", ladder=False)
+    repayment_create(facility=facility, amount="265200.00", actor=SYSTEM)
+    facility_set_status(facility=facility, status=FacilityStatus.CLOSED, actor=SYSTEM)
+    ladder_run()
+    assert not MarginCall.objects.exists()
+    assert events() == []
+    state = MarginState.objects.get(facility=facility)
+    assert (state.status, state.notified_status, state.open) == (
+        MarginStatus.MARGIN_CALL,
+        MarginStatus.MARGIN_CALL,
+        False,
+    )

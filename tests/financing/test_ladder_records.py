@@ -15,8 +15,7 @@ from accounts.audit import SYSTEM, snapshot
 from accounts.models import AuditEvent
 from core.calendar import HONG_KONG
 from financing.enums import ForcedSaleTrigger, MarginCallStatus, MarginStatus
-from financing.ladder import ladder_apply_in_python
-from financing.margin_calls import LadderBatch, margin_call_issue
+from financing.margin_calls import margin_call_issue
 from financing.models import ForcedSale, MarginCall, MarginState
 from financing.services import drawdown_create
 from financing.sweep import sweep_run
@@ -25,15 +24,7 @@ from tests.accounts.factories import StaffFactory
 from tests.collateral.factories import price
 from tests.financing.factories import facility_with_pool
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True, params=["one statement", "rows built in Python"])
-def writer(request, monkeypatch):
-    if request.param == "rows built in Python":
-        monkeypatch.setattr("financing.ladder_sql.ladder_batch_write", LadderBatch.write_in_python)
-        monkeypatch.setattr("financing.ladder.ladder_apply_in_sql", ladder_apply_in_python)
-    return request.param
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("both_ladders")]
 
 
 def drawn(amount: str):

@@ -10,20 +10,27 @@ AFTER = ("financing", "0016_margin_state_holds_the_sweep_inputs")
 NOW = datetime.datetime(2026, 12, 1, 8, 0, tzinfo=datetime.UTC)
 
 
-def facility_with_state(apps, number: int, *, status: str = "active", policy=None, part: dict | None = None):
-    """A client with a pool and a facility valued once (a margin state), as the models stood before; and, when
-    ``part`` is given, the pool's stored fixed part."""
+def facility_with_state(
+    apps, number: int, *, status: str = "active", policy=None, part: dict | None = None, client=None
+):
+    """A facility valued once (a margin state), as the models stood before, for a new client with a pool (or
+    for ``client``, whose pool it shares); and, when ``part`` is given, the pool's stored fixed part."""
     Client = apps.get_model("accounts", "Client")
     Account = apps.get_model("ledger", "Account")
     CollateralPool = apps.get_model("collateral", "CollateralPool")
     Facility = apps.get_model("financing", "Facility")
     MarginState = apps.get_model("financing", "MarginState")
-    client = Client.objects.create(reference=f"M{number}", name=f"Client {number}", kind="corporation")
+    kinds = ["loan_principal", "interest_receivable", "fees_receivable"]
+    if client is None:
+        client = Client.objects.create(reference=f"M{number}", name=f"Client {number}", kind="corporation")
+        kinds.append("collateral")
     accounts = {
         kind: Account.objects.create(code=f"{kind}:M{number}", kind=kind, client=client, name=kind)
-        for kind in ("collateral", "loan_principal", "interest_receivable", "fees_receivable")
+        for kind in kinds
     }
-    pool = CollateralPool.objects.create(client=client, account=accounts["collateral"])
+    pool = CollateralPool.objects.filter(client=client).first() or CollateralPool.objects.create(
+        client=client, account=accounts["collateral"]
+    )
     facility = Facility.objects.create(
         reference=f"FM{number}", client=client, limit=Decimal("1000000"), fixed_rate=Decimal("0.065"),
         policy=policy, status=status, opened_on=NOW.date(), principal_account=accounts["loan_principal"],
@@ -51,6 +58,8 @@ def test_the_sweep_inputs_move_onto_the_margin_states(migrator):
     with_part = facility_with_state(old.apps, 1, policy=policy, part=part)
     without_part = facility_with_state(old.apps, 2)
     closed = facility_with_state(old.apps, 3, status="closed", part=part)
+    back = facility_with_state(old.apps, 4, status="closed")  # a client back with a new facility: one pool
+    reopened = facility_with_state(old.apps, 5, client=back.client, part=part)
 
     new = migrator.apply_tested_migration(AFTER)
     states = {s.facility_id: s for s in new.apps.get_model("financing", "MarginState").objects.all()}
@@ -63,5 +72,7 @@ def test_the_sweep_inputs_move_onto_the_margin_states(migrator):
     assert (none.policy_id, none.open, none.fixed_basis, none.fixed_crypto) == (None, True, "", None)
     gone = states[closed.pk]
     assert (gone.open, gone.fixed_basis, gone.fixed_crypto) == (False, "", None)
+    assert (states[back.pk].open, states[back.pk].fixed_crypto) == (False, None)  # the part is the open one's
+    assert (states[reopened.pk].open, states[reopened.pk].fixed_crypto) == (True, {"BTC": "1.00000000"})
     with pytest.raises(LookupError):
         new.apps.get_model("financing", "PoolFixedPart")

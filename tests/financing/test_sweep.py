@@ -1,6 +1,7 @@
 """The set-based sweep on PostgreSQL agrees to the cent with the pure calculations, writes only what
 changed, and revalues only who holds what moved."""
 
+import datetime
 import random
 from decimal import Decimal
 
@@ -8,11 +9,15 @@ import pytest
 from django.test import override_settings
 
 from accounts.audit import SYSTEM
-from collateral.services import asset_update, collateral_deposit
-from financing.models import MarginState, RatioSnapshot, SweepRun
+from collateral.services import asset_update, collateral_deposit, pool_open
+from financing.enums import MarginStatus
+from financing.models import Facility, MarginState, RatioSnapshot, SweepRun
 from financing.selectors import facility_pool
-from financing.services import drawdown_create
+from financing.services import drawdown_create, facility_open
 from financing.sweep import facility_figures, sweep_run
+from ledger.enums import AccountKind
+from ledger.services import account_for
+from tests.accounts.factories import ClientFactory, CreditProfileFactory
 from tests.collateral.factories import fx, price
 from tests.financing.factories import facility_with_pool
 
@@ -65,6 +70,41 @@ def test_the_cents_of_a_very_large_pool_are_kept(market):
     assert sweep_run(symbols=["BTC"], trigger="test", ladder=False).run.valued_from_fixed_part == 1
     state = MarginState.objects.get(facility=facility)
     assert state.margin_value == Decimal("20000000000000000.01") + Decimal("280800.00")
+    assert state_rows() == {f[0]: f[1:] for f in facility_figures(None)}
+
+
+@override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0)
+def test_a_facility_opened_since_the_last_sweep_is_taken_in_by_the_next_price_move(market):
+    """A client's pool was filled while the client had no facility (in no sweep's scope); a facility opened
+    since, with nothing posted, is valued by the next price-driven sweep, whatever moved."""
+    client = ClientFactory()
+    CreditProfileFactory(client=client)
+    pool = pool_open(client=client, actor=SYSTEM)
+    collateral_deposit(pool=pool, asset=market["BTC"], quantity="1", actor=SYSTEM)
+    sweep_run(trigger="test", ladder=False)
+    facility = facility_open(client=client, limit="5000000.00", fixed_rate="0.065", actor=SYSTEM)
+    price("ETH", "3900")
+    assert sweep_run(symbols=["ETH"], trigger="test", ladder=False).facilities_valued == 1
+    assert MarginState.objects.get(facility=facility).market_value == Decimal("780000.00")
+    assert state_rows() == {f[0]: f[1:] for f in facility_figures(None)}
+
+
+def test_a_facility_whose_client_has_no_pool_is_valued_at_nothing(market):
+    """Every facility opens with a pool, but the data may lack one: the sweep values it at zero, as the
+    calculations do, rather than leaving it out."""
+    client = ClientFactory()
+    accounts = {kind: account_for(kind=kind, client=client, key="F") for kind in
+                (AccountKind.LOAN_PRINCIPAL, AccountKind.INTEREST_RECEIVABLE, AccountKind.FEES_RECEIVABLE)}  # fmt: skip
+    facility = Facility.objects.create(
+        reference="F-NO-POOL", client=client, limit=Decimal("1000000"), fixed_rate=Decimal("0.065"),
+        opened_on=datetime.date(2026, 12, 1), principal_account=accounts[AccountKind.LOAN_PRINCIPAL],
+        interest_account=accounts[AccountKind.INTEREST_RECEIVABLE], fees_account=accounts[AccountKind.FEES_RECEIVABLE],
+    )  # fmt: skip
+    sweep_run(trigger="test", ladder=False)
+    price("BTC", "90000")
+    sweep_run(symbols=["BTC"], trigger="test", ladder=False)
+    state = MarginState.objects.get(facility=facility)
+    assert (state.market_value, state.margin_value, state.status) == (0, 0, MarginStatus.NO_DEBT)
     assert state_rows() == {f[0]: f[1:] for f in facility_figures(None)}
 
 
