@@ -111,7 +111,7 @@ due AS MATERIALIZED (
       FROM financing_marginstate ms
       JOIN financing_facility f ON f.id = ms.facility_id
       JOIN accounts_client c ON c.id = f.client_id
-      JOIN policy mp ON mp.id = COALESCE(f.policy_id, %(default_policy)s)
+      JOIN policy mp ON mp.id = COALESCE(ms.policy_id, %(default_policy)s)
       LEFT JOIN LATERAL (
           SELECT m.* FROM financing_margincall m
            WHERE m.facility_id = f.id AND m.status = ANY(%(open_call_statuses)s::text[])
