@@ -203,9 +203,11 @@ class AuditEvent(models.Model):
     )
     actor_label = models.CharField(max_length=150, help_text="who acted: a user, an API key or the system")
     action = models.CharField(max_length=80)
-    # Found by the index on (target type, target id, time) below, which leads with it.
+    # Found by the index on (target type, target id, time) below, which leads with it. No key check: content
+    # types are Django's own rows, read by every audit write (thousands when the ladder acts on a market
+    # move, each a check at commit), and deleting one the audit trail names is refused here (PROTECT).
     target_type = models.ForeignKey(
-        ContentType, null=True, blank=True, on_delete=models.PROTECT, db_index=False
+        ContentType, null=True, blank=True, on_delete=models.PROTECT, db_index=False, db_constraint=False
     )
     target_id = models.CharField(max_length=64, blank=True)
     target_repr = models.CharField(max_length=200, blank=True)

@@ -59,7 +59,10 @@ class Event(models.Model):
 
 
 class OutboxMessage(models.Model):
-    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="messages")
+    # No key check: events are append-only (a trigger refuses deleting one), and messages are written from the
+    # events just written, in the same statement; a market move writes ten thousand of them, each a check at
+    # commit.
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="messages", db_constraint=False)
     channel = models.CharField(max_length=10, choices=Channel.choices)
     endpoint = models.ForeignKey(
         WebhookEndpoint, null=True, blank=True, on_delete=models.PROTECT, related_name="messages"

@@ -3,7 +3,8 @@ import json
 
 import pytest
 from django.core import mail
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
+from django.db.models import ProtectedError
 from django.test import override_settings
 from django.utils import timezone
 
@@ -54,6 +55,22 @@ def test_an_event_writes_one_message_per_destination(receiver):
     assert sorted(messages.values_list("channel", flat=True)) == [Channel.EMAIL, Channel.WEBHOOK]
     assert messages.get(channel=Channel.EMAIL).recipient == "client@example.com"
     assert messages.get(channel=Channel.WEBHOOK).endpoint.name == "OMS"
+
+
+def test_a_message_never_loses_its_event():
+    """Messages carry no key check on their event (a market move writes ten thousand): what keeps the
+    reference whole is that no event can be deleted, through the ORM or past it."""
+    event = record()
+    assert OutboxMessage.objects.filter(event=event).count() == 1
+    with pytest.raises(ProtectedError), transaction.atomic():
+        event.delete()
+    with (
+        pytest.raises(DatabaseError, match="DELETE on notifications_event refused"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("DELETE FROM notifications_event WHERE id = %s", [event.pk])
+    assert OutboxMessage.objects.get(event=event).event.summary == event.summary
 
 
 def test_a_webhook_is_signed_and_carries_the_event_id(receiver):
