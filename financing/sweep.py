@@ -460,10 +460,12 @@ def _scope_table(cursor, scope: str, params: dict[str, object]) -> None:
     )
     # What the planner knows of the scope (how many rows are new, posted to, on a current fixed part) decides
     # how the valuation joins tens of thousands of rows: without statistics it guesses, and sorts. Three
-    # booleans need no 30,000-row sample (the default target's): a target of 1 samples 300 rows.
-    cursor.execute("SET LOCAL default_statistics_target = 1")
+    # booleans need no 30,000-row sample (the default target's): their target of 1 samples 300 rows.
+    cursor.execute(
+        "ALTER TABLE sweep_scope ALTER COLUMN posted SET STATISTICS 1, ALTER COLUMN is_new SET STATISTICS 1, "
+        "ALTER COLUMN current SET STATISTICS 1"
+    )
     cursor.execute("ANALYZE sweep_scope (posted, is_new, current)")
-    cursor.execute("RESET default_statistics_target")
 
 
 # Where the positions of the pools valued from them come from. In a price-driven sweep they are usually few
