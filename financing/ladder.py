@@ -72,8 +72,8 @@ BATCH_SIZE = 5000
 
 
 # What ``ladder_apply_in_python`` reads of each facility in a batch, locking the facility and then its margin
-# state (in id order, like every other writer): the facility and its client (enough for calls, sales and the events'
-# wording), whether it has an open margin call or forced sale, and the margin state.
+# state (in id order, like every other writer): the facility and its client (enough for calls, sales and the
+# events' wording), whether it has an open margin call or forced sale, and the margin state.
 FACILITY_FIELDS = ["id", "reference", "client_id", "client__email", "policy_id", "status"]
 STATE_FIELDS = ["market_value", "margin_value", "debt", "margin_ratio", "status", "notified_status", "valued_at",
                 "status_since"]  # fmt: skip

@@ -439,9 +439,9 @@ SELECT f.id, f.client_id, ms.valued_at FROM financing_facility f
 
 def _lock_and_value_again(facility_ids: list[int], now: datetime.datetime) -> None:
     """Lock the batch's facilities (``LOCK_SQL``) and value again those whose client was posted to since their
-    margin state was valued (a top-up or a repayment the
-    sweep did not see), writing the new figures on the state: the ladder acts on the truth. Only postings
-    change holdings and debt, so every other state is the truth already."""
+    margin state was valued (a top-up or a repayment the sweep did not see), writing the new figures on the
+    state: the ladder acts on the truth. Only postings change holdings and debt, so every other state is the
+    truth already."""
     with connection.cursor() as cursor:
         cursor.execute(LOCK_SQL, {"facilities": list(facility_ids)})
         rows = cursor.fetchall()

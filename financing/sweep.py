@@ -101,7 +101,7 @@ def asset_units() -> list[AssetUnit]:
 
 # Bumped whenever what a pool's fixed part holds, or how it is worked out, changes: no stored part then
 # matches, and the next sweep values every pool from its positions (and stores the new parts).
-FIXED_PART_VERSION = 2  # 2: cents kept past HK$10^14 (a part worked out with "/ 100" may lack them)
+FIXED_PART_VERSION = 2  # 2: cents kept past about HK$10^16 (a part worked out with "/ 100" may lack them)
 
 
 def fixed_basis(units: list[AssetUnit]) -> str:
