@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from accounts.audit import SYSTEM
 from collateral.services import collateral_deposit
-from core.calendar import HONG_KONG
+from core.calendar import HONG_KONG, next_business_day
 from financing import exceptions as refusals
 from financing.enums import (
     FacilityStatus,
@@ -19,13 +19,14 @@ from financing.enums import (
     MarginStatus,
 )
 from financing.ladder import ladder_run, margin_calls_escalate_due
-from financing.models import ForcedSale, MarginCall, MarginState
+from financing.models import ForcedSale, MarginCall, MarginPolicy, MarginState
 from financing.selectors import facility_pool
 from financing.services import (
     collateral_top_up,
     collateral_withdraw,
     drawdown_create,
     facility_set_status,
+    margin_policy_save,
     repayment_create,
 )
 from financing.sweep import sweep_run
@@ -81,6 +82,23 @@ def test_a_margin_call_states_what_cures_it_and_by_when(facility):
     assert events() == ["margin_call.issued"]  # straight past warning: one event, the call
     with writes_nothing(), pytest.raises(refusals.OpenMarginCall):
         drawdown_create(facility=facility, amount="1.00", actor=SYSTEM)
+
+
+def test_a_facility_on_its_own_policy_is_called_by_that_policy(market):
+    """Not the default policy: its target sets what cures the call, its cure days and time the deadline."""
+    policy = MarginPolicy(name="Two days to 16:00", target=Decimal("0.80"), cure_business_days=2,
+                          cure_time=datetime.time(16, 0))  # fmt: skip
+    margin_policy_save(policy=policy, actor=SYSTEM)
+    facility = facility_with_pool(holdings={"BTC": "1"}, policy=policy)
+    drawdown_create(facility=facility, amount="265200.00", actor=SYSTEM)
+    sweep_run(trigger="test")
+    btc_at("80000")  # LV 249,600: 106.25%
+    call = MarginCall.objects.get(facility=facility)
+    assert call.repayment_due.amount == Decimal("65520.00")  # 265,200 − 0.80 × 249,600
+    assert call.top_up_due.amount == Decimal("81900.00")  # 265,200 / 0.80 − 249,600
+    deadline = call.deadline.astimezone(HONG_KONG)
+    assert deadline.time() == datetime.time(16, 0)
+    assert deadline.date() == next_business_day(call.issued_at.astimezone(HONG_KONG).date(), 2)
 
 
 def test_running_the_sweep_again_changes_nothing(facility):
