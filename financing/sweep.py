@@ -325,39 +325,11 @@ pool_values AS (
                ELSE 0 END) AS margin_value
       FROM positions GROUP BY facility_id
 ),
-valued AS (
-    SELECT * FROM fast_pools
-    UNION ALL
-    SELECT lp.facility_id, lp.policy_id, lp.is_new, lp.old_status, lp.old_ratio, lp.old_market_value,
-           lp.old_margin_value, lp.old_debt, lp.debt, COALESCE(v.market_value, 0)::numeric(20, 2),
-           GREATEST(COALESCE(v.margin_value, 0), 0)::numeric(20, 2)
-      FROM long_pools lp
-      LEFT JOIN pool_values v ON v.facility_id = lp.facility_id
-),
-result AS (
-    SELECT v.*,
-           CASE WHEN v.debt <= 0 THEN 0
-                WHEN v.margin_value <= 0 THEN NULL
-                ELSE ROUND(v.debt::numeric(40, 20) / v.margin_value, 8) END AS margin_ratio,
-           CASE WHEN v.debt <= 0 THEN 'no_debt'
-                WHEN v.debt >= COALESCE(mp.forced_sale, %(default_forced_sale)s) * v.margin_value THEN 'forced_sale'
-                WHEN v.debt > COALESCE(mp.margin_call, %(default_margin_call)s) * v.margin_value THEN 'margin_call'
-                WHEN v.debt >= COALESCE(mp.warning, %(default_warning)s) * v.margin_value THEN 'warning'
-                ELSE 'ok' END AS status
-      FROM valued v
-      LEFT JOIN financing_marginpolicy mp ON mp.id = v.policy_id
-)"""
-
-# One statement: value, then write the margin states and snapshots that changed, with the fixed parts worked
-# out again where they may be out of date: from the positions of those pools (the values of everything but
-# the crypto, margin value without cuts; the pool market value from which no cut applies to any of it — for
-# each position with a limit, the least amount in cents that the limit times covers its value: an exact
-# integer division — and the crypto quantities), stored where they differ from the stored ones (a pool with
-# no positions left gets an empty part).
-SWEEP_SQL = (
-    "WITH"
-    + VALUATION_CTES
-    + """,
+-- The fixed parts worked out again (``refresh``): from the positions, the values of everything but the crypto
+-- (margin value without cuts), the pool market value from which no cut applies to any of it — for each position
+-- with a limit, the least amount in cents that the limit times covers its value: an exact integer division —
+-- and the crypto quantities; stored (``store``) where they differ from the stored ones (a pool with no positions
+-- left gets an empty part). Only the sweep reads them (``fixed_join``).
 refreshed AS (
     SELECT facility_id, COALESCE(SUM(mv) FILTER (WHERE NOT crypto), 0) AS market_value,
            COALESCE(SUM(FLOOR(mv * (1 - haircut) * 100) / 100.00) FILTER (WHERE eligible AND NOT crypto), 0)
@@ -382,6 +354,37 @@ new_fixed_parts AS (
          WHERE lp.refresh
       ) AS n
 ),
+-- Each pool valued, with its new fixed part where one is stored: none of those valued from their part.
+valued AS (
+    SELECT fp.*, false AS store, NULL::numeric(20, 2) AS fixed_market_value, NULL::numeric(20, 2) AS fixed_margin_value,
+           NULL::numeric(20, 2) AS fixed_uncapped_from, NULL::jsonb AS fixed_crypto
+      FROM fast_pools fp
+    UNION ALL
+    SELECT lp.facility_id, lp.policy_id, lp.is_new, lp.old_status, lp.old_ratio, lp.old_market_value,
+           lp.old_margin_value, lp.old_debt, lp.debt, COALESCE(v.market_value, 0)::numeric(20, 2),
+           GREATEST(COALESCE(v.margin_value, 0), 0)::numeric(20, 2), {fixed_columns}
+      FROM long_pools lp
+      LEFT JOIN pool_values v ON v.facility_id = lp.facility_id{fixed_join}
+),
+result AS (
+    SELECT v.*,
+           CASE WHEN v.debt <= 0 THEN 0
+                WHEN v.margin_value <= 0 THEN NULL
+                ELSE ROUND(v.debt::numeric(40, 20) / v.margin_value, 8) END AS margin_ratio,
+           CASE WHEN v.debt <= 0 THEN 'no_debt'
+                WHEN v.debt >= COALESCE(mp.forced_sale, %(default_forced_sale)s) * v.margin_value THEN 'forced_sale'
+                WHEN v.debt > COALESCE(mp.margin_call, %(default_margin_call)s) * v.margin_value THEN 'margin_call'
+                WHEN v.debt >= COALESCE(mp.warning, %(default_warning)s) * v.margin_value THEN 'warning'
+                ELSE 'ok' END AS status
+      FROM valued v
+      LEFT JOIN financing_marginpolicy mp ON mp.id = v.policy_id
+)"""
+
+# One statement: value, then write the margin states and snapshots that changed, and the fixed parts stored anew.
+SWEEP_SQL = (
+    "WITH"
+    + VALUATION_CTES
+    + """,
 -- What is written of each facility: its figures where they changed, its fixed part where it is stored anew.
 writes AS MATERIALIZED (
     SELECT w.* FROM (
@@ -390,10 +393,8 @@ writes AS MATERIALIZED (
                r.is_new OR r.old_ratio IS DISTINCT FROM r.margin_ratio OR r.old_status <> r.status
                    OR r.old_market_value <> r.market_value OR r.old_margin_value <> r.margin_value
                    OR r.old_debt <> r.debt AS changed,
-               COALESCE(p.store, false) AS store, p.market_value AS fixed_market_value,
-               p.margin_value AS fixed_margin_value, p.uncapped_from AS fixed_uncapped_from, p.crypto AS fixed_crypto
+               r.store, r.fixed_market_value, r.fixed_margin_value, r.fixed_uncapped_from, r.fixed_crypto
           FROM result r
-          LEFT JOIN new_fixed_parts p ON p.facility_id = r.facility_id
     ) w
      WHERE w.changed OR w.store
 ),
@@ -431,11 +432,12 @@ inserted AS (
       FROM writes w WHERE w.is_new
     RETURNING 1
 )
-SELECT (SELECT COUNT(*) FROM sweep_scope),
+SELECT fast.n + long.n,
        (SELECT COUNT(*) FROM updated WHERE changed) + (SELECT COUNT(*) FROM inserted),
        (SELECT COUNT(*) FROM snapshots),
-       (SELECT COUNT(*) FROM fast_pools),
+       fast.n,
        (SELECT COUNT(*) FROM updated WHERE store) + (SELECT COUNT(*) FROM inserted)
+  FROM (SELECT COUNT(*) AS n FROM fast_pools) AS fast, (SELECT COUNT(*) AS n FROM long_pools) AS long
 """
 )
 
@@ -444,6 +446,17 @@ VALUATIONS_SQL = (
     + VALUATION_CTES
     + "\nSELECT facility_id, market_value, margin_value, debt, margin_ratio, status FROM result"
 )
+
+# What ``valued`` carries of the new fixed parts of the pools valued from their positions: the sweep stores them;
+# a valuation alone leaves them.
+FIXED_PARTS_STORED = {
+    "fixed_columns": "COALESCE(p.store, false), p.market_value, p.margin_value, p.uncapped_from, p.crypto",
+    "fixed_join": "\n      LEFT JOIN new_fixed_parts p ON p.facility_id = lp.facility_id",
+}
+FIXED_PARTS_LEFT = {
+    "fixed_columns": "false, NULL::numeric(20, 2), NULL::numeric(20, 2), NULL::numeric(20, 2), NULL::jsonb",
+    "fixed_join": "",
+}
 
 
 def _scope_table(cursor, scope: str, params: dict[str, object]) -> None:
@@ -564,7 +577,7 @@ def _sweep_postgresql(
         started = time.perf_counter()
         params, pieces = _prepare(cursor, scope, {**params, "now": now})
         scope_ms = _ms_since(started)
-        cursor.execute(SWEEP_SQL.format(**pieces), params)
+        cursor.execute(SWEEP_SQL.format(**pieces, **FIXED_PARTS_STORED), params)
         return (*cursor.fetchone(), scope_ms)
 
 
@@ -582,7 +595,7 @@ def valuations_of(clients: list[int]) -> dict[int, Figures]:
         return {row[0]: row for row in facility_figures(clients)}
     with connection.cursor() as cursor:
         params, pieces = _prepare(cursor, SweepScope.CLIENTS, {"clients": clients})
-        cursor.execute(VALUATIONS_SQL.format(**pieces), params)
+        cursor.execute(VALUATIONS_SQL.format(**pieces, **FIXED_PARTS_LEFT), params)
         rows = cursor.fetchall()
     return {row[0]: tuple(row) for row in rows}
 
