@@ -245,6 +245,15 @@ KNOWN_DEBT = {
     "moved": f"CASE WHEN NOT ({POSTED['moved']}) THEN s.debt END",
 }
 
+# In a price-driven sweep, the states whose pools a fixed part may value (worked out on the current basis, their
+# client not posted to) are read by the valuation itself (``FAST_SOURCE``), and not copied into the scope: in
+# the usual sweep after a crypto move that is nearly all of them, and the scope holds the few others.
+FAST_CANDIDATES_APART = {
+    "all": "",
+    "clients": "",
+    "moved": f"AND (s.fixed_basis <> %(basis)s OR {POSTED['moved']})",
+}
+
 # The facilities in scope, into a temporary table: one row each, with its policy, its previous margin state,
 # its pool's stored fixed part, whether its client was posted to, and its debt. A price-driven sweep reads the
 # margin states alone (a facility's ledger balances only when its client was posted to); the facilities new
@@ -264,7 +273,7 @@ SELECT c.*, COALESCE(c.known_debt, (
            {posted} AS posted, {known_debt} AS known_debt, s.fixed_basis = %(basis)s AS current,
            s.fixed_market_value, s.fixed_margin_value, s.fixed_uncapped_from, s.fixed_crypto
       FROM financing_marginstate s
-     WHERE s.open {state_filter}
+     WHERE s.open {fast_candidates_apart} {state_filter}
     UNION ALL
     SELECT f.id, f.policy_id, true, NULL, NULL, NULL, NULL, NULL, true, NULL, false, NULL, NULL, NULL, NULL
       FROM financing_facility f
@@ -283,10 +292,10 @@ SELECT c.*, COALESCE(c.known_debt, (
 # by the facility's policy: the same rules as collateral.calculations and financing.calculations.
 VALUATION_CTES = """
 fast_inputs AS MATERIALIZED (
-    SELECT s.facility_id, s.policy_id, s.is_new, s.old_status, s.old_ratio, s.old_market_value, s.old_margin_value,
-           s.old_debt, s.debt, s.fixed_market_value, s.fixed_margin_value, s.fixed_uncapped_from AS uncapped_from{crypto_columns}
-      FROM sweep_scope s
-     WHERE {fast} AND NOT s.posted AND NOT s.is_new AND s.current
+    SELECT s.facility_id, s.policy_id, false AS is_new, s.status AS old_status, s.margin_ratio AS old_ratio,
+           s.market_value AS old_market_value, s.margin_value AS old_margin_value, s.debt AS old_debt, s.debt,
+           s.fixed_market_value, s.fixed_margin_value, s.fixed_uncapped_from AS uncapped_from{crypto_columns}
+      FROM {fast_source}
 ),
 fast_values AS (
     SELECT f.*, fixed_market_value + {crypto_market} AS market_value, fixed_margin_value + {crypto_margin} AS margin_value
@@ -302,12 +311,19 @@ fast_pools AS MATERIALIZED (
 -- ``refresh``: its stored fixed part may be out of date (the holdings may have moved, or it was worked out on
 -- another basis, or never), and is worked out again.
 long_pools AS MATERIALIZED (
-    SELECT s.facility_id, s.policy_id, s.is_new, s.old_status, s.old_ratio, s.old_market_value, s.old_margin_value,
-           s.old_debt, s.debt, s.current, s.fixed_market_value, s.fixed_margin_value, s.fixed_uncapped_from,
-           s.fixed_crypto, p.account_id, s.posted OR s.is_new OR NOT s.current AS refresh
-      FROM sweep_scope s
+    SELECT s.*, p.account_id FROM (
+        SELECT c.facility_id, c.policy_id, c.is_new, c.old_status, c.old_ratio, c.old_market_value, c.old_margin_value,
+               c.old_debt, c.debt, c.current, c.fixed_market_value, c.fixed_margin_value, c.fixed_uncapped_from,
+               c.fixed_crypto, c.posted OR c.is_new OR NOT c.current AS refresh
+          FROM sweep_scope c
+        UNION ALL
+        -- A fast candidate that a concentration cut now reaches: its part is current (not worked out again).
+        SELECT fi.facility_id, fi.policy_id, false, fi.old_status, fi.old_ratio, fi.old_market_value,
+               fi.old_margin_value, fi.old_debt, fi.debt, true, NULL, NULL, NULL, NULL, false
+          FROM fast_inputs fi
+         WHERE NOT EXISTS (SELECT FROM fast_pools fp WHERE fp.facility_id = fi.facility_id)
+    ) AS s
       {pool_accounts}
-     WHERE NOT EXISTS (SELECT FROM fast_pools fp WHERE fp.facility_id = s.facility_id)
 ),
 position_values AS (
     SELECT lp.facility_id, lp.refresh, u.symbol, u.crypto, u.haircut, u.concentration_limit, u.eligible, b.amount,
@@ -468,6 +484,7 @@ def _scope_table(cursor, scope: str, params: dict[str, object]) -> None:
             new_filter=NEW_FILTERS[scope],
             known_debt=KNOWN_DEBT[scope],
             posted=POSTED[scope],
+            fast_candidates_apart=FAST_CANDIDATES_APART[scope],
         ),
         params,
     )
@@ -480,6 +497,17 @@ def _scope_table(cursor, scope: str, params: dict[str, object]) -> None:
     )
     cursor.execute("ANALYZE sweep_scope (posted, is_new, current)")
 
+
+# Where the pools valued from their fixed parts come from: in a price-driven sweep, the margin states that may be
+# (``FAST_CANDIDATES_APART``) of the holders of the moved crypto (or of the other assets moved: repriced the same,
+# the basis is the same); in the other sweeps, none.
+FAST_SOURCE = {
+    True: f"""financing_marginstate s
+     WHERE s.open AND s.fixed_basis = %(basis)s
+       AND (s.fixed_crypto ?| %(moved_crypto)s::text[] OR s.facility_id IN ({HOLDERS.format(symbols="moved_other")}))
+       AND NOT EXISTS (SELECT FROM sweep_scope c WHERE c.facility_id = s.facility_id)""",
+    False: "financing_marginstate s WHERE false",
+}
 
 # Where the positions of the pools valued from them come from. In a price-driven sweep they are usually few
 # (those posted to, those a cut now reaches; all of them only after a new security price, FX rate or asset
@@ -549,7 +577,7 @@ def _prepare(cursor, scope: str, params: dict[str, object]) -> tuple[dict[str, o
     fast = scope == SweepScope.MOVED
     return {**params, **crypto_params}, {
         **pieces,
-        "fast": str(fast).lower(),
+        "fast_source": FAST_SOURCE[fast],
         "positions_from": POSITIONS_FROM[fast],
         "pool_accounts": POOL_ACCOUNTS[fast],
     }
