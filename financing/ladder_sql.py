@@ -429,11 +429,14 @@ def ladder_batch_write(batch: LadderBatch) -> None:
 # the ladder marks as acted on the status it acted on, so a newer one stays due for its next run. A facility
 # never valued has no state, and nothing for the ladder yet.
 LOCK_SQL = """
-SELECT f.id, f.client_id, ms.valued_at FROM financing_facility f
-  JOIN financing_marginstate ms ON ms.facility_id = f.id
- WHERE f.id = ANY(%(facilities)s::bigint[])
- ORDER BY f.id
-   FOR UPDATE OF f
+WITH locked AS MATERIALIZED (
+    SELECT f.id, f.client_id, ms.valued_at FROM financing_facility f
+      JOIN financing_marginstate ms ON ms.facility_id = f.id
+     WHERE f.id = ANY(%(facilities)s::bigint[])
+     ORDER BY f.id
+       FOR UPDATE OF f
+)
+SELECT array_agg(id ORDER BY id), array_agg(client_id ORDER BY id), MIN(valued_at) FROM locked
 """
 
 
@@ -444,14 +447,12 @@ def _lock_and_value_again(facility_ids: list[int], now: datetime.datetime) -> No
     truth already."""
     with connection.cursor() as cursor:
         cursor.execute(LOCK_SQL, {"facilities": list(facility_ids)})
-        rows = cursor.fetchall()
-    if not rows:
+        facilities, clients, valued_since = cursor.fetchone()  # as arrays: thousands of rows, one value each
+    if not facilities:
         return
-    states = {facility_id for facility_id, _, _ in rows}
     touched = set(
         Leg.objects.filter(
-            id_in("account__client_id", {client_id for _, client_id, _ in rows}),
-            transaction__posted_at__gte=posted_since(min(valued_at for _, _, valued_at in rows)),
+            id_in("account__client_id", set(clients)), transaction__posted_at__gte=posted_since(valued_since)
         ).values_list("account__client_id", flat=True)
     )
     if not touched:
@@ -459,9 +460,13 @@ def _lock_and_value_again(facility_ids: list[int], now: datetime.datetime) -> No
     # Their states are locked before they are valued, in id order: a sweep storing newer figures meanwhile
     # either finishes first (and this valuation, from the ledger and prices as they now are, follows it) or
     # waits for the ladder; the ladder never writes over figures newer than its own.
-    posted = sorted(facility_id for facility_id, client_id, _ in rows if client_id in touched)
-    lock_rows(MarginState.objects.filter(id_in("facility_id", posted)).values_list("facility_id"))
-    rows = [row for pk, row in valuations_of(sorted(touched)).items() if pk in states]
+    posted = {
+        facility_id
+        for facility_id, client_id in zip(facilities, clients, strict=True)
+        if client_id in touched
+    }
+    lock_rows(MarginState.objects.filter(id_in("facility_id", sorted(posted))).values_list("facility_id"))
+    rows = [row for pk, row in valuations_of(sorted(touched)).items() if pk in posted]
     with connection.cursor() as cursor:
         cursor.executemany(
             f"UPDATE {MarginState._meta.db_table} SET market_value = %s, margin_value = %s, debt = %s, "
