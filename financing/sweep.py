@@ -291,21 +291,24 @@ SELECT c.*, COALESCE(c.known_debt, (
 # pool's total by a window, margin value with the concentration cut (down to the cent). Then ratio and status
 # by the facility's policy: the same rules as collateral.calculations and financing.calculations.
 VALUATION_CTES = """
-fast_inputs AS MATERIALIZED (
+-- (OFFSET 0: each crypto's value is worked out once, not wherever the statement uses it.)
+fast_inputs AS (
     SELECT s.facility_id, s.policy_id, false AS is_new, s.status AS old_status, s.margin_ratio AS old_ratio,
            s.market_value AS old_market_value, s.margin_value AS old_margin_value, s.debt AS old_debt, s.debt,
            s.fixed_market_value, s.fixed_margin_value, s.fixed_uncapped_from AS uncapped_from{crypto_columns}
       FROM {fast_source}
+    OFFSET 0
 ),
 fast_values AS (
     SELECT f.*, fixed_market_value + {crypto_market} AS market_value, fixed_margin_value + {crypto_margin} AS margin_value
       FROM fast_inputs f
 ),
+-- ``capped``: a concentration cut applies at the new crypto prices, and the pool is valued from its positions.
 fast_pools AS MATERIALIZED (
     SELECT facility_id, policy_id, is_new, old_status, old_ratio, old_market_value, old_margin_value, old_debt, debt,
-           market_value::numeric(20, 2) AS market_value, GREATEST(margin_value, 0)::numeric(20, 2) AS margin_value
+           market_value::numeric(20, 2) AS market_value, GREATEST(margin_value, 0)::numeric(20, 2) AS margin_value,
+           ((uncapped_from IS NULL OR market_value >= uncapped_from) AND {crypto_uncapped}) IS NOT TRUE AS capped
       FROM fast_values
-     WHERE (uncapped_from IS NULL OR market_value >= uncapped_from) AND {crypto_uncapped}
 ),
 -- Every other pool is valued from its positions, each with what the valuation carries of its facility;
 -- ``refresh``: its stored fixed part may be out of date (the holdings may have moved, or it was worked out on
@@ -318,10 +321,10 @@ long_pools AS MATERIALIZED (
           FROM sweep_scope c
         UNION ALL
         -- A fast candidate that a concentration cut now reaches: its part is current (not worked out again).
-        SELECT fi.facility_id, fi.policy_id, false, fi.old_status, fi.old_ratio, fi.old_market_value,
-               fi.old_margin_value, fi.old_debt, fi.debt, true, NULL, NULL, NULL, NULL, false
-          FROM fast_inputs fi
-         WHERE NOT EXISTS (SELECT FROM fast_pools fp WHERE fp.facility_id = fi.facility_id)
+        SELECT fp.facility_id, fp.policy_id, false, fp.old_status, fp.old_ratio, fp.old_market_value,
+               fp.old_margin_value, fp.old_debt, fp.debt, true, NULL, NULL, NULL, NULL, false
+          FROM fast_pools fp
+         WHERE fp.capped
     ) AS s
       {pool_accounts}
 ),
@@ -372,9 +375,12 @@ new_fixed_parts AS (
 ),
 -- Each pool valued, with its new fixed part where one is stored: none of those valued from their part.
 valued AS (
-    SELECT fp.*, false AS store, NULL::numeric(20, 2) AS fixed_market_value, NULL::numeric(20, 2) AS fixed_margin_value,
+    SELECT fp.facility_id, fp.policy_id, fp.is_new, fp.old_status, fp.old_ratio, fp.old_market_value,
+           fp.old_margin_value, fp.old_debt, fp.debt, fp.market_value, fp.margin_value, false AS store,
+           NULL::numeric(20, 2) AS fixed_market_value, NULL::numeric(20, 2) AS fixed_margin_value,
            NULL::numeric(20, 2) AS fixed_uncapped_from, NULL::jsonb AS fixed_crypto
       FROM fast_pools fp
+     WHERE NOT fp.capped
     UNION ALL
     SELECT lp.facility_id, lp.policy_id, lp.is_new, lp.old_status, lp.old_ratio, lp.old_market_value,
            lp.old_margin_value, lp.old_debt, lp.debt, COALESCE(v.market_value, 0)::numeric(20, 2),
@@ -453,7 +459,7 @@ SELECT fast.n + long.n,
        (SELECT COUNT(*) FROM snapshots),
        fast.n,
        (SELECT COUNT(*) FROM updated WHERE store) + (SELECT COUNT(*) FROM inserted)
-  FROM (SELECT COUNT(*) AS n FROM fast_pools) AS fast, (SELECT COUNT(*) AS n FROM long_pools) AS long
+  FROM (SELECT COUNT(*) AS n FROM fast_pools WHERE NOT capped) AS fast, (SELECT COUNT(*) AS n FROM long_pools) AS long
 """
 )
 
