@@ -511,7 +511,7 @@ FAST_SOURCE = {
     True: f"""financing_marginstate s
      WHERE s.open AND s.fixed_basis = %(basis)s
        AND (s.fixed_crypto ?| %(moved_crypto)s::text[] OR s.facility_id IN ({HOLDERS.format(symbols="moved_other")}))
-       AND NOT EXISTS (SELECT FROM sweep_scope c WHERE c.facility_id = s.facility_id)""",
+       AND s.facility_id NOT IN (SELECT c.facility_id FROM sweep_scope c)""",
     False: "financing_marginstate s WHERE false",
 }
 
@@ -561,10 +561,14 @@ def _prepare(cursor, scope: str, params: dict[str, object]) -> tuple[dict[str, o
         "CREATE TEMP TABLE sweep_units (symbol varchar(20) PRIMARY KEY, unit_value numeric, haircut numeric, "
         "concentration_limit numeric, eligible boolean, crypto boolean) ON COMMIT DROP"
     )
-    if units:
-        cursor.executemany(
-            "INSERT INTO sweep_units VALUES (%s, %s, %s, %s, %s, %s)",
-            [(u.symbol, u.unit_value, u.haircut, u.concentration_limit, u.eligible, u.crypto) for u in units],
+    if units:  # one statement, a column per array (not a round trip per asset)
+        rows = [
+            (u.symbol, u.unit_value, u.haircut, u.concentration_limit, u.eligible, u.crypto) for u in units
+        ]
+        cursor.execute(
+            "INSERT INTO sweep_units SELECT * FROM unnest(%s::varchar[], %s::numeric[], %s::numeric[], "
+            "%s::numeric[], %s::boolean[], %s::boolean[])",
+            [list(column) for column in zip(*rows, strict=True)],
         )
     default = default_policy()
     crypto = {u.symbol for u in units if u.crypto}
