@@ -45,6 +45,28 @@ def append_only(table: str) -> PostgresOnlySQL:
     )
 
 
+def kept_while_referenced(table: str, referencing_table: str, column: str) -> PostgresOnlySQL:
+    """Refuse deleting a row of ``table`` while a row of ``referencing_table`` names it in ``column``: the half
+    of a foreign key that guards the referenced row, for a reference written in bulk without a key check (a
+    check per written row at commit). The writer reads the rows it references under ``FOR KEY SHARE`` (as
+    a key check would lock them), so a concurrent delete waits for it, and then finds the references."""
+    function = f"{table}_kept_for_{referencing_table}"
+    return PostgresOnlySQL(
+        sql=f"""
+        CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF EXISTS (SELECT FROM {referencing_table} WHERE {column} = OLD.id) THEN
+                RAISE EXCEPTION 'DELETE on {table} refused: {referencing_table} rows refer to id %', OLD.id
+                    USING ERRCODE = 'foreign_key_violation';
+            END IF;
+            RETURN OLD;
+        END $$;
+        CREATE TRIGGER {function} BEFORE DELETE ON {table} FOR EACH ROW EXECUTE FUNCTION {function}();
+        """,
+        reverse_sql=f"DROP TRIGGER {function} ON {table}; DROP FUNCTION {function}();",
+    )
+
+
 # Field classes whose Python value psycopg sends as it is (checked by exact class: a subclass may convert
 # its values). Anything else goes through the field's own ``get_db_prep_save``.
 _PLAIN_FIELDS = (

@@ -40,8 +40,16 @@ class Event(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     type = models.CharField(max_length=60)
     occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # No key check at commit (the ladder writes thousands of events a market move): a client with events cannot
+    # be deleted, through the ORM (``PROTECT``) or past it (a trigger, migration 0005), and every writer takes
+    # the client from a row it has read.
     client = models.ForeignKey(
-        "accounts.Client", null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+        "accounts.Client",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="events",
+        db_constraint=False,
     )
     subject_type = models.CharField(max_length=60, blank=True, help_text="what the event is about")
     subject_id = models.CharField(max_length=64, blank=True)
@@ -64,8 +72,15 @@ class OutboxMessage(models.Model):
     # commit.
     event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="messages", db_constraint=False)
     channel = models.CharField(max_length=10, choices=Channel.choices)
+    # No key check either: an endpoint with messages cannot be deleted (``PROTECT``; a trigger, migration 0005),
+    # and the writers read the endpoints under ``FOR KEY SHARE`` (``active_endpoints``).
     endpoint = models.ForeignKey(
-        WebhookEndpoint, null=True, blank=True, on_delete=models.PROTECT, related_name="messages"
+        WebhookEndpoint,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="messages",
+        db_constraint=False,
     )
     recipient = models.CharField(max_length=254, blank=True, help_text="e-mail address")
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)

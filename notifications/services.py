@@ -117,7 +117,7 @@ def events_record(specs: list[EventSpec]) -> list[uuid.UUID]:
         _messages_fan_out_in_sql(ids, specs, alerting_staff, now)
         messages_delivery_queue(None)
         return ids[:given]
-    endpoints = list(WebhookEndpoint.objects.filter(is_active=True))
+    endpoints = active_endpoints()
     staff = staff_alert_recipients() if alerting_staff else []
     messages = []
     for event_id, spec in zip(ids, specs, strict=True):
@@ -158,6 +158,19 @@ def _staff_digest(specs: list[EventSpec]) -> list[EventSpec]:
     return [
         dataclasses.replace(spec, notify_staff=False) if spec.notify_staff else spec for spec in specs
     ] + [digest]
+
+
+def active_endpoints() -> list[WebhookEndpoint]:
+    """The active webhook endpoints, for messages about to name them. On PostgreSQL they are read under ``FOR
+    KEY SHARE`` (what a key check at commit would take): the messages carry no key check, and an endpoint
+    being deleted meanwhile waits for this transaction, then is refused for the messages it finds (migration
+    notifications 0005)."""
+    if connection.vendor != "postgresql":
+        return list(WebhookEndpoint.objects.filter(is_active=True))
+    table = WebhookEndpoint._meta.db_table
+    return list(
+        WebhookEndpoint.objects.raw(f"SELECT * FROM {table} WHERE is_active ORDER BY name FOR KEY SHARE")
+    )
 
 
 def staff_digest_due(alerts: int) -> bool:
@@ -220,7 +233,7 @@ WITH e AS (
 def fan_out_parameters(types, *, staff: bool, now: datetime.datetime) -> dict[str, object]:
     """The parameters of ``MESSAGES_FROM_EVENTS_SQL`` for events of ``types``: the active endpoints that want
     each type, the staff addresses (when any event alerts staff) and the time the messages are due."""
-    endpoints = list(WebhookEndpoint.objects.filter(is_active=True))
+    endpoints = active_endpoints()
     wanted = [(endpoint.pk, t) for endpoint in endpoints for t in sorted(set(types)) if endpoint.wants(t)]
     return {
         "endpoint_ids": [pk for pk, _ in wanted],

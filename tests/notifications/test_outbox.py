@@ -1,5 +1,6 @@
 import datetime
 import json
+import threading
 
 import pytest
 from django.core import mail
@@ -9,7 +10,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from notifications.enums import Channel, DeliveryStatus
-from notifications.models import OutboxMessage, WebhookEndpoint
+from notifications.models import Event, OutboxMessage, WebhookEndpoint
 from notifications.services import (
     BATCH_DELIVERY_THRESHOLD,
     EventSpec,
@@ -71,6 +72,75 @@ def test_a_message_never_loses_its_event():
     ):
         cursor.execute("DELETE FROM notifications_event WHERE id = %s", [event.pk])
     assert OutboxMessage.objects.get(event=event).event.summary == event.summary
+
+
+def test_a_client_with_events_is_never_deleted():
+    """Events carry no key check on their client (the ladder writes thousands): what keeps the reference
+    whole is that such a client cannot be deleted, through the ORM or past it."""
+    event = record()
+    client = event.client
+    with pytest.raises(ProtectedError), transaction.atomic():
+        client.delete()
+    with (
+        pytest.raises(DatabaseError, match="DELETE on accounts_client refused"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("DELETE FROM accounts_client WHERE id = %s", [client.pk])
+    assert Event.objects.get(pk=event.pk).client == client
+
+
+def test_an_endpoint_with_messages_is_never_deleted_and_one_without_is():
+    endpoint = WebhookEndpoint.objects.create(name="OMS", url="http://127.0.0.1:9/hook", secret="s")
+    spare = WebhookEndpoint.objects.create(
+        name="Spare", url="http://127.0.0.1:9/spare", secret="s", is_active=False
+    )
+    record()
+    assert OutboxMessage.objects.filter(endpoint=endpoint).count() == 1
+    with pytest.raises(ProtectedError), transaction.atomic():
+        endpoint.delete()
+    with (
+        pytest.raises(DatabaseError, match="DELETE on notifications_webhookendpoint refused"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("DELETE FROM notifications_webhookendpoint WHERE id = %s", [endpoint.pk])
+    spare.delete()  # no message names it
+    assert list(WebhookEndpoint.objects.all()) == [endpoint]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_endpoint_is_not_deleted_from_under_messages_not_yet_committed():
+    """The messages being written are not visible to a delete from another transaction: the endpoints they
+    name are read under FOR KEY SHARE, so the delete waits (here: times out) until they are committed, and is
+    then refused for them."""
+    endpoint = WebhookEndpoint.objects.create(name="OMS", url="http://127.0.0.1:9/hook", secret="s")
+    outcome = {}
+
+    def delete_meanwhile():
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '300ms'")
+                cursor.execute("DELETE FROM notifications_webhookendpoint WHERE id = %s", [endpoint.pk])
+            outcome["deleted"] = True
+        except DatabaseError as error:
+            outcome["refused"] = str(error)
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        record(client=None)
+        deleting = threading.Thread(target=delete_meanwhile)
+        deleting.start()
+        deleting.join()
+    assert "lock timeout" in outcome.get("refused", "")
+    with (
+        pytest.raises(DatabaseError, match="DELETE on notifications_webhookendpoint refused"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("DELETE FROM notifications_webhookendpoint WHERE id = %s", [endpoint.pk])
+    assert OutboxMessage.objects.get(endpoint=endpoint).channel == Channel.WEBHOOK
 
 
 def test_a_webhook_is_signed_and_carries_the_event_id(receiver):
