@@ -131,7 +131,7 @@ def _crypto_sql(units: list[AssetUnit]) -> tuple[dict[str, str], dict[str, objec
         names.append(f", {name}")
         market.append(name)
         if unit.eligible:
-            margin.append(f"FLOOR({name} * (1 - %({name}_haircut)s) * 100) / 100.00")
+            margin.append(f"FLOOR({name} * (1 - %({name}_haircut)s) * 100) * 0.01")
         if unit.concentration_limit is not None:
             uncapped.append(f"{name} <= %({name}_limit)s * market_value")
         params |= {f"{name}_symbol": unit.symbol, f"{name}_unit": unit.unit_value,
@@ -340,7 +340,7 @@ positions AS (
 pool_values AS (
     SELECT facility_id, MAX(pool_mv) AS market_value,
            SUM(CASE WHEN eligible THEN
-                   FLOOR(LEAST(mv, COALESCE(concentration_limit * pool_mv, mv)) * (1 - haircut) * 100) / 100.00
+                   FLOOR(LEAST(mv, COALESCE(concentration_limit * pool_mv, mv)) * (1 - haircut) * 100) * 0.01
                ELSE 0 END) AS margin_value
       FROM positions GROUP BY facility_id
 ),
@@ -351,10 +351,10 @@ pool_values AS (
 -- left gets an empty part). Only the sweep reads them (``fixed_join``).
 refreshed AS (
     SELECT facility_id, COALESCE(SUM(mv) FILTER (WHERE NOT crypto), 0) AS market_value,
-           COALESCE(SUM(FLOOR(mv * (1 - haircut) * 100) / 100.00) FILTER (WHERE eligible AND NOT crypto), 0)
+           COALESCE(SUM(FLOOR(mv * (1 - haircut) * 100) * 0.01) FILTER (WHERE eligible AND NOT crypto), 0)
                AS margin_value,
            MAX(div(mv * 100, concentration_limit) + CASE WHEN mod(mv * 100, concentration_limit) > 0 THEN 1 ELSE 0 END)
-               FILTER (WHERE eligible AND NOT crypto AND concentration_limit IS NOT NULL) / 100.00 AS uncapped_from,
+               FILTER (WHERE eligible AND NOT crypto AND concentration_limit IS NOT NULL) * 0.01 AS uncapped_from,
            jsonb_object_agg(symbol, amount::text) FILTER (WHERE crypto) AS crypto
       FROM position_values WHERE refresh GROUP BY facility_id
 ),
