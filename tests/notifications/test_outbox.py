@@ -45,6 +45,16 @@ def record(**overrides):
         return event_record(**arguments)
 
 
+def assert_delete_refused(table, pk):
+    """A delete past the ORM is refused by the database (a trigger)."""
+    with (
+        pytest.raises(DatabaseError, match=f"DELETE on {table} refused"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(f"DELETE FROM {table} WHERE id = %s", [pk])
+
+
 def test_an_event_writes_one_message_per_destination(receiver):
     WebhookEndpoint.objects.create(name="OMS", url=receiver.url, secret="s3cret")
     WebhookEndpoint.objects.create(
@@ -65,12 +75,7 @@ def test_a_message_never_loses_its_event():
     assert OutboxMessage.objects.filter(event=event).count() == 1
     with pytest.raises(ProtectedError), transaction.atomic():
         event.delete()
-    with (
-        pytest.raises(DatabaseError, match="DELETE on notifications_event refused"),
-        transaction.atomic(),
-        connection.cursor() as cursor,
-    ):
-        cursor.execute("DELETE FROM notifications_event WHERE id = %s", [event.pk])
+    assert_delete_refused("notifications_event", event.pk)
     assert OutboxMessage.objects.get(event=event).event.summary == event.summary
 
 
@@ -81,12 +86,7 @@ def test_a_client_with_events_is_never_deleted():
     client = event.client
     with pytest.raises(ProtectedError), transaction.atomic():
         client.delete()
-    with (
-        pytest.raises(DatabaseError, match="DELETE on accounts_client refused"),
-        transaction.atomic(),
-        connection.cursor() as cursor,
-    ):
-        cursor.execute("DELETE FROM accounts_client WHERE id = %s", [client.pk])
+    assert_delete_refused("accounts_client", client.pk)
     assert Event.objects.get(pk=event.pk).client == client
 
 
@@ -99,12 +99,7 @@ def test_an_endpoint_with_messages_is_never_deleted_and_one_without_is():
     assert OutboxMessage.objects.filter(endpoint=endpoint).count() == 1
     with pytest.raises(ProtectedError), transaction.atomic():
         endpoint.delete()
-    with (
-        pytest.raises(DatabaseError, match="DELETE on notifications_webhookendpoint refused"),
-        transaction.atomic(),
-        connection.cursor() as cursor,
-    ):
-        cursor.execute("DELETE FROM notifications_webhookendpoint WHERE id = %s", [endpoint.pk])
+    assert_delete_refused("notifications_webhookendpoint", endpoint.pk)
     spare.delete()  # no message names it
     assert list(WebhookEndpoint.objects.all()) == [endpoint]
 
@@ -134,12 +129,7 @@ def test_an_endpoint_is_not_deleted_from_under_messages_not_yet_committed():
         deleting.start()
         deleting.join()
     assert "lock timeout" in outcome.get("refused", "")
-    with (
-        pytest.raises(DatabaseError, match="DELETE on notifications_webhookendpoint refused"),
-        transaction.atomic(),
-        connection.cursor() as cursor,
-    ):
-        cursor.execute("DELETE FROM notifications_webhookendpoint WHERE id = %s", [endpoint.pk])
+    assert_delete_refused("notifications_webhookendpoint", endpoint.pk)
     assert OutboxMessage.objects.get(endpoint=endpoint).channel == Channel.WEBHOOK
 
 
