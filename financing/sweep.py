@@ -4,7 +4,8 @@ ratio snapshot whenever the ratio moves.
 It is set-based. On PostgreSQL it takes three steps, whatever the size of the book: the per-asset HKD unit
 values (price × FX) and haircuts go into a temporary table (a few hundred rows, computed in Python from the
 current prices); one statement puts the facilities in scope into a second temporary table, each with its
-policy's thresholds, its previous margin state and its debt; and one statement with data-modifying CTEs
+policy, its previous margin state and its debt (in a price-driven sweep, all but those a fixed part may value,
+which the valuation reads from their margin states); and one statement with data-modifying CTEs
 values every position behind them (market value, margin value with haircuts and concentration cuts, ratio
 and status) and writes the snapshots and the margin states that changed. The rounding is the same as
 ``collateral.calculations`` (market value half-up to the cent, margin value down to the cent); the tests
@@ -17,7 +18,7 @@ debts are read from the ledger, the others' are the margin state's (only posting
 it twice on the same prices writes nothing the second time.
 
 After a crypto move most pools in scope are not even valued position by position. Each pool's fixed part
-(``PoolFixedPart``: what a crypto price leaves as it is: the value of everything else, the pool value from
+(``MarginState.fixed_*``: what a crypto price leaves as it is: the value of everything else, the pool value from
 which no concentration cut applies to it, and the crypto quantities) is stored when the pool is valued from
 its positions; a price-driven sweep values a pool from it and the new crypto prices (the same rounding,
 position by position) when its holdings have not moved since the previous sweep (nothing was posted to the
@@ -105,7 +106,7 @@ FIXED_PART_VERSION = 2  # 2: cents kept past about HK$10^16 (a part worked out w
 
 
 def fixed_basis(units: list[AssetUnit]) -> str:
-    """The fingerprint of everything a pool's fixed part (``PoolFixedPart``) depends on: which assets are
+    """The fingerprint of everything a pool's fixed part (``MarginState.fixed_*``) depends on: which assets are
     crypto and whether each has a price, and the unit value, haircut, concentration limit and eligibility of
     every other asset. A new security price, FX rate or term changes it, and every pool is then valued from
     its positions again."""
