@@ -349,7 +349,7 @@ pool_values AS (
 -- (margin value without cuts), the pool market value from which no cut applies to any of it — for each position
 -- with a limit, the least amount in cents that the limit times covers its value: an exact integer division —
 -- and the crypto quantities; stored (``store``) where they differ from the stored ones (a pool with no positions
--- left gets an empty part). Only the sweep reads them (``fixed_join``).
+-- left gets an empty part). Only the sweep reads them (``_valuation_ctes``).
 refreshed AS (
     SELECT facility_id, COALESCE(SUM(mv) FILTER (WHERE NOT crypto), 0) AS market_value,
            COALESCE(SUM(FLOOR(mv * (1 - haircut) * 100) * 0.01) FILTER (WHERE eligible AND NOT crypto), 0)
@@ -403,10 +403,20 @@ result AS (
       LEFT JOIN financing_marginpolicy mp ON mp.id = v.policy_id
 )"""
 
+
+def _valuation_ctes(fixed_columns: str, fixed_join: str) -> str:
+    """``VALUATION_CTES`` with what ``valued`` carries of the new fixed parts of the pools valued from their
+    positions: the sweep stores them; a valuation alone leaves them (and never works them out)."""
+    return VALUATION_CTES.replace("{fixed_columns}", fixed_columns).replace("{fixed_join}", fixed_join)
+
+
 # One statement: value, then write the margin states and snapshots that changed, and the fixed parts stored anew.
 SWEEP_SQL = (
     "WITH"
-    + VALUATION_CTES
+    + _valuation_ctes(
+        "COALESCE(p.store, false), p.market_value, p.margin_value, p.uncapped_from, p.crypto",
+        "\n      LEFT JOIN new_fixed_parts p ON p.facility_id = lp.facility_id",
+    )
     + """,
 -- What is written of each facility: its figures where they changed, its fixed part where it is stored anew.
 writes AS MATERIALIZED (
@@ -466,20 +476,11 @@ SELECT fast.n + long.n,
 
 VALUATIONS_SQL = (
     "WITH"
-    + VALUATION_CTES
+    + _valuation_ctes(
+        "false, NULL::numeric(20, 2), NULL::numeric(20, 2), NULL::numeric(20, 2), NULL::jsonb", ""
+    )
     + "\nSELECT facility_id, market_value, margin_value, debt, margin_ratio, status FROM result"
 )
-
-# What ``valued`` carries of the new fixed parts of the pools valued from their positions: the sweep stores them;
-# a valuation alone leaves them.
-FIXED_PARTS_STORED = {
-    "fixed_columns": "COALESCE(p.store, false), p.market_value, p.margin_value, p.uncapped_from, p.crypto",
-    "fixed_join": "\n      LEFT JOIN new_fixed_parts p ON p.facility_id = lp.facility_id",
-}
-FIXED_PARTS_LEFT = {
-    "fixed_columns": "false, NULL::numeric(20, 2), NULL::numeric(20, 2), NULL::numeric(20, 2), NULL::jsonb",
-    "fixed_join": "",
-}
 
 
 def _scope_table(cursor, scope: str, params: dict[str, object]) -> None:
@@ -616,7 +617,7 @@ def _sweep_postgresql(
         started = time.perf_counter()
         params, pieces = _prepare(cursor, scope, {**params, "now": now})
         scope_ms = _ms_since(started)
-        cursor.execute(SWEEP_SQL.format(**pieces, **FIXED_PARTS_STORED), params)
+        cursor.execute(SWEEP_SQL.format(**pieces), params)
         return (*cursor.fetchone(), scope_ms)
 
 
@@ -634,7 +635,7 @@ def valuations_of(clients: list[int]) -> dict[int, Figures]:
         return {row[0]: row for row in facility_figures(clients)}
     with connection.cursor() as cursor:
         params, pieces = _prepare(cursor, SweepScope.CLIENTS, {"clients": clients})
-        cursor.execute(VALUATIONS_SQL.format(**pieces, **FIXED_PARTS_LEFT), params)
+        cursor.execute(VALUATIONS_SQL.format(**pieces), params)
         rows = cursor.fetchall()
     return {row[0]: tuple(row) for row in rows}
 
