@@ -26,22 +26,29 @@ class PostgresOnlySQL(migrations.RunSQL):
             super().database_backwards(app_label, schema_editor, from_state, to_state)
 
 
-def append_only(table: str) -> PostgresOnlySQL:
-    """Refuse UPDATE and DELETE on ``table`` (TRUNCATE stays possible for test-database teardown). The
-    function is created or replaced: it outlives the table, and a schema built again from scratch (the
-    migration tests) finds it there."""
-    function = f"{table}_append_only"
+def _row_trigger(function: str, table: str, events: str, body: str) -> PostgresOnlySQL:
+    """A PL/pgSQL function run ``BEFORE {events}`` for each row of ``table``. The function is created or
+    replaced: it outlives the table, and a schema built again from scratch (the migration tests) finds it there."""
     return PostgresOnlySQL(
         sql=f"""
         CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            RAISE EXCEPTION '% on {table} refused: the table is append-only', TG_OP
-                USING ERRCODE = 'integrity_constraint_violation';
+            {body}
         END $$;
-        CREATE TRIGGER {function} BEFORE UPDATE OR DELETE ON {table}
-            FOR EACH ROW EXECUTE FUNCTION {function}();
+        CREATE TRIGGER {function} BEFORE {events} ON {table} FOR EACH ROW EXECUTE FUNCTION {function}();
         """,
         reverse_sql=f"DROP TRIGGER {function} ON {table}; DROP FUNCTION {function}();",
+    )
+
+
+def append_only(table: str) -> PostgresOnlySQL:
+    """Refuse UPDATE and DELETE on ``table`` (TRUNCATE stays possible for test-database teardown)."""
+    return _row_trigger(
+        f"{table}_append_only",
+        table,
+        "UPDATE OR DELETE",
+        f"""RAISE EXCEPTION '% on {table} refused: the table is append-only', TG_OP
+                USING ERRCODE = 'integrity_constraint_violation';""",
     )
 
 
@@ -50,20 +57,15 @@ def kept_while_referenced(table: str, referencing_table: str, column: str) -> Po
     of a foreign key that guards the referenced row, for a reference written in bulk without a key check (a
     check per written row at commit). The writer reads the rows it references under ``FOR KEY SHARE`` (as
     a key check would lock them), so a concurrent delete waits for it, and then finds the references."""
-    function = f"{table}_kept_for_{referencing_table}"
-    return PostgresOnlySQL(
-        sql=f"""
-        CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF EXISTS (SELECT FROM {referencing_table} WHERE {column} = OLD.id) THEN
+    return _row_trigger(
+        f"{table}_kept_for_{referencing_table}",
+        table,
+        "DELETE",
+        f"""IF EXISTS (SELECT FROM {referencing_table} WHERE {column} = OLD.id) THEN
                 RAISE EXCEPTION 'DELETE on {table} refused: {referencing_table} rows refer to id %', OLD.id
                     USING ERRCODE = 'foreign_key_violation';
             END IF;
-            RETURN OLD;
-        END $$;
-        CREATE TRIGGER {function} BEFORE DELETE ON {table} FOR EACH ROW EXECUTE FUNCTION {function}();
-        """,
-        reverse_sql=f"DROP TRIGGER {function} ON {table}; DROP FUNCTION {function}();",
+            RETURN OLD;""",
     )
 
 
