@@ -438,21 +438,32 @@ snapshots AS (
      WHERE w.changed AND (w.is_new OR w.margin_ratio IS DISTINCT FROM w.old_ratio OR w.status <> w.old_status)
     RETURNING 1
 ),
+-- The figures of the states that changed (every state written but those whose part is stored anew): the update
+-- sets nothing else, so that it reads nothing else of the 100,000 states it hashes to find them.
 updated AS (
+    UPDATE financing_marginstate s
+       SET market_value = w.market_value, margin_value = w.margin_value, debt = w.debt,
+           margin_ratio = w.margin_ratio, status = w.status, valued_at = %(now)s,
+           status_since = CASE WHEN s.status <> w.status THEN %(now)s ELSE s.status_since END
+      FROM writes w
+     WHERE s.facility_id = w.facility_id AND NOT w.is_new AND NOT w.store
+    RETURNING 1
+),
+-- The states whose part is stored anew (usually few: each found by its key), with their figures where they
+-- changed.
+stored AS (
     UPDATE financing_marginstate s
        SET market_value = w.market_value, margin_value = w.margin_value, debt = w.debt,
            margin_ratio = w.margin_ratio, status = w.status,
            valued_at = CASE WHEN w.changed THEN %(now)s ELSE s.valued_at END,
            status_since = CASE WHEN s.status <> w.status THEN %(now)s ELSE s.status_since END,
-           fixed_basis = CASE WHEN w.store THEN %(basis)s ELSE s.fixed_basis END,
-           fixed_market_value = CASE WHEN w.store THEN w.fixed_market_value ELSE s.fixed_market_value END,
-           fixed_margin_value = CASE WHEN w.store THEN w.fixed_margin_value ELSE s.fixed_margin_value END,
-           fixed_uncapped_from = CASE WHEN w.store THEN w.fixed_uncapped_from ELSE s.fixed_uncapped_from END,
-           fixed_crypto = CASE WHEN w.store THEN w.fixed_crypto ELSE s.fixed_crypto END,
-           fixed_valued_at = CASE WHEN w.store THEN %(now)s ELSE s.fixed_valued_at END
+           fixed_basis = %(basis)s, fixed_market_value = w.fixed_market_value,
+           fixed_margin_value = w.fixed_margin_value, fixed_uncapped_from = w.fixed_uncapped_from,
+           fixed_crypto = w.fixed_crypto, fixed_valued_at = %(now)s
       FROM writes w
-     WHERE s.facility_id = w.facility_id AND NOT w.is_new
-    RETURNING w.changed, w.store
+     WHERE s.facility_id = ANY(ARRAY(SELECT facility_id FROM writes WHERE store AND NOT is_new))
+       AND w.facility_id = s.facility_id AND w.store AND NOT w.is_new
+    RETURNING w.changed
 ),
 inserted AS (
     INSERT INTO financing_marginstate (facility_id, market_value, margin_value, debt, margin_ratio, status,
@@ -466,10 +477,10 @@ inserted AS (
     RETURNING 1
 )
 SELECT fast.n + long.n,
-       (SELECT COUNT(*) FROM updated WHERE changed) + (SELECT COUNT(*) FROM inserted),
+       (SELECT COUNT(*) FROM updated) + (SELECT COUNT(*) FROM stored WHERE changed) + (SELECT COUNT(*) FROM inserted),
        (SELECT COUNT(*) FROM snapshots),
        fast.n,
-       (SELECT COUNT(*) FROM updated WHERE store) + (SELECT COUNT(*) FROM inserted)
+       (SELECT COUNT(*) FROM stored) + (SELECT COUNT(*) FROM inserted)
   FROM (SELECT COUNT(*) AS n FROM fast_pools WHERE NOT capped) AS fast, (SELECT COUNT(*) AS n FROM long_pools) AS long
 """
 )
