@@ -29,7 +29,7 @@ import logging
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models import DecimalField, Exists, ExpressionWrapper, F, OuterRef, Subquery, Value
+from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -269,16 +269,25 @@ def _each(label: str, items, step) -> int:
 
 def cure_candidates() -> list[MarginCall]:
     """Open calls whose facility the last valuation puts at or below its policy's target (each is confirmed
-    on a live valuation before it is cured)."""
-    calls = MarginCall.objects.filter(status__in=OPEN_MARGIN_CALL_STATUSES).annotate(
-        target=Coalesce(
-            F("facility__policy__target"), Value(default_policy().target)
-        ),  # LEFT JOIN: policy may be empty
-        state_debt=F("facility__margin_state__debt"),
-        state_margin_value=F("facility__margin_state__margin_value"),
+    on a live valuation before it is cured). Each call's margin state is read by its key, with the policy it
+    holds (the facility's): a join would read every state, for the few thousand calls open at most."""
+    at_target = (
+        MarginState.objects.filter(facility_id=OuterRef("facility_id"))
+        .annotate(
+            at_target=ExpressionWrapper(
+                Q(
+                    debt__lte=Coalesce(F("policy__target"), Value(default_policy().target))
+                    * F("margin_value")
+                ),
+                output_field=BooleanField(),
+            )  # LEFT JOIN: the policy may be empty
+        )
+        .values("at_target")[:1]
     )
-    at_target = ExpressionWrapper(F("target") * F("state_margin_value"), output_field=DecimalField())
-    return list(calls.filter(state_debt__lte=at_target).order_by("pk"))
+    calls = MarginCall.objects.filter(status__in=OPEN_MARGIN_CALL_STATUSES).alias(
+        at_target=Subquery(at_target)
+    )
+    return list(calls.filter(at_target=True).order_by("pk"))
 
 
 def ladder_run(*, actor: Actor = SYSTEM) -> int:

@@ -427,11 +427,14 @@ def ladder_batch_write(batch: LadderBatch) -> None:
 # call, a sale requested at a deadline, a drawdown wait for the batch), with what the revaluation needs of
 # their margin states. The states are not locked: the sweep may store a new status while the ladder acts, and
 # the ladder marks as acted on the status it acted on, so a newer one stays due for its next run. A facility
-# never valued has no state, and nothing for the ladder yet.
+# never valued has no state, and nothing for the ladder yet. (Each facility's state is read by its key, in a
+# lateral subquery the planner may not flatten: a join would hash every margin state for the batch's few thousand.)
 LOCK_SQL = """
 WITH locked AS MATERIALIZED (
     SELECT f.id, f.client_id, ms.valued_at FROM financing_facility f
-      JOIN financing_marginstate ms ON ms.facility_id = f.id
+     CROSS JOIN LATERAL (
+         SELECT s.valued_at FROM financing_marginstate s WHERE s.facility_id = f.id OFFSET 0
+     ) ms
      WHERE f.id = ANY(%(facilities)s::bigint[])
      ORDER BY f.id
        FOR UPDATE OF f
