@@ -12,7 +12,8 @@ import uuid
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from notifications.enums import Channel, DeliveryStatus
@@ -70,10 +71,14 @@ class OutboxMessage(models.Model):
     # No key check: events are append-only (a trigger refuses deleting one), and messages are written from the
     # events just written, in the same statement; a market move writes ten thousand of them, each a check at
     # commit.
-    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="messages", db_constraint=False)
+    # No index of its own either: the unique constraint below leads with it.
+    event = models.ForeignKey(
+        Event, on_delete=models.PROTECT, related_name="messages", db_constraint=False, db_index=False
+    )
     channel = models.CharField(max_length=10, choices=Channel.choices)
     # No key check either: an endpoint with messages cannot be deleted (``PROTECT``; a trigger, migration 0005),
-    # and the writers read the endpoints under ``FOR KEY SHARE`` (``active_endpoints``).
+    # and the writers read the endpoints under ``FOR KEY SHARE`` (``active_endpoints``). Indexed for the webhooks
+    # only (``outbox_endpoint_idx``): an e-mail has none.
     endpoint = models.ForeignKey(
         WebhookEndpoint,
         null=True,
@@ -81,6 +86,7 @@ class OutboxMessage(models.Model):
         on_delete=models.PROTECT,
         related_name="messages",
         db_constraint=False,
+        db_index=False,
     )
     recipient = models.CharField(max_length=254, blank=True, help_text="e-mail address")
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
@@ -95,23 +101,26 @@ class OutboxMessage(models.Model):
         indexes = [
             models.Index(
                 fields=["next_attempt_at"], condition=Q(status=DeliveryStatus.PENDING), name="outbox_due_idx"
-            )
+            ),
+            models.Index(
+                fields=["endpoint"], condition=Q(endpoint__isnull=False), name="outbox_endpoint_idx"
+            ),
         ]
         constraints = [
+            # A webhook goes to an endpoint and an e-mail to an address, never both.
             models.CheckConstraint(
-                condition=(Q(channel=Channel.WEBHOOK) & Q(endpoint__isnull=False))
-                | (Q(channel=Channel.EMAIL) & ~Q(recipient="")),
-                name="outbox_message_has_a_destination",
+                condition=(Q(channel=Channel.WEBHOOK) & Q(endpoint__isnull=False) & Q(recipient=""))
+                | (Q(channel=Channel.EMAIL) & Q(endpoint__isnull=True) & ~Q(recipient="")),
+                name="outbox_message_has_one_destination",
             ),
+            # One message per event and destination (an endpoint, or an address): one index for both channels,
+            # which also finds an event's messages. A market move writes ten thousand messages, each an entry in
+            # every index of the table.
             models.UniqueConstraint(
-                fields=["event", "endpoint"],
-                condition=Q(channel=Channel.WEBHOOK),
-                name="one_webhook_per_event_and_endpoint",
-            ),
-            models.UniqueConstraint(
-                fields=["event", "recipient"],
-                condition=Q(channel=Channel.EMAIL),
-                name="one_email_per_event_and_recipient",
+                F("event"),
+                Coalesce(F("endpoint"), Value(0)),
+                F("recipient"),
+                name="one_message_per_event_and_destination",
             ),
         ]
 

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 from django.core import mail
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import ProtectedError
 from django.test import override_settings
 from django.utils import timezone
@@ -66,6 +66,52 @@ def test_an_event_writes_one_message_per_destination(receiver):
     assert sorted(messages.values_list("channel", flat=True)) == [Channel.EMAIL, Channel.WEBHOOK]
     assert messages.get(channel=Channel.EMAIL).recipient == "client@example.com"
     assert messages.get(channel=Channel.WEBHOOK).endpoint.name == "OMS"
+
+
+def message_insert(event, channel, *, endpoint=None, recipient=""):
+    OutboxMessage.objects.create(event=event, channel=channel, endpoint=endpoint, recipient=recipient)
+
+
+def test_the_database_keeps_one_message_per_event_and_destination():
+    """One unique index for both channels: a second webhook to the same endpoint, or a second e-mail to the same
+    address, for the same event is refused; other destinations, and the same ones for another event, are not."""
+    oms = WebhookEndpoint.objects.create(name="OMS", url="http://127.0.0.1:9/hook", secret="s")
+    risk = WebhookEndpoint.objects.create(name="Risk", url="http://127.0.0.1:9/risk", secret="s")
+    event = record()  # a message to the client and one to each endpoint
+    for channel, destination in [
+        (Channel.WEBHOOK, {"endpoint": oms}),
+        (Channel.EMAIL, {"recipient": "client@example.com"}),
+    ]:
+        with (
+            pytest.raises(IntegrityError, match="one_message_per_event_and_destination"),
+            transaction.atomic(),
+        ):
+            message_insert(event, channel, **destination)
+    message_insert(event, Channel.EMAIL, recipient="desk@example.com")
+    other = record()
+    message_insert(other, Channel.EMAIL, recipient="desk@example.com")
+    messages = OutboxMessage.objects.filter(event=event).order_by("endpoint__name", "recipient")
+    assert list(messages.values_list("endpoint__name", "recipient")) == [
+        ("OMS", ""),
+        ("Risk", ""),
+        (None, "client@example.com"),
+        (None, "desk@example.com"),
+    ]
+    assert risk.messages.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("channel", "with_endpoint", "recipient"),
+    [(Channel.WEBHOOK, True, "desk@example.com"), (Channel.WEBHOOK, False, ""),
+     (Channel.EMAIL, True, "desk@example.com"), (Channel.EMAIL, False, "")],
+    ids=["webhook with an address", "webhook without an endpoint", "e-mail with an endpoint", "e-mail without an address"],
+)  # fmt: skip
+def test_a_message_goes_to_one_destination_of_its_channel(channel, with_endpoint, recipient):
+    endpoint = WebhookEndpoint.objects.create(name="OMS", url="http://127.0.0.1:9/hook", secret="s")
+    event = record()
+    with pytest.raises(IntegrityError, match="outbox_message_has_one_destination"), transaction.atomic():
+        message_insert(event, channel, endpoint=endpoint if with_endpoint else None, recipient=recipient)
+    assert OutboxMessage.objects.filter(event=event).count() == 2
 
 
 def test_a_message_never_loses_its_event():
