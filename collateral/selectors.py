@@ -28,13 +28,14 @@ class Quote:
 
 
 def current_prices(symbols: list[str] | None = None) -> dict[str, Quote]:
-    rows = CurrentPrice.objects.select_related("price")
+    rows = CurrentPrice.objects.all()
     if symbols is not None:
         rows = rows.filter(asset_id__in=symbols)
-    return {
-        row.asset_id: Quote(row.price.price, row.price.currency, row.price.source, row.price.observed_at)
-        for row in rows
-    }
+    # Values, not model instances: every sweep reads the price of every asset.
+    rows = rows.values_list(
+        "asset_id", "price__price", "price__currency", "price__source", "price__observed_at"
+    )
+    return {symbol: Quote(*quote) for symbol, *quote in rows}
 
 
 def fx_rates_latest() -> dict[tuple[str, str], FxRate]:

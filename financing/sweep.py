@@ -79,22 +79,20 @@ def asset_units() -> list[AssetUnit]:
     prices = current_prices()
     fx = fx_to_hkd()
     units = []
-    for asset in Asset.objects.all():
-        if asset.kind == "cash":
-            price, currency = Decimal(1), asset.currency
+    terms = Asset.objects.values_list(
+        "instrument_id", "kind", "currency", "haircut", "concentration_limit", "eligible"
+    )  # values, not model instances: every sweep reads every asset
+    for symbol, kind, asset_currency, haircut, concentration_limit, eligible in terms:
+        if kind == AssetKind.CASH:
+            price, currency = Decimal(1), asset_currency
         else:
-            quote = prices.get(asset.symbol)
-            price, currency = (quote.price, quote.currency) if quote else (None, asset.currency)
+            quote = prices.get(symbol)
+            price, currency = (quote.price, quote.currency) if quote else (None, asset_currency)
         rate = fx.get(currency)
         unit_value = price * rate if price is not None and rate is not None else None
         units.append(
             AssetUnit(
-                asset.symbol,
-                unit_value,
-                asset.haircut,
-                asset.concentration_limit,
-                asset.eligible,
-                crypto=asset.kind == AssetKind.CRYPTO,
+                symbol, unit_value, haircut, concentration_limit, eligible, crypto=kind == AssetKind.CRYPTO
             )
         )
     return units
