@@ -369,6 +369,9 @@ class MarginState(models.Model):
                 condition=~Q(status=F("notified_status")),
                 name="margin_state_ladder_due_idx",
             ),
+            # A price-driven sweep finds the states whose part was worked out on another basis by it (usually
+            # none): the sweep's updates leave the basis as it is, and stay heap-only.
+            models.Index(fields=["fixed_basis"], name="margin_state_fixed_basis_idx"),
         ]
 
     def __str__(self) -> str:

@@ -246,11 +246,14 @@ KNOWN_DEBT = {
 
 # In a price-driven sweep, the states whose pools a fixed part may value (worked out on the current basis, their
 # client not posted to) are read by the valuation itself (``FAST_SOURCE``), and not copied into the scope: in
-# the usual sweep after a crypto move that is nearly all of them, and the scope holds the few others.
+# the usual sweep after a crypto move that is nearly all of them, and the scope holds the few others. Those are
+# found by the indexes (``margin_state_fixed_basis_idx``, the key), not by reading every state: "another basis"
+# as two ranges either side of the current one, the clients posted to as an array of keys.
 FAST_CANDIDATES_APART = {
     "all": "",
     "clients": "",
-    "moved": f"AND (s.fixed_basis <> %(basis)s OR {POSTED['moved']})",
+    "moved": """AND (s.fixed_basis < %(basis)s OR s.fixed_basis > %(basis)s
+             OR s.facility_id = ANY(ARRAY(SELECT id FROM touched_facilities)))""",
 }
 
 # The facilities in scope, into a temporary table: one row each, with its policy, its previous margin state,
