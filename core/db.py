@@ -235,10 +235,17 @@ def bulk_insert_rows(model: type[models.Model], attnames: list[str], rows: list[
     return len(rows)
 
 
+def bigint_array(ids) -> str:
+    """Integers as the text of a PostgreSQL array, for a parameter cast to one (``%s::bigint[]``). psycopg sends
+    a Python list element by element (about 4 ms for the 4,500 ids of a ladder batch, each time it is sent); a
+    string it quotes at once (0.1 ms)."""
+    return "{" + ",".join(str(int(i)) for i in ids) + "}"
+
+
 def id_in(field: str, ids) -> models.Q:
     """``field__in=ids`` for thousands of ids: on PostgreSQL sent as one array parameter (a list of thousands
     of placeholders costs more to send and plan than the query itself); as placeholders elsewhere."""
     ids = list(ids)
     if connection.vendor == "postgresql" and len(ids) > 100:
-        return models.Q(**{f"{field}__in": RawSQL("SELECT unnest(%s::bigint[])", [ids])})
+        return models.Q(**{f"{field}__in": RawSQL("SELECT unnest(%s::bigint[])", [bigint_array(ids)])})
     return models.Q(**{f"{field}__in": ids})

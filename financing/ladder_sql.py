@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from accounts.audit import Actor, actor_label, actor_user
 from core.calendar import HONG_KONG, cure_deadline
-from core.db import id_in, insert_defaults, reserve_pks
+from core.db import bigint_array, id_in, insert_defaults, reserve_pks
 from core.locks import lock_rows
 from financing.enums import (
     OPEN_FORCED_SALE_STATUSES,
@@ -449,7 +449,7 @@ def _lock_and_value_again(facility_ids: list[int], now: datetime.datetime) -> No
     state: the ladder acts on the truth. Only postings change holdings and debt, so every other state is the
     truth already."""
     with connection.cursor() as cursor:
-        cursor.execute(LOCK_SQL, {"facilities": list(facility_ids)})
+        cursor.execute(LOCK_SQL, {"facilities": bigint_array(facility_ids)})
         facilities, clients, valued_since = cursor.fetchone()  # as arrays: thousands of rows, one value each
     if not facilities:
         return
@@ -498,7 +498,7 @@ def ladder_batch_apply(*, facility_ids: list[int], actor: Actor) -> Written:
         {
             **defaults,
             **_writes_parameters(actor, now),
-            "facilities": list(facility_ids),
+            "facilities": bigint_array(facility_ids),
             "default_policy": default_policy().pk,
             "deadline_policies": [pk for pk, _ in policies],
             "deadlines": [deadline for _, deadline in policies],

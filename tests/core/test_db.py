@@ -4,10 +4,10 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from djmoney.money import Money
 
-from core.db import bulk_insert_values, bulk_insert_with_pks, id_in
+from core.db import bigint_array, bulk_insert_values, bulk_insert_with_pks, id_in
 from financing.enums import MarginCallStatus
 from financing.models import MarginCall
 from notifications.models import Event
@@ -23,6 +23,18 @@ def test_id_in_selects_exactly_the_given_rows(count):
     wanted = [c.pk for c in clients[:count]]
     found = type(clients[0]).objects.filter(id_in("pk", wanted)).values_list("pk", flat=True)
     assert sorted(found) == sorted(wanted)
+
+
+@pytest.mark.parametrize("ids", [[], [7], [3, -2, 0, 2**63 - 1]])
+def test_ids_sent_as_the_text_of_an_array_arrive_as_given(ids):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::bigint[]", [bigint_array(ids)])
+        assert cursor.fetchone()[0] == ids
+
+
+def test_only_integers_go_into_the_text_of_an_array():
+    with pytest.raises(ValueError, match="invalid literal"):
+        bigint_array([1, "2}, {3"])
 
 
 def test_rows_given_in_part_get_the_defaults_save_would_give(market):
