@@ -247,13 +247,16 @@ KNOWN_DEBT = {
 # In a price-driven sweep, the states whose pools a fixed part may value (worked out on the current basis, their
 # client not posted to) are read by the valuation itself (``FAST_SOURCE``), and not copied into the scope: in
 # the usual sweep after a crypto move that is nearly all of them, and the scope holds the few others. Those are
-# found by the indexes (``margin_state_fixed_basis_idx``, the key), not by reading every state: "another basis"
-# as two ranges either side of the current one, the clients posted to as an array of keys.
+# found by the indexes, not by reading every state: "another basis" as two ranges either side of the current one
+# (``margin_state_fixed_basis_idx``), then the facilities of the clients posted to; each state by its key, from
+# one array of them (as a key lookup, also when they are many: after a new basis, or a posting to every client).
 FAST_CANDIDATES_APART = {
     "all": "",
     "clients": "",
-    "moved": """AND (s.fixed_basis < %(basis)s OR s.fixed_basis > %(basis)s
-             OR s.facility_id = ANY(ARRAY(SELECT id FROM touched_facilities)))""",
+    "moved": """AND s.facility_id = ANY(ARRAY(
+             SELECT o.facility_id FROM financing_marginstate o WHERE o.fixed_basis < %(basis)s OR o.fixed_basis > %(basis)s
+             UNION ALL
+             SELECT id FROM touched_facilities))""",
 }
 
 # The facilities in scope, into a temporary table: one row each, with its policy, its previous margin state,
