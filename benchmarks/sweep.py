@@ -90,6 +90,9 @@ def main() -> int:
         say(
             f"  copy {i} of {len(copies)} of the book for the sweep trials made ({time.perf_counter() - copying:.1f} s)"
         )
+    if copies:  # the copies' files written out now, not by the kernel in the middle of a timed run
+        os.sync()
+        say(f"  copies on disk ({time.perf_counter() - copying:.1f} s)")
 
     # The floor: one statement, every pool's margin value, nothing written.
     units = asset_units()
