@@ -179,7 +179,7 @@ call_payload AS (
       FROM call c
 ),
 event AS MATERIALIZED (
-    SELECT gen_random_uuid() AS id, e.* FROM (
+    SELECT uuid_v7() AS id, e.* FROM (
         SELECT 1 AS part, n.ord, CASE WHEN n.warning IS NULL THEN 'margin.restored' ELSE 'margin.warning' END AS type,
                n.client_id, n.email, %(facility_type)s AS subject_type, n.facility_id::text AS subject_id,
                CASE WHEN n.warning IS NULL

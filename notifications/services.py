@@ -25,6 +25,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
+from uuid6 import uuid7
 
 from accounts import roles
 from accounts.audit import TargetRef, json_value, target_model
@@ -94,7 +95,7 @@ def events_record(specs: list[EventSpec]) -> list[uuid.UUID]:
     given = len(specs)
     specs = _staff_digest(specs)
     now = timezone.now()
-    ids = [uuid.uuid4() for _ in specs]
+    ids = [uuid7() for _ in specs]  # time-ordered, like ``Event.id``'s default
     bulk_insert_rows(
         Event,
         EVENT_COLUMNS,

@@ -7,6 +7,8 @@ Each runs twice: with the batch read, decided and written by one PostgreSQL stat
 what runs on PostgreSQL) and with the batch decided and its rows built in Python (``ladder_apply_in_python``,
 ``LadderBatch.write_in_python``: what runs elsewhere)."""
 
+import time
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -180,6 +182,25 @@ def test_each_record_of_one_batch_says_what_the_stored_rows_say(market):
         "debt": str(state.debt),
         "status": "warning",
     }
+
+
+def test_the_ladder_keys_its_events_in_time_order(market):
+    """Each event a batch writes has a time-ordered key (UUID version 7: the milliseconds it was written at,
+    then random bits), so a later batch's events sort after an earlier one's (``notifications`` migration 0007)."""
+    before = time.time_ns() // 10**6
+    drawn("265200.00")
+    btc_at("80000")  # 106.25%: a call
+    earlier = list(Event.objects.values_list("pk", flat=True))
+    drawn("212000.00")
+    time.sleep(0.002)
+    btc_at("56000")  # a sale on the first, a call and a sale on the second
+    later = list(Event.objects.exclude(pk__in=earlier).values_list("pk", flat=True))
+    assert earlier
+    assert later
+    for key in [*earlier, *later]:
+        assert (key.version, key.variant) == (7, uuid.RFC_4122)
+        assert key.int >> 80 >= before
+    assert max(earlier) < min(later)
 
 
 def test_a_call_issued_by_staff_is_recorded_as_one_issued_by_the_ladder(market):
