@@ -59,5 +59,8 @@ clean:
 	rm -rf var/ .pytest_cache .hypothesis
 
 ## make bench: the margin sweep on 100,000 clients against the SQL floor (BENCH_CLIENTS=… to change).
+# Without autovacuum: the bench vacuums the book itself before timing anything, and the daemon would otherwise
+# wake at an unknown moment of the timed runs.
 bench: $(DEV_STAMP)
-	$(SERVICES) env DJANGO_SETTINGS_MODULE=config.settings.bench $(BIN)/python -m benchmarks.sweep
+	$(BIN)/python scripts/services.py --pg-setting autovacuum=off -- \
+		env DJANGO_SETTINGS_MODULE=config.settings.bench $(BIN)/python -m benchmarks.sweep

@@ -5,7 +5,7 @@ cash and 200 securities, values the book once, moves BTC by −10%, and times:
 
 - ``sweep_s``: the sweep after the move, as production runs it (only holders of BTC, snapshots, margin
   states and the margin-call ladder's events, calls and forced-sale requests all written), best of three:
-  each on an identical copy of the book, after a sweep of the quiet market;
+  each on its own identical copy of the book, after a sweep of the quiet market;
 - ``floor_s``: one raw SQL statement computing every pool's margin value (haircuts and concentration cuts),
   nothing written: the floor, best of three;
 - ``naive_s``: a per-client ORM loop (value each facility through the selectors, save its state), timed on
@@ -70,8 +70,8 @@ def main() -> int:
 
     # The seed leaves what a bulk load leaves: nothing vacuumed, and a dead version of every margin state (the
     # baseline valued every one, and its ladder acted on every one: a one-off the steady state never sees).
-    # Production's autovacuum clears that within a minute; here the daemon would wake at an unknown moment
-    # of the timed runs. Vacuumed once, before both the floor and the sweep.
+    # Production's autovacuum clears that within a minute; here the daemon is off (``make bench``: it would wake
+    # at an unknown moment of the timed runs). Vacuumed once, before both the floor and the sweep.
     vacuum = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute("VACUUM (ANALYZE)")
@@ -79,20 +79,17 @@ def main() -> int:
 
     # The sweep runs on identical copies of the book, one after another, as the floor runs three times: the
     # machine's speed varies by a quarter from one second to the next (eight floors in a row: 1.02 to 1.64 s),
-    # so the best of three is set against the best of three. Each copy is a template copy of the vacuumed book;
-    # the last trial runs on the book itself, which the rest of the bench goes on with.
+    # so the best of three is set against the best of three. Each copy is a template copy of the vacuumed book,
+    # new to the server's buffers like the others; the rest of the bench goes on with the last one.
     trials = max(1, int(os.environ.get("BENCH_SWEEP_TRIALS", "3")))
     book = connection.settings_dict["NAME"]
-    copies = [f"{book}_trial_{i}" for i in range(1, trials)]
+    copies = [f"{book}_trial_{i}" for i in range(1, trials + 1)]
     copying = time.perf_counter()
     for i, copy in enumerate(copies, 1):
         book_copy(connection, book, copy)
-        say(
-            f"  copy {i} of {len(copies)} of the book for the sweep trials made ({time.perf_counter() - copying:.1f} s)"
-        )
-    if copies:  # the copies' files written out now, not by the kernel in the middle of a timed run
-        os.sync()
-        say(f"  copies on disk ({time.perf_counter() - copying:.1f} s)")
+        say(f"  copy {i} of {trials} of the book made ({time.perf_counter() - copying:.1f} s)")
+    os.sync()  # the copies' files written out now, not by the kernel in the middle of a timed run
+    say(f"  copies on disk ({time.perf_counter() - copying:.1f} s)")
 
     # The floor: one statement, every pool's margin value, nothing written.
     units = asset_units()
@@ -120,36 +117,49 @@ def main() -> int:
         f"(best of 3: {', '.join(f'{t:.3f}' for t in floor_times)})"
     )
 
-    # The move and the sweep, on each copy and then on the book. Before the move, the sweep of a quiet market
-    # (nothing moved, nothing written) that production runs every few seconds: the timed sweep follows one, as
-    # it does there.
+    # The move and the sweep, on each copy. Before the move, the sweep of a quiet market (nothing moved, nothing
+    # written) that production runs every few seconds: the timed sweep follows one, as it does there. Every
+    # trial must write the same rows.
     written_models = (RatioSnapshot, Event, OutboxMessage, MarginCall, ForcedSale)
-    sweep_times = []
-    for trial, database in enumerate([*copies, book], 1):
-        use_database(connection, database)
-        sweep_run(symbols=["BTC"], trigger="bench-quiet")
-        counts_before = {m.__name__: m.objects.count() for m in written_models}
-        btc = Asset.objects.get(pk="BTC")
-        with transaction.atomic():
-            price_record(asset=btc, price=Decimal("88200"), source="bench: BTC -10%", actor=SYSTEM)
-        sweep_started = time.perf_counter()
-        result = sweep_run(symbols=["BTC"], trigger="bench")
-        sweep_times.append(time.perf_counter() - sweep_started)
-        written = {m.__name__: m.objects.count() - counts_before[m.__name__] for m in written_models}
-        run = result.run
-        say(
-            f"sweep {trial} of {trials} after BTC -10%: {sweep_times[-1]:.3f} s; {result.facilities_valued:,} "
-            f"facilities revalued, {result.states_changed:,} states changed, {result.snapshots_written:,} snapshots, "
-            f"{result.ladder_actions:,} ladder actions ({', '.join(f'{k} +{v:,}' for k, v in written.items())})"
-        )
-        say(
-            f"  of which the scope {run.scope_ms / 1000:.3f} s, valuation with margin states and snapshots "
-            f"{(run.duration_ms - run.scope_ms - run.ladder_ms) / 1000:.3f} s, the margin-call ladder "
-            f"{run.ladder_ms / 1000:.3f} s"
-        )
-        if database != book:
-            use_database(connection, book)
-            book_drop(connection, database)
+    sweep_times, trial_writes = [], []
+    try:
+        for trial, database in enumerate(copies, 1):
+            use_database(connection, database)
+            sweep_run(symbols=["BTC"], trigger="bench-quiet")
+            counts_before = {m.__name__: m.objects.count() for m in written_models}
+            btc = Asset.objects.get(pk="BTC")
+            with transaction.atomic():
+                price_record(asset=btc, price=Decimal("88200"), source="bench: BTC -10%", actor=SYSTEM)
+            sweep_started = time.perf_counter()
+            result = sweep_run(symbols=["BTC"], trigger="bench")
+            sweep_times.append(time.perf_counter() - sweep_started)
+            written = {m.__name__: m.objects.count() - counts_before[m.__name__] for m in written_models}
+            run = result.run
+            trial_writes.append(
+                (result.facilities_valued, result.states_changed, result.ladder_actions, written)
+            )
+            say(
+                f"sweep {trial} of {trials} after BTC -10%: {sweep_times[-1]:.3f} s; {result.facilities_valued:,} "
+                f"facilities revalued, {result.states_changed:,} states changed, {result.snapshots_written:,} "
+                f"snapshots, {result.ladder_actions:,} ladder actions "
+                f"({', '.join(f'{k} +{v:,}' for k, v in written.items())})"
+            )
+            say(
+                f"  of which the scope {run.scope_ms / 1000:.3f} s, valuation with margin states and snapshots "
+                f"{(run.duration_ms - run.scope_ms - run.ladder_ms) / 1000:.3f} s, the margin-call ladder "
+                f"{run.ladder_ms / 1000:.3f} s"
+            )
+            if trial < trials:
+                use_database(connection, book)
+                book_drop(connection, database)
+    except BaseException:
+        use_database(connection, book)
+        for copy in copies:
+            book_drop(connection, copy, missing_ok=True)
+        raise
+    if any(writes != trial_writes[0] for writes in trial_writes):
+        say(f"the trials wrote different rows: {trial_writes}")
+        return 1
     sweep_s = min(sweep_times)
     say(f"sweep: {sweep_s:.3f} s (best of {trials}: {', '.join(f'{t:.3f}' for t in sweep_times)})")
     say(
@@ -226,11 +236,12 @@ def book_copy(connection, book: str, copy: str) -> None:
         )
 
 
-def book_drop(connection, copy: str) -> None:
+def book_drop(connection, copy: str, *, missing_ok: bool = False) -> None:
     from psycopg import sql
 
+    exists = sql.SQL(" IF EXISTS") if missing_ok else sql.SQL("")
     with _maintenance(connection) as maintenance:
-        maintenance.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(copy)))
+        maintenance.execute(sql.SQL("DROP DATABASE{} {} WITH (FORCE)").format(exists, sql.Identifier(copy)))
 
 
 def use_database(connection, name: str) -> None:

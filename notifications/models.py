@@ -37,10 +37,12 @@ class WebhookEndpoint(models.Model):
 
 
 class Event(models.Model):
-    # Time-ordered keys (UUID version 7: the time in milliseconds, then random bits), so that each new event,
+    # Time-ordered keys (UUID version 7: a time in milliseconds, then random bits), so that each new event,
     # and each of its messages (whose unique index leads with the event), goes to the right edge of the index
-    # rather than to a random page of it: a market move writes thousands, and the tables only grow. The set-based
-    # ladder draws them from ``uuid_v7()`` (migration 0007), the same layout.
+    # rather than to a random page of it: a market move writes thousands, and the tables only grow. Drawn here
+    # by ``uuid6.uuid7``, whose keys keep their order within a process by counting on from the last
+    # millisecond (a burst of thousands runs a few seconds ahead of the clock); the set-based ladder draws them
+    # from ``uuid_v7()`` (migration 0007), the same layout with the statement's clock and no counter.
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     type = models.CharField(max_length=60)
     occurred_at = models.DateTimeField(default=timezone.now, db_index=True)

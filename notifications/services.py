@@ -95,7 +95,7 @@ def events_record(specs: list[EventSpec]) -> list[uuid.UUID]:
     given = len(specs)
     specs = _staff_digest(specs)
     now = timezone.now()
-    ids = [uuid7() for _ in specs]  # time-ordered, like ``Event.id``'s default
+    ids = [uuid7() for _ in specs]  # time-ordered, in order: ``Event.id``'s default
     bulk_insert_rows(
         Event,
         EVENT_COLUMNS,

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 DEBIAN_PACKAGES = ["postgresql", "redis-server"]
@@ -97,8 +98,8 @@ def wait_for_port(port: int, what: str, process: subprocess.Popen | None, second
 
 
 class Services:
-    def __init__(self, bindir: Path, redis: str):
-        self.bindir, self.redis_binary = bindir, redis
+    def __init__(self, bindir: Path, redis: str, settings: Sequence[str] = ()):
+        self.bindir, self.redis_binary, self.settings = bindir, redis, list(settings)
         self.workdir = Path(tempfile.mkdtemp(prefix="margin-services-"))
         self.pg_port, self.redis_port = free_port(), free_port()
         self.pgdata = self.workdir / "pgdata"
@@ -125,6 +126,7 @@ class Services:
         options = (
             f"-h 127.0.0.1 -p {self.pg_port} -k {self.workdir} -F -c synchronous_commit=off "
             "-c full_page_writes=off -c max_connections=200 -c shared_buffers=256MB"
+            + "".join(f" -c {setting}" for setting in self.settings)
         )
         self._pg(
             "pg_ctl", "-D", str(self.pgdata), "-o", options, "-l", str(self.workdir / "postgres.log"), "-w", "start",
@@ -166,12 +168,23 @@ class Services:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--pg-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a PostgreSQL setting for this run (repeatable), e.g. autovacuum=off",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command to run, after --")
     args = parser.parse_args()
     command = [part for part in args.command if part != "--"] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("give the command to run after --")
-    services = Services(*ensure_binaries())
+    for setting in args.pg_setting:
+        name, _, value = setting.partition("=")
+        if not name.replace("_", "").replace(".", "").isalnum() or not value:
+            parser.error(f"--pg-setting wants NAME=VALUE, not {setting!r}")
+    services = Services(*ensure_binaries(), settings=args.pg_setting)
 
     def interrupted(signum, frame):
         raise KeyboardInterrupt

@@ -1,9 +1,10 @@
-"""Time-ordered event keys: UUID version 7 (RFC 9562), the time in milliseconds in the first 48 bits, then
+"""Time-ordered event keys: UUID version 7 (RFC 9562), a time in milliseconds in the first 48 bits, then
 random bits. A new event's key, and each of its messages' entries in the unique index that leads with the
 event, then go to the right edge of the index instead of to a random page of it: the set-based ladder writes
 thousands of events at a market move, and both tables only grow. ``Event.id``'s default draws them in Python
-(``uuid6.uuid7``); ``uuid_v7()`` draws them in SQL for the ladder's statement (PostgreSQL 18 has
-``uuidv7()``; 15 to 17 do not). Existing keys stay as they are."""
+(``uuid6.uuid7``: in order within a process, counting on from the last millisecond in a burst);
+``uuid_v7()`` draws them in SQL for the ladder's statement, from the clock at each row, with no order within
+a millisecond (PostgreSQL 18 has ``uuidv7()``; 15 to 17 do not). Existing keys stay as they are."""
 
 import uuid6
 from django.db import migrations, models
