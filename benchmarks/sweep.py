@@ -228,8 +228,8 @@ def book_copy(connection, book: str, copy: str) -> None:
 
     strategy = sql.SQL(" STRATEGY FILE_COPY") if connection.pg_version >= 150000 else sql.SQL("")
     connection.close()
+    book_drop(connection, copy, missing_ok=True)
     with _maintenance(connection) as maintenance:
-        maintenance.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(copy)))
         maintenance.execute(
             sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(copy), sql.Identifier(book))
             + strategy
