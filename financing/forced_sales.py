@@ -50,6 +50,7 @@ from core.exceptions import InvalidInput, InvalidTransition, PermissionRefused
 from core.locks import lock_one
 from core.money import CENT, format_hkd, format_percent
 from core.parsing import parse_amount
+from core.tasks import task_queue_on_commit
 from financing.enums import (
     FORCED_SALE_TRANSITIONS,
     OPEN_FORCED_SALE_STATUSES,
@@ -666,9 +667,7 @@ def _pause_for_band(sale: ForcedSale, order: SaleOrder, price: Decimal, actor: A
 
 
 def _queue(sale_id: int) -> None:
-    from financing.tasks import forced_sale_step  # the task module imports this one
-
-    transaction.on_commit(lambda: forced_sale_step.delay(sale_id))
+    task_queue_on_commit("financing.forced_sale_step", sale_id)
 
 
 def _follow_venue_order(sale: ForcedSale, order: SaleOrder, venue: SaleVenue, actor: Actor) -> None:

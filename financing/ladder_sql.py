@@ -26,6 +26,7 @@ from accounts.audit import Actor, actor_label, actor_user
 from core.calendar import HONG_KONG, cure_deadline
 from core.db import bigint_array, id_in, insert_defaults, reserve_pks
 from core.locks import lock_rows
+from core.tasks import task_queue_on_commit
 from financing.enums import (
     OPEN_FORCED_SALE_STATUSES,
     OPEN_MARGIN_CALL_STATUSES,
@@ -509,7 +510,5 @@ def ladder_batch_apply(*, facility_ids: list[int], actor: Actor) -> Written:
         },
     )
     if written.sale_ids:
-        from financing.tasks import forced_sales_start  # tasks import the services that import this module
-
-        transaction.on_commit(lambda: forced_sales_start.delay(written.sale_ids))  # one message for the batch
+        task_queue_on_commit("financing.forced_sales_start", written.sale_ids)  # one message for the batch
     return written

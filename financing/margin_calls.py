@@ -22,6 +22,7 @@ from core.db import bulk_insert_with_pks, id_in
 from core.exceptions import InvalidInput, InvalidTransition
 from core.locks import lock_one
 from core.money import format_hkd, format_percent
+from core.tasks import task_queue_on_commit
 from financing.calculations import Thresholds
 from financing.enums import (
     MARGIN_CALL_TRANSITIONS,
@@ -422,21 +423,14 @@ class LadderBatch:
 
     def write(self) -> int:
         """Write everything collected; returns the actions taken (calls, sales and notices)."""
-        if self.new_sales:
-            from financing.tasks import (
-                forced_sales_start,  # tasks import the services that import this module
-            )
-
-            sales = list(self.new_sales)  # their keys are given as they are written, before the commit
-            transaction.on_commit(
-                lambda: forced_sales_start.delay([sale.pk for sale in sales])
-            )  # one message
         if connection.vendor == "postgresql":
             from financing.ladder_sql import ladder_batch_write  # it words what this module collects
 
             ladder_batch_write(self)
         else:
             self.write_in_python()
+        if self.new_sales:  # one message for the batch; each sale has its key once written
+            task_queue_on_commit("financing.forced_sales_start", [sale.pk for sale in self.new_sales])
         return len(self.new_calls) + len(self.new_sales) + len(self.notices)
 
     def handed_statuses(self) -> list[str]:

@@ -31,6 +31,7 @@ from accounts import roles
 from accounts.audit import TargetRef, json_value, target_model
 from accounts.models import Client
 from core.db import bulk_insert_rows
+from core.tasks import task_queue_on_commit
 from notifications.egress import InvalidIPAddress, webhook_post
 from notifications.enums import Channel, DeliveryStatus
 from notifications.models import Event, OutboxMessage, WebhookEndpoint
@@ -265,16 +266,11 @@ def _messages_fan_out_in_sql(ids, specs: list[EventSpec], staff: bool, now) -> N
 def messages_delivery_queue(message_ids: list[int] | None) -> None:
     """Queue, for after commit, the delivery of messages just written: one task each for a few
     (``message_ids``), or one task for everything due (None: many, or not known one by one)."""
-    from notifications.tasks import (  # the tasks import this module
-        deliver_due_messages,
-        deliver_outbox_message,
-    )
-
     if message_ids is None:
-        transaction.on_commit(deliver_due_messages.delay)
+        task_queue_on_commit("notifications.deliver_due_messages")
         return
     for pk in message_ids:
-        transaction.on_commit(lambda pk=pk: deliver_outbox_message.delay(pk))
+        task_queue_on_commit("notifications.deliver_outbox_message", pk)
 
 
 def event_record(
@@ -417,8 +413,6 @@ def outbox_retry_failed(*, message: OutboxMessage) -> OutboxMessage:
             .update(status=DeliveryStatus.PENDING, next_attempt_at=timezone.now(), attempts=0)
         )
         if updated:
-            from notifications.tasks import deliver_outbox_message
-
-            transaction.on_commit(lambda: deliver_outbox_message.delay(message.pk))
+            task_queue_on_commit("notifications.deliver_outbox_message", message.pk)
     message.refresh_from_db()
     return message
