@@ -9,5 +9,5 @@ admin.site.index_title = "Clients, collateral, facilities and risk"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
-    path("api/", include("api.urls")),
+    path("api/", include("config.api_urls")),
 ]

@@ -13,8 +13,8 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from api.financing import views as financing_views
 from api.models import IdempotencyRecord
-from financing import apis as financing_apis
 from financing.models import Drawdown
 from financing.selectors import facility_debt
 from financing.services import drawdown_create
@@ -140,7 +140,7 @@ def test_a_server_error_is_not_stored_so_the_retry_does_the_work(key_client, fac
             raise RuntimeError("the disk is on fire")
         return drawdown_create(**arguments)
 
-    monkeypatch.setattr(financing_apis, "drawdown_create", failing_once)
+    monkeypatch.setattr(financing_views, "drawdown_create", failing_once)
     failed = draw(api, facility, key="retry-me")
     assert failed.status_code == 500
     assert failed.json()["error"]["code"] == "server_error"

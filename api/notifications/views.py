@@ -10,16 +10,16 @@ from rest_framework.response import Response
 
 from api.enums import Scope
 from api.filters import BooleanFilter, FilterSet, IdFilter, TimeFilter
-from api.permissions import Rule
-from api.views import ApiViewSet, validated
-from notifications.models import Event, WebhookEndpoint
-from notifications.serializers import (
+from api.notifications.serializers import (
     EventOut,
     WebhookEndpointChange,
     WebhookEndpointCreatedOut,
     WebhookEndpointIn,
     WebhookEndpointOut,
 )
+from api.permissions import Rule
+from api.views import ApiViewSet, validated
+from notifications.models import Event, WebhookEndpoint
 from notifications.webhook_endpoints import (
     webhook_endpoint_create,
     webhook_endpoint_deactivate,

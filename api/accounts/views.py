@@ -14,7 +14,8 @@ from rest_framework.response import Response
 
 from accounts.enums import ApprovalStatus, ClientKind, InternalRating, KycStatus
 from accounts.models import ApprovalRequest, Client, CreditProfile
-from accounts.serializers import (
+from accounts.services import CREDIT_LIMIT_CHANGE, client_create, client_update, credit_limit_change_request
+from api.accounts.serializers import (
     ApprovalRequestOut,
     ClientChange,
     ClientIn,
@@ -22,7 +23,6 @@ from accounts.serializers import (
     CreditProfileOut,
     LimitChangeIn,
 )
-from accounts.services import CREDIT_LIMIT_CHANGE, client_create, client_update, credit_limit_change_request
 from api.enums import Scope
 from api.exceptions import StaffSessionRequired
 from api.filters import FilterSet, IdFilter, TimeFilter

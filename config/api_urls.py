@@ -4,16 +4,15 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from accounts.apis import ClientViewSet, CreditProfileViewSet
-from api.views import not_found
-from collateral.apis import (
+from api.accounts.views import ClientViewSet, CreditProfileViewSet
+from api.collateral.views import (
     AssetViewSet,
     CustodyHoldingViewSet,
     CustodyMovementViewSet,
     FxRateViewSet,
     PriceViewSet,
 )
-from financing.apis import (
+from api.financing.views import (
     AutomaticTopUpViewSet,
     CollateralMovementViewSet,
     DrawdownViewSet,
@@ -23,7 +22,8 @@ from financing.apis import (
     RepaymentViewSet,
     StandingTopUpInstructionViewSet,
 )
-from notifications.apis import EventViewSet, WebhookEndpointViewSet
+from api.notifications.views import EventViewSet, WebhookEndpointViewSet
+from api.views import not_found
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False

@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import Client
+from api.collateral.serializers import SYMBOL_PATTERN
 from api.fields import (
     MoneyOutField,
     PlainDecimalOutField,
@@ -17,7 +18,6 @@ from api.fields import (
     price_field,
     quantity_field,
 )
-from collateral.serializers import SYMBOL_PATTERN
 from financing.enums import MarginStatus, PauseReason, TopUpTrigger
 from financing.models import (
     AutomaticTopUp,

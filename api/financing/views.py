@@ -15,16 +15,30 @@ from rest_framework.response import Response
 
 from accounts.models import Client
 from api.authentication import caller_of
+from api.collateral.serializers import CollateralMovementIn, CollateralMovementOut
+from api.collateral.views import movement_client_and_asset
 from api.enums import Scope
 from api.exceptions import ExternalReferenceConflict
 from api.filters import FilterSet, IdFilter, TimeFilter
+from api.financing.serializers import (
+    AutomaticTopUpOut,
+    CashMovementIn,
+    DrawdownOut,
+    FacilityOut,
+    ForcedSaleOut,
+    MarginCallOut,
+    RepaymentOut,
+    RevokeIn,
+    SaleFillIn,
+    SaleFillOut,
+    StandingTopUpInstructionIn,
+    StandingTopUpInstructionOut,
+)
 from api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from api.permissions import CallerAccess, Rule
 from api.views import ApiViewSet, validated
-from collateral.apis import movement_client_and_asset
 from collateral.enums import MovementKind
 from collateral.models import Asset, CollateralMovement, CollateralPool
-from collateral.serializers import CollateralMovementIn, CollateralMovementOut
 from collateral.services import pool_open
 from core.exceptions import NotFound
 from financing.enums import (
@@ -53,20 +67,6 @@ from financing.selectors import (
     facility_valuations,
     open_margin_call,
     open_margin_calls_of,
-)
-from financing.serializers import (
-    AutomaticTopUpOut,
-    CashMovementIn,
-    DrawdownOut,
-    FacilityOut,
-    ForcedSaleOut,
-    MarginCallOut,
-    RepaymentOut,
-    RevokeIn,
-    SaleFillIn,
-    SaleFillOut,
-    StandingTopUpInstructionIn,
-    StandingTopUpInstructionOut,
 )
 from financing.services import collateral_top_up, collateral_withdraw, drawdown_create, repayment_create
 from financing.top_ups import standing_top_up_request, standing_top_up_revoke

@@ -1,5 +1,5 @@
 """API: eligible collateral with haircuts, prices and FX (pushed in bulk), and the custody feed of free
-(unpledged) holdings. Collateral movements are in ``financing.apis``: whether a withdrawal may happen
+(unpledged) holdings. Collateral movements are in ``api.financing.views``: whether a withdrawal may happen
 depends on the client's debt."""
 
 from __future__ import annotations
@@ -12,14 +12,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
 
 from accounts.models import Client
-from api.enums import Scope
-from api.filters import BooleanFilter, FilterSet, IdFilter, TimeFilter
-from api.permissions import Rule
-from api.views import ApiViewSet, validated
-from collateral.custody import custody_holding_receive, custody_holding_release
-from collateral.enums import AssetKind, CustodyMovementKind
-from collateral.models import Asset, CurrentPrice, CustodyMovement, FxRate
-from collateral.serializers import (
+from api.collateral.serializers import (
     SYMBOL_PATTERN,
     AssetIn,
     AssetOut,
@@ -31,6 +24,13 @@ from collateral.serializers import (
     PricesIn,
     PricesRecordedOut,
 )
+from api.enums import Scope
+from api.filters import BooleanFilter, FilterSet, IdFilter, TimeFilter
+from api.permissions import Rule
+from api.views import ApiViewSet, validated
+from collateral.custody import custody_holding_receive, custody_holding_release
+from collateral.enums import AssetKind, CustodyMovementKind
+from collateral.models import Asset, CurrentPrice, CustodyMovement, FxRate
 from collateral.services import PriceRow, asset_create, prices_record_bulk
 from ledger.enums import AccountKind
 from ledger.models import Balance
