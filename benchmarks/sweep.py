@@ -42,8 +42,8 @@ def main() -> int:
     from collateral.models import Asset
     from collateral.services import price_record
     from financing.models import Facility, ForcedSale, MarginCall, MarginState, RatioSnapshot
+    from financing.monitoring.sweep import SWEEP_WORK_MEM, asset_units, facility_figures, sweep_run
     from financing.selectors import facility_valuation
-    from financing.sweep import SWEEP_WORK_MEM, asset_units, facility_figures, sweep_run
     from notifications.models import Event, OutboxMessage
 
     say(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
+HKD = "HKD"  # the reporting currency, and the ledger's instrument code for it
 CENT = Decimal("0.01")
 ZERO = Decimal("0")
 ONE = Decimal("1")

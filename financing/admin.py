@@ -8,8 +8,9 @@ from collateral.models import CollateralMovement
 from core.admin import AddOnlyAdminMixin, ReadOnlyAdminMixin, ServiceAdminMixin, run_for_each
 from core.exceptions import DomainError
 from core.money import format_hkd, format_percent
-from financing import forced_sales, services, top_ups
 from financing.enums import MarginStatus, SaleOrderStatus, SaleRoute, TopUpTrigger
+from financing.lending import interest, policies, services
+from financing.liquidation import forced_sales, kill_switch
 from financing.models import (
     AutomaticTopUp,
     AutomaticTopUpTransfer,
@@ -30,6 +31,7 @@ from financing.models import (
     SweepRun,
 )
 from financing.selectors import facility_valuation, open_facility_of, open_margin_call
+from financing.top_ups import automatic, instructions
 
 
 @admin.register(MarginPolicy)
@@ -40,7 +42,7 @@ class MarginPolicyAdmin(ServiceAdminMixin, admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        services.margin_policy_save(policy=obj, actor=request.user)
+        policies.margin_policy_save(policy=obj, actor=request.user)
 
 
 @admin.register(BaseRate)
@@ -50,7 +52,7 @@ class BaseRateAdmin(AddOnlyAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
-        record = services.base_rate_record(
+        record = interest.base_rate_record(
             name=data["name"],
             rate=data["rate"],
             effective_on=data["effective_on"],
@@ -441,19 +443,19 @@ class KillSwitchAdmin(ServiceAdminMixin, admin.ModelAdmin):
         return request.user.has_perm("financing.engage_killswitch")
 
     def get_queryset(self, request):
-        forced_sales.kill_switch()  # the single row exists
+        kill_switch.kill_switch()  # the single row exists
         return super().get_queryset(request)
 
     def save_model(self, request, obj, form, change):
         lift = form.cleaned_data.get("request_lift_reason")
         if lift:
-            approval = forced_sales.kill_switch_lift_request(actor=request.user, reason=lift)
+            approval = kill_switch.kill_switch_lift_request(actor=request.user, reason=lift)
             self.message_user(
                 request,
                 f"Lifting the kill switch is request #{approval.pk}: a second risk officer approves it.",
             )
         elif not obj.engaged and form.cleaned_data.get("reason"):
-            forced_sales.kill_switch_engage(actor=request.user, reason=form.cleaned_data["reason"])
+            kill_switch.kill_switch_engage(actor=request.user, reason=form.cleaned_data["reason"])
             self.message_user(
                 request,
                 "Kill switch engaged: every forced sale pauses at its next step.",
@@ -540,7 +542,7 @@ class StandingTopUpInstructionAdmin(ServiceAdminMixin, admin.ModelAdmin):
         if change:
             return  # an instruction is never edited: revoke it and ask for a new one
         data = form.cleaned_data
-        instruction = top_ups.standing_top_up_request(
+        instruction = instructions.standing_top_up_request(
             client=data["client"],
             trigger=data["trigger"],
             asset_order=[s for s in (part.strip() for part in data["assets"].split(",")) if s],
@@ -558,7 +560,7 @@ class StandingTopUpInstructionAdmin(ServiceAdminMixin, admin.ModelAdmin):
             self,
             request,
             queryset,
-            lambda instruction: top_ups.standing_top_up_revoke(
+            lambda instruction: instructions.standing_top_up_revoke(
                 instruction=instruction, actor=request.user, reason=f"revoked in the admin by {request.user}"
             ),
             "instruction(s) revoked",
@@ -578,7 +580,7 @@ class StandingTopUpInstructionAdmin(ServiceAdminMixin, admin.ModelAdmin):
             trigger = TopUpTrigger.MARGIN_CALL if open_margin_call(facility) else TopUpTrigger.WARNING
             try:
                 with transaction.atomic():
-                    done = top_ups.auto_top_up(facility=facility, actor=request.user, trigger=trigger)
+                    done = automatic.auto_top_up(facility=facility, actor=request.user, trigger=trigger)
             except DomainError as error:
                 self.message_user(request, f"{facility}: {error}", level=messages.ERROR)
                 continue

@@ -7,5 +7,5 @@ class FinancingConfig(AppConfig):
 
     def ready(self) -> None:
         # Each registers its approval kind: the kill switch, and the sign-off of standing top-ups.
-        import financing.forced_sales
-        import financing.top_ups  # noqa: F401
+        import financing.liquidation.kill_switch
+        import financing.top_ups.instructions  # noqa: F401

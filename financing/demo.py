@@ -27,11 +27,12 @@ from collateral.models import Asset, CurrentPrice, FxRate, Price
 from collateral.services import asset_create, collateral_deposit, fx_rate_record, pool_open, price_record
 from core.money import format_percent
 from financing.enums import RateKind, TopUpTrigger
+from financing.lending.interest import base_rate_record, interest_accrue_all
+from financing.lending.services import drawdown_create, facility_open
 from financing.models import AutomaticTopUp, BaseRate, Facility, MarginState, StandingTopUpInstruction
+from financing.monitoring.sweep import sweep_run
 from financing.selectors import pending_sign_off_of
-from financing.services import base_rate_record, drawdown_create, facility_open, interest_accrue_all
-from financing.sweep import sweep_run
-from financing.top_ups import standing_top_up_request
+from financing.top_ups.instructions import standing_top_up_request
 
 DEMO_PASSWORD = "demo-pass-2026"
 PENDING_DEMO_REASON = "Client asked for more headroom"

@@ -21,7 +21,7 @@ from collateral.calculations import (
 )
 from collateral.models import CollateralPool
 from collateral.selectors import assets_by_symbol, current_prices, fx_to_hkd, pool_holdings, position_inputs
-from core.money import CENT, ZERO
+from core.money import CENT, HKD, ZERO
 from financing.calculations import Thresholds, margin_status
 from financing.enums import (
     OPEN_FORCED_SALE_STATUSES,
@@ -34,8 +34,6 @@ from financing.models import Facility, ForcedSale, MarginCall, MarginPolicy, Sta
 from ledger.enums import AccountKind
 from ledger.models import Balance
 from ledger.selectors import balances_of_accounts
-
-HKD = "HKD"
 
 
 def default_policy() -> MarginPolicy:

@@ -9,10 +9,10 @@ from django.utils import timezone
 from accounts.audit import SYSTEM
 from collateral.oracle import crypto_prices_refresh
 from core.calendar import is_business_day
-from financing import forced_sales
-from financing.ladder import ladder_run, margin_calls_escalate_due
-from financing.services import interest_accrue_all
-from financing.sweep import sweep_run
+from financing.lending.interest import interest_accrue_all
+from financing.liquidation import forced_sales
+from financing.monitoring.ladder import ladder_run, margin_calls_escalate_due
+from financing.monitoring.sweep import sweep_run
 
 
 def _summary(result) -> dict:

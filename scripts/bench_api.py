@@ -92,7 +92,7 @@ def seed(count: int, facility_limit: str, credit_limits: tuple[str, str]) -> tup
     from api.services import api_key_create
     from collateral.models import Asset
     from collateral.services import asset_create, collateral_deposit, fx_rate_record, pool_open, price_record
-    from financing.services import facility_open
+    from financing.lending.services import facility_open
 
     roles_sync()
     officers = []

@@ -9,9 +9,9 @@ from celery.contrib.testing.worker import start_worker
 
 from accounts.audit import SYSTEM
 from config.celery import app
+from financing.lending.services import drawdown_create
 from financing.models import MarginCall
-from financing.services import drawdown_create
-from financing.sweep import sweep_run
+from financing.monitoring.sweep import sweep_run
 from financing.tasks import margin_sweep
 from notifications.enums import DeliveryStatus
 from notifications.models import OutboxMessage, WebhookEndpoint

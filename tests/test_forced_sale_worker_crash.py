@@ -17,10 +17,10 @@ from accounts.audit import SYSTEM
 from config.celery import app
 from fake_exchange.testing import running_fake_exchange
 from financing.enums import ForcedSaleStatus
+from financing.lending.services import drawdown_create
 from financing.models import ForcedSale
+from financing.monitoring.sweep import sweep_run
 from financing.selectors import facility_valuation, policy_for
-from financing.services import drawdown_create
-from financing.sweep import sweep_run
 from financing.tasks import forced_sale_step
 from ledger.selectors import balances_from_legs, balances_projected
 from tests.collateral.factories import price, standard_market

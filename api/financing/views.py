@@ -51,7 +51,13 @@ from financing.enums import (
     TopUpTrigger,
 )
 from financing.exceptions import WithdrawalRefused
-from financing.forced_sales import sale_fill_record
+from financing.lending.services import (
+    collateral_top_up,
+    collateral_withdraw,
+    drawdown_create,
+    repayment_create,
+)
+from financing.liquidation.forced_sales import sale_fill_record
 from financing.models import (
     AutomaticTopUp,
     Drawdown,
@@ -68,8 +74,7 @@ from financing.selectors import (
     open_margin_call,
     open_margin_calls_of,
 )
-from financing.services import collateral_top_up, collateral_withdraw, drawdown_create, repayment_create
-from financing.top_ups import standing_top_up_request, standing_top_up_revoke
+from financing.top_ups.instructions import standing_top_up_request, standing_top_up_revoke
 
 # --- facilities ----------------------------------------------------------------------------------
 

@@ -19,7 +19,8 @@ from api.services import api_key_create
 from collateral.custody import custody_holding_receive
 from collateral.models import CollateralMovement, CustodyMovement
 from financing.enums import ForcedSaleTrigger, TopUpTrigger
-from financing.margin_calls import forced_sale_request, margin_call_issue
+from financing.lending.services import drawdown_create, repayment_create
+from financing.margin_calls.services import forced_sale_request, margin_call_issue
 from financing.models import (
     AutomaticTopUp,
     Drawdown,
@@ -30,8 +31,8 @@ from financing.models import (
     StandingTopUpInstruction,
 )
 from financing.selectors import pending_sign_off_of
-from financing.services import drawdown_create, repayment_create
-from financing.top_ups import auto_top_up, standing_top_up_request
+from financing.top_ups.automatic import auto_top_up
+from financing.top_ups.instructions import standing_top_up_request
 from notifications.models import Event
 from tests.accounts.factories import StaffFactory, UserFactory
 from tests.collateral.factories import asset, price

@@ -17,8 +17,8 @@ from accounts.models import AuditEvent
 from api.models import ApiKey
 from api.services import api_key_create, api_key_record_use, api_key_revoke
 from core.exceptions import InvalidTransition
+from financing.lending.services import drawdown_create
 from financing.models import Drawdown
-from financing.services import drawdown_create
 from tests.accounts.factories import StaffFactory
 from tests.api.conftest import client_user
 from tests.financing.factories import facility_with_pool

@@ -14,8 +14,8 @@ from accounts.enums import KycStatus
 from api.errors import exception_handler
 from core.exceptions import DomainError
 from financing.enums import ForcedSaleTrigger
-from financing.margin_calls import forced_sale_request, margin_call_issue
-from financing.services import drawdown_create, facility_set_status
+from financing.lending.services import drawdown_create, facility_set_status
+from financing.margin_calls.services import forced_sale_request, margin_call_issue
 from tests.accounts.factories import ClientFactory, StaffFactory
 from tests.collateral.factories import price
 from tests.financing.factories import facility_with_pool

@@ -7,10 +7,10 @@ from rest_framework.test import APIClient
 
 from accounts.audit import SYSTEM
 from financing.enums import ForcedSaleStatus, SaleOrderStatus
-from financing.forced_sales import forced_sale_step
+from financing.lending.services import drawdown_create
+from financing.liquidation.forced_sales import forced_sale_step
 from financing.models import ForcedSale, SaleFill
-from financing.services import drawdown_create
-from financing.sweep import sweep_run
+from financing.monitoring.sweep import sweep_run
 from tests.api.conftest import client_user
 from tests.collateral.factories import price
 from tests.financing.factories import facility_with_pool

@@ -15,9 +15,9 @@ from django.utils import timezone
 
 from api.financing import views as financing_views
 from api.models import IdempotencyRecord
+from financing.lending.services import drawdown_create
 from financing.models import Drawdown
 from financing.selectors import facility_debt
-from financing.services import drawdown_create
 from tests.collateral.factories import standard_market
 from tests.financing.factories import facility_with_pool
 from tests.helpers import writes_nothing

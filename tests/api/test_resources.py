@@ -15,9 +15,9 @@ from accounts.services import approval_request_approve
 from collateral.models import CollateralMovement
 from collateral.selectors import current_prices, fx_to_hkd, pool_holdings
 from collateral.services import asset_update
+from financing.lending.services import drawdown_create, fee_charge
 from financing.models import MarginPolicy
 from financing.selectors import facility_pool, facility_valuation
-from financing.services import drawdown_create, fee_charge
 from notifications.models import Event, WebhookEndpoint
 from tests.accounts.factories import StaffFactory
 from tests.collateral.factories import asset

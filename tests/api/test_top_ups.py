@@ -11,10 +11,10 @@ from accounts.audit import SYSTEM
 from accounts.services import approval_request_approve
 from collateral.selectors import custody_holdings, pool_holdings
 from financing.enums import InstructionStatus
+from financing.lending.services import drawdown_create
 from financing.models import MarginCall, StandingTopUpInstruction
+from financing.monitoring.sweep import sweep_run
 from financing.selectors import facility_pool, pending_sign_off_of
-from financing.services import drawdown_create
-from financing.sweep import sweep_run
 from tests.accounts.factories import StaffFactory
 from tests.api.conftest import client_user
 from tests.collateral.factories import price

@@ -1,7 +1,7 @@
 import pytest
 
-from financing.ladder import ladder_apply_in_python
-from financing.margin_calls import LadderBatch
+from financing.margin_calls.batch import LadderBatch
+from financing.monitoring.ladder import ladder_apply_in_python
 
 
 @pytest.fixture(params=["one statement", "rows built in Python"])
@@ -10,6 +10,6 @@ def both_ladders(request, monkeypatch):
     (``financing.ladder_sql``: what runs on PostgreSQL), and with it decided and its rows built in Python
     (``ladder_apply_in_python``, ``LadderBatch.write_in_python``: what runs elsewhere)."""
     if request.param == "rows built in Python":
-        monkeypatch.setattr("financing.ladder_sql.ladder_batch_write", LadderBatch.write_in_python)
-        monkeypatch.setattr("financing.ladder.ladder_apply_in_sql", ladder_apply_in_python)
+        monkeypatch.setattr("financing.margin_calls.batch.ladder_batch_write", LadderBatch.write_in_python)
+        monkeypatch.setattr("financing.monitoring.ladder.ladder_apply_in_sql", ladder_apply_in_python)
     return request.param

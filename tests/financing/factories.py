@@ -7,8 +7,8 @@ from djmoney.money import Money
 from accounts.audit import SYSTEM
 from accounts.models import Client
 from collateral.services import collateral_deposit, pool_open
+from financing.lending.services import facility_open
 from financing.models import Facility
-from financing.services import facility_open
 from tests.accounts.factories import ClientFactory, CreditProfileFactory
 from tests.collateral.factories import asset
 

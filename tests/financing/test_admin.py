@@ -6,9 +6,9 @@ import pytest
 from django.urls import reverse
 
 from accounts.audit import SYSTEM
+from financing.lending.services import drawdown_create
 from financing.models import Drawdown, Facility
 from financing.selectors import facility_debt, facility_pool
-from financing.services import drawdown_create
 from tests.accounts.factories import CreditProfileFactory, StaffFactory
 from tests.financing.factories import facility_with_pool
 
@@ -130,7 +130,7 @@ def test_a_withdrawal_in_the_admin_is_checked_against_max_advance(client, facili
 
 
 def test_the_at_risk_list_puts_the_highest_ratio_first(client, facility, market):
-    from financing.sweep import sweep_run
+    from financing.monitoring.sweep import sweep_run
     from tests.collateral.factories import price
 
     calm = facility_with_pool(holdings={"BTC": "10"})

@@ -13,12 +13,12 @@ from accounts.audit import SYSTEM
 from collateral.calculations import ratio_above
 from core.exceptions import DomainError
 from financing.enums import FacilityStatus, ForcedSaleTrigger, MarginCallStatus, MarginStatus
-from financing.ladder import ladder_apply, ladder_run
+from financing.lending.services import collateral_withdraw, drawdown_create, facility_set_status
 from financing.locks import SWEEP_LOCK_KEY
 from financing.models import Drawdown, ForcedSale, MarginCall, MarginState, SweepRun
+from financing.monitoring.ladder import ladder_apply, ladder_run
+from financing.monitoring.sweep import sweep_run
 from financing.selectors import facility_debt, facility_pool, facility_valuation
-from financing.services import collateral_withdraw, drawdown_create, facility_set_status
-from financing.sweep import sweep_run
 from ledger.selectors import balances_from_legs, balances_projected
 from tests.collateral.factories import price, standard_market
 from tests.financing.factories import facility_with_pool

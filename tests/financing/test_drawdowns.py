@@ -10,10 +10,10 @@ from accounts.audit import SYSTEM
 from accounts.enums import KycStatus
 from core.exceptions import InvalidInput
 from financing import exceptions as refusals
-from financing.margin_calls import margin_call_issue
+from financing.lending.services import drawdown_create
+from financing.margin_calls.services import margin_call_issue
 from financing.models import Drawdown
 from financing.selectors import facility_debt, facility_valuation
-from financing.services import drawdown_create
 from ledger.selectors import balances_from_legs, balances_projected
 from tests.accounts.factories import ClientFactory
 from tests.collateral.factories import price

@@ -6,10 +6,10 @@ from django.urls import reverse
 from accounts.audit import SYSTEM
 from accounts.models import ApprovalRequest
 from financing.enums import ForcedSaleStatus, SaleOrderStatus
-from financing.forced_sales import forced_sale_step, kill_switch
+from financing.lending.services import drawdown_create
+from financing.liquidation.forced_sales import forced_sale_step, kill_switch
 from financing.models import ForcedSale, SaleFill
-from financing.services import drawdown_create
-from financing.sweep import sweep_run
+from financing.monitoring.sweep import sweep_run
 from tests.accounts.factories import StaffFactory
 from tests.collateral.factories import price
 from tests.financing.factories import facility_with_pool

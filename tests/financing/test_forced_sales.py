@@ -15,18 +15,17 @@ from collateral.services import collateral_deposit
 from core.exceptions import InvalidInput, InvalidTransition
 from fake_exchange.pytest_plugin import fake_bitstamp  # noqa: F401  (fixture)
 from financing.enums import ForcedSaleStatus, PauseReason, SaleOrderStatus, SaleRoute
-from financing.forced_sales import (
+from financing.lending.services import drawdown_create
+from financing.liquidation.forced_sales import (
     forced_sale_approve,
     forced_sale_resume,
     forced_sale_step,
-    kill_switch_engage,
-    kill_switch_lift_request,
     sale_fill_record,
 )
+from financing.liquidation.kill_switch import kill_switch_engage, kill_switch_lift_request
 from financing.models import ForcedSale, SaleFill
+from financing.monitoring.sweep import sweep_run
 from financing.selectors import facility_debt, facility_pool, facility_valuation
-from financing.services import drawdown_create
-from financing.sweep import sweep_run
 from ledger.selectors import balances_from_legs, balances_projected
 from notifications.models import Event, WebhookEndpoint
 from tests.accounts.factories import StaffFactory
@@ -197,8 +196,8 @@ def test_the_kill_switch_pauses_every_sale_and_takes_four_eyes_to_lift(sale, ven
 
 
 def test_a_policy_may_require_approval_before_a_sale_is_submitted(market, venue):
+    from financing.lending.policies import margin_policy_save
     from financing.models import MarginPolicy
-    from financing.services import margin_policy_save
 
     policy = MarginPolicy(name="Approved sales", requires_sale_approval=True)
     margin_policy_save(policy=policy, actor=SYSTEM)

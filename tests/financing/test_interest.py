@@ -9,15 +9,10 @@ from core.calendar import HONG_KONG
 from core.exceptions import InvalidInput
 from financing.calculations import interest_for_days
 from financing.enums import RateKind
+from financing.lending.interest import base_rate_record, interest_accrue, interest_accrue_all
+from financing.lending.services import drawdown_create, repayment_create
 from financing.models import InterestAccrual
 from financing.selectors import facility_debt
-from financing.services import (
-    base_rate_record,
-    drawdown_create,
-    interest_accrue,
-    interest_accrue_all,
-    repayment_create,
-)
 from tests.financing.factories import facility_with_pool
 from tests.helpers import writes_nothing
 

@@ -18,18 +18,18 @@ from financing.enums import (
     MarginCallStatus,
     MarginStatus,
 )
-from financing.ladder import ladder_run, margin_calls_escalate_due
-from financing.models import ForcedSale, MarginCall, MarginPolicy, MarginState
-from financing.selectors import facility_pool
-from financing.services import (
+from financing.lending.policies import margin_policy_save
+from financing.lending.services import (
     collateral_top_up,
     collateral_withdraw,
     drawdown_create,
     facility_set_status,
-    margin_policy_save,
     repayment_create,
 )
-from financing.sweep import sweep_run
+from financing.models import ForcedSale, MarginCall, MarginPolicy, MarginState
+from financing.monitoring.ladder import ladder_run, margin_calls_escalate_due
+from financing.monitoring.sweep import sweep_run
+from financing.selectors import facility_pool
 from notifications.models import Event, OutboxMessage
 from tests.accounts.factories import StaffFactory
 from tests.collateral.factories import price

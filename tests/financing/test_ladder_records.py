@@ -17,10 +17,10 @@ from accounts.audit import SYSTEM, snapshot
 from accounts.models import AuditEvent
 from core.calendar import HONG_KONG
 from financing.enums import ForcedSaleTrigger, MarginCallStatus, MarginStatus
-from financing.margin_calls import margin_call_issue
+from financing.lending.services import drawdown_create
+from financing.margin_calls.services import margin_call_issue
 from financing.models import ForcedSale, MarginCall, MarginState
-from financing.services import drawdown_create
-from financing.sweep import sweep_run
+from financing.monitoring.sweep import sweep_run
 from notifications.models import Event, OutboxMessage
 from tests.accounts.factories import StaffFactory
 from tests.collateral.factories import price

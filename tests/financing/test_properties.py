@@ -14,8 +14,8 @@ from collateral.calculations import ratio_above
 from collateral.selectors import pool_holdings
 from collateral.services import collateral_deposit, price_record
 from core.exceptions import DomainError
+from financing.lending.services import collateral_withdraw, drawdown_create, repayment_create
 from financing.selectors import facility_pool, facility_valuation
-from financing.services import collateral_withdraw, drawdown_create, repayment_create
 from ledger.models import Balance
 from ledger.selectors import balances_from_legs, balances_projected
 from tests.financing.factories import facility_with_pool

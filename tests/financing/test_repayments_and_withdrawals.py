@@ -7,14 +7,9 @@ from djmoney.money import Money
 from accounts.audit import SYSTEM
 from collateral.selectors import pool_holdings
 from financing import exceptions as refusals
+from financing.lending.interest import interest_accrue
+from financing.lending.services import collateral_withdraw, drawdown_create, fee_charge, repayment_create
 from financing.selectors import facility_debt, facility_pool, facility_valuation
-from financing.services import (
-    collateral_withdraw,
-    drawdown_create,
-    fee_charge,
-    interest_accrue,
-    repayment_create,
-)
 from tests.financing.factories import facility_with_pool
 from tests.helpers import writes_nothing
 

@@ -11,10 +11,10 @@ from django.test import override_settings
 from accounts.audit import SYSTEM
 from collateral.services import asset_update, collateral_deposit, pool_open
 from financing.enums import MarginStatus
+from financing.lending.services import drawdown_create, facility_open
 from financing.models import Facility, MarginState, RatioSnapshot, SweepRun
+from financing.monitoring.sweep import facility_figures, sweep_run
 from financing.selectors import facility_pool
-from financing.services import drawdown_create, facility_open
-from financing.sweep import facility_figures, sweep_run
 from ledger.enums import AccountKind
 from ledger.services import account_for
 from tests.accounts.factories import ClientFactory, CreditProfileFactory

@@ -14,10 +14,15 @@ from accounts.audit import SYSTEM
 from collateral.models import CurrentPrice
 from collateral.services import asset_update, collateral_deposit
 from financing.enums import FacilityStatus
+from financing.lending.services import (
+    collateral_withdraw,
+    drawdown_create,
+    facility_open,
+    facility_set_status,
+)
 from financing.models import MarginState
+from financing.monitoring.sweep import AssetUnit, asset_units, facility_figures, fixed_basis, sweep_run
 from financing.selectors import facility_pool
-from financing.services import collateral_withdraw, drawdown_create, facility_open, facility_set_status
-from financing.sweep import AssetUnit, asset_units, facility_figures, fixed_basis, sweep_run
 from tests.collateral.factories import fx, price
 from tests.financing.factories import facility_with_pool
 

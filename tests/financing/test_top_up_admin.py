@@ -15,12 +15,12 @@ from collateral.custody import custody_holding_receive
 from collateral.models import CustodyMovement
 from collateral.selectors import custody_holdings
 from financing.enums import InstructionStatus, MarginCallStatus, TopUpOutcome
-from financing.margin_calls import margin_call_issue
+from financing.lending.services import drawdown_create
+from financing.margin_calls.services import margin_call_issue
 from financing.models import AutomaticTopUp, MarginCall, StandingTopUpInstruction
+from financing.monitoring.sweep import sweep_run
 from financing.selectors import facility_pool, pending_sign_off_of
-from financing.services import drawdown_create
-from financing.sweep import sweep_run
-from financing.top_ups import standing_top_up_request
+from financing.top_ups.instructions import standing_top_up_request
 from tests.accounts.factories import StaffFactory
 from tests.collateral.factories import price
 from tests.financing.factories import facility_with_pool

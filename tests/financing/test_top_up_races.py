@@ -13,11 +13,12 @@ from accounts.audit import SYSTEM
 from collateral.custody import custody_holding_receive, custody_holding_release
 from collateral.selectors import custody_holdings, pool_holdings
 from financing.enums import InstructionStatus, MarginCallStatus, TopUpOutcome, TopUpTrigger
-from financing.margin_calls import margin_call_issue
+from financing.lending.services import drawdown_create
+from financing.margin_calls.services import margin_call_issue
 from financing.models import AutomaticTopUp
 from financing.selectors import facility_pool
-from financing.services import drawdown_create
-from financing.top_ups import auto_top_up, standing_top_up_revoke
+from financing.top_ups.automatic import auto_top_up
+from financing.top_ups.instructions import standing_top_up_revoke
 from ledger.selectors import balances_from_legs, balances_projected
 from tests.accounts.factories import StaffFactory
 from tests.collateral.factories import price, standard_market

@@ -25,7 +25,6 @@ from collateral.exceptions import AssetNotEligible, InsufficientCustodyHoldings
 from collateral.selectors import custody_holdings, pool_holdings
 from core.calendar import HONG_KONG
 from core.exceptions import InvalidInput, InvalidTransition, PermissionRefused
-from financing import top_ups
 from financing.enums import (
     InstructionStatus,
     MarginCallStatus,
@@ -33,24 +32,24 @@ from financing.enums import (
     TopUpOutcome,
     TopUpTrigger,
 )
-from financing.ladder import margin_calls_escalate_due
-from financing.margin_calls import margin_call_issue
+from financing.lending.services import drawdown_create
+from financing.margin_calls.services import margin_call_issue
 from financing.models import AutomaticTopUp, ForcedSale, MarginCall, MarginState, StandingTopUpInstruction
+from financing.monitoring.ladder import margin_calls_escalate_due
+from financing.monitoring.sweep import sweep_run
 from financing.selectors import (
     facility_pool,
     facility_valuation,
     pending_sign_off_of,
     standing_top_up_instruction_of,
 )
-from financing.services import drawdown_create
-from financing.sweep import sweep_run
-from financing.top_ups import (
+from financing.top_ups import automatic
+from financing.top_ups.automatic import (
     auto_top_up,
     auto_top_ups_after_ladder,
     auto_top_ups_for_new_free_holdings,
-    standing_top_up_request,
-    standing_top_up_revoke,
 )
+from financing.top_ups.instructions import standing_top_up_request, standing_top_up_revoke
 from ledger.enums import TransactionKind
 from ledger.models import Transaction
 from ledger.selectors import balances_from_legs, balances_projected
@@ -472,15 +471,15 @@ def test_a_failure_is_logged_and_does_not_stop_the_others(staff, monkeypatch, ca
         receive(facility.client, "HKD", "100000.00", reference=f"CUST-{facility.pk}")
         active_instruction(facility, client_user(facility.client), staff["credit"])
     sweep_run(trigger="test")
-    real_custody_account_of = top_ups.custody_account_of
+    real_custody_account_of = automatic.custody_account_of
 
     def custody_account_of(client):
         if client.pk == first.client_id:
             raise RuntimeError("custody feed out of step")
         return real_custody_account_of(client)
 
-    monkeypatch.setattr(top_ups, "custody_account_of", custody_account_of)
-    with caplog.at_level(logging.ERROR, logger="financing.top_ups"):
+    monkeypatch.setattr(automatic, "custody_account_of", custody_account_of)
+    with caplog.at_level(logging.ERROR, logger="financing.top_ups.automatic"):
         btc_at("80000")
     assert MarginCall.objects.get(facility=first).status == MarginCallStatus.ISSUED
     assert MarginCall.objects.get(facility=second).status == MarginCallStatus.CURED

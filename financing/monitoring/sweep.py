@@ -778,9 +778,7 @@ def sweep_run(
     """Revalue the facilities in scope, store the margin states and snapshots that changed, then let the
     margin-call ladder act on what needs it. Scope: the given ``clients``; or the holders of ``symbols``
     (and clients posted to since the last sweep); or, with neither, everybody."""
-    from financing.ladder import (
-        ladder_run,  # the ladder uses services that use selectors of this module's data
-    )
+    from financing.monitoring.ladder import ladder_run
 
     started = time.perf_counter()
     now = timezone.now()

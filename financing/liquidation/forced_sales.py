@@ -39,16 +39,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.approvals import ApprovalKind, approval_kind_register
 from accounts.audit import SYSTEM, Actor, AuditSpec, actor_user, audit_events_record
-from accounts.services import approval_request_create
 from collateral.calculations import WIDE, forced_sale_plan
 from collateral.enums import AssetKind
 from collateral.models import Asset, CollateralPool
 from collateral.selectors import fx_to_hkd, pool_holdings, position_inputs, price_freshness
 from core.exceptions import InvalidInput, InvalidTransition, PermissionRefused
 from core.locks import lock_one
-from core.money import CENT, format_hkd, format_percent
+from core.money import CENT, HKD, format_hkd, format_percent
 from core.parsing import parse_amount
 from core.tasks import task_queue_on_commit
 from financing.enums import (
@@ -60,25 +58,23 @@ from financing.enums import (
     SaleOrderStatus,
     SaleRoute,
 )
-from financing.models import Facility, ForcedSale, KillSwitch, SaleFill, SaleOrder
+from financing.lending.services import repayment_create
+from financing.liquidation.kill_switch import kill_switch
+from financing.liquidation.venues import VENUE_ERRORS, SaleVenue, VenueOrder
+from financing.models import Facility, ForcedSale, SaleFill, SaleOrder
 from financing.selectors import facility_debt, facility_pool, facility_valuation, policy_for
-from financing.services import repayment_create
-from financing.venues import VENUE_ERRORS, SaleVenue, VenueOrder
 from ledger.enums import AccountKind, TransactionKind
 from ledger.services import LegSpec, firm_account, transaction_post
 from notifications.services import EventSpec, events_record
 
 logger = logging.getLogger(__name__)
 
-HKD = "HKD"
+
 AUTO_RESUMING = (PauseReason.KILL_SWITCH, PauseReason.STALE_PRICE)
 
 
 def quantity_words(quantity: Decimal, symbol: str) -> str:
     return f"{quantity.normalize():f} {symbol}"
-
-
-# --- records ------------------------------------------------------------------------------------------
 
 
 def _tell(
@@ -136,121 +132,6 @@ def _move(sale: ForcedSale, status: str, actor: Actor, reason: str = "", pause: 
     )
 
 
-# --- the kill switch ---------------------------------------------------------------------------------
-
-
-def kill_switch() -> KillSwitch:
-    KillSwitch.objects.bulk_create([KillSwitch(id=1)], ignore_conflicts=True)
-    return KillSwitch.objects.get(pk=1)
-
-
-@transaction.atomic
-def kill_switch_engage(*, actor: Actor, reason: str) -> KillSwitch:
-    """Stop every forced sale at once (open venue orders are cancelled on each sale's next step)."""
-    user = actor_user(actor)
-    if user is None or not user.has_perm("financing.engage_killswitch"):
-        raise PermissionRefused("Only risk officers may engage the kill switch.")
-    if not reason.strip():
-        raise InvalidInput("Say why the kill switch is engaged.")
-    switch = lock_one(KillSwitch, kill_switch().pk)
-    if switch.engaged:
-        return switch
-    switch.engaged, switch.reason, switch.changed_by, switch.changed_at = (
-        True,
-        reason[:300],
-        user,
-        timezone.now(),
-    )
-    switch.save()
-    audit_events_record(
-        [
-            AuditSpec(
-                actor,
-                "kill_switch.engaged",
-                switch,
-                before={"engaged": False},
-                after={"engaged": True, "reason": reason},
-            )
-        ]
-    )
-    events_record(
-        [
-            EventSpec(
-                type="kill_switch.engaged",
-                summary=f"Forced-sale kill switch engaged by {user.username}: {reason}",
-                payload={"reason": reason},
-            )
-        ]
-    )
-    return switch
-
-
-def _kill_switch_lift_clean(switch: KillSwitch, proposed: dict[str, Any]) -> dict[str, Any]:
-    if proposed != {"engaged": False}:
-        raise InvalidInput("Lifting the kill switch proposes exactly engaged: false.")
-    if not switch.engaged:
-        raise InvalidInput("The kill switch is not engaged.", code="no_change")
-    return {"engaged": False}
-
-
-def _kill_switch_lift_apply(*, target: KillSwitch, proposed: dict[str, Any], actor: Actor, request) -> None:
-    switch = lock_one(KillSwitch, target.pk)
-    switch.engaged, switch.changed_by, switch.changed_at = False, actor_user(actor), timezone.now()
-    switch.save()
-    audit_events_record(
-        [
-            AuditSpec(
-                actor,
-                "kill_switch.lifted",
-                switch,
-                before={"engaged": True},
-                after={"engaged": False, "approval_request": request.pk},
-            )
-        ]
-    )
-    events_record(
-        [
-            EventSpec(
-                type="kill_switch.lifted",
-                summary="Forced-sale kill switch lifted (four-eyes)",
-                payload={"approval_request": request.pk},
-            )
-        ]
-    )
-    for sale_id in ForcedSale.objects.filter(
-        status=ForcedSaleStatus.PAUSED, pause_reason=PauseReason.KILL_SWITCH
-    ).values_list("pk", flat=True):
-        _queue(sale_id)
-
-
-KILL_SWITCH_LIFT = approval_kind_register(
-    ApprovalKind(
-        key="kill_switch_lift",
-        label="Lifting the forced-sale kill switch",
-        model=KillSwitch,
-        request_permission="financing.engage_killswitch",
-        approve_permission="financing.lift_killswitch",
-        clean=_kill_switch_lift_clean,
-        current=lambda switch: {"engaged": switch.engaged},
-        apply=_kill_switch_lift_apply,
-        describe=lambda proposed: "lift the kill switch: forced sales resume",
-    )
-)
-
-
-def kill_switch_lift_request(*, actor: Actor, reason: str = ""):
-    return approval_request_create(
-        kind=KILL_SWITCH_LIFT.key,
-        target=kill_switch(),
-        proposed={"engaged": False},
-        actor=actor,
-        reason=reason,
-    )
-
-
-# --- staff decisions ---------------------------------------------------------------------------------
-
-
 @transaction.atomic
 def forced_sale_approve(*, sale: ForcedSale, actor: Actor) -> ForcedSale:
     """Release a sale the policy holds for staff approval."""
@@ -287,9 +168,6 @@ def forced_sale_resume(*, sale: ForcedSale, actor: Actor) -> ForcedSale:
     _move(sale, ForcedSaleStatus.SUBMITTED, actor, f"resumed by {user.username}")
     _queue(sale.pk)
     return sale
-
-
-# --- planning ----------------------------------------------------------------------------------------
 
 
 def _client_order_id(sale: ForcedSale, number: int) -> str:
@@ -496,9 +374,6 @@ def _send_broker_orders(sale: ForcedSale, orders: list[SaleOrder], actor: Actor)
         )
 
 
-# --- fills ---------------------------------------------------------------------------------------------
-
-
 def _post_fill(
     order: SaleOrder, fill_key: str, quantity: Decimal, cost: Decimal, fee: Decimal, actor: Actor
 ) -> SaleFill | None:
@@ -661,9 +536,6 @@ def _pause_for_band(sale: ForcedSale, order: SaleOrder, price: Decimal, actor: A
         f"{format_percent(settings.FORCED_SALE_PRICE_BAND)} below the oracle price of {order.reference_price}"
     )
     _move(sale, ForcedSaleStatus.PAUSED, actor, reason, PauseReason.PRICE_BAND)
-
-
-# --- the step ------------------------------------------------------------------------------------------
 
 
 def _queue(sale_id: int) -> None:

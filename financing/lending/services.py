@@ -1,8 +1,8 @@
-"""Writes for lending: facilities, drawdowns, repayments, collateral withdrawals, interest, margin calls.
+"""Lending: facilities, drawdowns, repayments, collateral top-ups and withdrawals, fees.
 
-Every service validates, locks in the fixed order (firm exposure row → facility → collateral pool),
-re-reads what it decides on under the lock, writes through the ledger and records an audit event, all in
-one transaction. A refusal raises a ``DomainError`` with the reason in words and writes nothing."""
+Each service locks in the house order (firm exposure row, facility, pool), re-reads what it decides on under
+the lock, writes through the ledger and records an audit event, in one transaction; a refusal raises a
+``DomainError`` with the reason in words and writes nothing."""
 
 from __future__ import annotations
 
@@ -25,22 +25,20 @@ from collateral.services import collateral_deposit, collateral_movement_post, pa
 from core.calendar import HONG_KONG
 from core.exceptions import InvalidInput, InvalidTransition
 from core.locks import lock_one
-from core.money import CENT, ZERO, format_hkd, format_percent
+from core.money import HKD, ZERO, format_hkd, format_percent
 from core.parsing import parse_amount, parse_hkd
 from core.validation import validate_model
 from financing import exceptions as refusals
-from financing.calculations import allocate_repayment, interest_day_by_day
+from financing.calculations import allocate_repayment
 from financing.enums import (
     FacilityStatus,
     RateKind,
 )
 from financing.locks import facility_and_pool_lock, sweep_lock
-from financing.margin_calls import margin_call_reassess
+from financing.margin_calls.services import margin_call_reassess
 from financing.models import (
-    BaseRate,
     Drawdown,
     Facility,
-    InterestAccrual,
     MarginPolicy,
     MarginState,
     Repayment,
@@ -55,16 +53,7 @@ from financing.selectors import (
     valuation_for_holdings,
 )
 from ledger.enums import AccountKind, TransactionKind
-from ledger.models import Leg
 from ledger.services import LegSpec, account_for, firm_account, transaction_post
-
-HKD = "HKD"
-
-
-# --- locks ---------------------------------------------------------------------------------------
-
-
-# --- facilities ----------------------------------------------------------------------------------
 
 
 @transaction.atomic
@@ -143,9 +132,6 @@ def facility_set_status(*, facility: Facility, status: str, actor: Actor) -> Fac
         after={"status": status},
     )
     return facility
-
-
-# --- drawdowns -----------------------------------------------------------------------------------
 
 
 def _check_drawdown(facility: Facility, pool: CollateralPool | None, amount: Decimal) -> Decimal | None:
@@ -259,9 +245,6 @@ def drawdown_create(
     return drawdown
 
 
-# --- repayments ----------------------------------------------------------------------------------
-
-
 @transaction.atomic
 def repayment_create(
     *,
@@ -337,9 +320,6 @@ def repayment_create(
     return repayment
 
 
-# --- collateral top-ups and withdrawals --------------------------------------------------------------
-
-
 @transaction.atomic
 def collateral_top_up(
     *, pool: CollateralPool, asset: Asset, quantity: Any, actor: Actor, external_reference: str = ""
@@ -356,9 +336,6 @@ def collateral_top_up(
             call=call, actor=actor, cause=f"a top-up of {movement.quantity.normalize():f} {asset.symbol}"
         )
     return movement
-
-
-# --- collateral withdrawals ----------------------------------------------------------------------
 
 
 @transaction.atomic
@@ -405,140 +382,6 @@ def collateral_withdraw(
     )
 
 
-# --- interest ------------------------------------------------------------------------------------
-
-
-@transaction.atomic
-def base_rate_record(
-    *, name: str, rate: Any, effective_on: datetime.date, actor: Actor, source: str = ""
-) -> BaseRate:
-    value = parse_amount(rate, field="rate", decimals=8)
-    if BaseRate.objects.filter(name=name, effective_on=effective_on).exists():
-        raise InvalidInput(f"{name} already has a rate for {effective_on}.", code="duplicate_base_rate")
-    record = BaseRate.objects.create(name=name, rate=value, effective_on=effective_on, source=source)
-    audit_event_record(actor=actor, action="base_rate.recorded", target=record, after={"rate": str(value)})
-    return record
-
-
-def annual_rate_on(facility: Facility, day: datetime.date) -> Decimal:
-    if facility.rate_kind == RateKind.FIXED:
-        return facility.fixed_rate
-    base = (
-        BaseRate.objects.filter(name=facility.base_rate_name, effective_on__lte=day)
-        .order_by("-effective_on")
-        .first()
-    )
-    if base is None:
-        raise InvalidInput(
-            f"There is no {facility.base_rate_name} rate on or before {day} for {facility.reference}.",
-            code="base_rate_missing",
-        )
-    return base.rate + facility.spread
-
-
-def _end_of(day: datetime.date) -> datetime.datetime:
-    """When a Hong Kong calendar day ends."""
-    return datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time.min, tzinfo=HONG_KONG)
-
-
-def _principal_at_end_of(facility: Facility, days: list[datetime.date]) -> list[Decimal]:
-    """The principal outstanding at the end of each of ``days``, from the ledger: what the principal account
-    holds now, less what was posted to it after the day ended (one query, for a weekend or a holiday's run
-    of days as for one)."""
-    now = facility_debt(facility).principal
-    later = list(
-        Leg.objects.filter(
-            account_id=facility.principal_account_id,
-            instrument_id=HKD,
-            transaction__posted_at__gte=_end_of(days[0]),
-        ).values_list("transaction__posted_at", "amount")
-    )
-    return [
-        (now - sum((amount for at, amount in later if at >= _end_of(day)), ZERO)).quantize(CENT)
-        for day in days
-    ]
-
-
-@transaction.atomic
-def interest_accrue(*, facility: Facility, accrual_date: datetime.date, actor: Actor) -> InterestAccrual:
-    """Accrue ACT/365 interest for the calendar days since the previous accrual (or since the facility
-    opened) up to and including ``accrual_date``, day by day: each day on the principal outstanding at its
-    end (Hong Kong time) and at the rate of that day, so a drawdown or a repayment on a weekend, or a new
-    base rate, counts from its own day. Idempotent: a second run for the same date returns the first
-    accrual."""
-    facility = lock_one(Facility, facility.pk)
-    existing = InterestAccrual.objects.filter(facility=facility, accrual_date=accrual_date).first()
-    if existing is not None:
-        return existing
-    previous = InterestAccrual.objects.filter(facility=facility).order_by("-accrual_date").first()
-    if previous is not None and previous.accrual_date > accrual_date:
-        raise InvalidInput(
-            f"{facility.reference} has already accrued to {previous.accrual_date}; {accrual_date} is earlier.",
-            code="accrual_out_of_order",
-        )
-    if accrual_date < facility.opened_on:
-        raise InvalidInput(
-            f"{facility.reference} opened on {facility.opened_on}; there is no interest to accrue to {accrual_date}.",
-            code="accrual_before_opening",
-        )
-    start = previous.accrual_date if previous else facility.opened_on - datetime.timedelta(days=1)
-    days = (accrual_date - start).days
-    each_day = [start + datetime.timedelta(days=n) for n in range(1, days + 1)]
-    principals = _principal_at_end_of(facility, each_day)
-    rates = [annual_rate_on(facility, day) for day in each_day]
-    amount = interest_day_by_day([(p, r) for p, r in zip(principals, rates, strict=True) if p > 0])
-    principal, rate = principals[-1], rates[-1]
-    txn = None
-    if amount > 0:
-        txn = transaction_post(
-            kind=TransactionKind.INTEREST,
-            legs=[
-                LegSpec(facility.interest_account, HKD, amount),
-                LegSpec(firm_account(AccountKind.INTEREST_INCOME), HKD, -amount),
-            ],
-            memo=f"Interest on {facility.reference}: {days} day(s) to {accrual_date} at "
-            + " to ".join(dict.fromkeys(f"{r * 100:.4f}%" for r in (min(rates), max(rates)))),
-            actor=actor,
-            idempotency_key=f"interest:{facility.pk}:{accrual_date.isoformat()}",
-        )
-    accrual = InterestAccrual.objects.create(
-        facility=facility,
-        accrual_date=accrual_date,
-        days=days,
-        principal=Money(principal, HKD),
-        annual_rate=rate,
-        amount=Money(amount, HKD),
-        transaction=txn,
-        daily=[
-            {"date": day.isoformat(), "principal": str(p), "rate": str(r)}
-            for day, p, r in zip(each_day, principals, rates, strict=True)
-        ],
-    )
-    audit_event_record(
-        actor=actor,
-        action="interest.accrued",
-        target=facility,
-        after={
-            "date": accrual_date,
-            "days": days,
-            "principal": str(principal),
-            "rate": str(rate),
-            "amount": str(amount),
-            "daily": accrual.daily,
-        },
-    )
-    return accrual
-
-
-def interest_accrue_all(*, accrual_date: datetime.date, actor: Actor) -> int:
-    """Accrue every open facility, each in its own transaction, so one failure does not stop the rest."""
-    count = 0
-    for facility in Facility.objects.exclude(status=FacilityStatus.CLOSED).order_by("pk"):
-        interest_accrue(facility=facility, accrual_date=accrual_date, actor=actor)
-        count += 1
-    return count
-
-
 @transaction.atomic
 def fee_charge(*, facility: Facility, amount: Any, description: str, actor: Actor):
     value = parse_hkd(amount, field="amount", positive=True).amount
@@ -559,46 +402,3 @@ def fee_charge(*, facility: Facility, amount: Any, description: str, actor: Acto
         after={"amount": str(value), "description": description},
     )
     return txn
-
-
-# --- margin policies -----------------------------------------------------------------------------
-
-POLICY_FIELDS = [
-    "name",
-    "is_default",
-    "max_advance",
-    "warning",
-    "margin_call",
-    "forced_sale",
-    "target",
-    "cure_business_days",
-    "cure_time",
-    "sale_cost_rate",
-    "sale_order",
-    "requires_sale_approval",
-]
-
-
-@transaction.atomic
-def margin_policy_save(*, policy: MarginPolicy, actor: Actor) -> MarginPolicy:
-    """Create or change a margin policy (thresholds checked by the model and the database), audited with
-    what changed."""
-    before = None
-    if policy.pk is not None:
-        before = snapshot(lock_one(MarginPolicy, policy.pk), POLICY_FIELDS)
-    validate_model(policy)
-    if policy.is_default:
-        MarginPolicy.objects.filter(is_default=True).exclude(pk=policy.pk).update(is_default=False)
-    policy.save()
-    after = snapshot(policy, POLICY_FIELDS)
-    if before is not None:
-        changed = [name for name in POLICY_FIELDS if before[name] != after[name]]
-        before, after = {k: before[k] for k in changed}, {k: after[k] for k in changed}
-    audit_event_record(
-        actor=actor,
-        action="margin_policy.saved" if before else "margin_policy.created",
-        target=policy,
-        before=before,
-        after=after,
-    )
-    return policy

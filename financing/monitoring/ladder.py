@@ -45,23 +45,14 @@ from financing.enums import (
     MarginCallStatus,
     MarginStatus,
 )
-from financing.ladder_sql import ladder_batch_apply
-from financing.margin_calls import (
-    CallValues,
-    Figures,
-    LadderBatch,
-    Party,
-    forced_sale_request,
-    margin_call_reassess,
-    margin_call_transition,
-)
+from financing.margin_calls.batch import LadderBatch
+from financing.margin_calls.records import CallValues, Figures, Party
+from financing.margin_calls.services import forced_sale_request, margin_call_reassess, margin_call_transition
 from financing.models import Facility, ForcedSale, MarginCall, MarginPolicy, MarginState
+from financing.monitoring.ladder_sql import ladder_batch_apply
+from financing.monitoring.sweep import posted_since, previous_sweep_start, valuations_of
 from financing.selectors import default_policy, thresholds_of
-from financing.sweep import posted_since, previous_sweep_start, valuations_of
-from financing.top_ups import (  # the automatic top-up hooks in ladder_apply and ladder_run
-    auto_top_ups_after_ladder,
-    auto_top_ups_for_new_free_holdings,
-)
+from financing.top_ups.automatic import auto_top_ups_after_ladder, auto_top_ups_for_new_free_holdings
 from ledger.models import Leg
 from notifications.services import ClientRef
 
