@@ -42,6 +42,7 @@ def main() -> int:
     from collateral.models import Asset
     from collateral.services import price_record
     from financing.models import Facility, ForcedSale, MarginCall, MarginState, RatioSnapshot
+    from financing.monitoring.cycle import monitoring_cycle_run
     from financing.monitoring.sweep import SWEEP_WORK_MEM, asset_units, facility_figures, sweep_run
     from financing.selectors import facility_valuation
     from notifications.models import Event, OutboxMessage
@@ -56,12 +57,12 @@ def main() -> int:
     positions = seed_book(clients, say)
     derive_balances(say)
     first = time.perf_counter()
-    sweep_run(trigger="bench-seed", ladder=False)
+    sweep_run(trigger="bench-seed")
     say(f"  first valuation of the book: {time.perf_counter() - first:.1f} s")
     seed_debt(say)
     derive_balances(say)
     baseline = time.perf_counter()
-    result = sweep_run(trigger="bench-baseline")
+    result = monitoring_cycle_run(trigger="bench-baseline")
     say(
         f"baseline sweep (every facility, ladder for the book's troubled clients): {time.perf_counter() - baseline:.2f} s, "
         f"{result.ladder_actions} ladder actions"
@@ -125,13 +126,13 @@ def main() -> int:
     try:
         for trial, database in enumerate(copies, 1):
             use_database(connection, database)
-            sweep_run(symbols=["BTC"], trigger="bench-quiet")
+            monitoring_cycle_run(symbols=["BTC"], trigger="bench-quiet")
             counts_before = {m.__name__: m.objects.count() for m in written_models}
             btc = Asset.objects.get(pk="BTC")
             with transaction.atomic():
                 price_record(asset=btc, price=Decimal("88200"), source="bench: BTC -10%", actor=SYSTEM)
             sweep_started = time.perf_counter()
-            result = sweep_run(symbols=["BTC"], trigger="bench")
+            result = monitoring_cycle_run(symbols=["BTC"], trigger="bench")
             sweep_times.append(time.perf_counter() - sweep_started)
             written = {m.__name__: m.objects.count() - counts_before[m.__name__] for m in written_models}
             run = result.run
@@ -167,7 +168,7 @@ def main() -> int:
         f"and the new BTC price, the others from their positions"
     )
     again = time.perf_counter()
-    second = sweep_run(symbols=["BTC"], trigger="bench-again")
+    second = monitoring_cycle_run(symbols=["BTC"], trigger="bench-again")
     say(
         f"the same sweep again: {time.perf_counter() - again:.3f} s, {second.states_changed} states changed, {second.ladder_actions} ladder actions"
     )

@@ -30,7 +30,7 @@ from financing.enums import RateKind, TopUpTrigger
 from financing.lending.interest import base_rate_record, interest_accrue_all
 from financing.lending.services import drawdown_create, facility_open
 from financing.models import AutomaticTopUp, BaseRate, Facility, MarginState, StandingTopUpInstruction
-from financing.monitoring.sweep import sweep_run
+from financing.monitoring.cycle import monitoring_cycle_run
 from financing.selectors import pending_sign_off_of
 from financing.top_ups.instructions import standing_top_up_request
 
@@ -321,7 +321,7 @@ def seed_demo(progress: Progress) -> None:
     progress(f"interest accrued for {accrued} facilities")
     if MarginState.objects.count() == Facility.objects.count():
         return  # already valued: a second seed changes nothing
-    result = sweep_run(trigger="demo")
+    result = monitoring_cycle_run(trigger="demo")
     progress(
         f"margin sweep: {result.facilities_valued} facilities valued, {result.ladder_actions} ladder action(s)"
     )

@@ -11,8 +11,8 @@ from collateral.oracle import crypto_prices_refresh
 from core.calendar import is_business_day
 from financing.lending.interest import interest_accrue_all
 from financing.liquidation import forced_sales
+from financing.monitoring.cycle import monitoring_cycle_run
 from financing.monitoring.ladder import ladder_run, margin_calls_escalate_due
-from financing.monitoring.sweep import sweep_run
 
 
 def _summary(result) -> dict:
@@ -28,7 +28,7 @@ def _summary(result) -> dict:
 @shared_task(name="financing.margin_sweep", soft_time_limit=120, time_limit=180)
 def margin_sweep(symbols: list[str] | None = None, trigger: str = "scheduled") -> dict:
     """Revalue the holders of ``symbols`` (everybody when None) and run the margin-call ladder."""
-    return _summary(sweep_run(symbols=symbols, trigger=trigger))
+    return _summary(monitoring_cycle_run(symbols=symbols, trigger=trigger))
 
 
 @shared_task(name="financing.monitor_prices", soft_time_limit=90, time_limit=120)
@@ -36,14 +36,14 @@ def monitor_prices() -> dict:
     """The monitoring loop's beat: refresh the crypto prices from the venues, then revalue the holders of
     every asset that got a new price (and anyone posted to since the last sweep), then run the ladder."""
     refresh = crypto_prices_refresh(actor=SYSTEM)
-    result = sweep_run(symbols=list(refresh.repriced), trigger="prices")
+    result = monitoring_cycle_run(symbols=list(refresh.repriced), trigger="prices")
     return {**_summary(result), "repriced": list(refresh.repriced), "stale": dict(refresh.stale)}
 
 
 @shared_task(name="financing.revalue_clients")
 def revalue_clients(client_ids: list[int]) -> dict:
     """Revalue some clients at once (after a drawdown, a repayment, a top-up)."""
-    return _summary(sweep_run(clients=client_ids, trigger="movement"))
+    return _summary(monitoring_cycle_run(clients=client_ids, trigger="movement"))
 
 
 @shared_task(name="financing.margin_ladder")

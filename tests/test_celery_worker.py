@@ -11,7 +11,7 @@ from accounts.audit import SYSTEM
 from config.celery import app
 from financing.lending.services import drawdown_create
 from financing.models import MarginCall
-from financing.monitoring.sweep import sweep_run
+from financing.monitoring.cycle import monitoring_cycle_run
 from financing.tasks import margin_sweep
 from notifications.enums import DeliveryStatus
 from notifications.models import OutboxMessage, WebhookEndpoint
@@ -37,7 +37,7 @@ def test_a_price_shock_reaches_the_brokers_webhook_through_the_worker(real_worke
     standard_market()
     facility = facility_with_pool(holdings={"BTC": "1"})
     drawdown_create(facility=facility, amount="265200.00", actor=SYSTEM)
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     with webhook_receiver() as receiver:
         endpoint = WebhookEndpoint.objects.create(
             name="OMS", url=receiver.url, secret="whsec", event_types=["margin_call.issued"]

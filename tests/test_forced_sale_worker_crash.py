@@ -19,7 +19,7 @@ from fake_exchange.testing import running_fake_exchange
 from financing.enums import ForcedSaleStatus
 from financing.lending.services import drawdown_create
 from financing.models import ForcedSale
-from financing.monitoring.sweep import sweep_run
+from financing.monitoring.cycle import monitoring_cycle_run
 from financing.selectors import facility_valuation, policy_for
 from financing.tasks import forced_sale_step
 from ledger.selectors import balances_from_legs, balances_projected
@@ -85,9 +85,11 @@ def test_a_worker_killed_mid_sale_leaves_no_duplicate_order_and_a_balanced_ledge
             standard_market()
             facility = facility_with_pool(holdings={"BTC": "1"})
             drawdown_create(facility=facility, amount="265200.00", actor=SYSTEM)
-            sweep_run(trigger="test")
+            monitoring_cycle_run(trigger="test")
             price("BTC", "70000")
-            sweep_run(symbols=["BTC"], trigger="test")  # requests the sale; its first step goes to Redis
+            monitoring_cycle_run(
+                symbols=["BTC"], trigger="test"
+            )  # requests the sale; its first step goes to Redis
             sale = ForcedSale.objects.get(facility=facility)
 
             workers.append(start_worker(env))

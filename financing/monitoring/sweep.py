@@ -34,7 +34,7 @@ import datetime
 import hashlib
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
@@ -72,7 +72,7 @@ class SweepResult:
     snapshots_written: int = 0
     ladder_actions: int = 0
     fixed_parts_stored: int = 0  # pools' fixed parts worked out anew and stored (PostgreSQL only)
-    changed_facility_ids: list[int] = field(default_factory=list)
+    started: float = 0.0  # ``time.perf_counter()`` when the run began
 
 
 def asset_units() -> list[AssetUnit]:
@@ -768,18 +768,12 @@ def _sweep_generic(clients: list[int] | None, now: datetime.datetime) -> tuple[i
     return len(figures), len(inserts) + len(updates), len(snapshots)
 
 
-def sweep_run(
-    *,
-    symbols: list[str] | None = None,
-    clients: list[int] | None = None,
-    trigger: str = "full",
-    ladder: bool = True,
+def sweep_value(
+    *, symbols: list[str] | None = None, clients: list[int] | None = None, trigger: str = "full"
 ) -> SweepResult:
-    """Revalue the facilities in scope, store the margin states and snapshots that changed, then let the
-    margin-call ladder act on what needs it. Scope: the given ``clients``; or the holders of ``symbols``
-    (and clients posted to since the last sweep); or, with neither, everybody."""
-    from financing.monitoring.ladder import ladder_run
-
+    """Revalue the facilities in scope and store the margin states and snapshots that changed, in one
+    transaction. Scope: the given ``clients``; or the holders of ``symbols`` (and clients posted to since the
+    last sweep); or, with neither, everybody. The run stays open until ``sweep_finish``."""
     started = time.perf_counter()
     now = timezone.now()
     since = previous_sweep_start()
@@ -801,21 +795,25 @@ def sweep_run(
                 clients = _clients_in_scope(symbols, since)
             run.scope_ms = _ms_since(scope_started)
             valued, changed, snapshots = _sweep_generic(clients, now)
-    result = SweepResult(
+    return SweepResult(
         run=run,
         facilities_valued=valued,
         states_changed=changed,
         snapshots_written=snapshots,
         fixed_parts_stored=parts_stored,
+        started=started,
     )
-    ladder_started = time.perf_counter()
-    if ladder:
-        result.ladder_actions = ladder_run()
-    run.ladder_ms = _ms_since(ladder_started)
+
+
+def sweep_finish(result: SweepResult, *, ladder_actions: int = 0, ladder_ms: int = 0) -> SweepResult:
+    """Record the run as finished, with what the ladder did after it (nothing, for a sweep alone)."""
+    run = result.run
+    result.ladder_actions = ladder_actions
+    run.ladder_ms = ladder_ms
     run.finished_at = timezone.now()
-    run.facilities_valued, run.states_changed = valued, changed
-    run.snapshots_written, run.ladder_actions = snapshots, result.ladder_actions
-    run.duration_ms = _ms_since(started)
+    run.facilities_valued, run.states_changed = result.facilities_valued, result.states_changed
+    run.snapshots_written, run.ladder_actions = result.snapshots_written, ladder_actions
+    run.duration_ms = _ms_since(result.started)
     run.save(
         update_fields=[
             "finished_at",
@@ -830,3 +828,10 @@ def sweep_run(
         ]
     )
     return result
+
+
+def sweep_run(
+    *, symbols: list[str] | None = None, clients: list[int] | None = None, trigger: str = "full"
+) -> SweepResult:
+    """A sweep on its own: revalue and store, act on nothing (``monitoring_cycle_run`` acts too)."""
+    return sweep_finish(sweep_value(symbols=symbols, clients=clients, trigger=trigger))

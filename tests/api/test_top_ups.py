@@ -13,7 +13,7 @@ from collateral.selectors import custody_holdings, pool_holdings
 from financing.enums import InstructionStatus
 from financing.lending.services import drawdown_create
 from financing.models import MarginCall, StandingTopUpInstruction
-from financing.monitoring.sweep import sweep_run
+from financing.monitoring.cycle import monitoring_cycle_run
 from financing.selectors import facility_pool, pending_sign_off_of
 from tests.accounts.factories import StaffFactory
 from tests.api.conftest import client_user
@@ -33,7 +33,7 @@ def custody(key_client):
 def facility(market):
     facility = facility_with_pool(holdings={"BTC": "1"})
     drawdown_create(facility=facility, amount="265200.00", actor=SYSTEM)
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     return facility
 
 
@@ -288,7 +288,7 @@ def test_the_client_reads_what_an_automatic_top_up_moved(facility, portal, custo
         actor=StaffFactory(role=roles.CREDIT_OFFICER),
     )
     price("BTC", "80000")
-    sweep_run(symbols=["BTC"], trigger="test")
+    monitoring_cycle_run(symbols=["BTC"], trigger="test")
 
     (top_up,) = portal.get("/api/v1/automatic-top-ups/").json()["results"]
     call = MarginCall.objects.get()

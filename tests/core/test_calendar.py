@@ -186,7 +186,7 @@ def test_django_and_celery_start_without_loading_the_exchange_calendar():
     """The calendar brings pandas: the web and worker processes load it on the first deadline, not at start."""
     code = (
         "import sys, django; django.setup();"
-        "import config.celery, financing.tasks, financing.margin_calls, financing.ladder_sql, core.calendar;"
+        "import config.celery, financing.tasks, financing.margin_calls.batch, financing.monitoring.ladder, core.calendar;"
         "from django.urls import get_resolver; get_resolver().url_patterns;"
         "print(sorted({'exchange_calendars', 'pandas'} & set(sys.modules)))"
     )

@@ -130,13 +130,14 @@ def test_a_withdrawal_in_the_admin_is_checked_against_max_advance(client, facili
 
 
 def test_the_at_risk_list_puts_the_highest_ratio_first(client, facility, market):
-    from financing.monitoring.sweep import sweep_run
+
+    from financing.monitoring.cycle import monitoring_cycle_run
     from tests.collateral.factories import price
 
     calm = facility_with_pool(holdings={"BTC": "10"})
     drawdown_create(facility=calm, amount="100000.00", actor=SYSTEM)
     price("BTC", "94000")  # the first facility: 300,000 / (293,280 + 100,000) = 76.3%; calm: 3.4%
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     client.force_login(StaffFactory(role="Risk officer"))
     body = client.get(reverse("admin:financing_marginstate_changelist")).content.decode()
     assert body.index(facility.reference) < body.index(calm.reference)

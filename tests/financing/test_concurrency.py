@@ -96,7 +96,7 @@ def test_sweeps_run_one_at_a_time():
     def sweep():
         try:
             started.set()
-            sweep_run(trigger="test", ladder=False)
+            sweep_run(trigger="test")
             finished.set()
         finally:
             connection.close()
@@ -153,9 +153,9 @@ def test_a_status_stored_while_the_ladder_acts_stays_due():
     standard_market()
     facility = facility_with_pool(holdings={"BTC": "1"})
     drawdown_create(facility=facility, amount="265200.00", actor=SYSTEM)
-    sweep_run(trigger="test", ladder=False)
+    sweep_run(trigger="test")
     price("BTC", "80000")  # LV 249,600: 106.25%, a margin call
-    sweep_run(symbols=["BTC"], trigger="test", ladder=False)
+    sweep_run(symbols=["BTC"], trigger="test")
     assert MarginState.objects.get(facility=facility).status == MarginStatus.MARGIN_CALL
     acting, acted = threading.Event(), threading.Event()
 

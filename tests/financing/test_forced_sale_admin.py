@@ -9,7 +9,7 @@ from financing.enums import ForcedSaleStatus, SaleOrderStatus
 from financing.lending.services import drawdown_create
 from financing.liquidation.forced_sales import forced_sale_step, kill_switch
 from financing.models import ForcedSale, SaleFill
-from financing.monitoring.sweep import sweep_run
+from financing.monitoring.cycle import monitoring_cycle_run
 from tests.accounts.factories import StaffFactory
 from tests.collateral.factories import price
 from tests.financing.factories import facility_with_pool
@@ -21,9 +21,9 @@ pytestmark = pytest.mark.django_db
 def order(market):
     facility = facility_with_pool(holdings={"0700.HK": "1000"})
     drawdown_create(facility=facility, amount="119000.00", actor=SYSTEM)
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     price("0700.HK", "280")
-    sweep_run(symbols=["0700.HK"], trigger="test")
+    monitoring_cycle_run(symbols=["0700.HK"], trigger="test")
     sale = ForcedSale.objects.get(facility=facility)
     forced_sale_step(sale_id=sale.pk)
     return sale.orders.get()

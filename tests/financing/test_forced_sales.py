@@ -24,7 +24,7 @@ from financing.liquidation.forced_sales import (
 )
 from financing.liquidation.kill_switch import kill_switch_engage, kill_switch_lift_request
 from financing.models import ForcedSale, SaleFill
-from financing.monitoring.sweep import sweep_run
+from financing.monitoring.cycle import monitoring_cycle_run
 from financing.selectors import facility_debt, facility_pool, facility_valuation
 from ledger.selectors import balances_from_legs, balances_projected
 from notifications.models import Event, WebhookEndpoint
@@ -56,9 +56,9 @@ def sale(market, venue):
     """1 BTC drawn to 85% at US$100,000, then BTC at US$70,000: LV 218,400 against 265,200 (121.4%)."""
     facility = facility_with_pool(holdings={"BTC": "1"})
     drawdown_create(facility=facility, amount="265200.00", actor=SYSTEM)
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     price("BTC", "70000")
-    sweep_run(symbols=["BTC"], trigger="test")
+    monitoring_cycle_run(symbols=["BTC"], trigger="test")
     return ForcedSale.objects.get(facility=facility)
 
 
@@ -203,9 +203,9 @@ def test_a_policy_may_require_approval_before_a_sale_is_submitted(market, venue)
     margin_policy_save(policy=policy, actor=SYSTEM)
     facility = facility_with_pool(holdings={"BTC": "1"}, policy=policy)
     drawdown_create(facility=facility, amount="265200.00", actor=SYSTEM)
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     price("BTC", "70000")
-    sweep_run(symbols=["BTC"], trigger="test")
+    monitoring_cycle_run(symbols=["BTC"], trigger="test")
     sale = ForcedSale.objects.get(facility=facility)
     assert run(sale) == ForcedSaleStatus.AWAITING_APPROVAL
     assert venue.requests("create_order") == []
@@ -218,10 +218,10 @@ def test_a_policy_may_require_approval_before_a_sale_is_submitted(market, venue)
 def test_a_pool_that_is_not_enough_is_sold_whole_and_the_shortfall_escalated(market, venue):
     facility = facility_with_pool(holdings={"BTC": "1"})
     drawdown_create(facility=facility, amount="265200.00", actor=SYSTEM)
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     venue.set_price("BTC/USD", "20000")
     price("BTC", "20000")  # MV 156,000 against 265,200 of debt
-    sweep_run(symbols=["BTC"], trigger="test")
+    monitoring_cycle_run(symbols=["BTC"], trigger="test")
     sale = ForcedSale.objects.get(facility=facility)
     assert run(sale) == ForcedSaleStatus.FILLED
     assert pool_holdings(facility_pool(facility)) == {}
@@ -237,13 +237,13 @@ def test_securities_are_sold_through_the_brokers_order_system(market, venue):
         holdings={"0700.HK": "1000"}
     )  # LV 280,000 (no other asset: 50% cap → 140,000)
     drawdown_create(facility=facility, amount="119000.00", actor=SYSTEM)
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     with webhook_receiver() as receiver:
         WebhookEndpoint.objects.create(
             name="OMS", url=receiver.url, secret="s", event_types=["forced_sale.order"]
         )
         price("0700.HK", "280")
-        sweep_run(symbols=["0700.HK"], trigger="test")
+        monitoring_cycle_run(symbols=["0700.HK"], trigger="test")
         sale = ForcedSale.objects.get(facility=facility)
         assert run(sale) == ForcedSaleStatus.SUBMITTED
     (order,) = sale.orders.all()

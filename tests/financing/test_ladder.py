@@ -27,6 +27,7 @@ from financing.lending.services import (
     repayment_create,
 )
 from financing.models import ForcedSale, MarginCall, MarginPolicy, MarginState
+from financing.monitoring.cycle import monitoring_cycle_run
 from financing.monitoring.ladder import ladder_run, margin_calls_escalate_due
 from financing.monitoring.sweep import sweep_run
 from financing.selectors import facility_pool
@@ -45,13 +46,13 @@ def facility(market):
     StaffFactory(role="Risk officer", email="risk@broker.example")
     facility = facility_with_pool(holdings={"BTC": "1"})
     drawdown_create(facility=facility, amount="265200.00", actor=SYSTEM)
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     return facility
 
 
 def btc_at(value: str):
     price("BTC", value)
-    return sweep_run(symbols=["BTC"], trigger="test")
+    return monitoring_cycle_run(symbols=["BTC"], trigger="test")
 
 
 def events():
@@ -91,7 +92,7 @@ def test_a_facility_on_its_own_policy_is_called_by_that_policy(market):
     margin_policy_save(policy=policy, actor=SYSTEM)
     facility = facility_with_pool(holdings={"BTC": "1"}, policy=policy)
     drawdown_create(facility=facility, amount="265200.00", actor=SYSTEM)
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     btc_at("80000")  # LV 249,600: 106.25%
     call = MarginCall.objects.get(facility=facility)
     assert call.repayment_due.amount == Decimal("65520.00")  # 265,200 − 0.80 × 249,600
@@ -104,7 +105,7 @@ def test_a_facility_on_its_own_policy_is_called_by_that_policy(market):
 def test_running_the_sweep_again_changes_nothing(facility):
     btc_at("80000")
     counts = (Event.objects.count(), OutboxMessage.objects.count(), MarginCall.objects.count())
-    again = sweep_run(trigger="test")
+    again = monitoring_cycle_run(trigger="test")
     assert (again.states_changed, again.snapshots_written, again.ladder_actions) == (0, 0, 0)
     assert (Event.objects.count(), OutboxMessage.objects.count(), MarginCall.objects.count()) == counts
     assert ladder_run() == 0
@@ -137,7 +138,7 @@ def test_a_market_recovery_to_target_cures_the_call(facility):
 def test_a_repayment_to_target_cures_the_call_on_the_next_run(facility):
     btc_at("80000")
     repayment_create(facility=facility, amount="53040.00", actor=SYSTEM)
-    sweep_run(symbols=[], trigger="test")
+    monitoring_cycle_run(symbols=[], trigger="test")
     assert MarginCall.objects.get().status == MarginCallStatus.CURED
 
 
@@ -180,7 +181,7 @@ def test_one_sweep_acts_on_many_facilities_at_once(market):
     sold = facility_with_pool(holdings={"BTC": "1"})
     for facility, amount in ((warned, "200000.00"), (called, "230000.00"), (sold, "265200.00")):
         drawdown_create(facility=facility, amount=amount, actor=SYSTEM)
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     result = btc_at("70000")  # LV 218,400: 91.6%, 105.3%, 121.4%
     assert result.ladder_actions == 4  # a warning, two calls issued, one sale requested
     assert MarginState.objects.get(facility=warned).notified_status == MarginStatus.WARNING
@@ -196,7 +197,7 @@ def test_one_sweep_acts_on_many_facilities_at_once(market):
             "margin_call.forced_sale",
         ]
     )
-    assert sweep_run(trigger="test").ladder_actions == 0
+    assert monitoring_cycle_run(trigger="test").ladder_actions == 0
 
 
 def test_a_top_up_to_target_cures_the_call_at_once(facility, market):
@@ -230,7 +231,7 @@ def test_the_ladder_acts_on_a_top_up_the_sweep_did_not_see(facility, market):
     """The sweep finds a margin call; before the ladder runs, cash arrives. The ladder values the client
     again (it was posted to since its valuation) and issues nothing: the state says what is true now."""
     price("BTC", "80000")
-    sweep_run(symbols=["BTC"], trigger="test", ladder=False)
+    sweep_run(symbols=["BTC"], trigger="test")
     state = MarginState.objects.get(facility=facility)
     assert (state.status, state.notified_status) == (MarginStatus.MARGIN_CALL, MarginStatus.OK)
     collateral_deposit(pool=facility_pool(facility), asset=market["HKD"], quantity="100000.00", actor=SYSTEM)
@@ -256,7 +257,7 @@ def test_a_facility_closed_since_the_sweep_is_only_marked_acted_on(facility):
     """The sweep finds a margin call; before the ladder runs, the debt is repaid and the facility closed. The
     ladder issues nothing, tells nobody, and marks the state acted on."""
     price("BTC", "80000")
-    sweep_run(symbols=["BTC"], trigger="test", ladder=False)
+    sweep_run(symbols=["BTC"], trigger="test")
     repayment_create(facility=facility, amount="265200.00", actor=SYSTEM)
     facility_set_status(facility=facility, status=FacilityStatus.CLOSED, actor=SYSTEM)
     ladder_run()

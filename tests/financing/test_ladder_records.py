@@ -20,7 +20,7 @@ from financing.enums import ForcedSaleTrigger, MarginCallStatus, MarginStatus
 from financing.lending.services import drawdown_create
 from financing.margin_calls.services import margin_call_issue
 from financing.models import ForcedSale, MarginCall, MarginState
-from financing.monitoring.sweep import sweep_run
+from financing.monitoring.cycle import monitoring_cycle_run
 from notifications.models import Event, OutboxMessage
 from tests.accounts.factories import StaffFactory
 from tests.collateral.factories import price
@@ -37,7 +37,7 @@ def drawn(amount: str):
 
 def btc_at(value: str) -> None:
     price("BTC", value)
-    sweep_run(symbols=["BTC"], trigger="test")
+    monitoring_cycle_run(symbols=["BTC"], trigger="test")
 
 
 def event_about(type: str, subject) -> Event:
@@ -100,7 +100,7 @@ def test_each_record_of_one_batch_says_what_the_stored_rows_say(market):
     handed = drawn("265200.00")
     btc_at("80000")  # 106.25%: a call on the first
     warned, called, sold = drawn("160000.00"), drawn("180000.00"), drawn("212000.00")
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     btc_at("56000")  # LV 174,720: 151.8%, 91.6%, 103.0%, 121.3%
     states = dict(MarginState.objects.values_list("facility_id", "notified_status"))
     assert [states[f.pk] for f in (handed, warned, called, sold)] == [

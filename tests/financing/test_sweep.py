@@ -13,6 +13,7 @@ from collateral.services import asset_update, collateral_deposit, pool_open
 from financing.enums import MarginStatus
 from financing.lending.services import drawdown_create, facility_open
 from financing.models import Facility, MarginState, RatioSnapshot, SweepRun
+from financing.monitoring.cycle import monitoring_cycle_run
 from financing.monitoring.sweep import facility_figures, sweep_run
 from financing.selectors import facility_pool
 from ledger.enums import AccountKind
@@ -51,7 +52,7 @@ def test_the_sql_sweep_agrees_with_the_calculations_to_the_cent(market):
     price("0700.HK", "389.37")  # unround prices so the rounding rules matter
     price("BTC", "97123.45678")
     fx("USD", "7.7912345")
-    sweep_run(trigger="test", ladder=False)
+    sweep_run(trigger="test")
     from_sql = state_rows()
     from_python = {f[0]: f[1:] for f in facility_figures(None)}
     assert from_sql == from_python
@@ -64,10 +65,10 @@ def test_the_cents_of_a_very_large_pool_are_kept(market):
     HK$20,000,000,000,000,000.01 (cash, no haircut) keeps its cent, from the positions and from the fixed
     part."""
     facility = facility_with_pool(holdings={"HKD": "20000000000000000.01", "BTC": "1"})
-    sweep_run(trigger="test", ladder=False)
-    sweep_run(trigger="test", ladder=False)
+    sweep_run(trigger="test")
+    sweep_run(trigger="test")
     price("BTC", "90000")
-    assert sweep_run(symbols=["BTC"], trigger="test", ladder=False).run.valued_from_fixed_part == 1
+    assert sweep_run(symbols=["BTC"], trigger="test").run.valued_from_fixed_part == 1
     state = MarginState.objects.get(facility=facility)
     assert state.margin_value == Decimal("20000000000000000.01") + Decimal("280800.00")
     assert state_rows() == {f[0]: f[1:] for f in facility_figures(None)}
@@ -81,10 +82,10 @@ def test_a_facility_opened_since_the_last_sweep_is_taken_in_by_the_next_price_mo
     CreditProfileFactory(client=client)
     pool = pool_open(client=client, actor=SYSTEM)
     collateral_deposit(pool=pool, asset=market["BTC"], quantity="1", actor=SYSTEM)
-    sweep_run(trigger="test", ladder=False)
+    sweep_run(trigger="test")
     facility = facility_open(client=client, limit="5000000.00", fixed_rate="0.065", actor=SYSTEM)
     price("ETH", "3900")
-    assert sweep_run(symbols=["ETH"], trigger="test", ladder=False).facilities_valued == 1
+    assert sweep_run(symbols=["ETH"], trigger="test").facilities_valued == 1
     assert MarginState.objects.get(facility=facility).market_value == Decimal("780000.00")
     assert state_rows() == {f[0]: f[1:] for f in facility_figures(None)}
 
@@ -100,9 +101,9 @@ def test_a_facility_whose_client_has_no_pool_is_valued_at_nothing(market):
         opened_on=datetime.date(2026, 12, 1), principal_account=accounts[AccountKind.LOAN_PRINCIPAL],
         interest_account=accounts[AccountKind.INTEREST_RECEIVABLE], fees_account=accounts[AccountKind.FEES_RECEIVABLE],
     )  # fmt: skip
-    sweep_run(trigger="test", ladder=False)
+    sweep_run(trigger="test")
     price("BTC", "90000")
-    sweep_run(symbols=["BTC"], trigger="test", ladder=False)
+    sweep_run(symbols=["BTC"], trigger="test")
     state = MarginState.objects.get(facility=facility)
     assert (state.market_value, state.margin_value, state.status) == (0, 0, MarginStatus.NO_DEBT)
     assert state_rows() == {f[0]: f[1:] for f in facility_figures(None)}
@@ -110,9 +111,9 @@ def test_a_facility_whose_client_has_no_pool_is_valued_at_nothing(market):
 
 def test_a_second_sweep_on_the_same_prices_writes_nothing(market):
     facility_with_pool(holdings={"BTC": "1"})
-    first = sweep_run(trigger="test")
+    first = monitoring_cycle_run(trigger="test")
     assert (first.facilities_valued, first.states_changed, first.snapshots_written) == (1, 1, 1)
-    second = sweep_run(trigger="test")
+    second = monitoring_cycle_run(trigger="test")
     assert (
         second.facilities_valued,
         second.states_changed,
@@ -125,9 +126,9 @@ def test_a_second_sweep_on_the_same_prices_writes_nothing(market):
 def test_a_snapshot_is_written_whenever_the_ratio_moves(market):
     facility = facility_with_pool(holdings={"BTC": "1"})
     drawdown_create(facility=facility, amount="100000.00", actor=SYSTEM)
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     price("BTC", "90000")
-    sweep_run(symbols=["BTC"], trigger="test")
+    monitoring_cycle_run(symbols=["BTC"], trigger="test")
     ratios = list(
         RatioSnapshot.objects.filter(facility=facility)
         .order_by("taken_at")
@@ -140,9 +141,9 @@ def test_a_snapshot_is_written_whenever_the_ratio_moves(market):
 def test_only_holders_of_the_moved_assets_are_revalued(market):
     btc_holder = facility_with_pool(holdings={"BTC": "1"})
     tencent_holder = facility_with_pool(holdings={"0700.HK": "1000"})
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     price("BTC", "95000")
-    result = sweep_run(symbols=["BTC"], trigger="test")
+    result = monitoring_cycle_run(symbols=["BTC"], trigger="test")
     assert result.facilities_valued == 1
     assert MarginState.objects.get(facility=btc_holder).market_value == Decimal("741000.00")
     assert MarginState.objects.get(facility=tencent_holder).market_value == Decimal("400000.00")
@@ -150,16 +151,18 @@ def test_only_holders_of_the_moved_assets_are_revalued(market):
 
 def test_clients_posted_to_since_the_last_sweep_are_revalued_too(market):
     facility = facility_with_pool(holdings={"0700.HK": "1000"})
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     collateral_deposit(pool=facility_pool(facility), asset=market["HKD"], quantity="1000.00", actor=SYSTEM)
-    result = sweep_run(symbols=["BTC"], trigger="test")  # nobody holds BTC; the deposit brings this client in
+    result = monitoring_cycle_run(
+        symbols=["BTC"], trigger="test"
+    )  # nobody holds BTC; the deposit brings this client in
     assert result.facilities_valued == 1
     assert MarginState.objects.get(facility=facility).market_value == Decimal("401000.00")
 
 
 def test_every_run_is_recorded(market):
     facility_with_pool(holdings={"BTC": "1"})
-    sweep_run(symbols=["BTC"], trigger="prices")
+    monitoring_cycle_run(symbols=["BTC"], trigger="prices")
     run = SweepRun.objects.get()
     assert run.trigger == "prices"
     assert run.symbols == ["BTC"]
@@ -175,12 +178,12 @@ def test_a_price_driven_sweep_reads_the_debt_of_clients_posted_to_and_keeps_the_
     busy = facility_with_pool(holdings={"BTC": "1"})
     for facility in (quiet, busy):
         drawdown_create(facility=facility, amount="100000.00", actor=SYSTEM)
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     with override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0):
-        sweep_run(trigger="test")  # now the first drawdowns are behind the last sweep
+        monitoring_cycle_run(trigger="test")  # now the first drawdowns are behind the last sweep
         drawdown_create(facility=busy, amount="20000.00", actor=SYSTEM)
         price("BTC", "95000")
-        result = sweep_run(symbols=["BTC"], trigger="test")
+        result = monitoring_cycle_run(symbols=["BTC"], trigger="test")
     assert result.facilities_valued == 2
     debts = dict(MarginState.objects.values_list("facility_id", "debt"))
     assert debts == {quiet.pk: Decimal("100000.00"), busy.pk: Decimal("120000.00")}
@@ -195,13 +198,13 @@ def test_a_run_for_given_clients_does_not_hide_a_posting_from_the_next_price_dri
     after a price move: that run did not look at it, so it is not where "posted to since" starts."""
     posted, other = (facility_with_pool(holdings={"BTC": "1"}) for _ in range(2))
     drawdown_create(facility=posted, amount="100000.00", actor=SYSTEM)
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     with override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0):
-        sweep_run(trigger="test")  # the first drawdown is now behind the last sweep
+        monitoring_cycle_run(trigger="test")  # the first drawdown is now behind the last sweep
         drawdown_create(facility=posted, amount="20000.00", actor=SYSTEM)
-        sweep_run(clients=[other.client_id], trigger="movement")
+        monitoring_cycle_run(clients=[other.client_id], trigger="movement")
         price("BTC", "95000")
-        sweep_run(symbols=["BTC"], trigger="prices")
+        monitoring_cycle_run(symbols=["BTC"], trigger="prices")
     assert MarginState.objects.get(facility=posted).debt == Decimal("120000.00")
     assert list(SweepRun.objects.order_by("started_at").values_list("scope", flat=True)) == [
         "all", "all", "clients", "moved"]  # fmt: skip

@@ -21,6 +21,7 @@ from financing.lending.services import (
     facility_set_status,
 )
 from financing.models import MarginState
+from financing.monitoring.cycle import monitoring_cycle_run
 from financing.monitoring.sweep import AssetUnit, asset_units, facility_figures, fixed_basis, sweep_run
 from financing.selectors import facility_pool
 from tests.collateral.factories import fx, price
@@ -73,8 +74,8 @@ def book(count: int, seed: int, always: tuple[str, ...] = ()) -> list:
 def settled_book(count: int, seed: int, always: tuple[str, ...] = ()) -> list:
     """A book valued twice, so that nothing posted to it is newer than the last sweep (with no look-back)."""
     facilities = book(count, seed, always)
-    sweep_run(trigger="test")
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     return facilities
 
 
@@ -92,7 +93,7 @@ def test_crypto_moves_value_untouched_pools_from_their_fixed_parts_to_the_cent(m
     for symbol, new_price in [("BTC", "97123.45678"), ("ETH", "3512.3456"), ("BTC", "41000.01"),
                               ("ETH", "9100.5"), ("BTC", "150000"), ("BTC", "12.34")]:  # fmt: skip
         price(symbol, new_price)
-        result = sweep_run(symbols=[symbol], trigger="test", ladder=False)
+        result = sweep_run(symbols=[symbol], trigger="test")
         assert_the_states_agree_with_the_calculations()
         fast.append(result.run.valued_from_fixed_part)
     assert fast[0] > 0  # the first move: most pools from their parts
@@ -103,13 +104,13 @@ def test_a_pool_is_valued_from_its_part_down_to_the_cent_where_no_cut_applies_an
     """HSBC HK$30,000 with a 50% limit: no cut from a pool value of HK$60,000.00. BTC at US$10,000 puts the
     pool exactly there; at US$9,999.995 it is a cent below, where the cut takes a cent off HSBC's value."""
     facility = facility_with_pool(holdings={"0005.HK": "300", "BTC": "0.25", "HKD": "10500.00"})
-    sweep_run(trigger="test")
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     assert part_of(facility)[2] == Decimal("60000.00")
     for btc, from_part, market_value, margin_value in [("10000", 1, "60000.00", "40800.00"),
                                                       ("9999.995", 0, "59999.99", "40799.98")]:  # fmt: skip
         price("BTC", btc)
-        result = sweep_run(symbols=["BTC"], trigger="test", ladder=False)
+        result = sweep_run(symbols=["BTC"], trigger="test")
         assert result.run.valued_from_fixed_part == from_part
         state = MarginState.objects.get(facility=facility)
         assert (state.market_value, state.margin_value) == (Decimal(market_value), Decimal(margin_value))
@@ -119,11 +120,11 @@ def test_a_pool_is_valued_from_its_part_down_to_the_cent_where_no_cut_applies_an
 @override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0)
 def test_a_pool_posted_to_since_the_last_sweep_is_valued_from_its_positions(market):
     posted, _quiet = (facility_with_pool(holdings={"BTC": "1", "0700.HK": "100"}) for _ in range(2))
-    sweep_run(trigger="test")
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     collateral_deposit(pool=facility_pool(posted), asset=market["0700.HK"], quantity="900", actor=SYSTEM)
     price("BTC", "90000")
-    result = sweep_run(symbols=["BTC"], trigger="test", ladder=False)
+    result = sweep_run(symbols=["BTC"], trigger="test")
     assert (result.facilities_valued, result.run.valued_from_fixed_part) == (2, 1)
     assert_the_states_agree_with_the_calculations()
     market_value, margin_value, _, crypto = part_of(posted)
@@ -136,12 +137,12 @@ def test_a_full_sweep_after_a_posting_works_the_pool_s_part_out_again(market):
     """A full sweep values every pool from its positions, and stores the parts of those posted to: the price
     moves after it trust them."""
     facility = facility_with_pool(holdings={"BTC": "1", "0700.HK": "100"})
-    sweep_run(trigger="test")
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     collateral_deposit(pool=facility_pool(facility), asset=market["0700.HK"], quantity="900", actor=SYSTEM)
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     price("BTC", "90000")
-    result = sweep_run(symbols=["BTC"], trigger="test", ladder=False)
+    result = sweep_run(symbols=["BTC"], trigger="test")
     assert result.run.valued_from_fixed_part == 1
     assert_the_states_agree_with_the_calculations()
 
@@ -151,16 +152,16 @@ def test_a_client_back_with_a_new_facility_is_valued_from_the_pool_as_it_now_is(
     """While a client has no open facility its pool is in no sweep's scope, so what left it then is not in
     the part stored before: a new facility's first sweep works the part out again."""
     first = facility_with_pool(holdings={"BTC": "1", "HKD": "500000.00"})
-    sweep_run(trigger="test")
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     facility_set_status(facility=first, status=FacilityStatus.CLOSED, actor=SYSTEM)
     collateral_withdraw(pool=facility_pool(first), asset=market["HKD"], quantity="500000.00", actor=SYSTEM)
-    sweep_run(trigger="test")
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     second = facility_open(client=first.client, limit="5000000.00", fixed_rate="0.065", actor=SYSTEM)
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     price("BTC", "90000")
-    assert sweep_run(symbols=["BTC"], trigger="test", ladder=False).run.valued_from_fixed_part == 1
+    assert sweep_run(symbols=["BTC"], trigger="test").run.valued_from_fixed_part == 1
     assert MarginState.objects.get(facility=second).market_value == Decimal("702000.00")
     assert_the_states_agree_with_the_calculations()
 
@@ -168,15 +169,15 @@ def test_a_client_back_with_a_new_facility_is_valued_from_the_pool_as_it_now_is(
 @override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0)
 def test_a_pool_emptied_since_the_last_sweep_keeps_no_part_of_what_it_held(market):
     facility = facility_with_pool(holdings={"BTC": "1", "0700.HK": "100"})
-    sweep_run(trigger="test")
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     pool = facility_pool(facility)
     for symbol, quantity in [("BTC", "1"), ("0700.HK", "100")]:
         collateral_withdraw(pool=pool, asset=market[symbol], quantity=quantity, actor=SYSTEM)
-    sweep_run(symbols=["BTC"], trigger="test", ladder=False)
+    sweep_run(symbols=["BTC"], trigger="test")
     assert part_of(facility) == (0, 0, None, {})
     price("BTC", "90000")
-    sweep_run(symbols=["BTC"], trigger="test", ladder=False)
+    sweep_run(symbols=["BTC"], trigger="test")
     assert MarginState.objects.get(facility=facility).market_value == 0
     assert_the_states_agree_with_the_calculations()
 
@@ -202,12 +203,12 @@ def test_a_change_to_what_the_fixed_parts_rest_on_values_every_pool_from_its_pos
     settled_book(12, seed=7, always=("BTC",))
     CHANGES[change](market)
     price("BTC", "99000")
-    result = sweep_run(symbols=["BTC"], trigger="test", ladder=False)
+    result = sweep_run(symbols=["BTC"], trigger="test")
     assert result.run.valued_from_fixed_part == 0
     assert_the_states_agree_with_the_calculations()
     assert set(stored_parts().values_list("fixed_basis", flat=True)) == {fixed_basis(asset_units())}
     price("BTC", "98000")  # and the parts stored on the new terms serve the next move
-    result = sweep_run(symbols=["BTC"], trigger="test", ladder=False)
+    result = sweep_run(symbols=["BTC"], trigger="test")
     assert result.run.valued_from_fixed_part > 0
     assert_the_states_agree_with_the_calculations()
 
@@ -221,13 +222,13 @@ def test_only_the_parts_that_may_have_changed_are_worked_out_again_and_stored(ma
 
     before = written()
     price("BTC", "95000")
-    assert sweep_run(symbols=["BTC"], trigger="test", ladder=False).fixed_parts_stored == 0
-    assert sweep_run(trigger="test", ladder=False).fixed_parts_stored == 0  # every pool from its positions
+    assert sweep_run(symbols=["BTC"], trigger="test").fixed_parts_stored == 0
+    assert sweep_run(trigger="test").fixed_parts_stored == 0  # every pool from its positions
     assert written() == before
     drawdown_create(facility=facilities[0], amount="1.00", actor=SYSTEM)  # posted to; its holdings the same
-    assert sweep_run(trigger="test", ladder=False).fixed_parts_stored == 0
+    assert sweep_run(trigger="test").fixed_parts_stored == 0
     collateral_deposit(pool=facility_pool(facilities[1]), asset=market["HKD"], quantity="1.00", actor=SYSTEM)
-    assert sweep_run(trigger="test", ladder=False).fixed_parts_stored == 1
+    assert sweep_run(trigger="test").fixed_parts_stored == 1
 
 
 def test_the_fingerprint_follows_every_term_but_the_crypto_prices():

@@ -18,7 +18,7 @@ from financing.enums import InstructionStatus, MarginCallStatus, TopUpOutcome
 from financing.lending.services import drawdown_create
 from financing.margin_calls.services import margin_call_issue
 from financing.models import AutomaticTopUp, MarginCall, StandingTopUpInstruction
-from financing.monitoring.sweep import sweep_run
+from financing.monitoring.cycle import monitoring_cycle_run
 from financing.selectors import facility_pool, pending_sign_off_of
 from financing.top_ups.instructions import standing_top_up_request
 from tests.accounts.factories import StaffFactory
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.django_db
 def facility(market):
     facility = facility_with_pool(holdings={"BTC": "1"})
     drawdown_create(facility=facility, amount="265200.00", actor=SYSTEM)
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     custody_holding_receive(
         client=facility.client,
         asset=market["HKD"],

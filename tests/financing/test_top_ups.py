@@ -35,8 +35,8 @@ from financing.enums import (
 from financing.lending.services import drawdown_create
 from financing.margin_calls.services import margin_call_issue
 from financing.models import AutomaticTopUp, ForcedSale, MarginCall, MarginState, StandingTopUpInstruction
+from financing.monitoring.cycle import monitoring_cycle_run
 from financing.monitoring.ladder import margin_calls_escalate_due
-from financing.monitoring.sweep import sweep_run
 from financing.selectors import (
     facility_pool,
     facility_valuation,
@@ -83,7 +83,7 @@ def client_user(client):
 def facility(staff):
     facility = facility_with_pool(holdings={"BTC": "1"})
     drawdown_create(facility=facility, amount="265200.00", actor=SYSTEM)
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     return facility
 
 
@@ -117,7 +117,7 @@ def active_instruction(facility, requester, signer, *, trigger=TopUpTrigger.MARG
 
 def btc_at(value: str):
     price("BTC", value)
-    return sweep_run(symbols=["BTC"], trigger="test")
+    return monitoring_cycle_run(symbols=["BTC"], trigger="test")
 
 
 def event_types(**filters):
@@ -173,7 +173,7 @@ def test_a_price_shock_issues_a_call_and_the_automatic_top_up_cures_it(facility,
     assert (
         MarginState.objects.get(facility=facility).status == MarginStatus.MARGIN_CALL
     )  # until the next sweep
-    sweep_run(symbols=[], trigger="test")  # the postings bring the client into the next sweep
+    monitoring_cycle_run(symbols=[], trigger="test")  # the postings bring the client into the next sweep
     assert MarginState.objects.get(facility=facility).status == MarginStatus.OK
 
 
@@ -343,11 +343,11 @@ def test_with_a_concentration_limit_less_cash_than_the_call_states_cures_it(staf
     # cap by half its amount: 115,500 + 1.35 C ≥ 140,000 → C = 18,148.15.
     facility = facility_with_pool(holdings={"0700.HK": "1000"})
     drawdown_create(facility=facility, amount="119000.00", actor=SYSTEM)
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     receive(facility.client, "HKD", "50000.00")
     active_instruction(facility, client_user(facility.client), staff["credit"])
     price("0700.HK", "330")
-    sweep_run(symbols=["0700.HK"], trigger="test")
+    monitoring_cycle_run(symbols=["0700.HK"], trigger="test")
     call = MarginCall.objects.get()
     assert call.top_up_due.amount == Decimal("24500.00")
     assert call.status == MarginCallStatus.CURED
@@ -398,14 +398,16 @@ def test_free_holdings_received_while_a_call_is_open_are_moved_by_the_next_sweep
     btc_at("80000")  # the call: nothing free to move yet
     assert AutomaticTopUp.objects.get().outcome == TopUpOutcome.NOTHING_MOVED
     receive(facility.client, "HKD", "100000.00", reference="CUST-later")
-    sweep_run(symbols=["ETH"], trigger="test")  # the next sweep, whatever moved
+    monitoring_cycle_run(symbols=["ETH"], trigger="test")  # the next sweep, whatever moved
     top_up = AutomaticTopUp.objects.latest("pk")
     assert (top_up.trigger, top_up.outcome) == (TopUpTrigger.MARGIN_CALL, TopUpOutcome.REACHED_TARGET)
     assert [(t.asset_id, t.quantity) for t in top_up.transfers.all()] == [("HKD", Decimal("62400.00"))]
     assert MarginCall.objects.get().status == MarginCallStatus.CURED
     counts = (Transaction.objects.count(), AutomaticTopUp.objects.count())
     events = Event.objects.count()
-    sweep_run(symbols=["ETH"], trigger="test")  # the receipt is still in the window: no second top-up
+    monitoring_cycle_run(
+        symbols=["ETH"], trigger="test"
+    )  # the receipt is still in the window: no second top-up
     assert (Transaction.objects.count(), AutomaticTopUp.objects.count()) == counts
     assert event_types()[events:] == ["margin.restored"]  # the sweep sees the pool topped up
 
@@ -416,7 +418,7 @@ def test_free_holdings_received_at_the_warning_level_are_moved_for_a_warning_tri
     active_instruction(facility, client_login, staff["credit"], trigger=TopUpTrigger.WARNING)
     btc_at("94000")  # a warning, nothing free
     receive(facility.client, "HKD", "100000.00", reference="CUST-later")
-    sweep_run(symbols=["ETH"], trigger="test")
+    monitoring_cycle_run(symbols=["ETH"], trigger="test")
     top_up = AutomaticTopUp.objects.latest("pk")
     assert (top_up.trigger, top_up.outcome) == (TopUpTrigger.WARNING, TopUpOutcome.REACHED_TARGET)
     assert pool_holdings(facility_pool(facility))["HKD"] == Decimal("18720.00")
@@ -428,7 +430,7 @@ def test_free_holdings_received_at_the_warning_level_wait_for_a_call_with_a_call
     active_instruction(facility, client_login, staff["credit"])
     btc_at("94000")
     receive(facility.client, "HKD", "100000.00", reference="CUST-later")
-    sweep_run(symbols=["ETH"], trigger="test")
+    monitoring_cycle_run(symbols=["ETH"], trigger="test")
     assert not AutomaticTopUp.objects.exists()
     assert custody_holdings(facility.client) == {"HKD": Decimal("100000.00")}
 
@@ -470,7 +472,7 @@ def test_a_failure_is_logged_and_does_not_stop_the_others(staff, monkeypatch, ca
         drawdown_create(facility=facility, amount="265200.00", actor=SYSTEM)
         receive(facility.client, "HKD", "100000.00", reference=f"CUST-{facility.pk}")
         active_instruction(facility, client_user(facility.client), staff["credit"])
-    sweep_run(trigger="test")
+    monitoring_cycle_run(trigger="test")
     real_custody_account_of = automatic.custody_account_of
 
     def custody_account_of(client):
