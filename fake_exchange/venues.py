@@ -18,9 +18,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from exchanges import SUPPORTED_EXCHANGES
 from fake_exchange.state import ExchangeState, Order, OrderError, plain, to_decimal
 
-VENUES: tuple[str, ...] = ("bitstamp", "kraken")
+# The fake speaks every venue the platform supports, and no other.
+VENUES: tuple[str, ...] = SUPPORTED_EXCHANGES
 
 
 @dataclass(frozen=True)
