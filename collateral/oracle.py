@@ -1,5 +1,5 @@
 """The crypto price oracle: BTC and ETH from several venues through ``ccxt``, the median of the fresh
-quotes that agree, or a stale price when too few agree (DESIGN.md, "Prices").
+quotes that agree, or a stale price when too few agree.
 
 One refresh:
 
