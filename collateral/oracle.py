@@ -1,5 +1,5 @@
 """The crypto price oracle: BTC and ETH from several venues through ``ccxt``, the median of the fresh
-quotes that agree, or a stale price when too few agree (DESIGN.md, "Prices").
+quotes that agree, or a stale price when too few agree.
 
 One refresh:
 
@@ -7,7 +7,7 @@ One refresh:
    with its own synchronous ccxt client (``number = str``: prices arrive as strings and become
    ``Decimal`` exactly). Threads rather than ``ccxt.async_support``: the service is called from a
    Celery task (a threads pool in the demo) and from Django code that is synchronous, the clients are
-   built by ``fake_exchange.ccxt_client`` for tests, demo and production alike, and HTTP waits release
+   built by the ``exchanges`` adapter for tests, demo and production alike, and HTTP waits release
    the GIL. A venue that fails or times out is logged and left out; it never stops the others, and the
    slowest answer bounds the whole fetch at one client timeout.
 2. judges the answers (pure, below): a quote older than ``PRICE_STALENESS_SECONDS`` is dropped, then a
@@ -24,16 +24,13 @@ No database access happens in the fetching threads.
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import logging
-import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 from typing import Any
-from urllib.parse import urlsplit
 
 import ccxt
 from django.conf import settings
@@ -46,8 +43,7 @@ from collateral.enums import AssetKind
 from collateral.models import Asset, CurrentPrice, Price, PriceQuote, QuoteStatus
 from collateral.services import price_record
 from core.money import places, to_decimal
-from fake_exchange import ccxt_client
-from fake_exchange.venues import VENUES as SUPPORTED_EXCHANGES
+from exchanges import MAX_TIMEOUT_MS, PriceVenue, price_venues  # noqa: F401  (MAX_TIMEOUT_MS: collateral.tasks)
 
 logger = logging.getLogger(__name__)
 
@@ -56,28 +52,9 @@ ORACLE_SOURCE = "oracle"
 CLOCK_AHEAD_TOLERANCE = datetime.timedelta(seconds=5)
 STALE_REASON_MAX_LENGTH = CurrentPrice._meta.get_field("stale_reason").max_length
 ERROR_TEXT_MAX_LENGTH = 1000
-# The venues are asked at once, so one refresh waits at most one timeout: keep it well inside the
-# refresh task's soft time limit (collateral.tasks).
-MAX_TIMEOUT_MS = 20_000
 
 
 # --- configuration --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Venue:
-    """One configured price venue: ``markets`` maps an asset symbol to the venue's market (``BTC/USD``).
-    ``base_url`` is set only for the local fake exchange; empty means the real venue."""
-
-    name: str
-    exchange: str
-    markets: Mapping[str, str]
-    base_url: str = ""
-    timeout_ms: int = 5000
-
-    @property
-    def address(self) -> str:
-        return self.base_url or f"the real {self.exchange} API"
 
 
 @dataclass(frozen=True)
@@ -91,76 +68,7 @@ class OracleRules:
         return f"{(self.band * 100).normalize():f}%"
 
 
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-def price_venues(config: Sequence[Mapping[str, Any]] | None = None) -> list[Venue]:
-    """The venues of ``settings.PRICE_VENUES``, checked: a mistake stops the refresh with a clear
-    message instead of pricing from fewer venues than the broker believes."""
-    config = settings.PRICE_VENUES if config is None else config
-    if not isinstance(config, list | tuple) or not config:
-        raise ImproperlyConfigured("PRICE_VENUES must be a non-empty JSON list of venues.")
-    venues, names = [], set()
-    for number, item in enumerate(config, start=1):
-        where = f"PRICE_VENUES item {number}"
-        if not isinstance(item, Mapping):
-            raise ImproperlyConfigured(f"{where} must be an object with name, exchange and markets.")
-        unknown = set(item) - {"name", "exchange", "base_url", "timeout_ms", "markets"}
-        if unknown:
-            raise ImproperlyConfigured(f"{where} has unknown keys: {', '.join(sorted(unknown))}.")
-        name = str(item.get("name") or "").strip()
-        if not name or len(name) > PriceQuote._meta.get_field("venue").max_length:
-            raise ImproperlyConfigured(f"{where} needs a name of at most 50 characters.")
-        if name in names:
-            raise ImproperlyConfigured(f"{where}: the venue name {name!r} is used twice.")
-        names.add(name)
-        exchange = item.get("exchange")
-        if exchange not in SUPPORTED_EXCHANGES:
-            raise ImproperlyConfigured(
-                f"{where} ({name}): exchange must be one of {', '.join(SUPPORTED_EXCHANGES)}, not {exchange!r}."
-            )
-        base_url = str(item.get("base_url") or "").strip()
-        if base_url and not _is_loopback(base_url):
-            raise ImproperlyConfigured(
-                f"{where} ({name}): base_url is only for the local fake exchange and must be a loopback "
-                f"address, not {base_url!r}; leave it out to use the real venue."
-            )
-        timeout_ms = item.get("timeout_ms", 5000)
-        if (
-            isinstance(timeout_ms, bool)
-            or not isinstance(timeout_ms, int)
-            or not 100 <= timeout_ms <= MAX_TIMEOUT_MS
-        ):
-            raise ImproperlyConfigured(
-                f"{where} ({name}): timeout_ms must be whole milliseconds between 100 and {MAX_TIMEOUT_MS}."
-            )
-        markets = item.get("markets")
-        if not isinstance(markets, Mapping) or not markets:
-            raise ImproperlyConfigured(f"{where} ({name}): markets must map asset symbols to markets.")
-        max_market = PriceQuote._meta.get_field("market").max_length
-        for symbol, market in markets.items():
-            if not isinstance(market, str) or "/" not in market or len(market) > max_market:
-                raise ImproperlyConfigured(
-                    f"{where} ({name}): the market for {symbol} must look like 'BTC/USD', not {market!r}."
-                )
-        venues.append(
-            Venue(
-                name=name,
-                exchange=exchange,
-                markets={str(symbol).upper(): market for symbol, market in markets.items()},
-                base_url=base_url,
-                timeout_ms=timeout_ms,
-            )
-        )
-    return venues
-
-
-def oracle_rules(venues: Sequence[Venue] | None = None) -> OracleRules:
+def oracle_rules(venues: Sequence[PriceVenue] | None = None) -> OracleRules:
     staleness = settings.PRICE_STALENESS_SECONDS
     band = to_decimal(settings.PRICE_BAND)
     quorum = settings.PRICE_QUORUM
@@ -198,29 +106,6 @@ class UnusableTicker(Exception):
     """The venue answered, but not with a price we can use."""
 
 
-# Markets a client loaded from a real venue (``load_markets`` is a large download), shared with the
-# next clients of the same venue so each refresh costs one request per venue and asset. Clients of
-# the fake exchange come with their markets preset.
-_loaded_markets: dict[tuple[str, str], ccxt.Exchange] = {}
-_loaded_markets_lock = threading.Lock()
-
-
-def _client(venue: Venue) -> ccxt.Exchange:
-    client = ccxt_client(venue.exchange, base_url=venue.base_url or None, timeout_ms=venue.timeout_ms)
-    if not client.markets:
-        with _loaded_markets_lock:
-            loaded = _loaded_markets.get((venue.exchange, venue.base_url))
-        if loaded is not None:
-            client.set_markets_from_exchange(loaded)
-    return client
-
-
-def _remember_markets(venue: Venue, client: ccxt.Exchange) -> None:
-    if client.markets:
-        with _loaded_markets_lock:
-            _loaded_markets.setdefault((venue.exchange, venue.base_url), client)
-
-
 def _ticker_price(ticker: Mapping[str, Any]) -> Decimal:
     last = ticker.get("last")
     if last is None:
@@ -250,14 +135,12 @@ def _error_text(error: BaseException) -> str:
     return text[:ERROR_TEXT_MAX_LENGTH]
 
 
-def venue_quote_fetch(venue: Venue, symbol: str) -> VenueQuote:
+def venue_quote_fetch(venue: PriceVenue, symbol: str) -> VenueQuote:
     """Ask one venue for one asset. Never raises: a failure comes back as a quote with its error."""
     market = venue.markets[symbol]
     try:
-        client = _client(venue)
-        ticker = client.fetch_ticker(market)
+        ticker = venue.client().fetch_ticker(market)
         received_at = timezone.now()
-        _remember_markets(venue, client)
         price = _ticker_price(ticker)
         quoted_at = _ticker_time(ticker) or received_at  # kraken's ticker carries no time
     except (ccxt.BaseError, UnusableTicker) as error:
@@ -273,7 +156,7 @@ def venue_quote_fetch(venue: Venue, symbol: str) -> VenueQuote:
     return VenueQuote(venue.name, symbol, market, received_at, price=price, quoted_at=quoted_at)
 
 
-def venue_quotes_fetch(jobs: Sequence[tuple[Venue, str]]) -> list[VenueQuote]:
+def venue_quotes_fetch(jobs: Sequence[tuple[PriceVenue, str]]) -> list[VenueQuote]:
     """Every (venue, asset) at once, one thread each; the answers in the order of ``jobs``."""
     if not jobs:
         return []
@@ -444,7 +327,9 @@ def _market_currency(market: str) -> str:
     return market.split("/", 1)[1].split(":", 1)[0].upper()
 
 
-def _jobs(venues: Sequence[Venue], assets: Mapping[str, Asset]) -> tuple[list, dict[str, list[VenueQuote]]]:
+def _jobs(
+    venues: Sequence[PriceVenue], assets: Mapping[str, Asset]
+) -> tuple[list, dict[str, list[VenueQuote]]]:
     """What to ask each venue, and the quotes refused before asking (a market in the wrong currency)."""
     jobs, refused = [], {symbol: [] for symbol in assets}
     for venue in venues:

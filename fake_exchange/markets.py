@@ -14,8 +14,7 @@ import copy
 import functools
 from typing import Any
 
-import ccxt
-
+from exchanges import exchange_client
 from fake_exchange.venues import VENUES, Bitstamp, Kraken
 
 
@@ -27,14 +26,12 @@ def markets_for(venue: str) -> list[dict[str, Any]]:
 @functools.cache
 def _parsed_markets(venue: str) -> list[dict[str, Any]]:
     if venue == "bitstamp":
-        exchange = ccxt.bitstamp()
-        exchange.number = str
+        exchange = exchange_client(venue)
         raw = Bitstamp().raw_markets()
         exchange.publicGetMarkets = lambda params=None: raw
         return exchange.fetch_markets()
     if venue == "kraken":
-        exchange = ccxt.kraken()
-        exchange.number = str
+        exchange = exchange_client(venue)
         payload = {"error": [], "result": Kraken().raw_markets()}
         exchange.publicGetAssetPairs = lambda params=None: payload
         return exchange.fetch_markets()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 
+from exchanges import markets_forget
 from fake_exchange.server import FakeExchange
 
 
@@ -26,13 +27,15 @@ def running_fake_exchange(
     prices: Mapping[str, object] | None = None,
     balances: Mapping[str, object] | None = None,
 ) -> Iterator[FakeExchange]:
-    """One started venue on a free loopback port, stopped on exit (also when the block raises)."""
+    """One started venue on a free loopback port, stopped on exit (also when the block raises). The
+    markets clients shared for its URL are forgotten, so a later venue on the same port starts clean."""
     fake = FakeExchange(venue, name=name, prices=prices, balances=balances)
-    fake.start()
+    base_url = fake.start()
     try:
         yield fake
     finally:
         fake.stop()
+        markets_forget(base_url)
 
 
 @contextlib.contextmanager

@@ -1,10 +1,12 @@
 """The wire formats of the two venues the fake speaks: which path is which endpoint, and what the
 answer looks like.
 
-The shapes follow the sample responses in ccxt 4.5's own ``bitstamp.py``/``kraken.py`` (which are
-captured from the real APIs), because the point is that an unmodified ccxt client parses them exactly
-as it parses the real thing. Error messages are the exact strings in ccxt's ``exceptions`` maps, so a
-failure mode surfaces as the ccxt exception class the real failure would raise.
+The shapes are those of the real venues' answers as ccxt recorded them (checked key by key and type by
+type in tests/fake_exchange/test_recorded.py), or, where ccxt recorded none, of the venues' API
+documentation and the sample responses in ccxt's own ``bitstamp.py``/``kraken.py``: an unmodified ccxt
+client must parse them exactly as it parses the real thing. Error messages are the exact strings in
+ccxt's ``exceptions`` maps, so a failure mode surfaces as the ccxt exception class the real failure
+would raise.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from exchanges import SUPPORTED_EXCHANGES
 from fake_exchange.state import ExchangeState, Order, OrderError, plain, to_decimal
 
-VENUES: tuple[str, ...] = ("bitstamp", "kraken")
+# The fake speaks every venue the platform supports, and no other.
+VENUES: tuple[str, ...] = SUPPORTED_EXCHANGES
 
 
 @dataclass(frozen=True)
@@ -293,8 +297,6 @@ class Bitstamp(Venue):
                 "side": "0",
                 "open_24": plain(price),
                 "percent_change_24": "0.00",
-                "pair": symbol,
-                "market_type": "SPOT",
             }
         )
 
@@ -450,10 +452,11 @@ class Kraken(Venue):
 
     def raw_markets(self) -> dict[str, Any]:
         pairs: dict[str, Any] = {}
-        decimals = {"BTC/USD": (1, "0.1", "0.00005"), "ETH/USD": (2, "0.01", "0.002")}
+        # pair_decimals, tick_size, ordermin, position limits: BTC/USD as ccxt recorded it from Kraken.
+        decimals = {"BTC/USD": (1, "0.1", "0.0001", 250, 200), "ETH/USD": (2, "0.01", "0.002", 300, 200)}
         for symbol, (market_id, aliases) in self.markets.items():
             base, quote = symbol.split("/")
-            pair_decimals, tick, ordermin = decimals[symbol]
+            pair_decimals, tick, ordermin, long_limit, short_limit = decimals[symbol]
             pairs[market_id] = {
                 "altname": aliases[0],
                 "wsname": aliases[1],
@@ -466,10 +469,11 @@ class Kraken(Venue):
                 "pair_decimals": pair_decimals,
                 "lot_decimals": 8,
                 "lot_multiplier": 1,
-                "leverage_buy": [],
-                "leverage_sell": [],
-                "fees": [["0", "0.40"]],
-                "fees_maker": [["0", "0.25"]],
+                "leverage_buy": [2, 3, 4, 5],
+                "leverage_sell": [2, 3, 4, 5],
+                # Kraken sends its fee tiers as JSON numbers: [volume, percent]. Not money the fake uses.
+                "fees": [[0, 0.26], [50000, 0.24]],
+                "fees_maker": [[0, 0.16], [50000, 0.14]],
                 "fee_volume_currency": "ZUSD",
                 "margin_call": 80,
                 "margin_stop": 40,
@@ -477,6 +481,8 @@ class Kraken(Venue):
                 "costmin": "0.5",
                 "tick_size": tick,
                 "status": "online",
+                "long_position_limit": long_limit,
+                "short_position_limit": short_limit,
             }
         return pairs
 
@@ -509,7 +515,7 @@ class Kraken(Venue):
                 return self._list_orders(route.action, params, state)
             if route.action == "CancelOrder":
                 self._cancel(params, state)
-                return self._ok({"count": 1})
+                return self._ok({"count": "1"})
             if route.action == "Balance":
                 return self._ok(
                     {self._asset(c): _ten(total) for c, (total, _r) in sorted(state.balances().items())}
@@ -590,16 +596,19 @@ class Kraken(Venue):
             text += f" {plain(order.limit_price)}"
         return text
 
-    def _order_info(self, order: Order, *, with_trades: bool) -> dict[str, Any]:
+    def _order_info(self, order: Order, *, with_trades: bool, with_reason: bool) -> dict[str, Any]:
+        """One order as QueryOrders, OpenOrders and ClosedOrders list it. As ccxt recorded them from
+        Kraken: ``userref`` is a string ("0" when none was given, null beside a ``cl_ord_id``), the times
+        are strings, and ``reason`` is there in QueryOrders and ClosedOrders only."""
         average = order.average
         info: dict[str, Any] = {
             "refid": None,
-            "userref": int(order.userref) if order.userref and order.userref.lstrip("-").isdigit() else 0,
+            "userref": order.userref or (None if order.client_order_id else "0"),
             "cl_ord_id": order.client_order_id,
             "status": order.status,
             "opentm": f"{order.created_at:.4f}",
-            "starttm": 0,
-            "expiretm": 0,
+            "starttm": "0",
+            "expiretm": "0",
             "descr": {
                 "pair": self._altnames[self.markets[order.symbol][0]],
                 "type": order.side,
@@ -622,9 +631,10 @@ class Kraken(Venue):
         }
         if order.client_order_id is None:
             del info["cl_ord_id"]
+        if with_reason:
+            info["reason"] = "User requested" if order.status == "canceled" else None
         if order.closed_at is not None:
             info["closetm"] = f"{order.closed_at:.4f}"
-            info["reason"] = None
         if with_trades and order.fills:
             info["trades"] = [
                 f"T{fill.trade_number:05d}-FAKEK-{fill.trade_number:06d}" for fill in order.fills
@@ -641,11 +651,11 @@ class Kraken(Venue):
                 continue
             if client_id and client_id not in (order.client_order_id, order.userref):
                 continue
-            result[order.id] = self._order_info(order, with_trades=with_trades)
+            result[order.id] = self._order_info(order, with_trades=with_trades, with_reason=True)
         if not params.get("txid") and client_id:
             order = state.poll_order(client_order_id=client_id)
             if order is not None:
-                result[order.id] = self._order_info(order, with_trades=with_trades)
+                result[order.id] = self._order_info(order, with_trades=with_trades, with_reason=True)
         return self._ok(result)
 
     def _list_orders(self, action: str, params: Mapping[str, str], state: ExchangeState) -> Response:
@@ -661,10 +671,10 @@ class Kraken(Venue):
                 continue
             if userref and order.userref != userref:
                 continue
-            rows[order.id] = self._order_info(order, with_trades=with_trades)
+            rows[order.id] = self._order_info(order, with_trades=with_trades, with_reason=not want_open)
         if want_open:
             return self._ok({"open": rows})
-        return self._ok({"closed": rows, "count": len(rows)})
+        return self._ok({"closed": rows, "count": str(len(rows))})
 
 
 def venue_named(name: str) -> Venue:

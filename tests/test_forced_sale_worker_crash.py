@@ -15,6 +15,7 @@ from django.conf import settings
 
 from accounts.audit import SYSTEM
 from config.celery import app
+from fake_exchange import FAKE_CREDENTIALS
 from fake_exchange.testing import running_fake_exchange
 from financing.enums import ForcedSaleStatus
 from financing.lending.services import drawdown_create
@@ -78,6 +79,7 @@ def test_a_worker_killed_mid_sale_leaves_no_duplicate_order_and_a_balanced_ledge
                         "timeout_ms": 10000,
                         "order_type": "limit",
                         "markets": {"BTC": "BTC/USD", "ETH": "ETH/USD"},
+                        **FAKE_CREDENTIALS,
                     }
                 ),
                 "FORCED_SALE_REPRICE_SECONDS": "3600",

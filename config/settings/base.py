@@ -175,37 +175,12 @@ SWEEP_POSTING_LOOKBACK_SECONDS = env.int("SWEEP_POSTING_LOOKBACK_SECONDS", defau
 # --- Prices ------------------------------------------------------------------------------------
 # The crypto oracle asks every venue for BTC and ETH, drops quotes older than the staleness limit,
 # then quotes further than the band from the median of the fresh ones, and takes the median of the
-# rest when at least the quorum is left (DESIGN.md, "Prices"). Each venue: a name, a ccxt exchange id,
-# a base URL only for the local fake exchange (what goes into ccxt's urls['api']; it must be a
-# loopback address; production leaves it out and ccxt talks to the real venue), a timeout in
-# milliseconds and the market per asset. The default is the demo's three fake venues on fixed
-# loopback ports (`manage.py run_fake_exchange --port 8801 --venue bitstamp --name bitstamp-1`, ...).
-PRICE_VENUES = env.json(
-    "PRICE_VENUES",
-    default=[
-        {
-            "name": "bitstamp-1",
-            "exchange": "bitstamp",
-            "base_url": "http://127.0.0.1:8801/api",
-            "timeout_ms": 5000,
-            "markets": {"BTC": "BTC/USD", "ETH": "ETH/USD"},
-        },
-        {
-            "name": "bitstamp-2",
-            "exchange": "bitstamp",
-            "base_url": "http://127.0.0.1:8802/api",
-            "timeout_ms": 5000,
-            "markets": {"BTC": "BTC/USD", "ETH": "ETH/USD"},
-        },
-        {
-            "name": "kraken-1",
-            "exchange": "kraken",
-            "base_url": "http://127.0.0.1:8803",
-            "timeout_ms": 5000,
-            "markets": {"BTC": "BTC/USD", "ETH": "ETH/USD"},
-        },
-    ],
-)
+# rest when at least the quorum is left. Each venue: a name, a ccxt exchange id,
+# a base URL only for a local fake exchange (what goes into ccxt's urls['api']; it must be a loopback
+# address; production leaves it out and ccxt talks to the real venue), a timeout in milliseconds and
+# the market per asset (docs/exchanges.md). None unless configured: the demo's fake venues are the
+# local and test settings' default (demo/venues.py).
+PRICE_VENUES = env.json("PRICE_VENUES", default=[])
 # A crypto quote older than this is dropped; a crypto price the oracle has not confirmed for this long
 # is stale. Refresh more often than this.
 PRICE_STALENESS_SECONDS = env.int("PRICE_STALENESS_SECONDS", default=60)
@@ -296,21 +271,10 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Forced sales -------------------------------------------------------------------------------
-# Where crypto collateral is sold. The default is the demo's first fake venue on loopback; production
-# sets FORCED_SALE_VENUE (JSON) to the real venue and its credentials, without a base_url.
-FORCED_SALE_VENUE = env.json(
-    "FORCED_SALE_VENUE",
-    default={
-        "name": "bitstamp-1",
-        "exchange": "bitstamp",
-        "base_url": "http://127.0.0.1:8801/api",
-        "api_key": "demo-key",
-        "secret": "ZGVtby1zZWNyZXQ=",
-        "timeout_ms": 5000,
-        "order_type": "limit",
-        "markets": {"BTC": "BTC/USD", "ETH": "ETH/USD"},
-    },
-)
+# Where crypto collateral is sold (JSON): the venue, its markets and the broker's API credentials there,
+# without a base_url in production (docs/exchanges.md). None unless configured: the demo's first fake
+# venue is the local and test settings' default (demo/venues.py).
+FORCED_SALE_VENUE = env.json("FORCED_SALE_VENUE", default={})
 # A limit sell is placed this far below the oracle price; a fill worse than that pauses the sale.
 FORCED_SALE_PRICE_BAND = Decimal(env("FORCED_SALE_PRICE_BAND", default="0.02"))
 # Venue errors in a row (timeouts, rejections, insufficient funds) before a sale is paused and escalated.

@@ -1,9 +1,15 @@
 """The embedded defaults for a first run: SQLite and Celery's filesystem transport, nothing to install."""
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import BASE_DIR, env
+from config.settings.base import BASE_DIR, INSTALLED_APPS, env
+from demo.venues import DEMO_FORCED_SALE_VENUE, DEMO_PRICE_VENUES
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
+
+# The demo (seed data, banner, fake venues, simulated market) and its three fake venues on loopback.
+INSTALLED_APPS = [*INSTALLED_APPS, "demo"]
+PRICE_VENUES = env.json("PRICE_VENUES", default=DEMO_PRICE_VENUES)
+FORCED_SALE_VENUE = env.json("FORCED_SALE_VENUE", default=DEMO_FORCED_SALE_VENUE)
 
 CELERY_DATA_DIR = BASE_DIR / "var" / "celery"
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://localhost//")

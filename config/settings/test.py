@@ -3,7 +3,8 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import DATABASES, env
+from config.settings.base import DATABASES, INSTALLED_APPS, env
+from demo.venues import DEMO_FORCED_SALE_VENUE, DEMO_PRICE_VENUES
 
 SECRET_KEY = "test-secret-key"
 DEBUG = False
@@ -20,3 +21,7 @@ CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 # The suite's webhook receivers listen on this machine; tests of the guard itself override it.
 WEBHOOK_TRUSTED_HOSTS = ["127.0.0.1"]
+# The demo app, so that its seed data is tested, and its venues as the defaults tests start from.
+INSTALLED_APPS = [*INSTALLED_APPS, "demo"]
+PRICE_VENUES = env.json("PRICE_VENUES", default=DEMO_PRICE_VENUES)
+FORCED_SALE_VENUE = env.json("FORCED_SALE_VENUE", default=DEMO_FORCED_SALE_VENUE)

@@ -15,10 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 import ccxt
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 
-from fake_exchange import ccxt_client
+from exchanges import sale_venue_config
 
 logger = logging.getLogger(__name__)
 
@@ -69,30 +67,19 @@ def _from_ccxt(order: dict, client_order_id: str) -> VenueOrder:
 
 
 class SaleVenue:
+    """The configured sale venue (``FORCED_SALE_VENUE``, checked by ``exchanges.sale_venue_config``) with
+    its ccxt client."""
+
     def __init__(self, config: dict[str, Any] | None = None):
-        config = config if config is not None else settings.FORCED_SALE_VENUE
-        missing = {"name", "exchange", "markets"} - set(config)
-        if missing:
-            raise ImproperlyConfigured(f"FORCED_SALE_VENUE needs {', '.join(sorted(missing))}.")
-        self.name = config["name"]
-        self.exchange = config["exchange"]
-        self.markets: dict[str, str] = config["markets"]
-        self.order_type = config.get("order_type", "limit")
-        if self.order_type not in ("limit", "market"):
-            raise ImproperlyConfigured("FORCED_SALE_VENUE order_type is limit or market.")
-        self.client = ccxt_client(
-            self.exchange,
-            base_url=config.get("base_url") or None,
-            api_key=config.get("api_key"),
-            secret=config.get("secret"),
-            timeout_ms=int(config.get("timeout_ms", 5000)),
-        )
+        self.config = sale_venue_config(config)
+        self.name = self.config.name
+        self.exchange = self.config.exchange
+        self.markets = self.config.markets
+        self.order_type = self.config.order_type
+        self.client = self.config.client()
 
     def market(self, symbol: str) -> str:
-        try:
-            return self.markets[symbol]
-        except KeyError:
-            raise ImproperlyConfigured(f"FORCED_SALE_VENUE has no market for {symbol}.") from None
+        return self.config.market(symbol)
 
     def find(self, symbol: str, client_order_id: str) -> VenueOrder | None:
         """The order an earlier attempt placed under this client id, if the venue has it."""

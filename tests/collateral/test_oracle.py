@@ -13,11 +13,9 @@ from django.utils import timezone
 
 from accounts.audit import SYSTEM
 from accounts.models import AuditEvent
-from collateral import oracle as oracle_module
 from collateral.models import CurrentPrice, Price, PriceQuote, QuoteStatus
 from collateral.oracle import crypto_prices_refresh
 from collateral.selectors import current_prices, price_freshness
-from fake_exchange import ccxt_client
 from fake_exchange.testing import running_fake_exchanges
 from tests.collateral.conftest import point_oracle_at, venue_config
 
@@ -190,10 +188,8 @@ def test_a_venue_nobody_answers_at_is_a_network_error(settings, oracle):
     assert result.assets["BTC"].price.price == Decimal("98000")
     failed = quotes_of(result, "BTC")["kraken-1"]
     assert failed.status == QuoteStatus.ERROR
-    assert (
-        failed.error
-        == f"NetworkError: kraken GET http://127.0.0.1:{closed_port}/0/public/Ticker?pair=XXBTZUSD"
-    )
+    # the client's first request is the markets download, as in production
+    assert failed.error == f"NetworkError: kraken GET http://127.0.0.1:{closed_port}/0/public/Assets"
 
 
 def test_the_venues_are_asked_at_the_same_time(oracle):
@@ -348,20 +344,16 @@ def test_a_market_in_another_currency_is_refused_without_asking(settings, oracle
     assert result.assets["BTC"].price.price == Decimal("98000")
 
 
-def test_markets_loaded_from_a_venue_are_reused_by_the_next_refresh(oracle, monkeypatch):
-    """Production clients have no preset markets; ``load_markets`` runs once per venue, not per refresh."""
-
-    def client_without_presets(venue, base_url=None, timeout_ms=10_000):
-        return ccxt_client(venue, base_url=base_url, timeout_ms=timeout_ms, preset_markets=False)
-
-    monkeypatch.setattr(oracle_module, "ccxt_client", client_without_presets)
+def test_markets_are_loaded_once_per_venue_and_reused_by_the_next_refresh(oracle):
+    """The oracle's clients have no preset markets: the first refresh loads them once per venue, although
+    two threads (BTC and ETH) ask each venue at the same time, and the next refresh loads nothing."""
     first = crypto_prices_refresh(actor=SYSTEM)
-    loads = [len(fake.requests("markets")) for fake in oracle]
-    assert all(count >= 1 for count in loads)
+    # bitstamp: GET /api/v2/markets/; kraken: GET /0/public/Assets and /0/public/AssetPairs
+    assert [len(fake.requests("markets")) for fake in oracle] == [1, 1, 2]
 
     second = crypto_prices_refresh(actor=SYSTEM)
 
-    assert [len(fake.requests("markets")) for fake in oracle] == loads
+    assert [len(fake.requests("markets")) for fake in oracle] == [1, 1, 2]
     assert first.repriced == second.repriced == ("BTC", "ETH")
     assert second.assets["BTC"].price.price == Decimal("98000")
 

@@ -13,6 +13,7 @@ from accounts.services import approval_request_approve
 from collateral.selectors import pool_holdings
 from collateral.services import collateral_deposit
 from core.exceptions import InvalidInput, InvalidTransition
+from fake_exchange import FAKE_CREDENTIALS
 from fake_exchange.pytest_plugin import fake_bitstamp  # noqa: F401  (fixture)
 from financing.enums import ForcedSaleStatus, PauseReason, SaleOrderStatus, SaleRoute
 from financing.lending.services import drawdown_create
@@ -45,6 +46,7 @@ def venue(fake_bitstamp, settings):  # noqa: F811
         "timeout_ms": 800,
         "order_type": "limit",
         "markets": {"BTC": "BTC/USD", "ETH": "ETH/USD"},
+        **FAKE_CREDENTIALS,
     }
     settings.FORCED_SALE_REPRICE_SECONDS = 3600
     fake_bitstamp.set_price("BTC/USD", "70000")

@@ -7,7 +7,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from financing.demo import DEMO_LOGINS
+from demo.seed import DEMO_LOGINS
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from financing.demo import DEMO_LOGINS, seed_demo
+from demo.seed import DEMO_LOGINS, seed_demo
 
 
 class Command(BaseCommand):
