@@ -20,7 +20,7 @@ from exchanges import exchange_client
 from fake_exchange import FAKE_CREDENTIALS, FakeExchange, ccxt_client
 from fake_exchange.markets import markets_for
 from fake_exchange.venues import venue_named
-from financing.venues import SaleVenue, VenueOrder
+from financing.liquidation.venues import SaleVenue, VenueOrder
 
 RECORDED = Path(__file__).parent / "recorded"
 
