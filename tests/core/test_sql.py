@@ -19,7 +19,7 @@ def test_named_pieces_are_read_apart(tmp_path):
     )
     path = tmp_path / "many.sql"
     assert sql_pieces(path) == {"first": "SELECT 1", "second.empty": "", "third": "SELECT {x}"}
-    with pytest.raises(KeyError, match="many.sql has no piece 'fourth'"):
+    with pytest.raises(KeyError, match=r"many\.sql has no piece 'fourth'"):
         sql_file(str(tmp_path / "module.py"), "many.sql", "fourth")
 
 
