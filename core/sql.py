@@ -11,12 +11,15 @@ from psycopg import sql
 
 # A file may hold several named pieces, each headed by a ``-- name: <piece>`` line (the yesql/aiosql convention).
 NAME_LINE = re.compile(r"^-- name: ([a-z0-9_.]+)[ \t]*$", re.M)
+# The comment lines that open a piece document it, and are not part of its text (a piece may fill a slot in the
+# middle of a line).
+LEADING_COMMENT = re.compile(r"\A(?:[ \t]*--[^\n]*\n?|[ \t]*\n)*")
 
 
 @functools.cache
 def sql_pieces(path: Path) -> dict[str, str]:
-    """The named pieces of the ``.sql`` file at ``path`` (read once per process), or the whole file as the
-    piece ``""`` when it names none."""
+    """The named pieces of the ``.sql`` file at ``path`` (read once per process, each without the comment
+    lines that open it), or the whole file as the piece ``""`` when it names none."""
     text = path.read_text()
     heads = list(NAME_LINE.finditer(text))
     if not heads:
@@ -26,7 +29,7 @@ def sql_pieces(path: Path) -> dict[str, str]:
         end = following.start() if following else len(text)
         if head.group(1) in pieces:
             raise ValueError(f"{path}: the piece {head.group(1)!r} is named twice")
-        pieces[head.group(1)] = text[head.end() : end].strip()
+        pieces[head.group(1)] = LEADING_COMMENT.sub("", text[head.end() : end].strip()).strip()
     return pieces
 
 

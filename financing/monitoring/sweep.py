@@ -1,36 +1,10 @@
-"""The margin sweep: revalue pools after prices move, keep each facility's margin state, and write a
-ratio snapshot whenever the ratio moves.
-
-It is set-based. On PostgreSQL it takes three steps, whatever the size of the book: the per-asset HKD unit
-values (price × FX) and haircuts go into a temporary table (a few hundred rows, computed in Python from the
-current prices); one statement puts the facilities in scope into a second temporary table, each with its
-policy, its previous margin state and its debt (in a price-driven sweep, all but those a fixed part may value,
-which the valuation reads from their margin states); and one statement with data-modifying CTEs
-values every position behind them (market value, margin value with haircuts and concentration cuts, ratio
-and status) and writes the snapshots and the margin states that changed. The rounding is the same as
-``collateral.calculations`` (market value half-up to the cent, margin value down to the cent); the tests
-check the two agree. On other databases (the embedded SQLite demo) the same steps run with the valuation
-done in Python from one bulk read of the balances.
-
-When only some assets moved, only pools holding them are revalued, together with any client whose ledger
-accounts were posted to since the previous sweep (deposits, drawdowns, interest); only those clients'
-debts are read from the ledger, the others' are the margin state's (only postings change a debt). Running
-it twice on the same prices writes nothing the second time.
-
-After a crypto move most pools in scope are not even valued position by position. Each pool's fixed part
-(``MarginState.fixed_*``: what a crypto price leaves as it is: the value of everything else, the pool value from
-which no concentration cut applies to it, and the crypto quantities) is stored when the pool is valued from
-its positions; a price-driven sweep values a pool from it and the new crypto prices (the same rounding,
-position by position) when its holdings have not moved since the previous sweep (nothing was posted to the
-client, and its facility is not new to the sweeps), the part was worked out on the current prices, FX rates
-and terms of every other asset (``fixed_basis``), and no cut applies at the new prices. Every other pool is
-valued from its positions. Any sweep works the part out again for the pools whose part may be out of date
-(holdings moved, another basis, none yet); the full sweep (every minute by default) values every pool from
-its positions, so its margin states never rest on a part."""
+"""The margin sweep: revalue the pools in scope in a few set-based statements (``sweep.sql``) and keep each
+facility's margin state and a ratio snapshot when the ratio moves. How and why: docs/monitoring.md."""
 
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import time
 from collections import defaultdict
@@ -40,11 +14,13 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg import sql
 
 from collateral.calculations import PositionInput, margin_ratio, pool_valuation
 from collateral.enums import AssetKind
 from collateral.models import Asset
 from collateral.selectors import current_prices, fx_to_hkd
+from core.sql import sql_compose, sql_file
 from financing.calculations import Thresholds, margin_status
 from financing.enums import FacilityStatus, SweepScope
 from financing.locks import sweep_lock
@@ -116,33 +92,56 @@ def fixed_basis(units: list[AssetUnit]) -> str:
     return hashlib.sha256(repr((FIXED_PART_VERSION, terms)).encode()).hexdigest()
 
 
-def _crypto_sql(units: list[AssetUnit]) -> tuple[dict[str, str], dict[str, object]]:
-    """The pieces of the valuation statement that value a pool's crypto from the quantities its fixed part
-    holds (``fixed_crypto``) and the current unit values, haircuts and limits (statement parameters), with the
-    same rounding, position by position, as the valuation from the ledger: each crypto's market value as a
-    column, their sum, their margin value, and whether no concentration cut applies to any of them."""
-    columns, names, market, margin, uncapped, params = [], [], ["0"], ["0"], ["true"], {}
-    for i, unit in enumerate(u for u in units if u.crypto and u.unit_value is not None):
-        name = f"crypto_{i}"
+def _piece(name: str) -> str:
+    return sql_file(__file__, "sweep.sql", name)
+
+
+def _crypto_params(units: list[AssetUnit]) -> tuple[tuple, dict[str, object]]:
+    """The crypto assets with a price as the statement's text depends on them (``_valuation_statement``'s key:
+    whether each is eligible, whether limited), and their values as the statement's parameters."""
+    crypto = [u for u in units if u.crypto and u.unit_value is not None]
+    key = tuple((u.eligible, u.concentration_limit is not None) for u in crypto)
+    params = {}
+    for i, unit in enumerate(crypto):
+        params |= {f"crypto_{i}_symbol": unit.symbol, f"crypto_{i}_unit": unit.unit_value,
+                   f"crypto_{i}_haircut": unit.haircut, f"crypto_{i}_limit": unit.concentration_limit}  # fmt: skip
+    return key, params
+
+
+def _crypto_slots(key: tuple) -> dict[str, sql.Composable]:
+    """The valuation's slots that value a pool's crypto from the quantities its fixed part holds and the
+    current unit values, haircuts and limits, rounded position by position as the valuation from the ledger
+    rounds: each crypto's market value as a column, their sum, their margin value, and whether no
+    concentration cut applies to any of them."""
+    columns, market, margin, uncapped = [], [sql.SQL("0")], [sql.SQL("0")], [sql.SQL("true")]
+    for i, (eligible, limited) in enumerate(key):
+        name = sql.Identifier(f"crypto_{i}")
         columns.append(
-            f",\n           ROUND(COALESCE((s.fixed_crypto ->> %({name}_symbol)s)::numeric, 0) * %({name}_unit)s, 2) AS {name}"
+            sql.SQL(_piece("crypto.column")).format(
+                name=name,
+                symbol=sql.Placeholder(f"crypto_{i}_symbol"),
+                unit=sql.Placeholder(f"crypto_{i}_unit"),
+            )
         )
-        names.append(f", {name}")
         market.append(name)
-        if unit.eligible:
-            margin.append(f"FLOOR({name} * (1 - %({name}_haircut)s) * 100) * 0.01")
-        if unit.concentration_limit is not None:
-            uncapped.append(f"{name} <= %({name}_limit)s * market_value")
-        params |= {f"{name}_symbol": unit.symbol, f"{name}_unit": unit.unit_value,
-                   f"{name}_haircut": unit.haircut, f"{name}_limit": unit.concentration_limit}  # fmt: skip
-    pieces = {
-        "crypto_columns": "".join(columns),
-        "crypto_names": "".join(names),
-        "crypto_market": " + ".join(market),
-        "crypto_margin": " + ".join(margin),
-        "crypto_uncapped": " AND ".join(uncapped),
+        if eligible:
+            margin.append(
+                sql.SQL(_piece("crypto.margin")).format(
+                    name=name, haircut=sql.Placeholder(f"crypto_{i}_haircut")
+                )
+            )
+        if limited:
+            uncapped.append(
+                sql.SQL(_piece("crypto.uncapped")).format(
+                    name=name, limit=sql.Placeholder(f"crypto_{i}_limit")
+                )
+            )
+    return {
+        "crypto_columns": sql.SQL("").join(sql.SQL(", ") + column for column in columns),
+        "crypto_market": sql.SQL(" + ").join(market),
+        "crypto_margin": sql.SQL(" + ").join(margin),
+        "crypto_uncapped": sql.SQL(" AND ").join(uncapped),
     }
-    return pieces, params
 
 
 def previous_sweep_start() -> datetime.datetime | None:
@@ -185,407 +184,74 @@ def _clients_in_scope(symbols: list[str] | None, since: datetime.datetime | None
     return sorted(clients)
 
 
-# Clients whose ledger accounts were posted to since a moment, and their facilities (not in a run for given
-# clients, which takes its clients as posted to).
-TOUCHED_CTE = """WITH touched AS MATERIALIZED (
-    SELECT DISTINCT a.client_id FROM ledger_transaction t
-      JOIN ledger_leg l ON l.transaction_id = t.id
-      JOIN ledger_account a ON a.id = l.account_id
-     WHERE t.posted_at >= %(since)s AND a.client_id IS NOT NULL
-),
-touched_facilities AS MATERIALIZED (
-    SELECT f.id FROM financing_facility f WHERE f.client_id IN (SELECT client_id FROM touched)
-)"""
-
-# The facilities of the clients whose pools hold any of ``symbols`` (by the ledger's balances).
-HOLDERS = """SELECT f.id FROM ledger_balance b
-                JOIN collateral_collateralpool p ON p.account_id = b.account_id
-                JOIN financing_facility f ON f.client_id = p.client_id
-               WHERE b.instrument_id = ANY(%({symbols})s) AND b.amount <> 0"""
-
-# Which margin states are in scope: every open facility's; those of given clients; or, in a price-driven
-# sweep, those of the clients posted to and of the holders of the moved assets. A state whose fixed part
-# was worked out on the current basis says which crypto its pool holds (its holdings have not moved unless
-# its client was posted to), so the holders of a moved crypto are found in this table; the ledger is asked
-# for the holders of anything else, and for the pools whose part may be out of date. Worked out inside the
-# statement, so that a sweep never ships tens of thousands of ids back and forth.
-STATE_FILTERS = {
-    "all": "",
-    "clients": "AND s.facility_id IN (SELECT f.id FROM financing_facility f WHERE f.client_id = ANY(%(clients)s))",
-    "moved": f"""AND (s.facility_id IN (SELECT id FROM touched_facilities)
-             OR (s.fixed_basis = %(basis)s AND s.fixed_crypto ?| %(moved_crypto)s::text[])
-             OR (s.fixed_basis <> %(basis)s AND s.facility_id IN ({HOLDERS.format(symbols="moved_crypto")}))
-             OR s.facility_id IN ({HOLDERS.format(symbols="moved_other")}))""",
-}
-
-# Facilities new to the sweeps (no margin state yet) in scope: every one, those of given clients, or those
-# opened since the previous sweep (each is taken in by the first price-driven or full sweep after it opens).
-NEW_FILTERS = {
-    "all": "",
-    "clients": "AND f.client_id = ANY(%(clients)s)",
-    "moved": "AND f.created_at >= %(since)s",
-}
-
-# Whether the client was posted to since the previous sweep (a run for given clients takes them all as posted
-# to): such a pool is never valued from its stored fixed part, and its part is worked out again.
-POSTED = {
-    "all": "s.facility_id IN (SELECT id FROM touched_facilities)",
-    "clients": "true",
-    "moved": "s.facility_id IN (SELECT id FROM touched_facilities)",
-}
-
-# A facility's debt changes only by postings to its loan accounts. In a price-driven sweep ("moved"), the
-# debt the margin state holds is therefore still exact for every client nothing was posted to since the
-# previous sweep (the same guarantee the scope relies on), and only the others' balances are read; the
-# other scopes read every debt from the ledger.
-KNOWN_DEBT = {
-    "all": "NULL::numeric",
-    "clients": "NULL::numeric",
-    "moved": f"CASE WHEN NOT ({POSTED['moved']}) THEN s.debt END",
-}
-
-# In a price-driven sweep, the states whose pools a fixed part may value (worked out on the current basis, their
-# client not posted to) are read by the valuation itself (``FAST_SOURCE``), and not copied into the scope: in
-# the usual sweep after a crypto move that is nearly all of them, and the scope holds the few others. Those are
-# found by the indexes, not by reading every state: "another basis" as two ranges either side of the current one
-# (``margin_state_fixed_basis_idx``), then the facilities of the clients posted to; each state by its key, from
-# one array of them (as a key lookup, also when they are many: after a new basis, or a posting to every client).
-FAST_CANDIDATES_APART = {
-    "all": "",
-    "clients": "",
-    "moved": """AND s.facility_id = ANY(ARRAY(
-             SELECT o.facility_id FROM financing_marginstate o WHERE o.fixed_basis < %(basis)s OR o.fixed_basis > %(basis)s
-             UNION ALL
-             SELECT id FROM touched_facilities))""",
-}
-
-# The facilities in scope, into a temporary table: one row each, with its policy, its previous margin state,
-# its pool's stored fixed part, whether its client was posted to, and its debt. A price-driven sweep reads the
-# margin states alone (a facility's ledger balances only when its client was posted to); the facilities new
-# to the sweeps come from ``financing_facility``. A table rather than a CTE because the planner knows its
-# size, and picks hash joins for the tens of thousands of rows behind it.
-SCOPE_SQL = """
-CREATE TEMP TABLE sweep_scope ON COMMIT DROP AS {touched}
-SELECT c.*, COALESCE(c.known_debt, (
-           SELECT COALESCE(SUM(b.amount), 0) FROM financing_facility f
-             JOIN ledger_balance b ON b.account_id IN (f.principal_account_id, f.interest_account_id,
-                                                       f.fees_account_id)
-            WHERE f.id = c.facility_id AND b.instrument_id = 'HKD'
-       ))::numeric(20, 2) AS debt
-  FROM (
-    SELECT s.facility_id, s.policy_id, false AS is_new, s.status AS old_status, s.margin_ratio AS old_ratio,
-           s.market_value AS old_market_value, s.margin_value AS old_margin_value, s.debt AS old_debt,
-           {posted} AS posted, {known_debt} AS known_debt, s.fixed_basis = %(basis)s AS current,
-           s.fixed_market_value, s.fixed_margin_value, s.fixed_uncapped_from, s.fixed_crypto
-      FROM financing_marginstate s
-     WHERE s.open {fast_candidates_apart} {state_filter}
-    UNION ALL
-    SELECT f.id, f.policy_id, true, NULL, NULL, NULL, NULL, NULL, true, NULL, false, NULL, NULL, NULL, NULL
-      FROM financing_facility f
-     WHERE f.status <> 'closed' {new_filter}
-       AND NOT EXISTS (SELECT FROM financing_marginstate s WHERE s.facility_id = f.id)
-  ) AS c
-"""
-
-# In a price-driven sweep, a pool whose holdings have not moved since the previous sweep, whose fixed part was
-# worked out on the current basis, and to which no concentration cut applies at the new crypto prices, is
-# valued from that part and its crypto (``fast_pools``). The holdings may have moved when the client was
-# posted to, or when its facility is new to the sweeps: a pool is in no sweep's scope while its client has no
-# open facility, and a new facility starts with no part. Every other pool is valued from its positions
-# (``long_pools``: the pool of the facility's client): market value per position (half-up to the cent), the
-# pool's total by a window, margin value with the concentration cut (down to the cent). Then ratio and status
-# by the facility's policy: the same rules as collateral.calculations and financing.calculations.
-VALUATION_CTES = """
--- (OFFSET 0: each crypto's value is worked out once, not wherever the statement uses it.)
-fast_inputs AS (
-    SELECT s.facility_id, s.policy_id, false AS is_new, s.status AS old_status, s.margin_ratio AS old_ratio,
-           s.market_value AS old_market_value, s.margin_value AS old_margin_value, s.debt AS old_debt, s.debt,
-           s.fixed_market_value, s.fixed_margin_value, s.fixed_uncapped_from AS uncapped_from{crypto_columns}
-      FROM {fast_source}
-    OFFSET 0
-),
-fast_values AS (
-    SELECT f.*, fixed_market_value + {crypto_market} AS market_value, fixed_margin_value + {crypto_margin} AS margin_value
-      FROM fast_inputs f
-),
--- ``capped``: a concentration cut applies at the new crypto prices, and the pool is valued from its positions.
-fast_pools AS MATERIALIZED (
-    SELECT facility_id, policy_id, is_new, old_status, old_ratio, old_market_value, old_margin_value, old_debt, debt,
-           market_value::numeric(20, 2) AS market_value, GREATEST(margin_value, 0)::numeric(20, 2) AS margin_value,
-           ((uncapped_from IS NULL OR market_value >= uncapped_from) AND {crypto_uncapped}) IS NOT TRUE AS capped
-      FROM fast_values
-),
--- Every other pool is valued from its positions, each with what the valuation carries of its facility;
--- ``refresh``: its stored fixed part may be out of date (the holdings may have moved, or it was worked out on
--- another basis, or never), and is worked out again.
-long_pools AS MATERIALIZED (
-    SELECT s.*, p.account_id FROM (
-        SELECT c.facility_id, c.policy_id, c.is_new, c.old_status, c.old_ratio, c.old_market_value, c.old_margin_value,
-               c.old_debt, c.debt, c.current, c.fixed_market_value, c.fixed_margin_value, c.fixed_uncapped_from,
-               c.fixed_crypto, c.posted OR c.is_new OR NOT c.current AS refresh
-          FROM sweep_scope c
-        UNION ALL
-        -- A fast candidate that a concentration cut now reaches: its part is current (not worked out again).
-        SELECT fp.facility_id, fp.policy_id, false, fp.old_status, fp.old_ratio, fp.old_market_value,
-               fp.old_margin_value, fp.old_debt, fp.debt, true, NULL, NULL, NULL, NULL, false
-          FROM fast_pools fp
-         WHERE fp.capped
-    ) AS s
-      {pool_accounts}
-),
-position_values AS (
-    SELECT lp.facility_id, lp.refresh, u.symbol, u.crypto, u.haircut, u.concentration_limit, u.eligible, b.amount,
-           ROUND(b.amount * u.unit_value, 2) AS mv
-      FROM {positions_from}
-      JOIN sweep_units u ON u.symbol = b.instrument_id AND u.unit_value IS NOT NULL
-),
-positions AS (
-    SELECT pv.*, SUM(pv.mv) OVER (PARTITION BY pv.facility_id) AS pool_mv FROM position_values pv
-),
-pool_values AS (
-    SELECT facility_id, MAX(pool_mv) AS market_value,
-           SUM(CASE WHEN eligible THEN
-                   FLOOR(LEAST(mv, COALESCE(concentration_limit * pool_mv, mv)) * (1 - haircut) * 100) * 0.01
-               ELSE 0 END) AS margin_value
-      FROM positions GROUP BY facility_id
-),
--- The fixed parts worked out again (``refresh``): from the positions, the values of everything but the crypto
--- (margin value without cuts), the pool market value from which no cut applies to any of it — for each position
--- with a limit, the least amount in cents that the limit times covers its value: an exact integer division —
--- and the crypto quantities; stored (``store``) where they differ from the stored ones (a pool with no positions
--- left gets an empty part). Only the sweep reads them (``_valuation_ctes``).
-refreshed AS (
-    SELECT facility_id, COALESCE(SUM(mv) FILTER (WHERE NOT crypto), 0) AS market_value,
-           COALESCE(SUM(FLOOR(mv * (1 - haircut) * 100) * 0.01) FILTER (WHERE eligible AND NOT crypto), 0)
-               AS margin_value,
-           MAX(div(mv * 100, concentration_limit) + CASE WHEN mod(mv * 100, concentration_limit) > 0 THEN 1 ELSE 0 END)
-               FILTER (WHERE eligible AND NOT crypto AND concentration_limit IS NOT NULL) * 0.01 AS uncapped_from,
-           jsonb_object_agg(symbol, amount::text) FILTER (WHERE crypto) AS crypto
-      FROM position_values WHERE refresh GROUP BY facility_id
-),
-new_fixed_parts AS (
-    SELECT n.*, NOT n.current OR (n.old_market_value, n.old_margin_value, n.old_uncapped_from, n.old_crypto)
-                                 IS DISTINCT FROM (n.market_value, n.margin_value, n.uncapped_from, n.crypto) AS store
-      FROM (
-        SELECT lp.facility_id, lp.current, lp.fixed_market_value AS old_market_value,
-               lp.fixed_margin_value AS old_margin_value, lp.fixed_uncapped_from AS old_uncapped_from,
-               lp.fixed_crypto AS old_crypto,
-               COALESCE(r.market_value, 0)::numeric(20, 2) AS market_value,
-               COALESCE(r.margin_value, 0)::numeric(20, 2) AS margin_value,
-               r.uncapped_from::numeric(20, 2) AS uncapped_from, COALESCE(r.crypto, '{{}}'::jsonb) AS crypto
-          FROM long_pools lp
-          LEFT JOIN refreshed r ON r.facility_id = lp.facility_id
-         WHERE lp.refresh
-      ) AS n
-),
--- Each pool valued, with its new fixed part where one is stored: none of those valued from their part.
-valued AS (
-    SELECT fp.facility_id, fp.policy_id, fp.is_new, fp.old_status, fp.old_ratio, fp.old_market_value,
-           fp.old_margin_value, fp.old_debt, fp.debt, fp.market_value, fp.margin_value, false AS store,
-           NULL::numeric(20, 2) AS fixed_market_value, NULL::numeric(20, 2) AS fixed_margin_value,
-           NULL::numeric(20, 2) AS fixed_uncapped_from, NULL::jsonb AS fixed_crypto
-      FROM fast_pools fp
-     WHERE NOT fp.capped
-    UNION ALL
-    SELECT lp.facility_id, lp.policy_id, lp.is_new, lp.old_status, lp.old_ratio, lp.old_market_value,
-           lp.old_margin_value, lp.old_debt, lp.debt, COALESCE(v.market_value, 0)::numeric(20, 2),
-           GREATEST(COALESCE(v.margin_value, 0), 0)::numeric(20, 2), {fixed_columns}
-      FROM long_pools lp
-      LEFT JOIN pool_values v ON v.facility_id = lp.facility_id{fixed_join}
-),
-result AS (
-    SELECT v.*,
-           CASE WHEN v.debt <= 0 THEN 0
-                WHEN v.margin_value <= 0 THEN NULL
-                ELSE ROUND(v.debt::numeric(40, 20) / v.margin_value, 8) END AS margin_ratio,
-           CASE WHEN v.debt <= 0 THEN 'no_debt'
-                WHEN v.debt >= COALESCE(mp.forced_sale, %(default_forced_sale)s) * v.margin_value THEN 'forced_sale'
-                WHEN v.debt > COALESCE(mp.margin_call, %(default_margin_call)s) * v.margin_value THEN 'margin_call'
-                WHEN v.debt >= COALESCE(mp.warning, %(default_warning)s) * v.margin_value THEN 'warning'
-                ELSE 'ok' END AS status
-      FROM valued v
-      LEFT JOIN financing_marginpolicy mp ON mp.id = v.policy_id
-)"""
+def _holders(symbols: str) -> sql.Composable:
+    return sql.SQL(_piece("holders")).format(symbols=sql.Placeholder(symbols))
 
 
-def _valuation_ctes(fixed_columns: str, fixed_join: str) -> str:
-    """``VALUATION_CTES`` with what ``valued`` carries of the new fixed parts of the pools valued from their
-    positions: the sweep stores them; a valuation alone leaves them (and never works them out)."""
-    return VALUATION_CTES.replace("{fixed_columns}", fixed_columns).replace("{fixed_join}", fixed_join)
-
-
-# One statement: value, then write the margin states and snapshots that changed, and the fixed parts stored anew.
-SWEEP_SQL = (
-    "WITH"
-    + _valuation_ctes(
-        "COALESCE(p.store, false), p.market_value, p.margin_value, p.uncapped_from, p.crypto",
-        "\n      LEFT JOIN new_fixed_parts p ON p.facility_id = lp.facility_id",
+@functools.cache
+def _scope_statement(scope: str) -> str:
+    """The statement that fills the scope table for a run of ``scope`` (``SweepScope``)."""
+    posted = _piece(f"posted.{scope}")
+    return sql_compose(
+        _piece("scope"),
+        touched=_piece("touched") if scope != SweepScope.CLIENTS else "",
+        posted=posted,
+        known_debt=sql.SQL(_piece(f"known_debt.{scope}")).format(posted=sql.SQL(posted)),
+        fast_candidates_apart=_piece(f"fast_candidates_apart.{scope}"),
+        state_filter=sql.SQL(_piece(f"state_filter.{scope}")).format(
+            holders_of_moved_crypto=_holders("moved_crypto"), holders_of_moved_other=_holders("moved_other")
+        ),
+        new_filter=_piece(f"new_filter.{scope}"),
     )
-    + """,
--- What is written of each facility: its figures where they changed, its fixed part where it is stored anew.
-writes AS MATERIALIZED (
-    SELECT w.* FROM (
-        SELECT r.facility_id, r.is_new, r.policy_id, r.market_value, r.margin_value, r.debt, r.margin_ratio, r.status,
-               r.old_status, r.old_ratio,
-               r.is_new OR r.old_ratio IS DISTINCT FROM r.margin_ratio OR r.old_status <> r.status
-                   OR r.old_market_value <> r.market_value OR r.old_margin_value <> r.margin_value
-                   OR r.old_debt <> r.debt AS changed,
-               r.store, r.fixed_market_value, r.fixed_margin_value, r.fixed_uncapped_from, r.fixed_crypto
-          FROM result r
-    ) w
-     WHERE w.changed OR w.store
-),
-snapshots AS (
-    INSERT INTO financing_ratiosnapshot (facility_id, taken_at, market_value, margin_value, debt, margin_ratio, status)
-    SELECT w.facility_id, %(now)s, w.market_value, w.margin_value, w.debt, w.margin_ratio, w.status
-      FROM writes w
-     WHERE w.changed AND (w.is_new OR w.margin_ratio IS DISTINCT FROM w.old_ratio OR w.status <> w.old_status)
-    RETURNING 1
-),
--- The figures of the states that changed (every state written but those whose part is stored anew): the update
--- sets nothing else, so that it reads nothing else of the 100,000 states it hashes to find them.
-updated AS (
-    UPDATE financing_marginstate s
-       SET market_value = w.market_value, margin_value = w.margin_value, debt = w.debt,
-           margin_ratio = w.margin_ratio, status = w.status, valued_at = %(now)s,
-           status_since = CASE WHEN s.status <> w.status THEN %(now)s ELSE s.status_since END
-      FROM writes w
-     WHERE s.facility_id = w.facility_id AND NOT w.is_new AND NOT w.store
-    RETURNING 1
-),
--- The states whose part is stored anew (usually few: each found by its key), with their figures where they
--- changed.
-stored AS (
-    UPDATE financing_marginstate s
-       SET market_value = w.market_value, margin_value = w.margin_value, debt = w.debt,
-           margin_ratio = w.margin_ratio, status = w.status,
-           valued_at = CASE WHEN w.changed THEN %(now)s ELSE s.valued_at END,
-           status_since = CASE WHEN s.status <> w.status THEN %(now)s ELSE s.status_since END,
-           fixed_basis = %(basis)s, fixed_market_value = w.fixed_market_value,
-           fixed_margin_value = w.fixed_margin_value, fixed_uncapped_from = w.fixed_uncapped_from,
-           fixed_crypto = w.fixed_crypto, fixed_valued_at = %(now)s
-      FROM writes w
-     WHERE s.facility_id = ANY(ARRAY(SELECT facility_id FROM writes WHERE store AND NOT is_new))
-       AND w.facility_id = s.facility_id AND w.store AND NOT w.is_new
-    RETURNING w.changed
-),
-inserted AS (
-    INSERT INTO financing_marginstate (facility_id, market_value, margin_value, debt, margin_ratio, status,
-                                       notified_status, valued_at, status_since, policy_id, open, fixed_basis,
-                                       fixed_market_value, fixed_margin_value, fixed_uncapped_from, fixed_crypto,
-                                       fixed_valued_at)
-    SELECT w.facility_id, w.market_value, w.margin_value, w.debt, w.margin_ratio, w.status,
-           CASE WHEN w.status IN ('no_debt', 'ok') THEN w.status ELSE 'ok' END, %(now)s, %(now)s, w.policy_id, true,
-           %(basis)s, w.fixed_market_value, w.fixed_margin_value, w.fixed_uncapped_from, w.fixed_crypto, %(now)s
-      FROM writes w WHERE w.is_new
-    RETURNING 1
-)
-SELECT fast.n + long.n,
-       (SELECT COUNT(*) FROM updated) + (SELECT COUNT(*) FROM stored WHERE changed) + (SELECT COUNT(*) FROM inserted),
-       (SELECT COUNT(*) FROM snapshots),
-       fast.n,
-       (SELECT COUNT(*) FROM stored) + (SELECT COUNT(*) FROM inserted)
-  FROM (SELECT COUNT(*) AS n FROM fast_pools WHERE NOT capped) AS fast, (SELECT COUNT(*) AS n FROM long_pools) AS long
-"""
-)
 
-VALUATIONS_SQL = (
-    "WITH"
-    + _valuation_ctes(
-        "false, NULL::numeric(20, 2), NULL::numeric(20, 2), NULL::numeric(20, 2), NULL::jsonb", ""
+
+@functools.cache
+def _valuation_statement(statement: str, crypto: tuple, price_driven: bool) -> str:
+    """``statement`` ("sweep": value and write; "valuations": value only) for the crypto assets ``crypto``
+    (``_crypto_params``); only a price-driven sweep values pools from their fixed parts."""
+    source = "price_driven" if price_driven else "other"
+    if statement == "sweep":
+        fixed_columns, fixed_join = _piece("fixed.sweep_columns"), "\n      " + _piece("fixed.sweep_join")
+    else:
+        fixed_columns, fixed_join = _piece("fixed.valuation_columns"), ""
+    valuation = sql.SQL(_piece("valuation")).format(
+        **_crypto_slots(crypto),
+        fast_source=sql.SQL(_piece(f"fast_source.{source}")).format(
+            holders_of_moved_other=_holders("moved_other")
+        ),
+        positions_from=sql.SQL(_piece(f"positions_from.{source}")),
+        pool_accounts=sql.SQL(_piece(f"pool_accounts.{source}")),
+        fixed_columns=sql.SQL(fixed_columns),
+        fixed_join=sql.SQL(fixed_join),
     )
-    + "\nSELECT facility_id, market_value, margin_value, debt, margin_ratio, status FROM result"
-)
+    return sql_compose(_piece(statement), valuation=valuation)
 
 
 def _scope_table(cursor, scope: str, params: dict[str, object]) -> None:
-    cursor.execute("DROP TABLE IF EXISTS pg_temp.sweep_scope")
-    cursor.execute(
-        SCOPE_SQL.format(
-            touched=TOUCHED_CTE if scope != SweepScope.CLIENTS else "",
-            state_filter=STATE_FILTERS[scope],
-            new_filter=NEW_FILTERS[scope],
-            known_debt=KNOWN_DEBT[scope],
-            posted=POSTED[scope],
-            fast_candidates_apart=FAST_CANDIDATES_APART[scope],
-        ),
-        params,
-    )
-    # What the planner knows of the scope (how many rows are new, posted to, on a current fixed part) decides
-    # how the valuation joins tens of thousands of rows: without statistics it guesses, and sorts. Three
-    # booleans need no 30,000-row sample (the default target's): their target of 1 samples 300 rows.
-    cursor.execute(
-        "ALTER TABLE sweep_scope ALTER COLUMN posted SET STATISTICS 1, ALTER COLUMN is_new SET STATISTICS 1, "
-        "ALTER COLUMN current SET STATISTICS 1"
-    )
-    cursor.execute("ANALYZE sweep_scope (posted, is_new, current)")
+    cursor.execute(_piece("scope_drop"))
+    cursor.execute(_scope_statement(scope), params)
+    cursor.execute(_piece("scope_statistics"))
+    cursor.execute(_piece("scope_analyze"))
 
-
-# Where the pools valued from their fixed parts come from: in a price-driven sweep, the margin states that may be
-# (``FAST_CANDIDATES_APART``) of the holders of the moved crypto (or of the other assets moved: repriced the same,
-# the basis is the same); in the other sweeps, none.
-FAST_SOURCE = {
-    True: f"""financing_marginstate s
-     WHERE s.open AND s.fixed_basis = %(basis)s
-       AND (s.fixed_crypto ?| %(moved_crypto)s::text[] OR s.facility_id IN ({HOLDERS.format(symbols="moved_other")}))
-       AND s.facility_id NOT IN (SELECT c.facility_id FROM sweep_scope c)""",
-    False: "financing_marginstate s WHERE false",
-}
-
-# Where the positions of the pools valued from them come from. In a price-driven sweep they are usually few
-# (those posted to, those a cut now reaches; all of them only after a new security price, FX rate or asset
-# term): each pool's balances by the index, a lateral subquery the planner may not flatten (OFFSET 0),
-# whatever it guesses of their number. Otherwise every pool in scope is: one pass over the balances, hashed.
-POSITIONS_FROM = {
-    True: """long_pools lp
-      CROSS JOIN LATERAL (
-          SELECT b.instrument_id, b.amount FROM ledger_balance b
-           WHERE b.account_id = lp.account_id AND b.amount <> 0 OFFSET 0
-      ) b""",
-    False: "long_pools lp JOIN ledger_balance b ON b.account_id = lp.account_id AND b.amount <> 0",
-}
-
-# The pool behind each facility valued from its positions: in a price-driven sweep a few, each found by the
-# indexes (a lateral subquery the planner may not flatten); otherwise every facility in scope, hashed. A
-# client without a pool (none is made so, but the data may say so) has nothing to value: zero.
-POOL_ACCOUNTS = {
-    True: """LEFT JOIN LATERAL (
-          SELECT p.account_id FROM financing_facility f
-            JOIN collateral_collateralpool p ON p.client_id = f.client_id
-           WHERE f.id = s.facility_id OFFSET 0
-      ) p ON true""",
-    False: """LEFT JOIN financing_facility f ON f.id = s.facility_id
-      LEFT JOIN collateral_collateralpool p ON p.client_id = f.client_id""",
-}
 
 # Sorting and hashing a whole book fits in memory with this; PostgreSQL's default (4 MB) spills to disk.
 SWEEP_WORK_MEM = "128MB"
+# The columns of the unit values' temporary table (``AssetUnit``'s fields).
+SWEEP_UNIT_COLUMNS = ["symbol", "unit_value", "haircut", "concentration_limit", "eligible", "crypto"]
 
 
-def _prepare(cursor, scope: str, params: dict[str, object]) -> tuple[dict[str, object], dict[str, str]]:
+def _prepare(cursor, scope: str, params: dict[str, object]) -> tuple[dict[str, object], tuple]:
     """Load the per-asset unit values and the facilities in scope into temporary tables; return the
-    statement's parameters and the pieces of its text that depend on the assets (``_crypto_sql``): only a
-    price-driven sweep values pools from their fixed parts."""
+    statement's parameters and the crypto assets its text is composed for (``_crypto_params``)."""
     units = asset_units()
-    cursor.execute(f"SET LOCAL work_mem = '{SWEEP_WORK_MEM}'")
-    # JIT compiling the statement costs more than it saves: the work is numeric arithmetic, not expression
-    # evaluation (measured: 70 ms of compilation for a 2 s statement).
-    cursor.execute("SET LOCAL jit = off")
-    # ON COMMIT DROP cleans up after a committed sweep; an enclosing transaction (a test, the ladder after
-    # the sweep) keeps the table, hence the explicit drop.
-    cursor.execute("DROP TABLE IF EXISTS pg_temp.sweep_units")
-    cursor.execute(
-        "CREATE TEMP TABLE sweep_units (symbol varchar(20) PRIMARY KEY, unit_value numeric, haircut numeric, "
-        "concentration_limit numeric, eligible boolean, crypto boolean) ON COMMIT DROP"
-    )
+    cursor.execute(sql_compose(_piece("work_mem"), work_mem=sql.Literal(SWEEP_WORK_MEM)))
+    cursor.execute(_piece("no_jit"))
+    cursor.execute(_piece("units_drop"))
+    cursor.execute(_piece("units_create"))
     if units:  # one statement, a column per array (not a round trip per asset)
-        rows = [
-            (u.symbol, u.unit_value, u.haircut, u.concentration_limit, u.eligible, u.crypto) for u in units
-        ]
         cursor.execute(
-            "INSERT INTO sweep_units SELECT * FROM unnest(%s::varchar[], %s::numeric[], %s::numeric[], "
-            "%s::numeric[], %s::boolean[], %s::boolean[])",
-            [list(column) for column in zip(*rows, strict=True)],
+            _piece("units_insert"),
+            {name: [getattr(u, name) for u in units] for name in SWEEP_UNIT_COLUMNS},
         )
     default = default_policy()
     crypto = {u.symbol for u in units if u.crypto}
@@ -600,14 +266,8 @@ def _prepare(cursor, scope: str, params: dict[str, object]) -> tuple[dict[str, o
         **params,
     }
     _scope_table(cursor, scope, params)
-    pieces, crypto_params = _crypto_sql(units)
-    fast = scope == SweepScope.MOVED
-    return {**params, **crypto_params}, {
-        **pieces,
-        "fast_source": FAST_SOURCE[fast],
-        "positions_from": POSITIONS_FROM[fast],
-        "pool_accounts": POOL_ACCOUNTS[fast],
-    }
+    crypto_key, crypto_params = _crypto_params(units)
+    return {**params, **crypto_params}, crypto_key
 
 
 def _scope(clients: list[int] | None, symbols: list[str] | None, since: datetime.datetime | None):
@@ -630,9 +290,9 @@ def _sweep_postgresql(
     with connection.cursor() as cursor:
         sweep_lock()
         started = time.perf_counter()
-        params, pieces = _prepare(cursor, scope, {**params, "now": now})
+        params, crypto = _prepare(cursor, scope, {**params, "now": now})
         scope_ms = _ms_since(started)
-        cursor.execute(SWEEP_SQL.format(**pieces), params)
+        cursor.execute(_valuation_statement("sweep", crypto, scope == SweepScope.MOVED), params)
         return (*cursor.fetchone(), scope_ms)
 
 
@@ -649,8 +309,8 @@ def valuations_of(clients: list[int]) -> dict[int, Figures]:
     if connection.vendor != "postgresql":
         return {row[0]: row for row in facility_figures(clients)}
     with connection.cursor() as cursor:
-        params, pieces = _prepare(cursor, SweepScope.CLIENTS, {"clients": clients})
-        cursor.execute(VALUATIONS_SQL.format(**pieces), params)
+        params, crypto = _prepare(cursor, SweepScope.CLIENTS, {"clients": clients})
+        cursor.execute(_valuation_statement("valuations", crypto, False), params)
         rows = cursor.fetchall()
     return {row[0]: tuple(row) for row in rows}
 

@@ -15,10 +15,15 @@ def test_a_file_without_names_is_one_piece(tmp_path):
 
 def test_named_pieces_are_read_apart(tmp_path):
     (tmp_path / "many.sql").write_text(
-        "-- a header, not a piece\n\n-- name: first\nSELECT 1\n\n-- name: second.empty\n-- name: third\nSELECT {x}\n"
+        "-- a header, not a piece\n\n-- name: first\n-- what the first does,\n-- in two lines\nSELECT 1\n"
+        "-- kept: inside the piece\n\n-- name: second.empty\n-- only said\n-- name: third\nSELECT {x}\n"
     )
     path = tmp_path / "many.sql"
-    assert sql_pieces(path) == {"first": "SELECT 1", "second.empty": "", "third": "SELECT {x}"}
+    assert sql_pieces(path) == {
+        "first": "SELECT 1\n-- kept: inside the piece",
+        "second.empty": "",
+        "third": "SELECT {x}",
+    }
     with pytest.raises(KeyError, match=r"many\.sql has no piece 'fourth'"):
         sql_file(str(tmp_path / "module.py"), "many.sql", "fourth")
 
