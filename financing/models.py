@@ -303,7 +303,7 @@ class MarginState(models.Model):
     it writes only what changed. ``notified_status`` is the status the margin-call ladder has acted on;
     while it differs from ``status`` the ladder has work to do (kept in the table, so a crash between the
     valuation and the ladder loses nothing). Kept apart from ``Facility`` so that the sweep's updates never
-    wait on a drawdown's row lock. Its pages are kept half empty (fillfactor, migration 0010), so that the
+    wait on a drawdown's row lock. Its pages are kept half empty (fillfactor, migration 0002), so that the
     sweep's updates of the figures are heap-only: no index is touched unless the status changes.
 
     It also holds all else a price-driven sweep reads of a facility, so that such a sweep reads this table
