@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
@@ -49,7 +50,8 @@ class MarginPolicy(models.Model):
     margin_call = models.DecimalField("margin call", max_digits=6, decimal_places=4, default=Decimal("1.00"))
     forced_sale = models.DecimalField("forced sale", max_digits=6, decimal_places=4, default=Decimal("1.20"))
     target = fraction_field("target after cure or sale", default=Decimal("0.85"))
-    cure_business_days = models.PositiveSmallIntegerField(default=1)
+    # At least one: the cure deadline is a business day after the call (the calendar refuses a count of 0).
+    cure_business_days = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
     cure_time = models.TimeField(default=datetime.time(12, 0), help_text="Hong Kong time on the cure day")
     sale_cost_rate = fraction_field(
         "sale cost allowance",
@@ -83,6 +85,11 @@ class MarginPolicy(models.Model):
                     "Thresholds must rise: 0 < max advance ≤ warning ≤ margin call < forced sale, "
                     "and 0 < target < margin call."
                 ),
+            ),
+            models.CheckConstraint(
+                condition=Q(cure_business_days__gte=1),
+                name="policy_cure_at_least_one_business_day",
+                violation_error_message="A margin call gives at least one business day to cure.",
             ),
         ]
 
@@ -303,7 +310,7 @@ class MarginState(models.Model):
     it writes only what changed. ``notified_status`` is the status the margin-call ladder has acted on;
     while it differs from ``status`` the ladder has work to do (kept in the table, so a crash between the
     valuation and the ladder loses nothing). Kept apart from ``Facility`` so that the sweep's updates never
-    wait on a drawdown's row lock. Its pages are kept half empty (fillfactor, migration 0010), so that the
+    wait on a drawdown's row lock. Its pages are kept half empty (fillfactor, migration 0002), so that the
     sweep's updates of the figures are heap-only: no index is touched unless the status changes.
 
     It also holds all else a price-driven sweep reads of a facility, so that such a sweep reads this table

@@ -42,12 +42,12 @@ class Event(models.Model):
     # rather than to a random page of it: a market move writes thousands, and the tables only grow. Drawn here
     # by ``uuid6.uuid7``, whose keys keep their order within a process by counting on from the last
     # millisecond (a burst of thousands runs a few seconds ahead of the clock); the set-based ladder draws them
-    # from ``uuid_v7()`` (migration 0007), the same layout with the statement's clock and no counter.
+    # from ``uuid_v7()`` (migration 0002), the same layout with the statement's clock and no counter.
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     type = models.CharField(max_length=60)
     occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
     # No key check at commit (the ladder writes thousands of events a market move): a client with events cannot
-    # be deleted, through the ORM (``PROTECT``) or past it (a trigger, migration 0005), and every writer takes
+    # be deleted, through the ORM (``PROTECT``) or past it (a trigger, migration 0002), and every writer takes
     # the client from a row it has read.
     client = models.ForeignKey(
         "accounts.Client",
@@ -81,7 +81,7 @@ class OutboxMessage(models.Model):
         Event, on_delete=models.PROTECT, related_name="messages", db_constraint=False, db_index=False
     )
     channel = models.CharField(max_length=10, choices=Channel.choices)
-    # No key check either: an endpoint with messages cannot be deleted (``PROTECT``; a trigger, migration 0005),
+    # No key check either: an endpoint with messages cannot be deleted (``PROTECT``; a trigger, migration 0002),
     # and the writers read the endpoints under ``FOR KEY SHARE`` (``active_endpoints``). Indexed for the webhooks
     # only (``outbox_endpoint_idx``): an e-mail has none.
     endpoint = models.ForeignKey(

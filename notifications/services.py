@@ -166,7 +166,7 @@ def active_endpoints() -> list[WebhookEndpoint]:
     """The active webhook endpoints, for messages about to name them. On PostgreSQL they are read under ``FOR
     KEY SHARE`` (what a key check at commit would take): the messages carry no key check, and an endpoint
     being deleted meanwhile waits for this transaction, then is refused for the messages it finds (migration
-    notifications 0005)."""
+    notifications 0002)."""
     if connection.vendor != "postgresql":
         return list(WebhookEndpoint.objects.filter(is_active=True))
     table = WebhookEndpoint._meta.db_table

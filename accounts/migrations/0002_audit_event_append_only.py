@@ -1,3 +1,5 @@
+"""PostgreSQL refuses UPDATE and DELETE of audit events, even from code that bypasses the ORM."""
+
 from django.db import migrations
 
 from core.db import append_only

@@ -1,3 +1,5 @@
+"""The daily purge of old idempotency records, as a django-celery-beat schedule staff can change in the admin."""
+
 from django.db import migrations
 
 NAME = "Forget old idempotency records"

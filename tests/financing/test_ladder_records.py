@@ -186,7 +186,7 @@ def test_each_record_of_one_batch_says_what_the_stored_rows_say(market):
 
 def test_the_ladder_keys_its_events_in_time_order(market):
     """Each event a batch writes has a time-ordered key (UUID version 7: the milliseconds it was written at,
-    then random bits), so a later batch's events sort after an earlier one's (``notifications`` migration 0007)."""
+    then random bits), so a later batch's events sort after an earlier one's (``notifications`` migration 0002)."""
     before = time.time_ns() // 10**6
     drawn("265200.00")
     btc_at("80000")  # 106.25%: a call

@@ -1,78 +1,82 @@
-"""Migrations that move data, run on rows written by the models as they were before."""
+"""The migrations: one initial schema per app, then what the models cannot say (SQL, reference rows, schedules)."""
 
-import datetime
-from decimal import Decimal
+import io
 
 import pytest
+from django.core.management import call_command
+from django.db import connection
+from django_celery_beat.models import PeriodicTask
 
-BEFORE = ("financing", "0015_wording_functions")
-AFTER = ("financing", "0016_margin_state_holds_the_sweep_inputs")
-NOW = datetime.datetime(2026, 12, 1, 8, 0, tzinfo=datetime.UTC)
+from financing.models import FirmExposure, MarginPolicy
 
-
-def facility_with_state(
-    apps, number: int, *, status: str = "active", policy=None, part: dict | None = None, client=None
-):
-    """A facility valued once (a margin state), as the models stood before, for a new client with a pool (or
-    for ``client``, whose pool it shares); and, when ``part`` is given, the pool's stored fixed part."""
-    Client = apps.get_model("accounts", "Client")
-    Account = apps.get_model("ledger", "Account")
-    CollateralPool = apps.get_model("collateral", "CollateralPool")
-    Facility = apps.get_model("financing", "Facility")
-    MarginState = apps.get_model("financing", "MarginState")
-    kinds = ["loan_principal", "interest_receivable", "fees_receivable"]
-    if client is None:
-        client = Client.objects.create(reference=f"M{number}", name=f"Client {number}", kind="corporation")
-        kinds.append("collateral")
-    accounts = {
-        kind: Account.objects.create(code=f"{kind}:M{number}", kind=kind, client=client, name=kind)
-        for kind in kinds
-    }
-    pool = CollateralPool.objects.filter(client=client).first() or CollateralPool.objects.create(
-        client=client, account=accounts["collateral"]
-    )
-    facility = Facility.objects.create(
-        reference=f"FM{number}", client=client, limit=Decimal("1000000"), fixed_rate=Decimal("0.065"),
-        policy=policy, status=status, opened_on=NOW.date(), principal_account=accounts["loan_principal"],
-        interest_account=accounts["interest_receivable"], fees_account=accounts["fees_receivable"],
-    )  # fmt: skip
-    MarginState.objects.create(
-        facility=facility, market_value=Decimal("100.00"), margin_value=Decimal("60.00"), debt=Decimal("30.00"),
-        margin_ratio=Decimal("0.5"), status="ok", notified_status="ok", valued_at=NOW, status_since=NOW,
-    )  # fmt: skip
-    if part is not None:
-        apps.get_model("financing", "PoolFixedPart").objects.create(pool=pool, valued_at=NOW, **part)
-    return facility
+OUR_APPS = ["accounts", "api", "collateral", "financing", "ledger", "notifications"]
+# name: (task, schedule, kwargs, enabled), as the periodic work has always been scheduled.
+SCHEDULES = {
+    "Margin sweep (all facilities)": ("financing.margin_sweep", "every 60 seconds", '{"trigger": "scheduled"}', True),
+    "Margin call deadlines": ("financing.margin_call_deadlines", "every 30 seconds", "{}", True),
+    "Price refresh and margin sweep": ("financing.monitor_prices", "every 10 seconds", "{}", True),
+    "Forced sales": ("financing.forced_sales_step_all", "every 10 seconds", "{}", True),
+    "Interest accrual": ("financing.interest_accrual", "50 23 * * * Asia/Hong_Kong", "{}", True),
+    "Outbox delivery": ("notifications.deliver_due_messages", "every 15 seconds", "{}", True),
+    "Forget old idempotency records": ("api.purge_idempotency_records", "30 3 * * * Asia/Hong_Kong",
+                                       '{"days": 30}', True),
+}  # fmt: skip
+# The SQL functions the migrations create (trigger functions apart), each dropped on the way back.
+FUNCTIONS = {"format_percent", "format_hkd", "isoformat_utc", "cure_repayment", "cure_top_up", "uuid_v7",
+             "ledger_leg_zero_sum", "ledger_leg_append_only", "ledger_transaction_append_only",
+             "accounts_auditevent_append_only", "notifications_event_append_only",
+             "accounts_client_kept_for_notifications_event",
+             "notifications_webhookendpoint_kept_for_notifications_outboxmess"}  # fmt: skip
 
 
-def test_the_sweep_inputs_move_onto_the_margin_states(migrator):
-    """Each state takes its facility's policy and whether it is open; an open facility's state takes its
-    pool's fixed part; a closed facility's does not (its client's next facility works the part out again)."""
-    old = migrator.apply_initial_migration(BEFORE)
-    policy = old.apps.get_model("financing", "MarginPolicy").objects.create(
-        name="Tight", max_advance=Decimal("0.7"), warning=Decimal("0.8"), margin_call=Decimal("0.9"),
-        forced_sale=Decimal("1.1"), target=Decimal("0.7"),
-    )  # fmt: skip
-    part = {"basis": "b" * 64, "market_value": Decimal("400000.00"), "margin_value": Decimal("280000.00"),
-            "uncapped_from": Decimal("60000.00"), "crypto": {"BTC": "1.00000000"}}  # fmt: skip
-    with_part = facility_with_state(old.apps, 1, policy=policy, part=part)
-    without_part = facility_with_state(old.apps, 2)
-    closed = facility_with_state(old.apps, 3, status="closed", part=part)
-    back = facility_with_state(old.apps, 4, status="closed")  # a client back with a new facility: one pool
-    reopened = facility_with_state(old.apps, 5, client=back.client, part=part)
+def schedules() -> dict[str, tuple[str, str, str, bool]]:
+    def when(task: PeriodicTask) -> str:
+        if task.interval is not None:
+            return f"every {task.interval.every} {task.interval.period}"
+        c = task.crontab
+        return f"{c.minute} {c.hour} {c.day_of_month} {c.month_of_year} {c.day_of_week} {c.timezone}"
 
-    new = migrator.apply_tested_migration(AFTER)
-    states = {s.facility_id: s for s in new.apps.get_model("financing", "MarginState").objects.all()}
-    moved = states[with_part.pk]
-    assert (moved.policy_id, moved.open) == (policy.pk, True)
-    assert (moved.fixed_basis, moved.fixed_market_value, moved.fixed_margin_value, moved.fixed_uncapped_from,
-            moved.fixed_crypto, moved.fixed_valued_at) == ("b" * 64, Decimal("400000.00"), Decimal("280000.00"),
-                                                           Decimal("60000.00"), {"BTC": "1.00000000"}, NOW)  # fmt: skip
-    none = states[without_part.pk]
-    assert (none.policy_id, none.open, none.fixed_basis, none.fixed_crypto) == (None, True, "", None)
-    gone = states[closed.pk]
-    assert (gone.open, gone.fixed_basis, gone.fixed_crypto) == (False, "", None)
-    assert (states[back.pk].open, states[back.pk].fixed_crypto) == (False, None)  # the part is the open one's
-    assert (states[reopened.pk].open, states[reopened.pk].fixed_crypto) == (True, {"BTC": "1.00000000"})
-    with pytest.raises(LookupError):
-        new.apps.get_model("financing", "PoolFixedPart")
+    tasks = PeriodicTask.objects.select_related("interval", "crontab")
+    return {t.name: (t.task, when(t), t.kwargs, t.enabled) for t in tasks}
+
+
+def functions() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT proname FROM pg_proc WHERE proname = ANY(%s)", [sorted(FUNCTIONS)])
+        return {name for (name,) in cursor.fetchall()}
+
+
+def our_tables() -> list[str]:
+    return [t for t in connection.introspection.table_names() if t.split("_")[0] in OUR_APPS]
+
+
+def test_the_models_need_no_new_migration(db):
+    out = io.StringIO()
+    call_command("makemigrations", "--check", "--dry-run", stdout=out)
+    assert out.getvalue().strip() == "No changes detected"
+
+
+def test_the_migrations_create_the_reference_rows_and_schedules(db):
+    """As the test database was built, by the migrations alone."""
+    assert schedules() == SCHEDULES
+    assert list(MarginPolicy.objects.values_list("name", "is_default", "cure_business_days")) == [
+        ("Standard", True, 1)
+    ]
+    assert list(FirmExposure.objects.values_list("pk", flat=True)) == [1]
+    assert functions() == FUNCTIONS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_apps_migrate_to_zero_and_back():
+    """Every migration reverses: tables, functions and schedules go, and come back as they were."""
+    for app in ("accounts", "api"):  # every other app of ours depends on accounts
+        call_command("migrate", app, "zero", verbosity=0)
+    assert our_tables() == []
+    assert functions() == set()
+    assert schedules() == {}
+
+    call_command("migrate", verbosity=0)
+    assert schedules() == SCHEDULES
+    assert list(MarginPolicy.objects.values_list("name", "is_default")) == [("Standard", True)]
+    assert list(FirmExposure.objects.values_list("pk", flat=True)) == [1]
+    assert functions() == FUNCTIONS

@@ -1,4 +1,4 @@
-"""The SQL functions the ladder words its records with (migration ``0015_wording_functions``) give what
+"""The SQL functions the ladder words its records with (``wording_functions.sql``, migration 0002) give what
 their Python twins give, for any value."""
 
 import datetime

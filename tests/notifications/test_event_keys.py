@@ -54,7 +54,7 @@ def test_events_recorded_together_get_keys_in_the_order_they_were_recorded():
 
 
 def test_the_database_draws_time_ordered_keys():
-    """``uuid_v7()`` (migration 0007), which the set-based ladder writes its events with."""
+    """``uuid_v7()`` (migration 0002), which the set-based ladder writes its events with."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint, uuid_v7()")
         before, first = cursor.fetchone()

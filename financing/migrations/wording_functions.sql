@@ -1,12 +1,6 @@
-"""SQL functions that word figures as ``core.money`` does, for the margin-call ladder's set-based writes
-(``financing/ladder_sql.py``): a ratio as a percentage, an HKD amount, and a time in UTC as
-``datetime.isoformat`` gives it. The tests check each against its Python twin."""
+-- Figures worded as core.money words them, for the margin-call ladder's set-based writes: the tests check
+-- each function against its Python twin.
 
-from django.db import migrations
-
-from core.db import PostgresOnlySQL
-
-FUNCTIONS = """
 -- core.money.format_percent: the ratio × 100, half-up to the cent, then "%"; no ratio (infinite): "∞".
 CREATE OR REPLACE FUNCTION format_percent(ratio numeric) RETURNS text
     LANGUAGE sql STABLE PARALLEL SAFE
@@ -24,16 +18,3 @@ CREATE OR REPLACE FUNCTION isoformat_utc(moment timestamptz) RETURNS text
                  || CASE WHEN extract(microseconds FROM moment)::bigint % 1000000 = 0 THEN ''
                          ELSE to_char(moment AT TIME ZONE 'UTC', '.US') END
                  || '+00:00' $$;
-"""
-
-
-class Migration(migrations.Migration):
-    dependencies = [("financing", "0014_interest_day_by_day")]
-
-    operations = [
-        PostgresOnlySQL(
-            sql=FUNCTIONS,
-            reverse_sql="DROP FUNCTION format_percent(numeric); DROP FUNCTION format_hkd(numeric); "
-            "DROP FUNCTION isoformat_utc(timestamptz);",
-        )
-    ]
