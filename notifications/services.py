@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import json
 import logging
 import uuid
@@ -31,6 +32,7 @@ from accounts import roles
 from accounts.audit import TargetRef, json_value, target_model
 from accounts.models import Client
 from core.db import bulk_insert_rows
+from core.sql import sql_compose, sql_file
 from core.tasks import task_queue_on_commit
 from notifications.egress import InvalidIPAddress, webhook_post
 from notifications.enums import Channel, DeliveryStatus
@@ -169,10 +171,7 @@ def active_endpoints() -> list[WebhookEndpoint]:
     notifications 0005)."""
     if connection.vendor != "postgresql":
         return list(WebhookEndpoint.objects.filter(is_active=True))
-    table = WebhookEndpoint._meta.db_table
-    return list(
-        WebhookEndpoint.objects.raw(f"SELECT * FROM {table} WHERE is_active ORDER BY name FOR KEY SHARE")
-    )
+    return list(WebhookEndpoint.objects.raw(sql_file(__file__, "outbox.sql", "active_endpoints")))
 
 
 def staff_digest_due(alerts: int) -> bool:
@@ -204,36 +203,21 @@ def _email_recipients(spec: EventSpec, staff: list[str]) -> list[str]:
     return list(dict.fromkeys(recipients))
 
 
-# The same messages as the loop in ``events_record``, made by the database from a relation ``e`` of the events
-# (id, type, client_email: '' when the client is not told, staff: whether staff are alerted, webhooks:
-# whether endpoints are): for a batch of thousands of events (the margin-call ladder after a price move) it
-# writes three or four times as many messages without building a row of them in Python. Its parameters are
-# ``fan_out_parameters``'s.
-MESSAGES_FROM_EVENTS_SQL = """
-INSERT INTO notifications_outboxmessage
-       (event_id, channel, endpoint_id, recipient, status, attempts, next_attempt_at, last_error, created_at)
-SELECT e.id, 'webhook', w.endpoint_id, '', 'pending', 0, %(now)s, '', %(now)s
-  FROM {events} e JOIN unnest(%(endpoint_ids)s::bigint[], %(endpoint_types)s::text[]) AS w(endpoint_id, type)
-    ON w.type = e.type AND e.webhooks
-UNION ALL
-SELECT e.id, 'email', NULL, e.client_email, 'pending', 0, %(now)s, '', %(now)s
-  FROM {events} e WHERE e.client_email <> ''
-UNION ALL
-SELECT e.id, 'email', NULL, s.address, 'pending', 0, %(now)s, '', %(now)s
-  FROM {events} e CROSS JOIN unnest(%(staff_addresses)s::text[]) AS s(address)
- WHERE e.staff AND s.address <> e.client_email
-"""
+@functools.cache
+def messages_from_events_sql(events: str) -> str:
+    """The statement that writes the outbox messages of the events in the relation ``events`` (its columns:
+    id, type, client_email, staff, webhooks), as ``events_record`` would; its parameters are
+    ``fan_out_parameters``'s."""
+    return sql_compose(sql_file(__file__, "outbox.sql", "messages_from_events"), events=events)
 
-FAN_OUT_SQL = """
-WITH e AS (
-    SELECT * FROM unnest(%(ids)s::uuid[], %(types)s::text[], %(client_emails)s::text[], %(staff)s::boolean[],
-                         %(webhooks)s::boolean[])
-        AS e(id, type, client_email, staff, webhooks)
-)""" + MESSAGES_FROM_EVENTS_SQL.format(events="e")
+
+@functools.cache
+def _fan_out_sql() -> str:
+    return sql_compose(sql_file(__file__, "outbox.sql", "fan_out"), messages=messages_from_events_sql("e"))
 
 
 def fan_out_parameters(types, *, staff: bool, now: datetime.datetime) -> dict[str, object]:
-    """The parameters of ``MESSAGES_FROM_EVENTS_SQL`` for events of ``types``: the active endpoints that want
+    """The parameters of ``messages_from_events_sql`` for events of ``types``: the active endpoints that want
     each type, the staff addresses (when any event alerts staff) and the time the messages are due."""
     endpoints = active_endpoints()
     wanted = [(endpoint.pk, t) for endpoint in endpoints for t in sorted(set(types)) if endpoint.wants(t)]
@@ -248,7 +232,7 @@ def fan_out_parameters(types, *, staff: bool, now: datetime.datetime) -> dict[st
 def _messages_fan_out_in_sql(ids, specs: list[EventSpec], staff: bool, now) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
-            FAN_OUT_SQL,
+            _fan_out_sql(),
             {
                 "ids": ids,
                 "types": [spec.type for spec in specs],

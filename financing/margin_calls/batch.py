@@ -47,10 +47,10 @@ from financing.models import Facility, ForcedSale, MarginCall, MarginPolicy
 from notifications.services import (
     BATCH_DELIVERY_THRESHOLD,
     DIGEST_EXAMPLES,
-    MESSAGES_FROM_EVENTS_SQL,
     events_record,
     fan_out_parameters,
     messages_delivery_queue,
+    messages_from_events_sql,
     staff_digest,
 )
 
@@ -344,7 +344,7 @@ def _ladder_sql(inputs: str) -> tuple[str, dict[str, object]]:
         sale_columns=", ".join(GIVEN_SALE_COLUMNS),
         sale_default_columns=sales.columns,
         sale_default_values=sales.values,
-        messages=MESSAGES_FROM_EVENTS_SQL.format(events="fan_out"),
+        messages=messages_from_events_sql("fan_out"),
     )
     return sql, {**calls.params, **sales.params}
 
