@@ -235,6 +235,14 @@ def bulk_insert_rows(model: type[models.Model], attnames: list[str], rows: list[
     return len(rows)
 
 
+def fetchone_named(cursor) -> dict[str, Any] | None:
+    """The next row of ``cursor`` by column name: a statement's result read by what it says, not by place."""
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip([column.name for column in cursor.description], row, strict=True))
+
+
 def bigint_array(ids) -> str:
     """Integers as the text of a PostgreSQL array, for a parameter cast to one (``%s::bigint[]``). psycopg sends
     a Python list element by element (about 4 ms for the 4,500 ids of a ladder batch, each time it is sent); a
