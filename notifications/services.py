@@ -17,7 +17,7 @@ import logging
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -81,9 +81,31 @@ class EventSpec:
 BATCH_DELIVERY_THRESHOLD = 20
 
 
-EVENT_COLUMNS = ["id", "type", "occurred_at", "client_id", "subject_type", "subject_id", "summary", "payload"]
-MESSAGE_COLUMNS = ["event_id", "channel", "endpoint_id", "recipient", "status", "attempts", "next_attempt_at",
-                   "last_error", "created_at"]  # fmt: skip
+class EventRow(NamedTuple):
+    """An event as ``events_record`` writes it, named by ``Event``'s fields."""
+
+    id: uuid.UUID
+    type: str
+    occurred_at: datetime.datetime
+    client_id: int | None
+    subject_type: str
+    subject_id: str
+    summary: str
+    payload: Any
+
+
+class MessageRow(NamedTuple):
+    """An outbox message as ``events_record`` writes it, named by ``OutboxMessage``'s fields."""
+
+    event_id: uuid.UUID
+    channel: str
+    endpoint_id: int | None
+    recipient: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime.datetime
+    last_error: str
+    created_at: datetime.datetime
 
 
 def events_record(specs: list[EventSpec]) -> list[uuid.UUID]:
@@ -101,17 +123,16 @@ def events_record(specs: list[EventSpec]) -> list[uuid.UUID]:
     ids = [uuid7() for _ in specs]  # time-ordered, in order: ``Event.id``'s default
     bulk_insert_rows(
         Event,
-        EVENT_COLUMNS,
         [
-            (
-                event_id,
-                spec.type,
-                now,
-                spec.client.pk if spec.client is not None else None,
-                target_model(spec.subject)._meta.label_lower if spec.subject is not None else "",
-                str(spec.subject.pk) if spec.subject is not None else "",
-                spec.summary[:300],
-                json_value(spec.payload),
+            EventRow(
+                id=event_id,
+                type=spec.type,
+                occurred_at=now,
+                client_id=spec.client.pk if spec.client is not None else None,
+                subject_type=target_model(spec.subject)._meta.label_lower if spec.subject is not None else "",
+                subject_id=str(spec.subject.pk) if spec.subject is not None else "",
+                summary=spec.summary[:300],
+                payload=json_value(spec.payload),
             )
             for event_id, spec in zip(ids, specs, strict=True)
         ],
@@ -123,24 +144,28 @@ def events_record(specs: list[EventSpec]) -> list[uuid.UUID]:
         return ids[:given]
     endpoints = active_endpoints()
     staff = staff_alert_recipients() if alerting_staff else []
+    pending = {"status": DeliveryStatus.PENDING, "attempts": 0, "next_attempt_at": now, "last_error": "",
+               "created_at": now}  # fmt: skip
     messages = []
     for event_id, spec in zip(ids, specs, strict=True):
         messages += [
-            (event_id, Channel.WEBHOOK, endpoint.pk, "", DeliveryStatus.PENDING, 0, now, "", now)
+            MessageRow(
+                event_id=event_id, channel=Channel.WEBHOOK, endpoint_id=endpoint.pk, recipient="", **pending
+            )
             for endpoint in endpoints
             if spec.notify_webhooks and endpoint.wants(spec.type)
         ]
         messages += [
-            (event_id, Channel.EMAIL, None, address, DeliveryStatus.PENDING, 0, now, "", now)
+            MessageRow(
+                event_id=event_id, channel=Channel.EMAIL, endpoint_id=None, recipient=address, **pending
+            )
             for address in _email_recipients(spec, staff)
         ]
     if len(messages) > BATCH_DELIVERY_THRESHOLD:
-        bulk_insert_rows(OutboxMessage, MESSAGE_COLUMNS, messages)
+        bulk_insert_rows(OutboxMessage, messages)
         messages_delivery_queue(None)
     else:
-        created = OutboxMessage.objects.bulk_create(
-            OutboxMessage(**dict(zip(MESSAGE_COLUMNS, row, strict=True))) for row in messages
-        )
+        created = OutboxMessage.objects.bulk_create(OutboxMessage(**row._asdict()) for row in messages)
         messages_delivery_queue([message.pk for message in created])
     return ids[:given]  # the events asked for (a staff digest, when one was added, comes last)
 

@@ -58,16 +58,51 @@ from notifications.services import (
     staff_digest,
 )
 
-CALL_COLUMNS = ["facility_id", "status", "ratio_at_issue", "debt_at_issue", "margin_value_at_issue",
-                "repayment_due", "top_up_due", "deadline"]  # fmt: skip
+
+class CallRow(NamedTuple):
+    """A new margin call as ``write_in_python`` inserts it, named by ``MarginCall``'s fields (the rest at
+    their defaults: ``issued_at`` now)."""
+
+    facility_id: int
+    status: str
+    ratio_at_issue: Decimal | None
+    debt_at_issue: Decimal
+    margin_value_at_issue: Decimal
+    repayment_due: Decimal
+    top_up_due: Decimal
+    deadline: datetime.datetime
 
 
-SALE_COLUMNS = [
-    "facility_id",
-    "margin_call_id",
-    "trigger",
-    "ratio_at_request",
-]  # issued_at, requested_at: now
+class SaleRow(NamedTuple):
+    """A new forced sale as ``write_in_python`` inserts it, named by ``ForcedSale``'s fields (the rest at
+    their defaults: ``requested_at`` now)."""
+
+    facility_id: int
+    margin_call_id: int | None
+    trigger: str
+    ratio_at_request: Decimal | None
+
+
+def _call_row(call: CallValues) -> CallRow:
+    return CallRow(
+        facility_id=call.facility.pk,
+        status=call.status,
+        ratio_at_issue=call.ratio_at_issue,
+        debt_at_issue=call.debt_at_issue,
+        margin_value_at_issue=call.margin_value_at_issue,
+        repayment_due=call.repayment_due,
+        top_up_due=call.top_up_due,
+        deadline=call.deadline,
+    )
+
+
+def _sale_row(sale: SaleValues) -> SaleRow:
+    return SaleRow(
+        facility_id=sale.facility.pk,
+        margin_call_id=sale.margin_call.pk if sale.margin_call else None,
+        trigger=sale.trigger,
+        ratio_at_request=sale.ratio_at_request,
+    )
 
 
 @dataclass
@@ -141,25 +176,9 @@ class LadderBatch:
 
     def write_in_python(self) -> None:
         """The rows built here, one list per table, and written with COPY (``bulk_insert_rows``)."""
-        bulk_insert_with_pks(
-            MarginCall,
-            CALL_COLUMNS,
-            self.new_calls,
-            lambda c: (c.facility.pk, c.status, c.ratio_at_issue, c.debt_at_issue, c.margin_value_at_issue,
-                       c.repayment_due, c.top_up_due, c.deadline),
-        )  # fmt: skip
+        bulk_insert_with_pks(MarginCall, self.new_calls, _call_row)
         records = [margin_call_issued_records(call, self.actor) for call in self.new_calls]
-        bulk_insert_with_pks(
-            ForcedSale,
-            SALE_COLUMNS,
-            self.new_sales,
-            lambda s: (
-                s.facility.pk,
-                s.margin_call.pk if s.margin_call else None,
-                s.trigger,
-                s.ratio_at_request,
-            ),
-        )
+        bulk_insert_with_pks(ForcedSale, self.new_sales, _sale_row)
         records += [forced_sale_requested_records(sale, self.actor) for sale in self.new_sales]
         sale_of_call = {id(sale.margin_call): sale for sale in self.new_sales if sale.margin_call}
         handed = []

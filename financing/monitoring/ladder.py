@@ -100,23 +100,32 @@ def _read_batch(facility_ids: list[int]) -> dict[int, Due]:
         .annotate(
             open_call_id=Subquery(open_call.order_by("pk").values("pk")[:1]), has_open_sale=Exists(open_sale)
         )
-        .values_list(*FACILITY_FIELDS, "open_call_id", "has_open_sale")
+        .values_list(*FACILITY_FIELDS, "open_call_id", "has_open_sale", named=True)
     )
     states = {
-        row[0]: row[1:]
-        for row in lock_rows(
-            MarginState.objects.filter(id_in("facility_id", [row[0] for row in rows])).values_list(
-                "facility_id", *STATE_FIELDS
+        state.facility_id: state
+        for state in lock_rows(
+            MarginState.objects.filter(id_in("facility_id", [row.id for row in rows])).values_list(
+                "facility_id", *STATE_FIELDS, named=True
             )
         )
     }
     due = {}
-    for pk, reference, client_id, email, policy_id, status, open_call_id, has_open_sale in rows:
-        state = states.get(pk)
+    for row in rows:
+        state = states.get(row.id)
         if state is None:  # never valued: nothing for the ladder yet
             continue
-        party = Party(pk, reference, ClientRef(client_id, email), policy_id, status)
-        due[pk] = Due(party, Figures(*state[0:5]), *state[5:8], open_call_id, has_open_sale)
+        due[row.id] = Due(
+            facility=Party(row.id, row.reference, ClientRef(row.client_id, row.client__email), row.policy_id,
+                           row.status),
+            figures=Figures(market_value=state.market_value, margin_value=state.margin_value, debt=state.debt,
+                            margin_ratio=state.margin_ratio, status=state.status),
+            notified_status=state.notified_status,
+            valued_at=state.valued_at,
+            status_since=state.status_since,
+            open_call_id=row.open_call_id,
+            has_open_sale=row.has_open_sale,
+        )  # fmt: skip
     return due
 
 
