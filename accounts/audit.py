@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
@@ -103,26 +103,35 @@ class AuditSpec:
     after: dict | None = None
 
 
-AUDIT_COLUMNS = ["created_at", "actor_id", "actor_label", "action", "target_type_id", "target_id", "target_repr",
-                 "before", "after"]  # fmt: skip
+class AuditRow(NamedTuple):
+    """An audit event as plain values, named by ``AuditEvent``'s fields."""
+
+    created_at: datetime.datetime
+    actor_id: int | None
+    actor_label: str
+    action: str
+    target_type_id: int | None
+    target_id: str
+    target_repr: str
+    before: Any
+    after: Any
 
 
-def _audit_row(spec: AuditSpec, now) -> tuple:
-    """An audit event as plain values in ``AUDIT_COLUMNS`` order."""
+def _audit_row(spec: AuditSpec, now) -> AuditRow:
     user = actor_user(spec.actor)
     target = spec.target
-    return (
-        now,
-        user.pk if user is not None else None,
-        actor_label(spec.actor),
-        spec.action,
-        ContentType.objects.get_for_model(target_model(target), for_concrete_model=False).pk
+    return AuditRow(
+        created_at=now,
+        actor_id=user.pk if user is not None else None,
+        actor_label=actor_label(spec.actor),
+        action=spec.action,
+        target_type_id=ContentType.objects.get_for_model(target_model(target), for_concrete_model=False).pk
         if target is not None
         else None,
-        str(target.pk) if target is not None else "",
-        str(target)[:200] if target is not None else "",
-        json_value(spec.before) if spec.before is not None else None,
-        json_value(spec.after) if spec.after is not None else None,
+        target_id=str(target.pk) if target is not None else "",
+        target_repr=str(target)[:200] if target is not None else "",
+        before=json_value(spec.before) if spec.before is not None else None,
+        after=json_value(spec.after) if spec.after is not None else None,
     )
 
 
@@ -137,7 +146,7 @@ def audit_events_record(specs: list[AuditSpec]) -> int:
     changes they describe. Returns how many."""
     _refuse_outside_transaction(specs)
     now = timezone.now()
-    return bulk_insert_rows(AuditEvent, AUDIT_COLUMNS, [_audit_row(spec, now) for spec in specs])
+    return bulk_insert_rows(AuditEvent, [_audit_row(spec, now) for spec in specs])
 
 
 def audit_event_record(
@@ -151,6 +160,6 @@ def audit_event_record(
     """Write one audit event, in the caller's transaction."""
     spec = AuditSpec(actor, action, target, before, after)
     _refuse_outside_transaction([spec])
-    event = AuditEvent(**dict(zip(AUDIT_COLUMNS, _audit_row(spec, timezone.now()), strict=True)))
+    event = AuditEvent(**_audit_row(spec, timezone.now())._asdict())
     event.save()
     return event

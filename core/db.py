@@ -1,8 +1,10 @@
-"""Database-level guarantees that PostgreSQL enforces even when the ORM is bypassed."""
+"""Database-level guarantees that PostgreSQL enforces even when the ORM is bypassed, and the bulk writes that
+bypass it (rows given as named values: a NamedTuple's fields or a mapping's keys are the columns)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -12,6 +14,12 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from djmoney.models.fields import CurrencyField, MoneyField
 from djmoney.money import Money
+from psycopg import sql
+
+from core.sql import sql_compose, sql_file
+
+# A row to insert: a NamedTuple (its fields name the columns) or a mapping of column names to values.
+Row = Sequence[object] | Mapping[str, object]
 
 
 class PostgresOnlySQL(migrations.RunSQL):
@@ -30,15 +38,10 @@ def _row_trigger(function: str, table: str, events: str, body: str) -> PostgresO
     """A PL/pgSQL function run ``BEFORE {events}`` for each row of ``table``. The function is created or
     replaced: it outlives the table, and a schema built again from scratch (the migration tests) finds it there."""
     return PostgresOnlySQL(
-        sql=f"""
-        CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            {body}
-        END $$;
-        CREATE TRIGGER {function} BEFORE {events} ON {table} FOR EACH ROW EXECUTE FUNCTION {function}();
-        """,
-        reverse_sql=f"DROP TRIGGER {function} ON {table}; DROP FUNCTION {function}();",
-    )
+        sql=sql_compose(sql_file(__file__, "db.sql", "row_trigger"), function=function, events=events, table=table,
+                        body=body),
+        reverse_sql=sql_compose(sql_file(__file__, "db.sql", "row_trigger_drop"), function=function, table=table),
+    )  # fmt: skip
 
 
 def append_only(table: str) -> PostgresOnlySQL:
@@ -47,8 +50,7 @@ def append_only(table: str) -> PostgresOnlySQL:
         f"{table}_append_only",
         table,
         "UPDATE OR DELETE",
-        f"""RAISE EXCEPTION '% on {table} refused: the table is append-only', TG_OP
-                USING ERRCODE = 'integrity_constraint_violation';""",
+        sql_compose(sql_file(__file__, "db.sql", "append_only"), table=table),
     )
 
 
@@ -57,16 +59,13 @@ def kept_while_referenced(table: str, referencing_table: str, column: str) -> Po
     of a foreign key that guards the referenced row, for a reference written in bulk without a key check (a
     check per written row at commit). The writer reads the rows it references under ``FOR KEY SHARE`` (as
     a key check would lock them), so a concurrent delete waits for it, and then finds the references."""
-    return _row_trigger(
-        f"{table}_kept_for_{referencing_table}",
-        table,
-        "DELETE",
-        f"""IF EXISTS (SELECT FROM {referencing_table} WHERE {column} = OLD.id) THEN
-                RAISE EXCEPTION 'DELETE on {table} refused: {referencing_table} rows refer to id %', OLD.id
-                    USING ERRCODE = 'foreign_key_violation';
-            END IF;
-            RETURN OLD;""",
+    body = sql_compose(
+        sql_file(__file__, "db.sql", "kept_while_referenced"),
+        table=table,
+        referencing_table=referencing_table,
+        column=column,
     )
+    return _row_trigger(f"{table}_kept_for_{referencing_table}", table, "DELETE", body)
 
 
 # Field classes whose Python value psycopg sends as it is (checked by exact class: a subclass may convert
@@ -110,14 +109,14 @@ def reserve_pks(model: type[models.Model], items: list) -> None:
         raise NotImplementedError("reserving primary keys needs PostgreSQL's sequences")
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [model._meta.db_table, model._meta.pk.column, len(items)],
+            sql_file(__file__, "db.sql", "reserve_pks"),
+            {"table": model._meta.db_table, "column": model._meta.pk.column, "count": len(items)},
         )
         for item, (value,) in zip(items, cursor.fetchall(), strict=True):
             item.pk = value
 
 
-def _other_fields(model: type[models.Model], attnames: list[str]) -> list[models.Field]:
+def _other_fields(model: type[models.Model], attnames: Sequence[str]) -> list[models.Field]:
     """The concrete fields of ``model`` not in ``attnames`` (an auto primary key aside), each to take the value
     ``save()`` would give it. A field whose default the database computes (``db_default``, generated) is
     refused: give it, or insert otherwise."""
@@ -147,13 +146,13 @@ class DefaultedColumns:
     it: ``columns`` to add to the column list, ``values`` to add to the select list (placeholders cast to
     the column's type, whose parameters are ``params``)."""
 
-    columns: str
-    values: str
+    columns: sql.Composable
+    values: sql.Composable
     params: dict[str, object]
 
 
 def insert_defaults(
-    model: type[models.Model], attnames: list[str], *, prefix: str, now=None
+    model: type[models.Model], attnames: Sequence[str], *, prefix: str, now=None
 ) -> DefaultedColumns:
     """``DefaultedColumns`` for a set-based insert into ``model`` that gives only ``attnames``. A callable
     default is called once: every row of the statement gets that value (a new empty dict, say). Parameter
@@ -165,17 +164,40 @@ def insert_defaults(
         adapt = _adapter(f)
         name = f"{prefix}_{i}"
         params[name] = value if adapt is None or value is None else adapt(value)
-        columns.append(connection.ops.quote_name(f.column))
-        values.append(f"%({name})s::{f.db_type(connection)}")
-    return DefaultedColumns("".join(f", {c}" for c in columns), "".join(f", {v}" for v in values), params)
+        columns += [sql.SQL(", "), sql.Identifier(f.column)]
+        values += [sql.SQL(", "), sql.Placeholder(name), sql.SQL(f"::{f.db_type(connection)}")]
+    return DefaultedColumns(sql.Composed(columns), sql.Composed(values), params)
 
 
-def bulk_insert_values(model: type[models.Model], attnames: list[str], rows: list[Sequence[object]]) -> int:
+def _named(rows: Sequence[Row]) -> tuple[list[str], Sequence[Sequence[object]]]:
+    """The column names ``rows`` carry and their values in that order: NamedTuples of one type as they are
+    (a tuple is what COPY takes), mappings with the same keys as tuples of their values."""
+    first = rows[0]
+    fields = getattr(type(first), "_fields", None)
+    if fields is not None:
+        row_type = type(first)
+        if any(type(row) is not row_type for row in rows):
+            raise TypeError(f"rows of one insert are all {row_type.__name__}s")
+        return list(fields), rows
+    if isinstance(first, Mapping):
+        names = list(first)
+        if any(len(row) != len(names) for row in rows):
+            raise TypeError(f"rows of one insert all name the columns {names}")
+        return names, [tuple(row[name] for name in names) for row in rows]
+    raise TypeError(f"a row names its columns (a NamedTuple or a mapping), not {type(first).__name__}")
+
+
+def bulk_insert_values(model: type[models.Model], rows: Sequence[Row]) -> int:
     """``bulk_insert_rows`` for new rows of ``model`` given only some fields: every other field takes the
     value ``save()`` would give it (``auto_now_add`` and ``auto_now``: now; a callable default: called for
     each row). A field whose default the database computes (``db_default``, generated) is refused."""
     if not rows:
         return 0
+    return _insert_values(model, *_named(rows))
+
+
+def _insert_values(model: type[models.Model], attnames: list[str], rows: Sequence[Sequence[object]]) -> int:
+    """``bulk_insert_values`` with the values of each row in ``attnames`` order."""
     now = timezone.now()
     others = _other_fields(model, attnames)
     per_row = {i: f.get_default for i, f in enumerate(others) if f.has_default() and callable(f.default)}
@@ -189,43 +211,48 @@ def bulk_insert_values(model: type[models.Model], attnames: list[str], rows: lis
             )
     else:
         filled = [(*row, *constant) for row in rows]
-    return bulk_insert_rows(model, [*attnames, *(f.attname for f in others)], filled)
+    return _insert(model, [*attnames, *(f.attname for f in others)], filled)
 
 
-def bulk_insert_with_pks(
-    model: type[models.Model], attnames: list[str], items: list, row: Callable[[Any], Sequence[object]]
-) -> None:
-    """Insert one new row of ``model`` per item, ``row(item)`` giving its values in ``attnames`` order (the
-    primary key aside; every other field at its default), and give each item (anything with a ``pk``
-    attribute) its row's primary key."""
+def bulk_insert_with_pks(model: type[models.Model], items: list, row: Callable[[Any], Row]) -> None:
+    """Insert one new row of ``model`` per item, ``row(item)`` giving its named values (the primary key
+    aside; every other field at its default), and give each item (anything with a ``pk`` attribute) its
+    row's primary key."""
     if not items:
         return
+    attnames, rows = _named([row(item) for item in items])
     if connection.vendor == "postgresql":
         reserve_pks(model, items)
-        bulk_insert_values(
-            model, [model._meta.pk.attname, *attnames], [(item.pk, *row(item)) for item in items]
+        _insert_values(
+            model,
+            [model._meta.pk.attname, *attnames],
+            [(item.pk, *values) for item, values in zip(items, rows, strict=True)],
         )
         return
-    objects = [model(**dict(zip(attnames, row(item), strict=True))) for item in items]
+    objects = [model(**dict(zip(attnames, values, strict=True))) for values in rows]
     model._default_manager.bulk_create(objects)
     for item, obj in zip(items, objects, strict=True):
         item.pk = obj.pk
 
 
-def bulk_insert_rows(model: type[models.Model], attnames: list[str], rows: list[Sequence[object]]) -> int:
-    """Insert rows given as Python values in ``attnames`` order (``client_id`` for a foreign key), without
-    building model instances: PostgreSQL's COPY, or ``bulk_create`` elsewhere. Columns not named take their
-    database default (none is applied here). Returns how many rows."""
+def bulk_insert_rows(model: type[models.Model], rows: Sequence[Row]) -> int:
+    """Insert rows given as named Python values (``client_id`` for a foreign key), without building model
+    instances: PostgreSQL's COPY, or ``bulk_create`` elsewhere. Columns not named take their database
+    default (none is applied here). Returns how many rows."""
     if not rows:
         return 0
+    return _insert(model, *_named(rows))
+
+
+def _insert(model: type[models.Model], attnames: list[str], rows: Sequence[Sequence[object]]) -> int:
+    """``bulk_insert_rows`` with the values of each row in ``attnames`` order."""
     fields = [model._meta.get_field(name) for name in attnames]
     if connection.vendor != "postgresql":
         model._default_manager.bulk_create([model(**dict(zip(attnames, row, strict=True))) for row in rows])
         return len(rows)
     adapters = [(i, adapt) for i, f in enumerate(fields) if (adapt := _adapter(f)) is not None]
-    table = connection.ops.quote_name(model._meta.db_table)
-    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+    statement = _copy_statement(model._meta.db_table, tuple(f.column for f in fields))
+    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
         for row in rows:
             if adapters:
                 row = list(row)
@@ -233,6 +260,23 @@ def bulk_insert_rows(model: type[models.Model], attnames: list[str], rows: list[
                     row[i] = adapt(row[i])
             copy.write_row(row)
     return len(rows)
+
+
+@functools.cache
+def _copy_statement(table: str, columns: tuple[str, ...]) -> str:
+    return sql_compose(
+        sql_file(__file__, "db.sql", "copy_rows"),
+        table=sql.Identifier(table),
+        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+    )
+
+
+def fetchone_named(cursor) -> dict[str, Any] | None:
+    """The next row of ``cursor`` by column name: a statement's result read by what it says, not by place."""
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip([column.name for column in cursor.description], row, strict=True))
 
 
 def bigint_array(ids) -> str:
@@ -247,5 +291,6 @@ def id_in(field: str, ids) -> models.Q:
     of placeholders costs more to send and plan than the query itself); as placeholders elsewhere."""
     ids = list(ids)
     if connection.vendor == "postgresql" and len(ids) > 100:
-        return models.Q(**{f"{field}__in": RawSQL("SELECT unnest(%s::bigint[])", [bigint_array(ids)])})
+        unnest = sql_file(__file__, "db.sql", "unnest_ids")
+        return models.Q(**{f"{field}__in": RawSQL(unnest, [bigint_array(ids)])})
     return models.Q(**{f"{field}__in": ids})

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import json
 import logging
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -31,6 +32,7 @@ from accounts import roles
 from accounts.audit import TargetRef, json_value, target_model
 from accounts.models import Client
 from core.db import bulk_insert_rows
+from core.sql import sql_compose, sql_file
 from core.tasks import task_queue_on_commit
 from notifications.egress import InvalidIPAddress, webhook_post
 from notifications.enums import Channel, DeliveryStatus
@@ -79,9 +81,31 @@ class EventSpec:
 BATCH_DELIVERY_THRESHOLD = 20
 
 
-EVENT_COLUMNS = ["id", "type", "occurred_at", "client_id", "subject_type", "subject_id", "summary", "payload"]
-MESSAGE_COLUMNS = ["event_id", "channel", "endpoint_id", "recipient", "status", "attempts", "next_attempt_at",
-                   "last_error", "created_at"]  # fmt: skip
+class EventRow(NamedTuple):
+    """An event as ``events_record`` writes it, named by ``Event``'s fields."""
+
+    id: uuid.UUID
+    type: str
+    occurred_at: datetime.datetime
+    client_id: int | None
+    subject_type: str
+    subject_id: str
+    summary: str
+    payload: Any
+
+
+class MessageRow(NamedTuple):
+    """An outbox message as ``events_record`` writes it, named by ``OutboxMessage``'s fields."""
+
+    event_id: uuid.UUID
+    channel: str
+    endpoint_id: int | None
+    recipient: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime.datetime
+    last_error: str
+    created_at: datetime.datetime
 
 
 def events_record(specs: list[EventSpec]) -> list[uuid.UUID]:
@@ -99,17 +123,16 @@ def events_record(specs: list[EventSpec]) -> list[uuid.UUID]:
     ids = [uuid7() for _ in specs]  # time-ordered, in order: ``Event.id``'s default
     bulk_insert_rows(
         Event,
-        EVENT_COLUMNS,
         [
-            (
-                event_id,
-                spec.type,
-                now,
-                spec.client.pk if spec.client is not None else None,
-                target_model(spec.subject)._meta.label_lower if spec.subject is not None else "",
-                str(spec.subject.pk) if spec.subject is not None else "",
-                spec.summary[:300],
-                json_value(spec.payload),
+            EventRow(
+                id=event_id,
+                type=spec.type,
+                occurred_at=now,
+                client_id=spec.client.pk if spec.client is not None else None,
+                subject_type=target_model(spec.subject)._meta.label_lower if spec.subject is not None else "",
+                subject_id=str(spec.subject.pk) if spec.subject is not None else "",
+                summary=spec.summary[:300],
+                payload=json_value(spec.payload),
             )
             for event_id, spec in zip(ids, specs, strict=True)
         ],
@@ -121,24 +144,28 @@ def events_record(specs: list[EventSpec]) -> list[uuid.UUID]:
         return ids[:given]
     endpoints = active_endpoints()
     staff = staff_alert_recipients() if alerting_staff else []
+    pending = {"status": DeliveryStatus.PENDING, "attempts": 0, "next_attempt_at": now, "last_error": "",
+               "created_at": now}  # fmt: skip
     messages = []
     for event_id, spec in zip(ids, specs, strict=True):
         messages += [
-            (event_id, Channel.WEBHOOK, endpoint.pk, "", DeliveryStatus.PENDING, 0, now, "", now)
+            MessageRow(
+                event_id=event_id, channel=Channel.WEBHOOK, endpoint_id=endpoint.pk, recipient="", **pending
+            )
             for endpoint in endpoints
             if spec.notify_webhooks and endpoint.wants(spec.type)
         ]
         messages += [
-            (event_id, Channel.EMAIL, None, address, DeliveryStatus.PENDING, 0, now, "", now)
+            MessageRow(
+                event_id=event_id, channel=Channel.EMAIL, endpoint_id=None, recipient=address, **pending
+            )
             for address in _email_recipients(spec, staff)
         ]
     if len(messages) > BATCH_DELIVERY_THRESHOLD:
-        bulk_insert_rows(OutboxMessage, MESSAGE_COLUMNS, messages)
+        bulk_insert_rows(OutboxMessage, messages)
         messages_delivery_queue(None)
     else:
-        created = OutboxMessage.objects.bulk_create(
-            OutboxMessage(**dict(zip(MESSAGE_COLUMNS, row, strict=True))) for row in messages
-        )
+        created = OutboxMessage.objects.bulk_create(OutboxMessage(**row._asdict()) for row in messages)
         messages_delivery_queue([message.pk for message in created])
     return ids[:given]  # the events asked for (a staff digest, when one was added, comes last)
 
@@ -169,10 +196,7 @@ def active_endpoints() -> list[WebhookEndpoint]:
     notifications 0002)."""
     if connection.vendor != "postgresql":
         return list(WebhookEndpoint.objects.filter(is_active=True))
-    table = WebhookEndpoint._meta.db_table
-    return list(
-        WebhookEndpoint.objects.raw(f"SELECT * FROM {table} WHERE is_active ORDER BY name FOR KEY SHARE")
-    )
+    return list(WebhookEndpoint.objects.raw(sql_file(__file__, "outbox.sql", "active_endpoints")))
 
 
 def staff_digest_due(alerts: int) -> bool:
@@ -204,36 +228,21 @@ def _email_recipients(spec: EventSpec, staff: list[str]) -> list[str]:
     return list(dict.fromkeys(recipients))
 
 
-# The same messages as the loop in ``events_record``, made by the database from a relation ``e`` of the events
-# (id, type, client_email: '' when the client is not told, staff: whether staff are alerted, webhooks:
-# whether endpoints are): for a batch of thousands of events (the margin-call ladder after a price move) it
-# writes three or four times as many messages without building a row of them in Python. Its parameters are
-# ``fan_out_parameters``'s.
-MESSAGES_FROM_EVENTS_SQL = """
-INSERT INTO notifications_outboxmessage
-       (event_id, channel, endpoint_id, recipient, status, attempts, next_attempt_at, last_error, created_at)
-SELECT e.id, 'webhook', w.endpoint_id, '', 'pending', 0, %(now)s, '', %(now)s
-  FROM {events} e JOIN unnest(%(endpoint_ids)s::bigint[], %(endpoint_types)s::text[]) AS w(endpoint_id, type)
-    ON w.type = e.type AND e.webhooks
-UNION ALL
-SELECT e.id, 'email', NULL, e.client_email, 'pending', 0, %(now)s, '', %(now)s
-  FROM {events} e WHERE e.client_email <> ''
-UNION ALL
-SELECT e.id, 'email', NULL, s.address, 'pending', 0, %(now)s, '', %(now)s
-  FROM {events} e CROSS JOIN unnest(%(staff_addresses)s::text[]) AS s(address)
- WHERE e.staff AND s.address <> e.client_email
-"""
+@functools.cache
+def messages_from_events_sql(events: str) -> str:
+    """The statement that writes the outbox messages of the events in the relation ``events`` (its columns:
+    id, type, client_email, staff, webhooks), as ``events_record`` would; its parameters are
+    ``fan_out_parameters``'s."""
+    return sql_compose(sql_file(__file__, "outbox.sql", "messages_from_events"), events=events)
 
-FAN_OUT_SQL = """
-WITH e AS (
-    SELECT * FROM unnest(%(ids)s::uuid[], %(types)s::text[], %(client_emails)s::text[], %(staff)s::boolean[],
-                         %(webhooks)s::boolean[])
-        AS e(id, type, client_email, staff, webhooks)
-)""" + MESSAGES_FROM_EVENTS_SQL.format(events="e")
+
+@functools.cache
+def _fan_out_sql() -> str:
+    return sql_compose(sql_file(__file__, "outbox.sql", "fan_out"), messages=messages_from_events_sql("e"))
 
 
 def fan_out_parameters(types, *, staff: bool, now: datetime.datetime) -> dict[str, object]:
-    """The parameters of ``MESSAGES_FROM_EVENTS_SQL`` for events of ``types``: the active endpoints that want
+    """The parameters of ``messages_from_events_sql`` for events of ``types``: the active endpoints that want
     each type, the staff addresses (when any event alerts staff) and the time the messages are due."""
     endpoints = active_endpoints()
     wanted = [(endpoint.pk, t) for endpoint in endpoints for t in sorted(set(types)) if endpoint.wants(t)]
@@ -248,7 +257,7 @@ def fan_out_parameters(types, *, staff: bool, now: datetime.datetime) -> dict[st
 def _messages_fan_out_in_sql(ids, specs: list[EventSpec], staff: bool, now) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
-            FAN_OUT_SQL,
+            _fan_out_sql(),
             {
                 "ids": ids,
                 "types": [spec.type for spec in specs],

@@ -5,8 +5,11 @@ database), by Python elsewhere. The two write the same records (the tests run bo
 from __future__ import annotations
 
 import datetime
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
@@ -20,7 +23,8 @@ from accounts.audit import (
     audit_events_record,
 )
 from core.calendar import HONG_KONG, cure_deadline
-from core.db import bulk_insert_with_pks, insert_defaults, reserve_pks
+from core.db import DefaultedColumns, bulk_insert_with_pks, fetchone_named, insert_defaults, reserve_pks
+from core.sql import sql_compose, sql_file
 from core.tasks import task_queue_on_commit
 from financing.calculations import Thresholds
 from financing.enums import (
@@ -47,30 +51,65 @@ from financing.models import Facility, ForcedSale, MarginCall, MarginPolicy
 from notifications.services import (
     BATCH_DELIVERY_THRESHOLD,
     DIGEST_EXAMPLES,
-    MESSAGES_FROM_EVENTS_SQL,
     events_record,
     fan_out_parameters,
     messages_delivery_queue,
+    messages_from_events_sql,
     staff_digest,
 )
 
-CALL_COLUMNS = ["facility_id", "status", "ratio_at_issue", "debt_at_issue", "margin_value_at_issue",
-                "repayment_due", "top_up_due", "deadline"]  # fmt: skip
+
+class CallRow(NamedTuple):
+    """A new margin call as ``write_in_python`` inserts it, named by ``MarginCall``'s fields (the rest at
+    their defaults: ``issued_at`` now)."""
+
+    facility_id: int
+    status: str
+    ratio_at_issue: Decimal | None
+    debt_at_issue: Decimal
+    margin_value_at_issue: Decimal
+    repayment_due: Decimal
+    top_up_due: Decimal
+    deadline: datetime.datetime
 
 
-SALE_COLUMNS = [
-    "facility_id",
-    "margin_call_id",
-    "trigger",
-    "ratio_at_request",
-]  # issued_at, requested_at: now
+class SaleRow(NamedTuple):
+    """A new forced sale as ``write_in_python`` inserts it, named by ``ForcedSale``'s fields (the rest at
+    their defaults: ``requested_at`` now)."""
+
+    facility_id: int
+    margin_call_id: int | None
+    trigger: str
+    ratio_at_request: Decimal | None
+
+
+def _call_row(call: CallValues) -> CallRow:
+    return CallRow(
+        facility_id=call.facility.pk,
+        status=call.status,
+        ratio_at_issue=call.ratio_at_issue,
+        debt_at_issue=call.debt_at_issue,
+        margin_value_at_issue=call.margin_value_at_issue,
+        repayment_due=call.repayment_due,
+        top_up_due=call.top_up_due,
+        deadline=call.deadline,
+    )
+
+
+def _sale_row(sale: SaleValues) -> SaleRow:
+    return SaleRow(
+        facility_id=sale.facility.pk,
+        margin_call_id=sale.margin_call.pk if sale.margin_call else None,
+        trigger=sale.trigger,
+        ratio_at_request=sale.ratio_at_request,
+    )
 
 
 @dataclass
 class LadderBatch:
     """Calls to issue, sales to request, calls to hand over, and notices: collected per facility as plain
     values, then written together (``write``) in the caller's transaction. On PostgreSQL one statement words
-    and writes them all (``financing.ladder_sql``); elsewhere ``write_in_python`` builds the rows here. The
+    and writes them all (``ladder_batch_write``); elsewhere ``write_in_python`` builds the rows here. The
     two write the same records (the tests run both)."""
 
     actor: Actor
@@ -137,39 +176,21 @@ class LadderBatch:
 
     def write_in_python(self) -> None:
         """The rows built here, one list per table, and written with COPY (``bulk_insert_rows``)."""
-        bulk_insert_with_pks(
-            MarginCall,
-            CALL_COLUMNS,
-            self.new_calls,
-            lambda c: (c.facility.pk, c.status, c.ratio_at_issue, c.debt_at_issue, c.margin_value_at_issue,
-                       c.repayment_due, c.top_up_due, c.deadline),
-        )  # fmt: skip
+        bulk_insert_with_pks(MarginCall, self.new_calls, _call_row)
         records = [margin_call_issued_records(call, self.actor) for call in self.new_calls]
-        bulk_insert_with_pks(
-            ForcedSale,
-            SALE_COLUMNS,
-            self.new_sales,
-            lambda s: (
-                s.facility.pk,
-                s.margin_call.pk if s.margin_call else None,
-                s.trigger,
-                s.ratio_at_request,
-            ),
-        )
+        bulk_insert_with_pks(ForcedSale, self.new_sales, _sale_row)
         records += [forced_sale_requested_records(sale, self.actor) for sale in self.new_sales]
         sale_of_call = {id(sale.margin_call): sale for sale in self.new_sales if sale.margin_call}
         handed = []
         for call, before in zip(self.handed_over, self.handed_statuses(), strict=True):
             reason = handover_reason(sale_of_call[id(call)])
             records.append(margin_call_moved_records(call, before, reason, self.actor))
-            handed.append((call.status, self.now, reason, call.pk))
-        if handed:  # one prepared statement, pipelined: far cheaper than bulk_update's CASEs
+            handed.append(
+                {"status": call.status, "closed_at": self.now, "close_reason": reason, "id": call.pk}
+            )
+        if handed:
             with connection.cursor() as cursor:
-                cursor.executemany(
-                    f"UPDATE {MarginCall._meta.db_table} SET status = %s, closed_at = %s, close_reason = %s "
-                    "WHERE id = %s",
-                    handed,
-                )
+                cursor.executemany(sql_file(__file__, "batch.sql", "calls_hand_over"), handed)
         audit_events_record([audit for audit, _ in records])
         events_record([*(notice_event(notice) for notice in self.notices), *(event for _, event in records)])
 
@@ -181,183 +202,45 @@ GIVEN_CALL_COLUMNS = ["id", "facility_id", "status", "ratio_at_issue", "debt_at_
 GIVEN_SALE_COLUMNS = ["id", "facility_id", "margin_call_id", "trigger", "ratio_at_request"]
 
 
-# The batch as relations: ``notice``, ``call`` (each call issued or handed over, once: a call issued and
-# handed over in the same batch is both) and ``sale``, each numbered in the batch's order. Then the records:
-# ``event`` (every event with its words, payload and who is told, in the order ``write_in_python`` records
-# them), ``audit``; then the writes.
-GIVEN_INPUTS = """
-notice AS MATERIALIZED (
-    SELECT * FROM unnest(%(n_facility)s::bigint[], %(n_reference)s::text[], %(n_client)s::bigint[],
-                         %(n_email)s::text[], %(n_ratio)s::numeric[], %(n_margin_value)s::numeric[],
-                         %(n_debt)s::numeric[], %(n_status)s::text[], %(n_warning)s::numeric[],
-                         %(n_margin_call)s::numeric[])
-        WITH ORDINALITY AS n(facility_id, reference, client_id, email, ratio, margin_value, debt, status, warning,
-                             margin_call, ord)
-),
-call AS MATERIALIZED (
-    SELECT * FROM unnest(%(c_id)s::bigint[], %(c_facility)s::bigint[], %(c_reference)s::text[],
-                         %(c_client)s::bigint[], %(c_email)s::text[], %(c_new)s::boolean[], %(c_before)s::text[],
-                         %(c_ratio)s::numeric[], %(c_debt)s::numeric[], %(c_margin_value)s::numeric[],
-                         %(c_repayment)s::numeric[], %(c_top_up)s::numeric[], %(c_deadline)s::timestamptz[],
-                         %(c_sale)s::bigint[], %(c_reason)s::text[], %(c_handed_ord)s::integer[])
-        WITH ORDINALITY AS c(id, facility_id, reference, client_id, email, new, before, ratio, debt, margin_value,
-                             repayment, top_up, deadline, sale_id, reason, handed_ord, ord)
-),
-sale AS MATERIALIZED (
-    SELECT * FROM unnest(%(s_id)s::bigint[], %(s_facility)s::bigint[], %(s_reference)s::text[],
-                         %(s_client)s::bigint[], %(s_email)s::text[], %(s_trigger)s::text[],
-                         %(s_trigger_words)s::text[], %(s_ratio)s::numeric[], %(s_call)s::bigint[])
-        WITH ORDINALITY AS s(id, facility_id, reference, client_id, email, trigger, trigger_words, ratio, call_id, ord)
-)
-"""
+def _defaults() -> tuple[DefaultedColumns, DefaultedColumns]:
+    """What the ladder statement inserts into the columns its inputs do not give (``insert_defaults``)."""
+    return (
+        insert_defaults(MarginCall, GIVEN_CALL_COLUMNS, prefix="call_default"),
+        insert_defaults(ForcedSale, GIVEN_SALE_COLUMNS, prefix="sale_default"),
+    )
 
 
-WRITES = """
--- margin_call_payload: the call as its events give it (with its status at the time of the event).
-call_payload AS (
-    SELECT c.*, jsonb_build_object(
-               'margin_call', c.id, 'facility', c.reference, 'margin_ratio_at_issue', c.ratio::text,
-               'debt_at_issue', c.debt::text, 'margin_value_at_issue', c.margin_value::text,
-               'repayment_due', c.repayment::text, 'top_up_due', c.top_up::text,
-               'deadline', isoformat_utc(c.deadline)) AS body
-      FROM call c
-),
-event AS MATERIALIZED (
-    SELECT uuid_v7() AS id, e.* FROM (
-        SELECT 1 AS part, n.ord, CASE WHEN n.warning IS NULL THEN 'margin.restored' ELSE 'margin.warning' END AS type,
-               n.client_id, n.email, %(facility_type)s AS subject_type, n.facility_id::text AS subject_id,
-               CASE WHEN n.warning IS NULL
-                    THEN n.reference || ' is back within limits at ' || format_percent(n.ratio)
-                    ELSE n.reference || ' is at ' || format_percent(n.ratio) || ', at or above the warning level of '
-                         || format_percent(n.warning) || ': a margin call follows above '
-                         || format_percent(n.margin_call) END AS summary,
-               jsonb_build_object('facility', n.reference, 'margin_ratio', n.ratio::text,
-                                  'margin_value', n.margin_value::text, 'debt', n.debt::text, 'status', n.status)
-                   AS payload,
-               n.warning IS NOT NULL AS staff
-          FROM notice n
-        UNION ALL
-        SELECT 2, c.ord, 'margin_call.issued', c.client_id, c.email, %(call_type)s, c.id::text,
-               'Margin call on ' || c.reference || ': ratio ' || format_percent(c.ratio) || '; repay '
-               || format_hkd(c.repayment) || ' or top up ' || format_hkd(c.top_up) || ' cash by '
-               || to_char(c.deadline AT TIME ZONE %(zone)s, 'YYYY-MM-DD HH24:MI') || ' HKT',
-               c.body || jsonb_build_object('status', %(issued)s), true
-          FROM call_payload c WHERE c.new
-        UNION ALL
-        SELECT 3, s.ord, 'forced_sale.requested', s.client_id, s.email, %(sale_type)s, s.id::text,
-               'Forced sale requested on ' || s.reference || ': ' || s.trigger_words || ' (ratio '
-               || format_percent(s.ratio) || ')',
-               jsonb_build_object('forced_sale', s.id, 'facility', s.reference, 'trigger', s.trigger,
-                                  'margin_ratio', s.ratio::text, 'margin_call', s.call_id), true
-          FROM sale s
-        UNION ALL
-        SELECT 4, c.handed_ord, 'margin_call.' || %(handed)s, c.client_id, c.email, %(call_type)s, c.id::text,
-               'Margin call #' || c.id || ' on ' || c.reference || ' ' || %(handed_words)s || ' (' || c.reason || ')',
-               c.body || jsonb_build_object('status', %(handed)s, 'reason', c.reason), true
-          FROM call_payload c WHERE c.sale_id IS NOT NULL
-    ) e
-),
-audit AS (
-    SELECT 2 AS part, c.ord, 'margin_call.issued' AS action, %(call_content_type)s::integer AS target_type_id,
-           c.id::text AS target_id, 'Margin call #' || c.id || ' on ' || c.reference || ' (' || %(issued_label)s || ')'
-               AS target_repr,
-           NULL::jsonb AS before,
-           jsonb_build_object('ratio_at_issue', c.ratio::text,
-                              'debt_at_issue', jsonb_build_object('amount', c.debt::text, 'currency', 'HKD'),
-                              'repayment_due', jsonb_build_object('amount', c.repayment::text, 'currency', 'HKD'),
-                              'top_up_due', jsonb_build_object('amount', c.top_up::text, 'currency', 'HKD'),
-                              'deadline', isoformat_utc(c.deadline)) AS after
-      FROM call c WHERE c.new
-    UNION ALL
-    SELECT 3, s.ord, 'forced_sale.requested', %(sale_content_type)s::integer, s.id::text,
-           'Forced sale #' || s.id || ' on ' || s.reference || ' (' || %(planned_label)s || ')', NULL::jsonb,
-           jsonb_build_object('trigger', s.trigger, 'margin_ratio', s.ratio::text, 'margin_call', s.call_id)
-      FROM sale s
-    UNION ALL
-    SELECT 4, c.handed_ord, 'margin_call.' || %(handed)s, %(call_content_type)s::integer, c.id::text,
-           'Margin call #' || c.id || ' on ' || c.reference || ' (' || %(handed_label)s || ')',
-           jsonb_build_object('status', c.before), jsonb_build_object('status', %(handed)s, 'reason', c.reason)
-      FROM call c WHERE c.sale_id IS NOT NULL
-),
-calls_inserted AS (
-    INSERT INTO financing_margincall ({call_columns}{call_default_columns})
-    SELECT c.id, c.facility_id, CASE WHEN c.sale_id IS NULL THEN %(issued)s ELSE %(handed)s END, c.ratio, c.debt,
-           c.margin_value, c.repayment, c.top_up, c.deadline,
-           CASE WHEN c.sale_id IS NULL THEN NULL ELSE %(now)s END, COALESCE(c.reason, ''){call_default_values}
-      FROM call c WHERE c.new ORDER BY c.ord
-    RETURNING 1
-),
-calls_handed_over AS (
-    UPDATE financing_margincall m SET status = %(handed)s, closed_at = %(now)s, close_reason = c.reason
-      FROM call c
-     WHERE m.id = c.id AND NOT c.new AND c.sale_id IS NOT NULL
-    RETURNING 1
-),
-sales_inserted AS (
-    INSERT INTO financing_forcedsale ({sale_columns}{sale_default_columns})
-    SELECT s.id, s.facility_id, s.call_id, s.trigger, s.ratio{sale_default_values} FROM sale s ORDER BY s.ord
-    RETURNING 1
-),
-events_inserted AS (
-    INSERT INTO notifications_event (id, type, occurred_at, client_id, subject_type, subject_id, summary, payload)
-    SELECT e.id, e.type, %(now)s, e.client_id, e.subject_type, e.subject_id, left(e.summary, 300), e.payload
-      FROM event e ORDER BY e.part, e.ord
-    RETURNING 1
-),
-audits_inserted AS (
-    INSERT INTO accounts_auditevent (created_at, actor_id, actor_label, action, target_type_id, target_id,
-                                     target_repr, before, after)
-    SELECT %(now)s, %(actor_id)s::bigint, %(actor_label)s, a.action, a.target_type_id, a.target_id,
-           left(a.target_repr, 200), a.before, a.after
-      FROM audit a ORDER BY a.part, a.ord
-    RETURNING 1
-),
--- Staff are told of each alert, or (more than ``STAFF_ALERT_DIGEST_ABOVE``) of them all in one digest.
-staff_told AS (SELECT COUNT(*) <= %(digest_above)s AS each FROM event WHERE staff),
-fan_out AS (
-    SELECT e.id, e.type, COALESCE(e.email, '') AS client_email, e.staff AND (SELECT each FROM staff_told) AS staff,
-           true AS webhooks
-      FROM event e
-),
-messages AS ({messages} RETURNING id)
-SELECT (SELECT COUNT(*) FROM call WHERE new) + (SELECT COUNT(*) FROM sale) + (SELECT COUNT(*) FROM notice),
-       (SELECT CASE WHEN COUNT(*) <= %(few_messages)s THEN array_agg(id ORDER BY id) END FROM messages),
-       (SELECT COUNT(*) FROM messages),
-       (SELECT each FROM staff_told),
-       ARRAY(SELECT type FROM event WHERE staff),
-       ARRAY(SELECT summary FROM event WHERE staff ORDER BY part, ord LIMIT %(digest_examples)s),
-       ARRAY(SELECT id FROM sale ORDER BY ord),
-       ARRAY(SELECT ARRAY[facility_id, client_id] FROM call WHERE new AND sale_id IS NULL),
-       ARRAY(SELECT ARRAY[facility_id, client_id] FROM notice WHERE warning IS NOT NULL)
-"""
-
-
-def _ladder_sql(inputs: str) -> tuple[str, dict[str, object]]:
-    """The statement on ``inputs`` (``GIVEN_INPUTS`` or ``DECIDED_INPUTS``), with the columns each model's
-    defaults fill (``insert_defaults``) and their values."""
-    calls = insert_defaults(MarginCall, GIVEN_CALL_COLUMNS, prefix="call_default")
-    sales = insert_defaults(ForcedSale, GIVEN_SALE_COLUMNS, prefix="sale_default")
-    sql = ("WITH" + inputs + "," + WRITES).format(
+@functools.cache
+def ladder_statement(inputs: str) -> str:
+    """The ladder's statement (``writes``) on ``inputs`` (``given_inputs``, or ``decided_inputs`` of
+    ``financing.monitoring.ladder``), rendered once per process; its parameters are ``ladder_parameters``."""
+    calls, sales = _defaults()
+    return sql_compose(
+        sql_file(__file__, "batch.sql", "writes"),
+        inputs=inputs,
         call_columns=", ".join(GIVEN_CALL_COLUMNS),
         call_default_columns=calls.columns,
         call_default_values=calls.values,
         sale_columns=", ".join(GIVEN_SALE_COLUMNS),
         sale_default_columns=sales.columns,
         sale_default_values=sales.values,
-        messages=MESSAGES_FROM_EVENTS_SQL.format(events="fan_out"),
+        messages=messages_from_events_sql("fan_out"),
     )
-    return sql, {**calls.params, **sales.params}
 
 
 EVENT_TYPES = ["margin.warning", "margin.restored", "margin_call.issued", "forced_sale.requested",
                f"margin_call.{MarginCallStatus.FORCED_SALE}"]  # fmt: skip
 
 
-def _writes_parameters(actor: Actor, now: datetime.datetime) -> dict[str, object]:
-    """What ``WRITES`` needs besides its inputs: the words and labels it uses, who acts, when, and who is told."""
+def ladder_parameters(actor: Actor, now: datetime.datetime) -> dict[str, object]:
+    """What ``ladder_statement`` needs besides its inputs: the values of the columns it does not give, the
+    words and labels it uses, who acts, when, and who is told."""
     user = actor_user(actor)
     content_type = ContentType.objects.get_for_model
+    calls, sales = _defaults()
     return {
+        **calls.params,
+        **sales.params,
         **fan_out_parameters(EVENT_TYPES, staff=True, now=now),
         "now": now,
         "zone": str(HONG_KONG),
@@ -391,37 +274,131 @@ class Written:
     warned: dict[int, int]
 
 
-def _run(sql: str, params: dict[str, object]) -> Written:
+def ladder_statement_run(statement: str, params: dict[str, object]) -> Written:
     """Run a ladder statement in the caller's transaction; queue the messages' delivery for after commit, and
     tell staff in one digest when the batch alerts them too often (as ``events_record`` does)."""
     with connection.cursor() as cursor:
-        # Planned for thousands of rows whatever the arrays hold: JIT compiling a statement this wide costs
-        # seconds, and saves nothing on a few thousand rows.
-        cursor.execute("SET LOCAL jit = off")
-        cursor.execute(sql, params)
-        actions, message_ids, messages, staff_told_each, alerts, first, sale_ids, called, warned = (
-            cursor.fetchone()
-        )
-    if messages:
-        messages_delivery_queue(message_ids)
-    if not staff_told_each:
-        events_record([staff_digest(Counter(alerts), first)])  # ``alerts``: the type of each
-    return Written(actions, sale_ids, dict(called), dict(warned))
+        cursor.execute(sql_file(__file__, "batch.sql", "without_jit"))
+        cursor.execute(statement, params)
+        result = fetchone_named(cursor)
+    if result["message_count"]:
+        messages_delivery_queue(result["message_ids"])
+    if not result["staff_told_each"]:  # ``alerts``: the type of each
+        events_record([staff_digest(Counter(result["alerts"]), result["first_alerts"])])
+    return Written(
+        actions=result["actions"],
+        sale_ids=result["sale_ids"],
+        called=dict(result["called"]),
+        warned=dict(result["warned"]),
+    )
 
 
-def _columns(rows: list[tuple], names: list[str], prefix: str) -> dict[str, list]:
-    """Rows of values as one array parameter per column (``prefix_name``)."""
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-    return {f"{prefix}_{name}": list(values) for name, values in zip(names, columns, strict=True)}
+# The batch as the statement's inputs (``given_inputs``): one NamedTuple per relation, whose fields name its
+# array parameters (``prefix_field``).
 
 
-def _call_row(call: CallValues, new: bool, before: str, sale, handed_ord: int | None) -> tuple:
+class NoticeInput(NamedTuple):
+    facility: int
+    reference: str
+    client: int
+    email: str
+    ratio: Decimal | None
+    margin_value: Decimal
+    debt: Decimal
+    status: str
+    warning: Decimal | None  # a warning's thresholds (none: back within limits)
+    margin_call: Decimal | None
+
+
+class CallInput(NamedTuple):
+    id: int
+    facility: int
+    reference: str
+    client: int
+    email: str
+    new: bool  # issued by this batch (else open, and handed over)
+    before: str  # its status before the batch
+    ratio: Decimal | None
+    debt: Decimal
+    margin_value: Decimal
+    repayment: Decimal
+    top_up: Decimal
+    deadline: datetime.datetime
+    sale: int | None  # the sale it is handed to, with the reason, and its place among the batch's hand-overs
+    reason: str | None
+    handed_ord: int | None
+
+
+class SaleInput(NamedTuple):
+    id: int
+    facility: int
+    reference: str
+    client: int
+    email: str
+    trigger: str
+    trigger_words: str
+    ratio: Decimal | None
+    call: int | None
+
+
+def _arrays(prefix: str, row_type: type[tuple], rows: list[tuple]) -> dict[str, list]:
+    """Rows of ``row_type`` (a NamedTuple) as one array parameter per field (``prefix_field``)."""
+    columns = zip(*rows, strict=True) if rows else [()] * len(row_type._fields)
+    return {f"{prefix}_{name}": list(values) for name, values in zip(row_type._fields, columns, strict=True)}
+
+
+def _notice_input(notice: Notice) -> NoticeInput:
+    party, figures, thresholds = notice.facility, notice.figures, notice.thresholds
+    return NoticeInput(
+        facility=party.pk,
+        reference=party.reference,
+        client=party.client.pk,
+        email=party.client.email,
+        ratio=figures.margin_ratio,
+        margin_value=figures.margin_value,
+        debt=figures.debt,
+        status=figures.status,
+        warning=thresholds.warning if thresholds else None,
+        margin_call=thresholds.margin_call if thresholds else None,
+    )
+
+
+def _call_input(call: CallValues, new: bool, before: str, sale, handed_ord: int | None) -> CallInput:
     """A call's values; ``sale`` (and ``handed_ord``, its place among the batch's hand-overs) when handed over."""
     party = call.facility
-    return (call.pk, party.pk, party.reference, party.client.pk, party.client.email, new, before,
-            call.ratio_at_issue, call.debt_at_issue, call.margin_value_at_issue, call.repayment_due,
-            call.top_up_due, call.deadline, sale.pk if sale else None, handover_reason(sale) if sale else None,
-            handed_ord)  # fmt: skip
+    return CallInput(
+        id=call.pk,
+        facility=party.pk,
+        reference=party.reference,
+        client=party.client.pk,
+        email=party.client.email,
+        new=new,
+        before=before,
+        ratio=call.ratio_at_issue,
+        debt=call.debt_at_issue,
+        margin_value=call.margin_value_at_issue,
+        repayment=call.repayment_due,
+        top_up=call.top_up_due,
+        deadline=call.deadline,
+        sale=sale.pk if sale else None,
+        reason=handover_reason(sale) if sale else None,
+        handed_ord=handed_ord,
+    )
+
+
+def _sale_input(sale: SaleValues) -> SaleInput:
+    party = sale.facility
+    return SaleInput(
+        id=sale.pk,
+        facility=party.pk,
+        reference=party.reference,
+        client=party.client.pk,
+        email=party.client.email,
+        trigger=sale.trigger,
+        trigger_words=ForcedSaleTrigger(sale.trigger).label.lower(),
+        ratio=sale.ratio_at_request,
+        call=sale.margin_call.pk if sale.margin_call else None,
+    )
 
 
 def ladder_batch_write(batch: LadderBatch) -> None:
@@ -439,29 +416,13 @@ def ladder_batch_write(batch: LadderBatch) -> None:
     for call in [*batch.new_calls, *(c for c in batch.handed_over if id(c) not in new)]:
         handed_ord, before = handed.get(id(call), (None, MarginCallStatus.ISSUED))
         sale = sale_of_call[id(call)] if handed_ord is not None else None
-        calls.append(_call_row(call, id(call) in new, before, sale, handed_ord))
-    notices = [
-        (n.facility.pk, n.facility.reference, n.facility.client.pk, n.facility.client.email, n.figures.margin_ratio,
-         n.figures.margin_value, n.figures.debt, n.figures.status,
-         n.thresholds.warning if n.thresholds else None, n.thresholds.margin_call if n.thresholds else None)
-        for n in batch.notices
-    ]  # fmt: skip
-    sales = [
-        (s.pk, s.facility.pk, s.facility.reference, s.facility.client.pk, s.facility.client.email, s.trigger,
-         ForcedSaleTrigger(s.trigger).label.lower(), s.ratio_at_request, s.margin_call.pk if s.margin_call else None)
-        for s in batch.new_sales
-    ]  # fmt: skip
-    sql, defaults = _ladder_sql(GIVEN_INPUTS)
-    _run(
-        sql,
+        calls.append(_call_input(call, id(call) in new, before, sale, handed_ord))
+    ladder_statement_run(
+        ladder_statement(sql_file(__file__, "batch.sql", "given_inputs")),
         {
-            **_columns(notices, ["facility", "reference", "client", "email", "ratio", "margin_value", "debt", "status",
-                                 "warning", "margin_call"], "n"),
-            **_columns(calls, ["id", "facility", "reference", "client", "email", "new", "before", "ratio", "debt",
-                               "margin_value", "repayment", "top_up", "deadline", "sale", "reason", "handed_ord"], "c"),
-            **_columns(sales, ["id", "facility", "reference", "client", "email", "trigger", "trigger_words", "ratio",
-                               "call"], "s"),
-            **defaults,
-            **_writes_parameters(batch.actor, batch.now),
+            **_arrays("n", NoticeInput, [_notice_input(notice) for notice in batch.notices]),
+            **_arrays("c", CallInput, calls),
+            **_arrays("s", SaleInput, [_sale_input(sale) for sale in batch.new_sales]),
+            **ladder_parameters(batch.actor, batch.now),
         },
-    )  # fmt: skip
+    )

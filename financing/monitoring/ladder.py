@@ -13,7 +13,7 @@ facilities (in id order, like every other writer), values again the clients post
 was valued (so it acts on the truth, not on a valuation a top-up has overtaken; only postings change
 holdings and debt, so everybody else's state is the truth), decides, writes calls, sales, events, outbox
 messages and audit events, and marks each state acted on with the status it acted on. On PostgreSQL one
-statement reads, decides and writes a batch (``ladder_apply_in_sql``, ``financing.ladder_sql``: the states
+statement reads, decides and writes a batch (``ladder_apply_in_sql``, its SQL in ``ladder.sql``: the states
 of clients posted to are locked before they are valued again, the others are not locked, and a status the
 sweep stores meanwhile stays due); elsewhere ``ladder_apply_in_python`` locks the states too and does it
 here. The two act alike: the tests run both. Then a client with a standing top-up
@@ -34,9 +34,12 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.audit import SYSTEM, Actor
-from core.db import id_in
+from core.calendar import cure_deadline
+from core.db import bigint_array, fetchone_named, id_in
 from core.locks import lock_one, lock_rows
 from core.money import format_hkd
+from core.sql import sql_file
+from core.tasks import task_queue_on_commit
 from financing.enums import (
     OPEN_FORCED_SALE_STATUSES,
     OPEN_MARGIN_CALL_STATUSES,
@@ -45,11 +48,15 @@ from financing.enums import (
     MarginCallStatus,
     MarginStatus,
 )
-from financing.margin_calls.batch import LadderBatch
+from financing.margin_calls.batch import (
+    LadderBatch,
+    ladder_parameters,
+    ladder_statement,
+    ladder_statement_run,
+)
 from financing.margin_calls.records import CallValues, Figures, Party
 from financing.margin_calls.services import forced_sale_request, margin_call_reassess, margin_call_transition
 from financing.models import Facility, ForcedSale, MarginCall, MarginPolicy, MarginState
-from financing.monitoring.ladder_sql import ladder_batch_apply
 from financing.monitoring.sweep import posted_since, previous_sweep_start, valuations_of
 from financing.selectors import default_policy, thresholds_of
 from financing.top_ups.automatic import auto_top_ups_after_ladder, auto_top_ups_for_new_free_holdings
@@ -93,23 +100,32 @@ def _read_batch(facility_ids: list[int]) -> dict[int, Due]:
         .annotate(
             open_call_id=Subquery(open_call.order_by("pk").values("pk")[:1]), has_open_sale=Exists(open_sale)
         )
-        .values_list(*FACILITY_FIELDS, "open_call_id", "has_open_sale")
+        .values_list(*FACILITY_FIELDS, "open_call_id", "has_open_sale", named=True)
     )
     states = {
-        row[0]: row[1:]
-        for row in lock_rows(
-            MarginState.objects.filter(id_in("facility_id", [row[0] for row in rows])).values_list(
-                "facility_id", *STATE_FIELDS
+        state.facility_id: state
+        for state in lock_rows(
+            MarginState.objects.filter(id_in("facility_id", [row.id for row in rows])).values_list(
+                "facility_id", *STATE_FIELDS, named=True
             )
         )
     }
     due = {}
-    for pk, reference, client_id, email, policy_id, status, open_call_id, has_open_sale in rows:
-        state = states.get(pk)
+    for row in rows:
+        state = states.get(row.id)
         if state is None:  # never valued: nothing for the ladder yet
             continue
-        party = Party(pk, reference, ClientRef(client_id, email), policy_id, status)
-        due[pk] = Due(party, Figures(*state[0:5]), *state[5:8], open_call_id, has_open_sale)
+        due[row.id] = Due(
+            facility=Party(row.id, row.reference, ClientRef(row.client_id, row.client__email), row.policy_id,
+                           row.status),
+            figures=Figures(market_value=state.market_value, margin_value=state.margin_value, debt=state.debt,
+                            margin_ratio=state.margin_ratio, status=state.status),
+            notified_status=state.notified_status,
+            valued_at=state.valued_at,
+            status_since=state.status_since,
+            open_call_id=row.open_call_id,
+            has_open_sale=row.has_open_sale,
+        )  # fmt: skip
     return due
 
 
@@ -139,9 +155,75 @@ def ladder_apply(*, facility_ids: list[int], actor: Actor = SYSTEM) -> int:
     return ladder_apply_in_python(facility_ids=facility_ids, actor=actor)
 
 
+def _lock_and_value_again(facility_ids: list[int], now: datetime.datetime) -> None:
+    """Lock the batch's facilities (``lock``) and value again those whose client was posted to since their
+    margin state was valued (a top-up or a repayment the sweep did not see), writing the new figures on the
+    state: the ladder acts on the truth. Only postings change holdings and debt, so every other state is the
+    truth already."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql_file(__file__, "ladder.sql", "lock"), {"facilities": bigint_array(facility_ids)})
+        locked = fetchone_named(cursor)  # as arrays: thousands of rows, one value each
+    facilities, clients = locked["facilities"], locked["clients"]
+    if not facilities:
+        return
+    touched = set(
+        Leg.objects.filter(
+            id_in("account__client_id", set(clients)),
+            transaction__posted_at__gte=posted_since(locked["valued_since"]),
+        ).values_list("account__client_id", flat=True)
+    )
+    if not touched:
+        return
+    # Their states are locked before they are valued, in id order: a sweep storing newer figures meanwhile
+    # either finishes first (and this valuation, from the ledger and prices as they now are, follows it) or
+    # waits for the ladder; the ladder never writes over figures newer than its own.
+    posted = {
+        facility_id
+        for facility_id, client_id in zip(facilities, clients, strict=True)
+        if client_id in touched
+    }
+    lock_rows(MarginState.objects.filter(id_in("facility_id", sorted(posted))).values_list("facility_id"))
+    rows = [row for pk, row in valuations_of(sorted(touched)).items() if pk in posted]
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            sql_file(__file__, "ladder.sql", "states_valued_again"),
+            [
+                {"market_value": mv, "margin_value": lv, "debt": debt, "margin_ratio": ratio, "status": status,
+                 "now": now, "facility_id": pk}
+                for pk, mv, lv, debt, ratio, status in rows
+            ],
+        )  # fmt: skip
+
+
 @transaction.atomic
 def ladder_apply_in_sql(*, facility_ids: list[int], actor: Actor = SYSTEM) -> int:
-    written = ladder_batch_apply(facility_ids=facility_ids, actor=actor)
+    """``ladder_apply`` decided and written by one statement (``decided_inputs``) once the batch's rows are
+    locked and the states of the clients posted to since are valued again; every state of the batch is marked
+    as acted on. The forced sales requested are started after commit."""
+    now = timezone.now()
+    _lock_and_value_again(facility_ids, now)
+    deadlines = {}  # per cure time and business days, in UTC as stored
+    policies = []
+    for pk, days, at in MarginPolicy.objects.values_list("pk", "cure_business_days", "cure_time"):
+        if (days, at) not in deadlines:
+            deadlines[days, at] = cure_deadline(now, days, at).astimezone(datetime.UTC)
+        policies.append((pk, deadlines[days, at]))
+    written = ladder_statement_run(
+        ladder_statement(sql_file(__file__, "ladder.sql", "decided_inputs")),
+        {
+            **ladder_parameters(actor, now),
+            "facilities": bigint_array(facility_ids),
+            "default_policy": default_policy().pk,
+            "deadline_policies": [pk for pk, _ in policies],
+            "deadlines": [deadline for _, deadline in policies],
+            "open_call_statuses": list(OPEN_MARGIN_CALL_STATUSES),
+            "open_sale_statuses": list(OPEN_FORCED_SALE_STATUSES),
+            "threshold": ForcedSaleTrigger.THRESHOLD.value,
+            "threshold_words": ForcedSaleTrigger.THRESHOLD.label.lower(),
+        },
+    )
+    if written.sale_ids:
+        task_queue_on_commit("financing.forced_sales_start", written.sale_ids)  # one message for the batch
     # --- automatic top-up hook: facilities this batch called or warned, whose client has an active
     # standing instruction, get their top-up now, each in its own savepoint (financing/top_ups.py) ---
     return written.actions + auto_top_ups_after_ladder(
@@ -196,8 +278,9 @@ def ladder_apply_in_python(*, facility_ids: list[int], actor: Actor = SYSTEM) ->
         if facility_id in live:
             status_since = now if d.figures.status != current else d.status_since
             revalued.append(
-                (figures.market_value, figures.margin_value, figures.debt, figures.margin_ratio, current, current,
-                 now, status_since, facility_id)
+                {"market_value": figures.market_value, "margin_value": figures.margin_value, "debt": figures.debt,
+                 "margin_ratio": figures.margin_ratio, "status": current, "now": now, "status_since": status_since,
+                 "facility_id": facility_id}
             )  # fmt: skip
         else:
             acted.append(facility_id)
@@ -206,12 +289,7 @@ def ladder_apply_in_python(*, facility_ids: list[int], actor: Actor = SYSTEM) ->
     MarginState.objects.filter(id_in("facility_id", acted)).update(notified_status=F("status"))
     with connection.cursor() as cursor:
         # Valued again: the new figures, one prepared statement pipelined (far cheaper than bulk_update).
-        cursor.executemany(
-            f"UPDATE {MarginState._meta.db_table} SET market_value = %s, margin_value = %s, debt = %s, "
-            "margin_ratio = %s, status = %s, notified_status = %s, valued_at = %s, status_since = %s "
-            "WHERE facility_id = %s",
-            revalued,
-        )
+        cursor.executemany(sql_file(__file__, "ladder.sql", "states_acted_on_valued_again"), revalued)
     # --- automatic top-up hook: facilities this batch called or warned, whose client has an active
     # standing instruction, get their top-up now, each in its own savepoint (financing/top_ups.py) ---
     called = {

@@ -1,13 +1,15 @@
 """The bulk-write helpers: the rows they write are the rows ``save()`` would."""
 
+import datetime
 from decimal import Decimal
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import pytest
 from django.db import connection, transaction
 from djmoney.money import Money
 
-from core.db import bigint_array, bulk_insert_values, bulk_insert_with_pks, id_in
+from core.db import bigint_array, bulk_insert_rows, bulk_insert_values, bulk_insert_with_pks, id_in
 from financing.enums import MarginCallStatus
 from financing.models import MarginCall
 from notifications.models import Event
@@ -37,12 +39,26 @@ def test_only_integers_go_into_the_text_of_an_array():
         bigint_array([1, "2}, {3"])
 
 
+class CallRow(NamedTuple):
+    facility_id: int
+    ratio_at_issue: Decimal
+    debt_at_issue: Decimal
+    margin_value_at_issue: Decimal
+    repayment_due: Decimal
+    top_up_due: Decimal
+    deadline: datetime.datetime
+
+
 def test_rows_given_in_part_get_the_defaults_save_would_give(market):
     """``bulk_insert_values``: a callable default is called for each row (a fresh UUID each), a constant
     default and ``auto_now_add`` fill the rest; ``bulk_insert_with_pks`` hands each item its key."""
     with transaction.atomic():
         bulk_insert_values(
-            Event, ["type", "summary", "payload"], [("test.one", "one", {}), ("test.two", "two", {})]
+            Event,
+            [
+                {"type": "test.one", "summary": "one", "payload": {}},
+                {"summary": "two", "payload": {}, "type": "test.two"},  # by name: the order is the row's own
+            ],
         )
     events = list(Event.objects.order_by("type"))
     assert [e.type for e in events] == ["test.one", "test.two"]
@@ -56,12 +72,17 @@ def test_rows_given_in_part_get_the_defaults_save_would_give(market):
     with transaction.atomic():
         bulk_insert_with_pks(
             MarginCall,
-            ["facility_id", "ratio_at_issue", "debt_at_issue", "margin_value_at_issue", "repayment_due",
-             "top_up_due", "deadline"],
             items,
-            lambda item: (item.facility.pk, Decimal("1.05000000"), item.debt, Decimal("249600.00"),
-                          Decimal("53040.00"), Decimal("62400.00"), item.facility.created_at),
-        )  # fmt: skip
+            lambda item: CallRow(
+                facility_id=item.facility.pk,
+                ratio_at_issue=Decimal("1.05000000"),
+                debt_at_issue=item.debt,
+                margin_value_at_issue=Decimal("249600.00"),
+                repayment_due=Decimal("53040.00"),
+                top_up_due=Decimal("62400.00"),
+                deadline=item.facility.created_at,
+            ),
+        )
     calls = {c.pk: c for c in MarginCall.objects.all()}
     assert sorted(calls) == sorted(item.pk for item in items)
     first = calls[items[0].pk]
@@ -71,3 +92,61 @@ def test_rows_given_in_part_get_the_defaults_save_would_give(market):
         Money("53040.00", "HKD"), Money("62400.00", "HKD"), Decimal("1.05000000"))  # fmt: skip
     assert first.issued_at is not None
     assert first.closed_at is None
+
+
+class EventRow(NamedTuple):
+    type: str
+    summary: str
+    payload: dict
+    subject_type: str
+
+
+class SummaryFirst(NamedTuple):
+    summary: str
+    type: str
+    payload: dict
+    subject_type: str
+
+
+def test_rows_carry_their_columns_as_named_tuples_or_mappings():
+    """Each value lands in the column its row names, whatever the order of the row's fields."""
+    with transaction.atomic():
+        written = bulk_insert_values(
+            Event,
+            [
+                EventRow(type="test.a", summary="a", payload={"n": 1}, subject_type="x"),
+                EventRow(type="test.b", summary="b", payload={}, subject_type=""),
+            ],
+        )
+        written += bulk_insert_values(Event, [SummaryFirst("c", "test.c", {"n": "3"}, "y")])
+        written += bulk_insert_values(
+            Event, [{"payload": {}, "subject_type": "z", "summary": "d", "type": "test.d"}]
+        )
+    assert written == 4
+    stored = Event.objects.order_by("type").values_list("type", "summary", "payload", "subject_type")
+    assert list(stored) == [
+        ("test.a", "a", {"n": 1}, "x"),
+        ("test.b", "b", {}, ""),
+        ("test.c", "c", {"n": "3"}, "y"),
+        ("test.d", "d", {}, "z"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([("test.a", "a", {}, "")], "a row names its columns"),
+        ([EventRow("test.a", "a", {}, ""), SummaryFirst("b", "test.b", {}, "")], "all EventRows"),
+        (
+            [
+                {"type": "test.a", "summary": "a", "payload": {}},
+                {"type": "test.b", "summary": "b", "payload": {}, "subject_type": ""},
+            ],
+            "all name the columns",
+        ),
+    ],
+)
+def test_rows_that_do_not_name_their_columns_alike_are_refused(rows, message):
+    with transaction.atomic(), pytest.raises(TypeError, match=message):
+        bulk_insert_rows(Event, rows)
+    assert not Event.objects.exists()

@@ -7,7 +7,7 @@ from financing.monitoring.ladder import ladder_apply_in_python
 @pytest.fixture(params=["one statement", "rows built in Python"])
 def both_ladders(request, monkeypatch):
     """Run the test twice: with each ladder batch read, decided and written by one PostgreSQL statement
-    (``financing.ladder_sql``: what runs on PostgreSQL), and with it decided and its rows built in Python
+    (``ladder_apply_in_sql``, ``ladder_batch_write``: what runs on PostgreSQL), and with it decided and its rows built in Python
     (``ladder_apply_in_python``, ``LadderBatch.write_in_python``: what runs elsewhere)."""
     if request.param == "rows built in Python":
         monkeypatch.setattr("financing.margin_calls.batch.ladder_batch_write", LadderBatch.write_in_python)

@@ -3,7 +3,7 @@
 A batch words its calls, sales and events from plain values, never from model instances (it writes
 thousands at a time). Each test here reads the stored call or sale back and checks that every record says
 what the row says, in the words and the JSON the instance-based helpers (``str(call)``, ``snapshot``) give.
-Each runs twice: with the batch read, decided and written by one PostgreSQL statement (``financing.ladder_sql``,
+Each runs twice: with the batch read, decided and written by one PostgreSQL statement (``ladder_apply_in_sql``,
 what runs on PostgreSQL) and with the batch decided and its rows built in Python (``ladder_apply_in_python``,
 ``LadderBatch.write_in_python``: what runs elsewhere)."""
 
