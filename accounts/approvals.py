@@ -1,7 +1,5 @@
-"""The four-eyes approval registry. A kind of approval says which model it changes, who may ask and
-who may decide, how a proposal is checked and how it takes effect. ``accounts`` registers credit-limit
-changes; ``collateral`` and ``financing`` register their own kinds (haircuts, overrides, the kill
-switch) from their ``AppConfig.ready``."""
+"""The four-eyes approval registry: each kind says what it changes, who may ask and who may decide, and how
+it takes effect; each app registers its own kinds (docs/design.md, "Four-eyes approvals")."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""One error shape for every failure the API returns:
-
-    {"error": {"code": "facility_limit_exceeded", "message": "A drawdown of HK$… would …", "details": {…}}}
-
-``code`` is stable and machine-readable; ``message`` says the reason in words; ``details`` carries the
-specifics (field errors, the amount still available, the bad rows of a price batch). Domain refusals
-(``core.exceptions.DomainError``) keep their own code and HTTP status; DRF's and Django's errors get
-theirs; anything unexpected is logged and answered with a 500 in the same shape."""
+"""One error shape for every failure the API returns, ``{"error": {"code", "message", "details"}}``: domain
+refusals keep their code and status, anything unexpected is a logged 500 (docs/api.md, "Errors")."""
 
 from __future__ import annotations
 

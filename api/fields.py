@@ -1,9 +1,5 @@
-"""Serializer fields for exact amounts and unambiguous times.
-
-Amounts travel as JSON strings, both ways: ``"1250000.00"``. A JSON number is refused — integer or not —
-because many JSON libraries read numbers as binary floats (``0.1`` is not exact, and integers above 2^53
-lose digits) before our code ever sees them. Plain decimal notation only: no exponent, no ``NaN``.
-"""
+"""Serializer fields for exact amounts (JSON strings, never numbers, which JSON libraries read as floats) and
+unambiguous times (docs/api.md, "Amounts and times")."""
 
 from __future__ import annotations
 

@@ -1,16 +1,5 @@
-"""Every POST runs in one database transaction and may carry an ``Idempotency-Key`` header.
-
-With a key, the first request claims it by inserting an ``IdempotencyRecord`` (unique per credential and
-key) before doing the work, and stores its response in the same transaction. A retry with the same key:
-
-- while the first is still running, waits on the unique index, then reads the stored response;
-- afterwards, gets the stored response (status and body) with ``Idempotent-Replayed: true``;
-- with a different method, path or body, is refused with 409 ``idempotency_key_reused``.
-
-Only one request per key ever does the work. A response of 500 or above is not stored: the whole
-transaction rolls back, the key is free again, and the client can retry. A refusal (4xx) is stored like a
-success, so a retry gets the same answer; to try again after changing something, use a new key.
-The work itself runs in a savepoint, so a refusal leaves nothing of it behind but the stored response."""
+"""Every POST runs in one transaction and honours an ``Idempotency-Key``: the first request claims the key
+and stores its response, and a retry gets that response again (docs/api.md, "Idempotency")."""
 
 from __future__ import annotations
 

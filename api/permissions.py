@@ -1,11 +1,5 @@
-"""Who may do what.
-
-- An API key (a system) may read everything with the ``read`` scope; each write names the scope it needs
-  (``prices``, ``collateral``, ``lending``, ``admin``). Keys act for the broker, not for one client.
-- A member of staff (session) needs the Django model permission of the action: their role decides.
-- A client user (session) reads only their own client's records and may make only the writes a client
-  makes for themself (a drawdown on their own facility); the views filter every query by the client.
-"""
+"""Who may do what through the API: an API key by its scopes, staff by their role's permissions, a client
+user only on their own client's records (docs/api.md, "Who may do what")."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""Throttling per credential: each API key (or logged-in user) has its own budget of requests. A key may
-carry its own rate; otherwise ``API_THROTTLE_RATE`` applies.
-
-The count is a fixed window kept in the shared cache with an atomic increment (Redis ``INCR`` in
-production), so every gunicorn worker and container counts together and no request is lost to a race —
-unlike DRF's default throttles, which read, change and write back a list of timestamps. A window allows
-at most the rate; a burst straddling two windows can reach twice it, which is the usual price of a fixed
-window."""
+"""Throttling per credential (API key or user), counted in the shared cache with an atomic increment so
+that every worker counts together (docs/api.md, "Who may do what")."""
 
 from __future__ import annotations
 

@@ -1,17 +1,5 @@
-"""``make bench``: the margin sweep on a large book, against the floor no sweep can beat.
-
-Seeds PostgreSQL with N clients (default 100,000) holding about four positions each across BTC, ETH, HKD
-cash and 200 securities, values the book once, moves BTC by −10%, and times:
-
-- ``sweep_s``: the sweep after the move, as production runs it (only holders of BTC, snapshots, margin
-  states and the margin-call ladder's events, calls and forced-sale requests all written), best of three:
-  each on its own identical copy of the book, after a sweep of the quiet market;
-- ``floor_s``: one raw SQL statement computing every pool's margin value (haircuts and concentration cuts),
-  nothing written: the floor, best of three;
-- ``naive_s``: a per-client ORM loop (value each facility through the selectors, save its state), timed on
-  a 1,000-client sample and scaled up.
-
-Prints a line per figure as it goes and ends with the summary line."""
+"""``make bench``: the margin sweep on a large book, timed against the floor no sweep can beat; the method
+and the latest figures are in docs/benchmarks.md."""
 
 from __future__ import annotations
 

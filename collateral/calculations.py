@@ -1,13 +1,5 @@
-"""The numbers of DESIGN.md as pure functions over ``Decimal``: no ORM, no I/O. The margin sweep, the
-services, the API and the stress test all use these.
-
-Conventions
-- All values are HKD unless said otherwise. Inputs are exact; intermediate products are exact (a wide
-  context); outputs are quantised to cents with an explicit rounding mode, in the direction that is
-  prudent for the broker: market value half-up, margin value down, amounts due up.
-- A margin ratio is debt / margin value. It is ``None`` (infinite) when there is debt and no margin
-  value, and 0 when there is no debt.
-"""
+"""The numbers of the business as pure functions over ``Decimal`` (no ORM, no I/O), so that the services,
+the API and the sweep's checks share them and tests can be exhaustive (docs/design.md, "The numbers")."""
 
 from __future__ import annotations
 

@@ -1,13 +1,5 @@
-"""The custody feed: a client's free (unpledged) holdings at the broker.
-
-The broker's custody system reports what each client receives into and releases from free custody. Free
-holdings are the client's own, kept in the ledger apart from the pledged pool: one ``CUSTODY`` account per
-client, fed from the broker's custody clearing account. Nothing here pledges anything: an automatic
-top-up (``financing.top_ups``) moves free holdings into the pool when the client's standing instruction
-says so.
-
-Both services are idempotent per custody reference, like deposits: the same reference for the same client
-returns the movement already recorded, and is refused when it described a different movement."""
+"""The custody feed: a client's free (unpledged) holdings at the broker, received and released once per
+custody reference, for automatic top-ups to draw on (docs/forced-sales-and-top-ups.md)."""
 
 from __future__ import annotations
 

@@ -1,25 +1,5 @@
-"""The crypto price oracle: BTC and ETH from several venues through ``ccxt``, the median of the fresh
-quotes that agree, or a stale price when too few agree.
-
-One refresh:
-
-1. asks every configured venue for every crypto asset **at once**, one thread per venue and asset, each
-   with its own synchronous ccxt client (``number = str``: prices arrive as strings and become
-   ``Decimal`` exactly). Threads rather than ``ccxt.async_support``: the service is called from a
-   Celery task (a threads pool in the demo) and from Django code that is synchronous, the clients are
-   built by the ``exchanges`` adapter for tests, demo and production alike, and HTTP waits release
-   the GIL. A venue that fails or times out is logged and left out; it never stops the others, and the
-   slowest answer bounds the whole fetch at one client timeout.
-2. judges the answers (pure, below): a quote older than ``PRICE_STALENESS_SECONDS`` is dropped, then a
-   quote further than ``PRICE_BAND`` from the median of the fresh quotes; the median of the rest is the
-   price when at least ``PRICE_QUORUM`` are left.
-3. records, per asset and in one transaction: the price (``price_record``, audited) with the quotes it
-   came from in ``Price.sources``, every quote as a ``PriceQuote`` row, and the verdict on the asset's
-   ``CurrentPrice`` (``is_stale``, ``stale_reason``, ``checked_at``). A stale asset keeps its last good
-   price. Becoming stale and becoming fresh again are audited.
-
-No database access happens in the fetching threads.
-"""
+"""The crypto price oracle: BTC and ETH from several venues through ccxt, the median of the fresh quotes
+that agree, or a stale price when too few agree (docs/design.md, "Prices")."""
 
 from __future__ import annotations
 

@@ -1,14 +1,5 @@
-"""A local fake crypto exchange (bitstamp- and kraken-like) that real ccxt clients talk to over HTTP on
-loopback, for the test suite and the demo. A development tool over the platform's ``exchanges`` adapter
-(never the reverse), and a plain package, not a Django app: a worker, the demo or a test can run it
-without Django settings.
-
-    from fake_exchange import FakeExchange, ccxt_client
-
-    with FakeExchange("bitstamp") as fake:
-        client = ccxt_client("bitstamp", base_url=fake.base_url)
-        client.fetch_ticker("BTC/USD")["last"]   # '98000'
-"""
+"""A local fake crypto exchange (bitstamp- and kraken-like) that real ccxt clients talk to on loopback, for
+the tests and the demo: usage in fake_exchange/README.md, how it is built in docs/exchanges.md."""
 
 from fake_exchange.clients import FAKE_CREDENTIALS, ccxt_client
 from fake_exchange.control import ControlClient

@@ -1,9 +1,5 @@
-"""``ControlClient``: steer a fake exchange running in another process (the demo's, or one a Celery
-worker talks to) through its JSON control API, with the same method names as ``FakeExchange``.
-
-Standard library only (``urllib``), and it refuses any URL that is not on loopback: the control API
-is a test tool, and nothing here may send traffic off this machine.
-"""
+"""``ControlClient``: steer a fake exchange in another process through its JSON control API; loopback
+URLs only, since nothing here may send traffic off this machine (docs/exchanges.md)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,5 @@
-"""Market dicts for ``exchange.set_markets(...)``, so a client pointed at the fake needs no
-``load_markets`` round trip.
-
-Hand-written market dicts drift from what ccxt expects (precision modes, id/altname indexes, which
-fields are strings under ``number = str``). So the dicts are produced by ccxt itself: an offline client
-of the venue parses the same raw market payload the fake serves, with the network call replaced by
-that payload. What ``set_markets`` receives is therefore exactly what ``load_markets`` against the fake
-would have built.
-"""
+"""Market dicts for ``exchange.set_markets(...)``, produced by ccxt itself from the fake's market payload
+so that they never drift from what ``load_markets`` would build (docs/exchanges.md)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""Pytest fixtures for the fake exchange. Import the ones you need into a ``conftest.py``:
-
-    from fake_exchange.pytest_plugin import fake_bitstamp, fake_kraken, fake_venues  # noqa: F401
-
-Each fixture starts fresh venues for one test and stops them afterwards, so no state leaks between
-tests; starting one costs a few milliseconds.
-"""
+"""Pytest fixtures that start fresh fake venues for one test: import ``fake_bitstamp``, ``fake_kraken`` or
+``fake_venues`` into a ``conftest.py`` (fake_exchange/README.md)."""
 
 from __future__ import annotations
 

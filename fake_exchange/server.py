@@ -1,10 +1,5 @@
-"""``FakeExchange``: one fake venue served over HTTP on loopback, steerable in-process (its methods)
-and from other processes (JSON under ``/_control/``).
-
-Built on the standard library's ``ThreadingHTTPServer``: ccxt needs nothing more than HTTP/1.0 with
-JSON bodies, and a dependency-free server starts in milliseconds inside a test. Each request runs in
-its own daemon thread, so an injected delay never blocks other requests or ``stop()``.
-"""
+"""``FakeExchange``: one fake venue served over HTTP on loopback by the standard library's threading
+server, steerable in-process and through ``/_control/`` (docs/exchanges.md)."""
 
 from __future__ import annotations
 

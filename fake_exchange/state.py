@@ -1,13 +1,5 @@
-"""The venue-neutral state of one fake exchange: prices, balances, orders, failure modes and the log of
-requests received.
-
-Everything a test or the demo steers lives here, behind one lock, because the HTTP server answers each
-request in its own thread while the test (or the control API) changes the state from another. The
-venue modules (``bitstamp``/``kraken`` wire formats) only read snapshots from it and render them.
-
-Money is ``Decimal`` throughout: a float here would hide exactly the rounding errors the platform's
-tests are meant to catch.
-"""
+"""The venue-neutral state of one fake exchange (prices, balances, orders, failure modes, the request
+log), behind one lock because each request is answered in its own thread (docs/exchanges.md)."""
 
 from __future__ import annotations
 

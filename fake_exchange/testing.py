@@ -1,14 +1,5 @@
-"""Helpers for tests in any package: start fake venues for the duration of a ``with`` block.
-
-    from fake_exchange.testing import running_fake_exchange, running_fake_exchanges
-
-    with running_fake_exchange("kraken") as fake:
-        ...
-    with running_fake_exchanges("bitstamp", "bitstamp", "kraken") as (a, b, c):
-        ...   # three venues on three free ports, e.g. for the oracle's median
-
-Pytest fixtures built on these live in ``fake_exchange.pytest_plugin``.
-"""
+"""Start fake venues on free ports for the duration of a ``with`` block, for tests in any package
+(fake_exchange/README.md)."""
 
 from __future__ import annotations
 

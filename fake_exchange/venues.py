@@ -1,13 +1,5 @@
-"""The wire formats of the two venues the fake speaks: which path is which endpoint, and what the
-answer looks like.
-
-The shapes are those of the real venues' answers as ccxt recorded them (checked key by key and type by
-type in tests/fake_exchange/test_recorded.py), or, where ccxt recorded none, of the venues' API
-documentation and the sample responses in ccxt's own ``bitstamp.py``/``kraken.py``: an unmodified ccxt
-client must parse them exactly as it parses the real thing. Error messages are the exact strings in
-ccxt's ``exceptions`` maps, so a failure mode surfaces as the ccxt exception class the real failure
-would raise.
-"""
+"""The bitstamp and kraken wire formats the fake speaks, shaped as ccxt recorded the real venues' answers,
+so that an unmodified ccxt client parses them as it parses the real thing (docs/exchanges.md)."""
 
 from __future__ import annotations
 

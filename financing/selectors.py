@@ -37,8 +37,8 @@ from ledger.selectors import balances_of_accounts
 
 
 def default_policy() -> MarginPolicy:
-    """The broker-wide default policy (created with DESIGN.md's defaults by a migration; re-created with
-    them if it is ever missing, so that no facility is valued without thresholds)."""
+    """The broker-wide default policy (created with the defaults in docs/design.md by a migration;
+    re-created with them if it is ever missing, so that no facility is valued without thresholds)."""
     policy = MarginPolicy.objects.filter(is_default=True).first()
     if policy is None:
         MarginPolicy.objects.bulk_create(

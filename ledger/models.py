@@ -1,13 +1,5 @@
-"""One double-entry ledger for every instrument (HKD, USD, BTC, ETH, each security).
-
-A transaction has legs; in every transaction the legs of each instrument sum to zero. Transactions and
-legs are append-only (a correction is a reversal); balances are derived from the legs. ``Balance`` is a
-projection kept in step by the posting service in the same database transaction, so that the margin
-sweep reads one row per position instead of summing history; it can always be recomputed from the legs
-(``ledger.selectors.balances_from_legs``) and the tests check that it equals them.
-
-PostgreSQL enforces the zero sum with a deferred constraint trigger and refuses UPDATE/DELETE of legs
-and transactions, even from raw SQL (migration 0002)."""
+"""One double-entry ledger for every instrument: append-only transactions whose legs sum to zero per
+instrument, and balances derived from them (docs/design.md, "The ledger and the audit trail")."""
 
 from __future__ import annotations
 

@@ -1,25 +1,5 @@
-"""Where webhooks may go: a guard against server-side request forgery.
-
-A webhook endpoint's URL is typed by staff or by an API key with the ``admin`` scope. The platform must not
-be made to send requests into the networks it runs in: the cloud's metadata service (169.254.169.254),
-the database, Redis, an internal admin page. So webhooks go only to public addresses, with two
-exceptions that the operator lists in ``WEBHOOK_TRUSTED_HOSTS``: host names, IP addresses and networks of
-the broker's own systems, which usually sit on a private network.
-
-- At registration, a URL whose host is written as an address (or ``localhost``) that is neither public
-  nor trusted is refused, with the reason. Host names are not looked up then (nothing is sent anywhere
-  while a form is being filled in).
-- At delivery, a trusted host is sent to as it is. Any other goes through ``requests-hardened``: the name
-  is resolved once, the address is checked (private, loopback, link-local, shared and other special
-  ranges are refused) and the connection is pinned to it, so a name that resolves to a public address
-  when checked cannot reach a private one when connected. A refused address fails the message at once
-  (retrying cannot help; staff see it among the undelivered messages and can send it again once the
-  host is trusted). Redirects are never followed.
-
-The host is read as ``requests`` reads it (urllib3's parser), and a URL with a user name, a password or a
-backslash is refused outright: parsers disagree about such URLs, and a check must look at the host the
-request goes to. Behind an outgoing HTTP proxy (``HTTP_PROXY``), the proxy resolves names again: its own
-egress rules are then what holds."""
+"""Where webhooks may go: public addresses and the broker's trusted hosts only, checked at registration
+and pinned at delivery, against server-side request forgery (docs/api.md, "Webhooks")."""
 
 from __future__ import annotations
 

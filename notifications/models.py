@@ -1,10 +1,5 @@
-"""Events and the outbox.
-
-An ``Event`` is something that happened (a margin call issued, a forced sale filled), written in the same
-transaction as the change it reports. For each destination — a webhook endpoint, a client's or staff
-member's e-mail — an ``OutboxMessage`` is written in that same transaction; Celery delivers it afterwards
-with retries and backoff. A message stays pending until delivered, so a worker that dies mid-delivery
-only delays it: a periodic task picks up whatever is due. Receivers de-duplicate on the event id."""
+"""Events and the outbox: an event and one message per destination are written with the change they
+report, and delivered afterwards with retries (docs/operations.md, "The outbox")."""
 
 from __future__ import annotations
 

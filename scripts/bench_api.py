@@ -1,21 +1,7 @@
 #!/usr/bin/env python3
 """Load test of the REST API: gunicorn (2 workers) on PostgreSQL, driven from this process.
 
-    make bench-api                     # 20 s
-    make bench-api DURATION=60 ARGS="--concurrency 16"
-
-Run through ``scripts/services.py`` (``make bench-api`` does), which starts a throwaway PostgreSQL and Redis
-and sets DATABASE_URL and REDIS_URL. The script migrates, seeds facilities (through the services, limits
-approved four-eyes), creates an API key, starts gunicorn with the production settings on 127.0.0.1 and,
-for a fixed time, reads facilities (GET /api/v1/facilities/<id>/) and draws down (POST /api/v1/drawdowns/,
-each with its own Idempotency-Key) from client threads. The facility limits are set so that they bind
-during the run: many drawdowns are refused (422), which is the point.
-
-Afterwards it checks, from the database, that no facility ended over its limit (principal ≤ facility limit,
-loans ≤ credit limit, margin ratio ≤ max advance, the firm under its cap), that every drawdown answered 201
-is recorded once and nothing else was lent, and that the ledger's balances equal its legs. The last line
-is ``requests=… rps=… p50_ms=… p99_ms=… errors_5xx=… over_limit=…``; the exit status is non-zero if any
-request failed with a 5xx or no answer, or any check failed.
+Run it with ``make bench-api``; the method and the latest figures are in docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -1,15 +1,6 @@
 #!/usr/bin/env python3
 """Run a command with a throwaway PostgreSQL and Redis on loopback, then stop them — also when the
-command fails or is interrupted.
-
-    python scripts/services.py -- pytest -q
-
-The servers come from the machine's binaries. Where they are missing and we are root, Debian's
-``postgresql`` and ``redis-server`` packages are installed; otherwise the script says what to install.
-PostgreSQL refuses to run as root, so as root the cluster belongs to the ``postgres`` system user.
-
-Written here rather than taken from pytest-postgresql/pytest-redis because it must also serve the
-benchmarks and the API load test outside pytest, and must work as root (those run pg_ctl as the caller).
+command fails or is interrupted: ``python scripts/services.py -- pytest -q`` (docs/operations.md).
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""Lending: facilities, drawdowns, repayments, collateral top-ups and withdrawals, fees.
-
-Each service locks in the house order (firm exposure row, facility, pool), re-reads what it decides on under
-the lock, writes through the ledger and records an audit event, in one transaction; a refusal raises a
-``DomainError`` with the reason in words and writes nothing."""
+"""Lending: facilities, drawdowns, repayments, collateral top-ups and withdrawals, fees. Each locks in the
+house order, writes through the ledger and is audited, or refuses and writes nothing (docs/design.md)."""
 
 from __future__ import annotations
 

@@ -1,32 +1,5 @@
 """Forced sales: selling just enough collateral, at fair prices, exactly once, and accounting for every
-cent.
-
-A sale moves through ``planned → (awaiting approval) → submitted → partially filled → filled``, or to
-``paused`` (kill switch, stale price, a fill outside the price band, a venue that keeps failing) and
-``failed``/``cancelled``. ``forced_sale_progress`` takes it one step further each time it runs (Celery,
-every few seconds, and right after a request); it is safe to run at any time, twice, or after a worker
-died half-way:
-
-- **Planning** values the pool on fresh prices and sizes the sales with ``forced_sale_plan`` (DESIGN.md's
-  formula, the policy's order, whole lots, the sale-cost allowance). It plans again whenever no order is
-  open and the ratio is still above target (after a re-price, a pause, a partial fill), so it never sells
-  more than is still needed. When the whole pool is not enough, the rest of the debt is a shortfall:
-  recorded and escalated to staff.
-- **Crypto** sells at the configured venue through ``ccxt`` (``financing.venues``): a limit order at the
-  oracle price less the band (or a market order where configured), followed until it fills, re-priced
-  when it stalls. Each order has a client order id derived from the sale, the order and the attempt, and
-  the venue is always asked for that id before anything is placed: a retry never places a second order.
-- **Securities** go to the broker's order system through the outbox (a ``forced_sale.order`` webhook);
-  its fills come back through ``sale_fill_record`` (the API and an admin form).
-- **Every fill** is posted to the ledger (the asset leaves the pool, the proceeds — after the venue's fee
-  and, for crypto, converted to HKD — come into the pool as cash) and applied to the debt at once as a
-  repayment from the pool: fees, then interest, then principal. Client and staff are told at each step.
-- **Guards**: no sale starts or continues on a stale price; a fill below the band pauses the sale and
-  escalates; the kill switch pauses every sale (engaging is immediate, lifting it takes a second member of
-  staff); a policy may require staff approval before a sale is submitted.
-
-Locks follow the house order: facility, then pool, then the sale row (skipped when another run holds it).
-Network calls happen while the facility is locked; they are bounded by the venue timeout."""
+cent, one idempotent step at a time (docs/forced-sales-and-top-ups.md)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""Selling at a crypto venue through ``ccxt``: placing, finding, following and cancelling one sell order.
-
-The venue sees a client order id derived from the sale (``FS<sale>-<order>-<attempt>``). Real venues do
-not refuse a second order with the same client id once the first is filled, so nothing here ever places
-an order without first asking the venue whether that id already exists: a retry after a timeout finds
-the order the first attempt placed and follows it instead. Numbers arrive as strings (``number = str``)
-and become ``Decimal`` exactly."""
+"""Selling at a crypto venue through ccxt: no order is placed before the venue is asked for its client
+order id, so that a retry follows what the first attempt placed (docs/forced-sales-and-top-ups.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Worked examples of DESIGN.md's numbers, with exact decimals, and properties that must always hold."""
+"""Worked examples of the numbers in docs/design.md, with exact decimals, and properties that must always
+hold."""
 
 from decimal import Decimal as D
 

@@ -1,4 +1,4 @@
-"""Whether a price may be acted on: no forced sale runs on a stale price (DESIGN.md, "Prices")."""
+"""Whether a price may be acted on: no forced sale runs on a stale price (docs/design.md, "Prices")."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""``manage.py simulate_market``: a simulated market for the demo. Every few seconds it moves BTC and ETH
-by a small random step on each configured fake venue (each venue a few dollars off the others, as real
-venues are), so the oracle, the sweep and the margin-call ladder have something to watch. ``--shock BTC=-25``
-drops a price by 25% once, to show a margin call or a forced sale in the admin.
-
-Only fake venues on loopback are steered (``ControlClient`` refuses anything else). Prices are Decimal
-throughout; the random steps are integers of basis points."""
+"""``manage.py simulate_market``: moves BTC and ETH on the demo's fake venues every few seconds, so that
+the oracle, the sweep and the ladder have something to watch (docs/exchanges.md)."""
 
 from __future__ import annotations
 
