@@ -17,7 +17,7 @@ def test_anyone_not_signed_in_is_sent_to_sign_in_and_then_back_home(client):
 
 def test_a_client_user_goes_to_the_client_home_and_staff_to_the_staff_home(client, settings):
     client.force_login(ClientUserFactory())
-    assert client.get("/")["Location"] == "/api/v1/"
+    assert client.get("/")["Location"] == "/api/v1/facilities/"
     client.force_login(StaffFactory())
     assert client.get("/")["Location"] == "/admin/"
 
@@ -46,7 +46,7 @@ def test_sign_in_then_home_by_role(client):
     ClientUserFactory(username="c1")
     response = client.post("/sign-in/", {"username": "c1", "password": "pass", "next": "/"})
     assert response["Location"] == "/"
-    assert client.get("/")["Location"] == "/api/v1/"
+    assert client.get("/")["Location"] == "/api/v1/facilities/"
 
 
 def test_a_wrong_password_signs_nobody_in(client):
@@ -112,3 +112,9 @@ def test_every_page_carries_the_content_security_policy(client):
         "frame-ancestors": "'none'",
     }
     assert "Content-Security-Policy" in client.get("/")
+
+
+def test_favicon_ico_leads_to_the_shipped_icon(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 302
+    assert response["Location"] == "/static/favicon.svg"
