@@ -9,6 +9,10 @@ from tests.web.factories import ClientUserFactory, SignInUserFactory, StaffFacto
 pytestmark = pytest.mark.django_db
 
 
+def directives(policy: str) -> dict[str, str]:
+    return dict(part.strip().split(" ", 1) for part in policy.split(";"))
+
+
 def test_anyone_not_signed_in_is_sent_to_sign_in_and_then_back_home(client):
     response = client.get("/")
     assert response.status_code == 302
@@ -97,9 +101,7 @@ def test_a_browser_asking_for_hong_kong_chinese_gets_traditional_chinese(client)
 
 
 def test_every_page_carries_the_content_security_policy(client):
-    policy = client.get("/sign-in/")["Content-Security-Policy"]
-    directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
-    assert directives == {
+    assert directives(client.get("/sign-in/")["Content-Security-Policy"]) == {
         "default-src": "'self'",
         "script-src": "'self'",
         "style-src": "'self'",
@@ -118,3 +120,11 @@ def test_favicon_ico_leads_to_the_shipped_icon(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 302
     assert response["Location"] == "/static/favicon.svg"
+
+
+def test_the_admin_may_use_inline_styles_but_no_inline_scripts(client):
+    client.force_login(StaffFactory())
+    admin = directives(client.get("/admin/")["Content-Security-Policy"])
+    assert admin["style-src"] == "'self' 'unsafe-inline'"
+    assert admin["script-src"] == "'self'"
+    assert directives(client.get("/sign-in/")["Content-Security-Policy"])["style-src"] == "'self'"
