@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 SERVICES := $(BIN)/python scripts/services.py --
 
-.PHONY: run test install install-dev migrate seed lint format messages bench bench-api clean
+.PHONY: run test install install-dev migrate seed lint format messages screenshots bench bench-api clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found %s)" % sys.version.split()[0])'
@@ -58,6 +58,10 @@ format: $(DEV_STAMP)
 
 clean:
 	rm -rf var/ .pytest_cache .hypothesis
+
+## make screenshots: the browser tests, keeping the screenshots they take for the docs in docs/screenshots/.
+screenshots: $(DEV_STAMP)
+	UPDATE_DOCS_SCREENSHOTS=1 $(BIN)/python scripts/services.py --need chromium -- $(BIN)/pytest tests/browser $(ARGS)
 
 ## make messages: gather the pages' strings into locale/zh_Hant/LC_MESSAGES/django.po, then compile the
 ## .mo beside it; translate the new entries in the .po and run it again. Both files are committed.
