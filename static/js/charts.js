@@ -1,6 +1,7 @@
 /* Draws every <canvas data-chart="ID"> from the JSON in the element with that id (Django's json_script):
    a Chart.js configuration {type, data, options}, plus "valueFormat": "hkd" or "percent" for the value
-   axis and tooltips. Runs on page load and on every piece of page htmx swaps in (docs/web.md). */
+   axis and tooltips. Runs on page load and on every piece of page htmx swaps in, and destroys the charts
+   htmx swaps out (docs/web.md). */
 (function () {
   "use strict";
 
@@ -62,6 +63,14 @@
 
   if (window.htmx) {
     window.htmx.onLoad(drawAll); // the whole page first, then each swapped-in piece
+    // A chart swapped out is destroyed, or a polled chart would leave one Chart object behind per poll.
+    document.addEventListener("htmx:beforeCleanupElement", function (event) {
+      var element = event.target; // also text nodes: htmx cleans up every node it swaps out
+      var chart = element instanceof HTMLCanvasElement && element.dataset.chart && window.Chart.getChart(element);
+      if (chart) {
+        chart.destroy();
+      }
+    });
   } else {
     document.addEventListener("DOMContentLoaded", function () {
       drawAll(document);

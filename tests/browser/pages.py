@@ -31,7 +31,12 @@ def foundation(request):
 def fragment(request):
     if not request.htmx:  # django-htmx: a fragment answers htmx only
         return HttpResponse(status=400)
-    return render(request, "fragment.html", {"amount": Decimal("-42.5")})
+    chart = {
+        "type": "line",
+        "valueFormat": "percent",
+        "data": {"labels": ["a", "b"], "datasets": [{"data": [1, 2]}]},
+    }
+    return render(request, "fragment.html", {"amount": Decimal("-42.5"), "chart": chart})
 
 
 checks = (
