@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 SERVICES := $(BIN)/python scripts/services.py --
 
-.PHONY: run test install install-dev migrate seed lint format bench bench-api clean
+.PHONY: run test install install-dev migrate seed lint format messages screenshots bench bench-api clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found %s)" % sys.version.split()[0])'
@@ -38,9 +38,10 @@ seed: migrate
 run: seed
 	@WEB_PORT=$(PORT) PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho -f Procfile.dev start
 
-## make test: the whole suite on a throwaway PostgreSQL and Redis.
+## make test: the whole suite on a throwaway PostgreSQL and Redis; the browser tests in Debian's Chromium
+## (installed when missing and root; never `playwright install`, which downloads a browser of its own).
 test: $(DEV_STAMP)
-	$(SERVICES) $(BIN)/pytest $(ARGS)
+	$(BIN)/python scripts/services.py --need chromium --need xgettext -- $(BIN)/pytest $(ARGS)
 
 ## make bench-api: gunicorn (2 workers) on a throwaway PostgreSQL, driven with facility reads and drawdowns
 ## for DURATION seconds; the last line is requests=… rps=… p50_ms=… p99_ms=… errors_5xx=… over_limit=…
@@ -57,6 +58,16 @@ format: $(DEV_STAMP)
 
 clean:
 	rm -rf var/ .pytest_cache .hypothesis
+
+## make screenshots: the browser tests, keeping the screenshots they take for the docs in docs/screenshots/.
+screenshots: $(DEV_STAMP)
+	UPDATE_DOCS_SCREENSHOTS=1 $(BIN)/python scripts/services.py --need chromium -- $(BIN)/pytest tests/browser $(ARGS)
+
+## make messages: gather the pages' strings into locale/zh_Hant/LC_MESSAGES/django.po, then compile the
+## .mo beside it; translate the new entries in the .po and run it again. Both files are committed.
+messages: $(DEV_STAMP)
+	$(BIN)/python manage.py makemessages -l zh_Hant --add-location file --no-obsolete
+	$(BIN)/python manage.py compilemessages -l zh_Hant --ignore .venv --ignore var
 
 ## make bench: the margin sweep on 100,000 clients against the SQL floor (BENCH_CLIENTS=… to change).
 # Without autovacuum: the bench vacuums the book itself before timing anything, and the daemon would otherwise

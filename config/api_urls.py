@@ -1,7 +1,7 @@
 """``/api/v1/`` resources, ``/api/schema/`` (OpenAPI 3) and ``/api/docs/`` (Swagger UI, served offline)."""
 
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from api.accounts.views import ClientViewSet, CreditProfileViewSet
@@ -50,7 +50,7 @@ router.register("events", EventViewSet, basename="event")
 urlpatterns = [
     path("v1/", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
     path("auth/", include("rest_framework.urls")),
     re_path(r"^[\s\S]*$", not_found),  # any other path, newlines and all
 ]

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Run a command with a throwaway PostgreSQL and Redis on loopback, then stop them — also when the
 command fails or is interrupted: ``python scripts/services.py -- pytest -q`` (docs/operations.md).
+``--need chromium`` and ``--need xgettext`` install the browser tests' tools the same way as the servers.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 DEBIAN_PACKAGES = ["postgresql", "redis-server"]
+# Tools a command may ask for with --need: the program looked for, and the Debian packages that bring it.
+# Chromium comes with CJK fonts so that pages in Traditional Chinese render in screenshots.
+NEEDS = {"chromium": ["chromium", "fonts-noto-cjk"], "xgettext": ["gettext"]}
 
 
 def say(message: str) -> None:
@@ -60,12 +64,7 @@ def ensure_binaries() -> tuple[Path, str]:
             "then run `make test` again."
         )
         sys.exit(2)
-    say(f"installing Debian packages: {' '.join(missing)}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
-    if subprocess.run(install, env=env, stdout=subprocess.DEVNULL).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL, check=True)
-        subprocess.run(install, env=env, stdout=subprocess.DEVNULL, check=True)
+    apt_install(missing)
     # The Debian package starts its own services; ours are separate, on free ports.
     for service in ("redis-server", "postgresql"):
         subprocess.run(["service", service, "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -74,6 +73,35 @@ def ensure_binaries() -> tuple[Path, str]:
         say("installation finished but the servers are still not found")
         sys.exit(2)
     return bindir, redis
+
+
+def apt_install(packages: Sequence[str]) -> None:
+    say(f"installing Debian packages: {' '.join(packages)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
+    if subprocess.run(install, env=env, stdout=subprocess.DEVNULL).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL, check=True)
+        subprocess.run(install, env=env, stdout=subprocess.DEVNULL, check=True)
+
+
+def ensure_tools(tools: Sequence[str]) -> None:
+    """Install the Debian packages of the --need tools that are missing, as root; otherwise say what to do."""
+    missing = [tool for tool in tools if not shutil.which(tool)]
+    if not missing:
+        return
+    packages = [package for tool in missing for package in NEEDS[tool]]
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        say(
+            f"{', '.join(missing)} is needed to run the tests. Install it, for example:\n"
+            f"    sudo apt-get install -y {' '.join(packages)}      (Debian/Ubuntu)\n"
+            "then run `make test` again."
+        )
+        sys.exit(2)
+    apt_install(packages)
+    still_missing = [tool for tool in missing if not shutil.which(tool)]
+    if still_missing:
+        say(f"installation finished but {', '.join(still_missing)} is still not found")
+        sys.exit(2)
 
 
 def wait_for_port(port: int, what: str, process: subprocess.Popen | None, seconds: float = 30) -> None:
@@ -166,6 +194,13 @@ def main() -> int:
         metavar="NAME=VALUE",
         help="a PostgreSQL setting for this run (repeatable), e.g. autovacuum=off",
     )
+    parser.add_argument(
+        "--need",
+        action="append",
+        default=[],
+        choices=sorted(NEEDS),
+        help="a program the command needs, installed from Debian when missing and root (repeatable)",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command to run, after --")
     args = parser.parse_args()
     command = [part for part in args.command if part != "--"] if args.command[:1] == ["--"] else args.command
@@ -175,6 +210,7 @@ def main() -> int:
         name, _, value = setting.partition("=")
         if not name.replace("_", "").replace(".", "").isalnum() or not value:
             parser.error(f"--pg-setting wants NAME=VALUE, not {setting!r}")
+    ensure_tools(args.need)
     services = Services(*ensure_binaries(), settings=args.pg_setting)
 
     def interrupted(signum, frame):

@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -28,21 +29,27 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "djmoney",
     "django_celery_beat",
+    "csp",
+    "django_htmx",
     "accounts",
     "notifications",
     "ledger",
     "collateral",
     "financing",
+    "web",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "web.middleware.ContentSecurityPolicyMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -58,6 +65,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "web.context_processors.layout",
             ],
         },
     },
@@ -78,7 +86,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
-LOGIN_URL = "admin:login"
+LOGIN_URL = "web:sign_in"
+LOGIN_REDIRECT_URL = "web:home"
+LOGOUT_REDIRECT_URL = "web:sign_in"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -91,9 +101,41 @@ LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "Asia/Hong_Kong"
 USE_I18N = True
 USE_TZ = True
+# The pages' languages, each named in itself for the language switch. The choice is kept in a cookie for
+# a year (Django's default cookie ends with the browser session).
+LANGUAGES = [("en-gb", "English"), ("zh-hant", "繁體中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+# The project's own CSS and JS and the vendored browser libraries (static/vendor/README.md).
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# --- Web pages ---------------------------------------------------------------------------------
+# Where `/` sends a signed-in person (a URL name or a path): client users to their portal, staff to their
+# console. The portal and the console set these when they arrive; until then the client's facilities in
+# the browsable API, and the admin.
+WEB_CLIENT_HOME = "/api/v1/facilities/"
+WEB_STAFF_HOME = "admin:index"
+# Content security policy (django-csp): scripts, styles, fonts and requests from this site only, no inline
+# script or style, images also as data: URLs (Chart.js exports), never framed (docs/web.md).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+# Paths whose pages may also use inline styles (never scripts): the admin colours statuses that way.
+WEB_INLINE_STYLES_UNDER = ["/admin/"]
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,122 @@
+"""Amounts, ratios and times as the pages show them: exact Decimal in, one text out, in both languages."""
+
+import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.template import Context, Template
+from django.utils import translation
+from djmoney.money import Money
+from hypothesis import given
+from hypothesis import strategies as st
+
+from web.formatting import hk_time, hkd, percent
+
+UTC = datetime.UTC
+
+
+@pytest.mark.parametrize(
+    ("amount", "shown"),
+    [
+        (Decimal("1234567.89"), "HK$1,234,567.89"),
+        (Decimal("0"), "HK$0.00"),
+        (Decimal("0.5"), "HK$0.50"),
+        (Decimal("999.995"), "HK$1,000.00"),  # half up at the cent
+        (Decimal("999.994999"), "HK$999.99"),
+        (Decimal("-1234567.89"), "\u2212HK$1,234,567.89"),
+        (Decimal("-0.004"), "HK$0.00"),  # rounds to zero: no minus sign on nothing
+        (Decimal("-0.005"), "\u2212HK$0.01"),
+        (Decimal("12345678901234567.89"), "HK$12,345,678,901,234,567.89"),  # beyond a float's 15-16 digits
+        (1500, "HK$1,500.00"),
+        (Money("2500.1", "HKD"), "HK$2,500.10"),
+        (None, "—"),
+    ],
+)
+def test_hkd(amount, shown):
+    assert hkd(amount) == shown
+
+
+@pytest.mark.parametrize("bad", [1.5, "1.50", True, object()])
+def test_hkd_refuses_what_is_not_an_exact_amount(bad):
+    with pytest.raises(TypeError, match="Decimal or an int"):
+        hkd(bad)
+
+
+def test_hkd_refuses_another_currency_and_non_numbers():
+    with pytest.raises(ValueError, match="not USD"):
+        hkd(Money("1", "USD"))
+    with pytest.raises(ValueError, match="finite"):
+        hkd(Decimal("NaN"))
+    with pytest.raises(ValueError, match="finite"):
+        hkd(Decimal("-Infinity"))
+
+
+@given(cents=st.integers(min_value=-(10**18), max_value=10**18))
+def test_hkd_reads_back_to_the_same_cents(cents):
+    amount = Decimal(cents).scaleb(-2)
+    shown = hkd(amount)
+    digits = shown.replace("\u2212", "-").replace("HK$", "").replace(",", "")
+    assert Decimal(digits) == amount
+
+
+@pytest.mark.parametrize(
+    ("ratio", "shown"),
+    [
+        (Decimal("0.745"), "74.50%"),
+        (Decimal("1.5"), "150.00%"),
+        (Decimal("0.123456"), "12.35%"),  # half up at the second place
+        (Decimal("0.00004"), "0.00%"),
+        (Decimal("-0.02"), "\u22122.00%"),
+        (Decimal("12.3456"), "1,234.56%"),
+        (1, "100.00%"),
+        (None, "—"),
+    ],
+)
+def test_percent(ratio, shown):
+    assert percent(ratio) == shown
+
+
+def test_percent_to_other_places_and_refuses_floats():
+    assert percent(Decimal("0.74567"), places=1) == "74.6%"
+    assert percent(Decimal("0.745"), places=0) == "75%"
+    with pytest.raises(TypeError):
+        percent(0.745)
+
+
+def test_hk_time_is_hong_kong_time_whatever_zone_it_comes_in():
+    assert hk_time(datetime.datetime(2026, 12, 6, 4, 0, tzinfo=UTC)) == "2026-12-06 12:00 HKT"
+    new_york = datetime.datetime(2026, 12, 5, 23, 30, 59, tzinfo=ZoneInfo("America/New_York"))
+    assert hk_time(new_york) == "2026-12-06 12:30 HKT"  # across the date line, seconds dropped
+    assert hk_time(None) == "—"
+
+
+def test_hk_time_refuses_naive_datetimes_and_dates():
+    with pytest.raises(ValueError, match="aware"):
+        hk_time(datetime.datetime(2026, 12, 6, 12, 0))
+    with pytest.raises(TypeError, match="datetime"):
+        hk_time(datetime.date(2026, 12, 6))
+
+
+def test_hk_time_names_the_zone_in_the_reader_s_language():
+    moment = datetime.datetime(2026, 12, 6, 4, 0, tzinfo=UTC)
+    with translation.override("zh-hant"):
+        assert hk_time(moment) == "2026-12-06 12:00 香港時間"
+    with translation.override("en-gb"):
+        assert hk_time(moment) == "2026-12-06 12:00 HKT"
+
+
+def test_the_template_filters_are_the_same_functions():
+    template = Template(
+        "{% load formatting %}{{ a|hkd }} | {{ r|percent }} | {{ r|percent:1 }} | {{ t|hk_time }}"
+    )
+    context = Context(
+        {"a": Decimal("-1234.5"), "r": Decimal("0.7456"), "t": datetime.datetime(2026, 1, 1, tzinfo=UTC)}
+    )
+    assert template.render(context) == "\u2212HK$1,234.50 | 74.56% | 74.6% | 2026-01-01 08:00 HKT"
+
+
+def test_a_template_that_passes_a_float_fails_loudly():
+    template = Template("{% load formatting %}{{ a|hkd }}")
+    with pytest.raises(TypeError):
+        template.render(Context({"a": 1.5}))

@@ -1,0 +1,60 @@
+"""How amounts, ratios and times read on a page: the one place they are formatted (Decimal, never float)."""
+
+from __future__ import annotations
+
+import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+from django.utils.translation import gettext
+from djmoney.money import Money
+
+HONG_KONG = ZoneInfo("Asia/Hong_Kong")
+MISSING = "—"  # what a page shows for a value that is not there (no price yet, no deadline)
+MINUS = "\u2212"  # the typographic minus sign: wider than a hyphen, read as "minus" by screen readers
+CENT = Decimal("0.01")
+
+
+def _exact(value: object, what: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        raise TypeError(f"{what} must be a Decimal or an int, not {type(value).__name__}")
+    value = Decimal(value)
+    if not value.is_finite():
+        raise ValueError(f"{what} must be a finite number, not {value}")
+    return value
+
+
+def hkd(amount: Decimal | int | Money | None) -> str:
+    """HK$1,234,567.89, negative as −HK$1,234,567.89; rounded half up to the cent."""
+    if amount is None:
+        return MISSING
+    if isinstance(amount, Money):
+        if str(amount.currency) != "HKD":
+            raise ValueError(f"hkd formats Hong Kong dollars, not {amount.currency}")
+        amount = amount.amount
+    cents = _exact(amount, "An amount").quantize(CENT, rounding=ROUND_HALF_UP)
+    sign = MINUS if cents < 0 else ""
+    return f"{sign}HK${abs(cents):,.2f}"
+
+
+def percent(ratio: Decimal | int | None, places: int = 2) -> str:
+    """A ratio as a percentage: Decimal("0.745") → "74.50%", rounded half up to ``places``."""
+    if ratio is None:
+        return MISSING
+    value = (_exact(ratio, "A ratio") * 100).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    sign = MINUS if value < 0 else ""
+    return f"{sign}{abs(value):,.{places}f}%"
+
+
+def hk_time(moment: datetime.datetime | None) -> str:
+    """An aware datetime in Hong Kong time, to the minute: "2026-12-06 12:00 HKT"."""
+    if moment is None:
+        return MISSING
+    if not isinstance(moment, datetime.datetime):
+        raise TypeError(f"hk_time formats a datetime, not {type(moment).__name__}")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("hk_time needs an aware datetime: a naive one has no known time zone")
+    local = moment.astimezone(HONG_KONG)
+    # Translators: the abbreviation after a time in Hong Kong time, as in "2026-12-06 12:00 HKT".
+    zone = gettext("HKT")
+    return f"{local:%Y-%m-%d %H:%M} {zone}"

@@ -1,0 +1,11 @@
+"""Template filters for money, ratios and times: ``{% load formatting %}`` then ``{{ amount|hkd }}``."""
+
+from django import template
+
+from web import formatting
+
+register = template.Library()
+
+register.filter("hkd", formatting.hkd)
+register.filter("percent", formatting.percent)
+register.filter("hk_time", formatting.hk_time)
