@@ -580,7 +580,9 @@ class StandingTopUpInstructionAdmin(ServiceAdminMixin, admin.ModelAdmin):
             trigger = TopUpTrigger.MARGIN_CALL if open_margin_call(facility) else TopUpTrigger.WARNING
             try:
                 with transaction.atomic():
-                    done = automatic.auto_top_up(facility=facility, actor=request.user, trigger=trigger)
+                    done = automatic.automatic_top_up_run(
+                        facility=facility, actor=request.user, trigger=trigger
+                    )
             except DomainError as error:
                 self.message_user(request, f"{facility}: {error}", level=messages.ERROR)
                 continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, localcontext
+from typing import NamedTuple
 
 from collateral.calculations import WIDE, ratio_above, ratio_at_or_above
 from core.money import CENT, ZERO
@@ -71,3 +72,39 @@ def margin_status(debt: Decimal, margin_value: Decimal, thresholds: Thresholds) 
     if ratio_at_or_above(debt, margin_value, thresholds.warning):
         return MarginStatus.WARNING
     return MarginStatus.OK
+
+
+class MarginFigures(NamedTuple):
+    """A facility's valuation at one moment: what the sweep stores on its margin state, and the ladder acts on."""
+
+    market_value: Decimal
+    margin_value: Decimal
+    debt: Decimal
+    margin_ratio: Decimal | None
+    status: str
+
+    @classmethod
+    def of(cls, valuation) -> MarginFigures:
+        """The figures of a ``financing.selectors.FacilityValuation``."""
+        return cls(
+            valuation.market_value,
+            valuation.margin_value,
+            valuation.debt.total,
+            valuation.margin_ratio,
+            str(valuation.status),
+        )
+
+
+class FacilityFigures(NamedTuple):
+    """``MarginFigures`` with the facility they are of: a row of a valuation of many facilities."""
+
+    facility_id: int
+    market_value: Decimal
+    margin_value: Decimal
+    debt: Decimal
+    margin_ratio: Decimal | None
+    status: str
+
+    @property
+    def figures(self) -> MarginFigures:
+        return MarginFigures(*self[1:])

@@ -315,7 +315,7 @@ class MarginState(models.Model):
 
     It also holds all else a price-driven sweep reads of a facility, so that such a sweep reads this table
     alone: the facility's policy (set when the facility opens, never changed after), whether the facility is
-    open (``facility_set_status`` keeps it), and the fixed part of its pool's valuation (``fixed_*``): what a
+    open (``facility_status_change`` keeps it), and the fixed part of its pool's valuation (``fixed_*``): what a
     crypto price move leaves as it is — the market value and margin value of everything but the crypto, the
     pool market value from which no concentration cut applies to any of it, and the crypto quantities — as
     worked out from the pool's positions by a sweep. A sweep after a crypto move values the pool from it and

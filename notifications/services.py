@@ -1,11 +1,5 @@
-"""Recording events and delivering them through the outbox.
-
-``event_record`` runs inside the caller's transaction: the event and one outbox message per destination
-commit or roll back together with the state change they report. Delivery happens after commit
-(``transaction.on_commit`` queues a Celery task per message) and again from a periodic task for anything
-still due, so a lost task or a dead worker only delays a message. Each message is claimed with a row lock
-(``SKIP LOCKED``) so two workers never send it at the same time; it is retried with exponential backoff
-and, after ``OUTBOX_MAX_ATTEMPTS``, marked failed for a person to look at (the admin lists them)."""
+"""Events recorded in the caller's transaction with one outbox message per destination, and delivered after
+commit with retries (nothing lost, nothing sent twice). How and why: docs/operations.md."""
 
 from __future__ import annotations
 

@@ -103,7 +103,7 @@ def facility_open(
 
 
 @transaction.atomic
-def facility_set_status(*, facility: Facility, status: str, actor: Actor) -> Facility:
+def facility_status_change(*, facility: Facility, status: str, actor: Actor) -> Facility:
     if status == FacilityStatus.CLOSED:
         # The sweep reads whether a facility is open from its margin state (``MarginState.open``). A sweep
         # under way may be valuing the facility for the first time, from a reading that has it open: closing

@@ -26,7 +26,7 @@ from core.calendar import HONG_KONG, cure_deadline
 from core.db import DefaultedColumns, bulk_insert_with_pks, fetchone_named, insert_defaults, reserve_pks
 from core.sql import sql_compose, sql_file
 from core.tasks import task_queue_on_commit
-from financing.calculations import Thresholds
+from financing.calculations import MarginFigures, Thresholds
 from financing.enums import (
     ForcedSaleStatus,
     ForcedSaleTrigger,
@@ -35,9 +35,8 @@ from financing.enums import (
 from financing.margin_calls.records import (
     CALL_EVENT_WORDS,
     CallValues,
-    Figures,
+    FacilityRef,
     Notice,
-    Party,
     SaleValues,
     forced_sale_requested_records,
     handover_reason,
@@ -120,7 +119,7 @@ class LadderBatch:
     notices: list[Notice] = field(default_factory=list)
     deadlines: dict[tuple, datetime.datetime] = field(default_factory=dict)  # per cure time and business days
 
-    def issue_call(self, facility: Party, figures: Figures, policy: MarginPolicy) -> CallValues:
+    def issue_call(self, facility: FacilityRef, figures: MarginFigures, policy: MarginPolicy) -> CallValues:
         key = (policy.cure_business_days, policy.cure_time)
         if key not in self.deadlines:  # in UTC, as stored and as a loaded call gives it in its records
             self.deadlines[key] = cure_deadline(self.now, *key).astimezone(datetime.UTC)
@@ -132,8 +131,8 @@ class LadderBatch:
 
     def request_sale(
         self,
-        facility: Party,
-        figures: Figures,
+        facility: FacilityRef,
+        figures: MarginFigures,
         trigger: str,
         call: CallValues | None,
         *,
@@ -147,14 +146,14 @@ class LadderBatch:
             self.handed_over.append(call)
         return sale
 
-    def warn(self, facility: Party, figures: Figures, thresholds: Thresholds) -> None:
+    def warn(self, facility: FacilityRef, figures: MarginFigures, thresholds: Thresholds) -> None:
         self.notices.append(Notice(facility, figures, thresholds))
 
-    def restored(self, facility: Party, figures: Figures) -> None:
+    def restored(self, facility: FacilityRef, figures: MarginFigures) -> None:
         self.notices.append(Notice(facility, figures))
 
     @property
-    def warned(self) -> list[Party]:
+    def warned(self) -> list[FacilityRef]:
         return [notice.facility for notice in self.notices if notice.thresholds is not None]
 
     def write(self) -> int:

@@ -13,7 +13,7 @@ from core.calendar import HONG_KONG
 from core.db import id_in
 from core.exceptions import InvalidTransition
 from core.money import HKD, format_hkd, format_percent
-from financing.calculations import Thresholds
+from financing.calculations import MarginFigures, Thresholds
 from financing.enums import (
     MARGIN_CALL_TRANSITIONS,
     ForcedSaleStatus,
@@ -25,28 +25,7 @@ from notifications.services import ClientRef, EventSpec
 
 
 @dataclass(frozen=True)
-class Figures:
-    """A facility's valuation at one moment."""
-
-    market_value: Decimal
-    margin_value: Decimal
-    debt: Decimal
-    margin_ratio: Decimal | None
-    status: str
-
-
-def figures_of(valuation) -> Figures:
-    return Figures(
-        valuation.market_value,
-        valuation.margin_value,
-        valuation.debt.total,
-        valuation.margin_ratio,
-        str(valuation.status),
-    )
-
-
-@dataclass(frozen=True)
-class Party:
+class FacilityRef:
     """A facility as margin calls and forced sales name it: its id, reference, policy, status and client."""
 
     pk: int
@@ -56,7 +35,7 @@ class Party:
     status: str = ""
 
     @classmethod
-    def of(cls, facility: Facility) -> Party:
+    def of(cls, facility: Facility) -> FacilityRef:
         return cls(
             facility.pk,
             facility.reference,
@@ -75,7 +54,7 @@ class CallValues:
     """A margin call as its records word it: one the ladder is about to write, or one loaded."""
 
     pk: int | None
-    facility: Party
+    facility: FacilityRef
     status: str
     ratio_at_issue: Decimal | None
     debt_at_issue: Decimal
@@ -88,7 +67,7 @@ class CallValues:
     def of(cls, call: MarginCall) -> CallValues:
         return cls(
             call.pk,
-            Party.of(call.facility),
+            FacilityRef.of(call.facility),
             call.status,
             call.ratio_at_issue,
             call.debt_at_issue.amount,
@@ -99,7 +78,7 @@ class CallValues:
         )
 
     @classmethod
-    def loaded(cls, ids: list[int], facilities: dict[int, Party]) -> dict[int, CallValues]:
+    def loaded(cls, ids: list[int], facilities: dict[int, FacilityRef]) -> dict[int, CallValues]:
         """The calls ``ids`` read as plain values in one query, by facility (each facility in ``facilities``)."""
         rows = MarginCall.objects.filter(id_in("pk", ids)).values_list(
             "id", "facility_id", "status", "ratio_at_issue", "debt_at_issue", "margin_value_at_issue",
@@ -118,7 +97,7 @@ class SaleValues:
     """A forced sale as its request is worded."""
 
     pk: int | None
-    facility: Party
+    facility: FacilityRef
     trigger: str
     ratio_at_request: Decimal | None
     margin_call: CallValues | None  # the call it takes over (or, asked for again, the one it was linked to)
@@ -132,7 +111,7 @@ class SaleValues:
 
 
 def margin_call_build(
-    *, facility: Party, figures: Figures, policy: MarginPolicy, deadline: datetime.datetime
+    *, facility: FacilityRef, figures: MarginFigures, policy: MarginPolicy, deadline: datetime.datetime
 ) -> CallValues:
     """A call stating what cures it — a repayment or a cash top-up that brings the ratio to the policy's
     target — and the deadline (``cure_deadline``: the policy's cure time, that many Hong Kong business
@@ -283,8 +262,8 @@ class Notice:
     """A warning (``thresholds`` given: the policy's warning and margin-call levels) or the news that a
     facility is back within limits (no thresholds)."""
 
-    facility: Party
-    figures: Figures
+    facility: FacilityRef
+    figures: MarginFigures
     thresholds: Thresholds | None = None
 
     @property

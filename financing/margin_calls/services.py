@@ -14,6 +14,7 @@ from core.calendar import HONG_KONG
 from core.exceptions import InvalidInput
 from core.locks import lock_one
 from core.money import HKD, format_hkd, format_percent
+from financing.calculations import MarginFigures
 from financing.enums import (
     OPEN_MARGIN_CALL_STATUSES,
     MarginCallStatus,
@@ -22,9 +23,7 @@ from financing.locks import facility_and_pool_lock
 from financing.margin_calls.batch import LadderBatch
 from financing.margin_calls.records import (
     CallValues,
-    Figures,
-    Party,
-    figures_of,
+    FacilityRef,
     margin_call_move,
     margin_call_moved_records,
     margin_call_payload,
@@ -39,10 +38,10 @@ from financing.selectors import (
 from notifications.services import EventSpec, events_record
 
 
-def _lock_and_value(facility: Facility) -> tuple[Facility, Figures]:
+def _lock_and_value(facility: Facility) -> tuple[Facility, MarginFigures]:
     facility, pool = facility_and_pool_lock(facility)
     valuation = valuation_for_holdings(facility, pool_holdings(pool) if pool else {})
-    return facility, figures_of(valuation)
+    return facility, MarginFigures.of(valuation)
 
 
 @transaction.atomic
@@ -61,7 +60,7 @@ def margin_call_issue(*, facility: Facility, actor: Actor) -> MarginCall:
             code="no_margin_call_needed",
         )
     batch = LadderBatch(actor=actor)
-    call = batch.issue_call(Party.of(facility), figures, policy)
+    call = batch.issue_call(FacilityRef.of(facility), figures, policy)
     batch.write()
     return MarginCall.objects.select_related("facility__client").get(pk=call.pk)
 
@@ -96,7 +95,7 @@ def forced_sale_request(
     linked = CallValues.of(margin_call) if margin_call is not None else None
     batch = LadderBatch(actor=actor)
     sale = batch.request_sale(
-        Party.of(facility),
+        FacilityRef.of(facility),
         figures,
         trigger,
         linked,

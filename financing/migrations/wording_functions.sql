@@ -1,7 +1,7 @@
 -- Figures worded as core.money words them, for the margin-call ladder's set-based writes: the tests check
 -- each function against its Python twin.
 
--- core.money.format_percent: the ratio × 100, half-up to the cent, then "%"; no ratio (infinite): "∞".
+-- core.money.format_percent: the ratio × 100, half-up to the cent, then a percent sign; no ratio (infinite): "∞".
 CREATE OR REPLACE FUNCTION format_percent(ratio numeric) RETURNS text
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ SELECT COALESCE(round(ratio * 100, 2)::text || '%', '∞') $$;

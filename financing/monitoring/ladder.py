@@ -1,26 +1,5 @@
-"""The margin-call ladder: what the platform does when a facility's margin status changes.
-
-| status reached | action |
-|---|---|
-| warning (from below) | the client and staff are told |
-| margin call | a margin call is issued: what cures it, and the deadline |
-| forced sale | a forced sale is requested at once (the call, issued if need be, is handed to it) |
-| back within limits | the client is told |
-
-The sweep stores each facility's status in ``MarginState``; ``notified_status`` says what the ladder has
-acted on. ``ladder_run`` handles every facility where the two differ, in batches: each batch locks its
-facilities (in id order, like every other writer), values again the clients posted to since their state
-was valued (so it acts on the truth, not on a valuation a top-up has overtaken; only postings change
-holdings and debt, so everybody else's state is the truth), decides, writes calls, sales, events, outbox
-messages and audit events, and marks each state acted on with the status it acted on. On PostgreSQL one
-statement reads, decides and writes a batch (``ladder_apply_in_sql``, its SQL in ``ladder.sql``: the states
-of clients posted to are locked before they are valued again, the others are not locked, and a status the
-sweep stores meanwhile stays due); elsewhere ``ladder_apply_in_python`` locks the states too and does it
-here. The two act alike: the tests run both. Then a client with a standing top-up
-instruction who received free holdings since the previous sweep gets the automatic top-up again (a call
-already open is met with them), every open call whose facility is back at target is cured, and every
-issued call past its deadline is escalated to a forced sale. All of it is idempotent:
-run it twice, the second run does nothing."""
+"""The margin-call ladder: act once on every facility whose margin status moved (warn, issue a call, request
+a sale, tell of a recovery), in batches; then cure calls back at target. How and why: docs/monitoring.md."""
 
 from __future__ import annotations
 
@@ -40,6 +19,7 @@ from core.locks import lock_one, lock_rows
 from core.money import format_hkd
 from core.sql import sql_file
 from core.tasks import task_queue_on_commit
+from financing.calculations import MarginFigures
 from financing.enums import (
     OPEN_FORCED_SALE_STATUSES,
     OPEN_MARGIN_CALL_STATUSES,
@@ -54,12 +34,15 @@ from financing.margin_calls.batch import (
     ladder_statement,
     ladder_statement_run,
 )
-from financing.margin_calls.records import CallValues, Figures, Party
+from financing.margin_calls.records import CallValues, FacilityRef
 from financing.margin_calls.services import forced_sale_request, margin_call_reassess, margin_call_transition
 from financing.models import Facility, ForcedSale, MarginCall, MarginPolicy, MarginState
 from financing.monitoring.sweep import posted_since, previous_sweep_start, valuations_of
 from financing.selectors import default_policy, thresholds_of
-from financing.top_ups.automatic import auto_top_ups_after_ladder, auto_top_ups_for_new_free_holdings
+from financing.top_ups.automatic import (
+    automatic_top_ups_after_ladder,
+    automatic_top_ups_for_new_free_holdings,
+)
 from ledger.models import Leg
 from notifications.services import ClientRef
 
@@ -81,8 +64,8 @@ STATE_FIELDS = ["market_value", "margin_value", "debt", "margin_ratio", "status"
 class Due:
     """A facility the ladder is to act on, as read (and locked) for a batch."""
 
-    facility: Party
-    figures: Figures  # the margin state's
+    facility: FacilityRef
+    figures: MarginFigures  # the margin state's
     notified_status: str
     valued_at: datetime.datetime
     status_since: datetime.datetime
@@ -116,9 +99,9 @@ def _read_batch(facility_ids: list[int]) -> dict[int, Due]:
         if state is None:  # never valued: nothing for the ladder yet
             continue
         due[row.id] = Due(
-            facility=Party(row.id, row.reference, ClientRef(row.client_id, row.client__email), row.policy_id,
+            facility=FacilityRef(row.id, row.reference, ClientRef(row.client_id, row.client__email), row.policy_id,
                            row.status),
-            figures=Figures(market_value=state.market_value, margin_value=state.margin_value, debt=state.debt,
+            figures=MarginFigures(market_value=state.market_value, margin_value=state.margin_value, debt=state.debt,
                             margin_ratio=state.margin_ratio, status=state.status),
             notified_status=state.notified_status,
             valued_at=state.valued_at,
@@ -129,8 +112,10 @@ def _read_batch(facility_ids: list[int]) -> dict[int, Due]:
     return due
 
 
-def _live_figures(facilities: dict[int, Party], valued_since: datetime.datetime) -> dict[int, Figures]:
-    """Figures valued again now for the facilities whose client's ledger accounts were posted to since their
+def _live_figures(
+    facilities: dict[int, FacilityRef], valued_since: datetime.datetime
+) -> dict[int, MarginFigures]:
+    """MarginFigures valued again now for the facilities whose client's ledger accounts were posted to since their
     margin state was valued (a top-up or a repayment the sweep did not see). Everybody else's holdings and
     debt are those of the state: the ladder acts on the truth without valuing the whole batch twice."""
     clients = {f.client.pk for f in facilities.values()}
@@ -142,7 +127,7 @@ def _live_figures(facilities: dict[int, Party], valued_since: datetime.datetime)
     if not touched:
         return {}
     rows = valuations_of(sorted(touched))
-    return {pk: Figures(*row[1:]) for pk, row in rows.items()}
+    return {pk: row.figures for pk, row in rows.items()}
 
 
 def ladder_apply(*, facility_ids: list[int], actor: Actor = SYSTEM) -> int:
@@ -187,12 +172,8 @@ def _lock_and_value_again(facility_ids: list[int], now: datetime.datetime) -> No
     with connection.cursor() as cursor:
         cursor.executemany(
             sql_file(__file__, "ladder.sql", "states_valued_again"),
-            [
-                {"market_value": mv, "margin_value": lv, "debt": debt, "margin_ratio": ratio, "status": status,
-                 "now": now, "facility_id": pk}
-                for pk, mv, lv, debt, ratio, status in rows
-            ],
-        )  # fmt: skip
+            [{**row._asdict(), "now": now} for row in rows],
+        )
 
 
 @transaction.atomic
@@ -226,7 +207,7 @@ def ladder_apply_in_sql(*, facility_ids: list[int], actor: Actor = SYSTEM) -> in
         task_queue_on_commit("financing.forced_sales_start", written.sale_ids)  # one message for the batch
     # --- automatic top-up hook: facilities this batch called or warned, whose client has an active
     # standing instruction, get their top-up now, each in its own savepoint (financing/top_ups.py) ---
-    return written.actions + auto_top_ups_after_ladder(
+    return written.actions + automatic_top_ups_after_ladder(
         called=written.called, warned=written.warned, actor=actor
     )
 
@@ -296,7 +277,7 @@ def ladder_apply_in_python(*, facility_ids: list[int], actor: Actor = SYSTEM) ->
         c.facility.pk: c.facility.client.pk for c in batch.new_calls if c.status == MarginCallStatus.ISSUED
     }
     warned = {facility.pk: facility.client.pk for facility in batch.warned}
-    actions += auto_top_ups_after_ladder(called=called, warned=warned, actor=actor)
+    actions += automatic_top_ups_after_ladder(called=called, warned=warned, actor=actor)
     # --- end of automatic top-up hook ---
     return actions
 
@@ -371,7 +352,7 @@ def ladder_run(*, actor: Actor = SYSTEM) -> int:
     batches = [due[i : i + BATCH_SIZE] for i in range(0, len(due), BATCH_SIZE)]
     actions = _each("batch of facilities", batches, lambda ids: ladder_apply(facility_ids=ids, actor=actor))
     # Free holdings received since the previous sweep: a standing instruction uses them for a call already open.
-    actions += auto_top_ups_for_new_free_holdings(since=since, actor=actor)
+    actions += automatic_top_ups_for_new_free_holdings(since=since, actor=actor)
     actions += _each(
         "cure of call",
         cure_candidates(),

@@ -21,7 +21,7 @@ from collateral.enums import AssetKind
 from collateral.models import Asset
 from collateral.selectors import current_prices, fx_to_hkd
 from core.sql import sql_compose, sql_file
-from financing.calculations import Thresholds, margin_status
+from financing.calculations import FacilityFigures, Thresholds, margin_status
 from financing.enums import FacilityStatus, SweepScope
 from financing.locks import sweep_lock
 from financing.models import Facility, MarginPolicy, MarginState, RatioSnapshot, SweepRun
@@ -300,24 +300,19 @@ def _ms_since(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
 
 
-Figures = tuple[int, Decimal, Decimal, Decimal, Decimal | None, str]
-
-
-def valuations_of(clients: list[int]) -> dict[int, Figures]:
-    """Live figures (facility id, market value, margin value, debt, ratio, status) of the open facilities
-    of ``clients``: one statement on PostgreSQL, one bulk read and the pure calculations elsewhere."""
+def valuations_of(clients: list[int]) -> dict[int, FacilityFigures]:
+    """Live figures of the open facilities of ``clients``, by facility: one statement on PostgreSQL, one bulk
+    read and the pure calculations elsewhere."""
     if connection.vendor != "postgresql":
-        return {row[0]: row for row in facility_figures(clients)}
+        return {row.facility_id: row for row in facility_figures(clients)}
     with connection.cursor() as cursor:
         params, crypto = _prepare(cursor, SweepScope.CLIENTS, {"clients": clients})
         cursor.execute(_valuation_statement("valuations", crypto, False), params)
         rows = cursor.fetchall()
-    return {row[0]: tuple(row) for row in rows}
+    return {row[0]: FacilityFigures(*row) for row in rows}
 
 
-def facility_figures(
-    clients: list[int] | None,
-) -> list[tuple[int, Decimal, Decimal, Decimal, Decimal | None, str]]:
+def facility_figures(clients: list[int] | None) -> list[FacilityFigures]:
     """(facility id, market value, margin value, debt, ratio, status) for every open facility in scope,
     computed with ``collateral.calculations`` from one bulk read of the balances."""
     facilities = Facility.objects.exclude(status=FacilityStatus.CLOSED)
@@ -369,7 +364,7 @@ def facility_figures(
         ).quantize(Decimal("0.01"))
         thresholds = policies[facility.policy_id]
         results.append(
-            (
+            FacilityFigures(
                 facility.pk,
                 valuation.market_value,
                 valuation.margin_value,
@@ -383,11 +378,13 @@ def facility_figures(
 
 def _sweep_generic(clients: list[int] | None, now: datetime.datetime) -> tuple[int, int, int]:
     figures = facility_figures(clients)
-    states = {s.facility_id: s for s in MarginState.objects.filter(facility_id__in=[f[0] for f in figures])}
+    states = {
+        s.facility_id: s for s in MarginState.objects.filter(facility_id__in=[f.facility_id for f in figures])
+    }
     policies = dict(
-        Facility.objects.filter(pk__in=[f[0] for f in figures if f[0] not in states]).values_list(
-            "pk", "policy_id"
-        )
+        Facility.objects.filter(
+            pk__in=[f.facility_id for f in figures if f.facility_id not in states]
+        ).values_list("pk", "policy_id")
     )
     snapshots, updates, inserts = [], [], []
     for facility_id, market_value, margin_value, debt, ratio, status in figures:

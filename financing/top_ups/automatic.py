@@ -126,7 +126,7 @@ def _outcome(plan) -> str:
 
 
 @transaction.atomic
-def auto_top_up(*, facility: Facility, actor: Actor, trigger: str) -> AutomaticTopUp | None:
+def automatic_top_up_run(*, facility: Facility, actor: Actor, trigger: str) -> AutomaticTopUp | None:
     """Run the client's active standing instruction on ``facility`` for ``trigger`` (a margin call was
     issued, or the ratio reached the warning level): move just enough free holdings into the pool to bring
     the ratio to the policy's target, in one ledger transaction, tell the client what moved, and look at the
@@ -244,7 +244,7 @@ def _record_and_tell(record: AutomaticTopUp, plan, facility: Facility, call, act
         )
         audit = AuditSpec(actor, "automatic_top_up.moved", record, after=json_value(payload))
         event = EventSpec(
-            type="collateral.auto_top_up",
+            type="collateral.automatic_top_up_run",
             summary=f"Automatic top-up on {facility.reference}: moved {moved} from free custody into the pool; {ratio_words}{rest}",
             payload=payload,
             client=facility.client,
@@ -273,13 +273,13 @@ def _record_and_tell(record: AutomaticTopUp, plan, facility: Facility, call, act
 
 
 def _top_ups_each(runs: list[tuple[Facility, str]], actor: Actor) -> int:
-    """``auto_top_up`` for each (facility, trigger), each in its own savepoint: one failure is logged and
+    """``automatic_top_up_run`` for each (facility, trigger), each in its own savepoint: one failure is logged and
     the others go ahead; the call it was for stands, and runs to its deadline. Returns how many ran."""
     done = 0
     for facility, trigger in runs:
         try:
             with transaction.atomic():
-                done += auto_top_up(facility=facility, actor=actor, trigger=trigger) is not None
+                done += automatic_top_up_run(facility=facility, actor=actor, trigger=trigger) is not None
         except Exception:
             logger.exception(
                 "automatic top-up of %s (%s) failed; nothing was moved and any margin call stands",
@@ -289,8 +289,8 @@ def _top_ups_each(runs: list[tuple[Facility, str]], actor: Actor) -> int:
     return done
 
 
-def auto_top_ups_after_ladder(*, called: dict[int, int], warned: dict[int, int], actor: Actor) -> int:
-    """Called by ``ladder_apply`` after a batch is written: run ``auto_top_up`` for each facility the batch
+def automatic_top_ups_after_ladder(*, called: dict[int, int], warned: dict[int, int], actor: Actor) -> int:
+    """Called by ``ladder_apply`` after a batch is written: run ``automatic_top_up_run`` for each facility the batch
     issued a margin call on (still issued, not handed to a forced sale) or warned (``called``, ``warned``:
     facility: client), whose client has an active instruction for it. One query when nobody has one (none at
     all when the batch called and warned nobody). Returns how many top-ups ran."""
@@ -315,11 +315,11 @@ def auto_top_ups_after_ladder(*, called: dict[int, int], warned: dict[int, int],
     return _top_ups_each(runs, actor)
 
 
-def auto_top_ups_for_new_free_holdings(*, since: datetime.datetime, actor: Actor) -> int:
-    """Called by ``ladder_run``: run ``auto_top_up`` again for the open facility of each client with an active
+def automatic_top_ups_for_new_free_holdings(*, since: datetime.datetime, actor: Actor) -> int:
+    """Called by ``ladder_run``: run ``automatic_top_up_run`` again for the open facility of each client with an active
     instruction who received free holdings since ``since``, so that holdings arriving while a margin call is
     open (or, for a warning trigger, while the ratio is at the warning level) are used at once rather than
-    at the next call. ``auto_top_up`` decides whether there is anything to do, and says nothing twice about
+    at the next call. ``automatic_top_up_run`` decides whether there is anything to do, and says nothing twice about
     an unchanged situation. One query when nobody has an instruction. Returns how many top-ups ran."""
     clients = set(
         StandingTopUpInstruction.objects.filter(status=InstructionStatus.ACTIVE).values_list(

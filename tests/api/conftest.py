@@ -31,7 +31,7 @@ from financing.models import (
     StandingTopUpInstruction,
 )
 from financing.selectors import pending_sign_off_of
-from financing.top_ups.automatic import auto_top_up
+from financing.top_ups.automatic import automatic_top_up_run
 from financing.top_ups.instructions import standing_top_up_request
 from notifications.models import Event
 from tests.accounts.factories import StaffFactory, UserFactory
@@ -160,7 +160,9 @@ def world(market):
     price("BTC", "75000")
     for side in (mine, theirs):
         side.margin_call = margin_call_issue(facility=side.facility, actor=SYSTEM)
-        side.top_up = auto_top_up(facility=side.facility, actor=SYSTEM, trigger=TopUpTrigger.MARGIN_CALL)
+        side.top_up = automatic_top_up_run(
+            facility=side.facility, actor=SYSTEM, trigger=TopUpTrigger.MARGIN_CALL
+        )
         side.forced_sale = forced_sale_request(
             facility=side.facility, trigger=ForcedSaleTrigger.MANUAL, actor=SYSTEM
         )

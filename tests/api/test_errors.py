@@ -14,7 +14,7 @@ from accounts.enums import KycStatus
 from api.errors import exception_handler
 from core.exceptions import DomainError
 from financing.enums import ForcedSaleTrigger
-from financing.lending.services import drawdown_create, facility_set_status
+from financing.lending.services import drawdown_create, facility_status_change
 from financing.margin_calls.services import forced_sale_request, margin_call_issue
 from tests.accounts.factories import ClientFactory, StaffFactory
 from tests.collateral.factories import price
@@ -138,7 +138,7 @@ def test_forced_sale_in_progress(market, lender):
 
 def test_facility_not_active(market, lender):
     facility = facility_with_pool(holdings={"BTC": "1"})
-    facility_set_status(facility=facility, status="suspended", actor=SYSTEM)
+    facility_status_change(facility=facility, status="suspended", actor=SYSTEM)
     with writes_nothing():
         response = post(lender, "/api/v1/drawdowns/", {"facility": facility.pk, "amount": "1.00"})
     assert_error(response, 422, "facility_not_active", message="is suspended")

@@ -13,7 +13,7 @@ from accounts.audit import SYSTEM
 from collateral.calculations import ratio_above
 from core.exceptions import DomainError
 from financing.enums import FacilityStatus, ForcedSaleTrigger, MarginCallStatus, MarginStatus
-from financing.lending.services import collateral_withdraw, drawdown_create, facility_set_status
+from financing.lending.services import collateral_withdraw, drawdown_create, facility_status_change
 from financing.locks import SWEEP_LOCK_KEY
 from financing.models import Drawdown, ForcedSale, MarginCall, MarginState, SweepRun
 from financing.monitoring.ladder import ladder_apply, ladder_run
@@ -122,7 +122,7 @@ def test_a_facility_closed_while_a_sweep_first_values_it_is_marked_closed():
     def close():
         try:
             started.set()
-            facility_set_status(facility=facility, status=FacilityStatus.CLOSED, actor=SYSTEM)
+            facility_status_change(facility=facility, status=FacilityStatus.CLOSED, actor=SYSTEM)
             closed.set()
         finally:
             connection.close()

@@ -23,7 +23,7 @@ from financing.lending.services import (
     collateral_top_up,
     collateral_withdraw,
     drawdown_create,
-    facility_set_status,
+    facility_status_change,
     repayment_create,
 )
 from financing.models import ForcedSale, MarginCall, MarginPolicy, MarginState
@@ -259,7 +259,7 @@ def test_a_facility_closed_since_the_sweep_is_only_marked_acted_on(facility):
     price("BTC", "80000")
     sweep_run(symbols=["BTC"], trigger="test")
     repayment_create(facility=facility, amount="265200.00", actor=SYSTEM)
-    facility_set_status(facility=facility, status=FacilityStatus.CLOSED, actor=SYSTEM)
+    facility_status_change(facility=facility, status=FacilityStatus.CLOSED, actor=SYSTEM)
     ladder_run()
     assert not MarginCall.objects.exists()
     assert events() == []

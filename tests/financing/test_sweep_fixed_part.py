@@ -18,7 +18,7 @@ from financing.lending.services import (
     collateral_withdraw,
     drawdown_create,
     facility_open,
-    facility_set_status,
+    facility_status_change,
 )
 from financing.models import MarginState
 from financing.monitoring.cycle import monitoring_cycle_run
@@ -154,7 +154,7 @@ def test_a_client_back_with_a_new_facility_is_valued_from_the_pool_as_it_now_is(
     first = facility_with_pool(holdings={"BTC": "1", "HKD": "500000.00"})
     monitoring_cycle_run(trigger="test")
     monitoring_cycle_run(trigger="test")
-    facility_set_status(facility=first, status=FacilityStatus.CLOSED, actor=SYSTEM)
+    facility_status_change(facility=first, status=FacilityStatus.CLOSED, actor=SYSTEM)
     collateral_withdraw(pool=facility_pool(first), asset=market["HKD"], quantity="500000.00", actor=SYSTEM)
     monitoring_cycle_run(trigger="test")
     monitoring_cycle_run(trigger="test")

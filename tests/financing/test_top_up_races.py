@@ -17,7 +17,7 @@ from financing.lending.services import drawdown_create
 from financing.margin_calls.services import margin_call_issue
 from financing.models import AutomaticTopUp
 from financing.selectors import facility_pool
-from financing.top_ups.automatic import auto_top_up
+from financing.top_ups.automatic import automatic_top_up_run
 from financing.top_ups.instructions import standing_top_up_revoke
 from ledger.selectors import balances_from_legs, balances_projected
 from tests.accounts.factories import StaffFactory
@@ -64,7 +64,7 @@ def test_a_custody_release_racing_a_top_up_never_takes_the_same_cash_twice(world
     for n in range(4):
         facility, _ = called_facility(assets, signer, n)
         outcomes = run_together(
-            lambda facility=facility: auto_top_up(
+            lambda facility=facility: automatic_top_up_run(
                 facility=facility, actor=SYSTEM, trigger=TopUpTrigger.MARGIN_CALL
             ),
             lambda facility=facility, n=n: release_after(
@@ -99,7 +99,7 @@ def test_a_revocation_racing_a_top_up_is_either_before_it_or_after_it(world):
         facility, instruction = called_facility(assets, signer, n)
         owner = instruction.requested_by
         outcomes = run_together(
-            lambda facility=facility: auto_top_up(
+            lambda facility=facility: automatic_top_up_run(
                 facility=facility, actor=SYSTEM, trigger=TopUpTrigger.MARGIN_CALL
             ),
             lambda instruction=instruction, owner=owner: standing_top_up_revoke(

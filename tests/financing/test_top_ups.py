@@ -45,9 +45,9 @@ from financing.selectors import (
 )
 from financing.top_ups import automatic
 from financing.top_ups.automatic import (
-    auto_top_up,
-    auto_top_ups_after_ladder,
-    auto_top_ups_for_new_free_holdings,
+    automatic_top_up_run,
+    automatic_top_ups_after_ladder,
+    automatic_top_ups_for_new_free_holdings,
 )
 from financing.top_ups.instructions import standing_top_up_request, standing_top_up_revoke
 from ledger.enums import TransactionKind
@@ -157,10 +157,10 @@ def test_a_price_shock_issues_a_call_and_the_automatic_top_up_cures_it(facility,
     assert balances_projected() == balances_from_legs()
     assert event_types(occurred_at__gte=shocked_at) == [
         "margin_call.issued",
-        "collateral.auto_top_up",
+        "collateral.automatic_top_up_run",
         "margin_call.cured",
     ]
-    told = Event.objects.get(type="collateral.auto_top_up")
+    told = Event.objects.get(type="collateral.automatic_top_up_run")
     assert told.client == facility.client
     assert told.payload["transfers"] == [{"asset": "HKD", "quantity": "62400", "market_value": "62400.00"}]
     assert told.summary.startswith(
@@ -193,14 +193,18 @@ def test_a_top_up_that_covers_part_lowers_what_is_due_and_the_call_runs_to_its_d
     assert top_up.outcome == TopUpOutcome.PARTIAL
     assert top_up.still_due_top_up.amount == Decimal("42400.00")
     assert custody_holdings(facility.client) == {}
-    assert event_types()[-3:] == ["margin_call.issued", "collateral.auto_top_up", "margin_call.updated"]
+    assert event_types()[-3:] == [
+        "margin_call.issued",
+        "collateral.automatic_top_up_run",
+        "margin_call.updated",
+    ]
     assert (
         "still due: repay HK$36,040.00 or top up HK$42,400.00 cash"
-        in Event.objects.get(type="collateral.auto_top_up").summary
+        in Event.objects.get(type="collateral.automatic_top_up_run").summary
     )
 
     assert (
-        auto_top_up(facility=facility, actor=SYSTEM, trigger=TopUpTrigger.MARGIN_CALL) is None
+        automatic_top_up_run(facility=facility, actor=SYSTEM, trigger=TopUpTrigger.MARGIN_CALL) is None
     )  # nothing new
 
     MarginCall.objects.filter(pk=call.pk).update(deadline=timezone.now() - datetime.timedelta(seconds=1))
@@ -243,7 +247,7 @@ def test_with_nothing_free_to_move_the_call_stands_and_client_and_staff_are_told
     }
 
     events = Event.objects.count()
-    assert auto_top_up(facility=facility, actor=SYSTEM, trigger=TopUpTrigger.MARGIN_CALL) is None
+    assert automatic_top_up_run(facility=facility, actor=SYSTEM, trigger=TopUpTrigger.MARGIN_CALL) is None
     assert (Event.objects.count(), AutomaticTopUp.objects.count()) == (events, 1)  # told once
 
 
@@ -270,7 +274,7 @@ def test_a_warning_trigger_tops_up_at_the_warning_level(facility, client_login, 
         TopUpOutcome.REACHED_TARGET,
     )
     assert pool_holdings(facility_pool(facility))["HKD"] == Decimal("18720.00")
-    assert event_types()[-2:] == ["margin.warning", "collateral.auto_top_up"]
+    assert event_types()[-2:] == ["margin.warning", "collateral.automatic_top_up_run"]
 
 
 def test_a_warning_trigger_also_acts_on_a_margin_call(facility, client_login, staff):
@@ -286,7 +290,7 @@ def test_a_margin_call_trigger_does_nothing_at_the_warning_level(facility, clien
     btc_at("94000")
     assert MarginState.objects.get(facility=facility).status == MarginStatus.WARNING
     assert not AutomaticTopUp.objects.exists()
-    assert auto_top_up(facility=facility, actor=SYSTEM, trigger=TopUpTrigger.WARNING) is None
+    assert automatic_top_up_run(facility=facility, actor=SYSTEM, trigger=TopUpTrigger.WARNING) is None
 
 
 def test_at_the_forced_sale_threshold_the_sale_decides_not_the_top_up(facility, client_login, staff):
@@ -314,7 +318,7 @@ def test_an_instruction_not_in_force_does_nothing(facility, client_login, staff,
     assert MarginCall.objects.get().status == MarginCallStatus.ISSUED
     assert not AutomaticTopUp.objects.exists()
     assert custody_holdings(facility.client) == {"HKD": Decimal("100000.00")}
-    assert auto_top_up(facility=facility, actor=SYSTEM, trigger=TopUpTrigger.MARGIN_CALL) is None
+    assert automatic_top_up_run(facility=facility, actor=SYSTEM, trigger=TopUpTrigger.MARGIN_CALL) is None
 
 
 # --- what moves, in what order ----------------------------------------------------------------------
@@ -374,8 +378,8 @@ def test_running_it_again_on_an_unchanged_situation_moves_nothing(facility, clie
     btc_at("80000")
     counts = (Transaction.objects.count(), Event.objects.count(), AutomaticTopUp.objects.count())
     with writes_nothing():
-        assert auto_top_up(facility=facility, actor=SYSTEM, trigger=TopUpTrigger.MARGIN_CALL) is None
-        assert auto_top_up(facility=facility, actor=SYSTEM, trigger=TopUpTrigger.WARNING) is None
+        assert automatic_top_up_run(facility=facility, actor=SYSTEM, trigger=TopUpTrigger.MARGIN_CALL) is None
+        assert automatic_top_up_run(facility=facility, actor=SYSTEM, trigger=TopUpTrigger.WARNING) is None
     assert (Transaction.objects.count(), Event.objects.count(), AutomaticTopUp.objects.count()) == counts
 
 
@@ -384,7 +388,7 @@ def test_new_free_holdings_are_used_on_the_next_run(facility, client_login, staf
     active_instruction(facility, client_login, staff["credit"])
     btc_at("80000")
     receive(facility.client, "HKD", "50000.00", reference="CUST-later")
-    top_up = auto_top_up(facility=facility, actor=staff["risk"], trigger=TopUpTrigger.MARGIN_CALL)
+    top_up = automatic_top_up_run(facility=facility, actor=staff["risk"], trigger=TopUpTrigger.MARGIN_CALL)
     assert top_up.outcome == TopUpOutcome.REACHED_TARGET
     assert top_up.actor_label == "risk"
     assert [(t.asset_id, t.quantity) for t in top_up.transfers.all()] == [("HKD", Decimal("42400.00"))]
@@ -493,19 +497,19 @@ def test_the_hooks_cost_one_query_when_nobody_has_an_instruction(facility, djang
     receive(facility.client, "HKD", "100000.00")
     with django_assert_num_queries(1):
         assert (
-            auto_top_ups_for_new_free_holdings(
+            automatic_top_ups_for_new_free_holdings(
                 since=timezone.now() - datetime.timedelta(hours=1), actor=SYSTEM
             )
             == 0
         )
     with django_assert_num_queries(0):
-        assert auto_top_ups_after_ladder(called={}, warned={}, actor=SYSTEM) == 0
+        assert automatic_top_ups_after_ladder(called={}, warned={}, actor=SYSTEM) == 0
     price("BTC", "80000")
     with transaction.atomic():
         call = margin_call_issue(facility=facility, actor=SYSTEM)
         with django_assert_num_queries(1):
             assert (
-                auto_top_ups_after_ladder(
+                automatic_top_ups_after_ladder(
                     called={facility.pk: call.facility.client_id}, warned={}, actor=SYSTEM
                 )
                 == 0
@@ -714,7 +718,7 @@ def test_one_instruction_waits_for_sign_off_at_a_time(facility, client_login, st
 
 def test_an_unknown_trigger_is_refused_by_the_top_up(facility):
     with writes_nothing(), pytest.raises(InvalidInput, match="is not one of"):
-        auto_top_up(facility=facility, actor=SYSTEM, trigger="whenever")
+        automatic_top_up_run(facility=facility, actor=SYSTEM, trigger="whenever")
 
 
 def test_emails_of_the_top_up_reach_the_client_through_the_outbox(
