@@ -150,6 +150,16 @@ CELERY_TASK_TIME_LIMIT = 90
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A request queues its tasks after its commit: with the broker down it gives up within a few seconds (logged;
+# the periodic pick-ups do the work) rather than holding the answer (docs/resilience.md).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2}
 
 # --- Notifications ------------------------------------------------------------------------------
 # Staff alerts go to these addresses; when empty, to active risk and credit officers with an e-mail.
