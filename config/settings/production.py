@@ -18,6 +18,9 @@ FORCED_SALE_VENUE = env.json("FORCED_SALE_VENUE")
 # CACHE_URL names another).
 CACHES = {"default": env.cache("CACHE_URL", default=env("REDIS_URL", default=CELERY_BROKER_URL))}
 CACHES["default"].setdefault("KEY_PREFIX", "margin")
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # A cache that does not answer costs a request at most a second (throttling then fails open).
+    CACHES["default"].setdefault("OPTIONS", {}).update({"socket_connect_timeout": 1, "socket_timeout": 1})
 
 # WhiteNoise serves the collected static files (the admin's CSS and JS) from gunicorn.
 MIDDLEWARE = [MIDDLEWARE[0], "whitenoise.middleware.WhiteNoiseMiddleware", *MIDDLEWARE[1:]]
