@@ -42,6 +42,7 @@ from collateral.selectors import (
 from collateral.services import PriceBatchRefused, PriceRow, RowProblem
 from core.admin import AddOnlyAdminMixin, ReadOnlyAdminMixin, ServiceAdminMixin
 from core.exceptions import DomainError
+from core.forms import PlainDecimalField
 from core.money import format_hkd, format_percent
 
 
@@ -57,7 +58,7 @@ class AssetForm(forms.ModelForm):
     decimals = forms.IntegerField(
         min_value=0, max_value=18, required=False, help_text="BTC 8, ETH 18, shares 0"
     )
-    requested_haircut = forms.DecimalField(
+    requested_haircut = PlainDecimalField(
         required=False,
         max_digits=6,
         decimal_places=4,
@@ -236,7 +237,11 @@ def price_file_read(data: bytes) -> tuple[list[PriceRow], list[RowProblem]]:
                     RowProblem(line, symbol, f"{len(record)} fields, but the header has {len(header)}")
                 )
                 continue
-            values = {name: field.strip() for name, field in zip(header, record, strict=True)}
+            # Cells are trimmed, but the price is taken as written: an amount is plain digits, unpadded.
+            values = {
+                name: field if name == "price" else field.strip()
+                for name, field in zip(header, record, strict=True)
+            }
             observed_at, problem = _observed_at(values["observed_at"])
             if not problem and len(values["source"]) > SOURCE_MAX_LENGTH:
                 problem = f"the source is longer than {SOURCE_MAX_LENGTH} characters"
