@@ -7,7 +7,7 @@ exceptions that the operator lists in ``WEBHOOK_TRUSTED_HOSTS``: host names, IP 
 the broker's own systems, which usually sit on a private network.
 
 - At registration, a URL whose host is written as an address (or ``localhost``) that is neither public
-  nor trusted is refused, with the reason. Host names are not looked up then (nothing is sent anywhere
+  nor trusted is refused, with the reason: every address delivery would refuse (``refused_at_delivery``). Host names are not looked up then (nothing is sent anywhere
   while a form is being filled in).
 - At delivery, a trusted host is sent to as it is. Any other goes through ``requests-hardened``: the name
   is resolved once, the address is checked (private, loopback, link-local, shared and other special
@@ -90,6 +90,17 @@ def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return address
 
 
+def refused_at_delivery(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether delivery would refuse ``address`` (requests-hardened's rule: private, multicast, or in its list
+    of special ranges — NAT64, 6to4, CG-NAT and the others), or Python does not count it as global."""
+    return (
+        not address.is_global
+        or address.is_private
+        or address.is_multicast
+        or any(address in network for network in ip_filter.EXTRA_BLOCKED_NET_RANGES)
+    )
+
+
 def is_trusted(host: str) -> bool:
     """Whether ``host`` (a URL's host: a name or an address) is one of the broker's own systems."""
     names, networks = _trusted(tuple(settings.WEBHOOK_TRUSTED_HOSTS))
@@ -112,7 +123,9 @@ def url_refusal(url: str) -> str | None:
     address = _address(host)
     if host == "localhost" or host.endswith(".localhost"):
         what = "this machine"
-    elif address is not None and (not address.is_global or any(address in n for n in SPECIAL_NETWORKS)):
+    elif address is not None and address.is_multicast:
+        what = "a multicast address"
+    elif address is not None and refused_at_delivery(address):
         what = "a private or reserved address"
     else:
         return None
