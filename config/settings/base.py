@@ -191,6 +191,8 @@ SWEEP_POSTING_LOOKBACK_SECONDS = env.int("SWEEP_POSTING_LOOKBACK_SECONDS", defau
 # the market per asset (docs/exchanges.md). None unless configured: the demo's fake venues are the
 # local and test settings' default (demo/venues.py).
 PRICE_VENUES = env.json("PRICE_VENUES", default=[])
+# Production checks PRICE_VENUES and FORCED_SALE_VENUE when it starts and refuses to start without venues.
+VENUES_CHECKED_AT_START = False
 # A crypto quote older than this is dropped; a crypto price the oracle has not confirmed for this long
 # is stale. Refresh more often than this.
 PRICE_STALENESS_SECONDS = env.int("PRICE_STALENESS_SECONDS", default=60)
