@@ -206,6 +206,17 @@ SECURITY_PRICE_MAX_AGE = datetime.timedelta(
     seconds=env.int("SECURITY_PRICE_MAX_AGE_SECONDS", default=4 * 24 * 3600)
 )
 FX_MAX_AGE = datetime.timedelta(seconds=env.int("FX_MAX_AGE_SECONDS", default=4 * 24 * 3600))
+# Sanity checks on prices and FX rates typed or pushed by people and systems (not the crypto oracle, which
+# has its own band and quorum): one further than the band from the one in use, or an FX rate of a pegged pair
+# outside its peg band, is held until a second person confirms it, and is never used before (docs/prices.md).
+# A security's own band (Asset.price_band) wins over PUSHED_PRICE_BAND.
+PUSHED_PRICE_BAND = Decimal(env("PUSHED_PRICE_BAND", default="0.25"))
+FX_RATE_BAND = Decimal(env("FX_RATE_BAND", default="0.05"))
+# "CURRENCY/QUOTE": [lowest, highest]. The Hong Kong dollar's Linked Exchange Rate System: 7.75–7.85 HKD per USD.
+FX_PEG_BANDS = {
+    pair: (Decimal(low), Decimal(high))
+    for pair, (low, high) in env.json("FX_PEG_BANDS", default={"USD/HKD": ["7.75", "7.85"]}).items()
+}
 
 # --- REST API ----------------------------------------------------------------------------------
 INSTALLED_APPS += [

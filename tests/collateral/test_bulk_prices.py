@@ -16,7 +16,7 @@ def test_a_good_batch_records_prices_and_fx(market):
         source="market-data",
         actor=SYSTEM,
     )
-    assert counts == {"prices": 2, "fx_rates": 1}
+    assert counts == {"prices": 2, "fx_rates": 1, "held": []}
     prices = current_prices()
     assert prices["0700.HK"].price == Decimal("412.2")
     assert prices["0005.HK"].source == "market-data"

@@ -80,6 +80,7 @@ def test_a_good_file_records_every_price_and_rate_and_says_what(client, securiti
         "rows": 3,
         "prices": 2,
         "fx_rates": 1,
+        "held": 0,
     }
     assert event.actor_label == response.wsgi_request.user.username
     assert AuditEvent.objects.filter(action="price.recorded", target_id="0700.HK").exists()
