@@ -37,8 +37,8 @@ def _closed_port() -> int:
 
 
 def _reset_producers() -> None:
-    if app._pool is not None:
-        app._pool.force_close_all()
+    """Make the app look its connection and producer pools up again for the broker URL now configured. The
+    pools themselves live in kombu's registry, per URL, shared by every later test: they are left open."""
     app._pool = None
     app.amqp._producer_pool = None
 
