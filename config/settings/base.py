@@ -76,6 +76,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
     }
 
+# Two PostgreSQL roles (docs/database-roles.md): migrations run as the owner of the tables; the application
+# connects as this role, which every ``migrate`` grants exactly what the application does. Empty: one role.
+DATABASE_APP_ROLE = env("DATABASE_APP_ROLE", default="")
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "admin:login"
