@@ -73,5 +73,5 @@ messages: $(DEV_STAMP)
 # Without autovacuum: the bench vacuums the book itself before timing anything, and the daemon would otherwise
 # wake at an unknown moment of the timed runs.
 bench: $(DEV_STAMP)
-	$(BIN)/python scripts/services.py --pg-setting autovacuum=off -- \
+	$(BIN)/python scripts/services.py --as-owner --pg-setting autovacuum=off -- \
 		env DJANGO_SETTINGS_MODULE=config.settings.bench $(BIN)/python -m benchmarks.sweep

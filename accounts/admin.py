@@ -8,6 +8,7 @@ from accounts.approvals import approval_kind_get
 from accounts.enums import ApprovalStatus
 from accounts.models import ApprovalRequest, AuditEvent, Client, CreditProfile, User
 from core.admin import ReadOnlyAdminMixin, ServiceAdminMixin, run_for_each
+from core.forms import PlainDecimalField
 
 
 @admin.register(User)
@@ -102,7 +103,7 @@ class ClientAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
 
 class CreditProfileForm(forms.ModelForm):
-    requested_credit_limit = forms.DecimalField(
+    requested_credit_limit = PlainDecimalField(
         required=False,
         max_digits=20,
         decimal_places=2,

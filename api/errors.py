@@ -101,8 +101,6 @@ def exception_handler(exc: Exception, context: dict) -> Response:
 
     logger.exception("Unexpected error answering %s", context.get("request"))
     return Response(
-        error_body(
-            "server_error", "Something went wrong on our side; nothing was changed. It has been logged."
-        ),
+        error_body("server_error", "Something went wrong on our side; it has been logged."),
         status=status.HTTP_500_INTERNAL_SERVER_ERROR,
     )

@@ -4,7 +4,6 @@ unambiguous times (docs/api.md, "Amounts and times")."""
 from __future__ import annotations
 
 import datetime
-import re
 from decimal import Decimal, InvalidOperation
 
 from django.utils.dateparse import parse_datetime
@@ -12,8 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
-_DECIMAL_RE = re.compile(DECIMAL_PATTERN)
+from core.parsing import DECIMAL_PATTERN, is_plain_decimal
 
 
 def decimal_text(value: Decimal | None) -> str | None:
@@ -65,8 +63,8 @@ class DecimalStringField(serializers.Field):
             self.fail("number")
         if not isinstance(data, str):
             self.fail("invalid", value=data)
-        text = data.strip()
-        if len(text) > 100 or not _DECIMAL_RE.match(text):
+        text = data
+        if len(text) > 100 or not is_plain_decimal(text):
             self.fail("invalid", value=data[:40])
         try:
             value = Decimal(text)

@@ -35,7 +35,7 @@ def request_fingerprint(method: str, path: str, body: bytes) -> str:
             body, parse_float=lambda text: f"float:{text}", parse_int=lambda text: f"int:{text}"
         )
         canonical = json.dumps(parsed, sort_keys=True, separators=(",", ":")).encode()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply: the parser refuses it
         canonical = body
     digest = hashlib.sha256()
     for part in (method.encode(), b"\n", path.encode(), b"\n", canonical):

@@ -1,8 +1,9 @@
-"""Throttling per credential (API key or user), counted in the shared cache with an atomic increment so
-that every worker counts together (docs/api.md, "Who may do what")."""
+"""Throttling per credential (API key or user), counted in the shared cache with an atomic increment so that
+every worker counts together; with the cache down it fails open and says so (docs/api.md, docs/resilience.md)."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 from django.conf import settings
@@ -11,7 +12,37 @@ from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from api.authentication import caller_of
 
+logger = logging.getLogger(__name__)
+
 parse_rate = SimpleRateThrottle.parse_rate
+
+# How long a process serves requests unthrottled after the cache failed, before it tries the cache again.
+CACHE_DOWN_SECONDS = 30.0
+_cache_down_until = 0.0
+
+
+def _count(key: str, duration: int) -> int | None:
+    """The window's count after this request, or None when the cache cannot be reached (fail open)."""
+    global _cache_down_until
+    if time.monotonic() < _cache_down_until:
+        return None
+    try:
+        cache.add(key, 0, timeout=duration + 1)
+        try:
+            return cache.incr(key)
+        except ValueError:  # the window's key expired between add and incr
+            cache.set(key, 1, timeout=duration + 1)
+            return 1
+    except Exception as error:  # the backend's own connection errors (redis, memcached, …)
+        _cache_down_until = time.monotonic() + CACHE_DOWN_SECONDS
+        logger.error(
+            "The cache is unreachable (%s: %s): API requests are served unthrottled for %d s before it is "
+            "tried again",
+            type(error).__name__,
+            error,
+            CACHE_DOWN_SECONDS,
+        )
+        return None
 
 
 class CredentialRateThrottle(BaseThrottle):
@@ -25,15 +56,9 @@ class CredentialRateThrottle(BaseThrottle):
         allowed, duration = parse_rate(None, rate)
         now = time.time()
         window = int(now // duration)
-        key = f"throttle:{caller.credential}:{duration}:{window}"
-        cache.add(key, 0, timeout=duration + 1)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # the window's key expired between add and incr
-            cache.set(key, 1, timeout=duration + 1)
-            count = 1
+        count = _count(f"throttle:{caller.credential}:{duration}:{window}", duration)
         self.retry_after = (window + 1) * duration - now
-        return count <= allowed
+        return count is None or count <= allowed
 
     def wait(self) -> float:
         return self.retry_after

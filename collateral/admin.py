@@ -19,7 +19,7 @@ from django.utils.safestring import mark_safe
 
 from collateral import services
 from collateral.custody import custody_holding_receive, custody_holding_release
-from collateral.enums import AssetKind, CustodyMovementKind
+from collateral.enums import AssetKind, CustodyMovementKind, PriceStatus
 from collateral.models import (
     Asset,
     CollateralMovement,
@@ -36,12 +36,16 @@ from collateral.selectors import (
     current_prices,
     custody_holdings_valued,
     fx_rates_latest,
+    held_fx_rates,
+    held_prices,
     pool_valuation_of,
+    price_doubts,
     price_quotes_latest,
 )
 from collateral.services import PriceBatchRefused, PriceRow, RowProblem
-from core.admin import AddOnlyAdminMixin, ReadOnlyAdminMixin, ServiceAdminMixin
+from core.admin import AddOnlyAdminMixin, ReadOnlyAdminMixin, ServiceAdminMixin, run_for_each
 from core.exceptions import DomainError
+from core.forms import PlainDecimalField
 from core.money import format_hkd, format_percent
 
 
@@ -57,7 +61,7 @@ class AssetForm(forms.ModelForm):
     decimals = forms.IntegerField(
         min_value=0, max_value=18, required=False, help_text="BTC 8, ETH 18, shares 0"
     )
-    requested_haircut = forms.DecimalField(
+    requested_haircut = PlainDecimalField(
         required=False,
         max_digits=6,
         decimal_places=4,
@@ -77,6 +81,7 @@ class AssetForm(forms.ModelForm):
             "concentration_limit",
             "eligible",
             "sale_rank",
+            "price_band",
         ]
 
 
@@ -102,9 +107,9 @@ class AssetAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj:
             return ["name", "kind", "currency", "haircut", "requested_haircut", "request_reason", "lot_size",
-                    "concentration_limit", "eligible", "sale_rank"]  # fmt: skip
+                    "concentration_limit", "eligible", "sale_rank", "price_band"]  # fmt: skip
         return ["symbol", "name", "kind", "currency", "decimals", "lot_size", "haircut", "concentration_limit",
-                "eligible", "sale_rank"]  # fmt: skip
+                "eligible", "sale_rank", "price_band"]  # fmt: skip
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
@@ -132,7 +137,14 @@ class AssetAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 actor=request.user,
                 **{
                     name: data[name]
-                    for name in ("name", "lot_size", "concentration_limit", "eligible", "sale_rank")
+                    for name in (
+                        "name",
+                        "lot_size",
+                        "concentration_limit",
+                        "eligible",
+                        "sale_rank",
+                        "price_band",
+                    )
                 },
             )
             if data.get("requested_haircut") is not None:
@@ -157,6 +169,7 @@ class AssetAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 concentration_limit=data["concentration_limit"],
                 eligible=data["eligible"],
                 sale_rank=data["sale_rank"],
+                price_band=data["price_band"],
                 actor=request.user,
             )
             obj.pk = created.pk
@@ -236,7 +249,11 @@ def price_file_read(data: bytes) -> tuple[list[PriceRow], list[RowProblem]]:
                     RowProblem(line, symbol, f"{len(record)} fields, but the header has {len(header)}")
                 )
                 continue
-            values = {name: field.strip() for name, field in zip(header, record, strict=True)}
+            # Cells are trimmed, but the price is taken as written: an amount is plain digits, unpadded.
+            values = {
+                name: field if name == "price" else field.strip()
+                for name, field in zip(header, record, strict=True)
+            }
             observed_at, problem = _observed_at(values["observed_at"])
             if not problem and len(values["source"]) > SOURCE_MAX_LENGTH:
                 problem = f"the source is longer than {SOURCE_MAX_LENGTH} characters"
@@ -274,12 +291,58 @@ def _recorded_words(rows: list[PriceRow], limit: int = 20) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
+class HeldForConfirmationAdminMixin:
+    """Prices and FX rates held by the sanity check: listed with their status and reason, confirmed or
+    rejected by a second person (a risk officer) with the actions."""
+
+    actions = ["confirm", "reject"]
+
+    def has_approve_permission(self, request) -> bool:
+        return request.user.has_perm("collateral.approve_price")
+
+    def _held_message(self, request, record) -> None:
+        if record.status == PriceStatus.UNCONFIRMED:
+            self.message_user(
+                request,
+                f"Held for confirmation, not used until a second person confirms it: {record.held_reason}.",
+                level=messages.WARNING,
+            )
+
+    def _decide(self, request, queryset, service, done: str) -> None:
+        run_for_each(self, request, queryset, lambda record: service(record, request.user), done)
+
+    @admin.action(description="Confirm the selected held prices (second person)", permissions=["approve"])
+    def confirm(self, request, queryset):
+        self._decide(request, queryset, self.confirm_service, "confirmed: used from now on")
+
+    @admin.action(description="Reject the selected held prices (second person)", permissions=["approve"])
+    def reject(self, request, queryset):
+        self._decide(request, queryset, self.reject_service, "rejected: never used")
+
+
 @admin.register(Price)
-class PriceAdmin(AddOnlyAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
-    list_display = ["asset", "price", "currency", "source", "observed_at", "recorded_at"]
-    list_filter = ["asset", "source"]
+class PriceAdmin(HeldForConfirmationAdminMixin, AddOnlyAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "asset",
+        "price",
+        "currency",
+        "status",
+        "held_reason",
+        "source",
+        "observed_at",
+        "recorded_at",
+    ]
+    list_filter = ["status", "asset", "source"]
     date_hierarchy = "observed_at"
     fields = ["asset", "price", "currency", "source", "observed_at"]
+
+    @staticmethod
+    def confirm_service(record, user):
+        return services.price_confirm(price=record, actor=user)
+
+    @staticmethod
+    def reject_service(record, user):
+        return services.price_reject(price=record, actor=user)
 
     def get_urls(self):
         upload = path("upload/", self.admin_site.admin_view(self.upload_view), name="collateral_price_upload")
@@ -296,6 +359,7 @@ class PriceAdmin(AddOnlyAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
             actor=request.user,
         )
         obj.pk = record.pk
+        self._held_message(request, record)
 
     def upload_view(self, request):
         """Securities prices and FX rates from a CSV file: recorded all together, or, when any line is
@@ -338,6 +402,13 @@ class PriceAdmin(AddOnlyAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
                             f"{upload.name}: {_recorded_words(rows)}.",
                             level=messages.SUCCESS,
                         )
+                        for held in counts["held"]:
+                            self.message_user(
+                                request,
+                                f"Line {held['line']} ({held['symbol']} {plain(held['price'])}) is held for "
+                                f"confirmation, not used until a second person confirms it: {held['reason']}.",
+                                level=messages.WARNING,
+                            )
                         return HttpResponseRedirect(reverse("admin:collateral_price_changelist"))
         context = {
             **self.admin_site.each_context(request),
@@ -352,10 +423,18 @@ class PriceAdmin(AddOnlyAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(FxRate)
-class FxRateAdmin(AddOnlyAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
-    list_display = ["currency", "quote", "rate", "source", "observed_at"]
-    list_filter = ["currency", "quote"]
+class FxRateAdmin(HeldForConfirmationAdminMixin, AddOnlyAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
+    list_display = ["currency", "quote", "rate", "status", "held_reason", "source", "observed_at"]
+    list_filter = ["status", "currency", "quote"]
     fields = ["currency", "quote", "rate", "source", "observed_at"]
+
+    @staticmethod
+    def confirm_service(record, user):
+        return services.fx_rate_confirm(rate=record, actor=user)
+
+    @staticmethod
+    def reject_service(record, user):
+        return services.fx_rate_reject(rate=record, actor=user)
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
@@ -368,6 +447,7 @@ class FxRateAdmin(AddOnlyAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
             actor=request.user,
         )
         obj.pk = record.pk
+        self._held_message(request, record)
 
 
 class MovementInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -566,6 +646,7 @@ class PriceQuoteAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 )
         assets = [a for a in Asset.objects.select_related("instrument") if a.kind != AssetKind.CASH]
         freshness = assets_freshness(assets, now=now)
+        doubts = price_doubts(assets)
         prices = current_prices([a.symbol for a in assets])
         checked = dict(
             Asset.objects.filter(current_price__isnull=False).values_list("pk", "current_price__checked_at")
@@ -578,6 +659,7 @@ class PriceQuoteAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 "age": age_in_words(now - prices[asset.symbol].observed_at) if asset.symbol in prices else "",
                 "checked_at": checked.get(asset.symbol),
                 "freshness": freshness[asset.symbol],
+                "doubt": doubts.get(asset.symbol, ""),
             }
             for asset in assets
         ]
@@ -603,5 +685,13 @@ class PriceQuoteAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "venue_rows": venue_rows,
             "asset_rows": asset_rows,
             "fx_rows": fx_rows,
+            "held_rows": [
+                {"what": p.asset_id, "value": f"{plain(p.price)} {p.currency}", "record": p}
+                for p in held_prices()
+            ]
+            + [
+                {"what": f"{r.currency}/{r.quote}", "value": plain(r.rate), "record": r}
+                for r in held_fx_rates()
+            ],
         }
         return TemplateResponse(request, "admin/collateral/price_health.html", context)

@@ -488,3 +488,33 @@ def _least_quantity_to_reach(p, moved, current, debt, target, margin_value_with,
             low = middle
     with localcontext(prec=WIDE):
         return (high * unit).quantize(unit)
+
+
+# --- sanity checks on pushed prices and FX rates ---------------------------------------------------------
+
+
+def _percent(fraction: Decimal) -> str:
+    return f"{(fraction * 100).quantize(CENT, rounding=ROUND_HALF_UP)}%"
+
+
+def price_band_breach(previous: Decimal | None, value: Decimal, band: Decimal, *, unit: str) -> str | None:
+    """Why ``value`` is too far from ``previous`` (the value in use) to be used unconfirmed, or None: a move
+    of more than ``band`` (a fraction) either way. Nothing to compare against is no breach."""
+    if previous is None or previous <= 0:
+        return None
+    with localcontext(prec=WIDE):
+        move = (value - previous) / previous
+    if abs(move) <= band:
+        return None
+    direction = "above" if move > 0 else "below"
+    return (
+        f"{value.normalize():f} is {_percent(abs(move))} {direction} the {previous.normalize():f} {unit} in use; "
+        f"the band is {_percent(band)}"
+    )
+
+
+def peg_band_breach(value: Decimal, low: Decimal, high: Decimal, *, pair: str) -> str | None:
+    """Why ``value`` is outside the peg band ``low``–``high`` of ``pair``, or None."""
+    if low <= value <= high:
+        return None
+    return f"{value.normalize():f} is outside the {pair} peg band of {low.normalize():f}–{high.normalize():f}"

@@ -9,7 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from collateral.enums import AssetKind, CustodyMovementKind, MovementKind
+from collateral.enums import AssetKind, CustodyMovementKind, MovementKind, PriceStatus
 from ledger.models import Account, Instrument, Transaction, quantity_field
 
 CURRENCY_CHOICES = settings.CURRENCY_CHOICES
@@ -55,6 +55,13 @@ class Asset(models.Model):
     eligible = models.BooleanField(default=True)
     sale_rank = models.PositiveSmallIntegerField(
         default=100, help_text="order in a forced sale when the policy does not say: lower sells first"
+    )
+    price_band = fraction_field(
+        "price band",
+        null=True,
+        blank=True,
+        help_text="how far (0.25 = 25%) a price typed or pushed by people or systems may move from the one in "
+        "use before a second person must confirm it; empty: the PUSHED_PRICE_BAND setting",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -103,7 +110,47 @@ class Asset(models.Model):
             raise ValidationError(errors)
 
 
-class Price(models.Model):
+class HeldForConfirmation(models.Model):
+    """What a price or an FX rate carries about its sanity check: accepted, or held (with the reason) until a
+    second person confirms or rejects it. Only accepted and confirmed ones are ever used."""
+
+    status = models.CharField(max_length=12, choices=PriceStatus.choices, default=PriceStatus.ACCEPTED)
+    held_reason = models.CharField(max_length=300, blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="the person who recorded it (empty: a system, e.g. an API key or the oracle)",
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def confirmation_constraints(cls, prefix: str) -> list[models.BaseConstraint]:
+        return [
+            models.CheckConstraint(
+                condition=Q(decided_by__isnull=True) | ~Q(decided_by=models.F("recorded_by")),
+                name=f"{prefix}_not_confirmed_by_who_recorded_it",
+                violation_error_message="Nobody may confirm or reject a price they recorded.",
+            ),
+            models.CheckConstraint(
+                condition=Q(status=PriceStatus.ACCEPTED, decided_at__isnull=True, held_reason="")
+                | Q(status=PriceStatus.UNCONFIRMED, decided_at__isnull=True) & ~Q(held_reason="")
+                | Q(status__in=[PriceStatus.CONFIRMED, PriceStatus.REJECTED], decided_at__isnull=False)
+                & ~Q(held_reason=""),
+                name=f"{prefix}_held_with_a_reason_and_decided_once",
+            ),
+        ]
+
+
+class Price(HeldForConfirmation):
     """One observed price of an asset in its price currency, with where and when it came from."""
 
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="prices")
@@ -122,8 +169,17 @@ class Price(models.Model):
     class Meta:
         ordering = ["-observed_at", "-pk"]
         get_latest_by = "observed_at"
-        indexes = [models.Index(fields=["asset", "-observed_at"])]
-        constraints = [models.CheckConstraint(condition=Q(price__gt=0), name="price_positive")]
+        indexes = [
+            models.Index(fields=["asset", "-observed_at"]),
+            models.Index(
+                fields=["asset"], condition=Q(status=PriceStatus.UNCONFIRMED), name="price_unconfirmed_idx"
+            ),
+        ]
+        permissions = [("approve_price", "Can confirm or reject a held price or FX rate")]
+        constraints = [
+            models.CheckConstraint(condition=Q(price__gt=0), name="price_positive"),
+            *HeldForConfirmation.confirmation_constraints("price"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.asset_id} {self.price} {self.currency} ({self.source}, {self.observed_at:%Y-%m-%d %H:%M:%S})"
@@ -188,7 +244,7 @@ class PriceQuote(models.Model):
         return f"{self.venue} {self.market} {self.price} ({self.get_status_display()})"
 
 
-class FxRate(models.Model):
+class FxRate(HeldForConfirmation):
     """How many units of ``quote`` one unit of ``currency`` buys: USD/HKD 7.78 is currency=USD, quote=HKD."""
 
     currency = models.CharField(max_length=4, choices=CURRENCY_CHOICES)
@@ -204,6 +260,7 @@ class FxRate(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(rate__gt=0), name="fx_rate_positive"),
             models.CheckConstraint(condition=~Q(currency=models.F("quote")), name="fx_rate_two_currencies"),
+            *HeldForConfirmation.confirmation_constraints("fx_rate"),
         ]
 
     def __str__(self) -> str:

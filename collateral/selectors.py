@@ -12,8 +12,8 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from collateral.calculations import PoolValuation, PositionInput, pool_valuation
-from collateral.enums import AssetKind
-from collateral.models import Asset, CollateralPool, CurrentPrice, FxRate, PriceQuote
+from collateral.enums import USABLE_PRICE_STATUSES, AssetKind, PriceStatus
+from collateral.models import Asset, CollateralPool, CurrentPrice, FxRate, Price, PriceQuote
 from ledger.enums import AccountKind
 from ledger.models import Account, Balance
 from ledger.selectors import balances_of
@@ -39,11 +39,27 @@ def current_prices(symbols: list[str] | None = None) -> dict[str, Quote]:
 
 
 def fx_rates_latest() -> dict[tuple[str, str], FxRate]:
-    latest = FxRate.objects.filter(currency=OuterRef("currency"), quote=OuterRef("quote")).order_by(
+    """The rate in use for each pair: the newest accepted or confirmed one (never one held for confirmation)."""
+    usable = FxRate.objects.filter(status__in=USABLE_PRICE_STATUSES)
+    latest = usable.filter(currency=OuterRef("currency"), quote=OuterRef("quote")).order_by(
         "-observed_at", "-pk"
     )
-    rows = FxRate.objects.filter(pk=Subquery(latest.values("pk")[:1]))
+    rows = usable.filter(pk=Subquery(latest.values("pk")[:1]))
     return {(rate.currency, rate.quote): rate for rate in rows}
+
+
+def held_prices() -> list[Price]:
+    """Prices held for confirmation, oldest first (for operations to see, and a second person to decide)."""
+    return list(
+        Price.objects.filter(status=PriceStatus.UNCONFIRMED)
+        .select_related("asset")
+        .order_by("observed_at", "pk")
+    )
+
+
+def held_fx_rates() -> list[FxRate]:
+    """FX rates held for confirmation, oldest first."""
+    return list(FxRate.objects.filter(status=PriceStatus.UNCONFIRMED).order_by("observed_at", "pk"))
 
 
 def fx_to_hkd() -> dict[str, Decimal]:
@@ -209,6 +225,59 @@ def assets_freshness(
                 else f"{asset.symbol} is priced in {asset.currency}, and {fx.reason}"
             )
         result[asset.symbol] = Freshness(not reasons, "; ".join(reasons))
+    return result
+
+
+def price_doubts(assets: list[Asset]) -> dict[str, str]:
+    """The assets whose price may not be acted on because it is in doubt, with the reason: a newer price
+    of the asset, or a newer rate on the route of its currency to HKD, is held for confirmation (the one in use
+    may be wrong, or the held one may be); or the rate in use lies outside its pair's peg band and no person
+    confirmed it. A forced sale pauses on them (``financing.liquidation``)."""
+    rates = fx_rates_latest()
+    currents = dict(
+        CurrentPrice.objects.filter(asset_id__in=[a.pk for a in assets]).values_list(
+            "asset_id", "price__observed_at"
+        )
+    )
+    held = {}
+    for price in Price.objects.filter(status=PriceStatus.UNCONFIRMED, asset_id__in=[a.pk for a in assets]):
+        in_use = currents.get(price.asset_id)
+        if in_use is None or price.observed_at >= in_use:
+            held.setdefault(price.asset_id, price)
+    held_rates = {}
+    for rate in FxRate.objects.filter(status=PriceStatus.UNCONFIRMED).order_by("observed_at", "pk"):
+        in_use = rates.get((rate.currency, rate.quote))
+        if in_use is None or rate.observed_at >= in_use.observed_at:
+            held_rates.setdefault((rate.currency, rate.quote), rate)
+    result = {}
+    for asset in assets:
+        reasons = []
+        if asset.symbol in held:
+            price = held[asset.symbol]
+            reasons.append(
+                f"a price of {price.price.normalize():f} {price.currency} for {asset.symbol} awaits confirmation "
+                f"({price.held_reason})"
+            )
+        for pair in _fx_route(asset.currency, rates) or []:
+            if pair in held_rates:
+                rate = held_rates[pair]
+                reasons.append(
+                    f"a {pair[0]}/{pair[1]} rate of {rate.rate.normalize():f} awaits confirmation "
+                    f"({rate.held_reason})"
+                )
+            in_use = rates[pair]
+            peg = settings.FX_PEG_BANDS.get(f"{pair[0]}/{pair[1]}")
+            if (
+                peg is not None
+                and in_use.status != PriceStatus.CONFIRMED
+                and not peg[0] <= in_use.rate <= peg[1]
+            ):
+                reasons.append(
+                    f"the {pair[0]}/{pair[1]} rate in use, {in_use.rate.normalize():f}, is outside its peg band of "
+                    f"{peg[0].normalize():f}–{peg[1].normalize():f} and was not confirmed by a person"
+                )
+        if reasons:
+            result[asset.symbol] = "; ".join(reasons)
     return result
 
 

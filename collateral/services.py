@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -13,19 +14,23 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.approvals import ApprovalKind, approval_kind_register
-from accounts.audit import Actor, audit_event_record, snapshot
+from accounts.audit import Actor, actor_user, audit_event_record, snapshot
+from accounts.exceptions import FourEyesViolation
 from accounts.models import Client
 from accounts.services import approval_request_create
-from collateral.enums import AssetKind, MovementKind
+from collateral.calculations import peg_band_breach, price_band_breach
+from collateral.enums import USABLE_PRICE_STATUSES, AssetKind, MovementKind, PriceStatus
 from collateral.exceptions import AssetNotEligible, HaircutBelowFloor, UnsupportedCrypto
 from collateral.models import Asset, CollateralMovement, CollateralPool, CurrentPrice, FxRate, Price
 from collateral.selectors import assets_by_symbol
-from core.exceptions import InvalidInput
+from core.exceptions import InvalidInput, InvalidTransition, PermissionRefused
 from core.locks import lock_one
 from core.parsing import parse_amount, parse_fraction
 from core.validation import validate_model
 from ledger.enums import AccountKind, TransactionKind
 from ledger.services import LegSpec, account_for, firm_account, instrument_get_or_create, transaction_post
+
+logger = logging.getLogger(__name__)
 
 ASSET_FIELDS = [
     "name",
@@ -36,6 +41,7 @@ ASSET_FIELDS = [
     "concentration_limit",
     "eligible",
     "sale_rank",
+    "price_band",
 ]
 
 
@@ -56,6 +62,10 @@ def _check_crypto(symbol: str, kind: str, haircut: Decimal) -> None:
         )
 
 
+def _optional_band(value: Any) -> Decimal | None:
+    return None if value in (None, "") else parse_fraction(value, field="price_band", allow_zero=False)
+
+
 @transaction.atomic
 def asset_create(
     *,
@@ -70,6 +80,7 @@ def asset_create(
     concentration_limit: Any = None,
     eligible: bool = True,
     sale_rank: int = 100,
+    price_band: Any = None,
 ) -> Asset:
     symbol = symbol.strip().upper()
     if not symbol:
@@ -97,6 +108,7 @@ def asset_create(
         ),
         eligible=eligible,
         sale_rank=sale_rank,
+        price_band=_optional_band(price_band),
     )
     validate_model(asset)
     asset.save()
@@ -107,7 +119,7 @@ def asset_create(
 @transaction.atomic
 def asset_update(*, asset: Asset, actor: Actor, **changes: Any) -> Asset:
     """Everything but the haircut, which changes only through a four-eyes approval."""
-    allowed = {"name", "lot_size", "concentration_limit", "eligible", "sale_rank"}
+    allowed = {"name", "lot_size", "concentration_limit", "eligible", "sale_rank", "price_band"}
     if "haircut" in changes:
         raise InvalidInput("A haircut changes only through an approval request.", code="needs_approval")
     unknown = set(changes) - allowed
@@ -124,6 +136,8 @@ def asset_update(*, asset: Asset, actor: Actor, **changes: Any) -> Asset:
         )
     elif "concentration_limit" in changes:
         changes["concentration_limit"] = None
+    if "price_band" in changes:
+        changes["price_band"] = _optional_band(changes["price_band"])
     before = snapshot(asset, list(changes))
     for name, value in changes.items():
         setattr(asset, name, value)
@@ -202,6 +216,21 @@ def _observed(observed_at: datetime.datetime | None) -> datetime.datetime:
     return observed_at
 
 
+def _recorder(actor: Actor):
+    """The person recording a price (None for a system: an API key, the oracle): who may not confirm it."""
+    user = actor_user(actor)
+    return user if user is not None and user.pk is not None else None
+
+
+def _make_current(asset: Asset, record: Price, current: CurrentPrice | None) -> None:
+    """``record`` becomes the asset's current price unless a newer one is already current."""
+    if current is None:
+        CurrentPrice.objects.create(asset=asset, price=record)
+    elif current.price.observed_at <= record.observed_at:
+        current.price = record
+        current.save(update_fields=["price"])
+
+
 @transaction.atomic
 def price_record(
     *,
@@ -211,8 +240,12 @@ def price_record(
     actor: Actor,
     currency: str | None = None,
     observed_at: datetime.datetime | None = None,
+    band_check: bool = True,
 ) -> Price:
-    """Record an observed price; it becomes the current price unless a newer one is already current."""
+    """Record an observed price; it becomes the current price unless a newer one is already current. A price
+    further than the asset's band from the current one is held (``PriceStatus.UNCONFIRMED``) until a second
+    person confirms it (``price_confirm``), and used by nothing before. ``band_check=False`` is for the crypto
+    oracle, whose median of several venues is its own check."""
     if asset.kind == AssetKind.CASH:
         raise InvalidInput(f"{asset.symbol} is cash: its price is 1 {asset.currency}.")
     currency = currency or asset.currency
@@ -221,27 +254,60 @@ def price_record(
             f"{asset.symbol} is priced in {asset.currency}, not {currency}.", code="wrong_currency"
         )
     value = parse_amount(price, field="price", positive=True, decimals=10)
-    record = Price.objects.create(
-        asset=asset, price=value, currency=currency, source=source, observed_at=_observed(observed_at)
-    )
+    observed = _observed(observed_at)
     current = CurrentPrice.objects.select_for_update().select_related("price").filter(asset=asset).first()
-    if current is None:
-        CurrentPrice.objects.create(asset=asset, price=record)
-    elif current.price.observed_at <= record.observed_at:
-        current.price = record
-        current.save(update_fields=["price"])
+    held = None
+    if band_check:
+        band = asset.price_band if asset.price_band is not None else settings.PUSHED_PRICE_BAND
+        held = price_band_breach(current.price.price if current else None, value, band, unit=currency)
+    record = Price.objects.create(
+        asset=asset,
+        price=value,
+        currency=currency,
+        source=source,
+        observed_at=observed,
+        status=PriceStatus.UNCONFIRMED if held else PriceStatus.ACCEPTED,
+        held_reason=(held or "")[:300],
+        recorded_by=_recorder(actor),
+    )
+    if held:
+        logger.warning("The price %s of %s is held for confirmation: %s", value, asset.symbol, held)
+    else:
+        _make_current(asset, record, current)
     audit_event_record(
         actor=actor,
-        action="price.recorded",
+        action="price.held" if held else "price.recorded",
         target=asset,
         after={
             "price": str(value),
             "currency": currency,
             "source": source,
             "observed_at": record.observed_at,
+            **({"price_id": record.pk, "held_reason": held} if held else {}),
         },
     )
     return record
+
+
+def fx_rate_in_use(currency: str, quote: str) -> FxRate | None:
+    """The newest usable rate of the pair (the one the platform converts with)."""
+    return (
+        FxRate.objects.filter(currency=currency, quote=quote, status__in=USABLE_PRICE_STATUSES)
+        .order_by("-observed_at", "-pk")
+        .first()
+    )
+
+
+def fx_rate_doubt(currency: str, quote: str, rate: Decimal, previous: Decimal | None) -> str | None:
+    """Why a rate may not be used without a second person's confirmation: outside the pair's peg band, or
+    further than ``FX_RATE_BAND`` from the rate in use; None when neither."""
+    pair = f"{currency}/{quote}"
+    reasons = []
+    peg = settings.FX_PEG_BANDS.get(pair)
+    if peg is not None:
+        reasons.append(peg_band_breach(rate, *peg, pair=pair))
+    reasons.append(price_band_breach(previous, rate, settings.FX_RATE_BAND, unit=pair))
+    return "; ".join(reason for reason in reasons if reason) or None
 
 
 @transaction.atomic
@@ -253,24 +319,113 @@ def fx_rate_record(
     actor: Actor,
     quote: str = "HKD",
     observed_at: datetime.datetime | None = None,
+    band_check: bool = True,
 ) -> FxRate:
+    """Record an FX rate. One outside its pair's peg band (USD/HKD 7.75–7.85) or further than
+    ``FX_RATE_BAND`` from the rate in use is held until a second person confirms it (``fx_rate_confirm``)."""
     if currency not in settings.CURRENCIES or quote not in settings.CURRENCIES:
         raise InvalidInput(f"FX rates are kept for {', '.join(settings.CURRENCIES)} only.")
+    value = parse_amount(rate, field="rate", positive=True, decimals=10)
+    held = None
+    if band_check:
+        previous = fx_rate_in_use(currency, quote)
+        held = fx_rate_doubt(currency, quote, value, previous.rate if previous else None)
     record = FxRate(
         currency=currency,
         quote=quote,
-        rate=parse_amount(rate, field="rate", positive=True, decimals=10),
+        rate=value,
         source=source,
         observed_at=_observed(observed_at),
+        status=PriceStatus.UNCONFIRMED if held else PriceStatus.ACCEPTED,
+        held_reason=(held or "")[:300],
+        recorded_by=_recorder(actor),
     )
     validate_model(record)
     record.save()
+    if held:
+        logger.warning("The %s/%s rate %s is held for confirmation: %s", currency, quote, value, held)
     audit_event_record(
         actor=actor,
-        action="fx_rate.recorded",
+        action="fx_rate.held" if held else "fx_rate.recorded",
         target=record,
-        after={"pair": f"{currency}/{quote}", "rate": str(record.rate), "source": source},
+        after={
+            "pair": f"{currency}/{quote}",
+            "rate": str(record.rate),
+            "source": source,
+            **({"held_reason": held} if held else {}),
+        },
     )
+    return record
+
+
+def _held_decide(model, pk: int, *, actor: Actor, status: str, note: str):
+    """Lock a held price or rate and record the second person's decision on it (four-eyes)."""
+    user = actor_user(actor)
+    if user is None or not user.is_active or not user.has_perm("collateral.approve_price"):
+        raise PermissionRefused(
+            f"{getattr(user, 'username', 'This actor')} may not confirm or reject a held price or FX rate."
+        )
+    record = lock_one(model, pk)
+    if record.status != PriceStatus.UNCONFIRMED:
+        raise InvalidTransition(
+            f"{record} is {record.get_status_display().lower()}: only a held one is confirmed or rejected."
+        )
+    if record.recorded_by_id == user.pk:
+        raise FourEyesViolation(f"You recorded {record}; a second member of staff must confirm or reject it.")
+    before = snapshot(record, ["status"])
+    record.status, record.decided_by, record.decided_at = status, user, timezone.now()
+    record.save(update_fields=["status", "decided_by", "decided_at"])
+    return record, before, {"status": status, "held_reason": record.held_reason, "note": note}
+
+
+@transaction.atomic
+def price_confirm(*, price: Price, actor: Actor, note: str = "") -> Price:
+    """A second person confirms a held price: it is used from now on (current, unless a newer one is)."""
+    record, before, after = _held_decide(
+        Price, price.pk, actor=actor, status=PriceStatus.CONFIRMED, note=note
+    )
+    asset = record.asset
+    current = CurrentPrice.objects.select_for_update().select_related("price").filter(asset=asset).first()
+    _make_current(asset, record, current)
+    audit_event_record(
+        actor=actor,
+        action="price.confirmed",
+        target=asset,
+        before=before,
+        after={"price_id": record.pk, **after},
+    )
+    return record
+
+
+@transaction.atomic
+def price_reject(*, price: Price, actor: Actor, note: str = "") -> Price:
+    """A second person rejects a held price: it is never used."""
+    record, before, after = _held_decide(Price, price.pk, actor=actor, status=PriceStatus.REJECTED, note=note)
+    audit_event_record(
+        actor=actor,
+        action="price.rejected",
+        target=record.asset,
+        before=before,
+        after={"price_id": record.pk, **after},
+    )
+    return record
+
+
+@transaction.atomic
+def fx_rate_confirm(*, rate: FxRate, actor: Actor, note: str = "") -> FxRate:
+    """A second person confirms a held FX rate: it is used from now on, unless a newer one is."""
+    record, before, after = _held_decide(
+        FxRate, rate.pk, actor=actor, status=PriceStatus.CONFIRMED, note=note
+    )
+    audit_event_record(actor=actor, action="fx_rate.confirmed", target=record, before=before, after=after)
+    return record
+
+
+@transaction.atomic
+def fx_rate_reject(*, rate: FxRate, actor: Actor, note: str = "") -> FxRate:
+    """A second person rejects a held FX rate: it is never used."""
+    record, before, after = _held_decide(FxRate, rate.pk, actor=actor, status=PriceStatus.REJECTED, note=note)
+    audit_event_record(actor=actor, action="fx_rate.rejected", target=record, before=before, after=after)
     return record
 
 
@@ -425,9 +580,10 @@ def _check_price_row(row: PriceRow, assets: dict[str, Asset]) -> tuple[str, Any]
 
 
 @transaction.atomic
-def prices_record_bulk(*, rows: list[PriceRow], source: str, actor: Actor) -> dict[str, int]:
+def prices_record_bulk(*, rows: list[PriceRow], source: str, actor: Actor) -> dict[str, Any]:
     """Record securities prices and FX rates all together, or none: every bad row is listed by line and
-    reason, and a batch with any bad row is refused whole."""
+    reason, and a batch with any bad row is refused whole. A row far from the value in use is recorded but
+    held for confirmation, and listed under ``held`` with the reason."""
     if not rows:
         raise InvalidInput("There are no prices to record.", code="empty_batch")
     assets = assets_by_symbol([r.symbol.strip().upper() for r in rows if r.symbol])
@@ -438,15 +594,15 @@ def prices_record_bulk(*, rows: list[PriceRow], source: str, actor: Actor) -> di
         if isinstance(result, str):
             problems.append(RowProblem(line, (row.symbol or "").strip(), result))
         else:
-            checked.append((row, result))
+            checked.append((line, row, result))
     if problems:
         raise PriceBatchRefused(problems)
-    counts = {"prices": 0, "fx_rates": 0}
-    for row, meaning in checked:
+    counts: dict[str, Any] = {"prices": 0, "fx_rates": 0, "held": []}
+    for line, row, meaning in checked:
         row_source = row.source or source
         if meaning[0] == "fx":
             _, currency, quote, value, observed = meaning
-            fx_rate_record(
+            record = fx_rate_record(
                 currency=currency,
                 quote=quote,
                 rate=value,
@@ -455,10 +611,18 @@ def prices_record_bulk(*, rows: list[PriceRow], source: str, actor: Actor) -> di
                 observed_at=observed,
             )
             counts["fx_rates"] += 1
+            symbol = f"{currency}/{quote}"
         else:
             _, asset, value, observed = meaning
-            price_record(asset=asset, price=value, source=row_source, actor=actor, observed_at=observed)
+            record = price_record(
+                asset=asset, price=value, source=row_source, actor=actor, observed_at=observed
+            )
             counts["prices"] += 1
+            symbol = asset.symbol
+        if record.status == PriceStatus.UNCONFIRMED:
+            counts["held"].append(
+                {"line": line, "symbol": symbol, "price": value, "reason": record.held_reason}
+            )
     return counts
 
 
@@ -480,13 +644,20 @@ def price_rows_check(*, rows: list[PriceRow]) -> list[RowProblem]:
 @transaction.atomic
 def price_file_record(
     *, rows: list[PriceRow], file_name: str, file_sha256: str, actor: Actor
-) -> dict[str, int]:
+) -> dict[str, Any]:
     """Record an uploaded price file whole or not at all, and audit the file itself (name and digest)
     next to the audit event of every price and rate it brought."""
     counts = prices_record_bulk(rows=rows, source=f"file {file_name}"[:100], actor=actor)
     audit_event_record(
         actor=actor,
         action="price_file.recorded",
-        after={"file": file_name, "sha256": file_sha256, "rows": len(rows), **counts},
+        after={
+            "file": file_name,
+            "sha256": file_sha256,
+            "rows": len(rows),
+            "prices": counts["prices"],
+            "fx_rates": counts["fx_rates"],
+            "held": len(counts["held"]),
+        },
     )
     return counts

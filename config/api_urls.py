@@ -1,5 +1,7 @@
-"""``/api/v1/`` resources, ``/api/schema/`` (OpenAPI 3) and ``/api/docs/`` (Swagger UI, served offline)."""
+"""``/api/v1/`` resources, ``/api/schema/`` (OpenAPI 3) and ``/api/docs/`` (Swagger UI, served offline); the
+schema and the docs to authenticated callers only."""
 
+from django.contrib.auth.decorators import login_required
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
@@ -50,7 +52,11 @@ router.register("events", EventViewSet, basename="event")
 urlpatterns = [
     path("v1/", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
+    path(
+        "docs/",
+        login_required(SpectacularSwaggerSplitView.as_view(url_name="schema"), login_url="rest_framework:login"),
+        name="docs",
+    ),
     path("auth/", include("rest_framework.urls")),
     re_path(r"^[\s\S]*$", not_found),  # any other path, newlines and all
 ]

@@ -6,15 +6,26 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from django.contrib import admin, messages
-from django.db import transaction
+from django.db import models, transaction
 from django.http import HttpResponseRedirect
+from djmoney.models.fields import MoneyField
 
 from core.exceptions import DomainError
+from core.forms import PlainDecimalField, PlainMoneyField
+
+# Every decimal and money column edited in the admin takes plain ASCII decimals only.
+PLAIN_AMOUNTS = {
+    models.DecimalField: {"form_class": PlainDecimalField},
+    MoneyField: {"form_class": PlainMoneyField},
+}
 
 
 class ServiceAdminMixin:
     """Shows a service's refusal (``DomainError``) as an error message on the same page. The whole
-    request ran in one transaction, so nothing of the refused change was written."""
+    request ran in one transaction, so nothing of the refused change was written. Amounts are plain ASCII
+    decimals (``PLAIN_AMOUNTS``)."""
+
+    formfield_overrides = PLAIN_AMOUNTS
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         try:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, migrations, models
+from django.db import connection, migrations, models, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from djmoney.models.fields import CurrencyField, MoneyField
@@ -294,3 +294,55 @@ def id_in(field: str, ids) -> models.Q:
         unnest = sql_file(__file__, "db.sql", "unnest_ids")
         return models.Q(**{f"{field}__in": RawSQL(unnest, [bigint_array(ids)])})
     return models.Q(**{f"{field}__in": ids})
+
+
+# --- the application's database role ------------------------------------------------------------------
+
+
+def append_only_tables(connection) -> list[str]:
+    """The tables ``append_only`` guards, found by their triggers."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE t.tgname = c.relname || '_append_only' AND NOT t.tgisinternal ORDER BY 1"
+        )
+        return [name for (name,) in cursor.fetchall()]
+
+
+# Tables the application reads but never writes: the database keeps them (ledger migration 0003).
+READ_ONLY_TABLES = ("ledger_balance",)
+
+
+def app_role_grant(connection, role: str) -> None:
+    """Give ``role`` (the application's) exactly what the application does on the tables the migrations made,
+    run as their owner after every ``migrate``: read and write rows, draw keys from sequences; on append-only
+    tables only read and insert; on the balance projection only read. No TRUNCATE, no TRIGGER, no
+    REFERENCES, and no DDL: the role owns nothing, and may not create in the schema (docs/database-roles.md)."""
+    if connection.vendor != "postgresql":
+        return
+    quote = connection.ops.quote_name
+    role = quote(role)
+    with (
+        transaction.atomic(using=connection.alias),
+        connection.cursor() as cursor,
+    ):  # no moment without grants
+        cursor.execute("SELECT current_schema()")
+        schema = quote(cursor.fetchone()[0])
+        statements = [
+            f"REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC",
+            f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role}",
+            f"GRANT USAGE ON SCHEMA {schema} TO {role}",
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}",
+            f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}",
+        ]
+        statements += [
+            f"REVOKE UPDATE, DELETE ON {quote(t)} FROM {role}" for t in append_only_tables(connection)
+        ]
+        existing = set(connection.introspection.table_names(cursor))
+        statements += [
+            f"REVOKE INSERT, UPDATE, DELETE ON {quote(t)} FROM {role}"
+            for t in READ_ONLY_TABLES
+            if t in existing
+        ]
+        for statement in statements:
+            cursor.execute(statement)

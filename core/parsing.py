@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_DOWN, Decimal, InvalidOperation, localcontext
 from typing import Any
 
@@ -13,6 +14,18 @@ from core.money import places, to_decimal
 # The widest column (ledger quantities, 40 digits with 18 places) holds 22 digits before the point.
 MAX_WHOLE_DIGITS = 22
 
+# How an amount is written, everywhere (API, forms, files): ASCII digits with an optional point and an
+# optional minus. No exponent ("1e5"), no spaces, no thousands separators, no other script's digits — all of
+# which ``Decimal()`` would read without a word.
+DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
+_DECIMAL_RE = re.compile(DECIMAL_PATTERN.strip("^$"))
+PLAIN_DECIMAL_WORDS = "plain digits with an optional decimal point, e.g. 1250.50"
+
+
+def is_plain_decimal(text: str) -> bool:
+    """Whether ``text`` is an amount written as ``DECIMAL_PATTERN`` says, and nothing else."""
+    return _DECIMAL_RE.fullmatch(text) is not None
+
 
 def parse_amount(
     value: Any,
@@ -23,7 +36,13 @@ def parse_amount(
     unit: str = "decimal",
 ) -> Decimal:
     """A string, int or Decimal read exactly. Refuses floats, nonsense, infinities, negatives (or, with
-    ``positive``, zero) and more than ``decimals`` places."""
+    ``positive``, zero) and more than ``decimals`` places. A string must be a plain ASCII decimal."""
+    if isinstance(value, str) and not is_plain_decimal(value):
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        raise InvalidInput(
+            f"{field}: {shown!r} is not an amount ({PLAIN_DECIMAL_WORDS}).",
+            details={field: ["not an amount"]},
+        )
     try:
         amount = to_decimal(value)
     except TypeError as error:

@@ -251,9 +251,12 @@ def seed_forced_sale_demo(staff: dict[str, User], progress: Progress) -> None:
         collateral_deposit(
             pool=pool, asset=btc, quantity="3", actor=staff["ops"], external_reference="DEMO-DEMO07-BTC"
         )
-        price_record(asset=btc, price="150000", source="demo: before the fall", actor=staff["ops"])
+        # The crypto oracle's moves, which no pushed-price band holds back (band_check=False).
+        price_record(
+            asset=btc, price="150000", source="demo: before the fall", actor=staff["ops"], band_check=False
+        )
         drawdown_create(facility=facility, amount="1190000", actor=staff["credit"])  # 85% of 1,404,000
-        price_record(asset=btc, price=DEMO_PRICES["BTC"], source="demo", actor=staff["ops"])
+        price_record(asset=btc, price=DEMO_PRICES["BTC"], source="demo", actor=staff["ops"], band_check=False)
     progress(
         f"facility {facility.reference} for {client.name}: drew HK$1,190,000 against 3 BTC at US$150,000; "
         f"at US${DEMO_PRICES['BTC']} it is past the forced-sale threshold (a sale runs once `make run` is up)"

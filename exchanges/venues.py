@@ -188,3 +188,15 @@ def sale_venue_config(config: Mapping[str, Any] | None = None) -> SaleVenueConfi
         api_key=config.get("api_key") or None,
         secret=config.get("secret") or None,
     )
+
+
+def venues_check() -> None:
+    """Refuse to start without the venues production needs: at least ``PRICE_QUORUM`` price venues (fewer,
+    and every crypto price would be stale) and a forced-sale venue, each configured correctly."""
+    venues = price_venues()
+    if len(venues) < settings.PRICE_QUORUM:
+        raise ImproperlyConfigured(
+            f"PRICE_VENUES names {len(venues)} venue(s), fewer than PRICE_QUORUM ({settings.PRICE_QUORUM}): "
+            "no crypto price could ever be confirmed."
+        )
+    sale_venue_config()

@@ -166,5 +166,6 @@ FORCED_SALE_TRANSITIONS: dict[str, set[str]] = {
 class PauseReason(models.TextChoices):
     KILL_SWITCH = "kill_switch", "Kill switch engaged"
     STALE_PRICE = "stale_price", "Price stale"
+    UNCONFIRMED_PRICE = "unconfirmed_price", "Price awaiting confirmation"
     PRICE_BAND = "price_band", "Fill price outside the band"
     VENUE_ERRORS = "venue_errors", "Venue kept failing"

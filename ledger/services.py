@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.db import transaction as db_transaction
 
 from accounts.audit import Actor, actor_label
@@ -89,7 +89,9 @@ def _check_legs(legs: list[LegSpec]) -> None:
 
 
 def _apply_to_balances(legs: list[LegSpec]) -> None:
-    """Add the legs to the balance projection with one upsert, then refuse a holding below zero."""
+    """Add the legs to the balance projection, then refuse a holding below zero. On PostgreSQL the database
+    has added them already, as the legs were inserted (ledger migration 0003): the balances are only read
+    back. Elsewhere (the embedded SQLite) with one upsert here."""
     deltas: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
     accounts: dict[int, Account] = {}
     for leg in legs:
@@ -100,15 +102,26 @@ def _apply_to_balances(legs: list[LegSpec]) -> None:
     ]
     if not rows:
         return
-    values = ", ".join(["(%s, %s, %s)"] * len(rows))
-    params = [value for row in rows for value in row]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO ledger_balance (account_id, instrument_id, amount) VALUES {values} "
-            "ON CONFLICT (account_id, instrument_id) DO UPDATE SET amount = ledger_balance.amount + excluded.amount "
-            "RETURNING account_id, instrument_id, amount",
-            params,
-        )
+        if connection.vendor == "postgresql":
+            checked = [
+                (a, c) for a, c, amount in rows if amount < 0 and accounts[a].kind in NON_NEGATIVE_KINDS
+            ]
+            if not checked:
+                return
+            cursor.execute(
+                "SELECT account_id, instrument_id, amount FROM ledger_balance "
+                "WHERE (account_id, instrument_id) IN (SELECT * FROM unnest(%s::bigint[], %s::text[]))",
+                [[a for a, _ in checked], [c for _, c in checked]],
+            )
+        else:
+            values = ", ".join(["(%s, %s, %s)"] * len(rows))
+            cursor.execute(
+                f"INSERT INTO ledger_balance (account_id, instrument_id, amount) VALUES {values} "
+                "ON CONFLICT (account_id, instrument_id) DO UPDATE SET amount = ledger_balance.amount + "
+                "excluded.amount RETURNING account_id, instrument_id, amount",
+                [value for row in rows for value in row],
+            )
         results = cursor.fetchall()
     for account_id, code, amount in results:
         account = accounts[account_id]
@@ -161,19 +174,27 @@ def transaction_post(
 @db_transaction.atomic
 def transaction_reverse(*, transaction: Transaction, actor: Actor | None, memo: str = "") -> Transaction:
     """Correct a transaction by posting its mirror image. A transaction is reversed at most once."""
-    original = Transaction.objects.select_for_update().get(pk=transaction.pk)
+    # Not locked (the application may not lock rows of an append-only table: that takes UPDATE privilege):
+    # one reversal per transaction is a unique key, and a second reversal racing this one fails on it.
+    original = Transaction.objects.get(pk=transaction.pk)
     if original.reverses_id is not None:
         raise AlreadyReversed(f"Transaction #{original.pk} is itself a reversal; post the correction anew.")
+    already = AlreadyReversed(f"Transaction #{original.pk} has already been reversed.")
     if Transaction.objects.filter(reverses=original).exists():
-        raise AlreadyReversed(f"Transaction #{original.pk} has already been reversed.")
+        raise already
     legs = [
         LegSpec(account=leg.account, instrument=leg.instrument_id, amount=-leg.amount)
         for leg in original.legs.select_related("account")
     ]
-    return transaction_post(
-        kind=TransactionKind.REVERSAL,
-        legs=legs,
-        memo=memo or f"Reversal of #{original.pk}: {original.memo}",
-        actor=actor,
-        reverses=original,
-    )
+    try:
+        return transaction_post(
+            kind=TransactionKind.REVERSAL,
+            legs=legs,
+            memo=memo or f"Reversal of #{original.pk}: {original.memo}",
+            actor=actor,
+            reverses=original,
+        )
+    except IntegrityError:
+        if Transaction.objects.filter(reverses=original).exists():  # the race was lost
+            raise already from None
+        raise

@@ -152,10 +152,12 @@ class WebhookEndpointAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Deactivate the selected endpoints", permissions=["change"])
     def deactivate(self, request, queryset):
-        run_for_each(
-            self,
-            request,
-            queryset,
-            lambda endpoint: webhook_endpoint_deactivate(endpoint=endpoint, actor=request.user),
-            "endpoint(s) deactivated",
-        )
+        def deactivate(endpoint):
+            done = webhook_endpoint_deactivate(endpoint=endpoint, actor=request.user)
+            self.message_user(
+                request,
+                f"{endpoint.name}: deactivated; {done.messages_cancelled} queued message(s) cancelled.",
+                level=messages.SUCCESS,
+            )
+
+        run_for_each(self, request, queryset, deactivate, "endpoint(s) deactivated")

@@ -1,5 +1,5 @@
-"""Where webhooks may go: public addresses and the broker's trusted hosts only, checked at registration
-and pinned at delivery, against server-side request forgery (docs/api.md, "Webhooks")."""
+"""Where webhooks may go: public addresses and the broker's trusted hosts only, refused at registration as at
+delivery and pinned at delivery, against server-side request forgery (docs/api.md, "Webhooks")."""
 
 from __future__ import annotations
 
@@ -70,6 +70,17 @@ def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return address
 
 
+def refused_at_delivery(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether delivery would refuse ``address`` (requests-hardened's rule: private, multicast, or in its list
+    of special ranges — NAT64, 6to4, CG-NAT and the others), or Python does not count it as global."""
+    return (
+        not address.is_global
+        or address.is_private
+        or address.is_multicast
+        or any(address in network for network in ip_filter.EXTRA_BLOCKED_NET_RANGES)
+    )
+
+
 def is_trusted(host: str) -> bool:
     """Whether ``host`` (a URL's host: a name or an address) is one of the broker's own systems."""
     names, networks = _trusted(tuple(settings.WEBHOOK_TRUSTED_HOSTS))
@@ -92,7 +103,9 @@ def url_refusal(url: str) -> str | None:
     address = _address(host)
     if host == "localhost" or host.endswith(".localhost"):
         what = "this machine"
-    elif address is not None and (not address.is_global or any(address in n for n in SPECIAL_NETWORKS)):
+    elif address is not None and address.is_multicast:
+        what = "a multicast address"
+    elif address is not None and refused_at_delivery(address):
         what = "a private or reserved address"
     else:
         return None

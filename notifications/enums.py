@@ -10,3 +10,4 @@ class DeliveryStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     DELIVERED = "delivered", "Delivered"
     FAILED = "failed", "Failed (gave up; needs a person)"
+    CANCELLED = "cancelled", "Cancelled (the endpoint was deactivated)"

@@ -357,7 +357,7 @@ def backoff(attempts: int) -> datetime.timedelta:
 
 def outbox_deliver(*, message_id: int) -> str:
     """Deliver one message if it is pending and due. Returns what happened: delivered, retry, failed,
-    or skipped (not due, already done, or being sent by another worker)."""
+    cancelled (its endpoint was deactivated), or skipped (not due, already done, or being sent by another worker)."""
     with transaction.atomic():
         message = (
             OutboxMessage.objects.select_for_update(skip_locked=True, of=("self",))
@@ -367,6 +367,11 @@ def outbox_deliver(*, message_id: int) -> str:
         )
         if message is None:
             return "skipped"
+        if message.endpoint is not None and not message.endpoint.is_active:  # deactivated since it was queued
+            message.status = DeliveryStatus.CANCELLED
+            message.last_error = "cancelled: the endpoint is deactivated"
+            message.save(update_fields=["status", "last_error"])
+            return "cancelled"
         message.attempts += 1
         try:
             _send(message)
@@ -408,11 +413,13 @@ def outbox_due_ids(*, limit: int = 500) -> list[int]:
 
 
 def outbox_retry_failed(*, message: OutboxMessage) -> OutboxMessage:
-    """Staff put a failed message back in the queue (after fixing the endpoint, say)."""
+    """Staff put a failed message back in the queue (after fixing the endpoint, say); never one for a
+    deactivated endpoint."""
     with transaction.atomic():
         updated = (
             OutboxMessage.objects.filter(pk=message.pk)
             .filter(~Q(status=DeliveryStatus.DELIVERED))
+            .filter(Q(endpoint__isnull=True) | Q(endpoint__is_active=True))
             .update(status=DeliveryStatus.PENDING, next_attempt_at=timezone.now(), attempts=0)
         )
         if updated:

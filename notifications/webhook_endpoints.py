@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.audit import Actor, audit_event_record, snapshot
 from core.exceptions import InvalidInput, InvalidTransition
 from core.locks import lock_one
 from core.validation import validate_model
 from notifications.egress import url_refusal
-from notifications.models import WebhookEndpoint
+from notifications.enums import DeliveryStatus
+from notifications.models import OutboxMessage, WebhookEndpoint
 
 ENDPOINT_FIELDS = ["name", "url", "event_types", "is_active"]
 EVENT_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
@@ -109,19 +112,32 @@ def webhook_endpoint_update(*, endpoint: WebhookEndpoint, actor: Actor, **change
     return endpoint
 
 
+@dataclass(frozen=True)
+class Deactivation:
+    endpoint: WebhookEndpoint
+    messages_cancelled: int  # queued for it and never to be sent now
+
+
 @transaction.atomic
-def webhook_endpoint_deactivate(*, endpoint: WebhookEndpoint, actor: Actor) -> WebhookEndpoint:
-    """Stop sending to an endpoint. The row stays: messages already sent to it keep their history."""
+def webhook_endpoint_deactivate(*, endpoint: WebhookEndpoint, actor: Actor) -> Deactivation:
+    """Stop sending to an endpoint, including the messages already queued for it (retries too): they are
+    cancelled, and counted. The row stays: messages already sent to it keep their history."""
     endpoint = lock_one(WebhookEndpoint, endpoint.pk)
     if not endpoint.is_active:
         raise InvalidTransition(f"Webhook endpoint {endpoint.name} is already deactivated.")
     endpoint.is_active = False
     endpoint.save(update_fields=["is_active"])
+    # A message a worker is sending right now is locked: this waits for it (a webhook's timeout at most),
+    # then finds it delivered or still pending.
+    cancelled = OutboxMessage.objects.filter(endpoint=endpoint, status=DeliveryStatus.PENDING).update(
+        status=DeliveryStatus.CANCELLED,
+        last_error=f"cancelled: the endpoint was deactivated at {timezone.now().isoformat()}",
+    )
     audit_event_record(
         actor=actor,
         action="webhook_endpoint.deactivated",
         target=endpoint,
         before={"is_active": True},
-        after={"is_active": False},
+        after={"is_active": False, "messages_cancelled": cancelled},
     )
-    return endpoint
+    return Deactivation(endpoint=endpoint, messages_cancelled=cancelled)

@@ -54,7 +54,14 @@ def environment() -> dict[str, str]:
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", os.environ["REDIS_URL"]),
         "LOG_LEVEL": "WARNING",
+        # Production refuses to start without venues; the load test asks none (no oracle, no sale runs).
+        "PRICE_VENUES": json.dumps([BENCH_VENUE, {**BENCH_VENUE, "name": "bench-2"}]),
+        "FORCED_SALE_VENUE": json.dumps(BENCH_VENUE),
+        "DJANGO_SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback
     }
+
+
+BENCH_VENUE = {"name": "bench-1", "exchange": "bitstamp", "markets": {"BTC": "BTC/USD"}}
 
 
 # --- seeding (through the services, as the platform itself does it) --------------------------------
@@ -342,8 +349,15 @@ def main() -> int:
     env = environment()
     os.environ.update(env)
     say("==> migrating, collecting static files")
+    migrate_env = {
+        **env,
+        "DATABASE_URL": os.environ.get("DATABASE_OWNER_URL", env["DATABASE_URL"]),
+    }  # the owner
     subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, env=env, check=True
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+        cwd=ROOT,
+        env=migrate_env,
+        check=True,
     )
     import django
 

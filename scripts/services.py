@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Run a command with a throwaway PostgreSQL and Redis on loopback, then stop them — also when the
 command fails or is interrupted: ``python scripts/services.py -- pytest -q`` (docs/operations.md).
-``--need chromium`` and ``--need xgettext`` install the browser tests' tools the same way as the servers.
+``DATABASE_URL`` connects as the application's role, ``DATABASE_OWNER_URL`` as the owner of the tables (who
+migrates). ``--need chromium`` and ``--need xgettext`` install the browser tests' tools the same way.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ DEBIAN_PACKAGES = ["postgresql", "redis-server"]
 # Tools a command may ask for with --need: the program looked for, and the Debian packages that bring it.
 # Chromium comes with CJK fonts so that pages in Traditional Chinese render in screenshots.
 NEEDS = {"chromium": ["chromium", "fonts-noto-cjk"], "xgettext": ["gettext"]}
+
+OWNER_ROLE, APP_ROLE = "margin_owner", "margin_app"
 
 
 def say(message: str) -> None:
@@ -117,8 +120,9 @@ def wait_for_port(port: int, what: str, process: subprocess.Popen | None, second
 
 
 class Services:
-    def __init__(self, bindir: Path, redis: str, settings: Sequence[str] = ()):
+    def __init__(self, bindir: Path, redis: str, settings: Sequence[str] = (), as_owner: bool = False):
         self.bindir, self.redis_binary, self.settings = bindir, redis, list(settings)
+        self.as_owner = as_owner
         self.workdir = Path(tempfile.mkdtemp(prefix="margin-services-"))
         self.pg_port, self.redis_port = free_port(), free_port()
         self.pgdata = self.workdir / "pgdata"
@@ -152,10 +156,18 @@ class Services:
             stdout=subprocess.DEVNULL, check=True,
         )  # fmt: skip
         self.pg_started = True
-        self._pg(
-            "psql", "-h", "127.0.0.1", "-p", str(self.pg_port), "-U", "postgres", "-q", "-c", "CREATE DATABASE margin",
-            check=True,
-        )  # fmt: skip
+        # Two roles, as in production (docs/database-roles.md): the owner of the database and its tables, which
+        # runs the migrations (and creates the test database: CREATEDB), and the application's, which owns
+        # nothing and gets what the application does after every migrate (core.db.app_role_grant).
+        for statement in (
+            f"CREATE ROLE {OWNER_ROLE} LOGIN CREATEDB",
+            f"CREATE ROLE {APP_ROLE} LOGIN",
+            f"CREATE DATABASE margin OWNER {OWNER_ROLE}",
+        ):
+            self._pg(
+                "psql", "-h", "127.0.0.1", "-p", str(self.pg_port), "-U", "postgres", "-q", "-c", statement,
+                check=True,
+            )  # fmt: skip
         self.redis = subprocess.Popen(
             [self.redis_binary, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.workdir)],
@@ -164,8 +176,11 @@ class Services:
         wait_for_port(self.redis_port, "redis-server", self.redis)
         version = self._pg("postgres", "--version", capture_output=True, text=True).stdout.strip()
         say(f"{version} on 127.0.0.1:{self.pg_port}, Redis on 127.0.0.1:{self.redis_port}")
+        database = f"127.0.0.1:{self.pg_port}/margin"
         return {
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:{self.pg_port}/margin",
+            "DATABASE_URL": f"postgres://{OWNER_ROLE if self.as_owner else APP_ROLE}@{database}",
+            "DATABASE_OWNER_URL": f"postgres://{OWNER_ROLE}@{database}",
+            "DATABASE_APP_ROLE": APP_ROLE,
             "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "CELERY_BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0",
         }
@@ -201,6 +216,12 @@ def main() -> int:
         choices=sorted(NEEDS),
         help="a program the command needs, installed from Debian when missing and root (repeatable)",
     )
+    parser.add_argument(
+        "--as-owner",
+        action="store_true",
+        help="DATABASE_URL connects as the owner of the tables, not as the application (benchmarks that "
+        "migrate, vacuum and seed in bulk)",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command to run, after --")
     args = parser.parse_args()
     command = [part for part in args.command if part != "--"] if args.command[:1] == ["--"] else args.command
@@ -211,7 +232,7 @@ def main() -> int:
         if not name.replace("_", "").replace(".", "").isalnum() or not value:
             parser.error(f"--pg-setting wants NAME=VALUE, not {setting!r}")
     ensure_tools(args.need)
-    services = Services(*ensure_binaries(), settings=args.pg_setting)
+    services = Services(*ensure_binaries(), settings=args.pg_setting, as_owner=args.as_owner)
 
     def interrupted(signum, frame):
         raise KeyboardInterrupt

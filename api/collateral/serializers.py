@@ -104,9 +104,21 @@ class PricesIn(serializers.Serializer):
     prices = serializers.ListField(child=PriceRowIn(), min_length=1, max_length=1000)
 
 
+class HeldPriceOut(serializers.Serializer):
+    line = serializers.IntegerField(help_text="the item's place in the list, from 1")
+    symbol = serializers.CharField()
+    price = PlainDecimalOutField()
+    reason = serializers.CharField()
+
+
 class PricesRecordedOut(serializers.Serializer):
     prices_recorded = serializers.IntegerField()
     fx_rates_recorded = serializers.IntegerField()
+    held = HeldPriceOut(
+        many=True,
+        help_text="recorded, but too far from the value in use (or outside a peg band): not used until a second "
+        "person confirms them in the staff admin",
+    )
 
 
 class FxRateOut(serializers.ModelSerializer):

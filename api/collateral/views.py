@@ -29,7 +29,7 @@ from api.filters import BooleanFilter, FilterSet, IdFilter, TimeFilter
 from api.permissions import Rule
 from api.views import ApiViewSet, validated
 from collateral.custody import custody_holding_receive, custody_holding_release
-from collateral.enums import AssetKind, CustodyMovementKind
+from collateral.enums import USABLE_PRICE_STATUSES, AssetKind, CustodyMovementKind
 from collateral.models import Asset, CurrentPrice, CustodyMovement, FxRate
 from collateral.services import PriceRow, asset_create, prices_record_bulk
 from ledger.enums import AccountKind
@@ -120,10 +120,12 @@ class PriceViewSet(mixins.ListModelMixin, ApiViewSet):
             for index, row in enumerate(data["prices"], start=1)
         ]
         counts = prices_record_bulk(rows=rows, source=data["source"], actor=self.caller.actor)
-        return Response(
-            {"prices_recorded": counts["prices"], "fx_rates_recorded": counts["fx_rates"]},
-            status=status.HTTP_201_CREATED,
-        )
+        body = {
+            "prices_recorded": counts["prices"],
+            "fx_rates_recorded": counts["fx_rates"],
+            "held": counts["held"],
+        }
+        return Response(PricesRecordedOut(body).data, status=status.HTTP_201_CREATED)
 
 
 class FxRateFilter(FilterSet):
@@ -146,7 +148,8 @@ class FxRateViewSet(mixins.ListModelMixin, ApiViewSet):
     ordering = ["currency", "quote"]
 
     def get_queryset(self):
-        newest = FxRate.objects.filter(currency=OuterRef("currency"), quote=OuterRef("quote")).order_by(
+        usable = FxRate.objects.filter(status__in=USABLE_PRICE_STATUSES)  # never one held for confirmation
+        newest = usable.filter(currency=OuterRef("currency"), quote=OuterRef("quote")).order_by(
             "-observed_at", "-pk"
         )
         return FxRate.objects.filter(pk=Subquery(newest.values("pk")[:1]))

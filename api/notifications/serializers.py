@@ -17,6 +17,16 @@ class WebhookEndpointOut(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class WebhookEndpointDeactivatedOut(WebhookEndpointOut):
+    messages_cancelled = serializers.IntegerField(
+        read_only=True, help_text="messages that were queued for the endpoint (retries too), now never sent"
+    )
+
+    class Meta(WebhookEndpointOut.Meta):
+        fields = [*WebhookEndpointOut.Meta.fields, "messages_cancelled"]
+        read_only_fields = fields
+
+
 class WebhookEndpointCreatedOut(WebhookEndpointOut):
     secret = serializers.CharField(
         read_only=True, help_text="the HMAC-SHA256 signing secret: shown here once, never again"

@@ -14,6 +14,7 @@ from api.notifications.serializers import (
     EventOut,
     WebhookEndpointChange,
     WebhookEndpointCreatedOut,
+    WebhookEndpointDeactivatedOut,
     WebhookEndpointIn,
     WebhookEndpointOut,
 )
@@ -67,11 +68,17 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, A
         )
         return Response(WebhookEndpointOut(endpoint).data)
 
-    @extend_schema(request=None, responses=WebhookEndpointOut, summary="Stop sending to an endpoint")
+    @extend_schema(
+        request=None,
+        responses=WebhookEndpointDeactivatedOut,
+        summary="Stop sending to an endpoint, and cancel what is queued for it",
+    )
     @action(detail=True, methods=["post"])
     def deactivate(self, request, pk=None):
-        endpoint = webhook_endpoint_deactivate(endpoint=self.get_object(), actor=self.caller.actor)
-        return Response(WebhookEndpointOut(endpoint).data)
+        done = webhook_endpoint_deactivate(endpoint=self.get_object(), actor=self.caller.actor)
+        return Response(
+            {**WebhookEndpointOut(done.endpoint).data, "messages_cancelled": done.messages_cancelled}
+        )
 
 
 class EventFilter(FilterSet):

@@ -84,6 +84,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
     }
 
+# Two PostgreSQL roles (docs/database-roles.md): migrations run as the owner of the tables; the application
+# connects as this role, which every ``migrate`` grants exactly what the application does. Empty: one role.
+DATABASE_APP_ROLE = env("DATABASE_APP_ROLE", default="")
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "web:sign_in"
@@ -192,6 +196,16 @@ CELERY_TASK_TIME_LIMIT = 90
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A request queues its tasks after its commit: with the broker down it gives up within a few seconds (logged;
+# the periodic pick-ups do the work) rather than holding the answer (docs/resilience.md).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2}
 
 # --- Notifications ------------------------------------------------------------------------------
 # Staff alerts go to these addresses; when empty, to active risk and credit officers with an e-mail.
@@ -223,6 +237,8 @@ SWEEP_POSTING_LOOKBACK_SECONDS = env.int("SWEEP_POSTING_LOOKBACK_SECONDS", defau
 # the market per asset (docs/exchanges.md). None unless configured: the demo's fake venues are the
 # local and test settings' default (demo/venues.py).
 PRICE_VENUES = env.json("PRICE_VENUES", default=[])
+# Production checks PRICE_VENUES and FORCED_SALE_VENUE when it starts and refuses to start without venues.
+VENUES_CHECKED_AT_START = False
 # A crypto quote older than this is dropped; a crypto price the oracle has not confirmed for this long
 # is stale. Refresh more often than this.
 PRICE_STALENESS_SECONDS = env.int("PRICE_STALENESS_SECONDS", default=60)
@@ -236,6 +252,17 @@ SECURITY_PRICE_MAX_AGE = datetime.timedelta(
     seconds=env.int("SECURITY_PRICE_MAX_AGE_SECONDS", default=4 * 24 * 3600)
 )
 FX_MAX_AGE = datetime.timedelta(seconds=env.int("FX_MAX_AGE_SECONDS", default=4 * 24 * 3600))
+# Sanity checks on prices and FX rates typed or pushed by people and systems (not the crypto oracle, which
+# has its own band and quorum): one further than the band from the one in use, or an FX rate of a pegged pair
+# outside its peg band, is held until a second person confirms it, and is never used before (docs/prices.md).
+# A security's own band (Asset.price_band) wins over PUSHED_PRICE_BAND.
+PUSHED_PRICE_BAND = Decimal(env("PUSHED_PRICE_BAND", default="0.25"))
+FX_RATE_BAND = Decimal(env("FX_RATE_BAND", default="0.05"))
+# "CURRENCY/QUOTE": [lowest, highest]. The Hong Kong dollar's Linked Exchange Rate System: 7.75–7.85 HKD per USD.
+FX_PEG_BANDS = {
+    pair: (Decimal(low), Decimal(high))
+    for pair, (low, high) in env.json("FX_PEG_BANDS", default={"USD/HKD": ["7.75", "7.85"]}).items()
+}
 
 # --- REST API ----------------------------------------------------------------------------------
 INSTALLED_APPS += [
@@ -257,7 +284,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["api.permissions.CallerAccess"],
     "DEFAULT_THROTTLE_CLASSES": ["api.throttling.CredentialRateThrottle"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.JSONParser"],  # duplicate keys and deep nesting refused
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -282,6 +309,9 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema maps every operation and field of the platform: callers with a key or a login only (the docs
+    # page sends a browser to log in first, config/api_urls.py).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

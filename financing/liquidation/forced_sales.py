@@ -16,7 +16,7 @@ from accounts.audit import SYSTEM, Actor, AuditSpec, actor_user, audit_events_re
 from collateral.calculations import WIDE, forced_sale_plan
 from collateral.enums import AssetKind
 from collateral.models import Asset, CollateralPool
-from collateral.selectors import fx_to_hkd, pool_holdings, position_inputs, price_freshness
+from collateral.selectors import fx_to_hkd, pool_holdings, position_inputs, price_doubts, price_freshness
 from core.exceptions import InvalidInput, InvalidTransition, PermissionRefused
 from core.locks import lock_one
 from core.money import CENT, HKD, format_hkd, format_percent
@@ -43,7 +43,12 @@ from notifications.services import EventSpec, events_record
 logger = logging.getLogger(__name__)
 
 
-AUTO_RESUMING = (PauseReason.KILL_SWITCH, PauseReason.STALE_PRICE)
+AUTO_RESUMING = (PauseReason.KILL_SWITCH, PauseReason.STALE_PRICE, PauseReason.UNCONFIRMED_PRICE)
+RESUMED_WORDS = {
+    PauseReason.KILL_SWITCH: "kill switch lifted",
+    PauseReason.STALE_PRICE: "prices fresh again",
+    PauseReason.UNCONFIRMED_PRICE: "no price or rate awaits confirmation any more",
+}
 
 
 def quantity_words(quantity: Decimal, symbol: str) -> str:
@@ -147,21 +152,20 @@ def _client_order_id(sale: ForcedSale, number: int) -> str:
     return f"FS{sale.pk}-{number}"
 
 
-def _stale_assets(symbols) -> dict[str, str]:
+def _prices_in_doubt(sale: ForcedSale, symbols, actor: Actor, venue: SaleVenue | None = None) -> bool:
+    """Re-check every price and rate the sale of ``symbols`` depends on, just before orders go out: when a
+    stale one or one in doubt (``price_doubts``) is found, stop what is open and pause the sale with the
+    reason. Returns whether it paused."""
+    assets = list(Asset.objects.filter(pk__in=list(symbols)))
     stale = {}
-    for asset in Asset.objects.filter(pk__in=list(symbols)):
+    for asset in assets:
         freshness = price_freshness(asset)
         if not freshness.is_fresh:
             stale[asset.symbol] = freshness.reason
-    return stale
-
-
-def _plan(sale: ForcedSale, facility: Facility, pool: CollateralPool, actor: Actor) -> None:
-    """Size what is still to be sold and create its orders (or finish the sale when nothing is left)."""
-    policy = policy_for(facility)
-    holdings = pool_holdings(pool)
-    sellable = {s: q for s, q in holdings.items() if q > 0}
-    stale = _stale_assets(sellable)
+    doubts = price_doubts(assets)
+    if not stale and not doubts:
+        return False
+    _stop_open_orders(sale, venue, actor)
     if stale:
         reason = "; ".join(f"{symbol}: {why}" for symbol, why in sorted(stale.items()))
         _move(
@@ -171,6 +175,24 @@ def _plan(sale: ForcedSale, facility: Facility, pool: CollateralPool, actor: Act
             f"waiting for fresh prices ({reason})",
             PauseReason.STALE_PRICE,
         )
+    else:
+        reason = "; ".join(f"{symbol}: {why}" for symbol, why in sorted(doubts.items()))
+        _move(
+            sale,
+            ForcedSaleStatus.PAUSED,
+            actor,
+            f"waiting for a second person to confirm or reject a held price ({reason})",
+            PauseReason.UNCONFIRMED_PRICE,
+        )
+    return True
+
+
+def _plan(sale: ForcedSale, facility: Facility, pool: CollateralPool, actor: Actor) -> None:
+    """Size what is still to be sold and create its orders (or finish the sale when nothing is left)."""
+    policy = policy_for(facility)
+    holdings = pool_holdings(pool)
+    sellable = {s: q for s, q in holdings.items() if q > 0}
+    if _prices_in_doubt(sale, sellable, actor):
         return
     debt = facility_debt(facility).total
     positions = position_inputs(sellable)
@@ -652,37 +674,21 @@ def forced_sale_step(*, sale_id: int, actor: Actor = SYSTEM, venue: SaleVenue | 
                 )
             return sale.status
         open_orders = list(sale.orders.filter(status__in=OPEN_SALE_ORDER_STATUSES).select_related("asset"))
-        stale = _stale_assets({o.asset_id for o in open_orders})
-        if stale:
-            _stop_open_orders(sale, venue, actor)
-            reason = "; ".join(f"{symbol}: {why}" for symbol, why in sorted(stale.items()))
-            _move(
-                sale,
-                ForcedSaleStatus.PAUSED,
-                actor,
-                f"waiting for fresh prices ({reason})",
-                PauseReason.STALE_PRICE,
-            )
+        if _prices_in_doubt(sale, {o.asset_id for o in open_orders}, actor, venue):
             return sale.status
         if sale.status == ForcedSaleStatus.PAUSED:
             if sale.pause_reason not in AUTO_RESUMING:
                 return sale.status  # a person has to look at it first
+            if sale.pause_reason != PauseReason.KILL_SWITCH and _prices_in_doubt(
+                sale, {s for s, q in pool_holdings(pool).items() if q > 0}, actor
+            ):
+                return sale.status  # still waiting: not resumed only to pause again
             resumed = (
                 ForcedSaleStatus.PARTIALLY_FILLED
                 if SaleFill.objects.filter(order__forced_sale=sale).exists()
                 else ForcedSaleStatus.PLANNED
             )
-            _move(
-                sale,
-                resumed,
-                actor,
-                "resumed: "
-                + (
-                    "kill switch lifted"
-                    if sale.pause_reason == PauseReason.KILL_SWITCH
-                    else "prices fresh again"
-                ),
-            )
+            _move(sale, resumed, actor, f"resumed: {RESUMED_WORDS[sale.pause_reason]}")
         if sale.status == ForcedSaleStatus.AWAITING_APPROVAL:
             return sale.status
         if not open_orders:

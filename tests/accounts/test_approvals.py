@@ -116,8 +116,14 @@ def test_after_a_decision_a_new_request_may_be_made(maker, checker, profile):
         ("0", "credit_limit: must be more than zero, not 0."),
         ("-100", "credit_limit: must be more than zero, not -100."),
         ("100.001", "credit_limit: 100.001 has more than 2 decimal places."),
-        ("ten million", "credit_limit: 'ten million' is not an amount."),
-        ("NaN", "credit_limit: NaN is not a finite amount."),
+        (
+            "ten million",
+            "credit_limit: 'ten million' is not an amount (plain digits with an optional decimal point, e.g. 1250.50).",
+        ),
+        (
+            "NaN",
+            "credit_limit: 'NaN' is not an amount (plain digits with an optional decimal point, e.g. 1250.50).",
+        ),
         (Money("100", "USD"), "credit_limit: must be in HKD, not USD."),
         ("1000000.00", "The credit limit is already HK$1,000,000.00."),
     ],

@@ -44,7 +44,11 @@ def test_client_create_records_the_client_and_an_audit_event(officer):
     [
         ("pi_portfolio_value", "-1.00", "pi_portfolio_value: cannot be negative (-1.00)."),
         ("pi_total_assets", "-0.01", "pi_total_assets: cannot be negative (-0.01)."),
-        ("pi_portfolio_value", "abc", "pi_portfolio_value: 'abc' is not an amount."),
+        (
+            "pi_portfolio_value",
+            "abc",
+            "pi_portfolio_value: 'abc' is not an amount (plain digits with an optional decimal point, e.g. 1250.50).",
+        ),
         ("pi_portfolio_value", "1.001", "pi_portfolio_value: 1.001 has more than 2 decimal places."),
     ],
 )

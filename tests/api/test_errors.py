@@ -16,6 +16,7 @@ from core.exceptions import DomainError
 from financing.enums import ForcedSaleTrigger
 from financing.lending.services import drawdown_create, facility_status_change
 from financing.margin_calls.services import forced_sale_request, margin_call_issue
+from financing.models import Drawdown
 from tests.accounts.factories import ClientFactory, StaffFactory
 from tests.collateral.factories import price
 from tests.financing.factories import facility_with_pool
@@ -278,6 +279,13 @@ def facility(market):
         ("1,000.00", "is not a decimal amount"),
         ("", "is not a decimal amount"),
         ({"amount": "1"}, "is not a decimal amount"),
+        (" 1000.00", "is not a decimal amount"),
+        ("1000.00 ", "is not a decimal amount"),
+        ("1000.00\n", "is not a decimal amount"),
+        ("１０００", "is not a decimal amount"),  # full-width digits
+        ("١٠٠٠", "is not a decimal amount"),  # Arabic-Indic digits
+        ("1_000", "is not a decimal amount"),
+        ("+1000", "is not a decimal amount"),
         ("1000.001", "At most 2 decimal places"),
         ("9" * 19, "At most 18 digits before the decimal point"),
         ("0", "Must be more than zero"),
@@ -338,6 +346,49 @@ def test_a_time_without_an_offset_is_refused(lender, market):
 def test_bodies_that_are_not_what_we_asked_for(lender, body, content_type, status, code):
     response = lender.post("/api/v1/drawdowns/", body, content_type=content_type)
     assert_error(response, status, code)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000],
+    ids=["list", "object"],
+)
+def test_a_deeply_nested_body_is_400_not_500(lender, facility, body):
+    with writes_nothing():
+        response = lender.post("/api/v1/drawdowns/", body, content_type="application/json")
+    assert_error(response, 400, "parse_error", message="nested too deeply")
+    # With an idempotency key the body is fingerprinted first: that must not fail either (the refusal is
+    # stored for the key, as every 4xx is).
+    response = lender.post(
+        "/api/v1/drawdowns/", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k1"
+    )
+    assert_error(response, 400, "parse_error", message="nested too deeply")
+    assert not Drawdown.objects.exists()
+
+
+def test_a_body_nested_deeper_than_any_request_needs_is_refused(lender, facility):
+    body = {
+        "facility": facility.pk,
+        "amount": "1000.00",
+        "memo": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["x"]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],
+    }
+    with writes_nothing():
+        response = post(lender, "/api/v1/drawdowns/", body)
+    assert_error(response, 400, "parse_error", message="at most 32 levels")
+
+
+def test_a_key_sent_twice_is_refused(lender, facility):
+    body = f'{{"facility": {facility.pk}, "amount": "1.00", "amount": "900000.00"}}'.encode()
+    with writes_nothing():
+        response = lender.post("/api/v1/drawdowns/", body, content_type="application/json")
+    assert_error(response, 400, "parse_error", message="the key 'amount' appears twice in one object")
+
+
+def test_a_key_sent_twice_in_a_nested_object_is_refused(lender, market):
+    body = b'{"source": "feed", "prices": [{"symbol": "0700.HK", "price": "400", "price": "0.001"}]}'
+    with writes_nothing():
+        response = lender.post("/api/v1/prices/", body, content_type="application/json")
+    assert_error(response, 400, "parse_error", message="the key 'price' appears twice")
 
 
 def test_a_nul_character_in_a_name_is_refused(lender):

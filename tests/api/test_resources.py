@@ -207,7 +207,7 @@ def test_push_prices_and_fx_and_read_them_back(market, api):
     }
     response = api.post("/api/v1/prices/", body, format="json")
     assert response.status_code == 201, response.json()
-    assert response.json() == {"prices_recorded": 2, "fx_rates_recorded": 1}
+    assert response.json() == {"prices_recorded": 2, "fx_rates_recorded": 1, "held": []}
     assert current_prices()["0005.HK"].price == Decimal("101")
     assert fx_to_hkd()["USD"] == Decimal("7.785")
     tencent = api.get("/api/v1/prices/?symbol=0700.HK").json()["results"]

@@ -1,6 +1,9 @@
 """Throttling per credential: each key (or user) has its own budget; a key may carry its own rate. (The
 tests use daily rates, so that a window does not end in the middle of one.)"""
 
+import logging
+import socket
+
 import pytest
 
 from api.models import IdempotencyRecord
@@ -64,3 +67,36 @@ def test_the_count_starts_again_in_the_next_window(key_client, monkeypatch):
     assert busy.get("/api/v1/assets/")["Retry-After"] == "1"
     now[0] += 0.5
     assert busy.get("/api/v1/assets/").status_code == 200
+
+
+@pytest.fixture
+def cache_down(settings, monkeypatch):
+    """The shared cache is a Redis where nothing listens."""
+    from api import throttling
+
+    monkeypatch.setattr(throttling, "_cache_down_until", 0.0)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+        }
+    }
+
+
+def test_with_the_cache_down_requests_are_served_unthrottled_and_it_is_logged(
+    key_client, market, cache_down, caplog
+):
+    facility = facility_with_pool(holdings={"BTC": "1"})
+    lending = key_client("read", "lending", rate="1/day")
+    body = {"facility": facility.pk, "amount": "1000.00"}
+    with caplog.at_level(logging.ERROR, logger="api.throttling"):
+        assert lending.get("/api/v1/assets/").status_code == 200
+        assert lending.post("/api/v1/drawdowns/", body, format="json").status_code == 201
+        assert lending.get(f"/api/v1/facilities/{facility.pk}/").status_code == 200
+    assert Drawdown.objects.count() == 1
+    (record,) = [r for r in caplog.records if r.name == "api.throttling"]  # once, not once per request
+    assert "The cache is unreachable" in record.getMessage()
+    assert "served unthrottled for 30 s" in record.getMessage()

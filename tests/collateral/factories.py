@@ -42,19 +42,29 @@ def asset(symbol: str, **overrides) -> Asset:
     return services.asset_create(**arguments)
 
 
-def price(symbol: str, value: str, *, observed_at: datetime.datetime | None = None, source: str = "test"):
+def price(
+    symbol: str,
+    value: str,
+    *,
+    observed_at: datetime.datetime | None = None,
+    source: str = "test",
+    band_check: bool = False,
+):
+    """A price the platform uses at once, as the oracle's or a confirmed one (``band_check=True``: a price
+    pushed by a system, held when it moves too far)."""
     return services.price_record(
         asset=asset(symbol),
         price=Decimal(value),
         source=source,
         actor=SYSTEM,
         observed_at=observed_at or timezone.now(),
+        band_check=band_check,
     )
 
 
-def fx(currency: str, rate: str, quote: str = "HKD"):
+def fx(currency: str, rate: str, quote: str = "HKD", *, band_check: bool = False):
     return services.fx_rate_record(
-        currency=currency, quote=quote, rate=Decimal(rate), source="test", actor=SYSTEM
+        currency=currency, quote=quote, rate=Decimal(rate), source="test", actor=SYSTEM, band_check=band_check
     )
 
 

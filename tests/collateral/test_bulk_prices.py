@@ -16,7 +16,7 @@ def test_a_good_batch_records_prices_and_fx(market):
         source="market-data",
         actor=SYSTEM,
     )
-    assert counts == {"prices": 2, "fx_rates": 1}
+    assert counts == {"prices": 2, "fx_rates": 1, "held": []}
     prices = current_prices()
     assert prices["0700.HK"].price == Decimal("412.2")
     assert prices["0005.HK"].source == "market-data"
@@ -45,6 +45,6 @@ def test_a_batch_with_any_bad_row_is_refused_whole_with_every_bad_row_listed(mar
         "line 7 (HKD): HKD is cash: its price is 1 HKD",
         "line 8 (EUR/HKD): EUR/HKD is not an FX pair of HKD, USD, USDT",
         "line 9 (no symbol): the symbol is empty",
-        "line 10 (0700.HK): price: 'four hundred' is not an amount.",
+        "line 10 (0700.HK): price: 'four hundred' is not an amount (plain digits with an optional decimal point, e.g. 1250.50).",
     ]
     assert current_prices()["0700.HK"].price == Decimal("400")

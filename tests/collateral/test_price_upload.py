@@ -51,7 +51,7 @@ def test_a_good_file_records_every_price_and_rate_and_says_what(client, securiti
     content = (
         HEADER
         + "0700.HK,412.20,HKD,2026-11-20T16:10:00+08:00,Bloomberg\n"
-        + "0005.hk, 101 ,,,\n"
+        + "0005.hk,101,,,\n"
         + "\n"
         + "USD/HKD,7.785,,2026-11-20T08:00:00Z,HKMA\n"
     )
@@ -80,6 +80,7 @@ def test_a_good_file_records_every_price_and_rate_and_says_what(client, securiti
         "rows": 3,
         "prices": 2,
         "fx_rates": 1,
+        "held": 0,
     }
     assert event.actor_label == response.wsgi_request.user.username
     assert AuditEvent.objects.filter(action="price.recorded", target_id="0700.HK").exists()

@@ -11,7 +11,7 @@ from accounts.enums import ApprovalStatus
 from accounts.exceptions import FourEyesViolation
 from accounts.services import approval_request_approve
 from collateral.selectors import pool_holdings
-from collateral.services import collateral_deposit
+from collateral.services import collateral_deposit, fx_rate_record, fx_rate_reject
 from core.exceptions import InvalidInput, InvalidTransition
 from fake_exchange import FAKE_CREDENTIALS
 from fake_exchange.pytest_plugin import fake_bitstamp  # noqa: F401  (fixture)
@@ -30,7 +30,7 @@ from financing.selectors import facility_debt, facility_pool, facility_valuation
 from ledger.selectors import balances_from_legs, balances_projected
 from notifications.models import Event, WebhookEndpoint
 from tests.accounts.factories import StaffFactory
-from tests.collateral.factories import price
+from tests.collateral.factories import fx, price
 from tests.financing.factories import facility_with_pool
 from tests.helpers import writes_nothing
 
@@ -164,6 +164,49 @@ def test_no_sale_starts_on_a_stale_price(sale, venue):
     assert "only 1 of 3 venues agreed" in sale.status_reason
     assert venue.requests("create_order") == []
     CurrentPrice.objects.filter(asset_id="BTC").update(is_stale=False, stale_reason="")
+    assert run(sale) == ForcedSaleStatus.FILLED
+
+
+def test_no_order_goes_out_while_a_rate_it_depends_on_awaits_confirmation(sale, venue):
+    held = fx_rate_record(currency="USD", rate="0.0000000001", source="feed", actor=SYSTEM)  # a typo, held
+    assert run(sale) == ForcedSaleStatus.PAUSED
+    assert sale.pause_reason == PauseReason.UNCONFIRMED_PRICE
+    assert sale.status_reason.startswith(
+        "waiting for a second person to confirm or reject a held price (BTC: a USD/HKD rate of 0.0000000001 "
+        "awaits confirmation (0.0000000001 is outside the USD/HKD peg band of 7.75–7.85"
+    )
+    assert venue.requests("create_order") == []
+    for _ in range(3):  # it waits, paused once: not resumed only to pause again at every step
+        assert forced_sale_step(sale_id=sale.pk) == ForcedSaleStatus.PAUSED
+    assert Event.objects.filter(type="forced_sale.paused", subject_id=str(sale.pk)).count() == 1
+    with pytest.raises(InvalidTransition, match="resumes by itself"):
+        forced_sale_resume(sale=sale, actor=StaffFactory(role="Risk officer"))
+    fx_rate_reject(rate=held, actor=StaffFactory(role="Risk officer"))
+    assert run(sale) == ForcedSaleStatus.FILLED
+    assert Event.objects.filter(
+        subject_id=str(sale.pk), summary__contains="resumed: no price or rate awaits confirmation any more"
+    ).exists()
+
+
+def test_a_held_price_arriving_while_an_order_is_open_stops_it_before_anything_more_goes_out(sale, venue):
+    venue.set_fill("never")
+    assert forced_sale_step(sale_id=sale.pk) == ForcedSaleStatus.SUBMITTED  # placed; nothing fills
+    price("BTC", "7000", band_check=True)  # a slipped digit from a feed: held
+    assert forced_sale_step(sale_id=sale.pk) == ForcedSaleStatus.PAUSED
+    sale.refresh_from_db()
+    assert sale.pause_reason == PauseReason.UNCONFIRMED_PRICE
+    assert "a price of 7000 USD for BTC awaits confirmation" in sale.status_reason
+    assert sale.orders.get().status == SaleOrderStatus.CANCELLED
+    assert len(venue.requests("create_order")) == 1
+
+
+def test_a_usd_hkd_rate_in_use_outside_the_peg_pauses_a_sale_until_a_person_confirms_one(sale, venue):
+    fx("USD", "7.5")  # in use without a check (recorded before the checks existed, say)
+    assert run(sale) == ForcedSaleStatus.PAUSED
+    assert sale.pause_reason == PauseReason.UNCONFIRMED_PRICE
+    assert "the USD/HKD rate in use, 7.5, is outside its peg band of 7.75–7.85" in sale.status_reason
+    venue.set_price("BTC/USD", "70000")
+    fx("USD", "7.8")
     assert run(sale) == ForcedSaleStatus.FILLED
 
 

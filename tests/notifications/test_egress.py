@@ -93,6 +93,30 @@ def test_the_guard_refuses_the_ipv6_forms_python_calls_global():
             ip_filter.get_ip_address(address, 80, allow_loopback=False)
 
 
+@pytest.mark.parametrize(
+    ("host", "what"),
+    [
+        ("[64:ff9b::808:808]", "a private or reserved address"),  # NAT64: 8.8.8.8 through a translator
+        ("[64:ff9b:1::a00:1]", "a private or reserved address"),  # local-use NAT64
+        ("[2002:a00:1::1]", "a private or reserved address"),  # 6to4 of 10.0.0.1
+        ("[2002:808:808::1]", "a private or reserved address"),  # 6to4 of a public address, refused too
+        ("192.88.99.1", "a private or reserved address"),  # 6to4 relay anycast
+        ("224.0.0.1", "a multicast address"),
+        ("239.255.255.250", "a multicast address"),
+        ("[ff02::1]", "a multicast address"),
+        ("[ff0e::1]", "a multicast address"),  # global-scope multicast, which Python calls global
+    ],
+)
+@override_settings(WEBHOOK_TRUSTED_HOSTS=[])
+def test_what_delivery_refuses_is_refused_at_registration_too(host, what):
+    with writes_nothing(), pytest.raises(InvalidInput) as refused:
+        webhook_endpoint_create(name="odd", url=f"https://{host}/hook", actor=SYSTEM)
+    assert refused.value.code == "webhook_address_not_allowed"
+    assert f"{host} is {what}" in refused.value.message
+    with pytest.raises(InvalidIPAddress):  # the very address delivery refuses
+        ip_filter.get_ip_address(host.strip("[]"), 443, allow_loopback=False)
+
+
 @override_settings(WEBHOOK_TRUSTED_HOSTS=["10.20.0.0/16", "oms.broker.internal"])
 def test_public_addresses_and_trusted_hosts_are_accepted():
     for url in (
