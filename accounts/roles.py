@@ -30,7 +30,8 @@ ROLES: dict[str, list[str]] = {
         "financing.change_facility",
         "financing.add_drawdown",
         "financing.add_repayment",
-        "financing.approve_*",  # includes approve_standing_top_up: sign-off of standing top-ups
+        # Sign-off of standing top-ups only: forced sales are approved and resumed by risk officers.
+        "financing.approve_standing_top_up",
         "financing.add_standingtopupinstruction",
         "financing.change_standingtopupinstruction",  # revoke one
     ],
