@@ -1,13 +1,16 @@
+from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin
+from axes.models import AccessAttempt
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.utils.html import format_html_join
 
-from accounts import services
+from accounts import services, sign_in
 from accounts.approvals import approval_kind_get
 from accounts.enums import ApprovalStatus
 from accounts.models import ApprovalRequest, AuditEvent, Client, CreditProfile, User
 from core.admin import ReadOnlyAdminMixin, ServiceAdminMixin, run_for_each
+from core.exceptions import DomainError
 
 
 @admin.register(User)
@@ -17,12 +20,56 @@ class UserAdmin(DjangoUserAdmin):
     fieldsets = [*DjangoUserAdmin.fieldsets, ("Client portal", {"fields": ["client"]})]
     autocomplete_fields = ["client"]
 
+    actions = ["lift_login_lockout"]
+
     @admin.display(description="roles")
     def role_names(self, user: User) -> str:
         return ", ".join(group.name for group in user.groups.all())
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("client").prefetch_related("groups")
+
+    def has_lift_lockout_permission(self, request) -> bool:
+        return request.user.has_perm(sign_in.LIFT_PERMISSION)
+
+    @admin.action(description="Lift the login lockout of the selected users", permissions=["lift_lockout"])
+    def lift_login_lockout(self, request, queryset):
+        run_for_each(
+            self,
+            request,
+            queryset,
+            lambda user: sign_in.login_lockout_lift_for_user(user=user, actor=request.user),
+            "lockout(s) lifted",
+        )
+
+
+admin.site.unregister(AccessAttempt)
+
+
+@admin.register(AccessAttempt)
+class AccessAttemptAdmin(AxesAccessAttemptAdmin):
+    """Failed logins counted towards a lockout (django-axes). Deleting them lifts the lockout, through the
+    audited service; nothing here is edited."""
+
+    actions = ["lift_lockout"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def delete_model(self, request, obj) -> None:
+        sign_in.login_lockout_lift(attempts=[obj], actor=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:
+        sign_in.login_lockout_lift(attempts=list(queryset), actor=request.user)
+
+    @admin.action(description="Lift the lockout (forget these failed logins)", permissions=["delete"])
+    def lift_lockout(self, request, queryset):
+        try:
+            forgotten = sign_in.login_lockout_lift(attempts=list(queryset), actor=request.user)
+        except DomainError as error:
+            self.message_user(request, str(error), level=messages.ERROR)
+        else:
+            self.message_user(request, f"Lockout lifted: {forgotten} failed login(s) forgotten.")
 
 
 class CreditProfileInline(admin.StackedInline):

@@ -8,7 +8,16 @@ from fnmatch import fnmatch
 
 from django.contrib.auth.models import Group, Permission
 
-ROLE_APPS = ("accounts", "notifications", "ledger", "collateral", "financing", "api", "django_celery_beat")
+ROLE_APPS = (
+    "accounts",
+    "notifications",
+    "ledger",
+    "collateral",
+    "financing",
+    "api",
+    "django_celery_beat",
+    "axes",
+)
 
 CREDIT_OFFICER = "Credit officer"
 RISK_OFFICER = "Risk officer"

@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.http import HttpRequest
 from django.urls import reverse
 
 from accounts.enums import ApprovalStatus
@@ -23,7 +24,9 @@ def test_seed_demo_is_idempotent_and_its_logins_work(client):
     assert Client.objects.count() >= 5
     assert ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING).count() == 1
     for login in DEMO_LOGINS:
-        assert client.login(username=login.username, password=login.password), login.username
+        assert client.login(request=HttpRequest(), username=login.username, password=login.password), (
+            login.username
+        )
         user = User.objects.get(username=login.username)
         if user.is_staff:
             assert client.get(reverse("admin:index")).status_code == 200
