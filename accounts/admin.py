@@ -1,30 +1,56 @@
+import django_otp.plugins.otp_static.admin
+import django_otp.plugins.otp_totp.admin  # noqa: F401  registered there, unregistered below
 from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin
 from axes.models import AccessAttempt
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.utils.html import format_html_join
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import services, sign_in
+from accounts import second_factor, services, sign_in
 from accounts.approvals import approval_kind_get
 from accounts.enums import ApprovalStatus
 from accounts.models import ApprovalRequest, AuditEvent, Client, CreditProfile, User
 from core.admin import ReadOnlyAdminMixin, ServiceAdminMixin, run_for_each
 from core.exceptions import DomainError
 
+# A device admin would let an administrator plant an authenticator whose secret they know in someone else's
+# account: second factors are enrolled by their owner only, and reset (audited) from the user list.
+admin.site.unregister(TOTPDevice)
+admin.site.unregister(StaticDevice)
+
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
-    list_display = ["username", "email", "is_staff", "client", "role_names", "is_active", "last_login"]
+    list_display = ["username", "email", "is_staff", "client", "role_names", "has_second_factor", "is_active",
+                    "last_login"]  # fmt: skip
     list_filter = ["is_staff", "is_active", "groups"]
     fieldsets = [*DjangoUserAdmin.fieldsets, ("Client portal", {"fields": ["client"]})]
     autocomplete_fields = ["client"]
 
-    actions = ["lift_login_lockout"]
+    actions = ["lift_login_lockout", "reset_second_factor"]
 
     @admin.display(description="roles")
     def role_names(self, user: User) -> str:
         return ", ".join(group.name for group in user.groups.all())
+
+    @admin.display(description="second factor", boolean=True)
+    def has_second_factor(self, user: User) -> bool | None:
+        return second_factor.is_enrolled(user) if second_factor.needs_second_factor(user) else None
+
+    @admin.action(
+        description="Reset the second factor of the selected users (they enrol again)", permissions=["change"]
+    )
+    def reset_second_factor(self, request, queryset):
+        run_for_each(
+            self,
+            request,
+            queryset,
+            lambda user: second_factor.second_factor_reset(user=user, actor=request.user),
+            "second factor(s) reset",
+        )
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("client").prefetch_related("groups")

@@ -3,6 +3,7 @@ through the four-eyes flow. Idempotent: running it again changes nothing."""
 
 from __future__ import annotations
 
+import base64
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import roles
 from accounts.audit import SYSTEM
@@ -35,6 +37,10 @@ from financing.selectors import pending_sign_off_of
 from financing.top_ups.instructions import standing_top_up_request
 
 DEMO_PASSWORD = "demo-pass-2026"
+# Every demo member of staff is enrolled with this authenticator secret (printed by the banner): add it to any
+# TOTP app, or run `manage.py demo_totp_code`. A real deployment has each person enrol their own.
+DEMO_TOTP_KEY = b"margin-demo-2fa-key!"
+DEMO_TOTP_SECRET = base64.b32encode(DEMO_TOTP_KEY).decode("ascii")
 PENDING_DEMO_REASON = "Client asked for more headroom"
 
 
@@ -97,6 +103,8 @@ def _staff_user(login: DemoLogin) -> User:
         user.set_password(login.password)
         user.save()
         user.groups.add(Group.objects.get(name=login.role))
+    if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+        TOTPDevice.objects.create(user=user, name="authenticator", key=DEMO_TOTP_KEY.hex(), confirmed=True)
     return user
 
 

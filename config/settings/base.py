@@ -19,7 +19,7 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.StaffAdminConfig",  # django.contrib.admin, with the staff site (second factor required)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -41,6 +41,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): signed in with a second factor
+    "accounts.middleware.StaffSessionMiddleware",  # staff: second factor, idle and maximum session age
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a lockout into its page
@@ -96,6 +98,12 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_CLIENT_IP_CALLABLE = "accounts.sign_in.client_ip_address"
 AXES_VERBOSE = False
+# Staff sign in with a second factor: a TOTP authenticator, recovery codes when it is lost.
+INSTALLED_APPS += ["django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static"]
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="Margin financing")
+# A staff session ends after this long without a request, and any session this long after it began.
+STAFF_SESSION_IDLE_SECONDS = env.int("STAFF_SESSION_IDLE_SECONDS", default=15 * 60)
+SESSION_COOKIE_AGE = env.int("SESSION_MAX_AGE_SECONDS", default=10 * 3600)
 # Reverse proxies in front of the platform that append the caller's address to X-Forwarded-For: behind
 # them, a login's address is read from that header (0: REMOTE_ADDR, the right value with no proxy).
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
@@ -232,7 +240,7 @@ API_THROTTLE_RATE = env("API_THROTTLE_RATE", default="600/min")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "api.authentication.ApiKeyAuthentication",  # first: its 401 carries WWW-Authenticate: Bearer
-        "rest_framework.authentication.SessionAuthentication",
+        "api.authentication.StaffSessionAuthentication",  # a session; staff verified with a second factor
     ],
     "DEFAULT_PERMISSION_CLASSES": ["api.permissions.CallerAccess"],
     "DEFAULT_THROTTLE_CLASSES": ["api.throttling.CredentialRateThrottle"],

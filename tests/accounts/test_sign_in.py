@@ -13,7 +13,7 @@ from accounts import sign_in
 from accounts.models import AuditEvent
 from core.exceptions import PermissionRefused
 from tests.accounts.factories import StaffFactory, UserFactory
-from tests.helpers import writes_nothing
+from tests.helpers import login_as, writes_nothing
 
 pytestmark = pytest.mark.django_db
 
@@ -98,7 +98,7 @@ def test_an_administrator_lifts_a_lockout_from_the_user_list(client, settings):
     officer = StaffFactory(role="Risk officer")
     for _ in range(6):
         attempt(Client(), "/admin/login/", officer.username, "wrong")
-    client.force_login(StaffFactory(role="Administrator"))
+    login_as(client, StaffFactory(role="Administrator"))
     response = client.post(
         reverse("admin:accounts_user_changelist"),
         {"action": "lift_login_lockout", "_selected_action": [officer.pk]},
@@ -113,7 +113,7 @@ def test_deleting_access_attempts_in_the_admin_lifts_the_lockout_audited(client,
     officer = StaffFactory(role="Risk officer")
     for _ in range(6):
         attempt(Client(), "/admin/login/", officer.username, "wrong")
-    client.force_login(StaffFactory(role="Administrator"))
+    login_as(client, StaffFactory(role="Administrator"))
     row = AccessAttempt.objects.get(username=officer.username)
     response = client.post(reverse("admin:axes_accessattempt_delete", args=[row.pk]), {"post": "yes"})
     assert response.status_code == 302
@@ -183,6 +183,7 @@ def test_a_failure_for_an_unknown_username_is_audited_without_a_target():
 def test_a_client_user_is_locked_out_too(settings):
     settings.AXES_FAILURE_LIMIT = 5
     user = UserFactory()
+    user.save()  # the factory leaves the password it set unsaved
     client = Client()
     for _ in range(5):
         attempt(client, "/api/auth/login/", user.username, "wrong")
