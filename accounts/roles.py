@@ -7,6 +7,11 @@ from __future__ import annotations
 from fnmatch import fnmatch
 
 from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+
+from accounts.audit import SYSTEM
+from accounts.models import User
+from accounts.users import group_create, group_permissions_set
 
 ROLE_APPS = (
     "accounts",
@@ -99,14 +104,23 @@ def role_permissions(role: str, available: dict[str, Permission] | None = None) 
     return chosen
 
 
-def roles_sync() -> None:
+@transaction.atomic
+def roles_sync(*, bootstrap: bool = False) -> None:
+    """Bring each role's group in line with its patterns, through the audited services: a permission an
+    administrator added to a role by hand is taken away again here, and the audit trail says so.
+    ``bootstrap``: the first migration of an empty database, where the roles are reference data like the
+    migrations' own rows, written without audit events (nobody has signed in yet to have changed them)."""
     available = _permission_keys()
     for role in ROLES:
-        group, _ = Group.objects.get_or_create(name=role)
-        group.permissions.set(role_permissions(role, available))
+        if bootstrap:
+            group, _ = Group.objects.get_or_create(name=role)
+            group.permissions.set(role_permissions(role, available))
+            continue
+        group = Group.objects.filter(name=role).first() or group_create(actor=SYSTEM, name=role)
+        group_permissions_set(group=group, actor=SYSTEM, permissions=role_permissions(role, available))
 
 
 def roles_sync_after_migrate(sender, using="default", **kwargs) -> None:
     if not Permission.objects.using(using).exists():
         return
-    roles_sync()
+    roles_sync(bootstrap=not User.objects.using(using).exists())

@@ -24,6 +24,7 @@ from accounts.services import (
     credit_limit_change_request,
     credit_profile_create,
 )
+from accounts.users import user_create, user_roles_set
 from collateral.custody import custody_holding_receive
 from collateral.models import Asset, CurrentPrice, FxRate, Price
 from collateral.services import asset_create, collateral_deposit, fx_rate_record, pool_open, price_record
@@ -99,10 +100,14 @@ Progress = Callable[[str], None]
 def _staff_user(login: DemoLogin) -> User:
     user = User.objects.filter(username=login.username).first()
     if user is None:
-        user = User(username=login.username, email=f"{login.username}@broker.example", is_staff=True)
-        user.set_password(login.password)
-        user.save()
-        user.groups.add(Group.objects.get(name=login.role))
+        user = user_create(
+            actor=SYSTEM,
+            username=login.username,
+            password=login.password,
+            email=f"{login.username}@broker.example",
+            is_staff=True,
+        )
+        user_roles_set(user=user, actor=SYSTEM, groups=[Group.objects.get(name=login.role)])
     if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
         TOTPDevice.objects.create(user=user, name="authenticator", key=DEMO_TOTP_KEY.hex(), confirmed=True)
     return user

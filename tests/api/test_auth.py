@@ -271,6 +271,18 @@ def test_the_admin_creates_a_key_shows_it_once_and_revokes_it(client):
     api_key.refresh_from_db()
     assert api_key.revoked_at is not None
     assert APIClient().get("/api/v1/assets/", HTTP_AUTHORIZATION=f"Bearer {raw_key}").status_code == 401
+    created, revoked = AuditEvent.objects.filter(action__startswith="api_key.").order_by("created_at", "pk")
+    assert (created.action, created.actor, created.after["scopes"]) == (
+        "api_key.created",
+        admin_user,
+        ["collateral", "read"],
+    )
+    assert raw_key not in str(created.after)
+    assert (revoked.action, revoked.actor, revoked.target_id) == (
+        "api_key.revoked",
+        admin_user,
+        str(api_key.pk),
+    )
 
 
 def test_a_key_cannot_be_revoked_twice(db):
