@@ -4,6 +4,7 @@ from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin
 from axes.models import AccessAttempt
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AdminDateWidget
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
@@ -14,7 +15,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import second_factor, services, sign_in, users
 from accounts.approvals import approval_kind_get
-from accounts.enums import ApprovalStatus
+from accounts.enums import ApprovalStatus, KycStatus
 from accounts.models import ApprovalRequest, AuditEvent, Client, CreditProfile, User
 from core.admin import ReadOnlyAdminMixin, ServiceAdminMixin, run_for_each
 from core.exceptions import DomainError
@@ -184,6 +185,37 @@ class CreditProfileInline(admin.StackedInline):
         return False
 
 
+class ClientChangeForm(forms.ModelForm):
+    """A client's details change at once; a new KYC status or professional-investor evidence is a request that
+    takes effect when a second member of staff approves it. Empty fields ask for no change."""
+
+    new_kyc_status = forms.ChoiceField(
+        choices=[("", "(no change)"), *KycStatus.choices], required=False, label="KYC status"
+    )
+    new_pi_portfolio_value = forms.DecimalField(
+        required=False, max_digits=20, decimal_places=2, min_value=0, label="Portfolio value (HKD)"
+    )
+    new_pi_total_assets = forms.DecimalField(
+        required=False, max_digits=20, decimal_places=2, min_value=0, label="Total assets (HKD)"
+    )
+    new_pi_assessed_on = forms.DateField(required=False, widget=AdminDateWidget, label="Assessment date")
+    new_pi_expires_on = forms.DateField(
+        required=False, widget=AdminDateWidget, label="Expires on", help_text="default: the validity period"
+    )
+    assessment_reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Why")
+
+    class Meta:
+        model = Client
+        fields = ["name", "kind", "email"]
+
+    def assessment_changes(self) -> dict:
+        return {
+            name.removeprefix("new_"): self.cleaned_data[name]
+            for name in self.fields
+            if name.startswith("new_") and self.cleaned_data.get(name) not in (None, "")
+        }
+
+
 @admin.register(Client)
 class ClientAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_display = [
@@ -198,6 +230,13 @@ class ClientAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_filter = ["kind", "kyc_status", "pi_expires_on"]
     search_fields = ["reference", "name", "email"]
     readonly_fields = ["reference", "eligibility_reasons", "created_at", "updated_at"]
+    assessment_fields = [
+        "kyc_status",
+        "pi_portfolio_value",
+        "pi_total_assets",
+        "pi_assessed_on",
+        "pi_expires_on",
+    ]
     inlines = [CreditProfileInline]
     fieldsets = [
         (None, {"fields": ["reference", "name", "kind", "email", "kyc_status"]}),
@@ -215,6 +254,31 @@ class ClientAdmin(ServiceAdminMixin, admin.ModelAdmin):
         ),
         ("Record", {"fields": ["created_at", "updated_at"]}),
     ]
+    change_fieldsets = [
+        (None, {"fields": ["reference", "name", "kind", "email", "kyc_status"]}),
+        (
+            "Professional investor assessment",
+            {"fields": [*assessment_fields[1:], "eligibility_reasons", "pending_assessment_change"]},
+        ),
+        (
+            "Ask for an assessment change (four-eyes: a second member of staff approves it)",
+            {"fields": [*(f"new_{name}" for name in assessment_fields), "assessment_reason"]},
+        ),
+        ("Record", {"fields": ["created_at", "updated_at"]}),
+    ]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is not None:
+            kwargs["form"] = ClientChangeForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        return self.change_fieldsets if obj is not None else self.fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return self.readonly_fields
+        return [*self.readonly_fields, *self.assessment_fields, "pending_assessment_change"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("credit_profile")
@@ -235,19 +299,46 @@ class ClientAdmin(ServiceAdminMixin, admin.ModelAdmin):
             return "Eligible for financing"
         return format_html_join("", "<div>✗ {}</div>", ((reason,) for reason in result.reasons))
 
+    @admin.display(description="pending assessment change")
+    def pending_assessment_change(self, client: Client) -> str:
+        pending = ApprovalRequest.objects.filter(
+            kind=services.CLIENT_ASSESSMENT_CHANGE.key,
+            target_id=str(client.pk),
+            status=ApprovalStatus.PENDING,
+        ).first()
+        return (
+            f"#{pending.pk}: {services.CLIENT_ASSESSMENT_CHANGE.describe(pending.proposed)}"
+            if pending
+            else "-"
+        )
+
     @admin.display(description="credit limit", ordering="credit_profile__credit_limit")
     def credit_limit(self, client: Client):
         profile = getattr(client, "credit_profile", None)
         return profile.credit_limit if profile else "-"
 
     def save_model(self, request, obj: Client, form, change: bool) -> None:
-        data = {name: form.cleaned_data[name] for name in services.CLIENT_FIELDS if name in form.cleaned_data}
-        if change:
-            changed = {name: value for name, value in data.items() if name in form.changed_data}
-            saved = services.client_update(client=obj, actor=request.user, **changed)
-        else:
+        if not change:
+            data = {
+                name: form.cleaned_data[name] for name in services.CLIENT_FIELDS if name in form.cleaned_data
+            }
             saved = services.client_create(actor=request.user, **data)
-        obj.pk, obj.reference = saved.pk, saved.reference
+            obj.pk, obj.reference = saved.pk, saved.reference
+            return
+        details = {
+            name: form.cleaned_data[name] for name in form.changed_data if name in services.CLIENT_FIELDS
+        }
+        services.client_update(client=obj, actor=request.user, **details)
+        assessment = form.assessment_changes()
+        if assessment:
+            approval = services.client_assessment_change_request(
+                client=obj, actor=request.user, reason=form.cleaned_data["assessment_reason"], **assessment
+            )
+            self.message_user(
+                request,
+                f"The assessment change is request #{approval.pk}: it takes effect when a second member of staff "
+                "approves it.",
+            )
 
 
 class CreditProfileForm(forms.ModelForm):

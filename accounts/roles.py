@@ -40,6 +40,7 @@ ROLES: dict[str, list[str]] = {
         "accounts.add_creditprofile",
         "accounts.change_creditprofile",
         "accounts.approve_credit_limit",
+        "accounts.approve_client_assessment",  # KYC status and professional-investor evidence (four-eyes)
         "financing.add_facility",
         "financing.change_facility",
         "financing.add_drawdown",
