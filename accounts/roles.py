@@ -7,7 +7,7 @@ from __future__ import annotations
 from fnmatch import fnmatch
 
 from django.contrib.auth.models import Group, Permission
-from django.db import transaction
+from django.db import connections, transaction
 
 from accounts.audit import SYSTEM
 from accounts.models import User
@@ -62,7 +62,8 @@ ROLES: dict[str, list[str]] = {
         "financing.*margincall*",
         "financing.*forcedsale*",
         "financing.*killswitch*",
-        "financing.approve_*",  # includes approve_standing_top_up
+        "financing.approve_standing_top_up",
+        "financing.approve_schedule_change",  # disabling, deleting or slowing a margin-critical schedule
         "financing.change_standingtopupinstruction",  # revoke one
         "django_celery_beat.*",
     ],
@@ -122,6 +123,7 @@ def roles_sync(*, bootstrap: bool = False) -> None:
 
 
 def roles_sync_after_migrate(sender, using="default", **kwargs) -> None:
-    if not Permission.objects.using(using).exists():
-        return
+    tables = connections[using].introspection.table_names()
+    if User._meta.db_table not in tables or not Permission.objects.using(using).exists():
+        return  # accounts migrated back to zero, or nothing to sync yet
     roles_sync(bootstrap=not User.objects.using(using).exists())

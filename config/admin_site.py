@@ -1,12 +1,14 @@
-"""The staff admin site: Django's, opened only to staff who signed in with their second factor."""
+"""The staff admin site: Django's, opened only to staff who signed in with their second factor; its first page
+also checks that the margin sweep is running (in case the periodic check itself has stopped with beat)."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import transaction
 
 from accounts.second_factor import needs_second_factor
 from accounts.users import user_password_changed_record
+from financing.monitoring.watchdog import sweep_overdue_check
 
 
 class StaffAdminSite(admin.AdminSite):
@@ -32,3 +34,9 @@ class StaffAdminSite(admin.AdminSite):
             if user.password != before:
                 user_password_changed_record(user=user, actor=user)
         return response
+
+    def index(self, request, extra_context=None):
+        health = sweep_overdue_check()
+        if health.overdue:
+            messages.error(request, health.in_words())
+        return super().index(request, extra_context)

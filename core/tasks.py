@@ -15,7 +15,7 @@ def _task(name: str):
     return current_app.tasks[name]
 
 
-def task_queue_on_commit(name: str, *args: object) -> None:
-    """Queue the Celery task ``name`` with ``args`` once the current transaction commits (at once outside
-    one); nothing is queued when it rolls back."""
-    transaction.on_commit(lambda: _task(name).apply_async(args=args))
+def task_queue_on_commit(name: str, *args: object, **kwargs: object) -> None:
+    """Queue the Celery task ``name`` with ``args`` (and ``kwargs``) once the current transaction commits (at
+    once outside one); nothing is queued when it rolls back."""
+    transaction.on_commit(lambda: _task(name).apply_async(args=args, kwargs=kwargs or None))

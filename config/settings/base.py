@@ -19,7 +19,7 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 
 INSTALLED_APPS = [
-    "config.apps.StaffAdminConfig",  # django.contrib.admin, with the staff site (second factor required)
+    "config.admin_config.StaffAdminConfig",  # django.contrib.admin, with the staff site (second factor required)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -200,6 +200,10 @@ WEBHOOK_TRUSTED_HOSTS = env.list("WEBHOOK_TRUSTED_HOSTS", default=[])
 # A price-driven sweep also revalues clients whose ledger accounts were posted to since the previous
 # sweep started, minus this margin (for transactions still open when that sweep read the balances).
 SWEEP_POSTING_LOOKBACK_SECONDS = env.int("SWEEP_POSTING_LOOKBACK_SECONDS", default=120)
+# Staff are alerted (once per spell) when the last full sweep finished longer ago than this many of its
+# intervals; its interval is its schedule's, or this many seconds when no schedule runs it.
+SWEEP_OVERDUE_AFTER_INTERVALS = env.int("SWEEP_OVERDUE_AFTER_INTERVALS", default=3)
+SWEEP_EXPECTED_INTERVAL_SECONDS = env.int("SWEEP_EXPECTED_INTERVAL_SECONDS", default=60)
 
 # --- Prices ------------------------------------------------------------------------------------
 # The crypto oracle asks every venue for BTC and ETH, drops quotes older than the staleness limit,
