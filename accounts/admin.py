@@ -1,7 +1,9 @@
 import django_otp.plugins.otp_static.admin
 import django_otp.plugins.otp_totp.admin  # noqa: F401  registered there, unregistered below
 from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin
-from axes.models import AccessAttempt
+from axes.admin import AccessFailureLogAdmin as AxesAccessFailureLogAdmin
+from axes.admin import AccessLogAdmin as AxesAccessLogAdmin
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AdminDateWidget
@@ -14,7 +16,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import second_factor, services, sign_in, users
-from accounts.approvals import approval_kind_get
+from accounts.approvals import approval_kind_get, approval_kinds
 from accounts.enums import ApprovalStatus, KycStatus
 from accounts.models import ApprovalRequest, AuditEvent, Client, CreditProfile, User
 from core.admin import ReadOnlyAdminMixin, ServiceAdminMixin, run_for_each
@@ -144,6 +146,20 @@ class GroupAdmin(DjangoGroupAdmin):
     def delete_queryset(self, request, queryset) -> None:
         for group in queryset:
             users.group_delete(group=group, actor=request.user)
+
+
+admin.site.unregister(AccessLog)
+admin.site.unregister(AccessFailureLog)
+
+
+@admin.register(AccessLog)
+class AccessLogAdmin(ReadOnlyAdminMixin, AxesAccessLogAdmin):
+    """django-axes' log of logins and logouts: history, read-only (the audit trail has every attempt too)."""
+
+
+@admin.register(AccessFailureLog)
+class AccessFailureLogAdmin(ReadOnlyAdminMixin, AxesAccessFailureLogAdmin):
+    """django-axes' log of failed logins: history, read-only."""
 
 
 admin.site.unregister(AccessAttempt)
@@ -457,7 +473,14 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
     def change(self, approval: ApprovalRequest) -> str:
         return approval_kind_get(approval.kind).describe(approval.proposed)
 
-    @admin.action(description="Approve selected requests (four-eyes: not your own)")
+    def has_decide_permission(self, request) -> bool:
+        """Staff who may decide some kind of request (each decision still checks its own kind)."""
+        return any(request.user.has_perm(kind.approve_permission) for kind in approval_kinds())
+
+    def has_ask_permission(self, request) -> bool:
+        return any(request.user.has_perm(kind.request_permission) for kind in approval_kinds())
+
+    @admin.action(description="Approve selected requests (four-eyes: not your own)", permissions=["decide"])
     def approve(self, request, queryset):
         run_for_each(
             self,
@@ -467,7 +490,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
             "request(s) approved",
         )
 
-    @admin.action(description="Reject selected requests")
+    @admin.action(description="Reject selected requests", permissions=["decide"])
     def reject(self, request, queryset):
         run_for_each(
             self,
@@ -479,7 +502,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
             "request(s) rejected",
         )
 
-    @admin.action(description="Cancel selected requests (your own only)")
+    @admin.action(description="Cancel selected requests (your own only)", permissions=["ask"])
     def cancel(self, request, queryset):
         run_for_each(
             self,

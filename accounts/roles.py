@@ -74,12 +74,23 @@ ROLES: dict[str, list[str]] = {
         "collateral.add_collateralmovement",
         "collateral.add_custody*",
         "financing.add_repayment",
+        "financing.add_baserate",  # HIBOR fixings: market data, like prices
         "financing.record_fill",
         "notifications.change_outboxmessage",
         "notifications.*_webhookendpoint",
     ],
     COMPLIANCE: READ_EVERYTHING,
-    ADMINISTRATOR: ["*", "auth.*"],
+    # Users, roles, API keys and login lockouts; no business decision (they would otherwise approve limits,
+    # sales and the kill switch as a second pair of eyes nobody chose).
+    ADMINISTRATOR: [
+        *READ_EVERYTHING,
+        "auth.*",
+        "accounts.add_user",
+        "accounts.change_user",
+        "api.add_apikey",
+        "api.change_apikey",  # revoke one
+        "axes.delete_accessattempt",  # lift a lockout
+    ],
 }
 
 

@@ -156,7 +156,7 @@ def seed_people(progress: Progress) -> dict[str, User]:
         credit_limit_change_request(
             profile=profile, credit_limit="8000000", actor=staff["credit"], reason=PENDING_DEMO_REASON
         )
-        progress("a pending credit limit request for DEMO02 (approve it as credit2 or admin)")
+        progress("a pending credit limit request for DEMO02 (approve it as credit2)")
     harbour = Client.objects.get(reference="DEMO01")
     if not User.objects.filter(username="client1").exists():
         client_user_create(
