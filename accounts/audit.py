@@ -89,7 +89,8 @@ class TargetRef:
 
 
 def target_model(target: models.Model | TargetRef) -> type[models.Model]:
-    return target.model if isinstance(target, TargetRef) else type(target)
+    # ``__class__``, not ``type()``: a request's user is a lazy object that reports the class it wraps.
+    return target.model if isinstance(target, TargetRef) else target.__class__
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,12 @@ class FourEyesViolation(PermissionRefused):
     code = "four_eyes"
 
 
+class FourEyesRequired(PermissionRefused):
+    """A change made only through a four-eyes approval request, asked for directly."""
+
+    code = "four_eyes_required"
+
+
 class DuplicatePendingRequest(Conflict):
     code = "duplicate_pending_request"
 

@@ -73,6 +73,9 @@ class Client(models.Model):
 
     class Meta:
         ordering = ["reference"]
+        permissions = [
+            ("approve_client_assessment", "Can approve KYC and professional-investor assessment changes")
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(pi_portfolio_value__isnull=True) | Q(pi_portfolio_value__gte=0),

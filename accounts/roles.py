@@ -7,8 +7,22 @@ from __future__ import annotations
 from fnmatch import fnmatch
 
 from django.contrib.auth.models import Group, Permission
+from django.db import connections, transaction
 
-ROLE_APPS = ("accounts", "notifications", "ledger", "collateral", "financing", "api", "django_celery_beat")
+from accounts.audit import SYSTEM
+from accounts.models import User
+from accounts.users import group_create, group_permissions_set
+
+ROLE_APPS = (
+    "accounts",
+    "notifications",
+    "ledger",
+    "collateral",
+    "financing",
+    "api",
+    "django_celery_beat",
+    "axes",
+)
 
 CREDIT_OFFICER = "Credit officer"
 RISK_OFFICER = "Risk officer"
@@ -26,11 +40,13 @@ ROLES: dict[str, list[str]] = {
         "accounts.add_creditprofile",
         "accounts.change_creditprofile",
         "accounts.approve_credit_limit",
+        "accounts.approve_client_assessment",  # KYC status and professional-investor evidence (four-eyes)
         "financing.add_facility",
         "financing.change_facility",
         "financing.add_drawdown",
         "financing.add_repayment",
-        "financing.approve_*",  # includes approve_standing_top_up: sign-off of standing top-ups
+        # Sign-off of standing top-ups only: forced sales are approved and resumed by risk officers.
+        "financing.approve_standing_top_up",
         "financing.add_standingtopupinstruction",
         "financing.change_standingtopupinstruction",  # revoke one
     ],
@@ -46,7 +62,8 @@ ROLES: dict[str, list[str]] = {
         "financing.*margincall*",
         "financing.*forcedsale*",
         "financing.*killswitch*",
-        "financing.approve_*",  # includes approve_standing_top_up
+        "financing.approve_standing_top_up",
+        "financing.approve_schedule_change",  # disabling, deleting or slowing a margin-critical schedule
         "financing.change_standingtopupinstruction",  # revoke one
         "django_celery_beat.*",
     ],
@@ -57,12 +74,23 @@ ROLES: dict[str, list[str]] = {
         "collateral.add_collateralmovement",
         "collateral.add_custody*",
         "financing.add_repayment",
+        "financing.add_baserate",  # HIBOR fixings: market data, like prices
         "financing.record_fill",
         "notifications.change_outboxmessage",
         "notifications.*_webhookendpoint",
     ],
     COMPLIANCE: READ_EVERYTHING,
-    ADMINISTRATOR: ["*", "auth.*"],
+    # Users, roles, API keys and login lockouts; no business decision (they would otherwise approve limits,
+    # sales and the kill switch as a second pair of eyes nobody chose).
+    ADMINISTRATOR: [
+        *READ_EVERYTHING,
+        "auth.*",
+        "accounts.add_user",
+        "accounts.change_user",
+        "api.add_apikey",
+        "api.change_apikey",  # revoke one
+        "axes.delete_accessattempt",  # lift a lockout
+    ],
 }
 
 
@@ -89,14 +117,24 @@ def role_permissions(role: str, available: dict[str, Permission] | None = None) 
     return chosen
 
 
-def roles_sync() -> None:
+@transaction.atomic
+def roles_sync(*, bootstrap: bool = False) -> None:
+    """Bring each role's group in line with its patterns, through the audited services: a permission an
+    administrator added to a role by hand is taken away again here, and the audit trail says so.
+    ``bootstrap``: the first migration of an empty database, where the roles are reference data like the
+    migrations' own rows, written without audit events (nobody has signed in yet to have changed them)."""
     available = _permission_keys()
     for role in ROLES:
-        group, _ = Group.objects.get_or_create(name=role)
-        group.permissions.set(role_permissions(role, available))
+        if bootstrap:
+            group, _ = Group.objects.get_or_create(name=role)
+            group.permissions.set(role_permissions(role, available))
+            continue
+        group = Group.objects.filter(name=role).first() or group_create(actor=SYSTEM, name=role)
+        group_permissions_set(group=group, actor=SYSTEM, permissions=role_permissions(role, available))
 
 
 def roles_sync_after_migrate(sender, using="default", **kwargs) -> None:
-    if not Permission.objects.using(using).exists():
-        return
-    roles_sync()
+    tables = connections[using].introspection.table_names()
+    if User._meta.db_table not in tables or not Permission.objects.using(using).exists():
+        return  # accounts migrated back to zero, or nothing to sync yet
+    roles_sync(bootstrap=not User.objects.using(using).exists())

@@ -16,7 +16,7 @@ from djmoney.money import Money
 from accounts.approvals import ApprovalKind, approval_kind_get, approval_kind_register
 from accounts.audit import Actor, actor_user, audit_event_record, snapshot
 from accounts.enums import APPROVAL_TRANSITIONS, ApprovalStatus, InternalRating, KycStatus
-from accounts.exceptions import DuplicatePendingRequest, FourEyesViolation
+from accounts.exceptions import DuplicatePendingRequest, FourEyesRequired, FourEyesViolation
 from accounts.models import ApprovalRequest, Client, CreditProfile, User
 from core.exceptions import InvalidInput, InvalidTransition, PermissionRefused
 from core.locks import lock_one
@@ -33,6 +33,9 @@ CLIENT_FIELDS = [
     "pi_assessed_on",
     "pi_expires_on",
 ]
+# What makes a client eligible for financing: set when the client is onboarded, changed afterwards only through
+# a four-eyes approval (``client_assessment_change_request``).
+ASSESSMENT_FIELDS = ["kyc_status", "pi_portfolio_value", "pi_total_assets", "pi_assessed_on", "pi_expires_on"]
 CREDIT_PROFILE_FIELDS = ["internal_rating", "credit_limit", "next_review_on"]
 
 
@@ -41,6 +44,25 @@ def _optional_hkd(value: Any, field: str) -> Money | None:
 
 
 # --- clients -----------------------------------------------------------------------------------
+
+
+def _assessment_dates_check(assessed_on: datetime.date | None, expires_on: datetime.date | None) -> None:
+    """An assessment is dated today or earlier and lasts at most ``PI_ASSESSMENT_VALIDITY_DAYS``: no
+    expiry in 2999."""
+    if assessed_on is None:
+        return
+    if assessed_on > timezone.localdate():
+        raise InvalidInput(
+            f"pi_assessed_on: an assessment cannot be dated in the future ({assessed_on}).",
+            details={"pi_assessed_on": ["in the future"]},
+        )
+    longest = assessed_on + datetime.timedelta(days=settings.PI_ASSESSMENT_VALIDITY_DAYS)
+    if expires_on is not None and expires_on > longest:
+        raise InvalidInput(
+            f"pi_expires_on: an assessment made on {assessed_on} expires on {longest} at the latest "
+            f"({settings.PI_ASSESSMENT_VALIDITY_DAYS} days), not {expires_on}.",
+            details={"pi_expires_on": ["later than the assessment's validity"]},
+        )
 
 
 @transaction.atomic
@@ -71,6 +93,7 @@ def client_create(
         pi_expires_on=pi_expires_on,
     )
     validate_model(client, exclude=["reference"])
+    _assessment_dates_check(client.pi_assessed_on, client.pi_expires_on)
     if reference and Client.objects.filter(reference=reference).exists():
         raise InvalidInput(f"A client with reference {reference} already exists.", code="duplicate_reference")
     client.save()
@@ -85,17 +108,19 @@ def client_create(
 
 @transaction.atomic
 def client_update(*, client: Client, actor: Actor, **changes: Any) -> Client:
+    """A client's name, kind and e-mail. The KYC status and the professional-investor evidence change only
+    through a four-eyes request (``client_assessment_change_request``)."""
+    assessment = sorted(set(changes) & set(ASSESSMENT_FIELDS))
+    if assessment:
+        raise FourEyesRequired(
+            f"{', '.join(assessment)} change only through a four-eyes request that a second member of staff "
+            "approves (an assessment change request); nothing was changed.",
+            details={"fields": assessment},
+        )
     unknown = set(changes) - set(CLIENT_FIELDS)
     if unknown:
         raise InvalidInput(f"These client fields cannot be changed here: {', '.join(sorted(unknown))}.")
     client = lock_one(Client, client.pk)
-    for money_field in ("pi_portfolio_value", "pi_total_assets"):
-        if money_field in changes:
-            changes[money_field] = _optional_hkd(changes[money_field], money_field)
-    if changes.get("pi_assessed_on") and "pi_expires_on" not in changes:
-        changes["pi_expires_on"] = changes["pi_assessed_on"] + datetime.timedelta(
-            days=settings.PI_ASSESSMENT_VALIDITY_DAYS
-        )
     before = snapshot(client, list(changes))
     for name, value in changes.items():
         setattr(client, name, value)
@@ -130,6 +155,123 @@ def client_user_create(*, client: Client, username: str, password: str, email: s
         after={"client": client.reference, "username": username},
     )
     return user
+
+
+def _assessment_values(client: Client) -> dict[str, Any]:
+    return {
+        "kyc_status": client.kyc_status,
+        "pi_portfolio_value": _amount_text(client.pi_portfolio_value),
+        "pi_total_assets": _amount_text(client.pi_total_assets),
+        "pi_assessed_on": client.pi_assessed_on.isoformat() if client.pi_assessed_on else None,
+        "pi_expires_on": client.pi_expires_on.isoformat() if client.pi_expires_on else None,
+    }
+
+
+def _amount_text(value: Money | None) -> str | None:
+    return None if value is None else f"{value.amount:.2f}"  # to the cent, as stored
+
+
+def _date(value: Any, field: str) -> datetime.date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime.date):
+        return value
+    try:
+        return datetime.date.fromisoformat(str(value))
+    except ValueError:
+        raise InvalidInput(
+            f"{field}: {value!r} is not a date (YYYY-MM-DD).", details={field: ["not a date"]}
+        ) from None
+
+
+def _assessment_clean(client: Client, proposed: dict[str, Any]) -> dict[str, Any]:
+    """The proposed KYC status and evidence, checked and normalised (amounts and dates as text)."""
+    unknown = set(proposed) - set(ASSESSMENT_FIELDS)
+    if unknown or not proposed:
+        raise InvalidInput(
+            f"An assessment change proposes some of {', '.join(ASSESSMENT_FIELDS)}"
+            + (f"; not {', '.join(sorted(unknown))}." if unknown else ".")
+        )
+    cleaned: dict[str, Any] = {}
+    if "kyc_status" in proposed:
+        if proposed["kyc_status"] not in KycStatus.values:
+            raise InvalidInput(f"kyc_status: {proposed['kyc_status']!r} is not a KYC status.")
+        cleaned["kyc_status"] = str(proposed["kyc_status"])
+    for field in ("pi_portfolio_value", "pi_total_assets"):
+        if field in proposed:
+            amount = _optional_hkd(proposed[field], field)
+            if amount is not None and amount.amount < 0:
+                raise InvalidInput(f"{field}: cannot be negative.", details={field: ["negative"]})
+            cleaned[field] = _amount_text(amount)
+    for field in ("pi_assessed_on", "pi_expires_on"):
+        if field in proposed:
+            cleaned[field] = _date(proposed[field], field)
+    if cleaned.get("pi_assessed_on") and "pi_expires_on" not in cleaned:
+        cleaned["pi_expires_on"] = cleaned["pi_assessed_on"] + datetime.timedelta(
+            days=settings.PI_ASSESSMENT_VALIDITY_DAYS
+        )
+    for field in ("pi_assessed_on", "pi_expires_on"):
+        if field in cleaned:
+            cleaned[field] = cleaned[field].isoformat() if cleaned[field] else None
+    current = _assessment_values(client)
+    after = {**current, **cleaned}
+    assessed_on, expires_on = (
+        _date(after["pi_assessed_on"], "pi_assessed_on"),
+        _date(after["pi_expires_on"], "pi_expires_on"),
+    )
+    if expires_on is not None and (assessed_on is None or expires_on < assessed_on):
+        raise InvalidInput(
+            "An assessment cannot expire before it is made.", details={"pi_expires_on": ["too early"]}
+        )
+    _assessment_dates_check(assessed_on, expires_on)
+    changed = {field: value for field, value in cleaned.items() if current[field] != value}
+    if not changed:
+        raise InvalidInput(f"{client} already has this assessment.", code="no_change")
+    return changed
+
+
+def _assessment_apply(*, target: Client, proposed: dict[str, Any], actor: Actor, request) -> None:
+    client = lock_one(Client, target.pk)
+    before = snapshot(client, list(proposed))
+    for field, value in proposed.items():
+        if field in ("pi_portfolio_value", "pi_total_assets"):
+            value = _optional_hkd(value, field)
+        elif field in ("pi_assessed_on", "pi_expires_on"):
+            value = _date(value, field)
+        setattr(client, field, value)
+    validate_model(client)
+    client.save(update_fields=[*proposed, "updated_at"])
+    audit_event_record(
+        actor=actor,
+        action="client.assessment_changed",
+        target=client,
+        before=before,
+        after={**snapshot(client, list(proposed)), "approval_request": request.pk},
+    )
+
+
+CLIENT_ASSESSMENT_CHANGE = approval_kind_register(
+    ApprovalKind(
+        key="client_assessment",
+        label="KYC and professional-investor assessment change",
+        model=Client,
+        request_permission="accounts.change_client",
+        approve_permission="accounts.approve_client_assessment",
+        clean=_assessment_clean,
+        current=_assessment_values,
+        apply=_assessment_apply,
+    )
+)
+
+
+def client_assessment_change_request(
+    *, client: Client, actor: Actor, reason: str = "", **changes: Any
+) -> ApprovalRequest:
+    """Ask for a new KYC status or professional-investor evidence; it takes effect when a second member of staff
+    approves it."""
+    return approval_request_create(
+        kind=CLIENT_ASSESSMENT_CHANGE.key, target=client, proposed=changes, actor=actor, reason=reason
+    )
 
 
 # --- credit profiles ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from rest_framework import authentication, exceptions
 
+from accounts.second_factor import needs_second_factor
 from api.models import ApiKey
 from api.selectors import api_key_find
 from api.services import api_key_record_use
@@ -36,6 +37,24 @@ class ApiKeyUser:
 
     def has_perm(self, perm, obj=None) -> bool:
         return False
+
+
+class SecondFactorRequired(exceptions.PermissionDenied):
+    default_detail = (
+        "Staff use the API with a session only after signing in with their second factor: "
+        "verify it at /admin/second-factor/ first."
+    )
+    default_code = "second_factor_required"
+
+
+class StaffSessionAuthentication(authentication.SessionAuthentication):
+    """Django's session login, refused for a member of staff who has not verified their second factor."""
+
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        if result is not None and needs_second_factor(result[0]) and not result[0].is_verified():
+            raise SecondFactorRequired()
+        return result
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):

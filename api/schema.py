@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 ERROR_SCHEMA = {
@@ -27,7 +28,7 @@ ERROR_SCHEMA = {
 ERRORS_ANY = {
     "400": "Invalid request (a field, a filter or the body); `details` names the fields",
     "401": "No credentials, or an invalid or revoked API key",
-    "403": "The API key lacks the scope, or the user the permission",
+    "403": "The API key lacks the scope, the user the permission, or a staff session its second factor",
     "404": "No such record, or not yours to see",
     "405": "Method not allowed",
     "406": "Only JSON is served",
@@ -92,3 +93,9 @@ def add_errors_and_idempotency(result, generator, request, public):
                             "schema": {"type": "string", "enum": ["true"]},
                         }
     return result
+
+
+class StaffSessionScheme(SessionScheme):
+    """The session login, as drf-spectacular describes Django's (staff also verify a second factor)."""
+
+    target_class = "api.authentication.StaffSessionAuthentication"

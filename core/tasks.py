@@ -31,13 +31,13 @@ def _task(name: str):
     return current_app.tasks[name]
 
 
-def _queue(name: str, args: tuple) -> None:
+def _queue(name: str, args: tuple, kwargs: dict) -> None:
     task = _task(name)
     if task.app.conf.task_always_eager:
-        task.apply_async(args=args)  # runs here and now: its errors are the task's own, and propagate
+        task.apply_async(args=args, kwargs=kwargs or None)  # runs here and now: its errors are the task's own, and propagate
         return
     try:
-        task.apply_async(args=args)
+        task.apply_async(args=args, kwargs=kwargs or None)
     except Exception:
         logger.exception(
             "Could not queue %s%r after the commit (broker unreachable?); the write stands and %s picks "
@@ -48,7 +48,8 @@ def _queue(name: str, args: tuple) -> None:
         )
 
 
-def task_queue_on_commit(name: str, *args: object) -> None:
-    """Queue the Celery task ``name`` with ``args`` once the current transaction commits (at once outside
-    one); nothing is queued when it rolls back, and a broker that cannot be reached is logged, not raised."""
-    transaction.on_commit(lambda: _queue(name, args))
+def task_queue_on_commit(name: str, *args: object, **kwargs: object) -> None:
+    """Queue the Celery task ``name`` with ``args`` (and ``kwargs``) once the current transaction commits (at
+    once outside one); nothing is queued when it rolls back, and a broker that cannot be reached is logged,
+    not raised."""
+    transaction.on_commit(lambda: _queue(name, args, kwargs))

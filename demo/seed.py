@@ -3,6 +3,7 @@ through the four-eyes flow. Idempotent: running it again changes nothing."""
 
 from __future__ import annotations
 
+import base64
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import roles
 from accounts.audit import SYSTEM
@@ -22,6 +24,7 @@ from accounts.services import (
     credit_limit_change_request,
     credit_profile_create,
 )
+from accounts.users import user_create, user_roles_set
 from collateral.custody import custody_holding_receive
 from collateral.models import Asset, CurrentPrice, FxRate, Price
 from collateral.services import asset_create, collateral_deposit, fx_rate_record, pool_open, price_record
@@ -35,6 +38,10 @@ from financing.selectors import pending_sign_off_of
 from financing.top_ups.instructions import standing_top_up_request
 
 DEMO_PASSWORD = "demo-pass-2026"
+# Every demo member of staff is enrolled with this authenticator secret (printed by the banner): add it to any
+# TOTP app, or run `manage.py demo_totp_code`. A real deployment has each person enrol their own.
+DEMO_TOTP_KEY = b"margin-demo-2fa-key!"
+DEMO_TOTP_SECRET = base64.b32encode(DEMO_TOTP_KEY).decode("ascii")
 PENDING_DEMO_REASON = "Client asked for more headroom"
 
 
@@ -93,10 +100,16 @@ Progress = Callable[[str], None]
 def _staff_user(login: DemoLogin) -> User:
     user = User.objects.filter(username=login.username).first()
     if user is None:
-        user = User(username=login.username, email=f"{login.username}@broker.example", is_staff=True)
-        user.set_password(login.password)
-        user.save()
-        user.groups.add(Group.objects.get(name=login.role))
+        user = user_create(
+            actor=SYSTEM,
+            username=login.username,
+            password=login.password,
+            email=f"{login.username}@broker.example",
+            is_staff=True,
+        )
+        user_roles_set(user=user, actor=SYSTEM, groups=[Group.objects.get(name=login.role)])
+    if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+        TOTPDevice.objects.create(user=user, name="authenticator", key=DEMO_TOTP_KEY.hex(), confirmed=True)
     return user
 
 
@@ -143,7 +156,7 @@ def seed_people(progress: Progress) -> dict[str, User]:
         credit_limit_change_request(
             profile=profile, credit_limit="8000000", actor=staff["credit"], reason=PENDING_DEMO_REASON
         )
-        progress("a pending credit limit request for DEMO02 (approve it as credit2 or admin)")
+        progress("a pending credit limit request for DEMO02 (approve it as credit2)")
     harbour = Client.objects.get(reference="DEMO01")
     if not User.objects.filter(username="client1").exists():
         client_user_create(

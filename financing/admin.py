@@ -2,7 +2,17 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import F
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 from django.utils.html import format_html
+from django_celery_beat import admin as beat_admin
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    SolarSchedule,
+)
 
 from collateral.models import CollateralMovement
 from core.admin import AddOnlyAdminMixin, ReadOnlyAdminMixin, ServiceAdminMixin, run_for_each
@@ -30,6 +40,7 @@ from financing.models import (
     StandingTopUpInstruction,
     SweepRun,
 )
+from financing.monitoring import schedules
 from financing.selectors import facility_valuation, open_facility_of, open_margin_call
 from financing.top_ups import automatic, instructions
 
@@ -632,3 +643,159 @@ class AutomaticTopUpAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="ratio after")
     def ratio_after_words(self, top_up) -> str:
         return format_percent(top_up.ratio_after)
+
+
+# --- schedules (django-celery-beat) ---
+
+for beat_model in (PeriodicTask, IntervalSchedule, CrontabSchedule, SolarSchedule, ClockedSchedule):
+    admin.site.unregister(beat_model)
+
+SCHEDULE_FORM_FIELDS = [field.removesuffix("_id") for field in schedules.FIELDS]
+
+
+@admin.register(PeriodicTask)
+class PeriodicTaskAdmin(ServiceAdminMixin, beat_admin.PeriodicTaskAdmin):
+    """django-celery-beat's schedules, through audited services: each action needs the change permission, and a
+    margin-critical schedule is disabled, deleted, slowed or otherwise weakened only by a four-eyes request."""
+
+    list_display = (*beat_admin.PeriodicTaskAdmin.list_display, "margin_critical")
+    actions = ("enable_tasks", "disable_tasks", "toggle_tasks", "run_tasks", "request_deletion")
+
+    @admin.display(boolean=True, description="margin-critical")
+    def margin_critical(self, periodic_task) -> bool:
+        return schedules.is_margin_critical(periodic_task)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and schedules.is_margin_critical(obj):
+            return False  # "Ask a second person to delete" instead
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj, form, change) -> None:
+        fields = {name: form.cleaned_data[name] for name in SCHEDULE_FORM_FIELDS if name in form.cleaned_data}
+        if not change:
+            created = schedules.periodic_task_create(actor=request.user, **fields)
+            obj.pk = created.pk
+            obj._state.adding, obj._state.db = False, created._state.db
+            return
+        approval = schedules.schedule_change(periodic_task=obj, actor=request.user, **fields)
+        if approval is not None:
+            request._schedule_change_request = approval
+
+    def response_change(self, request, obj):
+        approval = getattr(request, "_schedule_change_request", None)
+        if approval is None:
+            return super().response_change(request, obj)
+        self.message_user(
+            request,
+            f"{obj.name} keeps margin monitoring running: the change is request #{approval.pk} "
+            f"({schedules.SCHEDULE_CHANGE.describe(approval.proposed)}), made when a second person approves it.",
+            level=messages.WARNING,
+        )
+        return HttpResponseRedirect(reverse("admin:django_celery_beat_periodictask_changelist"))
+
+    def delete_model(self, request, obj) -> None:
+        schedules.periodic_task_delete(periodic_task=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for periodic_task in queryset:
+            schedules.periodic_task_delete(periodic_task=periodic_task, actor=request.user)
+
+    def _change_each(self, request, queryset, changes_of, done: str) -> None:
+        applied, requested = 0, []
+        for periodic_task in queryset:
+            try:
+                with transaction.atomic():
+                    approval = schedules.schedule_change(
+                        periodic_task=periodic_task, actor=request.user, **changes_of(periodic_task)
+                    )
+            except DomainError as error:
+                self.message_user(request, f"{periodic_task.name}: {error}", level=messages.ERROR)
+                continue
+            if approval is None:
+                applied += 1
+            else:
+                requested.append(f"{periodic_task.name} (request #{approval.pk})")
+        if applied:
+            self.message_user(request, f"{applied} schedule(s) {done}.", level=messages.SUCCESS)
+        if requested:
+            self.message_user(
+                request,
+                "Margin-critical, so a second person approves: " + ", ".join(requested) + ".",
+                level=messages.WARNING,
+            )
+
+    @admin.action(description="Enable selected tasks", permissions=["change"])
+    def enable_tasks(self, request, queryset):
+        self._change_each(request, queryset, lambda task: {"enabled": True}, "enabled")
+
+    @admin.action(description="Disable selected tasks (margin-critical: four-eyes)", permissions=["change"])
+    def disable_tasks(self, request, queryset):
+        self._change_each(request, queryset, lambda task: {"enabled": False}, "disabled")
+
+    @admin.action(description="Toggle activity of selected tasks", permissions=["change"])
+    def toggle_tasks(self, request, queryset):
+        self._change_each(request, queryset, lambda task: {"enabled": not task.enabled}, "toggled")
+
+    @admin.action(description="Run selected tasks now", permissions=["change"])
+    def run_tasks(self, request, queryset):
+        run_for_each(
+            self,
+            request,
+            queryset,
+            lambda task: schedules.periodic_task_run_now(periodic_task=task, actor=request.user),
+            "task(s) queued",
+        )
+
+    @admin.action(
+        description="Ask a second person to delete the selected margin-critical tasks", permissions=["delete"]
+    )
+    def request_deletion(self, request, queryset):
+        run_for_each(
+            self,
+            request,
+            queryset,
+            lambda task: schedules.schedule_change_request(
+                periodic_task=task, actor=request.user, delete=True
+            ),
+            "deletion request(s) made: a second person approves them",
+        )
+
+
+class ScheduleTimingAdmin(ServiceAdminMixin):
+    """The timings schedules share: changed and deleted through audited services; one a margin-critical
+    schedule uses is not deleted, and an interval it uses only gets shorter."""
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and schedules.critical_schedules_using(obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj, form, change) -> None:
+        schedules.timing_save(timing=obj, actor=request.user)
+
+    def delete_model(self, request, obj) -> None:
+        schedules.timing_delete(timing=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for timing in queryset:
+            schedules.timing_delete(timing=timing, actor=request.user)
+
+
+@admin.register(IntervalSchedule)
+class IntervalScheduleAdmin(ScheduleTimingAdmin, beat_admin.IntervalScheduleAdmin):
+    pass
+
+
+@admin.register(CrontabSchedule)
+class CrontabScheduleAdmin(ScheduleTimingAdmin, beat_admin.CrontabScheduleAdmin):
+    pass
+
+
+@admin.register(SolarSchedule)
+class SolarScheduleAdmin(ScheduleTimingAdmin, beat_admin.SolarScheduleAdmin):
+    pass
+
+
+@admin.register(ClockedSchedule)
+class ClockedScheduleAdmin(ScheduleTimingAdmin, beat_admin.ClockedScheduleAdmin):
+    pass

@@ -6,6 +6,8 @@ class FinancingConfig(AppConfig):
     verbose_name = "Financing"
 
     def ready(self) -> None:
-        # Each registers its approval kind: the kill switch, and the sign-off of standing top-ups.
+        # Each registers its approval kind: the kill switch, the sign-off of standing top-ups, and changes to
+        # margin-critical schedules.
         import financing.liquidation.kill_switch
+        import financing.monitoring.schedules
         import financing.top_ups.instructions  # noqa: F401

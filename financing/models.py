@@ -436,6 +436,13 @@ class SweepRun(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+        # Held here, by the monitoring the schedules keep alive: django-celery-beat's models are not ours.
+        permissions = [
+            (
+                "approve_schedule_change",
+                "Can approve disabling, deleting or slowing a margin-critical schedule",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Sweep {self.started_at:%Y-%m-%d %H:%M:%S} ({self.trigger})"

@@ -13,6 +13,7 @@ from financing.lending.interest import interest_accrue_all
 from financing.liquidation import forced_sales
 from financing.monitoring.cycle import monitoring_cycle_run
 from financing.monitoring.ladder import ladder_run, margin_calls_escalate_due
+from financing.monitoring.watchdog import sweep_overdue_check
 
 
 def _summary(result) -> dict:
@@ -38,6 +39,12 @@ def monitor_prices() -> dict:
     refresh = crypto_prices_refresh(actor=SYSTEM)
     result = monitoring_cycle_run(symbols=list(refresh.repriced), trigger="prices")
     return {**_summary(result), "repriced": list(refresh.repriced), "stale": dict(refresh.stale)}
+
+
+@shared_task(name="financing.sweep_watchdog")
+def sweep_watchdog() -> bool:
+    """Alert staff once when the full sweep is overdue (and once when it runs again); whether it is."""
+    return sweep_overdue_check().overdue
 
 
 @shared_task(name="financing.revalue_clients")

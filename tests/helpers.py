@@ -44,6 +44,22 @@ def row_counts() -> dict[str, int]:
         return dict(cursor.fetchall())
 
 
+def login_as(client, user) -> None:
+    """Log ``client`` in as ``user`` the quick way (``force_login``); a member of staff also with their second
+    factor verified, as after the real pages (tests/accounts/test_second_factor.py drives those)."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    client.force_login(user)
+    if user.is_staff or user.is_superuser:
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+        if device is None:
+            device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=True)
+        session = client.session
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()
+
+
 @contextlib.contextmanager
 def writes_nothing():
     """Assert that the block changes no row count in any project table (use it around a refusal)."""

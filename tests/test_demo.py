@@ -1,13 +1,16 @@
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pyotp
 import pytest
+from django.core.management import call_command
 from django.urls import reverse
 
 from accounts.enums import ApprovalStatus
 from accounts.models import ApprovalRequest, Client, User
-from demo.seed import DEMO_LOGINS, seed_demo
+from demo.seed import DEMO_LOGINS, DEMO_STAFF, DEMO_TOTP_SECRET, seed_demo
 from tests.helpers import row_counts
 
 pytestmark = pytest.mark.django_db
@@ -22,12 +25,27 @@ def test_seed_demo_is_idempotent_and_its_logins_work(client):
     assert row_counts() == counts
     assert Client.objects.count() >= 5
     assert ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING).count() == 1
+    code = pyotp.TOTP(DEMO_TOTP_SECRET).now()
     for login in DEMO_LOGINS:
-        assert client.login(username=login.username, password=login.password), login.username
+        response = client.post(
+            reverse("admin:login") if login in DEMO_STAFF else "/api/auth/login/",
+            {"username": login.username, "password": login.password},
+        )
+        assert response.status_code == 302, login.username
         user = User.objects.get(username=login.username)
-        if user.is_staff:
+        if user.is_staff:  # enrolled with the demo's printed secret
+            assert client.post(reverse("accounts:second_factor_verify"), {"code": code}).status_code == 302
             assert client.get(reverse("admin:index")).status_code == 200
-        client.logout()
+        client.post(reverse("admin:logout"))
+
+
+def test_the_demo_prints_the_staff_second_factor_code(capsys):
+    call_command("demo_totp_code")
+    printed = capsys.readouterr().out
+    assert printed.split()[0] in {
+        pyotp.TOTP(DEMO_TOTP_SECRET).at(time.time() + offset) for offset in (-30, 0)
+    }
+    assert DEMO_TOTP_SECRET in printed
 
 
 SETTINGS_ENV = {

@@ -74,7 +74,8 @@ class ClientIn(serializers.Serializer):
 
 
 class ClientChange(serializers.Serializer):
-    """A partial change: only the fields sent are changed."""
+    """A partial change: only the fields sent are changed. The KYC status and the professional-investor
+    evidence are refused here (403 `four_eyes_required`): ask for them with an assessment change request."""
 
     name = serializers.CharField(max_length=200, required=False)
     kind = serializers.ChoiceField(choices=ClientKind.choices, required=False)
@@ -84,6 +85,19 @@ class ClientChange(serializers.Serializer):
     pi_total_assets = money_field(required=False, allow_null=True)
     pi_assessed_on = BoundedDateField(required=False, allow_null=True)
     pi_expires_on = BoundedDateField(required=False, allow_null=True)
+
+
+class AssessmentChangeIn(serializers.Serializer):
+    """The new KYC status or professional-investor evidence; only the fields sent are asked for."""
+
+    kyc_status = serializers.ChoiceField(choices=KycStatus.choices, required=False)
+    pi_portfolio_value = money_field(required=False, allow_null=True)
+    pi_total_assets = money_field(required=False, allow_null=True)
+    pi_assessed_on = BoundedDateField(required=False, allow_null=True)
+    pi_expires_on = BoundedDateField(
+        required=False, allow_null=True, help_text="default: the validity period after the assessment"
+    )
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
 
 class PendingLimitChange(serializers.Serializer):

@@ -14,9 +14,16 @@ from rest_framework.response import Response
 
 from accounts.enums import ApprovalStatus, ClientKind, InternalRating, KycStatus
 from accounts.models import ApprovalRequest, Client, CreditProfile
-from accounts.services import CREDIT_LIMIT_CHANGE, client_create, client_update, credit_limit_change_request
+from accounts.services import (
+    CREDIT_LIMIT_CHANGE,
+    client_assessment_change_request,
+    client_create,
+    client_update,
+    credit_limit_change_request,
+)
 from api.accounts.serializers import (
     ApprovalRequestOut,
+    AssessmentChangeIn,
     ClientChange,
     ClientIn,
     ClientOut,
@@ -50,6 +57,7 @@ class ClientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
     write_rules = {
         "create": Rule(Scope.ADMIN, "accounts.add_client"),
         "partial_update": Rule(Scope.ADMIN, "accounts.change_client"),
+        "assessment_change_requests": Rule(Scope.ADMIN, "accounts.change_client"),
     }
     client_field = "pk"
     serializer_class = ClientOut
@@ -65,11 +73,45 @@ class ClientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
         client = client_create(actor=self.caller.actor, **validated(ClientIn, request))
         return Response(ClientOut(client).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=ClientChange, responses=ClientOut, summary="Change a client's details")
+    @extend_schema(
+        request=ClientChange,
+        responses=ClientOut,
+        summary="Change a client's details",
+        description=(
+            "Name, kind and e-mail change at once. The KYC status and the professional-investor evidence change "
+            "only through an assessment change request a second member of staff approves: sent here they are "
+            "refused with 403 `four_eyes_required`, and nothing is changed."
+        ),
+    )
     def partial_update(self, request, pk=None):
         client = self.get_object()
         client = client_update(client=client, actor=self.caller.actor, **validated(ClientChange, request))
         return Response(ClientOut(client).data)
+
+    @extend_schema(
+        request=AssessmentChangeIn,
+        responses={201: ApprovalRequestOut},
+        summary="Ask for a new KYC status or professional-investor evidence (four-eyes)",
+        description=(
+            "Creates an approval request; the client changes only when a second member of staff with the "
+            "permission approves it in the staff admin. A four-eyes request needs a named person as its maker, "
+            "so only staff logged in with a session may ask: an API key gets 403 `staff_session_required`."
+        ),
+    )
+    @action(detail=True, methods=["post"], url_path="assessment-change-requests")
+    def assessment_change_requests(self, request, pk=None):
+        client = self.get_object()
+        if self.caller.api_key is not None:
+            raise StaffSessionRequired(
+                "A change of a client's KYC status or professional-investor evidence is a four-eyes request made "
+                "by a named member of staff; log in to ask for one. An API key cannot."
+            )
+        data = validated(AssessmentChangeIn, request)
+        reason = data.pop("reason")
+        approval = client_assessment_change_request(
+            client=client, actor=self.caller.actor, reason=reason, **data
+        )
+        return Response(ApprovalRequestOut(approval).data, status=status.HTTP_201_CREATED)
 
 
 class CreditProfileFilter(FilterSet):

@@ -20,7 +20,7 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.admin_config.StaffAdminConfig",  # django.contrib.admin, with the staff site (second factor required)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -46,10 +46,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): signed in with a second factor
+    "accounts.middleware.StaffSessionMiddleware",  # staff: second factor, idle and maximum session age
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "web.middleware.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into its page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -93,6 +96,31 @@ AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "web:sign_in"
 LOGIN_REDIRECT_URL = "web:home"
 LOGOUT_REDIRECT_URL = "web:sign_in"
+
+# --- Signing in (docs/security.md) ---------------------------------------------------------------
+# django-axes refuses a username, and separately an address, after LOGIN_FAILURE_LIMIT failed logins in a
+# row, for LOGIN_LOCKOUT_MINUTES (failures during a lockout do not extend it); staff lift a lockout
+# earlier in the admin. Every attempt is audited by the handler.
+INSTALLED_APPS += ["axes"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "accounts.sign_in.AuditedAxesHandler"
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "accounts.sign_in.client_ip_address"
+AXES_VERBOSE = False
+# Staff sign in with a second factor: a TOTP authenticator, recovery codes when it is lost.
+INSTALLED_APPS += ["django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static"]
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="Margin financing")
+# A staff session ends after this long without a request, and any session this long after it began.
+STAFF_SESSION_IDLE_SECONDS = env.int("STAFF_SESSION_IDLE_SECONDS", default=15 * 60)
+SESSION_COOKIE_AGE = env.int("SESSION_MAX_AGE_SECONDS", default=10 * 3600)
+# Reverse proxies in front of the platform that append the caller's address to X-Forwarded-For: behind
+# them, a login's address is read from that header (0: REMOTE_ADDR, the right value with no proxy).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -147,7 +175,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # django-axes logs every login at INFO; the audit trail already holds each one.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 # --- Money -------------------------------------------------------------------------------------
@@ -227,6 +256,10 @@ WEBHOOK_TRUSTED_HOSTS = env.list("WEBHOOK_TRUSTED_HOSTS", default=[])
 # A price-driven sweep also revalues clients whose ledger accounts were posted to since the previous
 # sweep started, minus this margin (for transactions still open when that sweep read the balances).
 SWEEP_POSTING_LOOKBACK_SECONDS = env.int("SWEEP_POSTING_LOOKBACK_SECONDS", default=120)
+# Staff are alerted (once per spell) when the last full sweep finished longer ago than this many of its
+# intervals; its interval is its schedule's, or this many seconds when no schedule runs it.
+SWEEP_OVERDUE_AFTER_INTERVALS = env.int("SWEEP_OVERDUE_AFTER_INTERVALS", default=3)
+SWEEP_EXPECTED_INTERVAL_SECONDS = env.int("SWEEP_EXPECTED_INTERVAL_SECONDS", default=60)
 
 # --- Prices ------------------------------------------------------------------------------------
 # The crypto oracle asks every venue for BTC and ETH, drops quotes older than the staleness limit,
@@ -280,7 +313,7 @@ API_THROTTLE_RATE = env("API_THROTTLE_RATE", default="600/min")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "api.authentication.ApiKeyAuthentication",  # first: its 401 carries WWW-Authenticate: Bearer
-        "rest_framework.authentication.SessionAuthentication",
+        "api.authentication.StaffSessionAuthentication",  # a session; staff verified with a second factor
     ],
     "DEFAULT_PERMISSION_CLASSES": ["api.permissions.CallerAccess"],
     "DEFAULT_THROTTLE_CLASSES": ["api.throttling.CredentialRateThrottle"],

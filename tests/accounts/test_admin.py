@@ -8,6 +8,7 @@ from accounts import services
 from accounts.enums import ApprovalStatus
 from accounts.models import ApprovalRequest, Client, CreditProfile
 from tests.accounts.factories import ClientFactory, CreditProfileFactory, StaffFactory
+from tests.helpers import login_as
 
 pytestmark = pytest.mark.django_db
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def officer(client):
     user = StaffFactory(username="officer", role="Credit officer")
-    client.force_login(user)
+    login_as(client, user)
     return user
 
 
@@ -34,7 +35,7 @@ def officer(client):
 )
 def test_every_role_reads_the_lists(client, role, page):
     CreditProfileFactory()
-    client.force_login(StaffFactory(role=role))
+    login_as(client, StaffFactory(role=role))
     assert client.get(reverse(page)).status_code == 200
 
 
@@ -111,7 +112,7 @@ def test_the_approval_queue_refuses_self_approval_and_lets_a_colleague_approve(c
     assert request.status == ApprovalStatus.PENDING
 
     colleague = StaffFactory(username="colleague", role="Credit officer")
-    client.force_login(colleague)
+    login_as(client, colleague)
     response = client.post(changelist, {"action": "approve", "_selected_action": [request.pk]}, follow=True)
     assert "1 request(s) approved" in response.content.decode()
     profile.refresh_from_db()
@@ -121,7 +122,7 @@ def test_the_approval_queue_refuses_self_approval_and_lets_a_colleague_approve(c
 def test_compliance_cannot_decide_requests(client, officer):
     profile = CreditProfileFactory()
     request = services.credit_limit_change_request(profile=profile, credit_limit="12345678", actor=officer)
-    client.force_login(StaffFactory(role="Compliance"))
+    login_as(client, StaffFactory(role="Compliance"))
     response = client.post(
         reverse("admin:accounts_approvalrequest_changelist"),
         {"action": "approve", "_selected_action": [request.pk]},

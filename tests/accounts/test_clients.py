@@ -6,7 +6,7 @@ from django.db import IntegrityError, transaction
 from djmoney.money import Money
 
 from accounts import services
-from accounts.enums import ClientKind, KycStatus
+from accounts.enums import ClientKind
 from accounts.models import AuditEvent, Client
 from core.exceptions import InvalidInput
 from tests.accounts.factories import ClientFactory, StaffFactory
@@ -90,13 +90,13 @@ def test_negative_portfolio_is_refused_by_the_database_too():
 
 
 def test_client_update_audits_only_what_changed(officer):
-    client = ClientFactory(kyc_status=KycStatus.PENDING)
-    services.client_update(client=client, actor=officer, kyc_status=KycStatus.APPROVED, name=client.name)
+    client = ClientFactory(email="old@client.example")
+    services.client_update(client=client, actor=officer, email="new@client.example", name=client.name)
     event = AuditEvent.objects.get(action="client.updated")
-    assert event.before == {"kyc_status": "pending"}
-    assert event.after == {"kyc_status": "approved"}
+    assert event.before == {"email": "old@client.example"}
+    assert event.after == {"email": "new@client.example"}
     client.refresh_from_db()
-    assert client.kyc_status == KycStatus.APPROVED
+    assert client.email == "new@client.example"
 
 
 def test_client_update_with_no_change_writes_nothing(officer):

@@ -37,6 +37,7 @@ from notifications.models import Event
 from tests.accounts.factories import StaffFactory, UserFactory
 from tests.collateral.factories import asset, price
 from tests.financing.factories import facility_with_pool
+from tests.helpers import login_as
 
 _names = itertools.count(1)
 
@@ -76,7 +77,7 @@ def staff_client(db):
     def make(role: str) -> APIClient:
         client = APIClient()
         client.user = StaffFactory(role=role)
-        client.force_login(client.user)
+        login_as(client, client.user)
         return client
 
     return make
@@ -103,7 +104,7 @@ class Side:
     def api(self) -> APIClient:
         """An API client logged in as this client's user."""
         client = APIClient()
-        client.force_login(self.user)
+        login_as(client, self.user)
         return client
 
 

@@ -20,7 +20,7 @@ from notifications.models import Event, WebhookEndpoint
 from notifications.webhook_endpoints import webhook_endpoint_create
 from tests.api.conftest import client_user
 from tests.financing.factories import facility_with_pool
-from tests.helpers import writes_nothing
+from tests.helpers import login_as, writes_nothing
 
 pytestmark = pytest.mark.django_db
 
@@ -151,8 +151,9 @@ def test_webhook_endpoints_are_the_brokers_not_a_clients(world):
 
 def test_a_client_user_cannot_draw_down_on_the_other_clients_facility(world):
     mine, theirs = world
+    api = mine.api()
     with writes_nothing():
-        response = mine.api().post(
+        response = api.post(
             "/api/v1/drawdowns/", {"facility": theirs.facility.pk, "amount": "1000.00"}, format="json"
         )
     assert response.status_code == 400
@@ -165,7 +166,7 @@ def test_a_client_user_draws_down_on_their_own_facility(market):
     facility = facility_with_pool(holdings={"BTC": "1"})
     api = APIClient()
     user = client_user(facility.client)
-    api.force_login(user)
+    login_as(api, user)
     response = api.post("/api/v1/drawdowns/", {"facility": facility.pk, "amount": "1000.00"}, format="json")
     assert response.status_code == 201
     assert response.json()["made_by"] == user.username
@@ -254,8 +255,9 @@ def test_a_client_user_draws_down_on_their_own_facility(market):
 )
 def test_a_client_user_makes_no_other_write(world, method, path, body):
     mine, theirs = world
+    api = mine.api()
     with writes_nothing():
-        response = getattr(mine.api(), method)(
+        response = getattr(api, method)(
             path.format(mine=mine, theirs=theirs), body(mine, theirs), format="json"
         )
     assert response.status_code == 403

@@ -22,7 +22,7 @@ from financing.models import Drawdown
 from tests.accounts.factories import StaffFactory
 from tests.api.conftest import client_user
 from tests.financing.factories import facility_with_pool
-from tests.helpers import writes_nothing
+from tests.helpers import login_as, writes_nothing
 
 pytestmark = pytest.mark.django_db
 
@@ -222,7 +222,7 @@ def test_staff_are_checked_against_their_role(staff_client, facility):
 
 def test_a_session_write_needs_the_csrf_token(facility):
     client = APIClient(enforce_csrf_checks=True)
-    client.force_login(StaffFactory(role="Credit officer"))
+    login_as(client, StaffFactory(role="Credit officer"))
     with writes_nothing():
         response = client.post("/api/v1/drawdowns/", drawdown_body(facility), format="json")
     assert response.status_code == 403
@@ -232,7 +232,7 @@ def test_a_session_write_needs_the_csrf_token(facility):
 def test_an_inactive_user_is_not_let_in(facility):
     user = StaffFactory(role="Credit officer")
     client = APIClient()
-    client.force_login(user)
+    login_as(client, user)
     user.is_active = False
     user.save(update_fields=["is_active"])
     assert client.get("/api/v1/facilities/").status_code in (401, 403)
@@ -240,7 +240,7 @@ def test_an_inactive_user_is_not_let_in(facility):
 
 def test_a_user_who_is_neither_staff_nor_a_client_sees_nothing(facility):
     client = APIClient()
-    client.force_login(client_user(None))
+    login_as(client, client_user(None))
     response = client.get("/api/v1/facilities/")
     assert response.status_code == 403
 
@@ -250,7 +250,7 @@ def test_a_user_who_is_neither_staff_nor_a_client_sees_nothing(facility):
 
 def test_the_admin_creates_a_key_shows_it_once_and_revokes_it(client):
     admin_user = StaffFactory(role="Administrator")
-    client.force_login(admin_user)
+    login_as(client, admin_user)
     response = client.post(
         reverse("admin:api_apikey_add"),
         {"name": "custody-prod", "scopes": ["read", "collateral"], "throttle_rate": ""},
@@ -271,6 +271,18 @@ def test_the_admin_creates_a_key_shows_it_once_and_revokes_it(client):
     api_key.refresh_from_db()
     assert api_key.revoked_at is not None
     assert APIClient().get("/api/v1/assets/", HTTP_AUTHORIZATION=f"Bearer {raw_key}").status_code == 401
+    created, revoked = AuditEvent.objects.filter(action__startswith="api_key.").order_by("created_at", "pk")
+    assert (created.action, created.actor, created.after["scopes"]) == (
+        "api_key.created",
+        admin_user,
+        ["collateral", "read"],
+    )
+    assert raw_key not in str(created.after)
+    assert (revoked.action, revoked.actor, revoked.target_id) == (
+        "api_key.revoked",
+        admin_user,
+        str(api_key.pk),
+    )
 
 
 def test_a_key_cannot_be_revoked_twice(db):

@@ -20,7 +20,7 @@ from financing.models import Drawdown
 from tests.accounts.factories import ClientFactory, StaffFactory
 from tests.collateral.factories import price
 from tests.financing.factories import facility_with_pool
-from tests.helpers import writes_nothing
+from tests.helpers import login_as, writes_nothing
 
 pytestmark = pytest.mark.django_db
 
@@ -444,7 +444,7 @@ def test_only_json_is_served(lender, facility):
 
 def test_the_browsable_api_serves_staff_html(facility):
     client = APIClient()
-    client.force_login(StaffFactory(role="Risk officer"))
+    login_as(client, StaffFactory(role="Risk officer"))
     response = client.get(f"/api/v1/facilities/{facility.pk}/", HTTP_ACCEPT="text/html")
     assert response.status_code == 200
     assert "margin_ratio" in response.content.decode()
@@ -473,7 +473,7 @@ def test_aware_times_far_in_the_future_are_refused(lender, market):
 @pytest.mark.parametrize("path", ["/api/v1/drawdowns/", "/api/v1/facilities/", "/api/v1/assets/BTC/"])
 def test_the_browsable_api_lists_and_asks_to_log_in(market, path):
     staff = APIClient()
-    staff.force_login(StaffFactory(role="Credit officer"))
+    login_as(staff, StaffFactory(role="Credit officer"))
     assert staff.get(path, HTTP_ACCEPT="text/html").status_code == 200
     anonymous = APIClient().get(path, HTTP_ACCEPT="text/html")
     assert anonymous.status_code == 401

@@ -14,7 +14,7 @@ from financing.monitoring.cycle import monitoring_cycle_run
 from tests.api.conftest import client_user
 from tests.collateral.factories import price
 from tests.financing.factories import facility_with_pool
-from tests.helpers import writes_nothing
+from tests.helpers import login_as, writes_nothing
 
 pytestmark = pytest.mark.django_db
 
@@ -99,7 +99,7 @@ def test_only_the_lending_scope_and_never_a_client_records_fills(key_client, ord
     with writes_nothing():
         assert reader.post(url(order), body(order), format="json").status_code == 403
     client = APIClient()
-    client.force_login(client_user(order.forced_sale.facility.client))
+    login_as(client, client_user(order.forced_sale.facility.client))
     with writes_nothing():
         assert client.post(url(order), body(order), format="json").status_code == 403
     assert Decimal(0) == sum(f.quantity for f in SaleFill.objects.all())

@@ -58,11 +58,11 @@ def test_onboard_a_client_and_change_it(api):
     created = AuditEvent.objects.get(action="client.created")
     assert created.actor_label == "api-key:oms"
 
-    response = api.patch(f"/api/v1/clients/{client['id']}/", {"kyc_status": "approved"}, format="json")
+    response = api.patch(f"/api/v1/clients/{client['id']}/", {"email": "ops@victoria.example"}, format="json")
     assert response.status_code == 200
-    assert response.json()["eligible"] is True
+    assert response.json()["email"] == "ops@victoria.example"
     updated = AuditEvent.objects.get(action="client.updated")
-    assert (updated.before, updated.after) == ({"kyc_status": "pending"}, {"kyc_status": "approved"})
+    assert (updated.before, updated.after) == ({"email": ""}, {"email": "ops@victoria.example"})
 
 
 def test_a_duplicate_reference_is_refused(api):

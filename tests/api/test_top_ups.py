@@ -19,7 +19,7 @@ from tests.accounts.factories import StaffFactory
 from tests.api.conftest import client_user
 from tests.collateral.factories import price
 from tests.financing.factories import facility_with_pool
-from tests.helpers import writes_nothing
+from tests.helpers import login_as, writes_nothing
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +42,7 @@ def portal(facility):
     """The facility's client, logged in as a client user."""
     api = APIClient()
     api.user = client_user(facility.client)
-    api.force_login(api.user)
+    login_as(api, api.user)
     return api
 
 

@@ -17,7 +17,7 @@ from collateral.models import FxRate, Price
 from collateral.selectors import current_prices, fx_to_hkd
 from tests.accounts.factories import StaffFactory
 from tests.collateral.factories import asset
-from tests.helpers import writes_nothing
+from tests.helpers import login_as, writes_nothing
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +47,7 @@ def securities(db):
 
 @pytest.mark.parametrize("role", ["Operations", "Risk officer"])
 def test_a_good_file_records_every_price_and_rate_and_says_what(client, securities, role):
-    client.force_login(StaffFactory(role=role))
+    login_as(client, StaffFactory(role=role))
     content = (
         HEADER
         + "0700.HK,412.20,HKD,2026-11-20T16:10:00+08:00,Bloomberg\n"
@@ -87,7 +87,7 @@ def test_a_good_file_records_every_price_and_rate_and_says_what(client, securiti
 
 
 def test_a_file_saved_by_excel_with_a_byte_order_mark_and_crlf_lines_is_read(client, market):
-    client.force_login(StaffFactory(role="Operations"))
+    login_as(client, StaffFactory(role="Operations"))
     content = "\ufeffSymbol,Price,Currency,Observed_At,Source\r\n0700.HK,399.8,HKD,,\r\n".encode()
 
     response = upload(client, content)
@@ -97,7 +97,7 @@ def test_a_file_saved_by_excel_with_a_byte_order_mark_and_crlf_lines_is_read(cli
 
 
 def test_a_file_with_bad_lines_is_refused_whole_with_every_bad_line_listed(client, market):
-    client.force_login(StaffFactory(role="Operations"))
+    login_as(client, StaffFactory(role="Operations"))
     content = (
         HEADER
         + "0700.HK,412.20,HKD,,\n"  # good, but not recorded: the file is refused whole
@@ -160,7 +160,7 @@ def test_a_file_with_bad_lines_is_refused_whole_with_every_bad_line_listed(clien
     ],
 )  # fmt: skip
 def test_an_unreadable_file_is_refused_with_the_reason(client, market, content, problem):
-    client.force_login(StaffFactory(role="Risk officer"))
+    login_as(client, StaffFactory(role="Risk officer"))
 
     with writes_nothing():
         response = upload(client, content)
@@ -170,7 +170,7 @@ def test_an_unreadable_file_is_refused_with_the_reason(client, market, content, 
 
 
 def test_a_file_without_a_file_is_a_form_error(client, market):
-    client.force_login(StaffFactory(role="Operations"))
+    login_as(client, StaffFactory(role="Operations"))
     with writes_nothing():
         response = client.post(reverse(UPLOAD), {})
     assert response.status_code == 200
@@ -179,7 +179,7 @@ def test_a_file_without_a_file_is_a_form_error(client, market):
 
 @pytest.mark.parametrize("role", ["Compliance", "Credit officer"])
 def test_staff_without_the_permission_to_add_prices_cannot_upload(client, market, role):
-    client.force_login(StaffFactory(role=role))
+    login_as(client, StaffFactory(role=role))
 
     assert client.get(reverse(UPLOAD)).status_code == 403
     with writes_nothing():
@@ -190,7 +190,7 @@ def test_staff_without_the_permission_to_add_prices_cannot_upload(client, market
 
 
 def test_the_price_list_offers_the_upload_to_operations(client, market):
-    client.force_login(StaffFactory(role="Operations"))
+    login_as(client, StaffFactory(role="Operations"))
     changelist = client.get(reverse("admin:collateral_price_changelist")).content.decode()
     assert f'href="{reverse(UPLOAD)}">Upload prices</a>' in changelist
     form = client.get(reverse(UPLOAD)).content.decode()

@@ -11,6 +11,7 @@ from financing.models import Drawdown, Facility
 from financing.selectors import facility_debt, facility_pool
 from tests.accounts.factories import CreditProfileFactory, StaffFactory
 from tests.financing.factories import facility_with_pool
+from tests.helpers import login_as
 
 pytestmark = pytest.mark.django_db
 
@@ -48,12 +49,12 @@ def facility(market):
     ],
 )
 def test_every_role_reads_the_lending_pages(client, facility, role, page):
-    client.force_login(StaffFactory(role=role))
+    login_as(client, StaffFactory(role=role))
     assert client.get(reverse(page)).status_code == 200
 
 
 def test_the_facility_page_shows_its_ratio_and_status(client, facility):
-    client.force_login(StaffFactory(role="Risk officer"))
+    login_as(client, StaffFactory(role="Risk officer"))
     body = client.get(reverse("admin:financing_facility_change", args=[facility.pk])).content.decode()
     assert "72.82%" in body  # 300,000 / 412,000
     assert "HK$412,000.00" in body
@@ -63,7 +64,7 @@ def test_the_facility_page_shows_its_ratio_and_status(client, facility):
 
 
 def test_the_pool_page_shows_positions_and_valuation(client, facility):
-    client.force_login(StaffFactory(role="Compliance"))
+    login_as(client, StaffFactory(role="Compliance"))
     pool = facility_pool(facility)
     body = client.get(reverse("admin:collateral_collateralpool_change", args=[pool.pk])).content.decode()
     assert "HK$780,000.00" in body  # 1 BTC
@@ -71,7 +72,7 @@ def test_the_pool_page_shows_positions_and_valuation(client, facility):
 
 
 def test_a_refused_drawdown_in_the_admin_says_why_and_writes_nothing(client, facility):
-    client.force_login(StaffFactory(role="Credit officer"))
+    login_as(client, StaffFactory(role="Credit officer"))
     response = client.post(
         reverse("admin:financing_drawdown_add"),
         {"facility": facility.pk, "amount_0": "60000.00", "amount_1": "HKD"},
@@ -83,7 +84,7 @@ def test_a_refused_drawdown_in_the_admin_says_why_and_writes_nothing(client, fac
 
 
 def test_a_drawdown_in_the_admin(client, facility):
-    client.force_login(StaffFactory(role="Credit officer"))
+    login_as(client, StaffFactory(role="Credit officer"))
     response = client.post(
         reverse("admin:financing_drawdown_add"),
         {"facility": facility.pk, "amount_0": "50000.00", "amount_1": "HKD"},
@@ -94,7 +95,7 @@ def test_a_drawdown_in_the_admin(client, facility):
 
 def test_opening_a_facility_in_the_admin(client, market):
     profile = CreditProfileFactory()
-    client.force_login(StaffFactory(role="Credit officer"))
+    login_as(client, StaffFactory(role="Credit officer"))
     response = client.post(
         reverse("admin:financing_facility_add"),
         {
@@ -113,7 +114,7 @@ def test_opening_a_facility_in_the_admin(client, market):
 
 
 def test_a_withdrawal_in_the_admin_is_checked_against_max_advance(client, facility, market):
-    client.force_login(StaffFactory(role="Operations"))
+    login_as(client, StaffFactory(role="Operations"))
     pool = facility_pool(facility)
     response = client.post(
         reverse("admin:collateral_collateralmovement_add"),
@@ -138,7 +139,7 @@ def test_the_at_risk_list_puts_the_highest_ratio_first(client, facility, market)
     drawdown_create(facility=calm, amount="100000.00", actor=SYSTEM)
     price("BTC", "94000")  # the first facility: 300,000 / (293,280 + 100,000) = 76.3%; calm: 3.4%
     monitoring_cycle_run(trigger="test")
-    client.force_login(StaffFactory(role="Risk officer"))
+    login_as(client, StaffFactory(role="Risk officer"))
     body = client.get(reverse("admin:financing_marginstate_changelist")).content.decode()
     assert body.index(facility.reference) < body.index(calm.reference)
     assert "76.28%" in body

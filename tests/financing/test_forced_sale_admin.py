@@ -13,6 +13,7 @@ from financing.monitoring.cycle import monitoring_cycle_run
 from tests.accounts.factories import StaffFactory
 from tests.collateral.factories import price
 from tests.financing.factories import facility_with_pool
+from tests.helpers import login_as
 
 pytestmark = pytest.mark.django_db
 
@@ -41,12 +42,12 @@ def order(market):
     ],
 )
 def test_every_role_reads_the_forced_sale_pages(client, order, role, page):
-    client.force_login(StaffFactory(role=role))
+    login_as(client, StaffFactory(role=role))
     assert client.get(reverse(page)).status_code == 200
 
 
 def test_the_sale_page_shows_its_orders(client, order):
-    client.force_login(StaffFactory(role="Compliance"))
+    login_as(client, StaffFactory(role="Compliance"))
     body = client.get(
         reverse("admin:financing_forcedsale_change", args=[order.forced_sale_id])
     ).content.decode()
@@ -54,7 +55,7 @@ def test_the_sale_page_shows_its_orders(client, order):
 
 
 def test_operations_enter_a_fill_from_the_order_system(client, order):
-    client.force_login(StaffFactory(role="Operations"))
+    login_as(client, StaffFactory(role="Operations"))
     response = client.post(
         reverse("admin:financing_salefill_add"),
         {"order": order.pk, "fill_id": "OMS-9", "quantity": str(order.quantity), "price": "280", "fee": "0"},
@@ -67,13 +68,13 @@ def test_operations_enter_a_fill_from_the_order_system(client, order):
 
 
 def test_compliance_cannot_enter_fills(client, order):
-    client.force_login(StaffFactory(role="Compliance"))
+    login_as(client, StaffFactory(role="Compliance"))
     assert client.get(reverse("admin:financing_salefill_add")).status_code == 403
 
 
 def test_the_kill_switch_is_engaged_at_once_and_lifted_by_request(client, order):
     officer = StaffFactory(role="Risk officer")
-    client.force_login(officer)
+    login_as(client, officer)
     switch = kill_switch()
     url = reverse("admin:financing_killswitch_change", args=[switch.pk])
     client.post(url, {"reason": "venue outage", "request_lift_reason": ""})

@@ -12,7 +12,7 @@ from accounts.exceptions import FourEyesViolation
 from accounts.services import approval_request_approve
 from collateral.selectors import pool_holdings
 from collateral.services import collateral_deposit, fx_rate_record, fx_rate_reject
-from core.exceptions import InvalidInput, InvalidTransition
+from core.exceptions import InvalidInput, InvalidTransition, PermissionRefused
 from fake_exchange import FAKE_CREDENTIALS
 from fake_exchange.pytest_plugin import fake_bitstamp  # noqa: F401  (fixture)
 from financing.enums import ForcedSaleStatus, PauseReason, SaleOrderStatus, SaleRoute
@@ -254,9 +254,22 @@ def test_a_policy_may_require_approval_before_a_sale_is_submitted(market, venue)
     sale = ForcedSale.objects.get(facility=facility)
     assert run(sale) == ForcedSaleStatus.AWAITING_APPROVAL
     assert venue.requests("create_order") == []
-    with pytest.raises(Exception, match="Only risk officers"):
-        forced_sale_approve(sale=sale, actor=StaffFactory(role="Compliance"))
+    for role in ("Compliance", "Credit officer", "Operations"):
+        staff = StaffFactory(role=role)
+        with writes_nothing(), pytest.raises(PermissionRefused, match="Only risk officers"):
+            forced_sale_approve(sale=sale, actor=staff)
     forced_sale_approve(sale=sale, actor=StaffFactory(role="Risk officer"))
+    assert run(sale) == ForcedSaleStatus.FILLED
+
+
+def test_only_risk_officers_resume_a_paused_sale(sale, venue, settings):
+    settings.FORCED_SALE_MAX_VENUE_ERRORS = 1
+    venue.fail("create_order", "http_500", times=1)
+    assert run(sale) == ForcedSaleStatus.PAUSED
+    credit_officer = StaffFactory(role="Credit officer")
+    with writes_nothing(), pytest.raises(PermissionRefused, match="Only risk officers may resume"):
+        forced_sale_resume(sale=sale, actor=credit_officer)
+    forced_sale_resume(sale=sale, actor=StaffFactory(role="Risk officer"))
     assert run(sale) == ForcedSaleStatus.FILLED
 
 

@@ -18,6 +18,7 @@ SCHEDULES = {
     "Forced sales": ("financing.forced_sales_step_all", "every 10 seconds", "{}", True),
     "Interest accrual": ("financing.interest_accrual", "50 23 * * * Asia/Hong_Kong", "{}", True),
     "Outbox delivery": ("notifications.deliver_due_messages", "every 15 seconds", "{}", True),
+    "Margin sweep watchdog": ("financing.sweep_watchdog", "every 60 seconds", "{}", True),
     "Forget old idempotency records": ("api.purge_idempotency_records", "30 3 * * * Asia/Hong_Kong",
                                        '{"days": 30}', True),
 }  # fmt: skip

@@ -24,7 +24,7 @@ from financing.top_ups.instructions import standing_top_up_request
 from tests.accounts.factories import StaffFactory
 from tests.collateral.factories import price
 from tests.financing.factories import facility_with_pool
-from tests.helpers import writes_nothing
+from tests.helpers import login_as, writes_nothing
 
 pytestmark = pytest.mark.django_db
 
@@ -56,12 +56,12 @@ def facility(market):
     ],
 )
 def test_every_role_reads_the_top_up_pages(client, facility, role, page):
-    client.force_login(StaffFactory(role=role))
+    login_as(client, StaffFactory(role=role))
     assert client.get(reverse(page)).status_code == 200
 
 
 def test_the_pool_page_shows_the_free_holdings_apart(client, facility):
-    client.force_login(StaffFactory(role=roles.COMPLIANCE))
+    login_as(client, StaffFactory(role=roles.COMPLIANCE))
     pool = facility_pool(facility)
     body = client.get(reverse("admin:collateral_collateralpool_change", args=[pool.pk])).content.decode()
     assert "Free custody holdings (not pledged)" in body
@@ -69,7 +69,7 @@ def test_the_pool_page_shows_the_free_holdings_apart(client, facility):
 
 
 def test_operations_record_the_custody_feed_and_a_refusal_says_why(client, facility):
-    client.force_login(StaffFactory(role=roles.OPERATIONS))
+    login_as(client, StaffFactory(role=roles.OPERATIONS))
     url = reverse("admin:collateral_custodymovement_add")
     form = {"client": facility.client.pk, "asset": "HKD", "external_reference": "C-2"}
     assert client.post(url, {**form, "kind": "received", "quantity": "5000.00"}).status_code == 302
@@ -86,7 +86,7 @@ def test_operations_record_the_custody_feed_and_a_refusal_says_why(client, facil
 
 def test_staff_ask_for_an_instruction_and_another_signs_it_off_in_the_queue(client, facility):
     maker, checker = StaffFactory(role=roles.CREDIT_OFFICER), StaffFactory(role=roles.RISK_OFFICER)
-    client.force_login(maker)
+    login_as(client, maker)
     response = client.post(
         reverse("admin:financing_standingtopupinstruction_add"),
         {
@@ -112,7 +112,7 @@ def test_staff_ask_for_an_instruction_and_another_signs_it_off_in_the_queue(clie
     )
     instruction.refresh_from_db()
     assert instruction.status == InstructionStatus.PENDING_SIGN_OFF  # not by its maker
-    client.force_login(checker)
+    login_as(client, checker)
     client.post(
         reverse("admin:accounts_approvalrequest_changelist"),
         {"action": "approve", "_selected_action": [approval.pk]},
@@ -123,7 +123,7 @@ def test_staff_ask_for_an_instruction_and_another_signs_it_off_in_the_queue(clie
 
 
 def test_a_refused_request_in_the_admin_says_why_and_writes_nothing(client, facility):
-    client.force_login(StaffFactory(role=roles.CREDIT_OFFICER))
+    login_as(client, StaffFactory(role=roles.CREDIT_OFFICER))
     with writes_nothing():
         response = client.post(
             reverse("admin:financing_standingtopupinstruction_add"),
@@ -142,7 +142,7 @@ def test_revoking_and_running_an_instruction_from_the_list(client, facility):
     approval_request_approve(request=pending_sign_off_of(instruction), actor=checker)
     price("BTC", "80000")
     margin_call_issue(facility=facility, actor=SYSTEM)  # issued by hand: the ladder's hook did not run
-    client.force_login(checker)
+    login_as(client, checker)
     changelist = reverse("admin:financing_standingtopupinstruction_changelist")
     response = client.post(
         changelist, {"action": "run_now", "_selected_action": [instruction.pk]}, follow=True

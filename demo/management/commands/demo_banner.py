@@ -7,7 +7,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from demo.seed import DEMO_LOGINS
+from demo.seed import DEMO_LOGINS, DEMO_TOTP_SECRET
 
 
 class Command(BaseCommand):
@@ -33,6 +33,11 @@ class Command(BaseCommand):
             "  Demo logins (username, role, password):",
         ]
         lines += [f"    {login.username:<12} {login.role:<30} {login.password}" for login in DEMO_LOGINS]
+        lines += [
+            "  Staff also give a second-factor code. Add this secret to an authenticator app (TOTP):",
+            f"    {DEMO_TOTP_SECRET}",
+            "  or print the current code with: .venv/bin/python manage.py demo_totp_code",
+        ]
         lines += ["  Ctrl-C stops the web server, the worker and beat.", "=" * 72, ""]
         self.stdout.write("\n".join(lines))
         self.stdout.flush()
