@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib.auth import logout
 from django.db import transaction
-from django.shortcuts import redirect
+from django.shortcuts import redirect, resolve_url
 from django.urls import reverse
 
 from accounts.audit import audit_event_record
@@ -25,6 +25,8 @@ def _exempt_prefixes() -> tuple[str, ...]:
         reverse("accounts:second_factor_verify"),  # the second-factor pages themselves
         reverse("admin:logout"),
         reverse("admin:login"),
+        resolve_url(settings.LOGIN_URL),  # the site's own sign-in and sign-out: never behind a second factor
+        resolve_url(settings.LOGOUT_URL),
         "/api/",  # DRF's authentication refuses an unverified staff session in the API's error shape
         settings.STATIC_URL if settings.STATIC_URL.startswith("/") else f"/{settings.STATIC_URL}",
     )

@@ -54,7 +54,9 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path(
         "docs/",
-        login_required(SpectacularSwaggerSplitView.as_view(url_name="schema"), login_url="rest_framework:login"),
+        login_required(
+            SpectacularSwaggerSplitView.as_view(url_name="schema"), login_url="rest_framework:login"
+        ),
         name="docs",
     ),
     path("auth/", include("rest_framework.urls")),

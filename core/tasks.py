@@ -34,7 +34,9 @@ def _task(name: str):
 def _queue(name: str, args: tuple, kwargs: dict) -> None:
     task = _task(name)
     if task.app.conf.task_always_eager:
-        task.apply_async(args=args, kwargs=kwargs or None)  # runs here and now: its errors are the task's own, and propagate
+        task.apply_async(
+            args=args, kwargs=kwargs or None
+        )  # runs here and now: its errors are the task's own, and propagate
         return
     try:
         task.apply_async(args=args, kwargs=kwargs or None)

@@ -94,6 +94,7 @@ DATABASE_APP_ROLE = env("DATABASE_APP_ROLE", default="")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "web:sign_in"
+LOGOUT_URL = "web:sign_out"  # ours: where a signed-in person signs out (never behind a second factor)
 LOGIN_REDIRECT_URL = "web:home"
 LOGOUT_REDIRECT_URL = "web:sign_in"
 

@@ -17,6 +17,7 @@ from financing.models import ForcedSale, MarginCall, MarginState
 from financing.monitoring.cycle import monitoring_cycle_run
 from tests.accounts.factories import StaffFactory
 from tests.financing.factories import facility_with_pool
+from tests.helpers import login_as
 
 pytestmark = pytest.mark.django_db
 
@@ -79,7 +80,7 @@ def test_a_tencent_price_of_a_tenth_of_a_cent_is_held(facility, key_client):
 
 
 def test_a_rate_from_a_price_file_is_held_too(facility, client):
-    client.force_login(StaffFactory(role="Operations"))
+    login_as(client, StaffFactory(role="Operations"))
     data = b"symbol,price,currency,observed_at,source\nUSD/HKD,0.0000000001,,,\n"
     response = client.post(
         reverse("admin:collateral_price_upload"),

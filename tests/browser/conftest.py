@@ -17,6 +17,7 @@ from django.test import Client
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
 
 from tests.browser.harness import DESKTOP, failure_screenshot
+from tests.helpers import login_as
 
 CHROMIUM = os.environ.get("BROWSER_TESTS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -101,7 +102,7 @@ def sign_in(page: Page, live_server):
 
     def sign_in(user) -> None:
         client = Client()
-        client.force_login(user)
+        login_as(client, user)
         cookie = client.cookies["sessionid"]
         page.context.add_cookies([{"name": "sessionid", "value": cookie.value, "url": live_server.url}])
 

@@ -169,9 +169,11 @@ def test_nothing_reaches_past_this_machine(page: Page):
         page.goto("http://network-check.invalid/")
 
 
-def test_the_api_docs_still_draw_under_the_policy(page: Page, console_errors):
+def test_the_api_docs_still_draw_under_the_policy(page: Page, sign_in, console_errors):
     """Swagger UI's script comes from a URL of its own (drf-spectacular's split view), so the policy lets it
-    run; only its small inline <style> block is refused, which changes nothing that matters."""
+    run; only its small inline <style> block is refused, which changes nothing that matters. The docs are for
+    callers who are signed in."""
+    sign_in(StaffFactory())
     page.goto("/api/docs/")
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("Margin financing API")
     assert not [error for error in console_errors if "script-src" in error], console_errors

@@ -19,7 +19,7 @@ from core.exceptions import InvalidTransition, PermissionRefused
 from tests.accounts.factories import StaffFactory
 from tests.collateral.factories import asset
 from tests.collateral.test_price_health import HEALTH, table
-from tests.helpers import writes_nothing
+from tests.helpers import login_as, writes_nothing
 
 pytestmark = pytest.mark.django_db
 
@@ -168,7 +168,7 @@ def test_an_older_held_price_confirmed_late_does_not_replace_a_newer_one(market,
 def test_operations_see_what_is_held_on_the_price_health_page(client, market, ops):
     push("0700.HK", "0.001")
     push_fx("0.0000000001")
-    client.force_login(ops)
+    login_as(client, ops)
     body = client.get(reverse(HEALTH)).content.decode()
     held = table(body, "held-prices")
     assert [row[:2] for row in held] == [["0700.HK", "0.001 HKD"], ["USD/HKD", "0.0000000001"]]
@@ -181,7 +181,7 @@ def test_operations_see_what_is_held_on_the_price_health_page(client, market, op
 
 def test_a_risk_officer_confirms_in_the_admin(client, market, risk):
     record = push("0700.HK", "150")
-    client.force_login(risk)
+    login_as(client, risk)
     response = client.post(
         reverse("admin:collateral_price_changelist"), {"action": "confirm", "_selected_action": [record.pk]}
     )
@@ -191,7 +191,7 @@ def test_a_risk_officer_confirms_in_the_admin(client, market, risk):
 
 def test_operations_cannot_confirm_in_the_admin(client, market, ops):
     record = push("0700.HK", "150")
-    client.force_login(ops)
+    login_as(client, ops)
     action_form = client.get(reverse("admin:collateral_price_changelist")).context["action_form"]
     assert action_form is None or "confirm" not in dict(action_form.fields["action"].choices)
     client.post(

@@ -14,7 +14,7 @@ from core.exceptions import InvalidInput
 from core.parsing import parse_amount
 from tests.accounts.factories import StaffFactory
 from tests.collateral.test_price_upload import HEADER, problems_listed, upload
-from tests.helpers import project_apps, writes_nothing
+from tests.helpers import login_as, project_apps, writes_nothing
 
 NOT_AMOUNTS = [
     "1e5",
@@ -102,7 +102,7 @@ def test_a_price_file_with_an_amount_that_is_not_a_plain_decimal_is_refused(clie
     from tests.collateral.factories import asset
 
     asset("0005.HK")
-    client.force_login(StaffFactory(role="Operations"))
+    login_as(client, StaffFactory(role="Operations"))
     with writes_nothing():
         response = upload(client, HEADER + f"0005.HK,{text},,,\n")
     assert response.status_code == 200

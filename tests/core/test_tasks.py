@@ -25,7 +25,7 @@ from tests.accounts.factories import StaffFactory
 from tests.api.conftest import client_user
 from tests.collateral.factories import price
 from tests.financing.factories import facility_with_pool
-from tests.helpers import REPOSITORY
+from tests.helpers import REPOSITORY, login_as
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the request commits, and its on-commit work runs
 
@@ -60,7 +60,7 @@ def broker_down():
 def test_a_standing_top_up_request_commits_and_answers_201_with_the_broker_down(market, broker_down, caplog):
     facility = facility_with_pool(holdings={"BTC": "1"})
     portal = APIClient()
-    portal.force_login(client_user(facility.client))
+    login_as(portal, client_user(facility.client))
     body = {"client": facility.client_id, "trigger": "warning", "asset_order": ["ETH"]}
     with caplog.at_level(logging.ERROR, logger="core.tasks"):
         response = portal.post("/api/v1/standing-top-up-instructions/", body, format="json")
@@ -81,7 +81,7 @@ def test_engaging_the_kill_switch_in_the_admin_works_with_the_broker_down(client
     price("0700.HK", "280")
     monitoring_cycle_run(symbols=["0700.HK"], trigger="test")  # a sale is requested; its step not queued
     sale = ForcedSale.objects.get(facility=facility)
-    client.force_login(StaffFactory(role=roles.RISK_OFFICER))
+    login_as(client, StaffFactory(role=roles.RISK_OFFICER))
     url = reverse("admin:financing_killswitch_change", args=[kill_switch().pk])
     response = client.post(url, {"reason": "venue outage", "request_lift_reason": ""})
     assert response.status_code == 302

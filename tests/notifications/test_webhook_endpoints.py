@@ -15,6 +15,7 @@ from notifications.services import event_record, outbox_deliver, outbox_retry_fa
 from notifications.tasks import deliver_due_messages
 from notifications.webhook_endpoints import webhook_endpoint_create, webhook_endpoint_deactivate
 from tests.accounts.factories import StaffFactory
+from tests.helpers import login_as
 from tests.webhook_receiver import webhook_receiver
 
 pytestmark = pytest.mark.django_db
@@ -79,14 +80,14 @@ def test_a_message_for_an_endpoint_deactivated_behind_the_services_back_is_not_s
 
 def test_the_api_says_how_many_messages_were_cancelled(endpoint_with_a_backlog):
     api = APIClient()
-    api.force_login(StaffFactory(role="Operations"))
+    login_as(api, StaffFactory(role="Operations"))
     response = api.post(f"/api/v1/webhook-endpoints/{endpoint_with_a_backlog.pk}/deactivate/")
     assert response.status_code == 200, response.json()
     assert (response.json()["is_active"], response.json()["messages_cancelled"]) == (False, 3)
 
 
 def test_the_admin_says_how_many_messages_were_cancelled(endpoint_with_a_backlog, client):
-    client.force_login(StaffFactory(role="Operations"))
+    login_as(client, StaffFactory(role="Operations"))
     response = client.post(
         reverse("admin:notifications_webhookendpoint_changelist"),
         {"action": "deactivate", "_selected_action": [endpoint_with_a_backlog.pk]},

@@ -4,6 +4,7 @@ language cookie and the content security policy."""
 import pytest
 from django.urls import reverse
 
+from tests.helpers import login_as
 from tests.web.factories import ClientUserFactory, SignInUserFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
@@ -20,23 +21,23 @@ def test_anyone_not_signed_in_is_sent_to_sign_in_and_then_back_home(client):
 
 
 def test_a_client_user_goes_to_the_client_home_and_staff_to_the_staff_home(client, settings):
-    client.force_login(ClientUserFactory())
+    login_as(client, ClientUserFactory())
     assert client.get("/")["Location"] == "/api/v1/facilities/"
-    client.force_login(StaffFactory())
+    login_as(client, StaffFactory())
     assert client.get("/")["Location"] == "/admin/"
 
 
 def test_the_homes_are_one_setting_each_a_url_name_or_a_path(client, settings):
     settings.WEB_CLIENT_HOME = "/somewhere/for/clients/"
     settings.WEB_STAFF_HOME = "web:sign_in"
-    client.force_login(ClientUserFactory())
+    login_as(client, ClientUserFactory())
     assert client.get("/")["Location"] == "/somewhere/for/clients/"
-    client.force_login(StaffFactory())
+    login_as(client, StaffFactory())
     assert client.get("/")["Location"] == reverse("web:sign_in")
 
 
 def test_a_user_neither_client_nor_staff_is_told_so(client):
-    client.force_login(SignInUserFactory(username="orphan"))
+    login_as(client, SignInUserFactory(username="orphan"))
     response = client.get("/")
     assert response.status_code == 403
     assert "You are signed in as orphan" in response.content.decode()
@@ -70,11 +71,11 @@ def test_sign_in_refuses_a_next_on_another_site(client):
 
 
 def test_sign_out_is_a_post_with_a_csrf_token(client):
-    client.force_login(StaffFactory())
+    login_as(client, StaffFactory())
     assert client.get("/sign-out/").status_code == 405
     assert "_auth_user_id" in client.session
     csrf_client = type(client)(enforce_csrf_checks=True)
-    csrf_client.force_login(StaffFactory())
+    login_as(csrf_client, StaffFactory())
     assert csrf_client.post("/sign-out/").status_code == 403  # no token
     response = client.post("/sign-out/")
     assert response["Location"] == "/sign-in/"
@@ -123,7 +124,7 @@ def test_favicon_ico_leads_to_the_shipped_icon(client):
 
 
 def test_the_admin_may_use_inline_styles_but_no_inline_scripts(client):
-    client.force_login(StaffFactory())
+    login_as(client, StaffFactory())
     admin = directives(client.get("/admin/")["Content-Security-Policy"])
     assert admin["style-src"] == "'self' 'unsafe-inline'"
     assert admin["script-src"] == "'self'"
