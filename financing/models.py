@@ -469,6 +469,12 @@ class ForcedSale(models.Model):
     plan = models.JSONField(
         encoder=DjangoJSONEncoder, default=dict, blank=True, help_text="figures the plan was made on"
     )
+    first_plan = models.JSONField(
+        encoder=DjangoJSONEncoder,
+        default=dict,
+        blank=True,
+        help_text="the plan as first made (``plan`` is made again as fills arrive)",
+    )
     shortfall = hkd_amount_field(
         "shortfall", default=Decimal(0), help_text="debt left unsecured when the pool ran out"
     )
@@ -477,6 +483,18 @@ class ForcedSale(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     approved_at = models.DateTimeField(null=True, blank=True)
+    planned_on_prices = models.ManyToManyField(
+        "collateral.Price",
+        blank=True,
+        related_name="forced_sales_planned_on",
+        help_text="the prices each plan was made on (kept whole by the retention of prices and quotes)",
+    )
+    planned_on_fx_rates = models.ManyToManyField(
+        "collateral.FxRate",
+        blank=True,
+        related_name="forced_sales_planned_on",
+        help_text="the FX rates each plan was made on",
+    )
 
     class Meta:
         ordering = ["-requested_at", "-pk"]

@@ -15,8 +15,15 @@ from django.utils import timezone
 from accounts.audit import SYSTEM, Actor, AuditSpec, actor_user, audit_events_record
 from collateral.calculations import WIDE, forced_sale_plan
 from collateral.enums import AssetKind
-from collateral.models import Asset, CollateralPool
-from collateral.selectors import fx_to_hkd, pool_holdings, position_inputs, price_doubts, price_freshness
+from collateral.models import Asset, CollateralPool, CurrentPrice
+from collateral.selectors import (
+    fx_rates_latest,
+    fx_to_hkd,
+    pool_holdings,
+    position_inputs,
+    price_doubts,
+    price_freshness,
+)
 from core.exceptions import InvalidInput, InvalidTransition, PermissionRefused
 from core.locks import lock_one
 from core.money import CENT, HKD, format_hkd, format_percent
@@ -187,6 +194,14 @@ def _prices_in_doubt(sale: ForcedSale, symbols, actor: Actor, venue: SaleVenue |
     return True
 
 
+def _remember_prices_planned_on(sale: ForcedSale, holdings: dict[str, Decimal]) -> None:
+    """Link the sale to the prices and FX rates its plan was made on, so that it can always be explained."""
+    sale.planned_on_prices.add(
+        *CurrentPrice.objects.filter(asset_id__in=list(holdings)).values_list("price_id", flat=True)
+    )
+    sale.planned_on_fx_rates.add(*(rate.pk for rate in fx_rates_latest().values()))
+
+
 def _plan(sale: ForcedSale, facility: Facility, pool: CollateralPool, actor: Actor) -> None:
     """Size what is still to be sold and create its orders (or finish the sale when nothing is left)."""
     policy = policy_for(facility)
@@ -230,7 +245,10 @@ def _plan(sale: ForcedSale, facility: Facility, pool: CollateralPool, actor: Act
         "shortfall": plan.shortfall,
     }
     sale.planned_at = timezone.now()
-    sale.save(update_fields=["plan", "planned_at"])
+    if not sale.first_plan:
+        sale.first_plan = {**sale.plan, "planned_at": sale.planned_at}
+    sale.save(update_fields=["plan", "first_plan", "planned_at"])
+    _remember_prices_planned_on(sale, holdings)
     if not plan.sales:
         # Nothing (more) to sell: either the ratio is back at target, or the pool is gone.
         if debt > 0 and plan.shortfall > 0:

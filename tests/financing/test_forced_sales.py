@@ -10,6 +10,7 @@ from accounts.audit import SYSTEM
 from accounts.enums import ApprovalStatus
 from accounts.exceptions import FourEyesViolation
 from accounts.services import approval_request_approve
+from collateral.models import CurrentPrice
 from collateral.selectors import pool_holdings
 from collateral.services import collateral_deposit, fx_rate_record, fx_rate_reject
 from core.exceptions import InvalidInput, InvalidTransition, PermissionRefused
@@ -106,6 +107,18 @@ def test_a_forced_sale_sells_just_enough_and_repays_the_debt(sale, venue):
     assert {"forced_sale.planned", "forced_sale.submitted", "forced_sale.fill", "forced_sale.filled"} <= set(
         types
     )
+
+
+def test_a_sale_keeps_the_prices_and_rates_its_plan_was_made_on(sale, venue):
+    run(sale)
+    btc_price = CurrentPrice.objects.get(asset_id="BTC").price
+    assert btc_price.price == Decimal("70000")
+    assert btc_price in sale.planned_on_prices.all()
+    assert {(r.currency, r.quote) for r in sale.planned_on_fx_rates.all()} >= {("USD", "HKD")}
+    # The plan is made again as fills arrive (nothing is left to sell at the end); the first one stays.
+    assert sale.plan["sales"] == []
+    assert Decimal(sale.first_plan["sales"][0]["quantity"]) == Decimal("0.22246457")
+    assert sale.first_plan["ratio_after"] is not None
 
 
 def test_partial_fills_are_followed_to_completion(sale, venue):
