@@ -8,21 +8,22 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 SERVICES := $(BIN)/python scripts/services.py --
 
-.PHONY: run test install install-dev migrate seed lint format messages screenshots bench bench-api clean
+.PHONY: run test install install-dev migrate seed lint format messages screenshots bench bench-api clean lock
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found %s)" % sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	@echo "==> installing the platform into $(VENV)"
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+# Installed from the lock files (exact versions, checked against their hashes), never from the ranges.
+$(STAMP): requirements/base.txt | $(BIN)/python
+	@echo "==> installing the platform's dependencies into $(VENV) (requirements/base.txt)"
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25,<27'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/base.txt
 	@touch $@
 
-$(DEV_STAMP): $(STAMP)
-	@echo "==> installing the test tools into $(VENV)"
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(DEV_STAMP): requirements/dev.txt $(STAMP)
+	@echo "==> installing the test tools into $(VENV) (requirements/dev.txt)"
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/dev.txt
 	@touch $@
 
 install: $(STAMP)
@@ -75,3 +76,12 @@ messages: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	$(BIN)/python scripts/services.py --as-owner --pg-setting autovacuum=off -- \
 		env DJANGO_SETTINGS_MODULE=config.settings.bench $(BIN)/python -m benchmarks.sweep
+
+## make lock: write requirements/base.txt and requirements/dev.txt (every version pinned, with hashes, for
+## Python 3.11–3.13 on any platform) from pyproject.toml's ranges, keeping the pins already there;
+## `make lock ARGS=--upgrade` moves every pin to the newest release the ranges allow.
+LOCK := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet \
+	--custom-compile-command "make lock" $(ARGS)
+lock: $(DEV_STAMP)
+	$(LOCK) -o requirements/base.txt
+	$(LOCK) --extra dev -o requirements/dev.txt

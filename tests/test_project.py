@@ -3,9 +3,13 @@
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,3 +56,40 @@ def test_models_and_migrations_agree(db):
     from django.core.management import call_command
 
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+def _pins(lock: Path) -> dict[str, tuple[str, int]]:
+    """name → (version, number of hashes) of every pin in a lock file written by `make lock`."""
+    pins = {}
+    for block in re.split(r"\n(?=\S)", lock.read_text()):
+        match = re.match(r"([A-Za-z0-9_.\-]+(?:\[[^\]]+\])?)==([^\s;\\]+)", block)
+        if match:
+            name = canonicalize_name(match.group(1).split("[")[0])
+            pins[name] = (match.group(2), block.count("--hash=sha256:"))
+    return pins
+
+
+@pytest.mark.parametrize(("extra", "lock"), [(None, "base.txt"), ("dev", "dev.txt")])
+def test_every_dependency_has_an_upper_bound_and_a_hashed_pin_inside_its_range(extra, lock):
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["optional-dependencies"][extra] if extra else project["dependencies"]
+    pins = _pins(ROOT / "requirements" / lock)
+    for line in wanted:
+        requirement = Requirement(line)
+        assert any(spec.operator in ("<", "<=", "==", "~=") for spec in requirement.specifier), (
+            f"{requirement.name} has no upper bound in pyproject.toml"
+        )
+        version, hashes = pins[canonicalize_name(requirement.name)]
+        assert requirement.specifier.contains(version), (
+            f"{lock} pins {requirement.name} {version} outside its range"
+        )
+        assert hashes >= 1, f"{lock} pins {requirement.name} without a hash"
+
+
+def test_the_platform_is_installed_from_the_lock_files_with_their_hashes():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "--require-hashes -r requirements/base.txt" in makefile
+    assert "--require-hashes -r requirements/dev.txt" in makefile
+    assert "pip install --quiet -e" not in makefile
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    assert "--require-hashes -r requirements/base.txt" in dockerfile
