@@ -1,5 +1,6 @@
 """What the models do not say: the reference rows (the firm-exposure lock row, the default margin policy), the
-periodic work as django-celery-beat schedules (rows staff can change in the admin without a deploy), and, on
+periodic work as django-celery-beat schedules (rows staff can change in the admin without a deploy, the
+margin-critical ones only with a second person's approval), the sweep's watchdog among them, and, on
 PostgreSQL, the SQL functions the margin-call ladder's set-based writes use and two storage settings."""
 
 from django.db import migrations
@@ -18,6 +19,9 @@ INTERVALS = [
      "the margin-call ladder."),
     ("Forced sales", "financing.forced_sales_step_all", 10, "{}",
      "Plan, place, follow and book every open forced sale (venue orders, fills, proceeds)."),
+    ("Margin sweep watchdog", "financing.sweep_watchdog", 60, "{}",
+     "Alert staff once when the margin sweep has not finished for longer than its schedule allows, and once "
+     "when it runs again."),
 ]  # fmt: skip
 DAILY = "Interest accrual"
 

@@ -1,5 +1,7 @@
 """PostgreSQL guards the ledger even from code that bypasses the ORM: every transaction's legs sum to zero
-per instrument (a deferred constraint trigger), and transactions and legs are append-only."""
+per instrument (a deferred constraint trigger), and transactions and legs are append-only; the balance
+projection is kept by the database from the legs (a statement trigger that runs as the tables' owner), so
+that the application's role may read balances but never write one."""
 
 from django.db import migrations
 
@@ -17,4 +19,8 @@ class Migration(migrations.Migration):
         ),
         append_only("ledger_leg"),
         append_only("ledger_transaction"),
+        PostgresOnlySQL(
+            sql=sql_file(__file__, "balance_projection.sql"),
+            reverse_sql="DROP TRIGGER ledger_balance_project ON ledger_leg; DROP FUNCTION ledger_balance_project();",
+        ),
     ]
