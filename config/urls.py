@@ -7,4 +7,6 @@ urlpatterns = [
     path("admin/second-factor/", include("accounts.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("config.api_urls")),
+    path("portal/", include("portal.urls")),
+    path("console/", include("console.urls")),
 ]

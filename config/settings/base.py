@@ -36,7 +36,10 @@ INSTALLED_APPS = [
     "ledger",
     "collateral",
     "financing",
+    "oversight",
     "web",
+    "portal",
+    "console",
 ]
 
 MIDDLEWARE = [
