@@ -9,8 +9,12 @@ from django.core.exceptions import RequestDataTooBig
 from django.db.models import QuerySet
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from rest_framework import viewsets
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, viewsets
 from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from api import idempotency
 from api.authentication import Caller, caller_of
@@ -94,3 +98,40 @@ def not_found(request, *args, **kwargs):
         error_body("not_found", f"There is no API resource at {request.path[:200]}; see /api/docs/."),
         status=404,
     )
+
+
+class WhoAmIOut(serializers.Serializer):
+    credential = serializers.CharField(help_text="`api-key:<id>` or `user:<id>`")
+    kind = serializers.ChoiceField(choices=[("api_key", "API key"), ("user", "user")])
+    name = serializers.CharField(help_text="the key's name, or the user's username")
+    scopes = serializers.ListField(
+        child=serializers.CharField(), help_text="the API key's scopes; empty for a user (roles apply)"
+    )
+
+
+class WhoAmIView(APIView):
+    """``GET /api/v1/whoami/``: who the credentials are, and nothing else. The key check and no more (no
+    throttle, no scope, no query beyond the key's): an integrator's first call, and the floor ``make
+    bench-api`` measures every other read against."""
+
+    permission_classes = [IsAuthenticated]
+    throttle_classes: list = []
+
+    @extend_schema(responses=WhoAmIOut, summary="Who am I (a check of the credentials)")
+    def get(self, request):
+        caller = caller_of(request)
+        if caller.api_key is not None:
+            body = {
+                "credential": caller.credential,
+                "kind": "api_key",
+                "name": caller.api_key.name,
+                "scopes": list(caller.api_key.scopes),
+            }
+        else:
+            body = {
+                "credential": caller.credential,
+                "kind": "user",
+                "name": caller.user.get_username(),
+                "scopes": [],
+            }
+        return Response(body)

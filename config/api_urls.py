@@ -25,7 +25,7 @@ from api.financing.views import (
     StandingTopUpInstructionViewSet,
 )
 from api.notifications.views import EventViewSet, WebhookEndpointViewSet
-from api.views import not_found
+from api.views import WhoAmIView, not_found
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -50,6 +50,7 @@ router.register("webhook-endpoints", WebhookEndpointViewSet, basename="webhook-e
 router.register("events", EventViewSet, basename="event")
 
 urlpatterns = [
+    path("v1/whoami/", WhoAmIView.as_view(), name="whoami"),
     path("v1/", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path(

@@ -218,18 +218,21 @@ def drive(
     raw_key: str,
     facility_ids: list[int],
     *,
+    mode: str,
     amount: str,
     write_share: float,
     deadline: float,
     tally: Tally,
     seed_: int,
 ) -> None:
+    """One client thread until ``deadline``. ``mode``: ``floor`` (the bare authenticated endpoint), ``reads``
+    (facility reads only) or ``mixed`` (facility reads and drawdowns)."""
     rng = random.Random(seed_)
     headers = {"Authorization": f"Bearer {raw_key}", "Accept": "application/json"}
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     while time.monotonic() < deadline:
         facility_id = rng.choice(facility_ids)
-        write = rng.random() < write_share
+        write = mode == "mixed" and rng.random() < write_share
         started = time.perf_counter()
         try:
             if write:
@@ -244,6 +247,8 @@ def drive(
                         "Idempotency-Key": str(uuid.uuid4()),
                     },
                 )
+            elif mode == "floor":
+                connection.request("GET", "/api/v1/whoami/", headers=headers)
             else:
                 connection.request("GET", f"/api/v1/facilities/{facility_id}/", headers=headers)
             response = connection.getresponse()
@@ -264,6 +269,53 @@ def drive(
             refusal=body["error"]["code"] if response.status == 422 else None,
         )
     connection.close()
+
+
+def run_phase(
+    port: int, raw_key: str, facility_ids: list[int], *, mode: str, seconds: float, args, progress: bool
+) -> tuple[Tally, float]:
+    """``args.concurrency`` client threads in ``mode`` for ``seconds``; the tally and the elapsed time."""
+    tally = Tally()
+    started = time.monotonic()
+    deadline = started + seconds
+    threads = [
+        threading.Thread(
+            target=drive,
+            args=(port, raw_key, facility_ids),
+            kwargs={
+                "mode": mode,
+                "amount": args.amount,
+                "write_share": args.write_share,
+                "deadline": deadline,
+                "tally": tally,
+                "seed_": n,
+            },
+            daemon=True,
+        )
+        for n in range(args.concurrency)
+    ]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        time.sleep(min(2.0, max(0.05, deadline - time.monotonic())))
+        if not progress:
+            continue
+        with tally.lock:
+            done, latencies = len(tally.latencies), list(tally.latencies[-2000:])
+        elapsed = time.monotonic() - started
+        say(
+            f"    t={elapsed:5.1f}s requests={done} rps={done / elapsed:.0f} "
+            f"p50_ms={percentile(latencies, 0.5) * 1000:.1f} p99_ms={percentile(latencies, 0.99) * 1000:.1f}"
+        )
+    return tally, time.monotonic() - started
+
+
+def figures(name: str, tally: Tally, elapsed: float) -> str:
+    values = tally.latencies
+    return (
+        f"    {name}: requests={len(values)} rps={len(values) / elapsed:.1f} "
+        f"p50_ms={percentile(values, 0.5) * 1000:.1f} p99_ms={percentile(values, 0.99) * 1000:.1f}"
+    )
 
 
 def wait_until_serving(port: int, server: subprocess.Popen, seconds: float = 30) -> None:
@@ -332,6 +384,12 @@ def check(facility_ids: list[int], acknowledged: list[int]) -> tuple[int, list[s
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=20, help="seconds of load (default 20)")
+    parser.add_argument(
+        "--phase-seconds",
+        type=float,
+        default=None,
+        help="seconds of the floor and of the reads-only phase each (default: half of --duration)",
+    )
     parser.add_argument("--concurrency", type=int, default=8, help="client threads (default 8)")
     parser.add_argument("--facilities", type=int, default=20, help="facilities seeded (default 20)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
@@ -345,6 +403,8 @@ def main() -> int:
         help="approved credit limits, alternating between clients (the second binds before the facility's)",
     )
     args = parser.parse_args()
+    if args.phase_seconds is None:
+        args.phase_seconds = args.duration / 2
 
     env = environment()
     os.environ.update(env)
@@ -396,42 +456,37 @@ def main() -> int:
         stdout=server_log.open("w"),
         stderr=subprocess.STDOUT,
     )
-    tally = Tally()
     try:
         wait_until_serving(port, server)
+        say(
+            f"==> the floor: {args.phase_seconds:.0f} s of GET /api/v1/whoami/ (the key check, nothing else), "
+            f"then {args.phase_seconds:.0f} s of facility reads only, from {args.concurrency} threads each"
+        )
+        # A warm-up, untimed: each worker's first requests import and connect.
+        run_phase(
+            port,
+            raw_key,
+            facility_ids,
+            mode="reads",
+            seconds=min(1.0, args.phase_seconds),
+            args=args,
+            progress=False,
+        )
+        floor, floor_elapsed = run_phase(
+            port, raw_key, facility_ids, mode="floor", seconds=args.phase_seconds, args=args, progress=False
+        )
+        say(figures("floor (whoami)", floor, floor_elapsed))
+        reads, reads_elapsed = run_phase(
+            port, raw_key, facility_ids, mode="reads", seconds=args.phase_seconds, args=args, progress=False
+        )
+        say(figures("facility reads", reads, reads_elapsed))
         say(
             f"==> driving for {args.duration:.0f} s from {args.concurrency} threads: "
             f"{1 - args.write_share:.0%} facility reads, {args.write_share:.0%} drawdowns of HK${args.amount}"
         )
-        started = time.monotonic()
-        deadline = started + args.duration
-        threads = [
-            threading.Thread(
-                target=drive,
-                args=(port, raw_key, facility_ids),
-                kwargs={
-                    "amount": args.amount,
-                    "write_share": args.write_share,
-                    "deadline": deadline,
-                    "tally": tally,
-                    "seed_": n,
-                },
-                daemon=True,
-            )
-            for n in range(args.concurrency)
-        ]
-        for thread in threads:
-            thread.start()
-        while any(thread.is_alive() for thread in threads):
-            time.sleep(min(2.0, max(0.05, deadline - time.monotonic())))
-            with tally.lock:
-                done, latencies = len(tally.latencies), list(tally.latencies[-2000:])
-            elapsed = time.monotonic() - started
-            say(
-                f"    t={elapsed:5.1f}s requests={done} rps={done / elapsed:.0f} "
-                f"p50_ms={percentile(latencies, 0.5) * 1000:.1f} p99_ms={percentile(latencies, 0.99) * 1000:.1f}"
-            )
-        elapsed = time.monotonic() - started
+        tally, elapsed = run_phase(
+            port, raw_key, facility_ids, mode="mixed", seconds=args.duration, args=args, progress=True
+        )
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -448,14 +503,17 @@ def main() -> int:
         problems.append(
             f"the server logged {len(server_errors)} error(s), e.g. {server_errors[0]} (log: {server_log})"
         )
-    errors_5xx = sum(count for status, count in tally.statuses.items() if status >= 500)
-    other = {
-        status: count for status, count in sorted(tally.statuses.items()) if status not in (200, 201, 422)
-    }
+    statuses: dict[int, int] = {}
+    for phase in (floor, reads, tally):
+        for status, count in phase.statuses.items():
+            statuses[status] = statuses.get(status, 0) + count
+    errors_5xx = sum(count for status, count in statuses.items() if status >= 500)
+    other = {status: count for status, count in sorted(statuses.items()) if status not in (200, 201, 422)}
+    failures = floor.failures + reads.failures + tally.failures
     refused = ", ".join(f"{code} {count}" for code, count in sorted(tally.refusals.items())) or "none"
     say(
         f"==> reads={tally.reads} drawdowns={tally.writes}: lent {tally.statuses.get(201, 0)}, refused {refused}; "
-        f"other statuses: {other or 'none'}; no answer: {tally.failures}"
+        f"other statuses: {other or 'none'}; no answer: {failures}"
     )
     for name, values in (("facility reads", tally.read_latencies), ("drawdowns", tally.write_latencies)):
         say(
@@ -467,12 +525,22 @@ def main() -> int:
         say(
             "==> checked: no facility over its limit; every drawdown answered 201 is recorded, nothing else; ledger balanced"
         )
+    floor_rps = len(floor.latencies) / floor_elapsed
+    read_rps = len(reads.latencies) / reads_elapsed
+    say(
+        f"==> facility reads at {read_rps / floor_rps if floor_rps else 0:.2f} × the floor's rate "
+        f"(goal ≥ 0.50), read p99 {percentile(reads.latencies, 0.99) * 1000:.1f} ms (goal < 100), "
+        f"drawdown p99 {percentile(tally.write_latencies, 0.99) * 1000:.1f} ms (goal < 200)"
+    )
     total = len(tally.latencies)
     say(
         f"requests={total} rps={total / elapsed:.1f} p50_ms={percentile(tally.latencies, 0.5) * 1000:.1f} "
-        f"p99_ms={percentile(tally.latencies, 0.99) * 1000:.1f} errors_5xx={errors_5xx} over_limit={over_limit}"
+        f"p99_ms={percentile(tally.latencies, 0.99) * 1000:.1f} errors_5xx={errors_5xx} over_limit={over_limit} "
+        f"floor_rps={floor_rps:.1f} read_rps={read_rps:.1f} read_to_floor={read_rps / floor_rps if floor_rps else 0:.2f} "
+        f"read_p99_ms={percentile(reads.latencies, 0.99) * 1000:.1f} "
+        f"drawdown_p99_ms={percentile(tally.write_latencies, 0.99) * 1000:.1f}"
     )
-    failed = errors_5xx or over_limit or problems or tally.failures or other
+    failed = errors_5xx or over_limit or problems or failures or other
     return 1 if failed else 0
 
 
