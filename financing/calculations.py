@@ -108,3 +108,35 @@ class FacilityFigures(NamedTuple):
     @property
     def figures(self) -> MarginFigures:
         return MarginFigures(*self[1:])
+
+
+def figures_worth_writing(
+    before: MarginFigures,
+    after: MarginFigures,
+    *,
+    target: Decimal,
+    step: Decimal,
+    written_at,
+    stale_before,
+) -> bool:
+    """Whether a sweep writes ``after`` over the margin state ``before`` (written at ``written_at``): when the
+    status or the debt changed, when the ratio crossed the policy's ``target`` (what cures a call), when the
+    ratio moved by more than ``step`` (or to or from infinite), or, for any other change, once the state is
+    older than ``stale_before``. Every crossing the ladder acts on is a status change or a target crossing,
+    so it is written at once; what is left unwritten is a drift within the step. ``sweep.sql`` applies the
+    same rule (``writes``)."""
+    if before.status != after.status or before.debt != after.debt:
+        return True
+    if (before.debt <= target * before.margin_value) != (after.debt <= target * after.margin_value):
+        return True
+    if (before.margin_ratio is None) != (after.margin_ratio is None):
+        return True
+    if before.margin_ratio is not None and abs(after.margin_ratio - before.margin_ratio) > step:
+        return True
+    return before != after and written_at <= stale_before
+
+
+def snapshot_worth_taking(before: MarginFigures, after: MarginFigures) -> bool:
+    """Of the figures written (``figures_worth_writing``), those whose ratio or status moved are kept in the
+    history as a snapshot: a change of market value alone moves nothing a chart or statement shows."""
+    return before.margin_ratio != after.margin_ratio or before.status != after.status

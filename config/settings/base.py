@@ -264,6 +264,12 @@ SWEEP_POSTING_LOOKBACK_SECONDS = env.int("SWEEP_POSTING_LOOKBACK_SECONDS", defau
 # intervals; its interval is its schedule's, or this many seconds when no schedule runs it.
 SWEEP_OVERDUE_AFTER_INTERVALS = env.int("SWEEP_OVERDUE_AFTER_INTERVALS", default=3)
 SWEEP_EXPECTED_INTERVAL_SECONDS = env.int("SWEEP_EXPECTED_INTERVAL_SECONDS", default=60)
+# What a sweep writes (docs/operations.md, "What is kept"): a facility's margin state and a ratio snapshot are
+# written when its status changes, its debt changes, its ratio crosses its policy's target, or its ratio moved by
+# more than this step (0.0025: a quarter of a percentage point) since they were last written; otherwise a
+# change is written at most once per this many seconds. 0 and 0 write every change.
+SWEEP_RATIO_STEP = Decimal(env("SWEEP_RATIO_STEP", default="0.0025"))
+SWEEP_WRITE_INTERVAL_SECONDS = env.int("SWEEP_WRITE_INTERVAL_SECONDS", default=900)
 
 # --- Prices ------------------------------------------------------------------------------------
 # The crypto oracle asks every venue for BTC and ETH, drops quotes older than the staleness limit,

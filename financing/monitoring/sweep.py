@@ -1,5 +1,6 @@
 """The margin sweep: revalue the pools in scope in a few set-based statements (``sweep.sql``) and keep each
-facility's margin state and a ratio snapshot when the ratio moves. How and why: docs/monitoring.md."""
+facility's margin state and a ratio snapshot when its figures move by more than a step or cross a threshold.
+How and why: docs/monitoring.md."""
 
 from __future__ import annotations
 
@@ -21,7 +22,14 @@ from collateral.enums import AssetKind
 from collateral.models import Asset
 from collateral.selectors import current_prices, fx_to_hkd
 from core.sql import sql_compose, sql_file
-from financing.calculations import FacilityFigures, Thresholds, margin_status
+from financing.calculations import (
+    FacilityFigures,
+    MarginFigures,
+    Thresholds,
+    figures_worth_writing,
+    margin_status,
+    snapshot_worth_taking,
+)
 from financing.enums import FacilityStatus, SweepScope
 from financing.locks import sweep_lock
 from financing.models import Facility, MarginPolicy, MarginState, RatioSnapshot, SweepRun
@@ -260,6 +268,7 @@ def _prepare(cursor, scope: str, params: dict[str, object]) -> tuple[dict[str, o
         "default_warning": default.warning,
         "default_margin_call": default.margin_call,
         "default_forced_sale": default.forced_sale,
+        "default_target": default.target,
         "basis": fixed_basis(units),
         "moved_crypto": [symbol for symbol in moved if symbol in crypto],
         "moved_other": [symbol for symbol in moved if symbol not in crypto],
@@ -290,10 +299,20 @@ def _sweep_postgresql(
     with connection.cursor() as cursor:
         sweep_lock()
         started = time.perf_counter()
-        params, crypto = _prepare(cursor, scope, {**params, "now": now})
+        params, crypto = _prepare(cursor, scope, {**params, **_write_rule(now)})
         scope_ms = _ms_since(started)
         cursor.execute(_valuation_statement("sweep", crypto, scope == SweepScope.MOVED), params)
         return (*cursor.fetchone(), scope_ms)
+
+
+def _write_rule(now: datetime.datetime) -> dict[str, object]:
+    """The write rule's parameters (``figures_worth_writing``): the ratio's step, and the moment before which
+    a state is old enough for any change to be written."""
+    return {
+        "now": now,
+        "ratio_step": settings.SWEEP_RATIO_STEP,
+        "stale_before": now - datetime.timedelta(seconds=settings.SWEEP_WRITE_INTERVAL_SECONDS),
+    }
 
 
 def _ms_since(started: float) -> int:
@@ -386,6 +405,9 @@ def _sweep_generic(clients: list[int] | None, now: datetime.datetime) -> tuple[i
             pk__in=[f.facility_id for f in figures if f.facility_id not in states]
         ).values_list("pk", "policy_id")
     )
+    default = default_policy()
+    targets = dict(MarginPolicy.objects.values_list("pk", "target"))
+    rule = _write_rule(now)
     snapshots, updates, inserts = [], [], []
     for facility_id, market_value, margin_value, debt, ratio, status in figures:
         state = states.get(facility_id)
@@ -401,14 +423,17 @@ def _sweep_generic(clients: list[int] | None, now: datetime.datetime) -> tuple[i
             snapshots.append(RatioSnapshot(facility_id=facility_id, taken_at=now, market_value=market_value,
                                            margin_value=margin_value, debt=debt, margin_ratio=ratio, status=status))  # fmt: skip
             continue
-        moved = state.margin_ratio != ratio or state.status != status
-        if not moved and (state.market_value, state.margin_value, state.debt) == (
-            market_value,
-            margin_value,
-            debt,
-        ):
+        before = MarginFigures(
+            state.market_value, state.margin_value, state.debt, state.margin_ratio, state.status
+        )
+        after = MarginFigures(market_value, margin_value, debt, ratio, status)
+        worth_writing = figures_worth_writing(
+            before, after, target=targets.get(state.policy_id, default.target), step=rule["ratio_step"],
+            written_at=state.valued_at, stale_before=rule["stale_before"],
+        )  # fmt: skip
+        if not worth_writing:
             continue
-        if moved:
+        if snapshot_worth_taking(before, after):
             snapshots.append(RatioSnapshot(facility_id=facility_id, taken_at=now, market_value=market_value,
                                            margin_value=margin_value, debt=debt, margin_ratio=ratio, status=status))  # fmt: skip
         if state.status != status:

@@ -118,12 +118,13 @@ SELECT c.*, COALESCE(c.known_debt, (
   FROM (
     SELECT s.facility_id, s.policy_id, false AS is_new, s.status AS old_status, s.margin_ratio AS old_ratio,
            s.market_value AS old_market_value, s.margin_value AS old_margin_value, s.debt AS old_debt,
-           {posted} AS posted, {known_debt} AS known_debt, s.fixed_basis = %(basis)s AS current,
+           s.valued_at AS old_valued_at, {posted} AS posted, {known_debt} AS known_debt, s.fixed_basis = %(basis)s AS current,
            s.fixed_market_value, s.fixed_margin_value, s.fixed_uncapped_from, s.fixed_crypto
       FROM financing_marginstate s
      WHERE s.open {fast_candidates_apart} {state_filter}
     UNION ALL
-    SELECT f.id, f.policy_id, true, NULL, NULL, NULL, NULL, NULL, true, NULL, false, NULL, NULL, NULL, NULL
+    SELECT f.id, f.policy_id, true, NULL, NULL, NULL, NULL, NULL, NULL::timestamptz, true, NULL, false, NULL, NULL,
+           NULL, NULL
       FROM financing_facility f
      WHERE f.status <> 'closed' {new_filter}
        AND NOT EXISTS (SELECT FROM financing_marginstate s WHERE s.facility_id = f.id)
@@ -196,8 +197,8 @@ FLOOR({name} * (1 - {haircut}) * 100) * 0.01
 -- (OFFSET 0: each crypto's value is worked out once, not wherever the statement uses it.)
 fast_inputs AS (
     SELECT s.facility_id, s.policy_id, false AS is_new, s.status AS old_status, s.margin_ratio AS old_ratio,
-           s.market_value AS old_market_value, s.margin_value AS old_margin_value, s.debt AS old_debt, s.debt,
-           s.fixed_market_value, s.fixed_margin_value, s.fixed_uncapped_from AS uncapped_from{crypto_columns}
+           s.market_value AS old_market_value, s.margin_value AS old_margin_value, s.debt AS old_debt,
+           s.valued_at AS old_valued_at, s.debt, s.fixed_market_value, s.fixed_margin_value, s.fixed_uncapped_from AS uncapped_from{crypto_columns}
       FROM {fast_source}
     OFFSET 0
 ),
@@ -207,8 +208,8 @@ fast_values AS (
 ),
 -- ``capped``: a concentration cut applies at the new crypto prices, and the pool is valued from its positions.
 fast_pools AS MATERIALIZED (
-    SELECT facility_id, policy_id, is_new, old_status, old_ratio, old_market_value, old_margin_value, old_debt, debt,
-           market_value::numeric(20, 2) AS market_value, GREATEST(margin_value, 0)::numeric(20, 2) AS margin_value,
+    SELECT facility_id, policy_id, is_new, old_status, old_ratio, old_market_value, old_margin_value, old_debt,
+           old_valued_at, debt, market_value::numeric(20, 2) AS market_value, GREATEST(margin_value, 0)::numeric(20, 2) AS margin_value,
            ((uncapped_from IS NULL OR market_value >= uncapped_from) AND {crypto_uncapped}) IS NOT TRUE AS capped
       FROM fast_values
 ),
@@ -218,13 +219,13 @@ fast_pools AS MATERIALIZED (
 long_pools AS MATERIALIZED (
     SELECT s.*, p.account_id FROM (
         SELECT c.facility_id, c.policy_id, c.is_new, c.old_status, c.old_ratio, c.old_market_value, c.old_margin_value,
-               c.old_debt, c.debt, c.current, c.fixed_market_value, c.fixed_margin_value, c.fixed_uncapped_from,
+               c.old_debt, c.old_valued_at, c.debt, c.current, c.fixed_market_value, c.fixed_margin_value, c.fixed_uncapped_from,
                c.fixed_crypto, c.posted OR c.is_new OR NOT c.current AS refresh
           FROM sweep_scope c
         UNION ALL
         -- A fast candidate that a concentration cut now reaches: its part is current (not worked out again).
         SELECT fp.facility_id, fp.policy_id, false, fp.old_status, fp.old_ratio, fp.old_market_value,
-               fp.old_margin_value, fp.old_debt, fp.debt, true, NULL, NULL, NULL, NULL, false
+               fp.old_margin_value, fp.old_debt, fp.old_valued_at, fp.debt, true, NULL, NULL, NULL, NULL, false
           FROM fast_pools fp
          WHERE fp.capped
     ) AS s
@@ -278,14 +279,15 @@ new_fixed_parts AS (
 -- Each pool valued, with its new fixed part where one is stored: none of those valued from their part.
 valued AS (
     SELECT fp.facility_id, fp.policy_id, fp.is_new, fp.old_status, fp.old_ratio, fp.old_market_value,
-           fp.old_margin_value, fp.old_debt, fp.debt, fp.market_value, fp.margin_value, false AS store,
+           fp.old_margin_value, fp.old_debt, fp.old_valued_at, fp.debt, fp.market_value, fp.margin_value,
+           false AS store,
            NULL::numeric(20, 2) AS fixed_market_value, NULL::numeric(20, 2) AS fixed_margin_value,
            NULL::numeric(20, 2) AS fixed_uncapped_from, NULL::jsonb AS fixed_crypto
       FROM fast_pools fp
      WHERE NOT fp.capped
     UNION ALL
     SELECT lp.facility_id, lp.policy_id, lp.is_new, lp.old_status, lp.old_ratio, lp.old_market_value,
-           lp.old_margin_value, lp.old_debt, lp.debt, COALESCE(v.market_value, 0)::numeric(20, 2),
+           lp.old_margin_value, lp.old_debt, lp.old_valued_at, lp.debt, COALESCE(v.market_value, 0)::numeric(20, 2),
            GREATEST(COALESCE(v.margin_value, 0), 0)::numeric(20, 2), {fixed_columns}
       FROM long_pools lp
       LEFT JOIN pool_values v ON v.facility_id = lp.facility_id{fixed_join}
@@ -299,7 +301,8 @@ result AS (
                 WHEN v.debt >= COALESCE(mp.forced_sale, %(default_forced_sale)s) * v.margin_value THEN 'forced_sale'
                 WHEN v.debt > COALESCE(mp.margin_call, %(default_margin_call)s) * v.margin_value THEN 'margin_call'
                 WHEN v.debt >= COALESCE(mp.warning, %(default_warning)s) * v.margin_value THEN 'warning'
-                ELSE 'ok' END AS status
+                ELSE 'ok' END AS status,
+           COALESCE(mp.target, %(default_target)s) AS target
       FROM valued v
       LEFT JOIN financing_marginpolicy mp ON mp.id = v.policy_id
 )
@@ -322,14 +325,22 @@ false, NULL::numeric(20, 2), NULL::numeric(20, 2), NULL::numeric(20, 2), NULL::j
 -- One statement: value, then write the margin states and snapshots that changed, and the fixed parts stored
 -- anew.
 WITH {valuation},
--- What is written of each facility: its figures where they changed, its fixed part where it is stored anew.
+-- What is written of each facility: its figures where they are worth writing, its fixed part where it is
+-- stored anew. Figures are worth writing (financing.calculations.figures_worth_writing, the same rule) when the
+-- status or the debt changed, the ratio crossed the target, or moved by more than the step (or to or from
+-- infinite); any other change once the state is older than the write interval. Every crossing the ladder acts
+-- on is written at once; a drift within the step waits.
 writes AS MATERIALIZED (
     SELECT w.* FROM (
         SELECT r.facility_id, r.is_new, r.policy_id, r.market_value, r.margin_value, r.debt, r.margin_ratio, r.status,
                r.old_status, r.old_ratio,
-               r.is_new OR r.old_ratio IS DISTINCT FROM r.margin_ratio OR r.old_status <> r.status
-                   OR r.old_market_value <> r.market_value OR r.old_margin_value <> r.margin_value
-                   OR r.old_debt <> r.debt AS changed,
+               r.is_new OR r.old_status <> r.status OR r.old_debt <> r.debt
+                   OR (r.old_debt <= r.target * r.old_margin_value) <> (r.debt <= r.target * r.margin_value)
+                   OR (r.old_ratio IS NULL) <> (r.margin_ratio IS NULL)
+                   OR COALESCE(ABS(r.margin_ratio - r.old_ratio) > %(ratio_step)s, false)
+                   OR (r.old_valued_at <= %(stale_before)s
+                       AND (r.old_ratio IS DISTINCT FROM r.margin_ratio OR r.old_market_value <> r.market_value
+                            OR r.old_margin_value <> r.margin_value)) AS changed,
                r.store, r.fixed_market_value, r.fixed_margin_value, r.fixed_uncapped_from, r.fixed_crypto
           FROM result r
     ) w
@@ -357,8 +368,10 @@ updated AS (
 -- changed.
 stored AS (
     UPDATE financing_marginstate s
-       SET market_value = w.market_value, margin_value = w.margin_value, debt = w.debt,
-           margin_ratio = w.margin_ratio, status = w.status,
+       SET market_value = CASE WHEN w.changed THEN w.market_value ELSE s.market_value END,
+           margin_value = CASE WHEN w.changed THEN w.margin_value ELSE s.margin_value END,
+           margin_ratio = CASE WHEN w.changed THEN w.margin_ratio ELSE s.margin_ratio END,
+           debt = w.debt, status = w.status,  -- unchanged unless ``changed``
            valued_at = CASE WHEN w.changed THEN %(now)s ELSE s.valued_at END,
            status_since = CASE WHEN s.status <> w.status THEN %(now)s ELSE s.status_since END,
            fixed_basis = %(basis)s, fixed_market_value = w.fixed_market_value,

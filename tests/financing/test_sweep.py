@@ -59,6 +59,7 @@ def test_the_sql_sweep_agrees_with_the_calculations_to_the_cent(market):
     assert len(from_sql) == 40
 
 
+@pytest.mark.usefixtures("every_change_written")  # market values of facilities with no debt
 @override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0)
 def test_the_cents_of_a_very_large_pool_are_kept(market):
     """PostgreSQL carries a quotient to about 16 significant digits unless told otherwise: a margin value of
@@ -137,6 +138,7 @@ def test_a_snapshot_is_written_whenever_the_ratio_moves(market):
     assert ratios == [Decimal("0.32051282"), Decimal("0.35612536")]  # 100,000/312,000 then 100,000/280,800
 
 
+@pytest.mark.usefixtures("every_change_written")  # market values of facilities with no debt
 @override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0)
 def test_only_holders_of_the_moved_assets_are_revalued(market):
     btc_holder = facility_with_pool(holdings={"BTC": "1"})
@@ -149,6 +151,7 @@ def test_only_holders_of_the_moved_assets_are_revalued(market):
     assert MarginState.objects.get(facility=tencent_holder).market_value == Decimal("400000.00")
 
 
+@pytest.mark.usefixtures("every_change_written")  # market values of facilities with no debt
 def test_clients_posted_to_since_the_last_sweep_are_revalued_too(market):
     facility = facility_with_pool(holdings={"0700.HK": "1000"})
     monitoring_cycle_run(trigger="test")

@@ -27,7 +27,8 @@ from financing.selectors import facility_pool
 from tests.collateral.factories import fx, price
 from tests.financing.factories import facility_with_pool
 
-pytestmark = pytest.mark.django_db
+# These compare the stored figures with the calculations to the cent after every move.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("every_change_written")]
 
 HOLDINGS = [  # symbol, largest quantity, decimals
     ("BTC", 3, 8), ("ETH", 40, 18), ("0700.HK", 5000, 0), ("0005.HK", 9000, 0), ("HKD", 500000, 2),
