@@ -1,3 +1,13 @@
+from django.urls import path
+
+from portal import views
+
 app_name = "portal"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("alerts/", views.banner, name="banner"),
+    path("facilities/<int:facility_id>/", views.overview, name="overview"),
+    path("facilities/<int:facility_id>/figures/", views.overview_figures, name="overview_figures"),
+    path("facilities/<int:facility_id>/what-if/", views.what_if, name="what_if"),
+]

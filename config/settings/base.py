@@ -152,7 +152,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # Where `/` sends a signed-in person (a URL name or a path): client users to their portal, staff to their
 # console. The portal and the console set these when they arrive; until then the client's facilities in
 # the browsable API, and the admin.
-WEB_CLIENT_HOME = "/api/v1/facilities/"
+WEB_CLIENT_HOME = "portal:home"
 WEB_STAFF_HOME = "admin:index"
 # Content security policy (django-csp): scripts, styles, fonts and requests from this site only, no inline
 # script or style, images also as data: URLs (Chart.js exports), never framed (docs/web.md).

@@ -22,7 +22,7 @@ def test_anyone_not_signed_in_is_sent_to_sign_in_and_then_back_home(client):
 
 def test_a_client_user_goes_to_the_client_home_and_staff_to_the_staff_home(client, settings):
     login_as(client, ClientUserFactory())
-    assert client.get("/")["Location"] == "/api/v1/facilities/"
+    assert client.get("/")["Location"] == "/portal/"
     login_as(client, StaffFactory())
     assert client.get("/")["Location"] == "/admin/"
 
@@ -51,7 +51,7 @@ def test_sign_in_then_home_by_role(client):
     ClientUserFactory(username="c1")
     response = client.post("/sign-in/", {"username": "c1", "password": "pass", "next": "/"})
     assert response["Location"] == "/"
-    assert client.get("/")["Location"] == "/api/v1/facilities/"
+    assert client.get("/")["Location"] == "/portal/"
 
 
 def test_a_wrong_password_signs_nobody_in(client):

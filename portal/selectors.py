@@ -1,0 +1,346 @@
+"""Every figure a portal page shows, read and computed here (from the apps' selectors and pure calculations),
+so that templates only place and format them."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from collateral.calculations import PositionInput, pool_valuation
+from collateral.selectors import (
+    assets_by_symbol,
+    current_prices,
+    custody_holdings,
+    fx_to_hkd,
+    pool_holdings,
+    position_inputs,
+)
+from core.exceptions import InvalidInput
+from financing.enums import OPEN_FORCED_SALE_STATUSES, OPEN_MARGIN_CALL_STATUSES, FacilityStatus, MarginStatus
+from financing.lending.interest import annual_rate_on
+from financing.models import Facility, ForcedSale, MarginCall, StandingTopUpInstruction
+from financing.selectors import (
+    Debt,
+    FacilityValuation,
+    facility_debt,
+    facility_pool,
+    open_forced_sale,
+    open_margin_call,
+    policy_for,
+    standing_top_up_instruction_of,
+    thresholds_of,
+)
+from financing.what_if import SECURITIES, Outcome, Trigger, ladder_triggers, outcome, shocked
+
+STATUS_WORDS = {
+    MarginStatus.NO_DEBT: _("No debt"),
+    MarginStatus.OK: _("Within limits"),
+    MarginStatus.WARNING: _("Warning"),
+    MarginStatus.MARGIN_CALL: _("Margin call"),
+    MarginStatus.FORCED_SALE: _("Forced sale"),
+}
+STATUS_TONE = {
+    MarginStatus.NO_DEBT: "ok",
+    MarginStatus.OK: "ok",
+    MarginStatus.WARNING: "warning",
+    MarginStatus.MARGIN_CALL: "danger",
+    MarginStatus.FORCED_SALE: "danger",
+}
+STATUS_MEANING = {
+    MarginStatus.NO_DEBT: _("Nothing is owed: the collateral is not at risk."),
+    MarginStatus.OK: _("The ratio is below the warning level. Nothing needs doing."),
+    MarginStatus.WARNING: _("The ratio is at or above the warning level. Nothing is blocked yet."),
+    MarginStatus.MARGIN_CALL: _(
+        "The ratio is above the margin-call level: no new drawdowns until it is brought back to target."
+    ),
+    MarginStatus.FORCED_SALE: _(
+        "The ratio is at or above the forced-sale level: collateral is sold at once."
+    ),
+}
+TRIGGER_SYMBOLS = ("BTC", "ETH")
+GAUGE_TOP = Decimal(
+    "1.50"
+)  # the gauge shows ratios from 0 to 150%; a higher ratio pins its marker at the end
+
+
+def client_facilities(client_id: int) -> list[Facility]:
+    return list(
+        Facility.objects.filter(client_id=client_id).exclude(status=FacilityStatus.CLOSED).order_by("pk")
+    )
+
+
+def client_facility(client_id: int, facility_id: int) -> Facility:
+    """The client's own facility, or 404: another client's id reads as one that does not exist."""
+    return get_object_or_404(
+        Facility.objects.select_related("client", "policy"), pk=facility_id, client_id=client_id
+    )
+
+
+@dataclass(frozen=True)
+class Band:
+    status: str
+    words: str
+    tone: str
+    start: Decimal  # percent of the gauge's width
+    width: Decimal
+
+
+@dataclass(frozen=True)
+class Gauge:
+    bands: list[Band]
+    marker: Decimal  # percent of the gauge's width
+    off_scale: bool
+
+
+def gauge_of(ratio: Decimal | None, thresholds) -> Gauge:
+    """The gauge's geometry, in percent of its width: the ladder's bands and where the ratio stands."""
+    edges = [
+        (MarginStatus.OK, Decimal(0), thresholds.warning),
+        (MarginStatus.WARNING, thresholds.warning, thresholds.margin_call),
+        (MarginStatus.MARGIN_CALL, thresholds.margin_call, thresholds.forced_sale),
+        (MarginStatus.FORCED_SALE, thresholds.forced_sale, GAUGE_TOP),
+    ]
+
+    def at(value: Decimal) -> Decimal:
+        return (min(value, GAUGE_TOP) / GAUGE_TOP * 100).quantize(Decimal("0.01"))
+
+    bands = [
+        Band(status, STATUS_WORDS[status], STATUS_TONE[status], at(low), at(high) - at(low))
+        for status, low, high in edges
+    ]
+    off_scale = ratio is None or ratio > GAUGE_TOP
+    return Gauge(bands=bands, marker=Decimal(100) if off_scale else at(ratio), off_scale=off_scale)
+
+
+@dataclass(frozen=True)
+class TriggerRow:
+    symbol: str
+    price: Decimal | None  # today's, in ``currency``
+    currency: str
+    warning: Trigger
+    margin_call: Trigger
+    forced_sale: Trigger
+
+    @property
+    def levels(self) -> list[Trigger]:
+        return [self.warning, self.margin_call, self.forced_sale]
+
+
+@dataclass(frozen=True)
+class Position:
+    symbol: str
+    name: str
+    kind: str
+    quantity: Decimal
+    price: Decimal | None
+    currency: str
+    priced_at: datetime.datetime | None
+    haircut: Decimal
+    market_value: Decimal
+    margin_value: Decimal
+    excess_over_limit: Decimal
+    concentration_limit: Decimal | None
+    eligible: bool
+
+
+@dataclass(frozen=True)
+class Overview:
+    facility: Facility
+    valued_at: datetime.datetime
+    valuation: FacilityValuation
+    status: str
+    status_words: str
+    status_tone: str
+    status_meaning: str
+    interest_rate: Decimal | None
+    gauge: Gauge
+    triggers: list[TriggerRow]
+    positions: list[Position]
+    inputs: list[PositionInput] = field(repr=False)
+    instruction: StandingTopUpInstruction | None
+    free_holdings: dict[str, Decimal]
+    call: MarginCall | None
+    sale: ForcedSale | None
+
+    @property
+    def debt(self) -> Debt:
+        return self.valuation.debt
+
+    @property
+    def thresholds(self):
+        return self.valuation.thresholds
+
+
+def facility_overview(facility: Facility) -> Overview:
+    """The facility valued now, from current prices and the ledger (what the sweep values it on), with the
+    trigger prices, positions, standing instruction and any open call or sale."""
+    pool = facility_pool(facility)
+    holdings = pool_holdings(pool) if pool else {}
+    free = custody_holdings(facility.client)
+    symbols = sorted({*holdings, *TRIGGER_SYMBOLS})
+    assets = assets_by_symbol(symbols)
+    prices = current_prices(symbols)
+    fx = fx_to_hkd()
+    inputs = position_inputs(holdings, assets=assets, prices=prices, fx=fx)
+    valuation = FacilityValuation(
+        facility_id=facility.pk,
+        valuation=pool_valuation(inputs),
+        debt=facility_debt(facility),
+        thresholds=thresholds_of(policy_for(facility)),
+    )
+    ratio = valuation.margin_ratio
+    status = valuation.status
+    debt = valuation.debt.total
+    triggers = []
+    for symbol in TRIGGER_SYMBOLS:
+        asset = assets.get(symbol)
+        if asset is None:
+            continue
+        quote = prices.get(symbol)
+        found = ladder_triggers(inputs, symbol, debt=debt, thresholds=valuation.thresholds)
+        triggers.append(
+            TriggerRow(
+                symbol=symbol,
+                price=quote.price if quote else None,
+                currency=quote.currency if quote else asset.currency,
+                warning=found[MarginStatus.WARNING],
+                margin_call=found[MarginStatus.MARGIN_CALL],
+                forced_sale=found[MarginStatus.FORCED_SALE],
+            )
+        )
+    values = {v.symbol: v for v in valuation.valuation.positions}
+    positions = []
+    for p in inputs:
+        if p.symbol not in values:
+            continue
+        asset = assets[p.symbol]
+        quote = prices.get(p.symbol)
+        v = values[p.symbol]
+        positions.append(
+            Position(
+                symbol=p.symbol,
+                name=asset.name,
+                kind=asset.kind,
+                quantity=p.quantity,
+                price=p.price,
+                currency=quote.currency if quote else asset.currency,
+                priced_at=quote.observed_at if quote else None,
+                haircut=p.haircut,
+                market_value=v.market_value,
+                margin_value=v.margin_value,
+                excess_over_limit=v.excess_over_limit,
+                concentration_limit=p.concentration_limit,
+                eligible=p.eligible,
+            )
+        )
+    try:
+        rate = annual_rate_on(facility, timezone.localdate())
+    except InvalidInput:
+        rate = None
+    return Overview(
+        facility=facility,
+        valued_at=timezone.now(),
+        valuation=valuation,
+        status=status,
+        status_words=STATUS_WORDS[status],
+        status_tone=STATUS_TONE[status],
+        status_meaning=STATUS_MEANING[status],
+        interest_rate=rate,
+        gauge=gauge_of(ratio, valuation.thresholds),
+        triggers=triggers,
+        positions=positions,
+        inputs=inputs,
+        instruction=standing_top_up_instruction_of(facility.client),
+        free_holdings=free,
+        call=open_margin_call(facility),
+        sale=open_forced_sale(facility),
+    )
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    shocks: dict[str, Decimal]
+    outcome: Outcome
+    status_words: str
+    status_tone: str
+    status_meaning: str
+    gauge: Gauge
+
+
+SHOCK_LIMITS = (Decimal("-0.60"), Decimal("0.20"))
+
+
+def what_if(facility: Facility, *, btc: Decimal, eth: Decimal, securities: Decimal) -> WhatIf:
+    """The facility valued with BTC, ETH and every security moved by the given fractions (each between −60%
+    and +20%), by the sweep's own valuation and ladder."""
+    low, high = SHOCK_LIMITS
+    shocks = {"BTC": btc, "ETH": eth, SECURITIES: securities}
+    for name, value in shocks.items():
+        if not low <= value <= high:
+            raise InvalidInput(f"{name}: a move must be between −60% and +20%.")
+    pool = facility_pool(facility)
+    inputs = position_inputs(pool_holdings(pool) if pool else {})
+    thresholds = thresholds_of(policy_for(facility))
+    result = outcome(shocked(inputs, shocks), debt=facility_debt(facility).total, thresholds=thresholds)
+    return WhatIf(
+        shocks=shocks,
+        outcome=result,
+        status_words=STATUS_WORDS[result.status],
+        status_tone=STATUS_TONE[result.status],
+        status_meaning=STATUS_MEANING[result.status],
+        gauge=gauge_of(result.margin_ratio, thresholds),
+    )
+
+
+@dataclass(frozen=True)
+class Alert:
+    """What the banner on every page says about one facility: its open margin call and any forced sale."""
+
+    facility: Facility
+    call: MarginCall | None
+    sale: ForcedSale | None
+    orders: list = field(default_factory=list)
+
+    @property
+    def seconds_left(self) -> int | None:
+        if self.call is None:
+            return None
+        return max(int((self.call.deadline - timezone.now()).total_seconds()), 0)
+
+
+def alerts_of(client_id: int) -> list[Alert]:
+    """The client's open margin calls and forced sales in progress, one alert per facility."""
+    calls = {
+        call.facility_id: call
+        for call in MarginCall.objects.filter(
+            facility__client_id=client_id, status__in=OPEN_MARGIN_CALL_STATUSES
+        ).select_related("facility")
+    }
+    sales = {
+        sale.facility_id: sale
+        for sale in ForcedSale.objects.filter(
+            facility__client_id=client_id, status__in=OPEN_FORCED_SALE_STATUSES
+        )
+        .select_related("facility")
+        .prefetch_related("orders__fills")
+    }
+    alerts = []
+    for facility_id in sorted({*calls, *sales}):
+        call, sale = calls.get(facility_id), sales.get(facility_id)
+        facility = (call or sale).facility
+        alerts.append(Alert(facility, call, sale, list(sale.orders.all()) if sale else []))
+    return alerts
+
+
+def countdown_words(seconds: int | None) -> str:
+    """How long is left as hours, minutes and seconds ("27:05:09"); the browser counts down from there."""
+    if seconds is None:
+        return ""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}"

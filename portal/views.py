@@ -1,0 +1,108 @@
+"""The portal's pages and the parts htmx refreshes: thin over ``portal.selectors`` and the apps' services."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_safe
+
+from core.exceptions import InvalidInput
+from portal import selectors
+from portal.access import client_required
+
+POLL_SECONDS = 5  # the overview and the banner follow the sweep at most this far behind (docs/portal.md)
+
+
+def _context(request: HttpRequest, facility=None, **extra) -> dict:
+    return {"facility": facility, "poll_seconds": POLL_SECONDS, **extra}
+
+
+def _page(request: HttpRequest, page: str, facility=None, **extra) -> dict:
+    """A whole page's context: the banner's alerts (every page shows them) and which menu item is current."""
+    return _context(request, facility, page=page, **banner_context(request), **extra)
+
+
+@require_safe
+@client_required
+def home(request: HttpRequest) -> HttpResponse:
+    """One facility: its overview. None or several: the list."""
+    facilities = selectors.client_facilities(request.user.client_id)
+    if len(facilities) == 1:
+        return redirect("portal:overview", facility_id=facilities[0].pk)
+    return render(request, "portal/home.html", _page(request, "home", facilities=facilities))
+
+
+@require_safe
+@client_required
+def overview(request: HttpRequest, facility_id: int) -> HttpResponse:
+    facility = selectors.client_facility(request.user.client_id, facility_id)
+    overview = selectors.facility_overview(facility)
+    what_if = selectors.what_if(facility, btc=Decimal(0), eth=Decimal(0), securities=Decimal(0))
+    return render(
+        request,
+        "portal/overview.html",
+        _page(request, "overview", facility, overview=overview, what_if=what_if),
+    )
+
+
+@require_safe
+@client_required
+def overview_figures(request: HttpRequest, facility_id: int) -> HttpResponse:
+    """The overview's live part, polled by the page."""
+    facility = selectors.client_facility(request.user.client_id, facility_id)
+    return render(
+        request,
+        "portal/fragments/overview_figures.html",
+        _context(request, facility, overview=selectors.facility_overview(facility)),
+    )
+
+
+def _shock(request: HttpRequest, name: str) -> Decimal:
+    raw = request.GET.get(name, "0") or "0"
+    try:
+        percent = Decimal(raw)
+    except InvalidOperation:
+        raise InvalidInput(f"{name}: {raw!r} is not a number.") from None
+    if not percent.is_finite():
+        raise InvalidInput(f"{name}: {raw!r} is not a number.")
+    return percent / 100
+
+
+@require_safe
+@client_required
+def what_if(request: HttpRequest, facility_id: int) -> HttpResponse:
+    """The ratio and what would happen with BTC, ETH and Hong Kong equities moved by the sliders (percent)."""
+    facility = selectors.client_facility(request.user.client_id, facility_id)
+    try:
+        result = selectors.what_if(
+            facility,
+            btc=_shock(request, "btc"),
+            eth=_shock(request, "eth"),
+            securities=_shock(request, "securities"),
+        )
+    except InvalidInput as error:
+        return render(
+            request,
+            "portal/fragments/what_if.html",
+            _context(request, facility, error=str(error)),
+            status=400,
+        )
+    return render(request, "portal/fragments/what_if.html", _context(request, facility, what_if=result))
+
+
+@require_safe
+@client_required
+def banner(request: HttpRequest) -> HttpResponse:
+    """The margin-call banner, polled from every portal page."""
+    return render(request, "portal/fragments/banner.html", banner_context(request))
+
+
+def banner_context(request: HttpRequest) -> dict:
+    alerts = selectors.alerts_of(request.user.client_id)
+    return {
+        "alerts": [
+            {"alert": alert, "countdown": selectors.countdown_words(alert.seconds_left)} for alert in alerts
+        ]
+    }

@@ -1,0 +1,54 @@
+"""The client portal in Chromium: the ratio and its gauge, the what-if, the call banner arriving live."""
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from accounts.audit import SYSTEM
+from financing.lending.services import drawdown_create
+from financing.monitoring.cycle import monitoring_cycle_run
+from tests.browser.harness import PHONE, assert_no_serious_accessibility_violations, docs_screenshot
+from tests.collateral.factories import price, standard_market
+from tests.financing.factories import facility_with_pool
+from tests.web.factories import ClientUserFactory
+
+
+@pytest.fixture
+def facility(transactional_db):
+    """1 BTC and 1,000 Tencent; drawn to 70%."""
+    standard_market()
+    facility = facility_with_pool(holdings={"BTC": "1", "0700.HK": "1000"})
+    drawdown_create(facility=facility, amount="414400.00", actor=SYSTEM)  # LV 312,000 + 280,000
+    monitoring_cycle_run(trigger="test")
+    return facility
+
+
+@pytest.fixture
+def owner(facility):
+    return ClientUserFactory(client=facility.client, username="harbour")
+
+
+def test_the_client_reads_the_ratio_and_plays_with_the_what_if(page: Page, sign_in, owner, facility):
+    sign_in(owner)
+    page.goto("/")
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Facility {facility.reference}")
+    expect(page.get_by_test_id("ratio-words")).to_have_text("Within limits — 70.0%")
+    expect(page.get_by_role("cell", name="US$100,000.00")).to_be_visible()
+    assert_no_serious_accessibility_violations(page)
+    docs_screenshot(page, "portal-overview")
+    page.get_by_label("BTC price").fill("-60")
+    # BTC 312,000 of market value; Tencent capped at half the pool's 712,000: LV 124,800 + 249,200 = 374,000
+    expect(page.get_by_test_id("what-if-words")).to_have_text("Margin call — 110.8%")
+    page.set_viewport_size(PHONE)
+    docs_screenshot(page, "portal-overview-phone")
+
+
+def test_a_btc_fall_brings_the_call_banner_and_its_countdown_without_a_reload(page: Page, sign_in, owner, facility):
+    sign_in(owner)
+    page.goto(f"/portal/facilities/{facility.pk}/")
+    expect(page.get_by_role("heading", name="Margin call on")).to_have_count(0)
+    price("BTC", "20000")  # Tencent capped at half of 556,000: LV 62,400 + 194,600 = 257,000, 161%
+    monitoring_cycle_run(symbols=["BTC"], trigger="test")
+    banner = page.locator("#portal-alerts")
+    expect(banner).to_contain_text(f"on {facility.reference}", timeout=8000)
+    expect(page.get_by_test_id("ratio-words")).to_contain_text("%", timeout=8000)
+    assert_no_serious_accessibility_violations(page)
