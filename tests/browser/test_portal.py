@@ -42,7 +42,9 @@ def test_the_client_reads_the_ratio_and_plays_with_the_what_if(page: Page, sign_
     docs_screenshot(page, "portal-overview-phone")
 
 
-def test_a_btc_fall_brings_the_call_banner_and_its_countdown_without_a_reload(page: Page, sign_in, owner, facility):
+def test_a_btc_fall_brings_the_call_banner_and_its_countdown_without_a_reload(
+    page: Page, sign_in, owner, facility
+):
     sign_in(owner)
     page.goto(f"/portal/facilities/{facility.pk}/")
     expect(page.get_by_role("heading", name="Margin call on")).to_have_count(0)
