@@ -153,7 +153,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # console. The portal and the console set these when they arrive; until then the client's facilities in
 # the browsable API, and the admin.
 WEB_CLIENT_HOME = "portal:home"
-WEB_STAFF_HOME = "admin:index"
+WEB_STAFF_HOME = "console:home"
 # Content security policy (django-csp): scripts, styles, fonts and requests from this site only, no inline
 # script or style, images also as data: URLs (Chart.js exports), never framed (docs/web.md).
 CONTENT_SECURITY_POLICY = {

@@ -24,7 +24,7 @@ def test_a_client_user_goes_to_the_client_home_and_staff_to_the_staff_home(clien
     login_as(client, ClientUserFactory())
     assert client.get("/")["Location"] == "/portal/"
     login_as(client, StaffFactory())
-    assert client.get("/")["Location"] == "/admin/"
+    assert client.get("/")["Location"] == "/console/"
 
 
 def test_the_homes_are_one_setting_each_a_url_name_or_a_path(client, settings):

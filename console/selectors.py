@@ -1,0 +1,512 @@
+"""What the console's pages show, read from the margin states and the records the sweep and the services keep:
+nothing here values a pool again (docs/console.md). Each selector returns every figure its page shows."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from decimal import Decimal
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.db.models import (
+    Case,
+    Count,
+    DecimalField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from collateral.models import Asset
+from collateral.selectors import age_in_words, assets_freshness, current_prices, fx_to_hkd
+from core.money import HKD, ZERO
+from financing.enums import (
+    OPEN_FORCED_SALE_STATUSES,
+    OPEN_MARGIN_CALL_STATUSES,
+    MarginStatus,
+)
+from financing.liquidation.kill_switch import kill_switch
+from financing.models import ForcedSale, KillSwitch, MarginCall, MarginState, SweepRun
+from financing.monitoring.watchdog import SweepHealth, sweep_health
+from financing.selectors import default_policy, total_margin_loans
+from ledger.enums import AccountKind
+from ledger.models import Balance
+
+AT_RISK_STATUSES = (MarginStatus.WARNING, MarginStatus.MARGIN_CALL, MarginStatus.FORCED_SALE)
+# "Closest to it": an open facility within this much of its policy's warning threshold is listed too.
+NEAR_WARNING = Decimal("0.10")
+STATUS_TONE = {
+    MarginStatus.NO_DEBT: "ok",
+    MarginStatus.OK: "ok",
+    MarginStatus.WARNING: "warning",
+    MarginStatus.MARGIN_CALL: "danger",
+    MarginStatus.FORCED_SALE: "danger",
+}
+OVERVIEW_LIST_LENGTH = 10
+
+
+# --- the firm overview ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatusCount:
+    status: str
+    label: str
+    count: int
+    tone: str
+
+
+@dataclass(frozen=True)
+class OpenCallRow:
+    pk: int
+    facility_id: int
+    facility_reference: str
+    client_name: str
+    status_label: str
+    issued_at: datetime.datetime
+    age: str
+    deadline: datetime.datetime
+    overdue: bool
+    repayment_due: Decimal
+    top_up_due: Decimal
+
+
+@dataclass(frozen=True)
+class SaleRow:
+    pk: int
+    facility_id: int
+    facility_reference: str
+    client_name: str
+    status: str
+    status_label: str
+    pause_reason: str
+    requested_at: datetime.datetime
+    proceeds: Decimal
+    shortfall: Decimal
+
+
+@dataclass(frozen=True)
+class PriceHealth:
+    symbol: str
+    kind: str
+    fresh: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class LargestClient:
+    client_id: int
+    reference: str
+    name: str
+    loan: Decimal
+
+
+@dataclass(frozen=True)
+class FirmOverview:
+    now: datetime.datetime
+    total_lending: Decimal
+    capital: Decimal
+    firm_cap: Decimal
+    firm_cap_used: Decimal  # share of the cap, 0..1+
+    client_cap: Decimal
+    largest_client: LargestClient | None
+    largest_client_cap_used: Decimal | None
+    status_counts: list[StatusCount]
+    facilities_open: int
+    open_calls_count: int
+    open_calls_due: Decimal  # repayments that would cure them all
+    open_calls: list[OpenCallRow]
+    sales_running_count: int
+    sales_running_proceeds: Decimal
+    sales_running: list[SaleRow]
+    shortfall_count: int
+    shortfall_total: Decimal
+    shortfalls: list[SaleRow]
+    prices: list[PriceHealth]
+    stale_count: int
+    kill_switch: KillSwitch
+    last_sweep: SweepRun | None
+    sweep: SweepHealth
+
+
+def _share(part: Decimal, whole: Decimal) -> Decimal:
+    return part / whole if whole else ZERO
+
+
+def _sale_row(sale: ForcedSale) -> SaleRow:
+    return SaleRow(
+        pk=sale.pk,
+        facility_id=sale.facility_id,
+        facility_reference=sale.facility.reference,
+        client_name=sale.facility.client.name,
+        status=sale.status,
+        status_label=sale.get_status_display(),
+        pause_reason=sale.get_pause_reason_display() if sale.pause_reason else "",
+        requested_at=sale.requested_at,
+        proceeds=sale.proceeds,
+        shortfall=sale.shortfall,
+    )
+
+
+def _call_row(call: MarginCall, now: datetime.datetime) -> OpenCallRow:
+    return OpenCallRow(
+        pk=call.pk,
+        facility_id=call.facility_id,
+        facility_reference=call.facility.reference,
+        client_name=call.facility.client.name,
+        status_label=call.get_status_display(),
+        issued_at=call.issued_at,
+        age=age_in_words(now - call.issued_at),
+        deadline=call.deadline,
+        overdue=call.deadline <= now,
+        repayment_due=call.repayment_due.amount,
+        top_up_due=call.top_up_due.amount,
+    )
+
+
+def largest_client_loan() -> LargestClient | None:
+    """The client with the most principal outstanding (one index-ordered read of the loan balances)."""
+    row = (
+        Balance.objects.filter(account__kind=AccountKind.LOAN_PRINCIPAL, instrument_id=HKD, amount__gt=0)
+        .order_by("-amount", "account_id")
+        .values_list("account__client_id", "account__client__reference", "account__client__name", "amount")
+        .first()
+    )
+    return LargestClient(*row) if row else None
+
+
+def margin_status_counts() -> tuple[list[StatusCount], int]:
+    counted = dict(
+        MarginState.objects.filter(open=True).values_list("status").annotate(n=Count("pk")).order_by()
+    )
+    rows = [
+        StatusCount(status.value, status.label, counted.get(status.value, 0), STATUS_TONE[status])
+        for status in MarginStatus
+    ]
+    return rows, sum(counted.values())
+
+
+def price_health(now: datetime.datetime | None = None) -> list[PriceHealth]:
+    """Every asset but cash, stale ones first: whether its price may be acted on now, and why not."""
+    assets = list(Asset.objects.exclude(kind="cash"))
+    freshness = assets_freshness(assets, now=now)
+    rows = [
+        PriceHealth(a.symbol, a.kind, freshness[a.symbol].is_fresh, freshness[a.symbol].reason)
+        for a in assets
+    ]
+    return sorted(rows, key=lambda row: (row.fresh, row.kind != "crypto", row.symbol))
+
+
+def firm_overview(now: datetime.datetime | None = None) -> FirmOverview:
+    now = now or timezone.now()
+    capital = settings.BROKER_CAPITAL_HKD
+    firm_cap = capital * settings.FIRM_LOAN_TO_CAPITAL_MULTIPLE
+    client_cap = capital * settings.CLIENT_LOAN_SHARE_OF_CAPITAL
+    total = total_margin_loans()
+    largest = largest_client_loan()
+    counts, facilities_open = margin_status_counts()
+
+    calls = MarginCall.objects.filter(status__in=OPEN_MARGIN_CALL_STATUSES)
+    call_totals = calls.aggregate(n=Count("pk"), due=Sum("repayment_due"))
+    call_rows = [
+        _call_row(call, now)
+        for call in calls.select_related("facility__client").order_by("deadline", "pk")[:OVERVIEW_LIST_LENGTH]
+    ]
+    running = ForcedSale.objects.filter(status__in=OPEN_FORCED_SALE_STATUSES)
+    sale_totals = running.aggregate(n=Count("pk"), proceeds=Sum("proceeds"))
+    sale_rows = [
+        _sale_row(sale)
+        for sale in running.select_related("facility__client").order_by("-requested_at", "-pk")[
+            :OVERVIEW_LIST_LENGTH
+        ]
+    ]
+    short = ForcedSale.objects.filter(shortfall__gt=0)
+    short_totals = short.aggregate(n=Count("pk"), total=Sum("shortfall"))
+    short_rows = [
+        _sale_row(sale)
+        for sale in short.select_related("facility__client").order_by("-requested_at", "-pk")[
+            :OVERVIEW_LIST_LENGTH
+        ]
+    ]
+    prices = price_health(now)
+    return FirmOverview(
+        now=now,
+        total_lending=total,
+        capital=capital,
+        firm_cap=firm_cap,
+        firm_cap_used=_share(total, firm_cap),
+        client_cap=client_cap,
+        largest_client=largest,
+        largest_client_cap_used=_share(largest.loan, client_cap) if largest else None,
+        status_counts=counts,
+        facilities_open=facilities_open,
+        open_calls_count=call_totals["n"],
+        open_calls_due=call_totals["due"] or ZERO,
+        open_calls=call_rows,
+        sales_running_count=sale_totals["n"],
+        sales_running_proceeds=sale_totals["proceeds"] or ZERO,
+        sales_running=sale_rows,
+        shortfall_count=short_totals["n"],
+        shortfall_total=short_totals["total"] or ZERO,
+        shortfalls=short_rows,
+        prices=prices,
+        stale_count=sum(1 for row in prices if not row.fresh),
+        kill_switch=kill_switch(),
+        last_sweep=SweepRun.objects.filter(finished_at__isnull=False).order_by("-started_at").first(),
+        sweep=sweep_health(now),
+    )
+
+
+# --- the at-risk list -------------------------------------------------------------------------------------
+
+AT_RISK_ORDERS = ("btc_move", "ratio")
+AT_RISK_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class AtRiskFilters:
+    status: str = ""  # one MarginStatus, or "" for warning or worse and those near it
+    client: str = ""  # a client reference, exactly
+    asset: str = ""  # an asset symbol the pool holds
+    search: str = ""  # part of the facility reference or the client's name or reference
+    order: str = "btc_move"
+    page: int = 1
+
+    @classmethod
+    def from_query(cls, query) -> AtRiskFilters:
+        status = query.get("status", "")
+        order = query.get("order", "btc_move")
+        try:
+            page = max(1, int(query.get("page", "1")))
+        except ValueError:
+            page = 1
+        return cls(
+            status=status if status in MarginStatus.values else "",
+            client=query.get("client", "").strip()[:20],
+            asset=query.get("asset", "").strip().upper()[:20],
+            search=query.get("q", "").strip()[:100],
+            order=order if order in AT_RISK_ORDERS else "btc_move",
+            page=page,
+        )
+
+    def query(self, **changes) -> dict[str, str]:
+        values = {
+            "status": self.status,
+            "client": self.client,
+            "asset": self.asset,
+            "q": self.search,
+            "order": self.order,
+            "page": str(self.page),
+        }
+        values.update({key: str(value) for key, value in changes.items()})
+        defaults = {"page": "1", "order": "btc_move"}
+        return {key: value for key, value in values.items() if value and defaults.get(key) != value}
+
+
+@dataclass(frozen=True)
+class AtRiskRow:
+    facility_id: int
+    reference: str
+    client_reference: str
+    client_name: str
+    status: str
+    status_label: str
+    tone: str
+    margin_ratio: Decimal | None
+    debt: Decimal
+    margin_value: Decimal
+    btc_move: Decimal | None  # the BTC price change that brings a margin call (−0.25: a fall of 25%)
+    at_call_already: bool
+    deadline: datetime.datetime | None
+    valued_at: datetime.datetime
+
+
+@dataclass
+class AtRiskPage:
+    rows: list[AtRiskRow]
+    filters: AtRiskFilters
+    total: int
+    page: int
+    pages: int
+    btc_unit_margin_value: Decimal | None
+    statuses: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    def _link(self, **changes) -> str:
+        return urlencode(self.filters.query(**changes))
+
+    @property
+    def live_query(self) -> str:
+        return self._link(page=self.page)
+
+    @property
+    def previous_query(self) -> str:
+        return self._link(page=self.page - 1)
+
+    @property
+    def next_query(self) -> str:
+        return self._link(page=self.page + 1)
+
+    @property
+    def by_ratio_query(self) -> str:
+        return self._link(order="ratio", page=1)
+
+    @property
+    def by_btc_move_query(self) -> str:
+        return self._link(order="btc_move", page=1)
+
+
+def btc_unit_margin_value() -> Decimal | None:
+    """What one BTC adds to a pool's margin value at today's price, FX rate and haircut (None: no price)."""
+    btc = Asset.objects.filter(pk="BTC").values_list("haircut", "currency", "eligible").first()
+    quote = current_prices(["BTC"]).get("BTC")
+    if btc is None or quote is None or not btc[2]:
+        return None
+    rate = fx_to_hkd().get(quote.currency)
+    if rate is None:
+        return None
+    return quote.price * rate * (1 - btc[0])
+
+
+def _at_risk_states(filters: AtRiskFilters, btc_unit: Decimal | None):
+    default = default_policy()
+    ratio = DecimalField(max_digits=30, decimal_places=12)
+    states = MarginState.objects.filter(open=True).annotate(
+        warning_at=Coalesce(F("policy__warning"), Value(default.warning), output_field=ratio),
+        call_at=Coalesce(F("policy__margin_call"), Value(default.margin_call), output_field=ratio),
+    )
+    if filters.status:
+        states = states.filter(status=filters.status)
+    else:
+        states = states.filter(
+            Q(status__in=AT_RISK_STATUSES)
+            | Q(status=MarginStatus.OK, margin_ratio__gte=F("warning_at") - Value(NEAR_WARNING))
+        )
+    if filters.client:
+        states = states.filter(facility__client__reference__iexact=filters.client)
+    if filters.asset:
+        states = states.filter(
+            Exists(
+                Balance.objects.filter(
+                    account__collateral_pool__client_id=OuterRef("facility__client_id"),
+                    instrument_id=filters.asset,
+                    amount__gt=0,
+                )
+            )
+        )
+    if filters.search:
+        term = filters.search
+        states = states.filter(
+            Q(facility__reference__icontains=term)
+            | Q(facility__client__name__icontains=term)
+            | Q(facility__client__reference__icontains=term)
+        )
+    if btc_unit:
+        btc_held = Subquery(
+            Balance.objects.filter(
+                account__collateral_pool__client_id=OuterRef("facility__client_id"), instrument_id="BTC"
+            ).values("amount")[:1],
+            output_field=ratio,
+        )
+        # The margin value at which a call comes is debt / call threshold; BTC closes the gap on its own
+        # when its price moves by (that − margin value) / (BTC held × what one BTC adds). Concentration cuts
+        # are left out: a fraction to sort by, not a promise.
+        states = states.annotate(btc_held=btc_held).annotate(
+            btc_move=Case(
+                When(
+                    btc_held__gt=0,
+                    then=ExpressionWrapper(
+                        (F("debt") / F("call_at") - F("margin_value")) / (F("btc_held") * Value(btc_unit)),
+                        output_field=ratio,
+                    ),
+                ),
+                default=None,
+                output_field=ratio,
+            )
+        )
+    else:
+        states = states.annotate(btc_move=Value(None, output_field=ratio))
+    return states
+
+
+def at_risk_page(filters: AtRiskFilters) -> AtRiskPage:
+    btc_unit = btc_unit_margin_value()
+    states = _at_risk_states(filters, btc_unit)
+    total = states.count()
+    pages = max(1, -(-total // AT_RISK_PAGE_SIZE))
+    page = min(filters.page, pages)
+    if filters.order == "ratio":
+        ordering = [F("margin_ratio").desc(nulls_first=True), "facility_id"]
+    else:
+        # Closest to a call first: a fall of 5% before one of 30%; those at a call already (a rise needed to
+        # leave it) before both; facilities without BTC last, by ratio.
+        ordering = [
+            F("btc_move").desc(nulls_last=True),
+            F("margin_ratio").desc(nulls_first=True),
+            "facility_id",
+        ]
+    start = (page - 1) * AT_RISK_PAGE_SIZE
+    chosen = list(
+        states.order_by(*ordering)
+        .select_related("facility__client")
+        .only(
+            "facility_id",
+            "status",
+            "margin_ratio",
+            "debt",
+            "margin_value",
+            "valued_at",
+            "facility__reference",
+            "facility__client__reference",
+            "facility__client__name",
+        )[start : start + AT_RISK_PAGE_SIZE]
+    )
+    deadlines = dict(
+        MarginCall.objects.filter(
+            facility_id__in=[s.facility_id for s in chosen], status__in=OPEN_MARGIN_CALL_STATUSES
+        ).values_list("facility_id", "deadline")
+    )
+    rows = [
+        AtRiskRow(
+            facility_id=state.facility_id,
+            reference=state.facility.reference,
+            client_reference=state.facility.client.reference,
+            client_name=state.facility.client.name,
+            status=state.status,
+            status_label=MarginStatus(state.status).label,
+            tone=STATUS_TONE[MarginStatus(state.status)],
+            margin_ratio=state.margin_ratio,
+            debt=state.debt,
+            margin_value=state.margin_value,
+            btc_move=state.btc_move,
+            at_call_already=state.btc_move is not None and state.btc_move >= 0,
+            deadline=deadlines.get(state.facility_id),
+            valued_at=state.valued_at,
+        )
+        for state in chosen
+    ]
+    return AtRiskPage(
+        rows=rows,
+        filters=filters,
+        total=total,
+        page=page,
+        pages=pages,
+        btc_unit_margin_value=btc_unit,
+        statuses=[(status.value, status.label) for status in MarginStatus],
+    )
