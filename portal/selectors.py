@@ -3,6 +3,7 @@ so that templates only place and format them."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -22,6 +23,7 @@ from collateral.selectors import (
 )
 from core.exceptions import InvalidInput
 from financing.enums import OPEN_FORCED_SALE_STATUSES, OPEN_MARGIN_CALL_STATUSES, FacilityStatus, MarginStatus
+from financing.history import RatioPoint, ratio_history
 from financing.lending.interest import annual_rate_on
 from financing.models import Facility, ForcedSale, MarginCall, StandingTopUpInstruction
 from financing.selectors import (
@@ -36,6 +38,7 @@ from financing.selectors import (
     thresholds_of,
 )
 from financing.what_if import SECURITIES, Outcome, Trigger, ladder_triggers, outcome, shocked
+from web.formatting import hk_time
 
 STATUS_WORDS = {
     MarginStatus.NO_DEBT: _("No debt"),
@@ -344,3 +347,86 @@ def countdown_words(seconds: int | None) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours:02d}:{minutes:02d}:{secs:02d}"
+
+
+# --- history ---
+
+RANGES = {
+    "1d": (_("1 day"), datetime.timedelta(days=1)),
+    "1w": (_("1 week"), datetime.timedelta(days=7)),
+    "1m": (_("1 month"), datetime.timedelta(days=30)),
+    "1y": (_("1 year"), datetime.timedelta(days=365)),
+    "all": (_("All"), None),
+}
+HISTORY_POINTS = 1000  # a year is never sent as more than this many points
+
+
+@dataclass(frozen=True)
+class RatioChart:
+    range_key: str
+    points: list[RatioPoint]
+    config: dict  # Chart.js's configuration, for json_script
+    latest: RatioPoint | None
+    highest: RatioPoint | None
+    lowest: RatioPoint | None
+
+
+def ratio_chart(facility: Facility, range_key: str, *, now: datetime.datetime | None = None) -> RatioChart:
+    """The margin ratio over the range, at most ``HISTORY_POINTS`` points (thinned by ``ratio_history``),
+    with the policy's thresholds drawn as flat lines."""
+    if range_key not in RANGES:
+        raise InvalidInput(f"range: {range_key!r} is not one of {', '.join(RANGES)}.")
+    end = now or timezone.now()
+    span = RANGES[range_key][1]
+    start = end - span if span is not None else facility.created_at - datetime.timedelta(seconds=1)
+    points = ratio_history(facility.pk, start, end, max_points=HISTORY_POINTS)
+    thresholds = thresholds_of(policy_for(facility))
+    drawn = list(points)
+    if drawn and drawn[-1].at < end:  # what stood at the last change still stands now: draw it to the end
+        drawn.append(dataclasses.replace(drawn[-1], at=end))
+    labels = [hk_time(point.at) for point in drawn]
+    count = len(drawn)
+
+    def flat(label, value, colour):
+        return {
+            "label": str(label),
+            "data": [value] * count,
+            "borderColor": colour,
+            "borderDash": [6, 4],
+            "borderWidth": 1,
+            "pointRadius": 0,
+        }
+
+    config = {
+        "type": "line",
+        "data": {
+            "labels": labels,
+            "datasets": [
+                {
+                    "label": str(_("Margin ratio")),
+                    "data": [point.margin_ratio for point in drawn],
+                    "borderColor": "#0b4f6c",
+                    "borderWidth": 2,
+                    "pointRadius": 0,
+                    "stepped": True,
+                },
+                flat(STATUS_WORDS[MarginStatus.WARNING], thresholds.warning, "#8a4b00"),
+                flat(STATUS_WORDS[MarginStatus.MARGIN_CALL], thresholds.margin_call, "#b42318"),
+                flat(STATUS_WORDS[MarginStatus.FORCED_SALE], thresholds.forced_sale, "#7a1710"),
+            ],
+        },
+        "options": {
+            "scales": {"x": {"ticks": {"maxTicksLimit": 6}}},
+            "interaction": {"mode": "index", "intersect": False},
+        },
+        "valueFormat": "percent",
+    }
+    finite = [point for point in points if point.margin_ratio is not None]
+    return RatioChart(
+        range_key=range_key,
+        points=points,
+        config=config,
+        latest=points[-1] if points else None,
+        highest=max(finite, key=lambda point: point.margin_ratio) if finite else None,
+        lowest=min(finite, key=lambda point: point.margin_ratio) if finite else None,
+    )

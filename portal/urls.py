@@ -11,3 +11,8 @@ urlpatterns = [
     path("facilities/<int:facility_id>/figures/", views.overview_figures, name="overview_figures"),
     path("facilities/<int:facility_id>/what-if/", views.what_if, name="what_if"),
 ]
+urlpatterns += [
+    path("facilities/<int:facility_id>/positions/", views.positions, name="positions"),
+    path("facilities/<int:facility_id>/history/", views.history, name="history"),
+    path("facilities/<int:facility_id>/history.csv", views.history_csv, name="history_csv"),
+]

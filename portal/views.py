@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import csv
 from decimal import Decimal, InvalidOperation
 
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_safe
 
 from core.exceptions import InvalidInput
-from portal import selectors
+from portal import activity, selectors
 from portal.access import client_required
+from web.formatting import HONG_KONG
 
 POLL_SECONDS = 5  # the overview and the banner follow the sweep at most this far behind (docs/portal.md)
 
@@ -106,3 +110,79 @@ def banner_context(request: HttpRequest) -> dict:
             {"alert": alert, "countdown": selectors.countdown_words(alert.seconds_left)} for alert in alerts
         ]
     }
+
+
+@require_safe
+@client_required
+def positions(request: HttpRequest, facility_id: int) -> HttpResponse:
+    facility = selectors.client_facility(request.user.client_id, facility_id)
+    overview = selectors.facility_overview(facility)
+    return render(request, "portal/positions.html", _page(request, "positions", facility, overview=overview))
+
+
+ACTIVITY_PAGE_SIZE = 25
+
+
+def _activity_filter(request: HttpRequest) -> str:
+    kind = request.GET.get("kind", "")
+    return kind if kind in activity.KINDS else ""
+
+
+@require_safe
+@client_required
+def history(request: HttpRequest, facility_id: int) -> HttpResponse:
+    """The ratio's chart over a range, and the activity list, filtered by kind and paginated."""
+    facility = selectors.client_facility(request.user.client_id, facility_id)
+    range_key = request.GET.get("range", "1m")
+    if range_key not in selectors.RANGES:
+        range_key = "1m"
+    chart = selectors.ratio_chart(facility, range_key)
+    kind = _activity_filter(request)
+    lines = Paginator(activity.activity_of(facility, kind=kind), ACTIVITY_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    return render(
+        request,
+        "portal/history.html",
+        _page(
+            request,
+            "history",
+            facility,
+            chart=chart,
+            ranges=[(key, words) for key, (words, _span) in selectors.RANGES.items()],
+            kinds=list(activity.KINDS.items()),
+            kind=kind,
+            lines=lines,
+        ),
+    )
+
+
+@require_safe
+@client_required
+def history_csv(request: HttpRequest, facility_id: int) -> HttpResponse:
+    """The activity list (the same filter) as CSV: every line, not a page."""
+    facility = selectors.client_facility(request.user.client_id, facility_id)
+    kind = _activity_filter(request)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{facility.reference}-activity.csv"'
+    writer = csv.writer(response)
+    writer.writerow(
+        [
+            gettext("Time (HKT)"),
+            gettext("Kind"),
+            gettext("Description"),
+            gettext("Amount (HKD)"),
+            gettext("Quantity"),
+        ]
+    )
+    for line in activity.activity_of(facility, kind=kind):
+        writer.writerow(
+            [
+                line.at.astimezone(HONG_KONG).strftime("%Y-%m-%d %H:%M:%S"),
+                line.kind_words,
+                line.description,
+                "" if line.amount is None else f"{line.amount:.2f}",
+                line.quantity,
+            ]
+        )
+    return response

@@ -1,6 +1,10 @@
 """The client portal in Chromium: the ratio and its gauge, the what-if, the call banner arriving live."""
 
+import datetime
+from decimal import Decimal
+
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from accounts.audit import SYSTEM
@@ -54,3 +58,31 @@ def test_a_btc_fall_brings_the_call_banner_and_its_countdown_without_a_reload(
     expect(banner).to_contain_text(f"on {facility.reference}", timeout=8000)
     expect(page.get_by_test_id("ratio-words")).to_contain_text("%", timeout=8000)
     assert_no_serious_accessibility_violations(page)
+
+
+def test_positions_and_the_ratio_chart(page: Page, sign_in, owner, facility):
+    from financing.models import RatioSnapshot
+
+    RatioSnapshot.objects.filter(facility=facility).update(
+        taken_at=timezone.now() - datetime.timedelta(days=20)
+    )
+    for days, ratio in [(15, "0.78"), (10, "0.92"), (5, "0.81")]:
+        RatioSnapshot.objects.create(
+            facility=facility,
+            taken_at=timezone.now() - datetime.timedelta(days=days),
+            market_value=Decimal("1180000"),
+            margin_value=Decimal("592000"),
+            debt=Decimal("414400"),
+            margin_ratio=Decimal(ratio),
+            status="ok",
+        )
+    sign_in(owner)
+    page.goto(f"/portal/facilities/{facility.pk}/positions/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Positions")
+    assert_no_serious_accessibility_violations(page)
+    docs_screenshot(page, "portal-positions")
+    page.get_by_role("link", name="History").click()
+    expect(page.locator("canvas[data-chart-drawn=true]")).to_have_count(1)
+    expect(page.get_by_role("cell", name="Drawdown", exact=True)).to_be_visible()
+    assert_no_serious_accessibility_violations(page)
+    docs_screenshot(page, "portal-history")

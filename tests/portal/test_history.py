@@ -1,0 +1,110 @@
+"""Positions, the ratio's history chart and the activity list with its CSV."""
+
+import csv
+import datetime
+import io
+import json
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.audit import SYSTEM
+from collateral.services import collateral_deposit
+from financing.lending.services import drawdown_create
+from financing.models import RatioSnapshot
+from financing.selectors import facility_pool
+from tests.collateral.factories import asset
+from tests.helpers import login_as
+
+pytestmark = pytest.mark.django_db
+
+
+def html_of(response) -> str:
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def chart_of(html: str) -> dict:
+    start = html.index('<script id="ratio-history" type="application/json">') + len(
+        '<script id="ratio-history" type="application/json">'
+    )
+    return json.loads(html[start : html.index("</script>", start)])
+
+
+def test_positions_show_price_haircut_values_and_a_concentration_cut_in_words(signed_in, facility):
+    pool = facility_pool(facility)
+    collateral_deposit(pool=pool, asset=asset("0700.HK"), quantity="10000", actor=SYSTEM)
+    html = html_of(signed_in.get(reverse("portal:positions", args=[facility.pk])))
+    assert "US$100,000.00" in html  # BTC's price
+    assert "60%" in html  # BTC's haircut
+    assert "HK$4,000,000.00" in html  # Tencent's market value
+    # 4,780,000 in the pool, Tencent capped at half: 2,390,000 counted, 1,610,000 above the limit
+    assert "HK$1,610,000.00 above the limit of 50% of the pool gets no margin value." in html
+    assert "HK$1,673,000.00" in html  # 2,390,000 × 0.7
+    assert "HK$4,780,000.00" in html
+
+
+def snapshots(facility, count: int, *, every: datetime.timedelta, end=None):
+    end = end or timezone.now()
+    RatioSnapshot.objects.bulk_create(
+        RatioSnapshot(
+            facility=facility,
+            taken_at=end - every * (count - index),
+            market_value=Decimal("780000"),
+            margin_value=Decimal("312000"),
+            debt=Decimal("265200"),
+            margin_ratio=Decimal("0.85") + Decimal(index % 10) / 100,
+            status="ok",
+        )
+        for index in range(count)
+    )
+
+
+def test_the_chart_draws_the_ratio_with_the_thresholds_over_the_chosen_range(signed_in, facility):
+    RatioSnapshot.objects.all().delete()
+    snapshots(facility, 48, every=datetime.timedelta(hours=1))
+    html = html_of(signed_in.get(reverse("portal:history", args=[facility.pk]), {"range": "1d"}))
+    chart = chart_of(html)
+    ratio, warning, call, sale = chart["data"]["datasets"]
+    assert len(ratio["data"]) == 25  # the point standing at the start, the 23 hours after it, and now
+    assert (warning["data"][0], call["data"][0], sale["data"][0]) == ("0.9000", "1.0000", "1.2000")
+    assert chart["valueFormat"] == "percent"
+    assert 'aria-current="page">1 day<' in html
+    assert "94.0%" in html  # the highest in the table beside the chart
+
+
+def test_a_year_is_never_more_than_a_thousand_points(signed_in, facility):
+    snapshots(facility, 5000, every=datetime.timedelta(hours=2))
+    html = html_of(signed_in.get(reverse("portal:history", args=[facility.pk]), {"range": "1y"}))
+    assert len(chart_of(html)["data"]["datasets"][0]["data"]) <= 1001  # and the line drawn to now
+
+
+def test_the_activity_is_filtered_paginated_and_downloadable(signed_in, facility):
+    collateral_deposit(pool=facility_pool(facility), asset=asset("ETH"), quantity="2", actor=SYSTEM)
+    url = reverse("portal:history", args=[facility.pk])
+    html = html_of(signed_in.get(url))
+    assert "HK$265,200.00" in html
+    assert "+2 ETH" in html
+    html = html_of(signed_in.get(url, {"kind": "drawdown"}))
+    assert "HK$265,200.00" in html
+    assert "+2 ETH" not in html
+    for _ in range(30):
+        drawdown_create(facility=facility, amount="10.00", actor=SYSTEM)  # within max advance with the ETH
+    html = html_of(signed_in.get(url, {"kind": "drawdown"}))
+    assert "Page 1 of 2" in html
+    html = html_of(signed_in.get(url, {"kind": "drawdown", "page": "2"}))
+    assert "HK$265,200.00" in html  # the oldest, on the last page
+    response = signed_in.get(reverse("portal:history_csv", args=[facility.pk]), {"kind": "drawdown"})
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0] == ["Time (HKT)", "Kind", "Description", "Amount (HKD)", "Quantity"]
+    assert len(rows) == 32
+    assert rows[-1][1:4] == ["Drawdowns", "Drawdown", "265200.00"]
+
+
+@pytest.mark.parametrize("name", ["portal:positions", "portal:history", "portal:history_csv"])
+def test_another_client_s_facility_does_not_exist_for_them(client, facility, stranger, name):
+    login_as(client, stranger)
+    assert client.get(reverse(name, args=[facility.pk])).status_code == 404
