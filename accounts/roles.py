@@ -19,6 +19,7 @@ ROLE_APPS = (
     "ledger",
     "collateral",
     "financing",
+    "oversight",
     "api",
     "django_celery_beat",
     "axes",
@@ -66,6 +67,8 @@ ROLES: dict[str, list[str]] = {
         "financing.approve_schedule_change",  # disabling, deleting or slowing a margin-critical schedule
         "financing.change_standingtopupinstruction",  # revoke one
         "django_celery_beat.*",
+        "oversight.run_stress_test",
+        "oversight.add_stressscenario",
     ],
     OPERATIONS: [
         *READ_EVERYTHING,

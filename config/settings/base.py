@@ -210,6 +210,12 @@ BROKER_CAPITAL_HKD = Decimal(env("BROKER_CAPITAL_HKD", default="200000000.00"))
 FIRM_LOAN_TO_CAPITAL_MULTIPLE = Decimal(env("FIRM_LOAN_TO_CAPITAL_MULTIPLE", default="5"))
 # One client's loans at most this share of the broker's capital.
 CLIENT_LOAN_SHARE_OF_CAPITAL = Decimal(env("CLIENT_LOAN_SHARE_OF_CAPITAL", default="0.25"))
+# Stress tests: the quantity of each asset the market takes in a day without the firm's own selling moving it;
+# a run sets what it would have to sell against it (JSON, e.g. {"BTC": "500", "ETH": "8000"}).
+STRESS_DAILY_LIQUIDITY = {
+    symbol: Decimal(str(quantity))
+    for symbol, quantity in env.json("STRESS_DAILY_LIQUIDITY", default={"BTC": "500", "ETH": "8000"}).items()
+}
 # Professional investor thresholds (HKD), from the Securities and Futures (Professional Investor) Rules.
 PI_PORTFOLIO_THRESHOLD_HKD = Decimal("8000000")
 PI_TOTAL_ASSETS_THRESHOLD_HKD = Decimal("40000000")

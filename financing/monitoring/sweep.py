@@ -59,9 +59,11 @@ class SweepResult:
     started: float = 0.0  # ``time.perf_counter()`` when the run began
 
 
-def asset_units() -> list[AssetUnit]:
-    prices = current_prices()
-    fx = fx_to_hkd()
+def asset_units(*, prices: dict | None = None, fx: dict[str, Decimal] | None = None) -> list[AssetUnit]:
+    """Every asset's HKD unit value and terms, at the current prices and FX rates, or at ``prices`` (symbol →
+    ``Quote``) and ``fx`` (currency → HKD) when given: a stress test values the book at shocked ones."""
+    prices = current_prices() if prices is None else prices
+    fx = fx_to_hkd() if fx is None else fx
     units = []
     terms = Asset.objects.values_list(
         "instrument_id", "kind", "currency", "haircut", "concentration_limit", "eligible"
@@ -214,9 +216,10 @@ def _scope_statement(scope: str) -> str:
 
 
 @functools.cache
-def _valuation_statement(statement: str, crypto: tuple, price_driven: bool) -> str:
+def _valuation_statement(statement: str, crypto: tuple, price_driven: bool, outer: str = "") -> str:
     """``statement`` ("sweep": value and write; "valuations": value only) for the crypto assets ``crypto``
-    (``_crypto_params``); only a price-driven sweep values pools from their fixed parts."""
+    (``_crypto_params``); only a price-driven sweep values pools from their fixed parts. ``outer``: the text of
+    a statement of the caller's with a ``{valuation}`` slot, run instead of ``statement`` (value only)."""
     source = "price_driven" if price_driven else "other"
     if statement == "sweep":
         fixed_columns, fixed_join = _piece("fixed.sweep_columns"), "\n      " + _piece("fixed.sweep_join")
@@ -232,7 +235,7 @@ def _valuation_statement(statement: str, crypto: tuple, price_driven: bool) -> s
         fixed_columns=sql.SQL(fixed_columns),
         fixed_join=sql.SQL(fixed_join),
     )
-    return sql_compose(_piece(statement), valuation=valuation)
+    return sql_compose(outer or _piece(statement), valuation=valuation)
 
 
 def _scope_table(cursor, scope: str, params: dict[str, object]) -> None:
@@ -248,10 +251,13 @@ SWEEP_WORK_MEM = "128MB"
 SWEEP_UNIT_COLUMNS = ["symbol", "unit_value", "haircut", "concentration_limit", "eligible", "crypto"]
 
 
-def _prepare(cursor, scope: str, params: dict[str, object]) -> tuple[dict[str, object], tuple]:
-    """Load the per-asset unit values and the facilities in scope into temporary tables; return the
-    statement's parameters and the crypto assets its text is composed for (``_crypto_params``)."""
-    units = asset_units()
+def _prepare(
+    cursor, scope: str, params: dict[str, object], units: list[AssetUnit] | None = None
+) -> tuple[dict[str, object], tuple]:
+    """Load the per-asset unit values (``units``, or the current ones) and the facilities in scope into
+    temporary tables; return the statement's parameters and the crypto assets its text is composed for
+    (``_crypto_params``)."""
+    units = asset_units() if units is None else units
     cursor.execute(sql_compose(_piece("work_mem"), work_mem=sql.Literal(SWEEP_WORK_MEM)))
     cursor.execute(_piece("no_jit"))
     cursor.execute(_piece("units_drop"))
@@ -331,9 +337,23 @@ def valuations_of(clients: list[int]) -> dict[int, FacilityFigures]:
     return {row[0]: FacilityFigures(*row) for row in rows}
 
 
-def facility_figures(clients: list[int] | None) -> list[FacilityFigures]:
+def valuation_of_book_run(outer: str, *, units: list[AssetUnit], params: dict[str, object]) -> None:
+    """Run ``outer`` — a statement of the caller's, ``WITH {valuation}`` and then a query over the CTE
+    ``result`` (``facility_id, policy_id, old_*`` (the margin state), ``debt, market_value, margin_value,
+    margin_ratio, status``) — on every open facility valued at ``units`` (PostgreSQL only). The sweep's own
+    valuation, read-only: it writes only temporary tables and whatever ``outer`` writes. The stress test
+    values the book at shocked prices with it (oversight)."""
+    with connection.cursor() as cursor:
+        full, crypto = _prepare(cursor, SweepScope.ALL, {"since": timezone.now()}, units)
+        cursor.execute(_valuation_statement("valuations", crypto, False, outer), {**full, **params})
+
+
+def facility_figures(
+    clients: list[int] | None, units: list[AssetUnit] | None = None
+) -> list[FacilityFigures]:
     """(facility id, market value, margin value, debt, ratio, status) for every open facility in scope,
-    computed with ``collateral.calculations`` from one bulk read of the balances."""
+    computed with ``collateral.calculations`` from one bulk read of the balances, at the current unit values
+    or at ``units``."""
     facilities = Facility.objects.exclude(status=FacilityStatus.CLOSED)
     if clients is not None:
         facilities = facilities.filter(client_id__in=clients)
@@ -353,7 +373,7 @@ def facility_figures(clients: list[int] | None) -> list[FacilityFigures]:
     rows = Balance.objects.filter(account_id__in=[*pool_accounts.values(), *debt_accounts]).exclude(amount=0)
     for account_id, code, amount in rows.values_list("account_id", "instrument_id", "amount"):
         balances[account_id][code] = amount
-    units = {u.symbol: u for u in asset_units()}
+    units = {u.symbol: u for u in (asset_units() if units is None else units)}
     results = []
     for facility in facilities:
         holdings = balances.get(pool_accounts.get(facility.pk), {})

@@ -1,0 +1,381 @@
+"""Stress tests: the live book valued read-only at a scenario's shocked prices — the sweep's own valuation
+statement, then the forced-sale planner for the facilities a call or a sale would reach — and the firm's
+figures after the shock (docs/stress-tests.md). A run writes its own rows only: never a margin state, a
+snapshot, a margin call, a forced sale or a ledger posting."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from decimal import ROUND_FLOOR, Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from accounts.audit import SYSTEM, Actor, AuditSpec, actor_label, actor_user, audit_events_record
+from collateral.calculations import PositionInput, cure_amounts, forced_sale_plan
+from collateral.enums import AssetKind
+from collateral.models import Asset, CollateralPool
+from collateral.selectors import current_prices, fx_rates_latest
+from core.exceptions import InvalidInput, PermissionRefused
+from core.money import CENT, HKD, ZERO
+from core.sql import sql_file
+from financing.enums import FacilityStatus, MarginStatus
+from financing.models import Facility, MarginPolicy, MarginState
+from financing.monitoring.sweep import AssetUnit, asset_units, facility_figures, valuation_of_book_run
+from financing.selectors import default_policy
+from ledger.models import Balance
+from oversight.calculations import Shocks, hkd_per_unit, share, shocked, shocked_rates, shocks_parse
+from oversight.enums import StressRunStatus, StressTrigger
+from oversight.library import LIBRARY
+from oversight.models import StressResult, StressRun, StressScenario
+
+logger = logging.getLogger(__name__)
+
+RUN_PERMISSION = "oversight.run_stress_test"
+ADD_PERMISSION = "oversight.add_stressscenario"
+# A call that is not met becomes a forced sale: a run plans the sale for both.
+NEEDS_A_SALE = (MarginStatus.MARGIN_CALL, MarginStatus.FORCED_SALE)
+
+
+def _require(actor: Actor, permission: str, words: str) -> None:
+    user = actor_user(actor)
+    if actor is SYSTEM or (user is not None and user.has_perm(permission)):
+        return
+    raise PermissionRefused(words)
+
+
+def scenario_shocks(raw: object) -> Shocks:
+    """A scenario's shocks read and checked against the assets and currencies the platform knows."""
+    assets = dict(Asset.objects.values_list("instrument_id", "kind"))
+    currencies = [code for code, _ in settings.CURRENCY_CHOICES]
+    try:
+        return shocks_parse(raw, assets=assets, currencies=currencies)
+    except ValueError as error:
+        raise InvalidInput(str(error)) from None
+
+
+def _sale_cost(value: object) -> Decimal | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, float):
+        raise InvalidInput('Give the sale cost as a string ("0.02"), not a floating-point number.')
+    try:
+        cost = Decimal(str(value))
+    except ArithmeticError:
+        raise InvalidInput(f"The sale cost {value!r} is not a number.") from None
+    if not cost.is_finite() or not ZERO <= cost < 1:
+        raise InvalidInput(f"The sale cost {value} is not a fraction from 0 up to (not including) 1.")
+    if cost != cost.quantize(Decimal("0.0001")):
+        raise InvalidInput(f"The sale cost {value} has more than four decimal places.")
+    return cost
+
+
+@transaction.atomic
+def stress_scenario_create(
+    *, name: str, shocks: object, actor: Actor, sale_cost: object = None, key: str = "", description: str = ""
+) -> StressScenario:
+    """A risk officer's own scenario (audited). Its shocks are checked before anything is written."""
+    _require(actor, ADD_PERMISSION, "Only risk officers may add a stress scenario.")
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("A scenario needs a name.")
+    parsed = scenario_shocks(shocks)
+    if not (parsed.assets or parsed.classes or parsed.fx):
+        raise InvalidInput("A scenario needs at least one shock.")
+    cost = _sale_cost(sale_cost)
+    from django.utils.text import slugify
+
+    key = slugify(key or name)[:50] or "scenario"
+    base, number = key, 1
+    while StressScenario.objects.filter(key=key).exists():
+        number += 1
+        key = f"{base}-{number}"
+    scenario = StressScenario.objects.create(
+        key=key, name=name[:200], description=description, shocks=parsed.as_json(), sale_cost=cost,
+        created_by=actor_user(actor),
+    )  # fmt: skip
+    audit_events_record(
+        [AuditSpec(actor, "stress_scenario.created", scenario, after={
+            "key": key, "name": scenario.name, "shocks": scenario.shocks, "sale_cost": cost})]
+    )  # fmt: skip
+    return scenario
+
+
+def library_ensure() -> int:
+    """Write the library's scenarios that are missing (by key); how many were added."""
+    added = 0
+    for item in LIBRARY:
+        _, created = StressScenario.objects.get_or_create(
+            key=item.key,
+            defaults={"name": item.name, "shocks": item.shocks, "description": item.description,
+                      "source": item.source, "in_library": True,
+                      "sale_cost": Decimal(item.sale_cost) if item.sale_cost else None},
+        )  # fmt: skip
+        added += created
+    return added
+
+
+# --- the shocked market ----------------------------------------------------------------------------
+
+
+def shocked_market(shocks: Shocks) -> tuple[list[AssetUnit], dict[str, PositionInput], dict]:
+    """The unit values the valuation runs on, a ``PositionInput`` template per asset at the shocked price and
+    rate (for the sale planner), and what the run records of the prices: before and after, per asset and pair."""
+    prices = current_prices()
+    rates = {pair: rate.rate for pair, rate in fx_rates_latest().items()}
+    rates_after = shocked_rates(rates, shocks)
+    fx_after = hkd_per_unit(rates_after)
+    assets = list(Asset.objects.select_related("instrument"))
+    prices_after = {}
+    record: dict = {"assets": {}, "fx": {}}
+    templates = {}
+    for asset in assets:
+        symbol = asset.symbol
+        quote = prices.get(symbol)
+        shock = shocks.for_asset(symbol, asset.kind) if asset.kind != AssetKind.CASH else ZERO
+        if quote is not None:
+            prices_after[symbol] = quote.__class__(
+                shocked(quote.price, shock), quote.currency, quote.source, quote.observed_at
+            )
+        price = (
+            Decimal(1) if asset.kind == AssetKind.CASH else (prices_after[symbol].price if quote else None)
+        )
+        currency = asset.currency if asset.kind == AssetKind.CASH or quote is None else quote.currency
+        templates[symbol] = PositionInput(
+            symbol=symbol, quantity=ZERO, price=price, fx_to_hkd=fx_after.get(currency), haircut=asset.haircut,
+            concentration_limit=asset.concentration_limit, eligible=asset.eligible, lot_size=asset.lot_size,
+            decimals=asset.decimals, kind=asset.kind,
+        )  # fmt: skip
+        if asset.kind != AssetKind.CASH:
+            record["assets"][symbol] = {
+                "kind": asset.kind, "currency": currency, "shock": shock,
+                "price_before": quote.price if quote else None, "price_after": price,
+                "hkd_per_unit_after": price * fx_after[currency] if price is not None and currency in fx_after else None,
+            }  # fmt: skip
+    for (currency, quote_currency), rate in rates.items():
+        record["fx"][f"{currency}/{quote_currency}"] = {
+            "shock": shocks.fx.get((currency, quote_currency), ZERO),
+            "before": rate,
+            "after": rates_after[(currency, quote_currency)],
+        }
+    units = asset_units(prices=prices_after, fx=fx_after)
+    return units, templates, record
+
+
+# --- the run ----------------------------------------------------------------------------------------
+
+
+def _results_statement() -> str:
+    return sql_file(__file__, "stress.sql", "results")
+
+
+def valued_in_sql() -> bool:
+    """Whether a run values the book with the sweep's SQL (PostgreSQL) or the pure calculations."""
+    return connection.vendor == "postgresql"
+
+
+def _write_results(run: StressRun, units: list[AssetUnit]) -> None:
+    """One row per open facility: on PostgreSQL the sweep's valuation statement writes them; elsewhere the
+    pure calculations (``facility_figures``) with the margin states read in bulk."""
+    default = default_policy()
+    if valued_in_sql():
+        valuation_of_book_run(
+            _results_statement(), units=units, params={"run": run.pk, "default_target": default.target}
+        )
+        return
+    targets = {None: default.target, **dict(MarginPolicy.objects.values_list("pk", "target"))}
+    policies = dict(Facility.objects.exclude(status=FacilityStatus.CLOSED).values_list("pk", "policy_id"))
+    states = MarginState.objects.in_bulk(list(policies))
+    rows = []
+    for facility_id, market_value, margin_value, debt, ratio, status in facility_figures(None, units):
+        state = states.get(facility_id)
+        cure = (
+            cure_amounts(debt, margin_value, targets[policies[facility_id]]).repayment
+            if status in NEEDS_A_SALE
+            else ZERO
+        )
+        rows.append(
+            StressResult(
+                run=run, facility_id=facility_id,
+                market_value_before=state.market_value if state else None,
+                margin_value_before=state.margin_value if state else None,
+                debt_before=state.debt if state else None, ratio_before=state.margin_ratio if state else None,
+                status_before=state.status if state else "", market_value=market_value, margin_value=margin_value,
+                debt=debt, ratio_after=ratio, status_after=status, repayment_to_cure=cure,
+            )
+        )  # fmt: skip
+    StressResult.objects.bulk_create(rows, batch_size=2000)
+
+
+def _plan_sales(run: StressRun, templates: dict[str, PositionInput]) -> dict[str, dict[str, Decimal]]:
+    """The forced sale each facility with a call or a sale after the shock would meet, planned as the live
+    planner plans it (financing.liquidation.forced_sales): the pool's HKD repays first, then the rest is sold
+    in the policy's order, in whole lots, at the scenario's sale cost (or the policy's). Returns the volume
+    per asset (quantity, market value)."""
+    rows = list(run.results.filter(status_after__in=NEEDS_A_SALE).only("pk", "facility_id", "debt"))
+    volume: dict[str, dict[str, Decimal]] = defaultdict(lambda: {"quantity": ZERO, "market_value": ZERO})
+    if not rows:
+        return volume
+    facilities = dict(
+        Facility.objects.filter(pk__in=[r.facility_id for r in rows]).values_list("pk", "client_id")
+    )
+    policy_ids = dict(Facility.objects.filter(pk__in=list(facilities)).values_list("pk", "policy_id"))
+    policies = {None: default_policy(), **MarginPolicy.objects.in_bulk()}
+    pools = dict(
+        CollateralPool.objects.filter(client_id__in=list(facilities.values())).values_list(
+            "client_id", "account_id"
+        )
+    )
+    holdings: dict[int, dict[str, Decimal]] = defaultdict(dict)
+    for account_id, symbol, amount in (
+        Balance.objects.filter(account_id__in=list(pools.values()))
+        .exclude(amount=0)
+        .values_list("account_id", "instrument_id", "amount")
+    ):
+        holdings[account_id][symbol] = amount
+    for row in rows:
+        policy = policies[policy_ids[row.facility_id]]
+        held = {s: q for s, q in holdings.get(pools.get(facilities[row.facility_id]), {}).items() if q > 0}
+        debt = row.debt
+        plan_rows = []
+        cash = min(held.get(HKD, ZERO), max(debt, ZERO)).quantize(CENT, rounding=ROUND_FLOOR)
+        if cash > 0:
+            debt -= cash
+            plan_rows.append({"asset": HKD, "quantity": cash, "lot_size": Decimal("0.01"),
+                              "market_value": cash, "proceeds": cash})  # fmt: skip
+            held[HKD] -= cash
+        positions = [
+            PositionInput(**{**templates[s].__dict__, "quantity": q})
+            for s, q in held.items()
+            if templates[s].kind != AssetKind.CASH
+        ]
+        cost = run.sale_cost if run.sale_cost is not None else policy.sale_cost_rate
+        plan = forced_sale_plan(
+            positions, debt=debt, target=policy.target, sale_cost=cost, order=policy.sale_order or None
+        )
+        for sale in plan.sales:
+            plan_rows.append({"asset": sale.symbol, "quantity": sale.quantity,
+                              "lot_size": templates[sale.symbol].lot_size, "market_value": sale.market_value,
+                              "proceeds": sale.proceeds})  # fmt: skip
+            volume[sale.symbol]["quantity"] += sale.quantity
+            volume[sale.symbol]["market_value"] += sale.market_value
+        row.sale_plan = plan_rows
+        row.sale_proceeds = sum((p["proceeds"] for p in plan_rows), ZERO)
+        row.ratio_after_sale = plan.ratio_after
+        row.shortfall = plan.shortfall
+    StressResult.objects.bulk_update(
+        rows, ["sale_plan", "sale_proceeds", "ratio_after_sale", "shortfall"], batch_size=2000
+    )
+    return volume
+
+
+def _firm_figures(run: StressRun, volume: dict[str, dict[str, Decimal]]) -> None:
+    results = run.results.all()
+    run.by_status_before = {
+        row["status_before"] or "new": row["n"]
+        for row in results.values("status_before").annotate(n=Count("pk")).order_by()
+    }
+    run.by_status_after = {
+        row["status_after"]: row["n"]
+        for row in results.values("status_after").annotate(n=Count("pk")).order_by()
+    }
+    totals = results.aggregate(
+        facilities=Count("pk"), mv_before=Sum("market_value_before"), mv_after=Sum("market_value"),
+        lv_before=Sum("margin_value_before"), lv_after=Sum("margin_value"), due=Sum("repayment_to_cure"),
+        proceeds=Sum("sale_proceeds"), shortfall=Sum("shortfall"), debt=Sum("debt"),
+    )  # fmt: skip
+    # What the sales would repay: their proceeds, never more than the debt they repay.
+    repaid = ZERO
+    for debt, proceeds in results.filter(sale_proceeds__gt=0).values_list("debt", "sale_proceeds"):
+        repaid += min(debt, proceeds)
+    run.facilities = totals["facilities"] or 0
+    run.market_value_before = totals["mv_before"] or ZERO
+    run.market_value_after = totals["mv_after"] or ZERO
+    run.margin_value_before = totals["lv_before"] or ZERO
+    run.margin_value_after = totals["lv_after"] or ZERO
+    run.amount_due = totals["due"] or ZERO
+    run.sale_proceeds = totals["proceeds"] or ZERO
+    run.shortfall = totals["shortfall"] or ZERO
+    run.lending = totals["debt"] or ZERO
+    run.lending_after_sales = run.lending - repaid
+    run.capital = settings.BROKER_CAPITAL_HKD
+    run.lending_cap = settings.BROKER_CAPITAL_HKD * settings.FIRM_LOAN_TO_CAPITAL_MULTIPLE
+    liquidity = settings.STRESS_DAILY_LIQUIDITY
+    run.sale_volume = {
+        symbol: {
+            "quantity": figures["quantity"],
+            "market_value": figures["market_value"],
+            "daily_liquidity": liquidity.get(symbol),
+            "share_of_daily_liquidity": share(figures["quantity"], liquidity.get(symbol)),
+        }
+        for symbol, figures in sorted(volume.items())
+    }
+
+
+def stress_run(
+    *, scenario: StressScenario, actor: Actor = SYSTEM, trigger: str = StressTrigger.ON_DEMAND
+) -> StressRun:
+    """Run ``scenario`` on the live book and keep the results (audited). Read-only for the book: one
+    transaction writes the run and its rows, nothing else. A run that fails is kept as failed, with why."""
+    _require(actor, RUN_PERMISSION, "Only risk officers may run a stress test.")
+    shocks = scenario_shocks(scenario.shocks)
+    started = time.perf_counter()
+    previous = (
+        StressRun.objects.filter(scenario=scenario, status=StressRunStatus.FINISHED)
+        .order_by("-started_at", "-pk")
+        .first()
+    )
+    user = actor_user(actor)
+    run = StressRun(
+        scenario=scenario, shocks=shocks.as_json(), sale_cost=scenario.sale_cost, trigger=trigger,
+        requested_by=user, requested_by_label=actor_label(actor), started_at=timezone.now(), previous=previous,
+    )  # fmt: skip
+    try:
+        with transaction.atomic():
+            run.save()
+            units, templates, run.prices = shocked_market(shocks)
+            _write_results(run, units)
+            volume = _plan_sales(run, templates)
+            _firm_figures(run, volume)
+            run.status = StressRunStatus.FINISHED
+            run.finished_at = timezone.now()
+            run.duration_ms = int((time.perf_counter() - started) * 1000)
+            run.save()
+            audit_events_record([AuditSpec(actor, "stress_run.finished", run, after={
+                "scenario": scenario.key, "shocks": run.shocks, "sale_cost": run.sale_cost,
+                "facilities": run.facilities, "by_status_after": run.by_status_after,
+                "shortfall": run.shortfall, "duration_ms": run.duration_ms})])  # fmt: skip
+    except Exception as error:
+        logger.exception("Stress run of %s failed", scenario.key)
+        with transaction.atomic():
+            run.pk = None
+            run.status, run.error = StressRunStatus.FAILED, f"{type(error).__name__}: {error}"[:2000]
+            run.finished_at = timezone.now()
+            run.duration_ms = int((time.perf_counter() - started) * 1000)
+            run.prices, run.facilities = {}, 0
+            run.save()
+            audit_events_record(
+                [
+                    AuditSpec(
+                        actor, "stress_run.failed", run, after={"scenario": scenario.key, "error": run.error}
+                    )
+                ]
+            )
+        raise
+    return run
+
+
+def stress_library_run(*, actor: Actor = SYSTEM, trigger: str = StressTrigger.SCHEDULED) -> list[StressRun]:
+    """Every active scenario, one after another (the monthly schedule; the demo's seed)."""
+    library_ensure()
+    runs = []
+    for scenario in StressScenario.objects.filter(active=True):
+        try:
+            runs.append(stress_run(scenario=scenario, actor=actor, trigger=trigger))
+        except Exception:  # kept as a failed run, with why; the other scenarios still run
+            continue
+    return runs
