@@ -82,7 +82,8 @@ def test_an_open_call_shows_on_every_page_with_its_cure_and_countdown(signed_in,
     assert 'hx-get="/portal/alerts/"' in html
 
 
-def test_staff_are_sent_to_their_own_pages(client, facility):
+def test_staff_are_sent_to_their_own_pages(client, facility, settings):
+    settings.WEB_STAFF_HOME = "admin:index"
     login_as(client, StaffFactory())
     for url in ["/portal/", reverse("portal:overview", args=[facility.pk]), "/portal/alerts/"]:
         assert client.get(url)["Location"] == reverse("admin:index")
