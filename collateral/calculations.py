@@ -490,6 +490,29 @@ def _least_quantity_to_reach(p, moved, current, debt, target, margin_value_with,
         return (high * unit).quantize(unit)
 
 
+def cash_top_up_to_target(
+    pool: Sequence[PositionInput], cash: PositionInput, *, debt: Decimal, target: Decimal
+) -> Decimal:
+    """The least cash top-up (in ``cash``, the HKD cash asset; its quantity is ignored) that brings the pool's
+    ratio to ``target``, to the cent: what a margin call states. ``D/T − LV`` is exact when no concentration
+    limit binds; when one does, cash added to the pool enlarges the pool and loosens the cut, and less cash
+    cures the call. The amount is ``top_up_plan``'s — the search the automatic top-up moves cash by — with this
+    cash as the only free holding: first as much as the closed form says (never too little when the cash itself
+    has no binding limit), doubled while that is short. Zero when the ratio is at or below target; the closed
+    form when no amount of cash reaches it (a limit on cash itself)."""
+    closed = cure_amounts(debt, pool_valuation(pool).margin_value, target).cash_top_up
+    if closed <= 0:
+        return ZERO
+    offered = closed
+    for _ in range(8):
+        free = [PositionInput(**{**cash.__dict__, "quantity": offered, "kind": "cash"})]
+        plan = top_up_plan(pool, free, debt=debt, target=target, order=[])
+        if plan.reaches_target:
+            return sum((t.quantity for t in plan.transfers), ZERO)
+        offered *= 2
+    return closed
+
+
 # --- sanity checks on pushed prices and FX rates ---------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from accounts.enums import ApprovalStatus
 from accounts.models import ApprovalRequest
 from collateral.calculations import (
     PoolValuation,
+    cash_top_up_to_target,
     margin_deficiency,
     margin_ratio,
     margin_surplus,
@@ -19,7 +20,7 @@ from collateral.calculations import (
     max_additional_debt,
     pool_valuation,
 )
-from collateral.models import CollateralPool
+from collateral.models import Asset, CollateralPool
 from collateral.selectors import assets_by_symbol, current_prices, fx_to_hkd, pool_holdings, position_inputs
 from core.money import CENT, HKD, ZERO
 from financing.calculations import Thresholds, margin_status
@@ -240,3 +241,37 @@ def pending_sign_off_of(instruction: StandingTopUpInstruction) -> ApprovalReques
         target_id=str(instruction.pk),
         status=ApprovalStatus.PENDING,
     ).first()
+
+
+def cash_top_ups_to_target(facility_ids: list[int]) -> dict[int, Decimal]:
+    """The exact cash top-up that brings each facility's ratio to its policy's target
+    (``collateral.calculations.cash_top_up_to_target``, the automatic top-up's search), for those of
+    ``facility_ids`` whose pool has a concentration cut that binds at the current prices; for every other
+    facility ``D/T − LV`` is exact, and is not repeated here. What a margin call states, in the call, its
+    messages and the API. Only pools holding an asset with a limit are valued (in bulk)."""
+    limited = Asset.objects.filter(concentration_limit__isnull=False, eligible=True).values("instrument_id")
+    holding = Balance.objects.filter(instrument_id__in=limited).exclude(amount=0).values("account_id")
+    facilities = list(
+        Facility.objects.filter(pk__in=facility_ids, client__collateral_pool__account_id__in=holding)
+        .select_related("policy", "client__collateral_pool")
+        .order_by("pk")
+    )
+    valuations = facility_valuations(facilities)
+    binding = [
+        f for f in facilities if any(p.excess_over_limit > 0 for p in valuations[f.pk].valuation.positions)
+    ]
+    if not binding:
+        return {}
+    assets, prices, fx = assets_by_symbol(), current_prices(), fx_to_hkd()
+    cash = position_inputs({HKD: ZERO}, assets=assets, prices=prices, fx=fx)[0]
+    amounts = {}
+    for facility in binding:
+        holdings = pool_holdings(facility.client.collateral_pool)
+        valuation = valuations[facility.pk]
+        amounts[facility.pk] = cash_top_up_to_target(
+            position_inputs(holdings, assets=assets, prices=prices, fx=fx),
+            cash,
+            debt=valuation.debt.total,
+            target=valuation.thresholds.target,
+        )
+    return amounts

@@ -119,12 +119,25 @@ class LadderBatch:
     notices: list[Notice] = field(default_factory=list)
     deadlines: dict[tuple, datetime.datetime] = field(default_factory=dict)  # per cure time and business days
 
-    def issue_call(self, facility: FacilityRef, figures: MarginFigures, policy: MarginPolicy) -> CallValues:
+    def issue_call(
+        self,
+        facility: FacilityRef,
+        figures: MarginFigures,
+        policy: MarginPolicy,
+        *,
+        cash_top_up: Decimal | None = None,
+    ) -> CallValues:
+        """A call to issue; ``cash_top_up``: the exact cash top-up where a concentration cut binds
+        (``financing.selectors.cash_top_ups_to_target``)."""
         key = (policy.cure_business_days, policy.cure_time)
         if key not in self.deadlines:  # in UTC, as stored and as a loaded call gives it in its records
             self.deadlines[key] = cure_deadline(self.now, *key).astimezone(datetime.UTC)
         call = margin_call_build(
-            facility=facility, figures=figures, policy=policy, deadline=self.deadlines[key]
+            facility=facility,
+            figures=figures,
+            policy=policy,
+            deadline=self.deadlines[key],
+            cash_top_up=cash_top_up,
         )
         self.new_calls.append(call)
         return call

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from accounts.audit import Actor, AuditSpec, TargetRef, decimal_text
-from collateral.calculations import cure_amounts
+from collateral.calculations import Cure, cure_amounts
 from core.calendar import HONG_KONG
 from core.db import id_in
 from core.exceptions import InvalidTransition
@@ -111,12 +111,20 @@ class SaleValues:
 
 
 def margin_call_build(
-    *, facility: FacilityRef, figures: MarginFigures, policy: MarginPolicy, deadline: datetime.datetime
+    *,
+    facility: FacilityRef,
+    figures: MarginFigures,
+    policy: MarginPolicy,
+    deadline: datetime.datetime,
+    cash_top_up: Decimal | None = None,
 ) -> CallValues:
     """A call stating what cures it — a repayment or a cash top-up that brings the ratio to the policy's
     target — and the deadline (``cure_deadline``: the policy's cure time, that many Hong Kong business
-    days after the call is issued)."""
+    days after the call is issued). ``cash_top_up``: the exact amount where a concentration cut binds
+    (``financing.selectors.cash_top_ups_to_target``); otherwise ``D/T − LV``, exact then."""
     cure = cure_amounts(figures.debt, figures.margin_value, policy.target)
+    if cash_top_up is not None:
+        cure = Cure(cure.repayment, cash_top_up)
     return CallValues(
         None,
         facility,

@@ -30,6 +30,7 @@ from financing.margin_calls.records import (
 )
 from financing.models import Facility, ForcedSale, MarginCall
 from financing.selectors import (
+    cash_top_ups_to_target,
     open_forced_sale,
     open_margin_call,
     policy_for,
@@ -60,7 +61,8 @@ def margin_call_issue(*, facility: Facility, actor: Actor) -> MarginCall:
             code="no_margin_call_needed",
         )
     batch = LadderBatch(actor=actor)
-    call = batch.issue_call(FacilityRef.of(facility), figures, policy)
+    exact = cash_top_ups_to_target([facility.pk]).get(facility.pk)
+    call = batch.issue_call(FacilityRef.of(facility), figures, policy, cash_top_up=exact)
     batch.write()
     return MarginCall.objects.select_related("facility__client").get(pk=call.pk)
 
@@ -129,8 +131,9 @@ def margin_call_reassess(*, call: MarginCall, actor: Actor, cause: str) -> str:
         return "cured"
     call.facility = facility  # loaded and locked above
     cure = cure_amounts(figures.debt, figures.margin_value, policy.target)
+    exact = cash_top_ups_to_target([facility.pk]).get(facility.pk, cure.cash_top_up)
     repayment = min(cure.repayment, call.repayment_due.amount)
-    top_up = min(cure.cash_top_up, call.top_up_due.amount)
+    top_up = min(exact, call.top_up_due.amount)
     if (repayment, top_up) == (call.repayment_due.amount, call.top_up_due.amount):
         return "unchanged"
     before = {"repayment_due": call.repayment_due.amount, "top_up_due": call.top_up_due.amount}

@@ -38,7 +38,7 @@ from financing.margin_calls.records import CallValues, FacilityRef
 from financing.margin_calls.services import forced_sale_request, margin_call_reassess, margin_call_transition
 from financing.models import Facility, ForcedSale, MarginCall, MarginPolicy, MarginState
 from financing.monitoring.sweep import posted_since, previous_sweep_start, valuations_of
-from financing.selectors import default_policy, thresholds_of
+from financing.selectors import cash_top_ups_to_target, default_policy, thresholds_of
 from financing.top_ups.automatic import (
     automatic_top_ups_after_ladder,
     automatic_top_ups_for_new_free_holdings,
@@ -49,6 +49,7 @@ from notifications.services import ClientRef
 logger = logging.getLogger(__name__)
 
 BELOW_WARNING = (MarginStatus.NO_DEBT, MarginStatus.OK)
+CALLED_STATUSES = (MarginStatus.MARGIN_CALL, MarginStatus.FORCED_SALE)
 BATCH_SIZE = 5000
 
 
@@ -183,6 +184,10 @@ def ladder_apply_in_sql(*, facility_ids: list[int], actor: Actor = SYSTEM) -> in
     as acted on. The forced sales requested are started after commit."""
     now = timezone.now()
     _lock_and_value_again(facility_ids, now)
+    called = MarginState.objects.filter(
+        id_in("facility_id", facility_ids), status__in=CALLED_STATUSES
+    ).exclude(notified_status=F("status"))
+    exact = cash_top_ups_to_target(list(called.values_list("facility_id", flat=True)))
     deadlines = {}  # per cure time and business days, in UTC as stored
     policies = []
     for pk, days, at in MarginPolicy.objects.values_list("pk", "cure_business_days", "cure_time"):
@@ -201,6 +206,8 @@ def ladder_apply_in_sql(*, facility_ids: list[int], actor: Actor = SYSTEM) -> in
             "open_sale_statuses": list(OPEN_FORCED_SALE_STATUSES),
             "threshold": ForcedSaleTrigger.THRESHOLD.value,
             "threshold_words": ForcedSaleTrigger.THRESHOLD.label.lower(),
+            "exact_facilities": bigint_array(list(exact)),
+            "exact_top_ups": "{" + ",".join(str(amount) for amount in exact.values()) + "}",
         },
     )
     if written.sale_ids:
@@ -233,6 +240,13 @@ def ladder_apply_in_python(*, facility_ids: list[int], actor: Actor = SYSTEM) ->
         p.pk: p
         for p in MarginPolicy.objects.filter(pk__in={f.policy_id for f in facilities.values() if f.policy_id})
     }
+    exact = cash_top_ups_to_target(  # what the calls to be issued state where a concentration cut binds
+        [
+            pk
+            for pk, d in due.items()
+            if not d.open_call_id and (live.get(pk) or d.figures).status in CALLED_STATUSES
+        ]
+    )
     batch = LadderBatch(actor=actor)
     now = batch.now
     revalued, acted = [], []
@@ -249,10 +263,12 @@ def ladder_apply_in_python(*, facility_ids: list[int], actor: Actor = SYSTEM) ->
             batch.warn(facility, figures, thresholds_of(policy))
         elif current == MarginStatus.MARGIN_CALL:
             if not d.open_call_id and not d.has_open_sale:
-                batch.issue_call(facility, figures, policy)
+                batch.issue_call(facility, figures, policy, cash_top_up=exact.get(facility_id))
         elif current == MarginStatus.FORCED_SALE:
             if not d.has_open_sale:
-                call = open_calls.get(facility_id) or batch.issue_call(facility, figures, policy)
+                call = open_calls.get(facility_id) or batch.issue_call(
+                    facility, figures, policy, cash_top_up=exact.get(facility_id)
+                )
                 batch.request_sale(facility, figures, ForcedSaleTrigger.THRESHOLD, call)
         elif current in BELOW_WARNING and before not in BELOW_WARNING:
             batch.restored(facility, figures)

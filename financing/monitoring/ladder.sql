@@ -83,7 +83,12 @@ keyed AS MATERIALIZED (
            CASE WHEN d.new_call THEN nextval(pg_get_serial_sequence('financing_margincall', 'id')) END AS new_call_id,
            CASE WHEN d.new_sale THEN nextval(pg_get_serial_sequence('financing_forcedsale', 'id')) END AS new_sale_id,
            cure_repayment(d.debt, d.margin_value, d.target) AS repayment,
-           cure_top_up(d.debt, d.margin_value, d.target) AS top_up
+           -- The exact cash top-up where a concentration cut binds (worked out before the statement by
+           -- financing.selectors.cash_top_ups_to_target); D/T − LV, exact, everywhere else.
+           COALESCE((SELECT e.top_up FROM unnest(%(exact_facilities)s::bigint[], %(exact_top_ups)s::numeric[])
+                                           AS e(facility_id, top_up)
+                      WHERE e.facility_id = d.facility_id),
+                    cure_top_up(d.debt, d.margin_value, d.target)) AS top_up
       FROM (SELECT * FROM decided ORDER BY facility_id) d
 ),
 notice AS MATERIALIZED (

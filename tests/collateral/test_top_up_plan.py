@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from collateral.calculations import (
     PositionInput,
     SkippedHolding,
+    cash_top_up_to_target,
     cure_amounts,
     market_value,
     pool_valuation,
@@ -276,3 +277,75 @@ def test_a_plan_reaches_the_target_with_no_more_than_needed_or_moves_all_it_may(
 def test_a_transfers_market_value_is_at_the_valuation_price():
     plan = top_up_plan([btc("1")], [eth("2")], debt=DEBT, target=TARGET, order=["ETH"])
     assert plan.transfers[0].market_value == market_value(D(2), D(4000), D("7.8"))
+
+
+# --- the cash top-up a margin call states ---------------------------------------------------------------
+
+
+def btc_limited(quantity, price="100000", limit="0.60"):
+    return position(
+        "BTC", quantity, price=price, fx="7.8", haircut="0.60", kind="crypto", decimals=8, limit=limit
+    )
+
+
+def with_cash(pool, amount):
+    """The pool after ``amount`` of HKD is added to it."""
+    held = {p.symbol: p for p in pool}
+    cash = hkd(D(amount) + (held["HKD"].quantity if "HKD" in held else 0))
+    return [p for p in pool if p.symbol != "HKD"] + [cash]
+
+
+def test_under_a_binding_cut_the_call_states_less_cash_than_the_closed_form():
+    """1 BTC (MV 780,000, limit 60%) and HK$20,000: BTC counts for 0.6 × 800,000 × 0.4 = 192,000, LV 212,000;
+    debt 230,000 (108.49%). The closed form asks 230,000 / 0.85 − 212,000 = 58,588.24. But x of cash lifts the
+    cap too: LV(x) = 0.24 × (800,000 + x) + 20,000 + x = 212,000 + 1.24x (each part floored to the cent), and
+    LV ≥ 270,588.2353 needs x = 47,248.59: 203,339.66 + 67,248.59 = 270,588.25; at 47,248.58 the BTC part
+    floors to 203,339.65 and LV = 270,588.23, short."""
+    pool = [btc_limited("1"), hkd("20000")]
+    debt = D("230000.00")
+    assert cure_amounts(debt, pool_valuation(pool).margin_value, TARGET).cash_top_up == D("58588.24")
+    stated = cash_top_up_to_target(pool, hkd("0"), debt=debt, target=TARGET)
+    assert stated == D("47248.59")
+    assert pool_valuation(with_cash(pool, stated)).margin_value == D("270588.25")
+    assert pool_valuation(with_cash(pool, stated - D("0.01"))).margin_value == D("270588.23")
+
+
+def test_with_no_binding_cut_the_call_states_the_closed_form():
+    pool = [btc("1")]  # LV 249,600; debt 265,200: 265,200 / 0.85 − 249,600 = 62,400.00
+    assert cash_top_up_to_target(pool, hkd("0"), debt=DEBT, target=TARGET) == D("62400.00")
+    pool = [btc("1"), tencent("100")]  # Tencent 40,000 of 664,000: its 50% limit does not bind
+    closed = cure_amounts(DEBT, pool_valuation(pool).margin_value, TARGET).cash_top_up
+    assert cash_top_up_to_target(pool, hkd("0"), debt=DEBT, target=TARGET) == closed == D("34400.00")
+
+
+def test_at_or_below_target_no_cash_is_due():
+    assert cash_top_up_to_target([btc("1")], hkd("0"), debt=D("212160.00"), target=TARGET) == 0  # 85.00%
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    btc_quantity=st.decimals(min_value=D("0.01"), max_value=D("5"), places=8),
+    tencent_quantity=st.integers(min_value=0, max_value=5000),
+    cash=st.decimals(min_value=D("0"), max_value=D("200000"), places=2),
+    btc_limit=st.sampled_from([None, "0.30", "0.50", "0.60", "0.80"]),
+    tencent_limit=st.sampled_from([None, "0.20", "0.50"]),
+    ratio=st.decimals(min_value=D("0.86"), max_value=D("1.60"), places=4),
+)
+def test_the_stated_cash_top_up_reaches_the_target_and_a_cent_less_does_not(
+    btc_quantity, tencent_quantity, cash, btc_limit, tencent_limit, ratio
+):
+    pool = [btc_limited(str(btc_quantity), price="80000", limit=btc_limit)]
+    if tencent_quantity:
+        pool.append(tencent(tencent_quantity, limit=tencent_limit))
+    if cash:
+        pool.append(hkd(str(cash)))
+    margin_value = pool_valuation(pool).margin_value
+    debt = (margin_value * ratio).quantize(D("0.01"))
+    if not ratio_above(debt, margin_value, TARGET):
+        return
+    stated = cash_top_up_to_target(pool, hkd("0"), debt=debt, target=TARGET)
+    closed = cure_amounts(debt, margin_value, TARGET).cash_top_up
+    event("a cut binds" if stated < closed else "the closed form")
+    assert 0 < stated <= closed
+    assert not ratio_above(debt, pool_valuation(with_cash(pool, stated)).margin_value, TARGET)
+    assert ratio_above(debt, pool_valuation(with_cash(pool, stated - D("0.01"))).margin_value, TARGET)

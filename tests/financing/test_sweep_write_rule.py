@@ -133,8 +133,8 @@ MOVES = [
 
 def actions() -> list[tuple]:
     """What the ladder did, in order, without the keys a second run numbers anew."""
-    events = [(e.type, e.client_id, e.occurred_at) for e in Event.objects.all()]
-    events = [(kind, client) for kind, client, _at in sorted(events, key=lambda e: e[2])]
+    # Sorted: the events of one batch share a moment; which came first is taken after every move.
+    events = sorted(Event.objects.values_list("type", "client_id"))
     calls = list(
         MarginCall.objects.order_by("pk").values_list(
             "facility_id", "status", "ratio_at_issue", "debt_at_issue", "margin_value_at_issue",

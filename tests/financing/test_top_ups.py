@@ -341,10 +341,11 @@ def test_cash_first_hkd_then_other_currencies_then_the_clients_order(facility, c
     assert custody_holdings(facility.client)["BTC"] == Decimal("1")
 
 
-def test_with_a_concentration_limit_less_cash_than_the_call_states_cures_it(staff):
+def test_with_a_concentration_limit_the_call_states_the_cash_the_top_up_moves(staff):
     # Tencent alone (50% limit): 1,000 × 400 lends 0.7 × 200,000 = 140,000; 119,000 drawn (85%). At HK$330 it
-    # lends 115,500: 103.03%, and the call states a cash top-up of 24,500.00. But cash also lifts Tencent's
-    # cap by half its amount: 115,500 + 1.35 C ≥ 140,000 → C = 18,148.15.
+    # lends 115,500: 103.03%. The closed form would ask 119,000 / 0.85 − 115,500 = 24,500.00, but cash also
+    # lifts Tencent's cap by half its amount: 115,500 + 1.35 C ≥ 140,000 → C = 18,148.15, which the call states
+    # (it stated 24,500.00 before issue 24) and the automatic top-up moves.
     facility = facility_with_pool(holdings={"0700.HK": "1000"})
     drawdown_create(facility=facility, amount="119000.00", actor=SYSTEM)
     monitoring_cycle_run(trigger="test")
@@ -353,7 +354,7 @@ def test_with_a_concentration_limit_less_cash_than_the_call_states_cures_it(staf
     price("0700.HK", "330")
     monitoring_cycle_run(symbols=["0700.HK"], trigger="test")
     call = MarginCall.objects.get()
-    assert call.top_up_due.amount == Decimal("24500.00")
+    assert call.top_up_due.amount == Decimal("18148.15")
     assert call.status == MarginCallStatus.CURED
     assert pool_holdings(facility_pool(facility))["HKD"] == Decimal("18148.15")
     assert facility_valuation(facility).margin_value == Decimal("140000.00")
