@@ -9,3 +9,4 @@ class Scope(models.TextChoices):
     COLLATERAL = "collateral", "Record collateral deposits and withdrawals"
     LENDING = "lending", "Draw down and record repayments"
     ADMIN = "admin", "Manage clients, assets and webhook endpoints"
+    RISK = "risk", "Run stress tests and add stress scenarios"

@@ -25,6 +25,7 @@ from api.financing.views import (
     StandingTopUpInstructionViewSet,
 )
 from api.notifications.views import EventViewSet, WebhookEndpointViewSet
+from api.oversight.views import StressScenarioViewSet, StressTestViewSet
 from api.views import WhoAmIView, not_found
 
 router = DefaultRouter(trailing_slash=True)
@@ -48,6 +49,8 @@ router.register(
 router.register("automatic-top-ups", AutomaticTopUpViewSet, basename="automatic-top-up")
 router.register("webhook-endpoints", WebhookEndpointViewSet, basename="webhook-endpoint")
 router.register("events", EventViewSet, basename="event")
+router.register("stress-scenarios", StressScenarioViewSet, basename="stress-scenario")
+router.register("stress-tests", StressTestViewSet, basename="stress-test")
 
 urlpatterns = [
     path("v1/whoami/", WhoAmIView.as_view(), name="whoami"),

@@ -41,9 +41,17 @@ ADD_PERMISSION = "oversight.add_stressscenario"
 NEEDS_A_SALE = (MarginStatus.MARGIN_CALL, MarginStatus.FORCED_SALE)
 
 
+def plain(value: Decimal) -> str:
+    """A quantity as text without padding zeros (``0.29647034``, ``100``), for the JSON a run keeps."""
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def _require(actor: Actor, permission: str, words: str) -> None:
+    """A person needs the permission (their role's); the platform itself and an API key (whose scope the API
+    checked) are not people."""
     user = actor_user(actor)
-    if actor is SYSTEM or (user is not None and user.has_perm(permission)):
+    if user is None or (user.is_active and user.has_perm(permission)):
         return
     raise PermissionRefused(words)
 
@@ -258,13 +266,13 @@ def _plan_sales(run: StressRun, templates: dict[str, PositionInput]) -> dict[str
             positions, debt=debt, target=policy.target, sale_cost=cost, order=policy.sale_order or None
         )
         for sale in plan.sales:
-            plan_rows.append({"asset": sale.symbol, "quantity": sale.quantity,
-                              "lot_size": templates[sale.symbol].lot_size, "market_value": sale.market_value,
+            plan_rows.append({"asset": sale.symbol, "quantity": plain(sale.quantity),
+                              "lot_size": plain(templates[sale.symbol].lot_size), "market_value": sale.market_value,
                               "proceeds": sale.proceeds})  # fmt: skip
             volume[sale.symbol]["quantity"] += sale.quantity
             volume[sale.symbol]["market_value"] += sale.market_value
         row.sale_plan = plan_rows
-        row.sale_proceeds = sum((p["proceeds"] for p in plan_rows), ZERO)
+        row.sale_proceeds = sum((Decimal(p["proceeds"]) for p in plan_rows), ZERO)
         row.ratio_after_sale = plan.ratio_after
         row.shortfall = plan.shortfall
     StressResult.objects.bulk_update(
@@ -307,9 +315,9 @@ def _firm_figures(run: StressRun, volume: dict[str, dict[str, Decimal]]) -> None
     liquidity = settings.STRESS_DAILY_LIQUIDITY
     run.sale_volume = {
         symbol: {
-            "quantity": figures["quantity"],
+            "quantity": plain(figures["quantity"]),
             "market_value": figures["market_value"],
-            "daily_liquidity": liquidity.get(symbol),
+            "daily_liquidity": plain(liquidity[symbol]) if symbol in liquidity else None,
             "share_of_daily_liquidity": share(figures["quantity"], liquidity.get(symbol)),
         }
         for symbol, figures in sorted(volume.items())
@@ -366,6 +374,7 @@ def stress_run(
                 ]
             )
         raise
+    run.refresh_from_db()  # the JSON figures as kept (decimals as strings)
     return run
 
 

@@ -134,6 +134,8 @@ API = [
     row("POST /api/v1/webhook-endpoints/", "register a webhook endpoint", OP),
     row("PATCH /api/v1/webhook-endpoints/{id}/", "change a webhook endpoint", OP),
     row("POST /api/v1/webhook-endpoints/{id}/deactivate/", "deactivate a webhook endpoint", OP),
+    row("POST /api/v1/stress-scenarios/", "add a stress scenario", RO),
+    row("POST /api/v1/stress-tests/", "run a stress test on the live book", RO),
 ]
 
 # The staff console is not built yet: its actions join here, and the test walks them like the others.

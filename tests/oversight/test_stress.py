@@ -59,8 +59,12 @@ def test_a_btc_crash_on_one_facility_worked_by_hand(market):
     assert row.shortfall == 0
     assert run.by_status_after == {"forced_sale": 1}
     assert run.amount_due == D("90880.00")
-    assert run.sale_volume["BTC"]["quantity"] == D("0.29647034")
-    assert run.sale_volume["BTC"]["share_of_daily_liquidity"] == D("0.0006")  # of 500 BTC a day
+    assert run.sale_volume["BTC"] == {
+        "quantity": "0.29647034",
+        "market_value": "138748.12",
+        "daily_liquidity": "500",
+        "share_of_daily_liquidity": "0.0006",  # of 500 BTC a day
+    }
     assert (run.lending, run.lending_after_sales) == (D("250000.00"), D("111945.63"))
 
 
