@@ -16,3 +16,7 @@ urlpatterns += [
     path("facilities/<int:facility_id>/history/", views.history, name="history"),
     path("facilities/<int:facility_id>/history.csv", views.history_csv, name="history_csv"),
 ]
+urlpatterns += [
+    path("facilities/<int:facility_id>/actions/", views.actions_list, name="actions"),
+    path("facilities/<int:facility_id>/actions/<slug:slug>/", views.action, name="action"),
+]

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import csv
+import uuid
 from decimal import Decimal, InvalidOperation
 
+from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_http_methods, require_safe
 
-from core.exceptions import InvalidInput
-from portal import activity, selectors
+from core.exceptions import DomainError, InvalidInput
+from portal import actions, activity, selectors
 from portal.access import client_required
 from web.formatting import HONG_KONG
 
@@ -186,3 +189,61 @@ def history_csv(request: HttpRequest, facility_id: int) -> HttpResponse:
             ]
         )
     return response
+
+
+# --- actions ---
+
+
+@require_safe
+@client_required
+def actions_list(request: HttpRequest, facility_id: int) -> HttpResponse:
+    facility = selectors.client_facility(request.user.client_id, facility_id)
+    return render(
+        request,
+        "portal/actions.html",
+        _page(request, "actions", facility, actions=list(actions.ACTIONS.values())),
+    )
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@client_required
+def action(request: HttpRequest, facility_id: int, slug: str) -> HttpResponse:
+    """One action: its form (GET), its preview (POST, step=preview: the service run and rolled back), and
+    the real thing (POST, step=confirm), with the refusal in the service's words when the rules say no."""
+    facility = selectors.client_facility(request.user.client_id, facility_id)
+    if slug not in actions.ACTIONS:
+        raise Http404
+    what = actions.ACTIONS[slug]
+    instruction = actions.pending_or_active_instruction(facility)
+    context = {"action": what, "instruction": instruction}
+    if request.method != "POST":
+        initial = {"token": uuid.uuid4().hex, "switch": "off" if instruction else "on"}
+        form = actions.form_for(slug, facility, initial=initial)
+        return render(
+            request, "portal/action.html", _page(request, "actions", facility, form=form, **context)
+        )
+    form = actions.form_for(slug, facility, data=request.POST)
+    if not form.is_valid():
+        return render(
+            request, "portal/action.html", _page(request, "actions", facility, form=form, **context)
+        )
+    key = actions.service_key(request.user, form.cleaned_data["token"])
+    run = actions.perform(slug, facility, form.cleaned_data, request.user, key)
+    if request.POST.get("step") != "confirm":
+        result = actions.preview(facility, run)
+        return render(
+            request,
+            "portal/action.html",
+            _page(request, "actions", facility, form=form, preview=result, **context),
+        )
+    try:
+        with transaction.atomic():
+            run()
+    except DomainError as refusal:
+        return render(
+            request,
+            "portal/action.html",
+            _page(request, "actions", facility, form=form, refusal=str(refusal), **context),
+        )
+    messages.success(request, gettext("Done: %(action)s.") % {"action": what.title})
+    return redirect("portal:overview", facility_id=facility.pk)

@@ -7,6 +7,8 @@ import re
 import time
 
 import pytest
+from django.conf import settings
+from django.shortcuts import resolve_url
 from playwright.sync_api import Error, Page, expect
 
 from tests.browser.harness import (
@@ -45,7 +47,7 @@ def test_staff_and_client_users_are_sent_to_their_homes(page: Page, sign_in):
     sign_in(StaffFactory())
     response = page.request.get("/", max_redirects=0)
     assert response.status == 302
-    assert response.headers["location"] == "/admin/"
+    assert response.headers["location"] == resolve_url(settings.WEB_STAFF_HOME)
     page.context.clear_cookies()
     sign_in(ClientUserFactory())
     response = page.request.get("/", max_redirects=0)

@@ -86,3 +86,37 @@ def test_positions_and_the_ratio_chart(page: Page, sign_in, owner, facility):
     expect(page.get_by_role("cell", name="Drawdown", exact=True)).to_be_visible()
     assert_no_serious_accessibility_violations(page)
     docs_screenshot(page, "portal-history")
+
+
+def test_a_drawdown_is_refused_in_words_then_a_smaller_one_goes_through(page: Page, sign_in, owner, facility):
+    sign_in(owner)
+    page.goto(f"/portal/facilities/{facility.pk}/actions/")
+    page.get_by_role("link", name="Draw down").click()
+    page.get_by_label("Amount (HK$)").fill("100000")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_role("alert")).to_contain_text("above the max advance of 85.00%")
+    assert_no_serious_accessibility_violations(page)
+    docs_screenshot(page, "portal-drawdown-refused")
+    page.get_by_label("Amount (HK$)").fill("50000")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_test_id("ratio-after")).to_have_text("Within limits — 78.4%")  # 464,400 / 592,000
+    docs_screenshot(page, "portal-drawdown-preview")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_text("Done: Draw down.")).to_be_visible()
+    expect(page.get_by_test_id("ratio-words")).to_have_text("Within limits — 78.4%")
+
+
+def test_the_portal_in_traditional_chinese_on_a_phone(page: Page, sign_in, owner, facility):
+    sign_in(owner)
+    page.set_viewport_size(PHONE)
+    page.goto(f"/portal/facilities/{facility.pk}/")
+    page.get_by_role("button", name="繁體中文").click()
+    expect(page.get_by_test_id("ratio-words")).to_have_text("在限額之內 — 70.0%")
+    expect(page.get_by_role("heading", name="觸發價格")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert_no_serious_accessibility_violations(page)
+    docs_screenshot(page, "portal-overview-zh-hant-phone")
+    for path in ["positions/", "history/", "actions/", "actions/draw-down/"]:
+        page.goto(f"/portal/facilities/{facility.pk}/{path}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375, path
+        assert_no_serious_accessibility_violations(page)
