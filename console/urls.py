@@ -9,6 +9,12 @@ urlpatterns: list = [
     path("overview/live/", views.overview_live, name="overview_live"),
     path("at-risk/", views.at_risk, name="at_risk"),
     path("at-risk/rows/", views.at_risk_rows, name="at_risk_rows"),
+    path("facilities/<int:pk>/", views.facility, name="facility"),
+    path("facilities/<int:pk>/top-up/", views.top_up_run, name="top_up_run"),
+    path("margin-calls/<int:pk>/extend/", views.margin_call_extend, name="margin_call_extend"),
+    path("forced-sales/<int:pk>/approve/", views.sale_approve, name="sale_approve"),
+    path("forced-sales/<int:pk>/pause/", views.sale_pause, name="sale_pause"),
+    path("forced-sales/<int:pk>/resume/", views.sale_resume, name="sale_resume"),
     # Stress tests and the daily report (their own views, over the oversight app).
     path("", include("console.stress.urls")),
 ]

@@ -169,3 +169,4 @@ class PauseReason(models.TextChoices):
     UNCONFIRMED_PRICE = "unconfirmed_price", "Price awaiting confirmation"
     PRICE_BAND = "price_band", "Fill price outside the band"
     VENUE_ERRORS = "venue_errors", "Venue kept failing"
+    STAFF = "staff", "Paused by staff"

@@ -155,6 +155,39 @@ def forced_sale_resume(*, sale: ForcedSale, actor: Actor) -> ForcedSale:
     return sale
 
 
+PAUSABLE_BY_STAFF = (ForcedSaleStatus.SUBMITTED, ForcedSaleStatus.PARTIALLY_FILLED)
+
+
+@transaction.atomic
+def forced_sale_pause(
+    *, sale: ForcedSale, actor: Actor, reason: str, venue: SaleVenue | None = None
+) -> ForcedSale:
+    """A risk officer stops a running sale to look at it: its open orders are cancelled (fills that arrived
+    meanwhile are kept) and it waits, paused by staff, until a risk officer resumes it (``forced_sale_resume``
+    plans again from what the pool holds then)."""
+    user = actor_user(actor)
+    if user is None or not user.has_perm("financing.approve_forcedsale"):
+        raise PermissionRefused("Only risk officers may pause a forced sale.")
+    if not reason.strip():
+        raise InvalidInput("Say why the sale is paused.")
+    facility = lock_one(Facility, sale.facility_id)
+    pool = facility_pool(facility)
+    if pool is not None:
+        lock_one(CollateralPool, pool.pk)
+    sale = lock_one(ForcedSale, sale.pk)
+    sale.facility = facility
+    if sale.status not in PAUSABLE_BY_STAFF:
+        raise InvalidTransition(
+            f"Forced sale #{sale.pk} is {sale.get_status_display().lower()}: only a submitted or partly filled "
+            "sale can be paused."
+        )
+    has_venue_orders = sale.orders.filter(route=SaleRoute.VENUE, status__in=OPEN_SALE_ORDER_STATUSES).exists()
+    _stop_open_orders(sale, venue or (SaleVenue() if has_venue_orders else None), actor)
+    if sale.status in PAUSABLE_BY_STAFF:  # not filled by what arrived while its orders were cancelled
+        _move(sale, ForcedSaleStatus.PAUSED, actor, f"paused by {user.username}: {reason}", PauseReason.STAFF)
+    return sale
+
+
 def _client_order_id(sale: ForcedSale, number: int) -> str:
     return f"FS{sale.pk}-{number}"
 

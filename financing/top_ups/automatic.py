@@ -15,6 +15,7 @@ from accounts.audit import (
     Actor,
     AuditSpec,
     actor_label,
+    actor_user,
     audit_events_record,
     json_value,
 )
@@ -30,7 +31,7 @@ from collateral.selectors import (
 )
 from core.calendar import HONG_KONG
 from core.db import id_in
-from core.exceptions import InvalidInput
+from core.exceptions import InvalidInput, PermissionRefused
 from core.locks import lock_one, lock_rows
 from core.money import HKD, ZERO, format_hkd, format_percent
 from financing.enums import (
@@ -207,6 +208,19 @@ def automatic_top_up_run(*, facility: Facility, actor: Actor, trigger: str) -> A
         margin_call_reassess(call=call, actor=actor, cause="an automatic top-up")
     logger.info("automatic top-up #%s on %s: %s", record.pk, facility.reference, record.outcome)
     return record
+
+
+RUN_NOW_PERMISSION = "financing.change_standingtopupinstruction"
+
+
+def automatic_top_up_run_now(*, facility: Facility, actor: Actor) -> AutomaticTopUp | None:
+    """Staff run the client's standing instruction now (the admin's and the console's "run now"): for the
+    open margin call if there is one, else for the warning level. Credit and risk officers only."""
+    user = actor_user(actor)
+    if user is None or not user.is_active or not user.has_perm(RUN_NOW_PERMISSION):
+        raise PermissionRefused("Only credit and risk officers may run an automatic top-up.")
+    trigger = TopUpTrigger.MARGIN_CALL if open_margin_call(facility) else TopUpTrigger.WARNING
+    return automatic_top_up_run(facility=facility, actor=actor, trigger=trigger)
 
 
 def top_up_payload(record: AutomaticTopUp, plan) -> dict:

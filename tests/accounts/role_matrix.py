@@ -115,6 +115,8 @@ APPROVALS = [
     row("decide:standing_top_up", "sign off another's standing top-up", CO, RO),
     row("ask:schedule_change", "ask to disable, delete or slow a margin-critical schedule", RO),
     row("decide:schedule_change", "approve another's change to a margin-critical schedule", RO),
+    row("ask:margin_call_deadline", "ask to extend a margin call's deadline", RO),
+    row("decide:margin_call_deadline", "extend a margin call's deadline (another's request)", RO),
 ]
 
 API = [
@@ -139,13 +141,19 @@ API = [
 ]
 
 # The staff console is not built yet: its actions join here, and the test walks them like the others.
-CONSOLE: list[Row] = []
+CONSOLE: list[Row] = [
+    row("console:extend_deadline", "ask to extend a margin call's deadline (four-eyes)", RO),
+    row("console:approve_sale", "approve a forced sale the policy holds", RO),
+    row("console:pause_sale", "pause a running forced sale", RO),
+    row("console:resume_sale", "resume a paused forced sale", RO),
+    row("console:run_top_up", "run the automatic top-up now", CO, RO),
+]
 
 SECTIONS = [
     ("Admin: pages and actions", ADMIN),
     ("Four-eyes approvals: asking and deciding (never one's own)", APPROVALS),
     ("REST API writes with a staff session", API),
-    ("Staff console (not built yet)", CONSOLE),
+    ("Staff console: actions (every role reads every page)", CONSOLE),
 ]
 START, END = (
     "<!-- role matrix: start (generated from tests/accounts/role_matrix.py) -->",

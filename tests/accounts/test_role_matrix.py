@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 from accounts import roles
 from accounts.approvals import approval_kind_get, approval_kinds
 from config.api_urls import router
+from console.actions import CONSOLE_ACTIONS
 from tests.accounts import role_matrix
 from tests.accounts.factories import StaffFactory
 from tests.helpers import login_as
@@ -67,7 +68,10 @@ CELLS = [
 @pytest.mark.parametrize(("section", "item", "role"), CELLS)
 def test_the_admin_and_the_approvals_follow_the_matrix(section, item, role):
     user = StaffFactory(role=role)
-    allowed = allowed_in_admin(user, item.key) if section == "admin" else allowed_approval(user, item.key)
+    if section == "console":
+        allowed = user.has_perm(CONSOLE_ACTIONS[item.key.split(":")[1]])
+    else:
+        allowed = allowed_in_admin(user, item.key) if section == "admin" else allowed_approval(user, item.key)
     assert allowed == (role in item.may), f"{role} {'may' if allowed else 'may not'} {item.key}"
 
 
@@ -136,3 +140,7 @@ def test_the_doc_shows_the_matrix_as_it_is():
     assert role_matrix.render() in text, (
         "docs/roles.md is out of date: python -m tests.accounts.role_matrix --write"
     )
+
+
+def test_the_matrix_lists_every_console_action():
+    assert {item.key for item in role_matrix.CONSOLE} == {f"console:{key}" for key in CONSOLE_ACTIONS}

@@ -79,7 +79,7 @@ def test_the_page_and_its_rows_fragment(book, as_role):
 
 def test_pages_of_fifty(book, monkeypatch):
     everyone = references()
-    monkeypatch.setattr("console.selectors.AT_RISK_PAGE_SIZE", 2)
+    monkeypatch.setattr("console.selectors.overview.AT_RISK_PAGE_SIZE", 2)
     first = at_risk_page(AtRiskFilters())
     second = at_risk_page(AtRiskFilters(page=2))
     assert (first.total, first.pages, second.page) == (4, 2, 2)

@@ -20,6 +20,7 @@ from financing.enums import ForcedSaleStatus, PauseReason, SaleOrderStatus, Sale
 from financing.lending.services import drawdown_create
 from financing.liquidation.forced_sales import (
     forced_sale_approve,
+    forced_sale_pause,
     forced_sale_resume,
     forced_sale_step,
     sale_fill_record,
@@ -371,3 +372,27 @@ def test_collateral_deposited_before_the_sale_starts_reduces_what_is_sold(sale, 
     assert "at or below the target of 85.00%" in sale.status_reason
     assert not sale.orders.exists()
     assert facility_debt(sale.facility).total == Decimal("165200.00")
+
+
+def test_a_risk_officer_pauses_a_running_sale_and_resumes_it(sale, venue):
+    venue.set_fill("never")
+    forced_sale_step(sale_id=sale.pk)  # placed; nothing fills
+    for role in ("Compliance", "Credit officer", "Operations"):
+        staff = StaffFactory(role=role)
+        with writes_nothing(), pytest.raises(PermissionRefused, match="Only risk officers may pause"):
+            forced_sale_pause(sale=sale, actor=staff, reason="look")
+    risk = StaffFactory(role="Risk officer")
+    with writes_nothing(), pytest.raises(InvalidInput, match="Say why"):
+        forced_sale_pause(sale=sale, actor=risk, reason=" ")
+    forced_sale_pause(sale=sale, actor=risk, reason="The book looks thin")
+    sale.refresh_from_db()
+    assert (sale.status, sale.pause_reason) == (ForcedSaleStatus.PAUSED, PauseReason.STAFF)
+    assert list(sale.orders.values_list("status", flat=True)) == [SaleOrderStatus.CANCELLED]
+    assert len(venue.requests("cancel_order")) == 1
+    assert run(sale) == ForcedSaleStatus.PAUSED  # a step leaves it for a person
+    with pytest.raises(InvalidTransition, match="only a submitted or partly filled"):
+        forced_sale_pause(sale=sale, actor=risk, reason="again")
+    venue.set_fill("full")
+    forced_sale_resume(sale=sale, actor=risk)
+    assert run(sale) == ForcedSaleStatus.FILLED
+    assert ledger_is_balanced()
