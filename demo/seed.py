@@ -60,7 +60,10 @@ DEMO_STAFF = [
     DemoLogin("ops", roles.OPERATIONS),
     DemoLogin("compliance", roles.COMPLIANCE),
 ]
-DEMO_CLIENT_LOGINS = [DemoLogin("client1", "Client (Harbour View Capital)")]
+DEMO_CLIENT_LOGINS = [
+    DemoLogin("client1", "Client, calm (Harbour View)"),
+    DemoLogin("client2", "Client, open call (Repulse Bay)"),
+]
 DEMO_LOGINS = [*DEMO_STAFF, *DEMO_CLIENT_LOGINS]
 
 
@@ -91,6 +94,9 @@ DEMO_CLIENTS = [
     DemoClient("DEMO06", "Tsim Sha Tsui Holdings Ltd", ClientKind.CORPORATION, "9000000", None, 400, None),
     DemoClient(
         "DEMO07", "Lantau Digital Assets Ltd", ClientKind.CORPORATION, "30000000", "60000000", 20, "3000000"
+    ),
+    DemoClient(
+        "DEMO08", "Repulse Bay Ventures Ltd", ClientKind.CORPORATION, "12000000", "20000000", 15, "3000000"
     ),
 ]
 
@@ -157,15 +163,15 @@ def seed_people(progress: Progress) -> dict[str, User]:
             profile=profile, credit_limit="8000000", actor=staff["credit"], reason=PENDING_DEMO_REASON
         )
         progress("a pending credit limit request for DEMO02 (approve it as credit2)")
-    harbour = Client.objects.get(reference="DEMO01")
-    if not User.objects.filter(username="client1").exists():
-        client_user_create(
-            client=harbour,
-            username="client1",
-            password=DEMO_PASSWORD,
-            email="client1@client.example",
-            actor=staff["admin"],
-        )
+    for username, reference in (("client1", "DEMO01"), ("client2", "DEMO08")):
+        if not User.objects.filter(username=username).exists():
+            client_user_create(
+                client=Client.objects.get(reference=reference),
+                username=username,
+                password=DEMO_PASSWORD,
+                email=f"{username}@client.example",
+                actor=staff["admin"],
+            )
     return staff
 
 
@@ -276,6 +282,31 @@ def seed_forced_sale_demo(staff: dict[str, User], progress: Progress) -> None:
     )
 
 
+def seed_margin_call_demo(staff: dict[str, User], progress: Progress) -> None:
+    """Repulse Bay Ventures (client2's) borrowed against 2 BTC when BTC stood at US$118,000; at the demo's
+    US$98,000 their ratio is about 102%, above the margin call and short of a forced sale: the first sweep
+    issues a call, which the portal shows with its countdown."""
+    client = Client.objects.get(reference="DEMO08")
+    if Facility.objects.filter(client=client).exists():
+        return
+    btc = Asset.objects.get(pk="BTC")
+    with transaction.atomic():
+        facility = facility_open(client=client, limit="3000000", fixed_rate="0.068", actor=staff["credit"])
+        pool = pool_open(client=client, actor=staff["credit"])
+        collateral_deposit(
+            pool=pool, asset=btc, quantity="2", actor=staff["ops"], external_reference="DEMO-DEMO08-BTC"
+        )
+        price_record(
+            asset=btc, price="118000", source="demo: before the fall", actor=staff["ops"], band_check=False
+        )
+        drawdown_create(facility=facility, amount="625000", actor=staff["credit"])  # 85% of 736,320
+        price_record(asset=btc, price=DEMO_PRICES["BTC"], source="demo", actor=staff["ops"], band_check=False)
+    progress(
+        f"facility {facility.reference} for {client.name}: drew HK$625,000 against 2 BTC at US$118,000; at "
+        f"US${DEMO_PRICES['BTC']} its ratio is about 102%: the first sweep issues a margin call (client2)"
+    )
+
+
 # Peak Partners (DEMO04) keeps cash and HSBC shares free in custody at the broker, and a standing instruction
 # to move them into the pool already at the warning level, HSBC after cash. When the demo's price move puts
 # Peak into the warning band, the margin-call ladder runs the automatic top-up: all the cash, then just
@@ -333,6 +364,7 @@ def seed_demo(progress: Progress) -> None:
     seed_top_up_demo(staff, progress)
     seed_lending(staff, progress)
     seed_forced_sale_demo(staff, progress)
+    seed_margin_call_demo(staff, progress)
     accrued = interest_accrue_all(accrual_date=timezone.localdate(), actor=SYSTEM)
     progress(f"interest accrued for {accrued} facilities")
     if MarginState.objects.count() == Facility.objects.count():

@@ -85,3 +85,19 @@ def test_without_the_demo_no_venue_is_configured():
     from config.settings import base
 
     assert (base.PRICE_VENUES, base.FORCED_SALE_VENUE) == ([], {})
+
+
+def test_the_demo_has_a_client_with_an_open_call_and_a_calm_one(client):
+    from financing.models import MarginCall
+    from tests.helpers import login_as
+
+    seed_demo(lambda message: None)
+    login_as(client, User.objects.get(username="client2"))
+    call = MarginCall.objects.get(facility__client__reference="DEMO08")
+    page = client.get(reverse("portal:overview", args=[call.facility_id])).content.decode()
+    assert f"Margin call on {call.facility.reference}" in page
+    login_as(client, User.objects.get(username="client1"))
+    home = client.get("/portal/")
+    page = client.get(home["Location"]).content.decode()
+    assert "Within limits" in page
+    assert "Margin call on" not in page
