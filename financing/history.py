@@ -1,5 +1,10 @@
 """The margin ratio's history of a facility, for charts and statements: one way in for every reader, so
-that where the history is kept (raw snapshots, rollups) can change without changing what a page shows."""
+that where the history is kept (raw snapshots, rollups) can change without changing what a page shows.
+
+Raw snapshots are kept for a while, then hourly rollups, then daily ones (``financing.retention``): each
+moment is read from the finest source that still covers it — raw snapshots from the moment they are kept
+from, hourly rollups before that, daily rollups before those — each rollup standing for the last snapshot of
+its period (what stood at its end), as the thinning below keeps the last point of each slice."""
 
 from __future__ import annotations
 
@@ -7,7 +12,11 @@ import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 
-from financing.models import RatioSnapshot
+from financing.models import RatioRollup, RatioSnapshot, RetentionMark
+
+FIELDS = ("taken_at", "margin_ratio", "market_value", "margin_value", "debt", "status")
+RAW_KEPT_FROM = "raw snapshots kept from"  # financing.retention's marks
+HOURLY_KEPT_FROM = "hourly rollups kept from"
 
 
 @dataclass(frozen=True)
@@ -18,6 +27,32 @@ class RatioPoint:
     margin_value: Decimal
     debt: Decimal
     status: str
+
+
+def _sources(facility_id: int) -> list[tuple]:
+    """(rows, from, until) for each source, finest first: the moments each covers, ``None`` open-ended."""
+    marks = dict(
+        RetentionMark.objects.filter(name__in=[RAW_KEPT_FROM, HOURLY_KEPT_FROM]).values_list("name", "at")
+    )
+    raw_from = marks.get(RAW_KEPT_FROM)
+    hourly_from = marks.get(HOURLY_KEPT_FROM)
+    if raw_from is not None and hourly_from is not None:
+        hourly_from = min(hourly_from, raw_from)
+    rollups = RatioRollup.objects.filter(facility_id=facility_id)
+    sources = [(RatioSnapshot.objects.filter(facility_id=facility_id), raw_from, None)]
+    if raw_from is not None:
+        sources.append((rollups.filter(period=RatioRollup.Period.HOUR), hourly_from, raw_from))
+        if hourly_from is not None:
+            sources.append((rollups.filter(period=RatioRollup.Period.DAY), None, hourly_from))
+    return sources
+
+
+def _within(rows, start: datetime.datetime | None, end: datetime.datetime | None, *, end_open: bool = True):
+    if start is not None:
+        rows = rows.filter(taken_at__gte=start)
+    if end is not None:
+        rows = rows.filter(taken_at__lt=end) if end_open else rows.filter(taken_at__lte=end)
+    return rows
 
 
 def ratio_history(
@@ -34,14 +69,22 @@ def ratio_history(
         raise ValueError("max_points must be at least 2")
     if end <= start:
         return []
-    rows = RatioSnapshot.objects.filter(facility_id=facility_id)
-    fields = ("taken_at", "margin_ratio", "market_value", "margin_value", "debt", "status")
-    before = rows.filter(taken_at__lt=start).order_by("-taken_at", "-pk").values_list(*fields)[:1]
-    within = (
-        rows.filter(taken_at__gte=start, taken_at__lte=end).order_by("taken_at", "pk").values_list(*fields)
-    )
-    opening = [RatioPoint(*row) for row in before]
-    points = [RatioPoint(*row) for row in within]
+    opening: list[RatioPoint] = []
+    points: list[RatioPoint] = []
+    for rows, covers_from, covers_until in _sources(facility_id):
+        before = _within(rows, covers_from, min(start, covers_until) if covers_until else start)
+        last = before.order_by("-taken_at", "-pk").values_list(*FIELDS)[:1]
+        opening = max([*opening, *(RatioPoint(*row) for row in last)], key=lambda p: p.at, default=None)
+        opening = [opening] if opening else []
+        if covers_until is not None and covers_until <= start:
+            continue
+        low = max(start, covers_from) if covers_from else start
+        if covers_until is not None and covers_until <= end:
+            within = _within(rows, low, covers_until)
+        else:
+            within = _within(rows, low, end, end_open=False)
+        points += [RatioPoint(*row) for row in within.order_by("taken_at", "pk").values_list(*FIELDS)]
+    points.sort(key=lambda p: p.at)
     if len(opening) + len(points) <= max_points:
         return opening + points
     width = (end - start) / (max_points - 1 - len(opening))

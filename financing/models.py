@@ -386,7 +386,10 @@ class MarginState(models.Model):
 
 
 class RatioSnapshot(models.Model):
-    """The margin ratio of a facility each time it moved: the history for charts and audits."""
+    """The margin ratio of a facility each time it moved (by the sweep's write rule): the history for charts and
+    audits. On PostgreSQL the table is partitioned by day on ``taken_at`` (migration 0003; its key is then
+    ``(id, taken_at)``), and partitions past the raw retention are dropped once rolled up
+    (``RatioRollup``, ``financing.retention``); elsewhere a plain table whose old rows are deleted."""
 
     # No database foreign key and no index of its own (the composite index below leads with it): the sweep
     # writes tens of thousands of snapshots per price move, straight from the facilities it has just read
@@ -408,6 +411,52 @@ class RatioSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.facility_id} at {self.taken_at:%Y-%m-%d %H:%M:%S}: {self.margin_ratio}"
+
+
+class RatioRollup(models.Model):
+    """A facility's ratio over one hour or one day, rolled up from the snapshots before they are dropped: what
+    stood at the period's end (the last snapshot in it, with its moment), and the lowest and highest ratio
+    in it. The charts and statements read it for periods older than the raw snapshots kept
+    (``financing.history.ratio_history``). Daily rollups are made from the hourly ones."""
+
+    class Period(models.TextChoices):
+        HOUR = "hour", "hour"
+        DAY = "day", "day"
+
+    facility = models.ForeignKey(
+        Facility, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    period = models.CharField(max_length=4, choices=Period.choices)
+    starts_at = models.DateTimeField()
+    taken_at = models.DateTimeField(help_text="when the last snapshot in the period was taken")
+    market_value = hkd_amount_field("market value")
+    margin_value = hkd_amount_field("margin value")
+    debt = hkd_amount_field("debt")
+    margin_ratio = ratio_field(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=MarginStatus.choices)
+    lowest_ratio = ratio_field("lowest margin ratio", null=True, blank=True)
+    highest_ratio = ratio_field("highest margin ratio", null=True, blank=True, help_text="empty: infinite")
+    snapshots = models.PositiveIntegerField(help_text="snapshots rolled up")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["facility", "period", "starts_at"], name="ratio_rollup_unique"),
+        ]
+        indexes = [models.Index(fields=["period", "starts_at"], name="ratio_rollup_period_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.facility_id} {self.period} from {self.starts_at:%Y-%m-%d %H:%M}: {self.margin_ratio}"
+
+
+class RetentionMark(models.Model):
+    """Where the retention task has got to (``financing.retention``): how far snapshots are rolled up, and from
+    when raw snapshots and hourly rollups are still kept. ``ratio_history`` reads each from its own range."""
+
+    name = models.CharField(max_length=40, primary_key=True)
+    at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.at:%Y-%m-%d %H:%M}"
 
 
 class SweepRun(models.Model):

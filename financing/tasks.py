@@ -14,6 +14,7 @@ from financing.liquidation import forced_sales
 from financing.monitoring.cycle import monitoring_cycle_run
 from financing.monitoring.ladder import ladder_run, margin_calls_escalate_due
 from financing.monitoring.watchdog import sweep_overdue_check
+from financing.retention import retention_run
 
 
 def _summary(result) -> dict:
@@ -92,3 +93,9 @@ def forced_sales_start(sale_ids: list[int]) -> int:
 def forced_sales_step_all() -> dict:
     """The safety net and the follow-up: a step for every open forced sale."""
     return forced_sales.forced_sales_step_all()
+
+
+@shared_task(name="financing.retention", soft_time_limit=1800, time_limit=2400)
+def retention() -> list[str]:
+    """Roll the ratio snapshots up and drop what is past its retention (``financing.retention``); what it did."""
+    return [str(step) for step in retention_run()]

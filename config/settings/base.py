@@ -277,6 +277,16 @@ SWEEP_EXPECTED_INTERVAL_SECONDS = env.int("SWEEP_EXPECTED_INTERVAL_SECONDS", def
 SWEEP_RATIO_STEP = Decimal(env("SWEEP_RATIO_STEP", default="0.0025"))
 SWEEP_WRITE_INTERVAL_SECONDS = env.int("SWEEP_WRITE_INTERVAL_SECONDS", default=900)
 
+# --- What is kept (docs/operations.md, "What is kept"; the hourly task financing.retention) -----------------
+# Raw ratio snapshots for this many days, then hourly rollups for this many, then daily rollups (0: for ever).
+RETENTION_RAW_SNAPSHOT_DAYS = env.int("RETENTION_RAW_SNAPSHOT_DAYS", default=14)
+RETENTION_HOURLY_ROLLUP_DAYS = env.int("RETENTION_HOURLY_ROLLUP_DAYS", default=90)
+RETENTION_DAILY_ROLLUP_DAYS = env.int("RETENTION_DAILY_ROLLUP_DAYS", default=0)
+# Venue price quotes for this many days (those of a price a forced sale was planned on are kept).
+RETENTION_PRICE_QUOTE_DAYS = env.int("RETENTION_PRICE_QUOTE_DAYS", default=30)
+# Daily snapshot partitions created this many days ahead (PostgreSQL).
+RETENTION_PARTITIONS_AHEAD_DAYS = env.int("RETENTION_PARTITIONS_AHEAD_DAYS", default=7)
+
 # --- Prices ------------------------------------------------------------------------------------
 # The crypto oracle asks every venue for BTC and ETH, drops quotes older than the staleness limit,
 # then quotes further than the band from the median of the fresh ones, and takes the median of the

@@ -21,9 +21,12 @@ SCHEDULES = {
     "Margin sweep watchdog": ("financing.sweep_watchdog", "every 60 seconds", "{}", True),
     "Forget old idempotency records": ("api.purge_idempotency_records", "30 3 * * * Asia/Hong_Kong",
                                        '{"days": 30}', True),
+    "Retention of history": ("financing.retention", "7 * * * * Asia/Hong_Kong", "{}", True),
+    "Stress tests (the library, monthly)": ("oversight.stress_library_run", "30 18 1 * * Asia/Hong_Kong", "{}", True),
 }  # fmt: skip
 # The SQL functions the migrations create (trigger functions apart), each dropped on the way back.
 FUNCTIONS = {"format_percent", "format_hkd", "isoformat_utc", "cure_repayment", "cure_top_up", "uuid_v7",
+             "financing_ratiosnapshot_partitions_keep",
              "ledger_leg_zero_sum", "ledger_balance_project", "ledger_leg_append_only", "ledger_transaction_append_only",
              "accounts_auditevent_append_only", "notifications_event_append_only",
              "accounts_client_kept_for_notifications_event",
