@@ -7,6 +7,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 from collateral.models import fraction_field
+from financing.enums import MarginStatus
 from financing.models import Facility, hkd_amount_field, ratio_field
 from oversight.enums import StressRunStatus, StressTrigger
 
@@ -106,14 +107,14 @@ class StressResult(models.Model):
     margin_value_before = hkd_amount_field("margin value before", null=True, blank=True)
     debt_before = hkd_amount_field("debt before", null=True, blank=True)
     ratio_before = ratio_field("margin ratio before", null=True, blank=True)
-    status_before = models.CharField(max_length=12, blank=True)
+    status_before = models.CharField(max_length=12, choices=MarginStatus.choices, blank=True)
     market_value = hkd_amount_field("market value after")
     margin_value = hkd_amount_field("margin value after")
     debt = hkd_amount_field("debt")
     ratio_after = ratio_field(
         "margin ratio after", null=True, blank=True, help_text="empty with debt: infinite"
     )
-    status_after = models.CharField(max_length=12)
+    status_after = models.CharField(max_length=12, choices=MarginStatus.choices)
     repayment_to_cure = hkd_amount_field("repayment that cures to target", default=0)
     sale_plan = models.JSONField(
         encoder=DjangoJSONEncoder, default=list, blank=True,
