@@ -387,7 +387,7 @@ class MarginState(models.Model):
 
 class RatioSnapshot(models.Model):
     """The margin ratio of a facility each time it moved (by the sweep's write rule): the history for charts and
-    audits. On PostgreSQL the table is partitioned by day on ``taken_at`` (migration 0003; its key is then
+    audits. On PostgreSQL the table is partitioned by day on ``taken_at`` (migration 0004; its key is then
     ``(id, taken_at)``), and partitions past the raw retention are dropped once rolled up
     (``RatioRollup``, ``financing.retention``); elsewhere a plain table whose old rows are deleted."""
 

@@ -1,6 +1,6 @@
 -- The ratio snapshots partitioned by day on taken_at (PostgreSQL's declarative partitioning), so that the
 -- retention task drops a whole day at once (no DELETE, no dead rows, no vacuum) once it is rolled up. Run by
--- financing migration 0003; docs/operations.md, "What is kept".
+-- financing migration 0004; docs/operations.md, "What is kept".
 
 -- name: keep_function
 -- Create the daily partitions from today (UTC) to days_ahead days on, and drop those that end at or before

@@ -32,7 +32,7 @@ def remove_schedule(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("financing", "0002_sql_reference_rows_and_schedules"),
+        ("financing", "0003_forced_sale_paused_by_staff"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 

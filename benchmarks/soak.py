@@ -1,0 +1,196 @@
+"""``make bench-soak``: a day at production duty, compressed. The bench book (``benchmarks/seed.py``), then a run
+of monitoring cycles as production runs them — a price refresh and a sweep every 10 seconds, BTC and ETH moving
+by a few basis points each time and now and then by a percent — measuring what each writes: rows per table,
+WAL bytes (``pg_current_wal_lsn``), database growth and sweep time, extrapolated to a day. The method and the
+latest figures are in docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+
+import django
+
+SECONDS_PER_SWEEP = 10  # production's schedule: "Price refresh and margin sweep", every 10 seconds
+SWEEPS_PER_DAY = 86400 // SECONDS_PER_SWEEP
+VENUES = ("fake-a", "fake-b", "fake-c")  # the quotes an oracle refresh records: one per venue and asset
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+class SimulatedClock:
+    """The sweep's clock, 10 seconds on per sweep, whatever a sweep takes here: the write rule's interval
+    (``SWEEP_WRITE_INTERVAL_SECONDS``) is in production seconds. Only the sweep's own moment moves (its
+    snapshots' and states' times); nothing is posted during the soak, so the postings' real times do not
+    matter."""
+
+    def __init__(self, start: datetime.datetime):
+        self.at = start
+
+    def now(self) -> datetime.datetime:
+        return self.at
+
+    def tick(self) -> None:
+        self.at += datetime.timedelta(seconds=SECONDS_PER_SWEEP)
+
+
+def main() -> int:
+    clients = int(os.environ.get("BENCH_CLIENTS", "100000"))
+    sweeps = int(os.environ.get("SOAK_SWEEPS", "180"))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.bench")
+    django.setup()
+
+    from decimal import Decimal
+
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    import financing.monitoring.sweep as sweep_module
+    from accounts.audit import SYSTEM
+    from benchmarks.seed import derive_balances, seed_book, seed_debt, seed_market
+    from collateral.models import Asset, CurrentPrice, PriceQuote
+    from collateral.services import price_record
+    from financing.monitoring.cycle import monitoring_cycle_run
+    from financing.monitoring.sweep import sweep_run
+
+    def query(sql: str, params=None):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+    def wal_lsn() -> str:
+        return query("SELECT pg_current_wal_lsn()")[0][0]
+
+    def wal_bytes_since(lsn: str) -> int:
+        return int(query("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", [lsn])[0][0])
+
+    def database_bytes() -> int:
+        return int(query("SELECT pg_database_size(current_database())")[0][0])
+
+    def table_writes() -> dict[str, tuple[int, int, int]]:
+        """Rows inserted, updated and deleted so far, per table (partitions counted under their table)."""
+        query("SELECT pg_stat_force_next_flush()")
+        rows = query(
+            "SELECT COALESCE(p.relname, s.relname), SUM(s.n_tup_ins), SUM(s.n_tup_upd), SUM(s.n_tup_del) "
+            "FROM pg_stat_user_tables s LEFT JOIN pg_inherits i ON i.inhrelid = s.relid "
+            "LEFT JOIN pg_class p ON p.oid = i.inhparent GROUP BY 1"
+        )
+        return {name: (int(i), int(u), int(d)) for name, i, u, d in rows}
+
+    say(f"bench-soak: {sweeps} sweeps of {clients:,} clients, one per {SECONDS_PER_SWEEP} s of production time "
+        f"(PostgreSQL {connection.cursor().connection.info.server_version})")  # fmt: skip
+    say(
+        f"write rule: ratio step {settings.SWEEP_RATIO_STEP}, interval {settings.SWEEP_WRITE_INTERVAL_SECONDS} s"
+    )
+    started = time.perf_counter()
+    call_command("migrate", verbosity=0)
+    seed_market(say)
+    positions = seed_book(clients, say)
+    derive_balances(say)
+    sweep_run(trigger="bench-seed")
+    seed_debt(say)
+    derive_balances(say)
+    monitoring_cycle_run(trigger="bench-baseline")
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (ANALYZE)")
+    say(
+        f"book of {positions:,} positions seeded, valued and vacuumed in {time.perf_counter() - started:.0f} s"
+    )
+
+    rng = random.Random(20261206)
+    assets = {symbol: Asset.objects.get(pk=symbol) for symbol in ("BTC", "ETH")}
+    clock = SimulatedClock(timezone.now())
+    real_timezone = sweep_module.timezone
+    sweep_module.timezone = clock
+    quiet = monitoring_cycle_run(symbols=["BTC", "ETH"], trigger="soak-quiet")  # as production stands
+    say(f"a quiet sweep first: {quiet.states_changed} states, {quiet.snapshots_written} snapshots")
+
+    before_tables, before_db, lsn_start = table_writes(), database_bytes(), wal_lsn()
+    times, wal, growth, states, snapshots = [], [], [], [], []
+    try:
+        for n in range(1, sweeps + 1):
+            clock.tick()
+            large = rng.random() < 0.01  # now and then a move of about a percent
+            moves = {}
+            lsn, size = wal_lsn(), database_bytes()
+            with transaction.atomic():
+                for symbol, asset in assets.items():
+                    step = rng.uniform(-0.015, 0.015) if large else rng.gauss(0, 0.0003)  # σ 3 basis points
+                    current = CurrentPrice.objects.select_related("price").get(asset=asset).price.price
+                    price = (current * Decimal(1 + step)).quantize(Decimal("0.01"))
+                    moves[symbol] = step
+                    refresh = uuid.uuid4()
+                    PriceQuote.objects.bulk_create(
+                        PriceQuote(refresh_id=refresh, venue=venue, asset=asset, market=f"{symbol}/USD", price=price,
+                                   currency="USD", quoted_at=timezone.now(), received_at=timezone.now(),
+                                   status="accepted")
+                        for venue in VENUES
+                    )  # fmt: skip
+                    price_record(asset=asset, price=price, source="soak", actor=SYSTEM)
+            sweep_started = time.perf_counter()
+            result = monitoring_cycle_run(symbols=list(assets), trigger="soak")
+            times.append(time.perf_counter() - sweep_started)
+            wal.append(wal_bytes_since(lsn))
+            growth.append(database_bytes() - size)
+            states.append(result.states_changed)
+            snapshots.append(result.snapshots_written)
+            say(
+                f"sweep {n:>4}: BTC {moves['BTC'] * 1e4:+7.1f} bp, ETH {moves['ETH'] * 1e4:+7.1f} bp; "
+                f"{times[-1]:.3f} s; {result.facilities_valued:,} valued, {result.states_changed:,} states, "
+                f"{result.snapshots_written:,} snapshots, {result.ladder_actions:,} ladder actions; "
+                f"WAL {wal[-1] / 1e6:.2f} MB, database {growth[-1] / 1e6:+.2f} MB"
+            )
+    finally:
+        sweep_module.timezone = real_timezone
+    time.sleep(1)  # the last sweep's statistics reported
+    after_tables = table_writes()
+    total_wal = wal_bytes_since(lsn_start)
+    total_growth = database_bytes() - before_db
+    scale = SWEEPS_PER_DAY / sweeps
+
+    say(f"\nper table over the {sweeps} sweeps (inserted / updated / deleted), and per day:")
+    rows_per_day = 0.0
+    for table in sorted(after_tables):
+        ins, upd, dele = (
+            a - b for a, b in zip(after_tables[table], before_tables.get(table, (0, 0, 0)), strict=True)
+        )
+        if ins + upd + dele == 0:
+            continue
+        rows_per_day += (ins + upd + dele) * scale
+        say(
+            f"  {table:<40} {ins:>10,} / {upd:>10,} / {dele:>8,}   → {(ins + upd + dele) * scale:>14,.0f} a day"
+        )
+    sizes = query(
+        "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND c.relname IN "
+        "('financing_marginstate', 'financing_ratiosnapshot_default', 'collateral_pricequote', 'collateral_price') "
+        "OR c.relname LIKE 'financing_ratiosnapshot_p%%' ORDER BY 1"
+    )
+    say("sizes now: " + ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in sizes if size))
+
+    p99 = statistics.quantiles(times, n=100)[98] if len(times) >= 2 else times[0]
+    wal_gb_per_day = total_wal * scale / 1e9
+    storage_gb_per_day = total_growth * scale / 1e9
+    say(
+        f"sweeps: median {statistics.median(times):.3f} s, p99 {p99:.3f} s, max {max(times):.3f} s; "
+        f"states {sum(states):,} and snapshots {sum(snapshots):,} in all; WAL {total_wal / 1e6:.1f} MB, "
+        f"database {total_growth / 1e6:+.1f} MB over {sweeps * SECONDS_PER_SWEEP} s of production time"
+    )
+    say(
+        f"soak_rows_per_day={rows_per_day:.0f} wal_gb_per_day={wal_gb_per_day:.2f} "
+        f"storage_gb_per_day={storage_gb_per_day:.2f} sweep_s_p99={p99:.3f} clients={clients} sweeps={sweeps}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
