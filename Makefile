@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 SERVICES := $(BIN)/python scripts/services.py --
 
-.PHONY: run test install install-dev migrate seed lint format messages screenshots bench bench-api clean lock
+.PHONY: run test install install-dev migrate seed lint format messages screenshots bench bench-api bench-soak clean lock
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found %s)" % sys.version.split()[0])'
@@ -76,6 +76,13 @@ messages: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	$(BIN)/python scripts/services.py --as-owner --pg-setting autovacuum=off -- \
 		env DJANGO_SETTINGS_MODULE=config.settings.bench $(BIN)/python -m benchmarks.sweep
+
+## make bench-soak: the bench book, then SOAK_SWEEPS (180) sweeps of small BTC and ETH moves, one per 10 s of
+## production time; per sweep and per day: rows, WAL, growth, sweep time. Last line: soak_rows_per_day=… wal_gb_per_day=…
+## storage_gb_per_day=… sweep_s_p99=…  Autovacuum on, as in production.
+bench-soak: $(DEV_STAMP)
+	$(BIN)/python scripts/services.py --as-owner -- \
+		env DJANGO_SETTINGS_MODULE=config.settings.bench $(BIN)/python -m benchmarks.soak
 
 ## make lock: write requirements/base.txt and requirements/dev.txt (every version pinned, with hashes, for
 ## Python 3.11–3.13 on any platform) from pyproject.toml's ranges, keeping the pins already there;

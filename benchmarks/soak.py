@@ -44,6 +44,10 @@ class SimulatedClock:
 def main() -> int:
     clients = int(os.environ.get("BENCH_CLIENTS", "100000"))
     sweeps = int(os.environ.get("SOAK_SWEEPS", "180"))
+    # A move of about a percent every this many sweeps; a day is taken to have this many of them (one an hour),
+    # the rest of its 8,640 sweeps small ones: each kind's mean, weighted so, makes the day's figures.
+    large_every = int(os.environ.get("SOAK_LARGE_EVERY", "60"))
+    large_per_day = int(os.environ.get("SOAK_LARGE_PER_DAY", "24"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.bench")
     django.setup()
 
@@ -77,7 +81,8 @@ def main() -> int:
         return int(query("SELECT pg_database_size(current_database())")[0][0])
 
     def table_writes() -> dict[str, tuple[int, int, int]]:
-        """Rows inserted, updated and deleted so far, per table (partitions counted under their table)."""
+        """Rows inserted, updated and deleted so far, per table (partitions counted under their table). This
+        connection's counts are flushed at the end of the statement that asks for it, and read by the next."""
         query("SELECT pg_stat_force_next_flush()")
         rows = query(
             "SELECT COALESCE(p.relname, s.relname), SUM(s.n_tup_ins), SUM(s.n_tup_upd), SUM(s.n_tup_del) "
@@ -114,17 +119,19 @@ def main() -> int:
     quiet = monitoring_cycle_run(symbols=["BTC", "ETH"], trigger="soak-quiet")  # as production stands
     say(f"a quiet sweep first: {quiet.states_changed} states, {quiet.snapshots_written} snapshots")
 
-    before_tables, before_db, lsn_start = table_writes(), database_bytes(), wal_lsn()
-    times, wal, growth, states, snapshots = [], [], [], [], []
+    tables = table_writes()
+    lsn_start = wal_lsn()
+    times, wal, growth, states, snapshots, kinds, rows = [], [], [], [], [], [], []
     try:
         for n in range(1, sweeps + 1):
             clock.tick()
-            large = rng.random() < 0.01  # now and then a move of about a percent
+            large = n % large_every == large_every // 2  # now and then a move of about a percent
             moves = {}
             lsn, size = wal_lsn(), database_bytes()
             with transaction.atomic():
                 for symbol, asset in assets.items():
-                    step = rng.uniform(-0.015, 0.015) if large else rng.gauss(0, 0.0003)  # σ 3 basis points
+                    # σ 3 basis points: BTC's daily σ of about 3% over the 8,640 ten-second steps of a day
+                    step = rng.choice([-1, 1]) * rng.uniform(0.008, 0.015) if large else rng.gauss(0, 0.0003)
                     current = CurrentPrice.objects.select_related("price").get(asset=asset).price.price
                     price = (current * Decimal(1 + step)).quantize(Decimal("0.01"))
                     moves[symbol] = step
@@ -143,43 +150,56 @@ def main() -> int:
             growth.append(database_bytes() - size)
             states.append(result.states_changed)
             snapshots.append(result.snapshots_written)
+            kinds.append("large" if large else "small")
+            now_tables = table_writes()
+            rows.append({t: sum(v) - sum(tables.get(t, (0, 0, 0))) for t, v in now_tables.items()})
+            tables = now_tables
             say(
-                f"sweep {n:>4}: BTC {moves['BTC'] * 1e4:+7.1f} bp, ETH {moves['ETH'] * 1e4:+7.1f} bp; "
+                f"sweep {n:>4}{'*' if large else ' '}: BTC {moves['BTC'] * 1e4:+7.1f} bp, ETH {moves['ETH'] * 1e4:+7.1f} bp; "
                 f"{times[-1]:.3f} s; {result.facilities_valued:,} valued, {result.states_changed:,} states, "
-                f"{result.snapshots_written:,} snapshots, {result.ladder_actions:,} ladder actions; "
+                f"{result.snapshots_written:,} snapshots, {result.ladder_actions:,} ladder actions, "
+                f"{sum(rows[-1].values()):,} rows; "
                 f"WAL {wal[-1] / 1e6:.2f} MB, database {growth[-1] / 1e6:+.2f} MB"
             )
     finally:
         sweep_module.timezone = real_timezone
-    time.sleep(1)  # the last sweep's statistics reported
-    after_tables = table_writes()
     total_wal = wal_bytes_since(lsn_start)
-    total_growth = database_bytes() - before_db
-    scale = SWEEPS_PER_DAY / sweeps
 
-    say(f"\nper table over the {sweeps} sweeps (inserted / updated / deleted), and per day:")
-    rows_per_day = 0.0
-    for table in sorted(after_tables):
-        ins, upd, dele = (
-            a - b for a, b in zip(after_tables[table], before_tables.get(table, (0, 0, 0)), strict=True)
-        )
-        if ins + upd + dele == 0:
-            continue
-        rows_per_day += (ins + upd + dele) * scale
-        say(
-            f"  {table:<40} {ins:>10,} / {upd:>10,} / {dele:>8,}   → {(ins + upd + dele) * scale:>14,.0f} a day"
-        )
+    def per_day(values: list[float]) -> float:
+        """The day's total: the mean of the small sweeps times the day's small ones, and of the large ones
+        times the day's large ones."""
+        small = [v for v, kind in zip(values, kinds, strict=True) if kind == "small"]
+        large = [v for v, kind in zip(values, kinds, strict=True) if kind == "large"]
+        day = statistics.fmean(small) * (SWEEPS_PER_DAY - large_per_day) if small else 0.0
+        return day + (statistics.fmean(large) * large_per_day if large else 0.0)
+
+    say(f"\nrows written per table: over the {sweeps} sweeps ({kinds.count('large')} large), and per day")
+    for table in sorted({t for r in rows for t in r}):
+        counts = [r.get(table, 0) for r in rows]
+        if any(counts):
+            say(f"  {table:<36} {sum(counts):>10,}   → {per_day(counts):>14,.0f} a day")
+    rows_per_day = per_day([sum(r.values()) for r in rows])
     sizes = query(
         "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND c.relname IN "
-        "('financing_marginstate', 'financing_ratiosnapshot_default', 'collateral_pricequote', 'collateral_price') "
-        "OR c.relname LIKE 'financing_ratiosnapshot_p%%' ORDER BY 1"
+        "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND (c.relname IN "
+        "('financing_marginstate', 'collateral_pricequote', 'collateral_price') "
+        "OR c.relname LIKE 'financing_ratiosnapshot%%') ORDER BY 1"
     )
-    say("sizes now: " + ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in sizes if size))
+    snapshot_bytes = sum(size for name, size in sizes if name.startswith("financing_ratiosnapshot"))
+    say(
+        "sizes now (tables with their indexes): "
+        + ", ".join(
+            f"{name} {size / 1e6:.1f} MB"
+            for name, size in sizes
+            if not name.startswith("financing_ratiosnapshot")
+        )
+        + f", financing_ratiosnapshot (all partitions) {snapshot_bytes / 1e6:.1f} MB"
+    )
 
-    p99 = statistics.quantiles(times, n=100)[98] if len(times) >= 2 else times[0]
-    wal_gb_per_day = total_wal * scale / 1e9
-    storage_gb_per_day = total_growth * scale / 1e9
+    p99 = statistics.quantiles(times, n=100, method="inclusive")[98] if len(times) >= 2 else times[0]
+    wal_gb_per_day = per_day(wal) / 1e9
+    storage_gb_per_day = per_day(growth) / 1e9
+    total_growth = sum(growth)
     say(
         f"sweeps: median {statistics.median(times):.3f} s, p99 {p99:.3f} s, max {max(times):.3f} s; "
         f"states {sum(states):,} and snapshots {sum(snapshots):,} in all; WAL {total_wal / 1e6:.1f} MB, "
@@ -187,7 +207,8 @@ def main() -> int:
     )
     say(
         f"soak_rows_per_day={rows_per_day:.0f} wal_gb_per_day={wal_gb_per_day:.2f} "
-        f"storage_gb_per_day={storage_gb_per_day:.2f} sweep_s_p99={p99:.3f} clients={clients} sweeps={sweeps}"
+        f"storage_gb_per_day={storage_gb_per_day:.2f} sweep_s_p99={p99:.3f} clients={clients} sweeps={sweeps} "
+        f"large_per_day={large_per_day}"
     )
     return 0
 
