@@ -60,6 +60,7 @@ ROLES: dict[str, list[str]] = {
         "collateral.add_fxrate",
         "financing.change_marginpolicy",
         "financing.add_marginpolicy",
+        "financing.approve_margin_policy",  # a change of thresholds (four-eyes)
         "financing.*margincall*",
         "financing.*forcedsale*",
         "financing.*killswitch*",

@@ -8,5 +8,5 @@ class Scope(models.TextChoices):
     PRICES = "prices", "Push securities prices and FX rates"
     COLLATERAL = "collateral", "Record collateral deposits and withdrawals"
     LENDING = "lending", "Draw down and record repayments"
-    ADMIN = "admin", "Manage clients, assets and webhook endpoints"
-    RISK = "risk", "Run stress tests and add stress scenarios"
+    ADMIN = "admin", "Manage clients, credit profiles, facilities, assets and webhook endpoints"
+    RISK = "risk", "Run stress tests, add stress scenarios, create and change margin policies"

@@ -14,6 +14,7 @@ from api.collateral.views import (
     FxRateViewSet,
     PriceViewSet,
 )
+from api.financing.policies import MarginPolicyViewSet
 from api.financing.views import (
     AutomaticTopUpViewSet,
     CollateralMovementViewSet,
@@ -38,6 +39,7 @@ router.register("fx-rates", FxRateViewSet, basename="fx-rate")
 router.register("collateral-movements", CollateralMovementViewSet, basename="collateral-movement")
 router.register("custody-movements", CustodyMovementViewSet, basename="custody-movement")
 router.register("custody-holdings", CustodyHoldingViewSet, basename="custody-holding")
+router.register("margin-policies", MarginPolicyViewSet, basename="margin-policy")
 router.register("facilities", FacilityViewSet, basename="facility")
 router.register("drawdowns", DrawdownViewSet, basename="drawdown")
 router.register("repayments", RepaymentViewSet, basename="repayment")

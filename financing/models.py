@@ -69,6 +69,7 @@ class MarginPolicy(models.Model):
     class Meta:
         verbose_name_plural = "margin policies"
         ordering = ["name"]
+        permissions = [("approve_margin_policy", "Can approve a change of a margin policy's thresholds")]
         constraints = [
             models.UniqueConstraint(
                 fields=["is_default"], condition=Q(is_default=True), name="one_default_policy"

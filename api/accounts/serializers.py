@@ -5,7 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from accounts.enums import ClientKind, KycStatus
+from accounts.enums import ClientKind, InternalRating, KycStatus
 from accounts.models import ApprovalRequest, Client, CreditProfile
 from api.fields import BoundedDateField, MoneyOutField, money_field
 
@@ -137,6 +137,14 @@ class CreditProfileOut(serializers.ModelSerializer):
         if pk is None:
             return None
         return {"id": pk, "credit_limit": profile.pending_credit_limit}
+
+
+class CreditProfileIn(serializers.Serializer):
+    """A new credit profile: its limit starts at zero and is set by a limit change request (four-eyes)."""
+
+    client = serializers.PrimaryKeyRelatedField(queryset=Client.objects.all(), help_text="the client's id")
+    internal_rating = serializers.ChoiceField(choices=InternalRating.choices)
+    next_review_on = BoundedDateField(help_text="when the credit view is to be reviewed")
 
 
 class LimitChangeIn(serializers.Serializer):

@@ -20,6 +20,7 @@ from accounts.services import (
     client_create,
     client_update,
     credit_limit_change_request,
+    credit_profile_create,
 )
 from api.accounts.serializers import (
     ApprovalRequestOut,
@@ -27,6 +28,7 @@ from api.accounts.serializers import (
     ClientChange,
     ClientIn,
     ClientOut,
+    CreditProfileIn,
     CreditProfileOut,
     LimitChangeIn,
 )
@@ -125,11 +127,14 @@ class CreditProfileFilter(FilterSet):
 
 
 class CreditProfileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
-    """Credit profiles: rating, approved credit limit, next review. Read-only, except that a member of staff
-    may ask for a new credit limit; it takes effect when a second member of staff approves it."""
+    """Credit profiles: rating, approved credit limit, next review. Created with no credit; a member of staff
+    asks for a credit limit, and it takes effect when a second member of staff approves it."""
 
     read_rule = Rule(Scope.READ, "accounts.view_creditprofile", client_users=True)
-    write_rules = {"limit_change_requests": Rule(Scope.ADMIN, "accounts.change_creditprofile")}
+    write_rules = {
+        "create": Rule(Scope.ADMIN, "accounts.add_creditprofile"),
+        "limit_change_requests": Rule(Scope.ADMIN, "accounts.change_creditprofile"),
+    }
     client_field = "client"
     serializer_class = CreditProfileOut
     filterset_class = CreditProfileFilter
@@ -152,6 +157,22 @@ class CreditProfileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Api
             ),
         )
         return self.scoped(queryset)
+
+    @extend_schema(
+        request=CreditProfileIn,
+        responses={201: CreditProfileOut},
+        summary="Create a client's credit profile",
+        description=(
+            "The rating and the next review date; the credit limit starts at zero and is set by a limit "
+            "change request a second member of staff approves. Refused: 400 `duplicate_credit_profile`."
+        ),
+    )
+    def create(self, request):
+        data = validated(CreditProfileIn, request)
+        profile = credit_profile_create(actor=self.caller.actor, **data)
+        return Response(
+            CreditProfileOut(self.get_queryset().get(pk=profile.pk)).data, status=status.HTTP_201_CREATED
+        )
 
     @extend_schema(
         request=LimitChangeIn,

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import Client
 from api.collateral.serializers import SYMBOL_PATTERN
 from api.fields import (
+    BoundedDateField,
+    DecimalStringField,
     MoneyOutField,
     PlainDecimalOutField,
     RatioOutField,
@@ -18,7 +21,8 @@ from api.fields import (
     price_field,
     quantity_field,
 )
-from financing.enums import MarginStatus, PauseReason, TopUpTrigger
+from collateral.calculations import Cure, cure_amounts
+from financing.enums import MarginStatus, PauseReason, RateKind, TopUpTrigger
 from financing.models import (
     AutomaticTopUp,
     AutomaticTopUpTransfer,
@@ -26,6 +30,7 @@ from financing.models import (
     Facility,
     ForcedSale,
     MarginCall,
+    MarginPolicy,
     Repayment,
     SaleFill,
     SaleOrder,
@@ -74,6 +79,8 @@ class FacilityOut(serializers.ModelSerializer):
     margin_deficiency = serializers.SerializerMethodField()
     margin_status = serializers.SerializerMethodField()
     available_to_draw = serializers.SerializerMethodField()
+    repayment_to_target = serializers.SerializerMethodField()
+    top_up_to_target = serializers.SerializerMethodField()
     thresholds = serializers.SerializerMethodField()
     positions = serializers.SerializerMethodField()
     open_margin_call = serializers.SerializerMethodField()
@@ -107,6 +114,8 @@ class FacilityOut(serializers.ModelSerializer):
             "margin_deficiency",
             "margin_status",
             "available_to_draw",
+            "repayment_to_target",
+            "top_up_to_target",
             "thresholds",
             "positions",
             "open_margin_call",
@@ -184,6 +193,27 @@ class FacilityOut(serializers.ModelSerializer):
     @extend_schema_field(MoneyOutField(help_text="the most that can be drawn now before max advance"))
     def get_available_to_draw(self, facility):
         return self._money(self._valuation(facility).available_to_draw)
+
+    def _cure(self, facility) -> Cure:
+        valuation = self._valuation(facility)
+        return cure_amounts(valuation.debt.total, valuation.margin_value, valuation.thresholds.target)
+
+    @extend_schema_field(
+        MoneyOutField(
+            help_text="a repayment of this much brings the margin ratio down to the policy's target; 0.00 when "
+            "the ratio is at or below target (with or without a margin call)"
+        )
+    )
+    def get_repayment_to_target(self, facility):
+        return self._money(self._cure(facility).repayment)
+
+    @extend_schema_field(
+        MoneyOutField(
+            help_text="or a cash top-up of this much (cash has no haircut); 0.00 at or below target"
+        )
+    )
+    def get_top_up_to_target(self, facility):
+        return self._money(self._cure(facility).cash_top_up)
 
     @extend_schema_field(ThresholdsOut())
     def get_thresholds(self, facility):
@@ -524,3 +554,55 @@ class AutomaticTopUpOut(serializers.ModelSerializer):
 
     def get_currency(self, top_up) -> str:
         return "HKD"
+
+
+# --- the facility's lifecycle ---
+
+
+def rate_input_field(**kwargs):
+    return DecimalStringField(
+        decimal_places=settings.RATE_DECIMAL_PLACES,
+        whole_digits=settings.RATE_MAX_DIGITS - settings.RATE_DECIMAL_PLACES,
+        **kwargs,
+    )
+
+
+class FacilityIn(serializers.Serializer):
+    """Open a facility: a limit, a fixed rate or a base rate plus a spread, and a margin policy."""
+
+    client = serializers.PrimaryKeyRelatedField(queryset=Client.objects.all(), help_text="the client's id")
+    limit = money_field(positive=True, help_text="HKD: the most principal that may be outstanding")
+    rate_kind = serializers.ChoiceField(choices=RateKind.choices, required=False, default=RateKind.FIXED)
+    fixed_rate = rate_input_field(
+        required=False, allow_null=True, default=None, help_text="for rate_kind fixed: 0.065 = 6.5% a year"
+    )
+    base_rate_name = serializers.CharField(
+        max_length=30,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="for rate_kind floating: the base rate's name, e.g. HIBOR-1M",
+    )
+    spread = rate_input_field(
+        required=False, default=Decimal(0), help_text="over the base rate, a fraction a year"
+    )
+    policy = serializers.PrimaryKeyRelatedField(
+        queryset=MarginPolicy.objects.all(),
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="the margin policy's id; null: the default policy",
+    )
+    reference = serializers.RegexField(
+        r"^[A-Z0-9][A-Z0-9-]{0,19}$", required=False, help_text="assigned (F000123) when left out"
+    )
+    opened_on = BoundedDateField(required=False, help_text="default: today in Hong Kong")
+
+
+class FacilityLimitChangeIn(serializers.Serializer):
+    limit = money_field(positive=True, help_text="the proposed facility limit, HKD")
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class FacilityStatusIn(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")

@@ -14,17 +14,21 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.models import Client
+from api.accounts.serializers import ApprovalRequestOut
 from api.authentication import caller_of
 from api.collateral.serializers import CollateralMovementIn, CollateralMovementOut
 from api.collateral.views import movement_client_and_asset
 from api.enums import Scope
-from api.exceptions import ExternalReferenceConflict
+from api.exceptions import ExternalReferenceConflict, StaffSessionRequired
 from api.filters import FilterSet, IdFilter, TimeFilter
 from api.financing.serializers import (
     AutomaticTopUpOut,
     CashMovementIn,
     DrawdownOut,
+    FacilityIn,
+    FacilityLimitChangeIn,
     FacilityOut,
+    FacilityStatusIn,
     ForcedSaleOut,
     MarginCallOut,
     RepaymentOut,
@@ -55,6 +59,9 @@ from financing.lending.services import (
     collateral_top_up,
     collateral_withdraw,
     drawdown_create,
+    facility_limit_change_request,
+    facility_open,
+    facility_status_change,
     repayment_create,
 )
 from financing.liquidation.forced_sales import sale_fill_record
@@ -101,8 +108,108 @@ class FacilityViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     ordering_fields = ["reference", "opened_on", "limit", "created_at"]
     lookup_value_regex = "[0-9]+"
 
+    write_rules = {
+        "create": Rule(Scope.ADMIN, "financing.add_facility"),
+        "limit_change_requests": Rule(Scope.ADMIN, "financing.change_facility"),
+        "suspend": Rule(Scope.ADMIN, "financing.change_facility"),
+        "resume": Rule(Scope.ADMIN, "financing.change_facility"),
+        "close": Rule(Scope.ADMIN, "financing.change_facility"),
+    }
+
     def get_queryset(self):
         return self.scoped(Facility.objects.select_related("client", "policy"))
+
+    def _read(self, facility: Facility, status_code: int = status.HTTP_200_OK) -> Response:
+        call = open_margin_call(facility)
+        context = {
+            "valuations": {facility.pk: facility_valuation(facility)},
+            "open_margin_calls": {facility.pk: call} if call else {},
+            "valued_at": timezone.now(),
+        }
+        return Response(FacilityOut(facility, context=context).data, status=status_code)
+
+    @extend_schema(
+        request=FacilityIn,
+        responses={201: FacilityOut},
+        summary="Open a facility",
+        description=(
+            "A limit, a fixed rate (`rate_kind` fixed, `fixed_rate`) or a base rate plus a spread (`rate_kind` "
+            "floating, `base_rate_name`, `spread`), and a margin policy (null: the default). Refused: 400 "
+            "`facility_exists` (the client has an open facility), 400 `invalid` (a fixed rate without its rate, "
+            "a floating one without its base rate)."
+        ),
+    )
+    def create(self, request):
+        data = validated(FacilityIn, request)
+        facility = facility_open(actor=self.caller.actor, **data)
+        return self._read(self.get_queryset().get(pk=facility.pk), status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=FacilityLimitChangeIn,
+        responses={201: ApprovalRequestOut},
+        summary="Ask for a new facility limit (four-eyes)",
+        description=(
+            "Creates an approval request; the limit changes only when a second credit officer approves it in "
+            "the staff admin or console. A four-eyes request needs a named person as its maker, so only staff "
+            "logged in with a session may ask: an API key gets 403 `staff_session_required`. Refused: 409 "
+            "`duplicate_pending_request`, 400 `no_change`."
+        ),
+    )
+    @action(detail=True, methods=["post"], url_path="limit-change-requests")
+    def limit_change_requests(self, request, pk=None):
+        facility = self.get_object()
+        if self.caller.api_key is not None:
+            raise StaffSessionRequired(
+                "A facility-limit change is a four-eyes request made by a named member of staff; log in to "
+                "ask for one. An API key cannot."
+            )
+        data = validated(FacilityLimitChangeIn, request)
+        approval = facility_limit_change_request(
+            facility=facility, limit=data["limit"], actor=self.caller.actor, reason=data["reason"]
+        )
+        return Response(ApprovalRequestOut(approval).data, status=status.HTTP_201_CREATED)
+
+    def _status_change(self, request, new_status: str) -> Response:
+        facility = self.get_object()
+        data = validated(FacilityStatusIn, request)
+        facility_status_change(
+            facility=facility, status=new_status, actor=self.caller.actor, reason=data["reason"]
+        )
+        return self._read(self.get_queryset().get(pk=facility.pk))
+
+    @extend_schema(
+        request=FacilityStatusIn,
+        responses={200: FacilityOut},
+        summary="Suspend: no new drawdowns",
+        description="Repayments, top-ups and margin calls go on. Refused: 409 `invalid_transition` (closed), "
+        "409 `no_change` (already suspended).",
+    )
+    @action(detail=True, methods=["post"])
+    def suspend(self, request, pk=None):
+        return self._status_change(request, FacilityStatus.SUSPENDED)
+
+    @extend_schema(
+        request=FacilityStatusIn,
+        responses={200: FacilityOut},
+        summary="Resume a suspended facility",
+        description="Refused: 409 `invalid_transition` (closed), 409 `no_change` (already active).",
+    )
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        return self._status_change(request, FacilityStatus.ACTIVE)
+
+    @extend_schema(
+        request=FacilityStatusIn,
+        responses={200: FacilityOut},
+        summary="Close a facility",
+        description=(
+            "Refused while anything remains: 409 `facility_has_debt` (principal, interest or fees), "
+            "`open_margin_call`, `open_forced_sale`; 409 `invalid_transition` when it is closed already."
+        ),
+    )
+    @action(detail=True, methods=["post"])
+    def close(self, request, pk=None):
+        return self._status_change(request, FacilityStatus.CLOSED)
 
     def list(self, request, *args, **kwargs):
         page = list(self.paginate_queryset(self.filter_queryset(self.get_queryset())))
@@ -114,14 +221,7 @@ class FacilityViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
         return self.get_paginated_response(FacilityOut(page, many=True, context=context).data)
 
     def retrieve(self, request, *args, **kwargs):
-        facility = self.get_object()
-        call = open_margin_call(facility)
-        context = {
-            "valuations": {facility.pk: facility_valuation(facility)},
-            "open_margin_calls": {facility.pk: call} if call else {},
-            "valued_at": timezone.now(),
-        }
-        return Response(FacilityOut(facility, context=context).data)
+        return self._read(self.get_object())
 
 
 # --- drawdowns and repayments --------------------------------------------------------------------

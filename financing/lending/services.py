@@ -12,8 +12,10 @@ from django.db import transaction
 from django.utils import timezone
 from djmoney.money import Money
 
+from accounts.approvals import ApprovalKind, approval_kind_register
 from accounts.audit import Actor, audit_event_record, snapshot
-from accounts.models import Client, CreditProfile
+from accounts.models import ApprovalRequest, Client, CreditProfile
+from accounts.services import approval_request_create
 from collateral.calculations import margin_ratio, ratio_above
 from collateral.enums import MovementKind
 from collateral.models import Asset, CollateralMovement, CollateralPool
@@ -103,7 +105,9 @@ def facility_open(
 
 
 @transaction.atomic
-def facility_status_change(*, facility: Facility, status: str, actor: Actor) -> Facility:
+def facility_status_change(*, facility: Facility, status: str, actor: Actor, reason: str = "") -> Facility:
+    """Suspend (no new drawdowns; repayments, top-ups and the margin ladder go on), resume, or close: closing
+    is refused while the facility owes anything, or has an open margin call or forced sale."""
     if status == FacilityStatus.CLOSED:
         # The sweep reads whether a facility is open from its margin state (``MarginState.open``). A sweep
         # under way may be valuing the facility for the first time, from a reading that has it open: closing
@@ -115,8 +119,36 @@ def facility_status_change(*, facility: Facility, status: str, actor: Actor) -> 
         raise InvalidInput(f"{status!r} is not a facility status.")
     if facility.status == FacilityStatus.CLOSED:
         raise InvalidTransition(f"{facility.reference} is closed.")
-    if status == FacilityStatus.CLOSED and facility_debt(facility).total != 0:
-        raise InvalidTransition(f"{facility.reference} still has debt; it cannot be closed.")
+    if status == facility.status:
+        raise InvalidTransition(
+            f"{facility.reference} is already {facility.get_status_display().lower()}.", code="no_change"
+        )
+    if status == FacilityStatus.CLOSED:
+        call = open_margin_call(facility)
+        if call is not None:
+            raise InvalidTransition(
+                f"{facility.reference} has an open margin call (#{call.pk}); it can be closed once the call "
+                "is closed.",
+                code="open_margin_call",
+                details={"margin_call": call.pk},
+            )
+        sale = open_forced_sale(facility)
+        if sale is not None:
+            raise InvalidTransition(
+                f"{facility.reference} has a forced sale under way (#{sale.pk}); it can be closed once the "
+                "sale is finished.",
+                code="open_forced_sale",
+                details={"forced_sale": sale.pk},
+            )
+        debt = facility_debt(facility)
+        if debt.total != 0:
+            raise InvalidTransition(
+                f"{facility.reference} still owes {format_hkd(debt.total)} (principal "
+                f"{format_hkd(debt.principal)}, interest {format_hkd(debt.interest)}, fees "
+                f"{format_hkd(debt.fees)}); it can be closed once that is repaid.",
+                code="facility_has_debt",
+                details={"debt": debt.total},
+            )
     before = facility.status
     facility.status = status
     facility.save(update_fields=["status"])
@@ -126,9 +158,66 @@ def facility_status_change(*, facility: Facility, status: str, actor: Actor) -> 
         action="facility.status_changed",
         target=facility,
         before={"status": before},
-        after={"status": status},
+        after={"status": status, **({"reason": reason} if reason else {})},
     )
     return facility
+
+
+# --- the facility limit: a four-eyes change -------------------------------------------------------------
+
+
+def _facility_limit_clean(facility: Facility, proposed: dict[str, Any]) -> dict[str, Any]:
+    if set(proposed) != {"limit"}:
+        raise InvalidInput("A facility limit change proposes exactly one value: limit.")
+    if facility.status == FacilityStatus.CLOSED:
+        raise InvalidTransition(f"{facility.reference} is closed; its limit no longer changes.")
+    limit = parse_hkd(proposed["limit"], field="limit", positive=True)
+    if limit == facility.limit:
+        raise InvalidInput(
+            f"The limit of {facility.reference} is already {format_hkd(limit.amount)}.", code="no_change"
+        )
+    return {"limit": str(limit.amount)}
+
+
+def _facility_limit_apply(*, target: Facility, proposed: dict[str, Any], actor: Actor, request) -> None:
+    facility = lock_one(Facility, target.pk)
+    before = snapshot(facility, ["limit"])
+    facility.limit = Money(Decimal(proposed["limit"]), "HKD")
+    validate_model(facility)
+    facility.save(update_fields=["limit"])
+    audit_event_record(
+        actor=actor,
+        action="facility.limit_changed",
+        target=facility,
+        before=before,
+        after={**snapshot(facility, ["limit"]), "approval_request": request.pk},
+    )
+
+
+FACILITY_LIMIT_CHANGE = approval_kind_register(
+    ApprovalKind(
+        key="facility_limit",
+        label="Facility limit change",
+        model=Facility,
+        request_permission="financing.change_facility",
+        # The same second pair of eyes as a credit limit: a credit officer other than the one who asked.
+        approve_permission="accounts.approve_credit_limit",
+        clean=_facility_limit_clean,
+        current=lambda facility: {"limit": str(facility.limit.amount)},
+        apply=_facility_limit_apply,
+        describe=lambda proposed: f"facility limit → HKD {Decimal(proposed['limit']):,.2f}",
+    )
+)
+
+
+def facility_limit_change_request(
+    *, facility: Facility, limit: Any, actor: Actor, reason: str = ""
+) -> ApprovalRequest:
+    """Ask for a new facility limit; it takes effect when a second credit officer approves it. A lower limit
+    than the principal outstanding is allowed: it stops further drawdowns, it does not call the loan."""
+    return approval_request_create(
+        kind=FACILITY_LIMIT_CHANGE.key, target=facility, proposed={"limit": limit}, actor=actor, reason=reason
+    )
 
 
 def _check_drawdown(facility: Facility, pool: CollateralPool | None, amount: Decimal) -> Decimal | None:
