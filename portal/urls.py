@@ -20,3 +20,14 @@ urlpatterns += [
     path("facilities/<int:facility_id>/actions/", views.actions_list, name="actions"),
     path("facilities/<int:facility_id>/actions/<slug:slug>/", views.action, name="action"),
 ]
+urlpatterns += [
+    path("facilities/<int:facility_id>/statements/", views.statements_list, name="statements"),
+    path(
+        "facilities/<int:facility_id>/statements/<int:year>-<int:month>/", views.statement, name="statement"
+    ),
+    path(
+        "facilities/<int:facility_id>/statements/<int:year>-<int:month>.pdf",
+        views.statement_pdf,
+        name="statement_pdf",
+    ),
+]

@@ -15,7 +15,7 @@ from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_safe
 
 from core.exceptions import DomainError, InvalidInput
-from portal import actions, activity, selectors
+from portal import actions, activity, selectors, statements
 from portal.access import client_required
 from web.formatting import HONG_KONG
 
@@ -247,3 +247,41 @@ def action(request: HttpRequest, facility_id: int, slug: str) -> HttpResponse:
         )
     messages.success(request, gettext("Done: %(action)s.") % {"action": what.title})
     return redirect("portal:overview", facility_id=facility.pk)
+
+
+# --- statements ---
+
+
+@require_safe
+@client_required
+def statements_list(request: HttpRequest, facility_id: int) -> HttpResponse:
+    facility = selectors.client_facility(request.user.client_id, facility_id)
+    return render(
+        request,
+        "portal/statements.html",
+        _page(request, "statements", facility, months=statements.months_of(facility)),
+    )
+
+
+@require_safe
+@client_required
+def statement(request: HttpRequest, facility_id: int, year: int, month: int) -> HttpResponse:
+    facility = selectors.client_facility(request.user.client_id, facility_id)
+    try:
+        result = statements.monthly_statement(facility, year, month)
+    except InvalidInput:
+        raise Http404 from None
+    return render(request, "portal/statement.html", _page(request, "statements", facility, statement=result))
+
+
+@require_safe
+@client_required
+def statement_pdf(request: HttpRequest, facility_id: int, year: int, month: int) -> HttpResponse:
+    facility = selectors.client_facility(request.user.client_id, facility_id)
+    try:
+        result = statements.monthly_statement(facility, year, month)
+    except InvalidInput:
+        raise Http404 from None
+    response = HttpResponse(statements.statement_pdf(result), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{facility.reference}-{result.title}.pdf"'
+    return response
