@@ -1,5 +1,5 @@
 -- The stress run's statement, run by oversight/stress.py through financing.monitoring.sweep.valuation_of_book_run:
--- the sweep's own valuation of every open facility ({valuation}, at the scenario's shocked unit values), and one
+-- the sweep's own valuation of every open facility (the valuation piece, at the scenario's shocked unit values), and one
 -- row per facility into the run's results. It writes nothing else: the margin states it reads are the figures
 -- "before" (as last swept), and the repayment that cures is the margin-call ladder's own function.
 
