@@ -33,6 +33,7 @@ def main() -> int:
     from financing.monitoring.cycle import monitoring_cycle_run
     from financing.monitoring.sweep import SWEEP_WORK_MEM, asset_units, facility_figures, sweep_run
     from financing.selectors import facility_valuation
+    from ledger.models import Transaction
     from notifications.models import Event, OutboxMessage
 
     say(
@@ -190,12 +191,39 @@ def main() -> int:
         f"naive: {len(facilities):,} facilities one by one in {naive_sample_s:.2f} s → {naive_s:.1f} s for {clients:,}"
     )
 
+    # A stress test of the whole book: one scenario, read-only (nothing of the live book written), with the
+    # forced-sale plan of every facility a call or a sale would reach.
+    stress_s, stress_ok = stress_bench(say, (*written_models, MarginState, Transaction))
+
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     say(
         f"sweep_s={sweep_s:.3f} floor_s={floor_s:.3f} naive_s={naive_s:.1f} ratio_to_floor={sweep_s / floor_s:.2f} "
+        f"stress_s={stress_s:.3f} stress_to_floor={stress_s / floor_s:.2f} "
         f"clients={clients} positions={positions} peak_rss_mb={peak_rss_mb:.0f}"
     )
-    return 0 if mismatches == 0 else 1
+    return 0 if mismatches == 0 and stress_ok else 1
+
+
+def stress_bench(say, live_models) -> tuple[float, bool]:
+    """One library scenario (BENCH_STRESS_SCENARIO, BTC and ETH −30% by default) on the whole book: its time,
+    and whether it left every live table as it was."""
+    from oversight.models import StressScenario
+    from oversight.stress import library_ensure, stress_run
+
+    library_ensure()
+    scenario = StressScenario.objects.get(key=os.environ.get("BENCH_STRESS_SCENARIO", "crypto-30"))
+    before = {m.__name__: m.objects.count() for m in live_models}
+    started = time.perf_counter()
+    run = stress_run(scenario=scenario, trigger="on_demand")
+    stress_s = time.perf_counter() - started
+    after = {m.__name__: m.objects.count() for m in live_models}
+    planned = sum(run.by_status_after.get(s, 0) for s in ("margin_call", "forced_sale"))
+    say(
+        f"stress test ({scenario.name}): {stress_s:.3f} s for {run.facilities:,} facilities; after the shock "
+        f"{', '.join(f'{k} {v:,}' for k, v in sorted(run.by_status_after.items()))}; {planned:,} forced sales planned, "
+        f"shortfall HK${run.shortfall:,.2f}; live tables {'untouched' if before == after else f'CHANGED: {before} → {after}'}"
+    )
+    return stress_s, before == after
 
 
 def _maintenance(connection):

@@ -26,7 +26,7 @@ from api.financing.views import (
     StandingTopUpInstructionViewSet,
 )
 from api.notifications.views import EventViewSet, WebhookEndpointViewSet
-from api.oversight.views import StressScenarioViewSet, StressTestViewSet
+from api.oversight.views import DailyReportViewSet, StressScenarioViewSet, StressTestViewSet
 from api.views import WhoAmIView, not_found
 
 router = DefaultRouter(trailing_slash=True)
@@ -53,6 +53,7 @@ router.register("webhook-endpoints", WebhookEndpointViewSet, basename="webhook-e
 router.register("events", EventViewSet, basename="event")
 router.register("stress-scenarios", StressScenarioViewSet, basename="stress-scenario")
 router.register("stress-tests", StressTestViewSet, basename="stress-test")
+router.register("daily-reports", DailyReportViewSet, basename="daily-report")
 
 urlpatterns = [
     path("v1/whoami/", WhoAmIView.as_view(), name="whoami"),

@@ -36,6 +36,10 @@ from financing.models import AutomaticTopUp, BaseRate, Facility, MarginState, St
 from financing.monitoring.cycle import monitoring_cycle_run
 from financing.selectors import pending_sign_off_of
 from financing.top_ups.instructions import standing_top_up_request
+from oversight.enums import StressTrigger
+from oversight.models import DailyReport, StressRun
+from oversight.reports import HONG_KONG, daily_report_make
+from oversight.stress import stress_library_run
 
 DEMO_PASSWORD = "demo-pass-2026"
 # Every demo member of staff is enrolled with this authenticator secret (printed by the banner): add it to any
@@ -367,10 +371,21 @@ def seed_demo(progress: Progress) -> None:
     seed_margin_call_demo(staff, progress)
     accrued = interest_accrue_all(accrual_date=timezone.localdate(), actor=SYSTEM)
     progress(f"interest accrued for {accrued} facilities")
-    if MarginState.objects.count() == Facility.objects.count():
-        return  # already valued: a second seed changes nothing
-    result = monitoring_cycle_run(trigger="demo")
-    progress(
-        f"margin sweep: {result.facilities_valued} facilities valued, {result.ladder_actions} ladder action(s)"
-    )
-    _report_top_ups(progress)
+    if MarginState.objects.count() != Facility.objects.count():  # a second seed values nothing again
+        result = monitoring_cycle_run(trigger="demo")
+        progress(
+            f"margin sweep: {result.facilities_valued} facilities valued, {result.ladder_actions} ladder action(s)"
+        )
+        _report_top_ups(progress)
+    seed_oversight(progress)
+
+
+def seed_oversight(progress: Progress) -> None:
+    """The stress-test library run once and today's margin report, so that the console shows both (once)."""
+    if not StressRun.objects.exists():
+        runs = stress_library_run(actor=SYSTEM, trigger=StressTrigger.SEED)
+        progress(f"stress tests: the library's {len(runs)} scenarios run on the book")
+    today = timezone.localdate(timezone=HONG_KONG)
+    if not DailyReport.objects.filter(day=today).exists():
+        daily_report_make(day=today, actor=SYSTEM, trigger=StressTrigger.SEED)
+        progress(f"daily margin report made for {today.isoformat()}")

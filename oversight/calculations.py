@@ -126,3 +126,9 @@ def share(part: Decimal, whole: Decimal | None) -> Decimal | None:
         return None
     with localcontext(prec=WIDE):
         return (part / whole).quantize(SHARE_PLACES, rounding=ROUND_HALF_UP)
+
+
+def plain(value: Decimal) -> str:
+    """A quantity as text without padding zeros (``0.29647034``, ``100``), for the JSON a record keeps."""
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text

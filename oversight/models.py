@@ -133,3 +133,24 @@ class StressResult(models.Model):
 
     def __str__(self) -> str:
         return f"Run #{self.run_id}, facility {self.facility_id}: {self.status_after}"
+
+
+class DailyReport(models.Model):
+    """The daily margin financing report of one Hong Kong day, as made (kept: the page, the exports and the
+    API read this record, never today's state)."""
+
+    day = models.DateField(unique=True)
+    made_at = models.DateTimeField()
+    made_by_label = models.CharField(max_length=150)
+    trigger = models.CharField(max_length=12, choices=StressTrigger.choices, default=StressTrigger.ON_DEMAND)
+    figures = models.JSONField(encoder=DjangoJSONEncoder, default=dict, help_text="the headline figures")
+    content = models.JSONField(
+        encoder=DjangoJSONEncoder, default=dict, help_text="the report's lines and tables"
+    )
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-day"]
+
+    def __str__(self) -> str:
+        return f"Daily margin report {self.day.isoformat()}"

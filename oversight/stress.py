@@ -28,7 +28,7 @@ from financing.models import Facility, MarginPolicy, MarginState
 from financing.monitoring.sweep import AssetUnit, asset_units, facility_figures, valuation_of_book_run
 from financing.selectors import default_policy
 from ledger.models import Balance
-from oversight.calculations import Shocks, hkd_per_unit, share, shocked, shocked_rates, shocks_parse
+from oversight.calculations import Shocks, hkd_per_unit, plain, share, shocked, shocked_rates, shocks_parse
 from oversight.enums import StressRunStatus, StressTrigger
 from oversight.library import LIBRARY
 from oversight.models import StressResult, StressRun, StressScenario
@@ -39,12 +39,6 @@ RUN_PERMISSION = "oversight.run_stress_test"
 ADD_PERMISSION = "oversight.add_stressscenario"
 # A call that is not met becomes a forced sale: a run plans the sale for both.
 NEEDS_A_SALE = (MarginStatus.MARGIN_CALL, MarginStatus.FORCED_SALE)
-
-
-def plain(value: Decimal) -> str:
-    """A quantity as text without padding zeros (``0.29647034``, ``100``), for the JSON a run keeps."""
-    text = f"{value:f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _require(actor: Actor, permission: str, words: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from api.fields import MoneyOutField, PlainDecimalOutField, RatioOutField, fraction_field
-from oversight.models import StressResult, StressRun, StressScenario
+from oversight.models import DailyReport, StressResult, StressRun, StressScenario
 
 
 class StressScenarioOut(serializers.ModelSerializer):
@@ -119,3 +119,17 @@ class StressResultOut(serializers.ModelSerializer):
                   "status_after", "repayment_to_cure", "sale_plan", "sale_proceeds", "ratio_after_sale",
                   "shortfall"]  # fmt: skip
         read_only_fields = fields
+
+
+class DailyReportOut(serializers.ModelSerializer):
+    figures = serializers.JSONField(help_text="the headline figures; amounts and shares as strings")
+    content = serializers.JSONField(help_text="the report as made: its lines and tables")
+
+    class Meta:
+        model = DailyReport
+        fields = ["id", "day", "made_at", "made_by_label", "trigger", "emailed_at", "figures", "content"]
+        read_only_fields = fields
+
+
+class DailyReportIn(serializers.Serializer):
+    day = serializers.DateField(help_text="the Hong Kong day the report is as of (its end)")

@@ -13,6 +13,8 @@ from rest_framework.response import Response
 from api.enums import Scope
 from api.filters import FilterSet
 from api.oversight.serializers import (
+    DailyReportIn,
+    DailyReportOut,
     StressResultOut,
     StressRunOut,
     StressScenarioIn,
@@ -23,7 +25,8 @@ from api.permissions import Rule
 from api.views import ApiViewSet, validated
 from core.exceptions import NotFound
 from financing.enums import MarginStatus
-from oversight.models import StressResult, StressRun, StressScenario
+from oversight.models import DailyReport, StressResult, StressRun, StressScenario
+from oversight.reports import daily_report_make
 from oversight.stress import stress_run, stress_scenario_create
 
 
@@ -107,3 +110,25 @@ class StressTestViewSet(
             raise ValidationError(rows.errors)
         page = self.paginate_queryset(rows.qs)
         return self.get_paginated_response(StressResultOut(page, many=True).data)
+
+
+class DailyReportViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, ApiViewSet
+):
+    """The daily margin financing reports, kept as made; ``POST`` makes (or makes again) the report of a day."""
+
+    read_rule = Rule(Scope.READ, "oversight.view_dailyreport")
+    write_rules = {"create": Rule(Scope.RISK, "oversight.add_dailyreport")}
+    serializer_class = DailyReportOut
+    lookup_field = "day"
+    lookup_value_regex = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    ordering_fields = ["day"]
+
+    def get_queryset(self):
+        return DailyReport.objects.all()
+
+    @extend_schema(request=DailyReportIn, responses={201: DailyReportOut}, summary="Make the report of a day")
+    def create(self, request, *args, **kwargs):
+        data = validated(DailyReportIn, request)
+        report = daily_report_make(day=data["day"], actor=self.caller.actor)
+        return Response(DailyReportOut(report).data, status=status.HTTP_201_CREATED)

@@ -14,4 +14,8 @@ urlpatterns: list = [
         views.forced_sale_explained_pdf,
         name="forced_sale_explained_pdf",
     ),
+    path("reports/", views.daily_reports, name="daily_reports"),
+    path("reports/make/", views.daily_report_create, name="daily_report_create"),
+    path("reports/<str:day>/", views.daily_report_detail, name="daily_report"),
+    path("reports/<str:day>/export.<str:format>", views.daily_report_export, name="daily_report_export"),
 ]

@@ -3,10 +3,13 @@ the forced-sale explanation: thin over ``oversight``'s selectors and services.""
 
 from __future__ import annotations
 
+import datetime
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST, require_safe
 
@@ -17,7 +20,8 @@ from financing.enums import MarginStatus
 from financing.models import ForcedSale
 from oversight.explanations import explanation_report, forced_sale_explanation
 from oversight.exports import FORMATS, report_bytes, report_pdf
-from oversight.models import StressRun, StressScenario
+from oversight.models import DailyReport, StressRun, StressScenario
+from oversight.reports import HONG_KONG, REPORT_PERMISSION, daily_report_make, report_from_json
 from oversight.selectors import (
     firm_shares,
     ratio_chart,
@@ -128,3 +132,59 @@ def forced_sale_explained_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     return _download(
         report_pdf(explanation_report(forced_sale_explanation(sale))), "pdf", f"forced-sale-{sale.pk}"
     )
+
+
+# --- the daily margin report ---------------------------------------------------------------------------
+
+
+@require_safe
+@staff_required
+def daily_reports(request: HttpRequest) -> HttpResponse:
+    return render(request, "console/stress/reports.html", {
+        "section": "reports", "reports": DailyReport.objects.all()[:60],
+        "may_make": request.user.has_perm(REPORT_PERMISSION), "today": timezone.localdate(timezone=HONG_KONG),
+    })  # fmt: skip
+
+
+@require_POST
+@staff_required
+def daily_report_create(request: HttpRequest) -> HttpResponse:
+    if not request.user.has_perm(REPORT_PERMISSION):
+        messages.error(request, _("Only risk officers may make a report."))
+        return redirect("console:daily_reports")
+    try:
+        day = datetime.date.fromisoformat(request.POST.get("day", ""))
+        report = daily_report_make(day=day, actor=request.user)
+    except ValueError:
+        messages.error(request, _("Give the day as YYYY-MM-DD."))
+        return redirect("console:daily_reports")
+    except DomainError as error:
+        messages.error(request, str(error))
+        return redirect("console:daily_reports")
+    return redirect("console:daily_report", day=report.day.isoformat())
+
+
+@require_safe
+@staff_required
+def daily_report_detail(request: HttpRequest, day: str) -> HttpResponse:
+    report = _kept_report(day)
+    return render(request, "console/stress/report.html", {
+        "section": "reports", "report": report, "content": report.content, "formats": list(FORMATS),
+    })  # fmt: skip
+
+
+@require_safe
+@staff_required
+def daily_report_export(request: HttpRequest, day: str, format: str) -> HttpResponse:
+    if format not in FORMATS:
+        raise Http404(f"No export as {format}.")
+    report = _kept_report(day)
+    content = report_bytes(report_from_json(report.content), format)
+    return _download(content, format, f"margin-report-{report.day.isoformat()}")
+
+
+def _kept_report(day: str) -> DailyReport:
+    try:
+        return get_object_or_404(DailyReport, day=datetime.date.fromisoformat(day))
+    except ValueError:
+        raise Http404("Not a day.") from None

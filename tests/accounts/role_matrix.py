@@ -151,6 +151,7 @@ API = [
     row("POST /api/v1/webhook-endpoints/{id}/deactivate/", "deactivate a webhook endpoint", OP),
     row("POST /api/v1/stress-scenarios/", "add a stress scenario", RO),
     row("POST /api/v1/stress-tests/", "run a stress test on the live book", RO),
+    row("POST /api/v1/daily-reports/", "make the daily margin report of a day", RO),
 ]
 
 # The staff console is not built yet: its actions join here, and the test walks them like the others.

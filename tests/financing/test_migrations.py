@@ -23,6 +23,7 @@ SCHEDULES = {
                                        '{"days": 30}', True),
     "Retention of history": ("financing.retention", "7 * * * * Asia/Hong_Kong", "{}", True),
     "Stress tests (the library, monthly)": ("oversight.stress_library_run", "30 18 1 * * Asia/Hong_Kong", "{}", True),
+    "Daily margin financing report": ("oversight.daily_report", "30 17 * * 1-5 Asia/Hong_Kong", "{}", True),
 }  # fmt: skip
 # The SQL functions the migrations create (trigger functions apart), each dropped on the way back.
 FUNCTIONS = {"format_percent", "format_hkd", "isoformat_utc", "cure_repayment", "cure_top_up", "uuid_v7",
