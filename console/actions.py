@@ -9,6 +9,8 @@ CONSOLE_ACTIONS: dict[str, str] = {
     "pause_sale": "financing.approve_forcedsale",
     "resume_sale": "financing.approve_forcedsale",
     "run_top_up": "financing.change_standingtopupinstruction",
+    "engage_kill_switch": "financing.engage_killswitch",
+    "ask_to_lift_kill_switch": "financing.engage_killswitch",  # a second risk officer lifts it (four-eyes)
 }
 
 

@@ -15,6 +15,16 @@ urlpatterns: list = [
     path("forced-sales/<int:pk>/approve/", views.sale_approve, name="sale_approve"),
     path("forced-sales/<int:pk>/pause/", views.sale_pause, name="sale_pause"),
     path("forced-sales/<int:pk>/resume/", views.sale_resume, name="sale_resume"),
+    path("queues/", views.queues, name="queues"),
+    path("queues/live/", views.queues_live, name="queues_live"),
+    path(
+        "approvals/<int:pk>/approve/", views.approval_decide, {"decision": "approve"}, name="approval_approve"
+    ),
+    path("approvals/<int:pk>/reject/", views.approval_decide, {"decision": "reject"}, name="approval_reject"),
+    path("forced-sales/", views.forced_sales, name="forced_sales"),
+    path("forced-sales/live/", views.forced_sales_live, name="forced_sales_live"),
+    path("kill-switch/engage/", views.kill_switch_on, name="kill_switch_engage"),
+    path("kill-switch/lift/", views.kill_switch_lift, name="kill_switch_lift"),
     # Stress tests and the daily report (their own views, over the oversight app).
     path("", include("console.stress.urls")),
 ]

@@ -17,12 +17,17 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST, require_safe
 
+from accounts.models import ApprovalRequest
+from accounts.services import approval_request_approve, approval_request_reject
 from console.access import staff_required
 from console.actions import actions_allowed
 from console.selectors import AtRiskFilters, at_risk_page, firm_overview
 from console.selectors.facility import facility_page
+from console.selectors.queues import queues_for
+from console.selectors.sales import sales_page
 from core.exceptions import DomainError, PermissionRefused
 from financing.liquidation.forced_sales import forced_sale_approve, forced_sale_pause, forced_sale_resume
+from financing.liquidation.kill_switch import kill_switch_engage, kill_switch_lift_request
 from financing.margin_calls.deadline import margin_call_deadline_extension_request
 from financing.models import Facility, ForcedSale, MarginCall
 from financing.top_ups.automatic import automatic_top_up_run_now
@@ -172,6 +177,76 @@ def top_up_run(request: HttpRequest, pk: int) -> HttpResponse:
         }
 
     return _act(request, run, reverse_facility(record.pk))
+
+
+# --- queues ---------------------------------------------------------------------------------------------
+
+
+@require_safe
+@staff_required
+def queues(request: HttpRequest) -> HttpResponse:
+    return _page(request, "console/queues.html", {"queues": queues_for(request.user)}, section="queues")
+
+
+@require_safe
+@staff_required
+def queues_live(request: HttpRequest) -> HttpResponse:
+    return _page(
+        request, "console/fragments/queues.html", {"queues": queues_for(request.user)}, section="queues"
+    )
+
+
+@require_POST
+@staff_required
+def approval_decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
+    approval = get_object_or_404(ApprovalRequest, pk=pk)
+    note = request.POST.get("note", "")[:1000]
+
+    def decide() -> str:
+        if decision == "approve":
+            approval_request_approve(request=approval, actor=request.user, note=note)
+            return _("Request #%(pk)s approved.") % {"pk": approval.pk}
+        approval_request_reject(request=approval, actor=request.user, note=note)
+        return _("Request #%(pk)s rejected.") % {"pk": approval.pk}
+
+    return _act(request, decide, _back(request, reverse("console:queues")))
+
+
+# --- forced sales and the kill switch ------------------------------------------------------------------
+
+
+@require_safe
+@staff_required
+def forced_sales(request: HttpRequest) -> HttpResponse:
+    return _page(request, "console/forced_sales.html", {"sales": sales_page()}, section="forced_sales")
+
+
+@require_safe
+@staff_required
+def forced_sales_live(request: HttpRequest) -> HttpResponse:
+    return _page(
+        request, "console/fragments/forced_sales.html", {"sales": sales_page()}, section="forced_sales"
+    )
+
+
+@require_POST
+@staff_required
+def kill_switch_on(request: HttpRequest) -> HttpResponse:
+    def engage() -> str:
+        kill_switch_engage(actor=request.user, reason=request.POST.get("reason", ""))
+        return _("Kill switch engaged: every forced sale pauses.")
+
+    return _act(request, engage, reverse("console:forced_sales"))
+
+
+@require_POST
+@staff_required
+def kill_switch_lift(request: HttpRequest) -> HttpResponse:
+    def ask() -> str:
+        lift = kill_switch_lift_request(actor=request.user, reason=request.POST.get("reason", ""))
+        return _("Request #%(pk)s sent: a second risk officer lifts the kill switch.") % {"pk": lift.pk}
+
+    return _act(request, ask, reverse("console:forced_sales"))
 
 
 def reverse_facility(pk: int) -> str:

@@ -161,6 +161,8 @@ CONSOLE: list[Row] = [
     row("console:pause_sale", "pause a running forced sale", RO),
     row("console:resume_sale", "resume a paused forced sale", RO),
     row("console:run_top_up", "run the automatic top-up now", CO, RO),
+    row("console:engage_kill_switch", "engage the kill switch", RO),
+    row("console:ask_to_lift_kill_switch", "ask to lift the kill switch (four-eyes)", RO),
 ]
 
 SECTIONS = [
