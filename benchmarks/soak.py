@@ -41,6 +41,23 @@ class SimulatedClock:
         self.at += datetime.timedelta(seconds=SECONDS_PER_SWEEP)
 
 
+def day_quantile(times: list[float], kinds: list[str], q: float, large_per_day: int) -> float:
+    """The ``q`` quantile of a day's sweep times: each small sweep of the soak standing for its share of the
+    day's small sweeps, each large one for its share of the day's ``large_per_day`` (the soak runs more large
+    moves than a day has, to measure them)."""
+    counts = {kind: kinds.count(kind) for kind in ("small", "large")}
+    share = {"small": (SWEEPS_PER_DAY - large_per_day) / max(counts["small"], 1),
+             "large": large_per_day / max(counts["large"], 1)}  # fmt: skip
+    weighted = sorted((t, share[kind]) for t, kind in zip(times, kinds, strict=True))
+    total = sum(weight for _, weight in weighted)
+    running = 0.0
+    for value, weight in weighted:
+        running += weight
+        if running >= q * total:
+            return value
+    return weighted[-1][0]
+
+
 def main() -> int:
     clients = int(os.environ.get("BENCH_CLIENTS", "100000"))
     sweeps = int(os.environ.get("SOAK_SWEEPS", "180"))
@@ -196,12 +213,14 @@ def main() -> int:
         + f", financing_ratiosnapshot (all partitions) {snapshot_bytes / 1e6:.1f} MB"
     )
 
-    p99 = statistics.quantiles(times, n=100, method="inclusive")[98] if len(times) >= 2 else times[0]
+    p99 = day_quantile(times, kinds, 0.99, large_per_day)
+    soak_p99 = statistics.quantiles(times, n=100, method="inclusive")[98] if len(times) >= 2 else times[0]
     wal_gb_per_day = per_day(wal) / 1e9
     storage_gb_per_day = per_day(growth) / 1e9
     total_growth = sum(growth)
     say(
-        f"sweeps: median {statistics.median(times):.3f} s, p99 {p99:.3f} s, max {max(times):.3f} s; "
+        f"sweeps: median {statistics.median(times):.3f} s, p99 of the soak {soak_p99:.3f} s, p99 of a day "
+        f"{p99:.3f} s, max {max(times):.3f} s; "
         f"states {sum(states):,} and snapshots {sum(snapshots):,} in all; WAL {total_wal / 1e6:.1f} MB, "
         f"database {total_growth / 1e6:+.1f} MB over {sweeps * SECONDS_PER_SWEEP} s of production time"
     )

@@ -35,8 +35,9 @@ SWEEP_LOCK_KEY = 4_712_001
 
 def sweep_lock(*, shared: bool = False) -> None:
     """Take the sweeps' lock for the current transaction: alone (a sweep), or shared (a change a sweep under
-    way must not miss, such as a facility closing while the sweep that first values it runs). Nothing to
-    take outside PostgreSQL, where sweeps do not run concurrently."""
+    way must not miss, such as a facility closing while the sweep that first values it runs; and a batch of
+    the margin-call ladder, which writes the same margin states: ``financing.monitoring.ladder.ladder_apply``).
+    Nothing to take outside PostgreSQL, where sweeps do not run concurrently."""
     if connection.vendor != "postgresql":
         return
     function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"

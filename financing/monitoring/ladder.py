@@ -28,6 +28,7 @@ from financing.enums import (
     MarginCallStatus,
     MarginStatus,
 )
+from financing.locks import sweep_lock
 from financing.margin_calls.batch import (
     LadderBatch,
     ladder_parameters,
@@ -135,7 +136,14 @@ def ladder_apply(*, facility_ids: list[int], actor: Actor = SYSTEM) -> int:
     """Act on facilities whose status moved since the ladder last acted (a batch, in its own transaction):
     on PostgreSQL one statement reads, decides and writes it all (``ladder_apply_in_sql``); elsewhere
     ``ladder_apply_in_python`` does it here. The two act alike (the tests run both). Returns the actions
-    taken."""
+    taken.
+
+    A batch first takes the sweeps' lock shared (``financing.locks.sweep_lock``): it waits for a sweep under
+    way to commit, and a sweep waits for the batches under way. The two write the same margin states (the
+    sweep its figures, the batch what it acted on and the figures it valued again), each in its own order;
+    without the lock a sweep's update and a batch's could each wait for a row the other held, and PostgreSQL
+    would abort one of them as a deadlock. Now neither waits for a row the other holds: the batch acts on
+    what the sweep stored, and a crossing the sweep stores after it is still due for the next run."""
     if connection.vendor == "postgresql":
         return ladder_apply_in_sql(facility_ids=facility_ids, actor=actor)
     return ladder_apply_in_python(facility_ids=facility_ids, actor=actor)
@@ -183,6 +191,7 @@ def ladder_apply_in_sql(*, facility_ids: list[int], actor: Actor = SYSTEM) -> in
     locked and the states of the clients posted to since are valued again; every state of the batch is marked
     as acted on. The forced sales requested are started after commit."""
     now = timezone.now()
+    sweep_lock(shared=True)  # no sweep under way: see ``ladder_apply``
     _lock_and_value_again(facility_ids, now)
     called = MarginState.objects.filter(
         id_in("facility_id", facility_ids), status__in=CALLED_STATUSES
@@ -222,6 +231,7 @@ def ladder_apply_in_sql(*, facility_ids: list[int], actor: Actor = SYSTEM) -> in
 @transaction.atomic
 def ladder_apply_in_python(*, facility_ids: list[int], actor: Actor = SYSTEM) -> int:
     """``ladder_apply`` with the batch read and decided here (the SQLite demo; the tests run both)."""
+    sweep_lock(shared=True)  # no sweep under way: see ``ladder_apply``
     due = _read_batch(facility_ids)
     if not due:
         return 0

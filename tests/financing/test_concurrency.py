@@ -1,6 +1,7 @@
 """Races on real PostgreSQL: threads with their own connections, each committing for real."""
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -42,6 +43,25 @@ def run_together(*calls):
 
     with ThreadPoolExecutor(max_workers=len(calls)) as pool:
         return list(pool.map(run, calls))
+
+
+def blocked_on_a_lock(timeout: float = 30) -> bool:
+    """Whether another connection is waiting for a lock (a row's, or an advisory one) within ``timeout``
+    seconds: a thread has got as far as the lock it is to wait on, however slowly it got there."""
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT pg_stat_clear_snapshot()"
+            )  # activity is read afresh, not as of the transaction
+            cursor.execute(
+                "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database() AND pid <> pg_backend_pid())"
+            )
+            if cursor.fetchone()[0]:
+                return True
+            time.sleep(0.05)
+    return False
 
 
 def test_twenty_concurrent_drawdowns_never_pass_the_facility_limit():
@@ -173,7 +193,8 @@ def test_a_status_stored_while_the_ladder_acts_stays_due():
         MarginState.objects.filter(facility=facility).update(status=MarginStatus.FORCED_SALE)
         thread.start()
         acting.wait()
-        assert not acted.wait(1)  # the ladder waits to mark the state
+        assert blocked_on_a_lock()  # the ladder waits to mark the state
+        assert not acted.is_set()
     assert acted.wait(30)
     thread.join()
     state = MarginState.objects.get(facility=facility)
@@ -183,3 +204,112 @@ def test_a_status_stored_while_the_ladder_acts_stays_due():
     ladder_run()
     assert ForcedSale.objects.get(facility=facility).trigger == ForcedSaleTrigger.THRESHOLD
     assert MarginState.objects.get(facility=facility).notified_status == MarginStatus.FORCED_SALE
+
+
+@pytest.mark.usefixtures("both_ladders")
+@override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0)
+def test_a_ladder_batch_waits_for_a_sweep_under_way_and_acts_on_what_it_stored():
+    """A sweep under way (holding the sweeps' lock) stores a forced sale for a facility at a margin call: the
+    ladder's batch waits for it to commit — neither waits for a row the other holds, so neither is aborted as a
+    deadlock — then acts on the forced sale at once, handing the call over to it."""
+    standard_market()
+    facility = facility_with_pool(holdings={"BTC": "1"})
+    drawdown_create(facility=facility, amount="265200.00", actor=SYSTEM)
+    sweep_run(trigger="test")
+    price("BTC", "80000")  # LV 249,600: 106.25%, a margin call
+    sweep_run(symbols=["BTC"], trigger="test")
+    ladder_run()
+    assert MarginCall.objects.get(facility=facility).status == MarginCallStatus.ISSUED
+    acting, acted = threading.Event(), threading.Event()
+
+    def ladder():
+        try:
+            acting.set()
+            ladder_apply(facility_ids=[facility.pk])
+            acted.set()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=ladder)
+    with transaction.atomic():  # a sweep after a further fall, storing a forced sale, not yet committed
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SWEEP_LOCK_KEY])
+        price("BTC", "60000")  # LV 187,200: 141.7%
+        MarginState.objects.filter(facility=facility).update(status=MarginStatus.FORCED_SALE)
+        thread.start()
+        acting.wait()
+        assert blocked_on_a_lock()  # the batch waits for the sweep
+        assert not acted.is_set()
+    assert acted.wait(30)
+    thread.join()
+    state = MarginState.objects.get(facility=facility)
+    assert (state.status, state.notified_status) == (MarginStatus.FORCED_SALE, MarginStatus.FORCED_SALE)
+    assert ForcedSale.objects.get(facility=facility).trigger == ForcedSaleTrigger.THRESHOLD
+    assert MarginCall.objects.get(facility=facility).status == MarginCallStatus.FORCED_SALE
+
+
+@pytest.mark.usefixtures("both_ladders")
+def test_a_sweep_waits_for_a_ladder_batch_under_way():
+    standard_market()
+    facility_with_pool(holdings={"BTC": "1"})
+    started, finished = threading.Event(), threading.Event()
+
+    def sweep():
+        try:
+            started.set()
+            sweep_run(trigger="test")
+            finished.set()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=sweep)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock_shared(%s)", [SWEEP_LOCK_KEY]
+        )  # as a batch under way holds it
+        thread.start()
+        started.wait()
+        assert blocked_on_a_lock()
+        assert not finished.is_set()
+    assert finished.wait(30)
+    thread.join()
+
+
+@pytest.mark.usefixtures("both_ladders")
+@override_settings(SWEEP_POSTING_LOOKBACK_SECONDS=0)
+def test_sweeps_and_ladder_runs_racing_lose_no_crossing(caplog):
+    """Two processes' worth of work at once: one sweeping BTC down and up across every threshold, the other
+    running the ladder over and over. Nothing fails (no deadlock aborted, nothing left for a retry), and at
+    the end every facility's status has been acted on, with each crossing's event."""
+    standard_market()
+    facilities = [facility_with_pool(holdings={"BTC": "1"}) for _ in range(6)]
+    for i, facility in enumerate(facilities):
+        drawdown_create(facility=facility, amount=f"{250000 + i * 3000}.00", actor=SYSTEM)
+    sweep_run(trigger="test")
+    ladder_run()
+    prices = ["94000", "84000", "80000", "90000", "99000", "86000", "70000"]
+    done = threading.Event()
+
+    def sweeps():
+        for value in prices:
+            price("BTC", value)
+            sweep_run(symbols=["BTC"], trigger="test")
+        done.set()
+
+    def ladders():
+        while not done.is_set():
+            ladder_run()
+
+    with caplog.at_level("ERROR", logger="financing.monitoring.ladder"):
+        outcomes = run_together(sweeps, ladders)
+    assert outcomes == ["ok", "ok"]
+    assert [r.getMessage() for r in caplog.records] == []  # no batch failed (a deadlock is logged there)
+    ladder_run()
+    states = MarginState.objects.filter(facility__in=facilities)
+    assert all(s.status == s.notified_status for s in states)
+    assert {s.status for s in states} == {MarginStatus.FORCED_SALE, MarginStatus.MARGIN_CALL}
+    assert set(ForcedSale.objects.values_list("facility_id", flat=True)) == {
+        s.facility_id for s in states if s.status == MarginStatus.FORCED_SALE
+    }
+    called = set(MarginCall.objects.values_list("facility_id", flat=True))
+    assert called == {f.pk for f in facilities}  # every facility crossed 100% on the way down
