@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 SERVICES := $(BIN)/python scripts/services.py --
 
-.PHONY: run test install install-dev migrate seed lint format messages screenshots bench bench-api bench-soak clean lock
+.PHONY: run test install install-dev migrate seed lint format messages screenshots bench bench-api bench-soak bench-portal clean lock
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found %s)" % sys.version.split()[0])'
@@ -76,6 +76,12 @@ messages: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	$(BIN)/python scripts/services.py --as-owner --pg-setting autovacuum=off -- \
 		env DJANGO_SETTINGS_MODULE=config.settings.bench $(BIN)/python -m benchmarks.sweep
+
+## make bench-portal: the client portal's server time, one client with ten positions and a year of 10-second
+## snapshots as retention keeps them. Last line: bench_portal overview_median_ms=… year_chart_median_ms=…
+bench-portal: $(DEV_STAMP)
+	$(BIN)/python scripts/services.py --as-owner -- \
+		env DJANGO_SETTINGS_MODULE=config.settings.bench $(BIN)/python -m benchmarks.portal
 
 ## make bench-soak: the bench book, then SOAK_SWEEPS (180) sweeps of small BTC and ETH moves, one per 10 s of
 ## production time; per sweep and per day: rows, WAL, growth, sweep time. Last line: soak_rows_per_day=… wal_gb_per_day=…

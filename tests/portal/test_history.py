@@ -108,3 +108,27 @@ def test_the_activity_is_filtered_paginated_and_downloadable(signed_in, facility
 def test_another_client_s_facility_does_not_exist_for_them(client, facility, stranger, name):
     login_as(client, stranger)
     assert client.get(reverse(name, args=[facility.pk])).status_code == 404
+
+
+def test_thinning_in_the_database_keeps_the_last_point_of_each_slice(facility):
+    """The same points as thinning every row in Python: the last of each equal slice, and the one at the start."""
+    from financing.history import RatioPoint, ratio_history
+
+    RatioSnapshot.objects.all().delete()
+    end = timezone.now()
+    snapshots(facility, 3000, every=datetime.timedelta(seconds=37), end=end)
+    start = end - datetime.timedelta(hours=20)
+    everything = [
+        RatioPoint(*row)
+        for row in RatioSnapshot.objects.filter(facility_id=facility.pk)
+        .order_by("taken_at", "pk")
+        .values_list("taken_at", "margin_ratio", "market_value", "margin_value", "debt", "status")
+    ]
+    opening = [p for p in everything if p.at < start][-1:]
+    width = (end - start) / (100 - 1 - len(opening))
+    slices = {}
+    for point in (p for p in everything if start <= p.at <= end):
+        slices[int((point.at - start) / width)] = point
+    expected = opening + [slices[key] for key in sorted(slices)]
+    assert ratio_history(facility.pk, start, end, max_points=100) == expected
+    assert len(expected) <= 100
