@@ -223,6 +223,7 @@ def stress_bench(say, live_models) -> tuple[float, bool]:
         f"{', '.join(f'{k} {v:,}' for k, v in sorted(run.by_status_after.items()))}; {planned:,} forced sales planned, "
         f"shortfall HK${run.shortfall:,.2f}; live tables {'untouched' if before == after else f'CHANGED: {before} → {after}'}"
     )
+    say(f"  of which {', '.join(f'{k} {v:,}' for k, v in run.phases.items())}")
     return stress_s, before == after
 
 

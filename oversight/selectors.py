@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db.models import Count, Q, QuerySet
+from django.utils.translation import gettext_noop
 
 from core.money import ZERO
 from financing.enums import MarginStatus
@@ -94,16 +95,16 @@ def run_comparisons(run: StressRun) -> list[Comparison]:
                           previous.by_status_after.get(key, 0) if previous else None, "count")  # fmt: skip
 
     return [
-        status("Facilities at a forced sale after", MarginStatus.FORCED_SALE),
-        status("Facilities with a margin call after", MarginStatus.MARGIN_CALL),
-        status("Facilities at warning after", MarginStatus.WARNING),
-        pair("Repayments that cure", "amount_due"),
-        pair("Forced-sale proceeds", "sale_proceeds"),
-        pair("Shortfall", "shortfall"),
-        pair("Market value after", "market_value_after"),
-        pair("Margin value after", "margin_value_after"),
-        pair("Lending", "lending"),
-        pair("Lending after the forced sales", "lending_after_sales"),
+        status(gettext_noop("Facilities at a forced sale after"), MarginStatus.FORCED_SALE),
+        status(gettext_noop("Facilities with a margin call after"), MarginStatus.MARGIN_CALL),
+        status(gettext_noop("Facilities at warning after"), MarginStatus.WARNING),
+        pair(gettext_noop("Repayments that cure"), "amount_due"),
+        pair(gettext_noop("Forced-sale proceeds"), "sale_proceeds"),
+        pair(gettext_noop("Shortfall"), "shortfall"),
+        pair(gettext_noop("Market value after"), "market_value_after"),
+        pair(gettext_noop("Margin value after"), "margin_value_after"),
+        pair(gettext_noop("Lending"), "lending"),
+        pair(gettext_noop("Lending after the forced sales"), "lending_after_sales"),
     ]
 
 
@@ -153,8 +154,31 @@ def ratio_chart(distribution: list[tuple[str, int, int]]) -> dict:
                 {"label": "After the shock", "data": [after for _, _, after in distribution], "backgroundColor": "#b3261e"},
             ],
         },
-        "options": {"scales": {"y": {"beginAtZero": True, "title": {"display": True, "text": "facilities"}}}},
+        "options": {"scales": {"y": {"beginAtZero": True, "ticks": {"precision": 0},
+                                      "title": {"display": True, "text": "facilities"}}}},
     }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class VolumeRow:
+    symbol: str
+    quantity: Decimal
+    market_value: Decimal
+    daily_liquidity: Decimal | None
+    share_of_daily_liquidity: Decimal | None
+
+
+def sale_volume_rows(run: StressRun) -> list[VolumeRow]:
+    """The forced-sale volume per asset as kept on the run, read back into decimals."""
+
+    def number(value) -> Decimal | None:
+        return None if value in (None, "") else Decimal(str(value))
+
+    return [
+        VolumeRow(symbol, number(v["quantity"]), number(v["market_value"]), number(v["daily_liquidity"]),
+                  number(v["share_of_daily_liquidity"]))
+        for symbol, v in run.sale_volume.items()
+    ]  # fmt: skip
 
 
 def run_rows(run: StressRun, *, status: str = "", troubled_only: bool = False) -> QuerySet[StressResult]:

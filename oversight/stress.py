@@ -5,12 +5,14 @@ snapshot, a margin call, a forced sale or a ledger posting."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import defaultdict
 from decimal import ROUND_FLOOR, Decimal
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
@@ -269,10 +271,29 @@ def _plan_sales(run: StressRun, templates: dict[str, PositionInput]) -> dict[str
         row.sale_proceeds = sum((Decimal(p["proceeds"]) for p in plan_rows), ZERO)
         row.ratio_after_sale = plan.ratio_after
         row.shortfall = plan.shortfall
-    StressResult.objects.bulk_update(
-        rows, ["sale_plan", "sale_proceeds", "ratio_after_sale", "shortfall"], batch_size=2000
-    )
+    _save_plans(rows)
     return volume
+
+
+def _save_plans(rows: list[StressResult]) -> None:
+    """The plans into their rows: on PostgreSQL one statement over arrays (Django's ``bulk_update`` writes a
+    CASE per row, which the server compares row by row: quadratic in the rows)."""
+    if not valued_in_sql():
+        StressResult.objects.bulk_update(
+            rows, ["sale_plan", "sale_proceeds", "ratio_after_sale", "shortfall"], batch_size=2000
+        )
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql_file(__file__, "stress.sql", "plans"),
+            {
+                "ids": [r.pk for r in rows],
+                "plans": [json.dumps(r.sale_plan, cls=DjangoJSONEncoder) for r in rows],
+                "proceeds": [r.sale_proceeds for r in rows],
+                "ratios": [r.ratio_after_sale for r in rows],
+                "shortfalls": [r.shortfall for r in rows],
+            },
+        )
 
 
 def _firm_figures(run: StressRun, volume: dict[str, dict[str, Decimal]]) -> None:
@@ -339,10 +360,15 @@ def stress_run(
     try:
         with transaction.atomic():
             run.save()
+            phases = {}
+            mark = time.perf_counter()
             units, templates, run.prices = shocked_market(shocks)
             _write_results(run, units)
+            phases["valuation_ms"], mark = _ms(mark), time.perf_counter()
             volume = _plan_sales(run, templates)
+            phases["sale_plans_ms"], mark = _ms(mark), time.perf_counter()
             _firm_figures(run, volume)
+            phases["firm_ms"] = _ms(mark)
             run.status = StressRunStatus.FINISHED
             run.finished_at = timezone.now()
             run.duration_ms = int((time.perf_counter() - started) * 1000)
@@ -369,7 +395,13 @@ def stress_run(
             )
         raise
     run.refresh_from_db()  # the JSON figures as kept (decimals as strings)
+    run.phases = phases  # not kept: for the bench and the log
+    logger.info("Stress run #%s of %s: %s", run.pk, scenario.key, phases)
     return run
+
+
+def _ms(since: float) -> int:
+    return int((time.perf_counter() - since) * 1000)
 
 
 def stress_library_run(*, actor: Actor = SYSTEM, trigger: str = StressTrigger.SCHEDULED) -> list[StressRun]:

@@ -15,3 +15,12 @@ SELECT %(run)s, r.facility_id, r.old_market_value, r.old_margin_value, r.old_deb
        '[]'::jsonb, 0, 0
   FROM result r
   LEFT JOIN financing_marginpolicy mp ON mp.id = r.policy_id
+
+
+-- name: plans
+-- The forced-sale plans of a run's rows, from arrays (one statement, one pass).
+UPDATE oversight_stressresult r
+   SET sale_plan = u.plan::jsonb, sale_proceeds = u.proceeds, ratio_after_sale = u.ratio, shortfall = u.shortfall
+  FROM unnest(%(ids)s::bigint[], %(plans)s::text[], %(proceeds)s::numeric[], %(ratios)s::numeric[],
+              %(shortfalls)s::numeric[]) AS u(id, plan, proceeds, ratio, shortfall)
+ WHERE r.id = u.id

@@ -29,6 +29,7 @@ from oversight.selectors import (
     run_comparisons,
     run_report,
     run_rows,
+    sale_volume_rows,
     scenario_library,
     shortfall_chart,
 )
@@ -103,7 +104,7 @@ def stress_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "console/stress/run.html", {
         "section": "stress", "run": run, "comparisons": run_comparisons(run), "shares": firm_shares(run),
         "distribution": distribution, "chart": ratio_chart(distribution), "page": page, "status": status,
-        "statuses": MarginStatus.choices, "formats": list(FORMATS),
+        "statuses": MarginStatus.choices, "formats": list(FORMATS), "volume": sale_volume_rows(run),
     })  # fmt: skip
 
 
