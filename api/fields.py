@@ -121,9 +121,7 @@ class MoneyOutField(serializers.DecimalField):
         return super().to_representation(amount)
 
 
-@extend_schema_field(
-    {"type": "string", "pattern": DECIMAL_PATTERN, "format": "decimal", "nullable": True, "example": "0.85"}
-)
+@extend_schema_field({"type": "string", "pattern": DECIMAL_PATTERN, "format": "decimal", "example": "0.85"})
 class RatioOutField(serializers.Field):
     """A margin ratio or LTV as a decimal fraction with eight places (0.85000000 = 85%); null means
     infinite (debt and nothing to set against it)."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
+from notifications.event_types import EVENT_TYPES, webhook_schema
+
 ERROR_SCHEMA = {
     "type": "object",
     "description": "Every error has this shape: a stable code, the reason in words, and specifics.",
@@ -99,3 +101,56 @@ class StaffSessionScheme(SessionScheme):
     """The session login, as drf-spectacular describes Django's (staff also verify a second factor)."""
 
     target_class = "api.authentication.StaffSessionAuthentication"
+
+
+SIGNATURE_PARAMETERS = [
+    {
+        "in": "header",
+        "name": "X-Margin-Signature",
+        "required": True,
+        "description": "`t=<unix time>,v1=<hex>`: HMAC-SHA256 with the endpoint's secret over `<t>.<body>`; "
+        "recompute it, compare in constant time, refuse a timestamp more than 300 s old (docs/webhooks.md)",
+        "schema": {"type": "string", "pattern": "^t=[0-9]+,v1=[0-9a-f]{64}$"},
+    },
+    {
+        "in": "header",
+        "name": "X-Margin-Event-Id",
+        "required": True,
+        "description": "the event's id, the same as `id` in the body: de-duplicate on it",
+        "schema": {"type": "string", "format": "uuid"},
+    },
+    {
+        "in": "header",
+        "name": "X-Margin-Event-Type",
+        "required": True,
+        "description": "the event's type, the same as `type` in the body",
+        "schema": {"type": "string"},
+    },
+]
+
+
+def add_webhooks(result, generator, request, public):
+    """drf-spectacular post-processing hook: every event type an endpoint can receive, as an OpenAPI 3.1
+    webhook (a POST the platform makes), its body's schema from the registry."""
+    webhooks = {}
+    for key, event_type in sorted(EVENT_TYPES.items()):
+        if not event_type.webhooks:
+            continue
+        webhooks[key] = {
+            "post": {
+                "operationId": f"webhook_{key.replace('.', '_')}",
+                "summary": key,
+                "description": event_type.when[0].upper() + event_type.when[1:] + ".",
+                "tags": ["webhooks"],
+                "parameters": SIGNATURE_PARAMETERS,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": webhook_schema(event_type)}},
+                },
+                "responses": {
+                    "2XX": {"description": "delivered; anything else is retried with exponential backoff"}
+                },
+            }
+        }
+    result["webhooks"] = webhooks
+    return result

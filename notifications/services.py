@@ -30,6 +30,7 @@ from core.sql import sql_compose, sql_file
 from core.tasks import task_queue_on_commit
 from notifications.egress import InvalidIPAddress, webhook_post
 from notifications.enums import Channel, DeliveryStatus
+from notifications.event_types import is_registered
 from notifications.models import Event, OutboxMessage, WebhookEndpoint
 from notifications.signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, sign
 
@@ -111,6 +112,12 @@ def events_record(specs: list[EventSpec]) -> list[uuid.UUID]:
         raise RuntimeError(f"events {[s.type for s in specs]!r} recorded outside a transaction")
     if not specs:
         return []
+    unknown = sorted({spec.type for spec in specs if not is_registered(spec.type)})
+    if unknown:
+        raise RuntimeError(
+            f"event type(s) {', '.join(unknown)} are not registered in notifications/event_types.py: register "
+            "each with the schema of its data, so that the broker's systems know what they receive"
+        )
     given = len(specs)
     specs = _staff_digest(specs)
     now = timezone.now()

@@ -377,9 +377,12 @@ SPECTACULAR_SETTINGS = {
     # validatorUrl None: Swagger UI would otherwise send the schema to validator.swagger.io.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # OpenAPI 3.1: its ``webhooks`` describe every event the platform sends (notifications/event_types.py).
+    "OAS_VERSION": "3.1.0",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "api.schema.add_errors_and_idempotency",
+        "api.schema.add_webhooks",
     ],
     "ENUM_NAME_OVERRIDES": {
         "MarginCallStatusEnum": "financing.enums.MarginCallStatus",

@@ -28,6 +28,7 @@ from schemathesis.specs.openapi.checks import (
 from accounts.audit import SYSTEM
 from api.services import api_key_create
 from config.wsgi import application
+from notifications.event_types import EVENT_TYPES
 
 pytestmark = pytest.mark.django_db
 
@@ -74,10 +75,21 @@ def test_the_docs_send_an_anonymous_browser_to_log_in(db):
     assert response["Location"] == "/api/auth/login/?next=/api/docs/"
 
 
-def test_the_schema_is_valid_openapi_3_without_warnings(db):
+def test_the_schema_is_valid_openapi_3_1_without_warnings(db):
     out = io.StringIO()
     call_command("spectacular", "--validate", "--fail-on-warn", stdout=out)
-    assert out.getvalue().startswith("openapi: 3.0")
+    assert out.getvalue().startswith("openapi: 3.1.0")
+
+
+def test_every_event_type_sent_to_webhooks_is_in_the_schema_with_its_body(document):
+    webhooks = document["webhooks"]
+    assert set(webhooks) == {key for key, kind in EVENT_TYPES.items() if kind.webhooks}
+    assert "alerts.digest" not in webhooks  # staff e-mail only
+    issued = webhooks["margin_call.issued"]["post"]
+    body = issued["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["type"] == {"type": "string", "enum": ["margin_call.issued"]}
+    assert {"repayment_due", "top_up_due", "deadline"} <= set(body["properties"]["data"]["required"])
+    assert "X-Margin-Signature" in {parameter["name"] for parameter in issued["parameters"]}
 
 
 def test_every_resource_is_in_the_schema_with_the_error_shape_and_idempotency(document):
@@ -106,8 +118,10 @@ def test_every_resource_is_in_the_schema_with_the_error_shape_and_idempotency(do
 def test_amounts_are_strings_in_the_schema(document):
     schemas = document["components"]["schemas"]
     assert schemas["CashMovementInRequest"]["properties"]["amount"]["type"] == "string"
-    assert schemas["FacilityOut"]["properties"]["margin_ratio"]["type"] == "string"
-    assert schemas["FacilityOut"]["properties"]["margin_ratio"]["nullable"] is True
+    assert schemas["FacilityOut"]["properties"]["margin_ratio"]["type"] == [
+        "string",
+        "null",
+    ]  # null: infinite
 
 
 def test_the_docs_are_served_from_the_sidecar_not_a_cdn(staff_client):
@@ -142,7 +156,7 @@ def fuzz_key(world, wsgi_in_test_transaction):
     """A key with every scope and room for the whole run, against the two-client world."""
     _, raw_key = api_key_create(
         name="schemathesis",
-        scopes=["read", "prices", "collateral", "lending", "admin"],
+        scopes=["read", "prices", "collateral", "lending", "admin", "risk"],
         actor=SYSTEM,
         throttle_rate="100000/min",
     )

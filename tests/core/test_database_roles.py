@@ -43,7 +43,7 @@ def post_and_record() -> Transaction:
     )
     with transaction.atomic():
         audit_event_record(actor=SYSTEM, action="test.happened")
-        event_record(type="test.happened", summary="a test", payload={})
+        event_record(type="margin.warning", summary="a test", payload={})
     return txn
 
 
