@@ -213,7 +213,8 @@ class FacilityOut(serializers.ModelSerializer):
         )
     )
     def get_top_up_to_target(self, facility):
-        return self._money(self._cure(facility).cash_top_up)
+        exact = self.context.get("cash_top_ups", {}).get(facility.pk)
+        return self._money(exact if exact is not None else self._cure(facility).cash_top_up)
 
     @extend_schema_field(ThresholdsOut())
     def get_thresholds(self, facility):

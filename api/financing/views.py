@@ -4,6 +4,7 @@ withdrawals), margin calls and forced sales, standing top-up instructions and au
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal
 
 import django_filters
 from django.db import IntegrityError
@@ -41,6 +42,7 @@ from api.financing.serializers import (
 from api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from api.permissions import CallerAccess, Rule
 from api.views import ApiViewSet, validated
+from collateral.calculations import ratio_above
 from collateral.enums import MovementKind
 from collateral.models import Asset, CollateralMovement, CollateralPool
 from collateral.services import pool_open
@@ -76,6 +78,8 @@ from financing.models import (
     StandingTopUpInstruction,
 )
 from financing.selectors import (
+    FacilityValuation,
+    cash_top_ups_to_target,
     facility_valuation,
     facility_valuations,
     open_margin_call,
@@ -94,6 +98,18 @@ class FacilityFilter(FilterSet):
     class Meta:
         model = Facility
         fields = ["client", "reference", "status"]
+
+
+def _exact_cash_top_ups(valuations: dict[int, FacilityValuation]) -> dict[int, Decimal]:
+    """The least cash that reaches target where a concentration cut binds and the ratio is above target (what
+    a margin call states: ``cash_top_ups_to_target``); elsewhere ``D/T − LV`` is exact and needs nothing more."""
+    binding = [
+        pk
+        for pk, valuation in valuations.items()
+        if ratio_above(valuation.debt.total, valuation.margin_value, valuation.thresholds.target)
+        and any(position.excess_over_limit > 0 for position in valuation.valuation.positions)
+    ]
+    return cash_top_ups_to_target(binding) if binding else {}
 
 
 class FacilityViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
@@ -121,9 +137,11 @@ class FacilityViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
 
     def _read(self, facility: Facility, status_code: int = status.HTTP_200_OK) -> Response:
         call = open_margin_call(facility)
+        valuations = {facility.pk: facility_valuation(facility)}
         context = {
-            "valuations": {facility.pk: facility_valuation(facility)},
+            "valuations": valuations,
             "open_margin_calls": {facility.pk: call} if call else {},
+            "cash_top_ups": _exact_cash_top_ups(valuations),
             "valued_at": timezone.now(),
         }
         return Response(FacilityOut(facility, context=context).data, status=status_code)
@@ -213,9 +231,11 @@ class FacilityViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
 
     def list(self, request, *args, **kwargs):
         page = list(self.paginate_queryset(self.filter_queryset(self.get_queryset())))
+        valuations = facility_valuations(page)
         context = {
-            "valuations": facility_valuations(page),
+            "valuations": valuations,
             "open_margin_calls": open_margin_calls_of([facility.pk for facility in page]),
+            "cash_top_ups": _exact_cash_top_ups(valuations),
             "valued_at": timezone.now(),
         }
         return self.get_paginated_response(FacilityOut(page, many=True, context=context).data)
