@@ -292,6 +292,25 @@ _TYPES: list[EventType] = [
         client=False,
     ),
     EventType(
+        "report.daily_margin",
+        "the daily margin financing report was made (oversight/reports.py)",
+        obj(
+            {
+                "day": {"type": "string", "format": "date"},
+                "report": ID,
+                "total_lending": {"type": ["string", "number", "object", "null"]},
+                "lending_share_of_cap": {"type": ["string", "number", "object", "null"]},
+                "open_calls": {"type": ["integer", "string", "null"]},
+                "shortfall": {"type": ["string", "number", "object", "null"]},
+                "capital_view_deficiency": {"type": ["string", "number", "object", "null"]},
+                "console": {"type": "string", "description": "the report's page in the staff console"},
+            },
+            required=["day", "report"],
+        ),
+        webhooks=False,
+        client=False,
+    ),
+    EventType(
         "alerts.digest",
         "staff e-mail only: one digest instead of many alerts from one batch",
         obj(
