@@ -35,6 +35,7 @@ LARGEST_CLIENTS = 20
 LARGEST_SECURITIES = 10
 CRYPTO_AT_FULL_HAIRCUT = ("BTC", "ETH")
 EVENT_TYPE = "report.daily_margin"
+CENTS = Decimal("0.00")  # an empty sum of amounts, to the cent
 REPORT_PERMISSION = "oversight.add_dailyreport"
 
 
@@ -188,8 +189,8 @@ def daily_report_build(day: datetime.date) -> tuple[dict, Report]:
                                      margin_ratio(debt, without)))  # fmt: skip
 
     capital = settings.BROKER_CAPITAL_HKD
-    cap = capital * settings.FIRM_LOAN_TO_CAPITAL_MULTIPLE
-    client_cap = capital * settings.CLIENT_LOAN_SHARE_OF_CAPITAL
+    cap = (capital * settings.FIRM_LOAN_TO_CAPITAL_MULTIPLE).quantize(CENT)
+    client_cap = (capital * settings.CLIENT_LOAN_SHARE_OF_CAPITAL).quantize(CENT)
     total_mv = sum((f["market_value"] for f in by_asset.values()), ZERO)
     total_lv = sum((f["margin_value"] for f in by_asset.values()), ZERO)
 
@@ -232,11 +233,11 @@ def daily_report_build(day: datetime.date) -> tuple[dict, Report]:
         "capital": capital, "lending_cap": cap, "lending_share_of_cap": share(total_lending, cap),
         "client_cap": client_cap, "collateral_market_value": total_mv, "collateral_margin_value": total_lv,
         "facilities_by_status": dict(by_status), "facilities_by_status_snapshots": snapshots,
-        "open_calls": calls.count(), "open_calls_due": sum((c.repayment_due.amount for c in calls), ZERO),
-        "forced_sales_filled_today": len(sales), "forced_sale_proceeds_today": sum((r["proceeds"] for r in sales.values()), ZERO),
-        "shortfall": sum((s.shortfall for s in shortfalls), ZERO),
+        "open_calls": calls.count(), "open_calls_due": sum((c.repayment_due.amount for c in calls), CENTS),
+        "forced_sales_filled_today": len(sales), "forced_sale_proceeds_today": sum((r["proceeds"] for r in sales.values()), CENTS),
+        "shortfall": sum((s.shortfall for s in shortfalls), CENTS),
         "capital_view_facilities": len(capital_view),
-        "capital_view_deficiency": sum((row[4] for row in capital_view), ZERO),
+        "capital_view_deficiency": sum((row[4] for row in capital_view), CENTS),
     }  # fmt: skip
     lines = [
         ("As at", f"end of {day.isoformat()} (Hong Kong time)"),
