@@ -31,3 +31,8 @@ urlpatterns += [
         name="statement_pdf",
     ),
 ]
+urlpatterns += [
+    path("notifications/", views.notifications, name="notifications"),
+    path("notifications/read-all/", views.notifications_read_all, name="notifications_read_all"),
+    path("notifications/<uuid:event_id>/", views.notification_mark, name="notification_mark"),
+]

@@ -11,11 +11,12 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_safe
 
 from core.exceptions import DomainError, InvalidInput
-from portal import actions, activity, selectors, statements
+from portal import actions, activity, inbox, selectors, statements
 from portal.access import client_required
 from web.formatting import HONG_KONG
 
@@ -28,7 +29,14 @@ def _context(request: HttpRequest, facility=None, **extra) -> dict:
 
 def _page(request: HttpRequest, page: str, facility=None, **extra) -> dict:
     """A whole page's context: the banner's alerts (every page shows them) and which menu item is current."""
-    return _context(request, facility, page=page, **banner_context(request), **extra)
+    return _context(
+        request,
+        facility,
+        page=page,
+        unread=inbox.unread_count(request.user),
+        **banner_context(request),
+        **extra,
+    )
 
 
 @require_safe
@@ -285,3 +293,48 @@ def statement_pdf(request: HttpRequest, facility_id: int, year: int, month: int)
     response = HttpResponse(statements.statement_pdf(result), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{facility.reference}-{result.title}.pdf"'
     return response
+
+
+# --- notifications ---
+
+NOTIFICATIONS_PAGE_SIZE = 25
+
+
+@require_safe
+@client_required
+def notifications(request: HttpRequest) -> HttpResponse:
+    """The client's own events, newest first, unread marked; ``?show=unread`` for the unread only."""
+    only_unread = request.GET.get("show") == "unread"
+    rows = inbox.events_of(request.user, only_unread=only_unread)
+    page = Paginator(rows, NOTIFICATIONS_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "portal/notifications.html",
+        _page(
+            request,
+            "notifications",
+            lines=inbox.lines(request.user, page),
+            page_obj=page,
+            only_unread=only_unread,
+        ),
+    )
+
+
+@require_http_methods(["POST"])
+@client_required
+def notification_mark(request: HttpRequest, event_id) -> HttpResponse:
+    """Mark one of the client's events read (``read=1``) or unread (``read=0``); another client's: 404."""
+    event = inbox.event_of(request.user, event_id)
+    inbox.mark(request.user, event, read=request.POST.get("read") != "0")
+    return redirect(
+        request.POST.get("back")
+        if url_has_allowed_host_and_scheme(request.POST.get("back"), allowed_hosts={request.get_host()})
+        else "portal:notifications"
+    )
+
+
+@require_http_methods(["POST"])
+@client_required
+def notifications_read_all(request: HttpRequest) -> HttpResponse:
+    inbox.mark_all_read(request.user)
+    return redirect("portal:notifications")
