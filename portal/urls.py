@@ -36,3 +36,18 @@ urlpatterns += [
     path("notifications/read-all/", views.notifications_read_all, name="notifications_read_all"),
     path("notifications/<uuid:event_id>/", views.notification_mark, name="notification_mark"),
 ]
+
+from portal import password  # noqa: E402
+
+urlpatterns += [
+    path("password-reset/", password.PasswordResetView.as_view(), name="password_reset"),
+    path("password-reset/sent/", password.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path(
+        "password-reset/<uidb64>/<token>/",
+        password.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "password-reset/done/", password.PasswordResetCompleteView.as_view(), name="password_reset_complete"
+    ),
+]
