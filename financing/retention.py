@@ -214,7 +214,11 @@ def retention_run(*, dry_run: bool = False, now: datetime.datetime | None = None
             steps.append(_roll_up_days(days_start, days_end, dry_run))
             if not dry_run:
                 _mark(DAILY_ROLLED_TO, days_end)
-
+        if dry_run:
+            transaction.set_rollback(True)
+    # The deletions in a transaction of their own, once the rollups are committed: dropping a partition locks
+    # the table until commit (a sweep's insert waits for it), for a moment rather than for the rollups.
+    with transaction.atomic():
         raw_before = min(
             _floor_day(now - datetime.timedelta(days=settings.RETENTION_RAW_SNAPSHOT_DAYS)), days_end
         )
