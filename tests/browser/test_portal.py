@@ -120,3 +120,27 @@ def test_the_portal_in_traditional_chinese_on_a_phone(page: Page, sign_in, owner
         page.goto(f"/portal/facilities/{facility.pk}/{path}")
         assert page.evaluate("document.documentElement.scrollWidth") <= 375, path
         assert_no_serious_accessibility_violations(page)
+
+
+def test_a_statement_is_read_and_its_pdf_downloaded_and_the_inbox_is_read(
+    page: Page, sign_in, owner, facility
+):
+    sign_in(owner)
+    page.goto(f"/portal/facilities/{facility.pk}/statements/")
+    page.get_by_role("link", name=timezone.localdate().strftime("%Y-%m")).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Statement for")
+    assert_no_serious_accessibility_violations(page)
+    docs_screenshot(page, "portal-statement")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download PDF").click()
+    path = download.value.path()
+    with open(path, "rb") as pdf:
+        assert pdf.read(5) == b"%PDF-"
+    price("BTC", "45000")  # LV 140,400 + 262,850 (Tencent capped): 102.8%, a margin call for the inbox
+    monitoring_cycle_run(symbols=["BTC"], trigger="test")
+    page.goto("/portal/notifications/")
+    expect(page.get_by_text("New", exact=True).first).to_be_visible()
+    assert_no_serious_accessibility_violations(page)
+    docs_screenshot(page, "portal-notifications")
+    page.get_by_role("button", name="Mark all read").click()
+    expect(page.get_by_text("New", exact=True)).to_have_count(0)
