@@ -397,6 +397,7 @@ SPECTACULAR_SETTINGS = {
         "CustodyMovementKindEnum": "collateral.enums.CustodyMovementKind",
         "TriggerEnum": "financing.enums.ForcedSaleTrigger",  # the forced-sale trigger kept its name
         "TopUpTriggerEnum": "financing.enums.TopUpTrigger",
+        "StressTriggerEnum": "oversight.enums.StressTrigger",  # how a stress run or a daily report came about
         "InstructionStatusEnum": "financing.enums.InstructionStatus",
         "TopUpOutcomeEnum": "financing.enums.TopUpOutcome",
         "CurrencyEnum": CURRENCY_CHOICES,
