@@ -7,6 +7,14 @@ import functools
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
+
+from portal.second_factor import needs_verifying
+
+
+def redirect_to_second_factor(request):
+    return redirect(f"{reverse('portal:verify')}?{urlencode({'next': request.get_full_path()})}")
 
 
 def client_required(view):
@@ -22,6 +30,8 @@ def client_required(view):
             if user.is_staff:
                 return redirect(settings.WEB_STAFF_HOME)
             return render(request, "web/no_access.html", status=403)
+        if needs_verifying(request):  # enrolled: the code is asked at sign-in, before any page
+            return redirect_to_second_factor(request)
         return view(request, *args, **kwargs)
 
     return wrapped

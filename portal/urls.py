@@ -51,3 +51,10 @@ urlpatterns += [
         "password-reset/done/", password.PasswordResetCompleteView.as_view(), name="password_reset_complete"
     ),
 ]
+
+from portal import second_factor  # noqa: E402
+
+urlpatterns += [
+    path("second-factor/", second_factor.verify, name="verify"),
+    path("security/", views.security, name="security"),
+]

@@ -7,16 +7,20 @@ import uuid
 from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_safe
 
+from accounts.second_factor import enrolment_device, is_enrolled, second_factor_enrol, secret_of
 from core.exceptions import DomainError, InvalidInput
-from portal import actions, activity, inbox, selectors, statements
+from portal import actions, activity, inbox, second_factor, selectors, statements
 from portal.access import client_required
 from web.formatting import HONG_KONG
 
@@ -223,7 +227,11 @@ def action(request: HttpRequest, facility_id: int, slug: str) -> HttpResponse:
         raise Http404
     what = actions.ACTIONS[slug]
     instruction = actions.pending_or_active_instruction(facility)
-    context = {"action": what, "instruction": instruction}
+    context = {
+        "action": what,
+        "instruction": instruction,
+        "needs_code": what.moves_money and is_enrolled(request.user),
+    }
     if request.method != "POST":
         initial = {"token": uuid.uuid4().hex, "switch": "off" if instruction else "on"}
         form = actions.form_for(slug, facility, initial=initial)
@@ -244,6 +252,15 @@ def action(request: HttpRequest, facility_id: int, slug: str) -> HttpResponse:
             "portal/action.html",
             _page(request, "actions", facility, form=form, preview=result, **context),
         )
+    if is_enrolled(request.user) and what.moves_money:
+        try:
+            second_factor.check_code(request, request.POST.get("code", ""))
+        except ValidationError as refusal:
+            return render(
+                request,
+                "portal/action.html",
+                _page(request, "actions", facility, form=form, refusal=" ".join(refusal.messages), **context),
+            )
     try:
         with transaction.atomic():
             run()
@@ -338,3 +355,36 @@ def notification_mark(request: HttpRequest, event_id) -> HttpResponse:
 def notifications_read_all(request: HttpRequest) -> HttpResponse:
     inbox.mark_all_read(request.user)
     return redirect("portal:notifications")
+
+
+# --- second factor ---
+
+
+@never_cache
+@sensitive_post_parameters("code")
+@client_required
+def security(request: HttpRequest) -> HttpResponse:
+    """Enrol an authenticator (the secret and its QR code until a code confirms it), or see that it is on."""
+    user = request.user
+    if is_enrolled(user):
+        return render(
+            request, "portal/second_factor/security.html", _page(request, "security", enrolled=True)
+        )
+    device = enrolment_device(user=user)
+    form = second_factor.CodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            codes = second_factor_enrol(request=request, user=user, code=form.cleaned_data["code"])
+        except DomainError as error:
+            form.add_error("code", str(error))
+        else:
+            context = _page(request, "security", enrolled=True, codes=codes)
+            return render(request, "portal/second_factor/security.html", context)
+    context = _page(
+        request,
+        "security",
+        form=form,
+        secret=secret_of(device),
+        qr_code=second_factor.qr_svg(device.config_url),
+    )
+    return render(request, "portal/second_factor/security.html", context)
