@@ -39,3 +39,13 @@ def test_a_risk_officer_runs_a_scenario_and_reads_the_results(page: Page, sign_i
         "data-chart-drawn", "true"
     )
     docs_screenshot(page, "console-stress-library")
+
+
+def test_the_daily_report_reads_as_a_page(page: Page, sign_in, book):
+    sign_in(StaffFactory(username="risk-report", role=roles.RISK_OFFICER))
+    page.goto("/console/reports/")
+    page.get_by_role("button", name="Make the report").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Daily margin financing report")
+    expect(page.locator("#report-lines")).to_contain_text("550000.00")  # 300,000 + 250,000 lent
+    assert_no_serious_accessibility_violations(page)
+    docs_screenshot(page, "console-daily-report")
