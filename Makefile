@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 SERVICES := $(BIN)/python scripts/services.py --
 
-.PHONY: run test install install-dev migrate seed lint format messages screenshots bench bench-api bench-soak bench-portal clean lock
+.PHONY: run test install install-dev migrate seed lint format messages screenshots bench bench-api bench-soak bench-portal bench-console clean lock
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found %s)" % sys.version.split()[0])'
@@ -82,6 +82,12 @@ bench: $(DEV_STAMP)
 bench-portal: $(DEV_STAMP)
 	$(BIN)/python scripts/services.py --as-owner -- \
 		env DJANGO_SETTINGS_MODULE=config.settings.bench $(BIN)/python -m benchmarks.portal
+
+## make bench-console: the staff console's server time on the 100,000-client bench book after a BTC fall of 20%
+## (BENCH_CLIENTS=… to change). Last line: bench_console overview_median_ms=… at_risk_first_page_median_ms=…
+bench-console: $(DEV_STAMP)
+	$(BIN)/python scripts/services.py --as-owner -- \
+		env DJANGO_SETTINGS_MODULE=config.settings.bench $(BIN)/python -m benchmarks.console
 
 ## make bench-soak: the bench book, then SOAK_SWEEPS (180) sweeps of small BTC and ETH moves, one per 10 s of
 ## production time; per sweep and per day: rows, WAL, growth, sweep time. Last line: soak_rows_per_day=… wal_gb_per_day=…

@@ -9,6 +9,7 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import (
     Case,
     Count,
@@ -23,7 +24,8 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from collateral.models import Asset
@@ -206,15 +208,49 @@ def price_health(now: datetime.datetime | None = None) -> list[PriceHealth]:
     return sorted(rows, key=lambda row: (row.fresh, row.kind != "crypto", row.symbol))
 
 
-def firm_overview(now: datetime.datetime | None = None) -> FirmOverview:
-    now = now or timezone.now()
-    capital = settings.BROKER_CAPITAL_HKD
-    firm_cap = capital * settings.FIRM_LOAN_TO_CAPITAL_MULTIPLE
-    client_cap = capital * settings.CLIENT_LOAN_SHARE_OF_CAPITAL
-    total = total_margin_loans()
-    largest = largest_client_loan()
-    counts, facilities_open = margin_status_counts()
+@dataclass(frozen=True)
+class FirmAggregates:
+    """What changes only as the sweep, the ladder and the services write: computed once per finished sweep
+    (and at most every ``AGGREGATES_SECONDS``), whoever asks first (``cached_per_sweep``)."""
 
+    total_lending: Decimal
+    largest_client: LargestClient | None
+    status_counts: list[StatusCount]
+    facilities_open: int
+    open_calls_count: int
+    open_calls_due: Decimal
+    open_calls: list[OpenCallRow]
+    sales_running_count: int
+    sales_running_proceeds: Decimal
+    sales_running: list[SaleRow]
+    shortfall_count: int
+    shortfall_total: Decimal
+    shortfalls: list[SaleRow]
+
+
+AGGREGATES_SECONDS = 5
+
+
+def last_finished_sweep() -> SweepRun | None:
+    return SweepRun.objects.filter(finished_at__isnull=False).order_by("-started_at").first()
+
+
+def cached_per_sweep(name: str, sweep: SweepRun | None, compute):
+    """``compute()``, kept in the cache for the latest finished sweep and at most ``AGGREGATES_SECONDS``:
+    every member of staff polling a page reads what one of them worked out once after that sweep. Nothing is
+    kept before the first sweep."""
+    if sweep is None:
+        return compute()
+    key = f"console:{name}:{sweep.pk}"
+    value = cache.get(key)
+    if value is None:
+        value = compute()
+        cache.set(key, value, AGGREGATES_SECONDS)
+    return value
+
+
+def firm_aggregates(now: datetime.datetime) -> FirmAggregates:
+    counts, facilities_open = margin_status_counts()
     calls = MarginCall.objects.filter(status__in=OPEN_MARGIN_CALL_STATUSES)
     call_totals = calls.aggregate(n=Count("pk"), due=Sum("repayment_due"))
     call_rows = [
@@ -237,16 +273,9 @@ def firm_overview(now: datetime.datetime | None = None) -> FirmOverview:
             :OVERVIEW_LIST_LENGTH
         ]
     ]
-    prices = price_health(now)
-    return FirmOverview(
-        now=now,
-        total_lending=total,
-        capital=capital,
-        firm_cap=firm_cap,
-        firm_cap_used=_share(total, firm_cap),
-        client_cap=client_cap,
-        largest_client=largest,
-        largest_client_cap_used=_share(largest.loan, client_cap) if largest else None,
+    return FirmAggregates(
+        total_lending=total_margin_loans(),
+        largest_client=largest_client_loan(),
         status_counts=counts,
         facilities_open=facilities_open,
         open_calls_count=call_totals["n"],
@@ -258,10 +287,42 @@ def firm_overview(now: datetime.datetime | None = None) -> FirmOverview:
         shortfall_count=short_totals["n"],
         shortfall_total=short_totals["total"] or ZERO,
         shortfalls=short_rows,
+    )
+
+
+def firm_overview(now: datetime.datetime | None = None) -> FirmOverview:
+    now = now or timezone.now()
+    capital = settings.BROKER_CAPITAL_HKD
+    firm_cap = capital * settings.FIRM_LOAN_TO_CAPITAL_MULTIPLE
+    client_cap = capital * settings.CLIENT_LOAN_SHARE_OF_CAPITAL
+    sweep = last_finished_sweep()
+    figures = cached_per_sweep("overview", sweep, lambda: firm_aggregates(now))
+    largest = figures.largest_client
+    prices = price_health(now)
+    return FirmOverview(
+        now=now,
+        total_lending=figures.total_lending,
+        capital=capital,
+        firm_cap=firm_cap,
+        firm_cap_used=_share(figures.total_lending, firm_cap),
+        client_cap=client_cap,
+        largest_client=largest,
+        largest_client_cap_used=_share(largest.loan, client_cap) if largest else None,
+        status_counts=figures.status_counts,
+        facilities_open=figures.facilities_open,
+        open_calls_count=figures.open_calls_count,
+        open_calls_due=figures.open_calls_due,
+        open_calls=figures.open_calls,
+        sales_running_count=figures.sales_running_count,
+        sales_running_proceeds=figures.sales_running_proceeds,
+        sales_running=figures.sales_running,
+        shortfall_count=figures.shortfall_count,
+        shortfall_total=figures.shortfall_total,
+        shortfalls=figures.shortfalls,
         prices=prices,
         stale_count=sum(1 for row in prices if not row.fresh),
         kill_switch=kill_switch(),
-        last_sweep=SweepRun.objects.filter(finished_at__isnull=False).order_by("-started_at").first(),
+        last_sweep=sweep,
         sweep=sweep_health(now),
     )
 
@@ -418,10 +479,21 @@ def _at_risk_states(filters: AtRiskFilters, btc_unit: Decimal | None):
             | Q(facility__client__reference__icontains=term)
         )
     if btc_unit:
-        btc_held = Subquery(
-            Balance.objects.filter(
-                account__collateral_pool__client_id=OuterRef("facility__client_id"), instrument_id="BTC"
-            ).values("amount")[:1],
+        # The BTC the sweep last valued the pool with (the fixed part it keeps, on PostgreSQL), the same
+        # moment as the state's margin value and debt; else the pool's balance now.
+        btc_held = Case(
+            When(
+                fixed_crypto__isnull=False,
+                then=Coalesce(
+                    Cast(KT("fixed_crypto__BTC"), output_field=ratio), Value(0), output_field=ratio
+                ),
+            ),
+            default=Subquery(
+                Balance.objects.filter(
+                    account__collateral_pool__client_id=OuterRef("facility__client_id"), instrument_id="BTC"
+                ).values("amount")[:1],
+                output_field=ratio,
+            ),
             output_field=ratio,
         )
         # The margin value at which a call comes is debt / call threshold; BTC closes the gap on its own
@@ -446,6 +518,15 @@ def _at_risk_states(filters: AtRiskFilters, btc_unit: Decimal | None):
 
 
 def at_risk_page(filters: AtRiskFilters) -> AtRiskPage:
+    """The page the filters ask for, worked out once per finished sweep (``cached_per_sweep``)."""
+    return cached_per_sweep(
+        f"at-risk:{urlencode(filters.query(page=filters.page))}",
+        last_finished_sweep(),
+        lambda: _at_risk_page(filters),
+    )
+
+
+def _at_risk_page(filters: AtRiskFilters) -> AtRiskPage:
     btc_unit = btc_unit_margin_value()
     states = _at_risk_states(filters, btc_unit)
     total = states.count()

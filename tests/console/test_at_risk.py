@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 from django.urls import reverse
 
 from console.selectors import AtRiskFilters, at_risk_page
@@ -80,6 +81,7 @@ def test_the_page_and_its_rows_fragment(book, as_role):
 def test_pages_of_fifty(book, monkeypatch):
     everyone = references()
     monkeypatch.setattr("console.selectors.overview.AT_RISK_PAGE_SIZE", 2)
+    cache.clear()  # the pages are kept per sweep
     first = at_risk_page(AtRiskFilters())
     second = at_risk_page(AtRiskFilters(page=2))
     assert (first.total, first.pages, second.page) == (4, 2, 2)
@@ -87,3 +89,10 @@ def test_pages_of_fifty(book, monkeypatch):
     assert first.next_query == "page=2"
     assert second.previous_query == ""
     assert at_risk_page(AtRiskFilters(page=99)).page == 2
+
+
+def test_a_page_is_worked_out_once_per_sweep(book, django_assert_max_num_queries):
+    at_risk_page(AtRiskFilters(status="warning"))
+    with django_assert_max_num_queries(1):  # the latest sweep, then the kept page
+        again = at_risk_page(AtRiskFilters(status="warning"))
+    assert [row.reference for row in again.rows] == [book.warned.reference, book.ether.reference]
