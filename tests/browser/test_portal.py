@@ -8,9 +8,12 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from accounts.audit import SYSTEM
+from fake_exchange.pytest_plugin import fake_venues  # noqa: F401  (a fixture)
 from financing.lending.services import drawdown_create
 from financing.monitoring.cycle import monitoring_cycle_run
+from financing.tasks import monitor_prices
 from tests.browser.harness import PHONE, assert_no_serious_accessibility_violations, docs_screenshot
+from tests.collateral.conftest import point_oracle_at
 from tests.collateral.factories import price, standard_market
 from tests.financing.factories import facility_with_pool
 from tests.web.factories import ClientUserFactory
@@ -46,18 +49,35 @@ def test_the_client_reads_the_ratio_and_plays_with_the_what_if(page: Page, sign_
     docs_screenshot(page, "portal-overview-phone")
 
 
-def test_a_btc_fall_brings_the_call_banner_and_its_countdown_without_a_reload(
-    page: Page, sign_in, owner, facility
+def test_a_btc_fall_on_the_venues_brings_the_call_banner_and_its_countdown_without_a_reload(
+    page: Page,
+    sign_in,
+    owner,
+    facility,
+    fake_venues,  # noqa: F811
+    settings,
 ):
+    point_oracle_at(settings, fake_venues)
     sign_in(owner)
     page.goto(f"/portal/facilities/{facility.pk}/")
     expect(page.get_by_role("heading", name="Margin call on")).to_have_count(0)
-    price("BTC", "20000")  # Tencent capped at half of 556,000: LV 62,400 + 194,600 = 257,000, 161%
-    monitoring_cycle_run(symbols=["BTC"], trigger="test")
+    # BTC falls to US$45,000 on every venue the oracle asks, in steps: the oracle's price is held for a second
+    # person when it moves further than the band (25%) from the current one
+    for step in ["78000", "61000", "48000", "45000"]:
+        for venue in fake_venues:
+            venue.set_price("BTC/USD", step)
+        monitor_prices()  # the beat's task: the oracle's refresh, the sweep, the ladder
     banner = page.locator("#portal-alerts")
-    expect(banner).to_contain_text(f"on {facility.reference}", timeout=8000)
-    expect(page.get_by_test_id("ratio-words")).to_contain_text("%", timeout=8000)
+    # LV 140,400 + 262,850 (Tencent capped at half the pool): 102.8%, a margin call
+    expect(banner.get_by_role("heading", name=f"Margin call on {facility.reference}")).to_be_visible(
+        timeout=8000
+    )
+    countdown = banner.locator("[data-deadline]")
+    first = countdown.inner_text()
+    expect(countdown).not_to_have_text(first, timeout=3000)  # it counts down, second by second
+    expect(page.get_by_test_id("ratio-words")).to_have_text("Margin call — 102.8%", timeout=8000)
     assert_no_serious_accessibility_violations(page)
+    docs_screenshot(page, "portal-margin-call")
 
 
 def test_positions_and_the_ratio_chart(page: Page, sign_in, owner, facility):
