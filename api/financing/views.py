@@ -8,6 +8,8 @@ from decimal import Decimal
 
 import django_filters
 from django.db import IntegrityError
+from django.db.models import OuterRef, Subquery
+from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, status
@@ -48,6 +50,7 @@ from collateral.models import Asset, CollateralMovement, CollateralPool
 from collateral.services import pool_open
 from core.exceptions import NotFound
 from financing.enums import (
+    OPEN_MARGIN_CALL_STATUSES,
     FacilityStatus,
     ForcedSaleStatus,
     ForcedSaleTrigger,
@@ -135,8 +138,32 @@ class FacilityViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     def get_queryset(self):
         return self.scoped(Facility.objects.select_related("client", "policy"))
 
+    def get_object(self):
+        """One facility by id, with its open margin call's id read in the same query. The list's filters and
+        ordering are not applied (DRF would build and validate the filter form on every read): a detail read
+        takes no query parameters, and who may see what is ``get_queryset``'s, which still applies."""
+        if self.action != "retrieve":
+            return super().get_object()
+        open_call = MarginCall.objects.filter(
+            facility_id=OuterRef("pk"), status__in=OPEN_MARGIN_CALL_STATUSES
+        ).values("pk")[:1]
+        facility = (
+            self.get_queryset()
+            .annotate(open_margin_call_id=Subquery(open_call))
+            .filter(pk=self.kwargs["pk"])
+            .first()
+        )
+        if facility is None:
+            raise Http404
+        self.check_object_permissions(self.request, facility)
+        return facility
+
     def _read(self, facility: Facility, status_code: int = status.HTTP_200_OK) -> Response:
-        call = open_margin_call(facility)
+        if hasattr(facility, "open_margin_call_id"):  # read with the facility (``get_object``)
+            pk = facility.open_margin_call_id
+            call = MarginCall(pk=pk, facility=facility) if pk is not None else None
+        else:
+            call = open_margin_call(facility)
         valuations = {facility.pk: facility_valuation(facility)}
         context = {
             "valuations": valuations,
