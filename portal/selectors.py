@@ -289,7 +289,18 @@ def what_if(facility: Facility, *, btc: Decimal, eth: Decimal, securities: Decim
     pool = facility_pool(facility)
     inputs = position_inputs(pool_holdings(pool) if pool else {})
     thresholds = thresholds_of(policy_for(facility))
-    result = outcome(shocked(inputs, shocks), debt=facility_debt(facility).total, thresholds=thresholds)
+    return _what_if_of(inputs, shocks, debt=facility_debt(facility).total, thresholds=thresholds)
+
+
+def unshocked_what_if(overview: Overview) -> WhatIf:
+    """The what-if with every slider at 0%, from the overview's own reading (no second one)."""
+    zero = Decimal(0)
+    shocks = {"BTC": zero, "ETH": zero, SECURITIES: zero}
+    return _what_if_of(overview.inputs, shocks, debt=overview.debt.total, thresholds=overview.thresholds)
+
+
+def _what_if_of(inputs, shocks: dict[str, Decimal], *, debt: Decimal, thresholds) -> WhatIf:
+    result = outcome(shocked(inputs, shocks), debt=debt, thresholds=thresholds)
     return WhatIf(
         shocks=shocks,
         outcome=result,

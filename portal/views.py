@@ -58,7 +58,7 @@ def home(request: HttpRequest) -> HttpResponse:
 def overview(request: HttpRequest, facility_id: int) -> HttpResponse:
     facility = selectors.client_facility(request.user.client_id, facility_id)
     overview = selectors.facility_overview(facility)
-    what_if = selectors.what_if(facility, btc=Decimal(0), eth=Decimal(0), securities=Decimal(0))
+    what_if = selectors.unshocked_what_if(overview)
     return render(
         request,
         "portal/overview.html",
