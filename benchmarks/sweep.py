@@ -24,6 +24,7 @@ def main() -> int:
 
     from django.core.management import call_command
     from django.db import connection, transaction
+    from django.test import override_settings
 
     from accounts.audit import SYSTEM
     from benchmarks.seed import derive_balances, seed_book, seed_debt, seed_market
@@ -162,7 +163,10 @@ def main() -> int:
         f"the same sweep again: {time.perf_counter() - again:.3f} s, {second.states_changed} states changed, {second.ladder_actions} ladder actions"
     )
 
-    # Correctness on a sample: the SQL sweep against the pure calculations.
+    # Correctness on a sample: the SQL sweep against the pure calculations. The write rule leaves a drift
+    # within the step unwritten (docs/monitoring.md), so this one sweep writes every change to compare them all.
+    with override_settings(SWEEP_RATIO_STEP=Decimal(0), SWEEP_WRITE_INTERVAL_SECONDS=0):
+        monitoring_cycle_run(symbols=["BTC"], trigger="bench-check")
     sample = list(Facility.objects.order_by("?").values_list("client_id", flat=True)[:1000])
     expected = {row[0]: row[1:] for row in facility_figures(sample)}
     actual = {
