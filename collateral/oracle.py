@@ -385,8 +385,15 @@ def _verdict_record(
 ) -> AssetRefresh:
     price = None
     if not verdict.is_stale:
+        # The median of several venues within its band is the oracle's own check: a crash it agrees on is
+        # used at once (a pushed price's band would hold it for a second person while calls wait).
         price = price_record(
-            asset=asset, price=verdict.price, source=ORACLE_SOURCE, actor=actor, observed_at=as_of
+            asset=asset,
+            price=verdict.price,
+            source=ORACLE_SOURCE,
+            actor=actor,
+            observed_at=as_of,
+            band_check=False,
         )
         price.sources = _sources(verdict)
         price.save(update_fields=["sources"])

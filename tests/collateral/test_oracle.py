@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.audit import SYSTEM
 from accounts.models import AuditEvent
-from collateral.models import CurrentPrice, Price, PriceQuote, QuoteStatus
+from collateral.models import CurrentPrice, Price, PriceQuote, PriceStatus, QuoteStatus
 from collateral.oracle import crypto_prices_refresh
 from collateral.selectors import current_prices, price_freshness
 from fake_exchange.testing import running_fake_exchanges
@@ -306,6 +306,20 @@ def test_a_stale_asset_becomes_fresh_again_with_the_next_good_refresh(oracle):
         .order_by("pk")
         .values_list("action", flat=True)
     )[-3:] == ["price.marked_stale", "price.recorded", "price.fresh_again"]
+
+
+def test_a_crash_the_venues_agree_on_is_used_at_once_not_held_like_a_pushed_price(oracle):
+    """A pushed price 40% away is held for a second person; the oracle's median of agreeing venues is not:
+    a margin call cannot wait for a confirmation in a crash."""
+    for venue in oracle:
+        venue.set_price("BTC/USD", "58800")  # 98,000 - 40%
+
+    result = crypto_prices_refresh(actor=SYSTEM)
+
+    assert result.repriced == ("BTC", "ETH")
+    btc = Price.objects.get(pk=result.assets["BTC"].price.pk)
+    assert (btc.price, btc.status) == (Decimal("58800"), PriceStatus.ACCEPTED)
+    assert current_prices()["BTC"].price == Decimal("58800")
 
 
 def test_kraken_gives_no_ticker_time_so_the_time_received_is_used(oracle):
