@@ -17,15 +17,14 @@ from django.db.models import (
     Exists,
     ExpressionWrapper,
     F,
+    FilteredRelation,
     OuterRef,
     Q,
-    Subquery,
     Sum,
     Value,
     When,
 )
-from django.db.models.fields.json import KT
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from collateral.models import Asset
@@ -479,26 +478,14 @@ def _at_risk_states(filters: AtRiskFilters, btc_unit: Decimal | None):
             | Q(facility__client__reference__icontains=term)
         )
     if btc_unit:
-        # The BTC the sweep last valued the pool with (the fixed part it keeps, on PostgreSQL), the same
-        # moment as the state's margin value and debt; else the pool's balance now.
-        btc_held = Case(
-            When(
-                fixed_crypto__isnull=False,
-                then=Coalesce(
-                    Cast(KT("fixed_crypto__BTC"), output_field=ratio), Value(0), output_field=ratio
-                ),
-            ),
-            default=Subquery(
-                Balance.objects.filter(
-                    account__collateral_pool__client_id=OuterRef("facility__client_id"), instrument_id="BTC"
-                ).values("amount")[:1],
-                output_field=ratio,
-            ),
-            output_field=ratio,
+        # BTC held now, joined in (one hash join over the BTC balances, not a look-up per facility).
+        states = states.annotate(
+            btc_balance=FilteredRelation(
+                "facility__client__collateral_pool__account__balances",
+                condition=Q(facility__client__collateral_pool__account__balances__instrument_id="BTC"),
+            )
         )
-        # The margin value at which a call comes is debt / call threshold; BTC closes the gap on its own
-        # when its price moves by (that − margin value) / (BTC held × what one BTC adds). Concentration cuts
-        # are left out: a fraction to sort by, not a promise.
+        btc_held = Coalesce(F("btc_balance__amount"), Value(0), output_field=ratio)
         states = states.annotate(btc_held=btc_held).annotate(
             btc_move=Case(
                 When(
