@@ -101,11 +101,13 @@ def main() -> int:
 
         return run
 
-    from console.selectors.overview import lending_and_largest_client, margin_status_counts, price_health
+    from console.selectors.overview import largest_client_loan, margin_status_counts, price_health
     from financing.monitoring.watchdog import sweep_health
+    from financing.selectors import total_margin_loans
 
     for label, part in [
-        ("total lending and the largest client", lending_and_largest_client),
+        ("total lending", total_margin_loans),
+        ("largest client", largest_client_loan),
         ("counts by status", margin_status_counts),
         ("price health", price_health),
         ("sweep health", sweep_health),

@@ -23,7 +23,6 @@ from django.db.models import (
     Sum,
     Value,
     When,
-    Window,
 )
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -39,7 +38,7 @@ from financing.enums import (
 from financing.liquidation.kill_switch import kill_switch
 from financing.models import ForcedSale, KillSwitch, MarginCall, MarginState, SweepRun
 from financing.monitoring.watchdog import SweepHealth, sweep_health
-from financing.selectors import default_policy
+from financing.selectors import default_policy, total_margin_loans
 from ledger.enums import AccountKind
 from ledger.models import Balance
 
@@ -175,26 +174,15 @@ def _call_row(call: MarginCall, now: datetime.datetime) -> OpenCallRow:
     )
 
 
-def lending_and_largest_client() -> tuple[Decimal, LargestClient | None]:
-    """Outstanding principal of the firm (as ``total_margin_loans`` sums it) and the client with the most,
-    in one scan of the loan balances: the largest row, carrying the sum over all of them."""
+def largest_client_loan() -> LargestClient | None:
+    """The client with the most principal outstanding (one index-ordered read of the loan balances)."""
     row = (
-        Balance.objects.filter(account__kind=AccountKind.LOAN_PRINCIPAL, instrument_id=HKD)
-        .annotate(total=Window(Sum("amount")))
+        Balance.objects.filter(account__kind=AccountKind.LOAN_PRINCIPAL, instrument_id=HKD, amount__gt=0)
         .order_by("-amount", "account_id")
-        .values_list(
-            "account__client_id", "account__client__reference", "account__client__name", "amount", "total"
-        )
+        .values_list("account__client_id", "account__client__reference", "account__client__name", "amount")
         .first()
     )
-    if row is None:
-        return ZERO, None
-    *client, loan, total = row
-    return total, (LargestClient(*client, loan) if loan > 0 else None)
-
-
-def largest_client_loan() -> LargestClient | None:
-    return lending_and_largest_client()[1]
+    return LargestClient(*row) if row else None
 
 
 def margin_status_counts() -> tuple[list[StatusCount], int]:
@@ -284,10 +272,9 @@ def firm_aggregates(now: datetime.datetime) -> FirmAggregates:
             :OVERVIEW_LIST_LENGTH
         ]
     ]
-    total_lending, largest = lending_and_largest_client()
     return FirmAggregates(
-        total_lending=total_lending,
-        largest_client=largest,
+        total_lending=total_margin_loans(),
+        largest_client=largest_client_loan(),
         status_counts=counts,
         facilities_open=facilities_open,
         open_calls_count=call_totals["n"],
