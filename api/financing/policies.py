@@ -24,6 +24,7 @@ from api.permissions import Rule
 from api.views import ApiViewSet, validated
 from financing.lending.policies import (
     MARGIN_POLICY_CHANGE,
+    POLICY_FIELDS,
     THRESHOLD_FIELDS,
     margin_policy_change,
     margin_policy_change_request,
@@ -70,18 +71,7 @@ class MarginPolicyOut(serializers.ModelSerializer):
         model = MarginPolicy
         fields = [
             "id",
-            "name",
-            "is_default",
-            "max_advance",
-            "warning",
-            "margin_call",
-            "forced_sale",
-            "target",
-            "cure_business_days",
-            "cure_time",
-            "sale_cost_rate",
-            "sale_order",
-            "requires_sale_approval",
+            *POLICY_FIELDS,
             "pending_change",
             "updated_at",
         ]
