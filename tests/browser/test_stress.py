@@ -7,6 +7,7 @@ from accounts import roles
 from accounts.audit import SYSTEM
 from financing.lending.services import drawdown_create
 from financing.monitoring.cycle import monitoring_cycle_run
+from oversight.stress import library_ensure
 from tests.accounts.factories import StaffFactory
 from tests.browser.harness import assert_no_serious_accessibility_violations, docs_screenshot
 from tests.collateral.factories import standard_market
@@ -15,6 +16,8 @@ from tests.financing.factories import facility_with_pool
 
 @pytest.fixture
 def book(transactional_db):
+    # The library is reference data a migration writes; an earlier transactional test's flush empties it.
+    library_ensure()
     standard_market()
     calm = facility_with_pool(holdings={"BTC": "1", "0700.HK": "1000"})
     drawdown_create(facility=calm, amount="300000.00", actor=SYSTEM)
