@@ -11,6 +11,7 @@ CONSOLE_ACTIONS: dict[str, str] = {
     "run_top_up": "financing.change_standingtopupinstruction",
     "engage_kill_switch": "financing.engage_killswitch",
     "ask_to_lift_kill_switch": "financing.engage_killswitch",  # a second risk officer lifts it (four-eyes)
+    "decide_held_price": "collateral.approve_price",  # a held price or FX rate; never the one who pushed it
 }
 
 

@@ -25,6 +25,28 @@ urlpatterns: list = [
     path("forced-sales/live/", views.forced_sales_live, name="forced_sales_live"),
     path("kill-switch/engage/", views.kill_switch_on, name="kill_switch_engage"),
     path("kill-switch/lift/", views.kill_switch_lift, name="kill_switch_lift"),
+    path("prices/", views.prices, name="prices"),
+    path(
+        "prices/held/<int:pk>/confirm/",
+        views.held_price_decide,
+        {"decision": "confirm"},
+        name="price_confirm",
+    ),
+    path(
+        "prices/held/<int:pk>/reject/", views.held_price_decide, {"decision": "reject"}, name="price_reject"
+    ),
+    path(
+        "fx-rates/held/<int:pk>/confirm/",
+        views.held_fx_rate_decide,
+        {"decision": "confirm"},
+        name="fx_rate_confirm",
+    ),
+    path(
+        "fx-rates/held/<int:pk>/reject/",
+        views.held_fx_rate_decide,
+        {"decision": "reject"},
+        name="fx_rate_reject",
+    ),
     # Stress tests and the daily report (their own views, over the oversight app).
     path("", include("console.stress.urls")),
 ]

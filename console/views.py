@@ -19,10 +19,13 @@ from django.views.decorators.http import require_POST, require_safe
 
 from accounts.models import ApprovalRequest
 from accounts.services import approval_request_approve, approval_request_reject
+from collateral.models import FxRate, Price
+from collateral.services import fx_rate_confirm, fx_rate_reject, price_confirm, price_reject
 from console.access import staff_required
 from console.actions import actions_allowed
 from console.selectors import AtRiskFilters, at_risk_page, firm_overview
 from console.selectors.facility import facility_page
+from console.selectors.prices import prices_page
 from console.selectors.queues import queues_for
 from console.selectors.sales import sales_page
 from core.exceptions import DomainError, PermissionRefused
@@ -247,6 +250,47 @@ def kill_switch_lift(request: HttpRequest) -> HttpResponse:
         return _("Request #%(pk)s sent: a second risk officer lifts the kill switch.") % {"pk": lift.pk}
 
     return _act(request, ask, reverse("console:forced_sales"))
+
+
+# --- prices ----------------------------------------------------------------------------------------------
+
+
+@require_safe
+@staff_required
+def prices(request: HttpRequest) -> HttpResponse:
+    return _page(request, "console/prices.html", {"prices": prices_page()}, section="prices")
+
+
+@require_POST
+@staff_required
+def held_price_decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
+    held = get_object_or_404(Price, pk=pk)
+    note = request.POST.get("note", "")[:1000]
+
+    def decide() -> str:
+        if decision == "confirm":
+            price_confirm(price=held, actor=request.user, note=note)
+            return _("Price #%(pk)s confirmed: it is used from now on.") % {"pk": held.pk}
+        price_reject(price=held, actor=request.user, note=note)
+        return _("Price #%(pk)s rejected: it is never used.") % {"pk": held.pk}
+
+    return _act(request, decide, reverse("console:prices"))
+
+
+@require_POST
+@staff_required
+def held_fx_rate_decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
+    held = get_object_or_404(FxRate, pk=pk)
+    note = request.POST.get("note", "")[:1000]
+
+    def decide() -> str:
+        if decision == "confirm":
+            fx_rate_confirm(rate=held, actor=request.user, note=note)
+            return _("FX rate #%(pk)s confirmed: it is used from now on.") % {"pk": held.pk}
+        fx_rate_reject(rate=held, actor=request.user, note=note)
+        return _("FX rate #%(pk)s rejected: it is never used.") % {"pk": held.pk}
+
+    return _act(request, decide, reverse("console:prices"))
 
 
 def reverse_facility(pk: int) -> str:

@@ -163,6 +163,7 @@ CONSOLE: list[Row] = [
     row("console:run_top_up", "run the automatic top-up now", CO, RO),
     row("console:engage_kill_switch", "engage the kill switch", RO),
     row("console:ask_to_lift_kill_switch", "ask to lift the kill switch (four-eyes)", RO),
+    row("console:decide_held_price", "confirm or reject a held price or FX rate (never one's own)", RO),
 ]
 
 SECTIONS = [
