@@ -15,6 +15,7 @@ urlpatterns: list = [
     path("forced-sales/<int:pk>/approve/", views.sale_approve, name="sale_approve"),
     path("forced-sales/<int:pk>/pause/", views.sale_pause, name="sale_pause"),
     path("forced-sales/<int:pk>/resume/", views.sale_resume, name="sale_resume"),
+    path("concentration/", views.concentration, name="concentration"),
     path("queues/", views.queues, name="queues"),
     path("queues/live/", views.queues_live, name="queues_live"),
     path(

@@ -24,6 +24,7 @@ from collateral.services import fx_rate_confirm, fx_rate_reject, price_confirm, 
 from console.access import staff_required
 from console.actions import actions_allowed
 from console.selectors import AtRiskFilters, at_risk_page, firm_overview
+from console.selectors.concentration import concentration_page
 from console.selectors.facility import facility_page
 from console.selectors.prices import prices_page
 from console.selectors.queues import queues_for
@@ -71,6 +72,15 @@ def overview(request: HttpRequest) -> HttpResponse:
 def overview_live(request: HttpRequest) -> HttpResponse:
     return _page(
         request, "console/fragments/overview.html", {"overview": firm_overview()}, section="overview"
+    )
+
+
+@require_safe
+@staff_required
+def concentration(request: HttpRequest) -> HttpResponse:
+    """Read only, for every staff role: collateral and loans against their limits (the daily report's figures)."""
+    return _page(
+        request, "console/concentration.html", {"page": concentration_page()}, section="concentration"
     )
 
 
