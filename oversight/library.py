@@ -1,8 +1,10 @@
 """The platform's own stress scenarios: historical days and hypothetical shocks, each with its source
-(docs/stress-tests.md). Written into the scenario table by a migration and by ``library_ensure``."""
+(docs/stress-tests.md). Written into the scenario table by a migration and by ``library_ensure``, both
+through ``library_write``."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import NamedTuple
 
 
@@ -67,3 +69,18 @@ LIBRARY: list[LibraryScenario] = [
         None, "Hypothetical: every crypto asset −40% while securities hold their prices.", "Hypothetical.",
     ),
 ]  # fmt: skip
+
+
+def library_write(scenario_model) -> int:
+    """Write the library's scenarios missing from ``scenario_model``'s table (by key); how many were added.
+    The model is passed in so the migration can give its historical one."""
+    added = 0
+    for item in LIBRARY:
+        _, created = scenario_model.objects.get_or_create(
+            key=item.key,
+            defaults={"name": item.name, "shocks": item.shocks, "description": item.description,
+                      "source": item.source, "in_library": True,
+                      "sale_cost": Decimal(item.sale_cost) if item.sale_cost else None},
+        )  # fmt: skip
+        added += created
+    return added

@@ -32,7 +32,7 @@ from financing.selectors import default_policy
 from ledger.models import Balance
 from oversight.calculations import Shocks, hkd_per_unit, plain, share, shocked, shocked_rates, shocks_parse
 from oversight.enums import StressRunStatus, StressTrigger
-from oversight.library import LIBRARY
+from oversight.library import library_write
 from oversight.models import StressResult, StressRun, StressScenario
 
 logger = logging.getLogger(__name__)
@@ -111,16 +111,7 @@ def stress_scenario_create(
 
 def library_ensure() -> int:
     """Write the library's scenarios that are missing (by key); how many were added."""
-    added = 0
-    for item in LIBRARY:
-        _, created = StressScenario.objects.get_or_create(
-            key=item.key,
-            defaults={"name": item.name, "shocks": item.shocks, "description": item.description,
-                      "source": item.source, "in_library": True,
-                      "sale_cost": Decimal(item.sale_cost) if item.sale_cost else None},
-        )  # fmt: skip
-        added += created
-    return added
+    return library_write(StressScenario)
 
 
 # --- the shocked market ----------------------------------------------------------------------------

@@ -1,24 +1,16 @@
 """The stress-test library (reference rows: the platform's own scenarios) and the monthly run of it as a
 django-celery-beat schedule staff can change in the admin (audited there)."""
 
-from decimal import Decimal
 
 from django.db import migrations
 
-from oversight.library import LIBRARY
+from oversight.library import library_write
 
 SCHEDULE = "Stress tests (the library, monthly)"
 
 
 def create_library(apps, schema_editor):
-    scenario_model = apps.get_model("oversight", "StressScenario")
-    for item in LIBRARY:
-        scenario_model.objects.get_or_create(
-            key=item.key,
-            defaults={"name": item.name, "shocks": item.shocks, "description": item.description,
-                      "source": item.source, "in_library": True,
-                      "sale_cost": Decimal(item.sale_cost) if item.sale_cost else None},
-        )  # fmt: skip
+    library_write(apps.get_model("oversight", "StressScenario"))
 
 
 def create_schedule(apps, schema_editor):
