@@ -496,13 +496,109 @@ def cash_top_up_to_target(
     """The least cash top-up (in ``cash``, the HKD cash asset; its quantity is ignored) that brings the pool's
     ratio to ``target``, to the cent: what a margin call states. ``D/T − LV`` is exact when no concentration
     limit binds; when one does, cash added to the pool enlarges the pool and loosens the cut, and less cash
-    cures the call. The amount is ``top_up_plan``'s — the search the automatic top-up moves cash by — with this
-    cash as the only free holding: first as much as the closed form says (never too little when the cash itself
-    has no binding limit), doubled while that is short. Zero when the ratio is at or below target; the closed
-    form when no amount of cash reaches it (a limit on cash itself)."""
-    closed = cure_amounts(debt, pool_valuation(pool).margin_value, target).cash_top_up
+    cures the call. The amount is ``top_up_plan``'s with this cash as the only free holding, offered at the
+    closed form and doubled while short, up to 128 times it: the least amount, in the cash's smallest unit, at
+    which the pool revalued exactly (``pool_valuation``) reaches the target. Zero when the ratio is at or below
+    target; the closed form when no amount up to that reaches it (a limit on cash itself).
+
+    Margin value never falls as cash is added, so the least amount is found by bracketing: from a first guess
+    (the amount at which the pool's value without the cent flooring reaches the target: ``_cash_guess``), up or
+    down in doubling steps until one amount reaches the target and the next unit down does not, then halving
+    the bracket. The guess is usually a few units short at most, so a call costs a handful of valuations."""
+    valuation = pool_valuation(pool)
+    closed = cure_amounts(debt, valuation.margin_value, target).cash_top_up
     if closed <= 0:
         return ZERO
+    if cash.decimals < 2 or not cash.eligible or cash.price is None or cash.fx_to_hkd is None:
+        return _cash_top_up_by_plan(pool, cash, closed, debt=debt, target=target)
+    unit = places(cash.decimals)
+    in_pool = [p for p in pool if p.quantity != 0 and p.symbol != cash.symbol]
+    held = next((p.quantity for p in pool if p.symbol == cash.symbol), ZERO)
+    base = next((p for p in pool if p.symbol == cash.symbol and p.quantity != 0), cash)
+
+    def reaches(units: Decimal) -> bool:
+        with localcontext(prec=WIDE):
+            quantity = held + units * unit
+        moved = PositionInput(**{**base.__dict__, "quantity": quantity})
+        return not ratio_above(debt, pool_valuation([*in_pool, moved]).margin_value, target)
+
+    with localcontext(prec=WIDE):
+        ceiling = (closed * 128 / unit).to_integral_value(
+            rounding=ROUND_FLOOR
+        )  # what the search offers at most
+        guess = _cash_guess(pool, valuation, base, debt / target)
+        units = ceiling if guess is None else (guess / unit).to_integral_value(rounding=ROUND_CEILING)
+    units = min(max(units, Decimal(1)), ceiling)
+    # low never reaches the target (no cash at all does not), high does.
+    if reaches(units):
+        low, high, step = ZERO, units, Decimal(1)
+        while high - step > 0 and reaches(high - step):
+            high -= step
+            step *= 2
+        low = max(high - step, ZERO)
+    else:
+        low, step = units, Decimal(1)
+        while True:
+            if low == ceiling:
+                return closed  # no amount up to what the search offers reaches the target
+            high = min(low + step, ceiling)
+            if reaches(high):
+                break
+            low, step = high, step * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        if reaches(middle):
+            high = middle
+        else:
+            low = middle
+    with localcontext(prec=WIDE):
+        return (high * unit).quantize(unit)
+
+
+def _cash_guess(
+    pool: Sequence[PositionInput], valuation: PoolValuation, cash: PositionInput, needed: Decimal
+) -> Decimal | None:
+    """The cash at which the pool's margin value without the cent flooring, Σ (1 − h)·min(MV, limit × pool's
+    MV), reaches ``needed``: Newton's steps on a concave piecewise-linear function, from below, so never past
+    it and at most one step per cap that stops binding. None when added cash adds no value."""
+    positions = [p for p in pool if p.quantity != 0]
+    parts = [
+        (
+            value.market_value,
+            p.concentration_limit,
+            (1 - p.haircut) if p.eligible else ZERO,
+            p.symbol == cash.symbol,
+        )
+        for p, value in zip(positions, valuation.positions, strict=True)
+    ]
+    if not any(is_cash for *_, is_cash in parts):
+        parts.append((ZERO, cash.concentration_limit, 1 - cash.haircut, True))
+    total = valuation.market_value
+    x = ZERO
+    with localcontext(prec=WIDE):
+        for _ in range(len(parts) + 2):
+            value = slope = ZERO
+            for mv, limit, kept, is_cash in parts:
+                own, grows = (mv + x, Decimal(1)) if is_cash else (mv, ZERO)
+                if limit is None or total + x <= 0 or own < limit * (total + x):
+                    value, slope = value + kept * own, slope + kept * grows
+                elif own > limit * (total + x):
+                    value, slope = value + kept * limit * (total + x), slope + kept * limit
+                else:
+                    value, slope = value + kept * own, slope + kept * min(grows, limit)
+            if value >= needed:
+                break
+            if slope <= 0:
+                return None
+            x += (needed - value) / slope
+    return x
+
+
+def _cash_top_up_by_plan(
+    pool: Sequence[PositionInput], cash: PositionInput, closed: Decimal, *, debt: Decimal, target: Decimal
+) -> Decimal:
+    """``top_up_plan``'s search itself, offered the closed form and doubled while short: for a cash asset the
+    bracketing above does not cover (not eligible, no price or FX rate, or units coarser than a cent)."""
     offered = closed
     for _ in range(8):
         free = [PositionInput(**{**cash.__dict__, "quantity": offered, "kind": "cash"})]

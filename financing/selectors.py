@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from django.contrib.contenttypes.models import ContentType
+from django.db import connection
 from django.db.models import Sum
 
 from accounts.enums import ApprovalStatus
 from accounts.models import ApprovalRequest
 from collateral.calculations import (
+    WIDE,
     PoolValuation,
     cash_top_up_to_target,
     margin_deficiency,
@@ -22,7 +24,9 @@ from collateral.calculations import (
 )
 from collateral.models import Asset, CollateralPool
 from collateral.selectors import assets_by_symbol, current_prices, fx_to_hkd, pool_holdings, position_inputs
+from core.db import bigint_array, id_in
 from core.money import CENT, HKD, ZERO
+from core.sql import sql_file
 from financing.calculations import Thresholds, margin_status
 from financing.enums import (
     OPEN_FORCED_SALE_STATUSES,
@@ -248,26 +252,29 @@ def cash_top_ups_to_target(facility_ids: list[int]) -> dict[int, Decimal]:
     (``collateral.calculations.cash_top_up_to_target``, the automatic top-up's search), for those of
     ``facility_ids`` whose pool has a concentration cut that binds at the current prices; for every other
     facility ``D/T − LV`` is exact, and is not repeated here. What a margin call states, in the call, its
-    messages and the API. Only pools holding an asset with a limit are valued (in bulk)."""
+    messages and the API. On PostgreSQL one statement first picks the pools in which a cut may bind
+    (``_cut_may_bind``); only those are valued here (in bulk) and searched."""
+    assets, prices, fx = assets_by_symbol(), current_prices(), fx_to_hkd()
+    if connection.vendor == "postgresql" and facility_ids:
+        facility_ids = _cut_may_bind(facility_ids, assets, prices, fx)
+    if not facility_ids:
+        return {}
     limited = Asset.objects.filter(concentration_limit__isnull=False, eligible=True).values("instrument_id")
     holding = Balance.objects.filter(instrument_id__in=limited).exclude(amount=0).values("account_id")
     facilities = list(
-        Facility.objects.filter(pk__in=facility_ids, client__collateral_pool__account_id__in=holding)
-        .select_related("policy", "client__collateral_pool")
+        Facility.objects.filter(id_in("pk", facility_ids), client__collateral_pool__account_id__in=holding)
+        .select_related("policy")
         .order_by("pk")
     )
     valuations = facility_valuations(facilities)
-    binding = [
-        f for f in facilities if any(p.excess_over_limit > 0 for p in valuations[f.pk].valuation.positions)
-    ]
-    if not binding:
-        return {}
-    assets, prices, fx = assets_by_symbol(), current_prices(), fx_to_hkd()
     cash = position_inputs({HKD: ZERO}, assets=assets, prices=prices, fx=fx)[0]
     amounts = {}
-    for facility in binding:
-        holdings = pool_holdings(facility.client.collateral_pool)
+    for facility in facilities:
         valuation = valuations[facility.pk]
+        positions = valuation.valuation.positions
+        if not any(p.excess_over_limit > 0 for p in positions):
+            continue
+        holdings = {p.symbol: p.quantity for p in positions}  # the pool's non-zero balances, as valued
         amounts[facility.pk] = cash_top_up_to_target(
             position_inputs(holdings, assets=assets, prices=prices, fx=fx),
             cash,
@@ -275,3 +282,26 @@ def cash_top_ups_to_target(facility_ids: list[int]) -> dict[int, Decimal]:
             target=valuation.thresholds.target,
         )
     return amounts
+
+
+def _cut_may_bind(facility_ids: list[int], assets, prices, fx) -> list[int]:
+    """Those of ``facility_ids`` whose pool holds an eligible asset with a concentration limit and has a
+    position above its limit at the current prices (``selectors.sql``): a cut binds in no other pool, so no
+    other is valued in Python. Unit values are worked out here exactly as a valuation's are."""
+    inputs = position_inputs(dict.fromkeys(assets, Decimal(1)), assets=assets, prices=prices, fx=fx)
+    with localcontext(prec=WIDE):
+        unit_values = [
+            None if p.price is None or p.fx_to_hkd is None else p.price * p.fx_to_hkd for p in inputs
+        ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql_file(__file__, "selectors.sql", "cut_may_bind"),
+            {
+                "facilities": bigint_array(facility_ids),
+                "symbols": [p.symbol for p in inputs],
+                "unit_values": unit_values,
+                "limits": [p.concentration_limit for p in inputs],
+                "eligible": [p.eligible for p in inputs],
+            },
+        )
+        return [row[0] for row in cursor.fetchall()]

@@ -193,10 +193,22 @@ def ladder_apply_in_sql(*, facility_ids: list[int], actor: Actor = SYSTEM) -> in
     now = timezone.now()
     sweep_lock(shared=True)  # no sweep under way: see ``ladder_apply``
     _lock_and_value_again(facility_ids, now)
-    called = MarginState.objects.filter(
-        id_in("facility_id", facility_ids), status__in=CALLED_STATUSES
-    ).exclude(notified_status=F("status"))
-    exact = cash_top_ups_to_target(list(called.values_list("facility_id", flat=True)))
+    # The calls this batch issues (``new_call`` of ``decided_inputs``): an open facility reaching a call or a
+    # sale with no call or sale open. Only their cash top-ups are stated; an open call keeps its own.
+    open_call = MarginCall.objects.filter(
+        facility=OuterRef("facility_id"), status__in=OPEN_MARGIN_CALL_STATUSES
+    )
+    open_sale = ForcedSale.objects.filter(
+        facility=OuterRef("facility_id"), status__in=OPEN_FORCED_SALE_STATUSES
+    )
+    to_call = (
+        MarginState.objects.filter(id_in("facility_id", facility_ids), status__in=CALLED_STATUSES)
+        .exclude(notified_status=F("status"))
+        .exclude(facility__status=FacilityStatus.CLOSED)
+        .exclude(Exists(open_call))
+        .exclude(Exists(open_sale))
+    )
+    exact = cash_top_ups_to_target(list(to_call.values_list("facility_id", flat=True)))
     deadlines = {}  # per cure time and business days, in UTC as stored
     policies = []
     for pk, days, at in MarginPolicy.objects.values_list("pk", "cure_business_days", "cure_time"):

@@ -349,3 +349,66 @@ def test_the_stated_cash_top_up_reaches_the_target_and_a_cent_less_does_not(
     assert 0 < stated <= closed
     assert not ratio_above(debt, pool_valuation(with_cash(pool, stated)).margin_value, TARGET)
     assert ratio_above(debt, pool_valuation(with_cash(pool, stated - D("0.01"))).margin_value, TARGET)
+
+
+def plan_search(pool, cash, *, debt, target):
+    """What a call stated before the bracketing: ``top_up_plan`` with the cash as the only free holding,
+    offered the closed form and doubled while short (eight times), else the closed form."""
+    closed = cure_amounts(debt, pool_valuation(pool).margin_value, target).cash_top_up
+    if closed <= 0:
+        return D(0)
+    offered = closed
+    for _ in range(8):
+        free = [position("HKD", offered, price="1", haircut="0", kind="cash", decimals=2, limit=cash.concentration_limit,
+                         eligible=cash.eligible)]  # fmt: skip
+        plan = top_up_plan(pool, free, debt=debt, target=target, order=[])
+        if plan.reaches_target:
+            return sum((t.quantity for t in plan.transfers), D(0))
+        offered *= 2
+    return closed
+
+
+security_holding = st.tuples(
+    st.integers(min_value=1, max_value=50_000),  # quantity
+    st.sampled_from([None, "12.25", "99.5", "401.75"]),  # price (None: no price)
+    st.sampled_from(["0.15", "0.30", "0.50"]),  # haircut
+    st.sampled_from([None, "0.25", "0.30", "0.60", "0.90"]),  # concentration limit
+    st.booleans(),  # eligible
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    btc_quantity=st.decimals(min_value=D("0"), max_value=D("5"), places=8),
+    btc_limit=st.sampled_from([None, "0.50", "0.70"]),
+    securities=st.lists(security_holding, min_size=1, max_size=4),
+    cash_held=st.decimals(min_value=D("0"), max_value=D("900000"), places=2),
+    cash_limit=st.sampled_from([None, None, "0.05", "0.20", "0.50"]),
+    cash_eligible=st.sampled_from([True, True, True, False]),
+    ratio=st.decimals(min_value=D("0.70"), max_value=D("3.00"), places=4),
+    target=st.sampled_from([TARGET, D("0.80"), D("0.7333")]),
+)
+def test_the_stated_cash_top_up_is_the_plans_own_search(
+    btc_quantity, btc_limit, securities, cash_held, cash_limit, cash_eligible, ratio, target
+):
+    """The bracketing from a first guess gives what ``top_up_plan``'s search gives, to the cent, whatever
+    binds: limits on the securities, on BTC or on cash itself (then more than the closed form, or the closed
+    form when no amount reaches the target), positions without a price, and cash that is not eligible."""
+    pool = [btc_limited(str(btc_quantity), price="80000", limit=btc_limit)] if btc_quantity else []
+    for n, (quantity, price, haircut, limit, eligible) in enumerate(securities):
+        pool.append(position(f"S{n}.HK", quantity, price=price, haircut=haircut, kind="security", decimals=0,
+                             limit=limit, eligible=eligible))  # fmt: skip
+    if cash_held:
+        pool.append(
+            position("HKD", cash_held, price="1", haircut="0", kind="cash", decimals=2, limit=cash_limit)
+        )
+    cash = position("HKD", "0", price="1", haircut="0", kind="cash", decimals=2, limit=cash_limit,
+                    eligible=cash_eligible)  # fmt: skip
+    margin_value = pool_valuation(pool).margin_value
+    debt = (margin_value * ratio).quantize(D("0.01")) + D("0.01")
+    stated = cash_top_up_to_target(pool, cash, debt=debt, target=target)
+    closed = cure_amounts(debt, margin_value, target).cash_top_up
+    event(
+        "below the closed form" if stated < closed else "the closed form" if stated == closed else "above it"
+    )
+    assert stated == plan_search(pool, cash, debt=debt, target=target)
