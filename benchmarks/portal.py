@@ -10,10 +10,12 @@ import datetime
 import os
 import statistics
 import time
+import traceback
 
 import django
 
 RUNS = int(os.environ.get("BENCH_PORTAL_RUNS", "40"))
+PROFILE = os.environ.get("BENCH_PORTAL_PROFILE", "") not in ("", "0")  # queries and cProfile, no timings
 
 
 def say(message: str) -> None:
@@ -21,30 +23,85 @@ def say(message: str) -> None:
 
 
 def timed(label: str, run, runs: int = RUNS) -> float:
+    """The median wall time of ``run`` in ms, printed with its p95, this process's CPU time (the Python side
+    alone, steadier than the wall on a loaded machine) and the queries one run makes."""
+    from django.db import connection
+
+    queries = []  # counted by a wrapper: the test client clears connection.queries as each request starts
+
+    def count(execute, sql, params, many, context):
+        queries.append(sql)
+        return execute(sql, params, many, context)
+
     run()  # warm: the first request compiles templates and fills caches
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
+    with connection.execute_wrapper(count):
         run()
+    times, cpu = [], []
+    for _ in range(runs):
+        started, started_cpu = time.perf_counter(), time.process_time()
+        run()
+        cpu.append((time.process_time() - started_cpu) * 1000)
         times.append((time.perf_counter() - started) * 1000)
     times.sort()
     median = statistics.median(times)
     say(
-        f"{label:<44} median {median:7.1f} ms   p95 {times[int(len(times) * 0.95) - 1]:7.1f} ms   ({runs} runs)"
+        f"{label:<44} median {median:7.1f} ms   p95 {times[int(len(times) * 0.95) - 1]:7.1f} ms   "
+        f"cpu {statistics.median(cpu):6.1f} ms   {len(queries):3d} queries   ({runs} runs)"
     )
     return median
 
 
-def main() -> int:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.bench")
-    django.setup()
+def profile(browser, url: str) -> None:
+    """What one request spends: its queries (count and time) and where Python spends it (cProfile)."""
+    import cProfile
+    import io
+    import pstats
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    callers = []
+
+    def caller(execute, sql, params, many, context):
+        frames = [
+            f
+            for f in traceback.extract_stack()
+            if f.filename.startswith(project) and "/.venv/" not in f.filename
+        ]
+        callers.append(
+            " < ".join(f"{os.path.relpath(f.filename, project)}:{f.lineno}" for f in frames[-3:][::-1])
+        )
+        return execute(sql, params, many, context)
+
+    browser.get(url)  # warm
+    with CaptureQueriesContext(connection) as queries, connection.execute_wrapper(caller):
+        browser.get(url)
+    database_ms = sum(float(query["time"]) for query in queries.captured_queries) * 1000
+    say(f"--- {url}: {len(queries)} queries, {database_ms:.1f} ms in the database")
+    for query, where in zip(queries.captured_queries, callers, strict=True):
+        say(f"  {float(query['time']) * 1000:6.1f} ms  {query['sql'][:70]:<70}  {where[:150]}")
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(10):
+        browser.get(url)
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(
+        r"portal|financing|collateral|web/|accounts|template/(base|loader_tags|defaulttags)|sessions|translation|psycopg/cursor",
+        60,
+    )
+    say(out.getvalue())
+
+
+def seed():
+    """One client with ten positions, a debt and a year of snapshots as retention keeps them: (user, facility)."""
 
     from decimal import Decimal
 
     from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
-    from django.test import Client as Browser
     from django.utils import timezone
 
     from accounts.audit import SYSTEM
@@ -57,7 +114,6 @@ def main() -> int:
     from financing.models import RatioRollup, RatioSnapshot, RetentionMark
     from ledger.enums import AccountKind, TransactionKind
     from ledger.services import LegSpec, firm_account, transaction_post
-    from portal.selectors import ratio_chart
 
     call_command("migrate", verbosity=0)
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
@@ -145,9 +201,25 @@ def main() -> int:
         f"(seeded in {time.perf_counter() - started:.1f} s)"
     )
 
+    return user, facility
+
+
+def main() -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.bench")
+    django.setup()
+
+    from django.test import Client as Browser
+
+    from portal.selectors import ratio_chart
+
+    user, facility = seed()
     browser = Browser()
     browser.force_login(user)
     base = f"/portal/facilities/{facility.pk}"
+    if PROFILE:
+        for url in (f"{base}/", f"{base}/figures/", f"{base}/history/?range=1y", f"{base}/history/?range=1d"):
+            profile(browser, url)
+        return 0
 
     def get(url: str):
         def run():

@@ -8,20 +8,16 @@ import datetime
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from collateral.calculations import PositionInput, pool_valuation
-from collateral.selectors import (
-    assets_by_symbol,
-    current_prices,
-    custody_holdings,
-    fx_to_hkd,
-    pool_holdings,
-    position_inputs,
-)
+from collateral.models import Asset, CollateralPool
+from collateral.selectors import Quote, fx_to_hkd, position_inputs
 from core.exceptions import InvalidInput
+from core.money import CENT, HKD, ZERO
 from financing.enums import OPEN_FORCED_SALE_STATUSES, OPEN_MARGIN_CALL_STATUSES, FacilityStatus, MarginStatus
 from financing.history import RatioPoint, ratio_history
 from financing.lending.interest import annual_rate_on
@@ -29,15 +25,13 @@ from financing.models import Facility, ForcedSale, MarginCall, StandingTopUpInst
 from financing.selectors import (
     Debt,
     FacilityValuation,
-    facility_debt,
-    facility_pool,
-    open_forced_sale,
-    open_margin_call,
     policy_for,
     standing_top_up_instruction_of,
     thresholds_of,
 )
 from financing.what_if import SECURITIES, Outcome, Trigger, ladder_triggers, outcome, shocked
+from ledger.enums import AccountKind
+from ledger.models import Account, Balance
 from web.formatting import hk_time
 
 STATUS_WORDS = {
@@ -167,8 +161,6 @@ class Overview:
     inputs: list[PositionInput] = field(repr=False)
     instruction: StandingTopUpInstruction | None
     free_holdings: dict[str, Decimal]
-    call: MarginCall | None
-    sale: ForcedSale | None
 
     @property
     def debt(self) -> Debt:
@@ -179,34 +171,78 @@ class Overview:
         return self.valuation.thresholds
 
 
-def facility_overview(facility: Facility) -> Overview:
+@dataclass(frozen=True)
+class _Reading:
+    """What one request reads for a facility, in as few queries as the figures allow."""
+
+    holdings: dict[str, Decimal]  # pledged, symbol → quantity (non-zero)
+    free: dict[str, Decimal]  # free at the broker, symbol → quantity (non-zero)
+    debt: Debt
+    assets: dict[str, Asset]
+    prices: dict[str, Quote]
+
+
+def _read(facility: Facility, symbols: tuple[str, ...] = ()) -> _Reading:
+    """The pool's and the free holdings and the debt in one query over the ledger's balances (what
+    ``pool_holdings``, ``custody_holdings`` and ``facility_debt`` read one query each), then the assets held
+    (and ``symbols``) with their current prices in one more (``assets_by_symbol`` and ``current_prices``)."""
+    debt_accounts = {
+        facility.principal_account_id: "principal",
+        facility.interest_account_id: "interest",
+        facility.fees_account_id: "fees",
+    }
+    client_id = facility.client_id
+    rows = Balance.objects.filter(
+        Q(account_id__in=CollateralPool.objects.filter(client_id=client_id).values("account_id"))
+        | Q(account_id__in=Account.objects.filter(kind=AccountKind.CUSTODY, client_id=client_id).values("pk"))
+        | Q(account_id__in=list(debt_accounts), instrument_id=HKD)
+    ).values_list("account_id", "account__kind", "instrument_id", "amount")
+    holdings: dict[str, Decimal] = {}
+    free: dict[str, Decimal] = {}
+    owed = dict.fromkeys(debt_accounts.values(), ZERO)
+    for account_id, kind, instrument, amount in rows.order_by("instrument_id"):
+        if account_id in debt_accounts:
+            owed[debt_accounts[account_id]] = amount.quantize(CENT)  # HKD legs are whole cents already
+        elif amount == 0:
+            continue
+        elif kind == AccountKind.CUSTODY:
+            free[instrument] = free.get(instrument, ZERO) + amount
+        else:
+            holdings[instrument] = amount
+    assets, prices = {}, {}
+    wanted = sorted({*holdings, *symbols})
+    for asset in Asset.objects.filter(pk__in=wanted).select_related("instrument", "current_price__price"):
+        assets[asset.symbol] = asset
+        current = getattr(asset, "current_price", None)  # a reverse one-to-one: absent without a price
+        if current is not None:
+            price = current.price
+            prices[asset.symbol] = Quote(price.price, price.currency, price.source, price.observed_at)
+    return _Reading(holdings=holdings, free=free, debt=Debt(**owed), assets=assets, prices=prices)
+
+
+def facility_overview(facility: Facility, *, triggers: bool = True) -> Overview:
     """The facility valued now, from current prices and the ledger (what the sweep values it on), with the
-    trigger prices, positions, standing instruction and any open call or sale."""
-    pool = facility_pool(facility)
-    holdings = pool_holdings(pool) if pool else {}
-    free = custody_holdings(facility.client)
-    symbols = sorted({*holdings, *TRIGGER_SYMBOLS})
-    assets = assets_by_symbol(symbols)
-    prices = current_prices(symbols)
-    fx = fx_to_hkd()
-    inputs = position_inputs(holdings, assets=assets, prices=prices, fx=fx)
+    positions, the trigger prices and the standing instruction (``triggers=False``: without the last two,
+    for a page that shows neither). Every figure is worked out once here, and the pages pass it around."""
+    reading = _read(facility, TRIGGER_SYMBOLS if triggers else ())
+    assets, prices = reading.assets, reading.prices
+    inputs = position_inputs(reading.holdings, assets=assets, prices=prices, fx=fx_to_hkd())
     valuation = FacilityValuation(
         facility_id=facility.pk,
         valuation=pool_valuation(inputs),
-        debt=facility_debt(facility),
+        debt=reading.debt,
         thresholds=thresholds_of(policy_for(facility)),
     )
     ratio = valuation.margin_ratio
     status = valuation.status
-    debt = valuation.debt.total
-    triggers = []
-    for symbol in TRIGGER_SYMBOLS:
+    rows = []
+    for symbol in TRIGGER_SYMBOLS if triggers else ():
         asset = assets.get(symbol)
         if asset is None:
             continue
         quote = prices.get(symbol)
-        found = ladder_triggers(inputs, symbol, debt=debt, thresholds=valuation.thresholds)
-        triggers.append(
+        found = ladder_triggers(inputs, symbol, debt=valuation.debt.total, thresholds=valuation.thresholds)
+        rows.append(
             TriggerRow(
                 symbol=symbol,
                 price=quote.price if quote else None,
@@ -255,13 +291,11 @@ def facility_overview(facility: Facility) -> Overview:
         status_meaning=STATUS_MEANING[status],
         interest_rate=rate,
         gauge=gauge_of(ratio, valuation.thresholds),
-        triggers=triggers,
+        triggers=rows,
         positions=positions,
         inputs=inputs,
-        instruction=standing_top_up_instruction_of(facility.client),
-        free_holdings=free,
-        call=open_margin_call(facility),
-        sale=open_forced_sale(facility),
+        instruction=standing_top_up_instruction_of(facility.client) if triggers else None,
+        free_holdings=reading.free,
     )
 
 
@@ -286,10 +320,10 @@ def what_if(facility: Facility, *, btc: Decimal, eth: Decimal, securities: Decim
     for name, value in shocks.items():
         if not low <= value <= high:
             raise InvalidInput(f"{name}: a move must be between −60% and +20%.")
-    pool = facility_pool(facility)
-    inputs = position_inputs(pool_holdings(pool) if pool else {})
+    reading = _read(facility)
+    inputs = position_inputs(reading.holdings, assets=reading.assets, prices=reading.prices, fx=fx_to_hkd())
     thresholds = thresholds_of(policy_for(facility))
-    return _what_if_of(inputs, shocks, debt=facility_debt(facility).total, thresholds=thresholds)
+    return _what_if_of(inputs, shocks, debt=reading.debt.total, thresholds=thresholds)
 
 
 def unshocked_what_if(overview: Overview) -> WhatIf:

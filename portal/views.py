@@ -131,7 +131,7 @@ def banner_context(request: HttpRequest) -> dict:
 @client_required
 def positions(request: HttpRequest, facility_id: int) -> HttpResponse:
     facility = selectors.client_facility(request.user.client_id, facility_id)
-    overview = selectors.facility_overview(facility)
+    overview = selectors.facility_overview(facility, triggers=False)
     return render(request, "portal/positions.html", _page(request, "positions", facility, overview=overview))
 
 

@@ -126,3 +126,14 @@ def test_trigger_prices_use_the_sweep_s_numbers(signed_in, facility):
 
     row = facility_overview(facility).triggers[0]
     assert (row.symbol, row.warning.price) == ("BTC", Decimal("94444.44"))
+
+
+def test_the_overview_reads_the_facility_in_few_queries(signed_in, facility, django_assert_max_num_queries):
+    """Session, user, second factor, facility, balances, assets with prices, FX, policy, instruction, unread
+    count, open calls and sales: one query each, however many positions the pool holds."""
+    with django_assert_max_num_queries(12):
+        response, _ = page(signed_in, "portal:overview", facility.pk)
+    assert response.status_code == 200
+    with django_assert_max_num_queries(9):
+        response, _ = page(signed_in, "portal:overview_figures", facility.pk)
+    assert response.status_code == 200
