@@ -286,6 +286,9 @@ def _quantity_to_reach_target(
 
     if not reaches(held):
         return held
+    least = _least_quantity_without_cuts(positions, sold, symbol, debt, target, sale_cost)
+    if least is not None:
+        return least
     # First guess from the closed form, with the position's effective haircut.
     d0, lv0 = _state_after(positions, sold, debt, sale_cost)
     valuation = pool_valuation([p])
@@ -312,6 +315,167 @@ def _quantity_to_reach_target(
             else:
                 low_lots = middle
         return min(high_lots * lot, held)
+
+
+# The exact search in cents (``_least_quantity_without_cuts``) is used when selling one unit of market value
+# lowers D − T·LV by at least this much (below it, the window of candidates grows as its inverse) …
+LEAST_SEARCH_MIN_SLOPE = Decimal("0.01")
+# … and when its window holds at most this many candidates; otherwise the search in whole lots.
+LEAST_SEARCH_MAX_CANDIDATES = 2000
+
+
+@dataclass(frozen=True)
+class LeastSearch:
+    """The exact search for the least whole-lot sale of one position when no concentration cut binds: every
+    figure in cents. ``debt`` and ``others`` (the margin value of the rest of the pool) are the state before
+    this sale; ``held`` the quantity, ``unit`` its HKD value per unit, ``lot`` its lot size."""
+
+    debt: Decimal
+    others: Decimal
+    held: Decimal
+    unit: Decimal
+    lot: Decimal
+    haircut: Decimal
+    eligible: bool
+    sale_cost: Decimal
+    target: Decimal
+
+    @property
+    def slope(self) -> Decimal:
+        """β = (1 − s) − T(1 − h): how much D − T·LV falls per unit of market value sold (no cut binding)."""
+        return (1 - self.sale_cost) - self.target * (1 - self.haircut if self.eligible else 0)
+
+    def lots_held(self) -> Decimal:
+        with localcontext(prec=WIDE):
+            return (self.held / self.lot).to_integral_value(rounding=ROUND_CEILING)
+
+    def reaches(self, lots: Decimal) -> tuple[bool, Decimal, Decimal, Decimal]:
+        """Whether selling ``lots`` lots (at most all of it) brings R to target; the quantity, the cents sold
+        (market value) and the cents of proceeds."""
+        with localcontext(prec=WIDE):
+            quantity = min(lots * self.lot, self.held)
+            sold = (100 * quantity * self.unit).to_integral_value(rounding=ROUND_HALF_UP)
+            left = (100 * (self.held - quantity) * self.unit).to_integral_value(rounding=ROUND_HALF_UP)
+            proceeds = (sold * (1 - self.sale_cost)).to_integral_value(rounding=ROUND_FLOOR)
+            kept = (left * (1 - self.haircut)).to_integral_value(rounding=ROUND_FLOOR) if self.eligible else 0
+            return self.debt - proceeds <= self.target * (self.others + kept), quantity, sold, proceeds
+
+    def window(self) -> tuple[str, int, int]:
+        """The candidates that hold the least reaching lot count: ``("cents", a, b)`` — for each cent value c
+        in a..b of the market value sold, the least lot count that sells at least c — or ``("lots", a, b)``,
+        every lot count from a to b, whichever is fewer. Below ``a`` nothing reaches the target: with the
+        proceeds at most c(1 − s) and the margin value left at most (1 − h)(100·H·u − c + 1), reaching needs
+        c·β ≥ D − T·LV₀ − T(1 − h)(100·H·u + 1); at ``b`` it is reached (the same bounds the other way,
+        widened by the lot's value). One more each side for the divisions' rounding."""
+        with localcontext(prec=WIDE):
+            kept = self.target * (1 - self.haircut) if self.eligible else Decimal(0)
+            full = 100 * self.held * self.unit
+            lot_value = 100 * self.unit * self.lot
+            low = (self.debt - self.target * self.others - kept * (full + 1)) / self.slope
+            high = (self.debt + 1 - self.target * self.others + (self.target if self.eligible else 0)
+                    - kept * (full - lot_value)) / self.slope  # fmt: skip
+            cents_low = max(low.to_integral_value(rounding=ROUND_FLOOR) - 1, Decimal(0))
+            cents_high = max(high.to_integral_value(rounding=ROUND_CEILING) + 1, cents_low)
+            lots_low = max(
+                ((cents_low - Decimal("0.5")) / lot_value).to_integral_value(rounding=ROUND_FLOOR), 1
+            )
+            lots_high = ((cents_high - Decimal("0.5")) / lot_value).to_integral_value(
+                rounding=ROUND_CEILING
+            ) + 1
+            lots_high = max(min(lots_high, self.lots_held()), lots_low)
+        if cents_high - cents_low <= lots_high - lots_low:
+            return "cents", int(cents_low), int(cents_high)
+        return "lots", int(lots_low), int(lots_high)
+
+    def candidates(self):
+        """The lot counts to try, in increasing order."""
+        mode, low, high = self.window()
+        if mode == "lots":
+            yield from (Decimal(n) for n in range(low, high + 1))
+            return
+        held_lots = self.lots_held()
+        previous = None
+        with localcontext(prec=WIDE):
+            lot_value = 100 * self.unit * self.lot
+            for cents in range(low, high + 1):
+                lots = ((cents - Decimal("0.5")) / lot_value).to_integral_value(rounding=ROUND_CEILING)
+                lots = min(max(lots, Decimal(1)), held_lots)
+                if lots != previous:
+                    previous = lots
+                    yield lots
+
+    def least(self) -> Decimal | None:
+        """The least whole-lot quantity that reaches the target, or None when this search does not apply
+        (too flat a slope, too wide a window) or finds none in its window."""
+        if self.slope < LEAST_SEARCH_MIN_SLOPE or self.unit <= 0:
+            return None
+        _, low, high = self.window()
+        if high - low + 1 > LEAST_SEARCH_MAX_CANDIDATES:
+            return None
+        for lots in self.candidates():
+            reached, quantity, _, _ = self.reaches(lots)
+            if reached:
+                return quantity
+        return None
+
+
+def _least_quantity_without_cuts(
+    positions: dict[str, PositionInput],
+    sold: dict[str, Decimal],
+    symbol: str,
+    debt: Decimal,
+    target: Decimal,
+    sale_cost: Decimal,
+) -> Decimal | None:
+    """The least whole-lot quantity of ``symbol`` after which R <= target, exactly, when no concentration cut
+    binds anywhere between selling none of it and all of it; None otherwise (the caller searches).
+
+    With no cut binding, the state after selling q depends only on the cents sold, round(q·u), and the cents
+    left, round((H − q)·u): the debt falls with the first, the margin value with the second. For each cent
+    value sold the least quantity that sells it leaves the most, so the least reaching quantity is the least
+    quantity of the least reaching cent value: a window of a few cents (``LeastSearch.window``), tried in
+    order. The rounding to the cent makes R wobble near the target, so that a bisection finds *a* quantity
+    after which R <= target, not always the least; this one is exact, and what the stress test's SQL does."""
+    p = positions[symbol]
+    held = p.quantity
+    others = []
+    with localcontext(prec=WIDE):
+        for s, other in positions.items():
+            if s == symbol:
+                continue
+            quantity = other.quantity - sold.get(s, ZERO)
+            if quantity == 0:
+                continue
+            priced = other.price is not None and other.fx_to_hkd is not None
+            mv = market_value(quantity, other.price, other.fx_to_hkd) if priced else ZERO
+            others.append((other, mv))
+        rest = sum((mv for _, mv in others), ZERO)
+        own = market_value(held, p.price, p.fx_to_hkd)
+        # A cut binds when a position's market value is above its limit × the pool's: the others' pool is
+        # least when all of ``symbol`` is sold, and ``symbol``'s share is largest when none of it is.
+        for other, mv in others:
+            if (
+                other.eligible
+                and other.concentration_limit is not None
+                and mv > other.concentration_limit * rest
+            ):
+                return None
+        if p.eligible and p.concentration_limit is not None and own > p.concentration_limit * (rest + own):
+            return None
+        kept = sum(
+            (
+                max((mv * (1 - o.haircut)).quantize(CENT, rounding=ROUND_FLOOR), ZERO)
+                for o, mv in others
+                if o.eligible
+            ),
+            ZERO,
+        )
+        proceeds = sum((_proceeds(positions[s], q, sale_cost) for s, q in sold.items() if s != symbol), ZERO)
+        search = LeastSearch(
+            debt=(debt - proceeds) * 100, others=kept * 100, held=held, unit=p.price * p.fx_to_hkd,
+            lot=p.lot_size, haircut=p.haircut, eligible=p.eligible, sale_cost=sale_cost, target=target,
+        )  # fmt: skip
+    return search.least()
 
 
 def quantity_from_value(value_hkd: Decimal, price: Decimal, fx_to_hkd: Decimal, decimals: int) -> Decimal:

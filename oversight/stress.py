@@ -5,11 +5,12 @@ snapshot, a margin call, a forced sale or a ledger posting."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
 from collections import defaultdict
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR, Decimal, localcontext
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -18,7 +19,14 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from accounts.audit import SYSTEM, Actor, AuditSpec, actor_label, actor_user, audit_events_record
-from collateral.calculations import PositionInput, cure_amounts, forced_sale_plan
+from collateral.calculations import (
+    LEAST_SEARCH_MAX_CANDIDATES,
+    LEAST_SEARCH_MIN_SLOPE,
+    WIDE,
+    PositionInput,
+    cure_amounts,
+    forced_sale_plan,
+)
 from collateral.enums import AssetKind
 from collateral.models import Asset, CollateralPool
 from collateral.selectors import current_prices, fx_rates_latest
@@ -206,12 +214,83 @@ def _write_results(run: StressRun, units: list[AssetUnit]) -> None:
     StressResult.objects.bulk_create(rows, batch_size=2000)
 
 
+def planned_in_sql() -> bool:
+    """Whether a run plans the forced sales in SQL (PostgreSQL; the rows SQL cannot plan exactly go to the
+    Python planner) or every one with the Python planner."""
+    return valued_in_sql()
+
+
 def _plan_sales(run: StressRun, templates: dict[str, PositionInput]) -> dict[str, dict[str, Decimal]]:
     """The forced sale each facility with a call or a sale after the shock would meet, planned as the live
     planner plans it (financing.liquidation.forced_sales): the pool's HKD repays first, then the rest is sold
-    in the policy's order, in whole lots, at the scenario's sale cost (or the policy's). Returns the volume
-    per asset (quantity, market value)."""
-    rows = list(run.results.filter(status_after__in=NEEDS_A_SALE).only("pk", "facility_id", "debt"))
+    in the policy's order, in whole lots, at the scenario's sale cost (or the policy's). On PostgreSQL one
+    statement plans every pool in which no concentration cut binds (``stress.sql``, piece ``sale_plans``), and
+    the Python planner the others. Returns the volume per asset (quantity, market value)."""
+    rows = run.results.filter(status_after__in=NEEDS_A_SALE)
+    if not planned_in_sql():
+        return _plan_in_python(run, list(rows.only("pk", "facility_id", "debt")), templates)
+    unplanned = _plan_in_sql(run, templates)
+    run.plans_in_python = len(unplanned)  # not kept: for the bench and the log
+    if unplanned:
+        _plan_in_python(run, list(rows.filter(pk__in=unplanned).only("pk", "facility_id", "debt")), templates)
+    volume: dict[str, dict[str, Decimal]] = defaultdict(lambda: {"quantity": ZERO, "market_value": ZERO})
+    with connection.cursor() as cursor:
+        cursor.execute(sql_file(__file__, "stress.sql", "sale_volume"), {"run": run.pk})
+        for symbol, quantity, market_value in cursor.fetchall():
+            volume[symbol] = {"quantity": quantity, "market_value": market_value}
+    return volume
+
+
+def _plan_in_sql(run: StressRun, templates: dict[str, PositionInput]) -> list[int]:
+    """Plan in one statement and write the plans; the ids of the rows it left to the Python planner."""
+    crypto_rank = {"BTC": 0, "ETH": 1}
+    units = list(templates.values())
+    columns: dict[str, list] = {
+        "symbol": [u.symbol for u in units],
+        "unit": [_unit_value(u) for u in units],
+        "haircut": [u.haircut for u in units],
+        "lim": [u.concentration_limit for u in units],
+        "eligible": [u.eligible for u in units],
+        "lot": [u.lot_size for u in units],
+        "lot_text": [plain(u.lot_size) for u in units],
+        "cash": [u.kind == AssetKind.CASH for u in units],
+        # collateral.calculations.default_sale_order: crypto (BTC, ETH, the rest), securities, anything else.
+        "grp": [0 if u.kind == "crypto" else 1 if u.kind == "security" else 2 for u in units],
+        "crank": [crypto_rank.get(u.symbol, 9) if u.kind == "crypto" else 0 for u in units],
+    }
+    piece = functools.partial(sql_file, __file__, "stress.sql")
+    with connection.cursor() as cursor:
+        cursor.execute(piece("plan_units_drop"))
+        cursor.execute(piece("plan_units_create"))
+        cursor.execute(piece("plan_units_insert"), columns)
+        cursor.execute(piece("plans_drop"))
+        cursor.execute(
+            piece("sale_plans"),
+            {
+                "run": run.pk,
+                "sale_cost": run.sale_cost,
+                "default_policy": default_policy().pk,
+                "min_slope": LEAST_SEARCH_MIN_SLOPE,
+                # Fewer than the Python planner's own limit: a row SQL plans, Python would plan the same way.
+                "max_candidates": LEAST_SEARCH_MAX_CANDIDATES // 2,
+            },
+        )
+        cursor.execute(piece("plans_write"))
+        cursor.execute(piece("plans_unplanned"))
+        return [pk for (pk,) in cursor.fetchall()]
+
+
+def _unit_value(template: PositionInput) -> Decimal | None:
+    if template.price is None or template.fx_to_hkd is None:
+        return None
+    with localcontext(prec=WIDE):
+        return template.price * template.fx_to_hkd
+
+
+def _plan_in_python(
+    run: StressRun, rows: list[StressResult], templates: dict[str, PositionInput]
+) -> dict[str, dict[str, Decimal]]:
+    """``rows`` planned one by one with ``collateral.calculations.forced_sale_plan`` and written."""
     volume: dict[str, dict[str, Decimal]] = defaultdict(lambda: {"quantity": ZERO, "market_value": ZERO})
     if not rows:
         return volume
@@ -358,6 +437,7 @@ def stress_run(
             phases["valuation_ms"], mark = _ms(mark), time.perf_counter()
             volume = _plan_sales(run, templates)
             phases["sale_plans_ms"], mark = _ms(mark), time.perf_counter()
+            phases["plans_in_python"] = getattr(run, "plans_in_python", None)
             _firm_figures(run, volume)
             phases["firm_ms"] = _ms(mark)
             run.status = StressRunStatus.FINISHED

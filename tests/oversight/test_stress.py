@@ -8,9 +8,18 @@ import pytest
 
 from accounts.audit import SYSTEM
 from accounts.models import AuditEvent
+from collateral.services import asset_update
 from core.exceptions import InvalidInput, PermissionRefused
 from financing.lending.services import drawdown_create
-from financing.models import Facility, ForcedSale, MarginCall, MarginState, RatioSnapshot, SaleOrder
+from financing.models import (
+    Facility,
+    ForcedSale,
+    MarginCall,
+    MarginPolicy,
+    MarginState,
+    RatioSnapshot,
+    SaleOrder,
+)
 from financing.monitoring.cycle import monitoring_cycle_run
 from financing.monitoring.sweep import facility_figures, sweep_run, valuations_of
 from ledger.models import Transaction
@@ -156,6 +165,59 @@ def test_under_any_shock_sql_and_the_calculations_agree(market, monkeypatch, see
     assert sql_plans == pure_plans
     assert sql_run.sale_volume == pure_run.sale_volume
     assert sum(sql_run.by_status_after.values()) == 15
+
+
+def plans(run):
+    return {
+        r.facility_id: (r.sale_plan, r.sale_proceeds, r.ratio_after_sale, r.shortfall)
+        for r in run.results.filter(status_after__in=["margin_call", "forced_sale"])
+    }
+
+
+@pytest.mark.parametrize(
+    ("seed", "limits"),
+    [
+        (21, {"0700.HK": "", "0005.HK": ""}),  # no cut anywhere: every plan is the SQL's
+        (22, {"0700.HK": "0.90", "0005.HK": "0.95"}),  # cuts that bind in a few pools
+        (23, {}),  # the standard limits (HSBC 30%): cuts bind in many pools, the Python planner plans those
+    ],
+)
+def test_sale_plans_in_sql_equal_the_python_planners_to_the_cent_and_the_lot(
+    market, monkeypatch, seed, limits
+):
+    book = random_book(market, facilities=45, seed=seed)
+    for symbol, limit in limits.items():
+        asset_update(asset=market[symbol], actor=SYSTEM, concentration_limit=limit)
+    asset_update(asset=market["0005.HK"], actor=SYSTEM, lot_size="7" if seed % 2 else "400")
+    rng = random.Random(seed)
+    policies = [
+        MarginPolicy.objects.create(name="ETH first", target=D("0.70"), sale_cost_rate=D("0.0100"),
+                                    sale_order=["ETH", "0700.HK"]),
+        MarginPolicy.objects.create(name="Securities first", target=D("0.50"), sale_cost_rate=D("0.0200"),
+                                    sale_order=["0005.HK", "0700.HK", "BTC"]),
+    ]  # fmt: skip
+    for facility in book:
+        if rng.random() < 0.5:
+            Facility.objects.filter(pk=facility.pk).update(policy=rng.choice(policies))
+    shocks = {"crypto": f"-0.{rng.randint(50, 95)}", "ETH": f"-0.{rng.randint(30, 85)}",
+              "security": f"-0.{rng.randint(10, 45)}", "USD/HKD": "0.003"}  # fmt: skip
+    stressed = scenario(shocks, sale_cost="0.015" if seed % 2 else None)
+    sql_run = stress_run(scenario=stressed, actor=SYSTEM)
+    monkeypatch.setattr("oversight.stress.planned_in_sql", lambda: False)
+    pure_run = stress_run(scenario=stressed, actor=SYSTEM)
+    planned = plans(pure_run)
+    assert len(planned) >= 10  # enough facilities a sale would reach to compare
+    assert any(shortfall > 0 for *_, shortfall in planned.values())
+    assert plans(sql_run) == planned
+    assert sql_run.sale_volume == pure_run.sale_volume
+    assert (sql_run.sale_proceeds, sql_run.shortfall, sql_run.lending_after_sales) == (
+        pure_run.sale_proceeds, pure_run.shortfall, pure_run.lending_after_sales)  # fmt: skip
+    left_to_python = sql_run.phases["plans_in_python"]
+    if not limits or seed == 23:
+        assert left_to_python > 0  # the cuts bind somewhere: the Python planner planned those
+    if seed == 21:
+        assert left_to_python == 0
+    assert left_to_python < len(planned)
 
 
 def live_counts():
