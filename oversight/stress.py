@@ -265,11 +265,14 @@ def _plan_in_sql(run: StressRun, templates: dict[str, PositionInput]) -> list[in
         cursor.execute(piece("plan_units_insert"), columns)
         cursor.execute(piece("plans_drop"))
         cursor.execute(
+            piece("plan_start"),
+            {"run": run.pk, "sale_cost": run.sale_cost, "default_policy": default_policy().pk},
+        )
+        cursor.execute(piece("plan_positions"))
+        cursor.execute(piece("plan_analyze"))
+        cursor.execute(
             piece("sale_plans"),
             {
-                "run": run.pk,
-                "sale_cost": run.sale_cost,
-                "default_policy": default_policy().pk,
                 "min_slope": LEAST_SEARCH_MIN_SLOPE,
                 # Fewer than the Python planner's own limit: a row SQL plans, Python would plan the same way.
                 "max_candidates": LEAST_SEARCH_MAX_CANDIDATES // 2,

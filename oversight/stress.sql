@@ -46,10 +46,10 @@ SELECT * FROM unnest(%(symbol)s::varchar[], %(unit)s::numeric[], %(haircut)s::nu
 
 
 -- name: plans_drop
-DROP TABLE IF EXISTS pg_temp.stress_plans
+DROP TABLE IF EXISTS pg_temp.stress_plan_start, pg_temp.stress_plan_positions, pg_temp.stress_plans
 
 
--- name: sale_plans
+-- name: plan_start
 -- The forced-sale plan of every row of the run with a call or a sale after the shock, set-based: the rules of
 -- collateral.calculations.forced_sale_plan as financing.liquidation plans a sale (the pool's HKD repays first;
 -- the rest of the pool, without cash, sold in the policy's order), for every pool in which no concentration cut
@@ -58,8 +58,10 @@ DROP TABLE IF EXISTS pg_temp.stress_plans
 -- running sums in the sale order, and the last one's quantity is the exact search in cents of
 -- collateral.calculations.LeastSearch: its window of candidates, the least that reaches the target. ``planned``
 -- is false for the rows left to the Python planner: a cut may bind, the slope is too flat or the window too
--- wide (docs/stress-tests.md).
-CREATE TEMP TABLE stress_plans ON COMMIT DROP AS
+-- wide (docs/stress-tests.md). Three statements, each into a temporary table the next one's planner knows the
+-- size of (the run's rows are new: their statistics would say there are none).
+-- First the rows and their policies, and the pool's HKD that repays first.
+CREATE TEMP TABLE stress_plan_start ON COMMIT DROP AS
 WITH need AS MATERIALIZED (
     SELECT r.id, r.debt, p.account_id, mp.target,
            COALESCE(%(sale_cost)s::numeric, mp.sale_cost_rate) AS cost,
@@ -70,16 +72,23 @@ WITH need AS MATERIALIZED (
       JOIN financing_marginpolicy mp ON mp.id = COALESCE(f.policy_id, %(default_policy)s)
       LEFT JOIN collateral_collateralpool p ON p.client_id = f.client_id
      WHERE r.run_id = %(run)s AND r.status_after IN ('margin_call', 'forced_sale')
-),
-start AS MATERIALIZED (
-    SELECT n.*, COALESCE(c.cash, 0) AS cash, n.debt - COALESCE(c.cash, 0) AS d0
-      FROM need n
-      LEFT JOIN LATERAL (
-          SELECT FLOOR(LEAST(b.amount, GREATEST(n.debt, 0)) * 100) * 0.01 AS cash FROM ledger_balance b
-           WHERE b.account_id = n.account_id AND b.instrument_id = 'HKD' AND b.amount > 0
-      ) c ON true
-),
-positions AS (
+)
+SELECT n.*, COALESCE(c.cash, 0) AS cash, n.debt - COALESCE(c.cash, 0) AS d0
+  FROM need n
+  LEFT JOIN LATERAL (
+      SELECT FLOOR(LEAST(b.amount, GREATEST(n.debt, 0)) * 100) * 0.01 AS cash FROM ledger_balance b
+       WHERE b.account_id = n.account_id AND b.instrument_id = 'HKD' AND b.amount > 0
+  ) c ON true
+
+
+-- name: plan_analyze
+ANALYZE stress_plan_start, stress_plan_positions
+
+
+-- name: plan_positions
+-- Then each pool's positions in the sale order, with the state before each sale and after it whole.
+CREATE TEMP TABLE stress_plan_positions ON COMMIT DROP AS
+WITH positions AS (
     SELECT s.id, s.target, s.cost, s.d0, b.instrument_id AS symbol, b.amount AS held, u.unit, u.haircut, u.lim,
            u.eligible, u.lot, u.lot_text, u.unit IS NOT NULL AS priced,
            COALESCE(ROUND(b.amount * u.unit, 2), 0) AS mv,
@@ -87,7 +96,7 @@ positions AS (
                PARTITION BY s.id, u.unit IS NOT NULL
                ORDER BY COALESCE(array_position(s.sale_order, b.instrument_id::text), 2147483647), u.grp, u.crank,
                         u.haircut, b.instrument_id COLLATE "C") END AS k
-      FROM start s
+      FROM stress_plan_start s
       JOIN ledger_balance b ON b.account_id = s.account_id AND b.amount > 0
       JOIN stress_plan_units u ON u.symbol = b.instrument_id AND NOT u.cash
 ),
@@ -128,18 +137,24 @@ checked AS (
                ELSE s.m0 - COALESCE(SUM(s.mv) FILTER (WHERE s.k <= s.done_k) OVER (PARTITION BY s.id), 0) END
                AS within
       FROM steps s
-),
--- The exact search for the last step (collateral.calculations.LeastSearch), every figure in cents.
-search AS (
+)
+SELECT * FROM checked
+
+
+-- name: sale_plans
+-- Last, the exact search for the last step (collateral.calculations.LeastSearch), every figure in cents, and the
+-- plans.
+CREATE TEMP TABLE stress_plans ON COMMIT DROP AS
+WITH search AS (
     SELECT c.id, c.held, c.unit, c.lot, c.haircut, c.eligible, c.cost, c.target,
            100 * c.d_k AS debt, 100 * (c.lv_k - c.lvf) AS others,
            (1 - c.cost) - c.target * CASE WHEN c.eligible THEN 1 - c.haircut ELSE 0 END AS slope,
            CASE WHEN c.eligible THEN c.target * (1 - c.haircut) ELSE 0 END AS kept,
            100 * c.held * c.unit AS full_value, 100 * c.unit * c.lot AS lot_value, CEIL(c.held / c.lot) AS held_lots
-      FROM checked c
+      FROM stress_plan_positions c
      WHERE c.k = c.done_k AND c.k = c.last_k AND NOT c.start_reaches
 ),
-bounds AS (
+bounds AS MATERIALIZED (
     SELECT s.*,
            GREATEST(FLOOR((s.debt - s.target * s.others - s.kept * (s.full_value + 1)) / s.slope) - 1, 0) AS cents_low,
            CEIL((s.debt + 1 - s.target * s.others + CASE WHEN s.eligible THEN s.target ELSE 0 END
@@ -147,24 +162,25 @@ bounds AS (
       FROM search s
      WHERE s.slope >= %(min_slope)s AND s.unit > 0
 ),
-windows AS (
-    SELECT w.*, GREATEST(LEAST(CEIL((w.cents_high - 0.5) / w.lot_value) + 1, w.held_lots), w.lots_low) AS lots_high
+windows AS MATERIALIZED (
+    SELECT w.*, w.cents_high - w.cents_low <= w.lots_high - w.lots_low AS by_cents,
+           CASE WHEN w.cents_high - w.cents_low <= w.lots_high - w.lots_low THEN w.cents_low ELSE w.lots_low END AS g_low,
+           CASE WHEN w.cents_high - w.cents_low <= w.lots_high - w.lots_low THEN w.cents_high ELSE w.lots_high END AS g_high
       FROM (
-        SELECT b.*, GREATEST(b.cents_high_raw, b.cents_low) AS cents_high,
-               GREATEST(FLOOR((b.cents_low - 0.5) / b.lot_value), 1) AS lots_low
-          FROM bounds b
+        SELECT l.*, GREATEST(LEAST(CEIL((l.cents_high - 0.5) / l.lot_value) + 1, l.held_lots), l.lots_low) AS lots_high
+          FROM (
+            SELECT b.*, GREATEST(b.cents_high_raw, b.cents_low) AS cents_high,
+                   GREATEST(FLOOR((b.cents_low - 0.5) / b.lot_value), 1) AS lots_low
+              FROM bounds b
+          ) AS l
       ) AS w
+     WHERE LEAST(w.cents_high - w.cents_low, w.lots_high - w.lots_low) + 1 <= %(max_candidates)s
 ),
 candidates AS (
     SELECT w.id, w.held, w.unit, w.lot, w.haircut, w.eligible, w.cost, w.target, w.debt, w.others,
-           CASE WHEN w.cents_high - w.cents_low <= w.lots_high - w.lots_low
-                THEN LEAST(GREATEST(CEIL((g.n - 0.5) / w.lot_value), 1), w.held_lots) ELSE g.n END AS lots
-      FROM windows w
-     CROSS JOIN LATERAL generate_series(
-           CASE WHEN w.cents_high - w.cents_low <= w.lots_high - w.lots_low THEN w.cents_low ELSE w.lots_low END,
-           CASE WHEN w.cents_high - w.cents_low <= w.lots_high - w.lots_low THEN w.cents_high ELSE w.lots_high END
-       ) AS g(n)
-     WHERE LEAST(w.cents_high - w.cents_low, w.lots_high - w.lots_low) + 1 <= %(max_candidates)s
+           CASE WHEN w.by_cents THEN LEAST(GREATEST(CEIL((g.n - 0.5) / w.lot_value), 1), w.held_lots) ELSE g.n END
+               AS lots
+      FROM windows w CROSS JOIN LATERAL generate_series(w.g_low, w.g_high) AS g(n)
 ),
 tried AS (
     SELECT t.*, FLOOR(t.sold * (1 - t.cost)) AS proceeds,
@@ -178,7 +194,7 @@ tried AS (
           FROM candidates c
       ) AS t
 ),
-least AS (
+least AS MATERIALIZED (
     SELECT DISTINCT ON (t.id) t.id, t.quantity, t.sold * 0.01 AS mv, t.proceeds * 0.01 AS pf,
            (t.debt - t.proceeds) * 0.01 AS debt_after, (t.others + t.kept_cents) * 0.01 AS lv_after
       FROM tried t WHERE t.reaches
@@ -192,14 +208,14 @@ sales AS (
            CASE WHEN c.k = c.last_k THEN l.pf ELSE c.pf END AS pf,
            c.k = c.last_k AND l.id IS NULL AS unsearched,
            c.k = c.steps AND (c.k <> c.last_k OR l.quantity >= c.held) AS last_whole
-      FROM checked c
+      FROM stress_plan_positions c
       LEFT JOIN least l ON l.id = c.id AND c.k = c.last_k
      WHERE c.k <= c.done_k
 ),
 per_pool AS (
     SELECT c.id, bool_and(c.within) AS within, bool_or(c.skipped) AS skipped, MAX(c.steps) AS steps,
            bool_or(c.start_reaches) AS start_reaches, MAX(c.last_k) AS last_k, MAX(c.lv0) AS lv0
-      FROM checked c GROUP BY c.id
+      FROM stress_plan_positions c GROUP BY c.id
 ),
 per_sales AS (
     SELECT s.id, bool_or(s.unsearched) AS unsearched, SUM(s.pf) AS proceeds, SUM(s.mv) AS mv,
@@ -223,7 +239,7 @@ outcome AS (
                 WHEN pp.last_k IS NULL THEN true
                 ELSE COALESCE(ps.last_whole, false) END AND NOT COALESCE(pp.skipped, false)
                AS everything_sold
-      FROM start st
+      FROM stress_plan_start st
       LEFT JOIN per_pool pp ON pp.id = st.id
       LEFT JOIN per_sales ps ON ps.id = st.id
       LEFT JOIN least l ON l.id = st.id
