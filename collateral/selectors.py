@@ -65,14 +65,33 @@ def held_fx_rates() -> list[FxRate]:
 def fx_to_hkd() -> dict[str, Decimal]:
     """HKD per unit of each currency we can convert: direct rates, or through USD (USDT/USD × USD/HKD)."""
     rates = {pair: rate.rate for pair, rate in fx_rates_latest().items()}
-    result = {"HKD": Decimal(1)}
-    for (currency, quote), rate in rates.items():
-        if quote == "HKD":
+    currencies = {"HKD"} | {currency for currency, _ in rates}
+    result = {}
+    for currency in currencies:
+        rate = hkd_rate(
+            currency,
+            direct=rates.get((currency, "HKD")),
+            to_usd=rates.get((currency, "USD")),
+            usd_to_hkd=rates.get(("USD", "HKD")),
+        )
+        if rate is not None:
             result[currency] = rate
-    for (currency, quote), rate in rates.items():
-        if quote == "USD" and currency not in result and "USD" in result:
-            result[currency] = rate * result["USD"]
     return result
+
+
+def hkd_rate(
+    currency: str, *, direct: Decimal | None, to_usd: Decimal | None, usd_to_hkd: Decimal | None
+) -> Decimal | None:
+    """HKD per unit of ``currency`` from the newest usable rates of its pairs: 1 for HKD; its direct rate to
+    HKD; else its rate to USD times USD/HKD; else None (no route). ``fx_to_hkd`` and the one-statement read of
+    a facility (``financing.selectors.facility_read``) both convert by this rule."""
+    if currency == "HKD":
+        return Decimal(1)  # an HKD/HKD rate cannot be recorded (the two currencies of a pair differ)
+    if direct is not None:
+        return direct
+    if to_usd is not None and usd_to_hkd is not None:
+        return to_usd * usd_to_hkd
+    return None
 
 
 def assets_by_symbol(symbols=None) -> dict[str, Asset]:

@@ -14,6 +14,7 @@ from accounts.models import ApprovalRequest
 from collateral.calculations import (
     WIDE,
     PoolValuation,
+    PositionInput,
     cash_top_up_to_target,
     margin_deficiency,
     margin_ratio,
@@ -22,8 +23,16 @@ from collateral.calculations import (
     max_additional_debt,
     pool_valuation,
 )
+from collateral.enums import USABLE_PRICE_STATUSES, AssetKind
 from collateral.models import Asset, CollateralPool
-from collateral.selectors import assets_by_symbol, current_prices, fx_to_hkd, pool_holdings, position_inputs
+from collateral.selectors import (
+    assets_by_symbol,
+    current_prices,
+    fx_to_hkd,
+    hkd_rate,
+    pool_holdings,
+    position_inputs,
+)
 from core.db import bigint_array, id_in
 from core.money import CENT, HKD, ZERO
 from core.sql import sql_file
@@ -149,6 +158,135 @@ def valuation_for_holdings(facility: Facility, holdings: dict[str, Decimal]) -> 
 def facility_valuation(facility: Facility) -> FacilityValuation:
     pool = facility_pool(facility)
     return valuation_for_holdings(facility, pool_holdings(pool) if pool else {})
+
+
+@dataclass(frozen=True)
+class FacilityRead:
+    """One facility as a read shows it: its own fields, its client's reference, its policy's name (None: the
+    default policy), its open margin call's id and its live valuation (``facility_read``)."""
+
+    id: int
+    reference: str
+    client_id: int
+    client_reference: str
+    status: str
+    opened_on: object  # datetime.date
+    limit: Decimal
+    rate_kind: str
+    fixed_rate: Decimal | None
+    base_rate_name: str
+    spread: Decimal
+    policy_id: int | None
+    policy_name: str | None
+    open_margin_call_id: int | None
+    valuation: FacilityValuation
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+def facility_read(facility_id: int, *, client_id: int | None = None) -> FacilityRead | None:
+    """The facility ``facility_id`` (only if it is ``client_id``'s, when given) with its live valuation, read
+    in one statement (``facility_read.sql``) and valued by ``collateral.calculations``: the same figures as
+    ``facility_valuation``, which reads the same inputs in seven queries. None when there is no such facility
+    (or it is another client's). On a database other than PostgreSQL, the queries of ``facility_valuation``."""
+    if connection.vendor != "postgresql":
+        return _facility_read_by_queries(facility_id, client_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql_file(__file__, "facility_read.sql"),
+            {
+                "facility": facility_id,
+                "client": client_id,
+                "open_call_statuses": [str(status) for status in OPEN_MARGIN_CALL_STATUSES],
+                "usable": [str(status) for status in USABLE_PRICE_STATUSES],
+            },
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    (pk, reference, client, client_reference, status, opened_on, limit, rate_kind, fixed_rate, base_rate_name,
+     spread, policy_id, policy_name, max_advance, warning, margin_call, forced_sale, target, principal,
+     interest, fees, open_call_id) = rows[0][:22]  # fmt: skip
+    inputs = []
+    for (symbol, quantity, kind, asset_currency, haircut, concentration_limit, eligible, lot_size, decimals,
+         price, price_currency, fx_direct, fx_to_usd, usd_to_hkd) in (row[22:] for row in rows):  # fmt: skip
+        if symbol is None:
+            continue  # the pool holds nothing (or there is no pool)
+        if kind is None:
+            raise KeyError(symbol)  # a holding that is not an asset, as ``position_inputs`` refuses it
+        if kind == AssetKind.CASH:
+            price, currency = Decimal(1), asset_currency
+        else:
+            currency = price_currency if price is not None else asset_currency
+        inputs.append(
+            PositionInput(
+                symbol=symbol,
+                quantity=quantity,
+                price=price,
+                fx_to_hkd=hkd_rate(currency, direct=fx_direct, to_usd=fx_to_usd, usd_to_hkd=usd_to_hkd),
+                haircut=haircut,
+                concentration_limit=concentration_limit,
+                eligible=eligible,
+                lot_size=lot_size,
+                decimals=decimals,
+                kind=kind,
+            )
+        )
+    if max_advance is None:  # no default policy: ``default_policy`` makes it again
+        thresholds = thresholds_of(default_policy())
+    else:
+        thresholds = Thresholds(max_advance, warning, margin_call, forced_sale, target)
+    debt = Debt(
+        *((ZERO if amount is None else amount.quantize(CENT)) for amount in (principal, interest, fees))
+    )
+    return FacilityRead(
+        id=pk,
+        reference=reference,
+        client_id=client,
+        client_reference=client_reference,
+        status=status,
+        opened_on=opened_on,
+        limit=limit,
+        rate_kind=rate_kind,
+        fixed_rate=fixed_rate,
+        base_rate_name=base_rate_name,
+        spread=spread,
+        policy_id=policy_id,
+        policy_name=policy_name,
+        open_margin_call_id=open_call_id,
+        valuation=FacilityValuation(
+            facility_id=pk, valuation=pool_valuation(inputs), debt=debt, thresholds=thresholds
+        ),
+    )
+
+
+def _facility_read_by_queries(facility_id: int, client_id: int | None) -> FacilityRead | None:
+    facilities = Facility.objects.select_related("client", "policy").filter(pk=facility_id)
+    if client_id is not None:
+        facilities = facilities.filter(client_id=client_id)
+    facility = facilities.first()
+    if facility is None:
+        return None
+    call = open_margin_call(facility)
+    return FacilityRead(
+        id=facility.pk,
+        reference=facility.reference,
+        client_id=facility.client_id,
+        client_reference=facility.client.reference,
+        status=facility.status,
+        opened_on=facility.opened_on,
+        limit=facility.limit.amount,
+        rate_kind=facility.rate_kind,
+        fixed_rate=facility.fixed_rate,
+        base_rate_name=facility.base_rate_name,
+        spread=facility.spread,
+        policy_id=facility.policy_id,
+        policy_name=facility.policy.name if facility.policy_id else None,
+        open_margin_call_id=call.pk if call else None,
+        valuation=facility_valuation(facility),
+    )
 
 
 def open_margin_call(facility: Facility) -> MarginCall | None:

@@ -17,6 +17,7 @@ from api.fields import (
     MoneyOutField,
     PlainDecimalOutField,
     RatioOutField,
+    decimal_text,
     money_field,
     price_field,
     quantity_field,
@@ -36,7 +37,7 @@ from financing.models import (
     SaleOrder,
     StandingTopUpInstruction,
 )
-from financing.selectors import FacilityValuation
+from financing.selectors import FacilityRead, FacilityValuation
 
 HKD_ONLY = [("HKD", "Hong Kong dollar")]
 
@@ -232,6 +233,69 @@ class FacilityOut(serializers.ModelSerializer):
     @extend_schema_field(serializers.DateTimeField())
     def get_valued_at(self, facility):
         return serializers.DateTimeField().to_representation(self.context["valued_at"])
+
+
+_MONEY, _RATIO, _DATETIME = MoneyOutField(), RatioOutField(), serializers.DateTimeField()
+
+
+def facility_representation(read: FacilityRead, *, cash_top_up: Decimal | None, valued_at) -> dict:
+    """What ``FacilityOut`` writes for one facility, built directly from ``financing.selectors.facility_read``
+    (a read of one facility is the API's busiest call: a serializer's per-call set-up of thirty fields costs
+    more than the valuation). ``FacilityOut`` stays the schema and the list's writer; a test holds the two
+    equal, field for field. ``cash_top_up``: the exact cash top-up to target where one was worked out
+    (``_exact_cash_top_ups``), else None."""
+    valuation = read.valuation
+    debt, margin_value, thresholds = valuation.debt, valuation.margin_value, valuation.thresholds
+    money, ratio = _MONEY.to_representation, _RATIO.to_representation
+    cure = cure_amounts(debt.total, margin_value, thresholds.target)
+    return {
+        "id": read.id,
+        "reference": read.reference,
+        "client": read.client_id,
+        "client_reference": read.client_reference,
+        "status": read.status,
+        "opened_on": read.opened_on.isoformat(),
+        "limit": money(read.limit),
+        "currency": "HKD",
+        "rate_kind": read.rate_kind,
+        "fixed_rate": decimal_text(read.fixed_rate),
+        "base_rate_name": read.base_rate_name,
+        "spread": decimal_text(read.spread),
+        "policy": read.policy_name,
+        "market_value": money(valuation.market_value),
+        "margin_value": money(margin_value),
+        "debt": money(debt.total),
+        "principal_outstanding": money(debt.principal),
+        "interest_accrued": money(debt.interest),
+        "fees_unpaid": money(debt.fees),
+        "margin_ratio": ratio(valuation.margin_ratio),
+        "market_ltv": ratio(valuation.market_ltv),
+        "margin_surplus": money(valuation.margin_surplus),
+        "margin_deficiency": money(valuation.margin_deficiency),
+        "margin_status": str(valuation.status),
+        "available_to_draw": money(valuation.available_to_draw),
+        "repayment_to_target": money(cure.repayment),
+        "top_up_to_target": money(cash_top_up if cash_top_up is not None else cure.cash_top_up),
+        "thresholds": {
+            "max_advance": ratio(thresholds.max_advance),
+            "warning": ratio(thresholds.warning),
+            "margin_call": ratio(thresholds.margin_call),
+            "forced_sale": ratio(thresholds.forced_sale),
+            "target": ratio(thresholds.target),
+        },
+        "positions": [
+            {
+                "symbol": position.symbol,
+                "quantity": decimal_text(position.quantity),
+                "market_value": money(position.market_value),
+                "margin_value": money(position.margin_value),
+                "priced": position.priced,
+            }
+            for position in valuation.valuation.positions
+        ],
+        "open_margin_call": read.open_margin_call_id,
+        "valued_at": _DATETIME.to_representation(valued_at),
+    }
 
 
 class DrawdownOut(serializers.ModelSerializer):

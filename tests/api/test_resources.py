@@ -1,27 +1,32 @@
 """Each resource does what it says, with exact decimals as strings, through the services (audited, with
 the caller as the actor)."""
 
+import json
 from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from djmoney.money import Money
+from rest_framework.renderers import JSONRenderer
 
 from accounts.audit import SYSTEM
 from accounts.models import ApprovalRequest, AuditEvent, CreditProfile
 from accounts.services import approval_request_approve
+from api.financing.serializers import FacilityOut
 from collateral.models import CollateralMovement
 from collateral.selectors import current_prices, fx_to_hkd, pool_holdings
 from collateral.services import asset_update
 from financing.lending.services import drawdown_create, fee_charge
-from financing.models import MarginPolicy
-from financing.selectors import facility_pool, facility_valuation
+from financing.margin_calls.services import margin_call_issue
+from financing.models import Facility, MarginPolicy
+from financing.selectors import cash_top_ups_to_target, facility_pool, facility_valuation, open_margin_call
 from notifications.models import Event, WebhookEndpoint
 from tests.accounts.factories import StaffFactory
-from tests.collateral.factories import asset
-from tests.financing.factories import facility_with_pool
+from tests.collateral.factories import asset, price
+from tests.financing.factories import facility_with_pool, varied_book
 from tests.helpers import writes_nothing
 
 pytestmark = pytest.mark.django_db
@@ -369,6 +374,40 @@ def test_a_list_values_every_facility_as_its_own_page_does_in_a_fixed_number_of_
         detail = api.get(f"/api/v1/facilities/{row['id']}/").json()
         row.pop("valued_at"), detail.pop("valued_at")
         assert row == detail
+
+
+def test_a_read_is_written_as_the_facility_serializer_writes_it_over_a_varied_book(market, api):
+    """The detail read writes its body without the serializer (``facility_representation``); the list and the
+    schema keep ``FacilityOut``: the two agree field for field, in the same order, on every kind of facility."""
+    book = varied_book()
+    price("BTC", "10000")  # the first facility above its target, with a margin call
+    margin_call_issue(facility=book[0], actor=SYSTEM)
+    for facility in book:
+        detail = api.get(f"/api/v1/facilities/{facility.pk}/").json()
+        context = {
+            "valuations": {facility.pk: facility_valuation(facility)},
+            "open_margin_calls": {facility.pk: open_margin_call(facility)}
+            if open_margin_call(facility)
+            else {},
+            "cash_top_ups": cash_top_ups_to_target([facility.pk]),
+            "valued_at": timezone.now(),
+        }
+        expected = json.loads(
+            JSONRenderer().render(FacilityOut(Facility.objects.get(pk=facility.pk), context=context).data)
+        )
+        detail.pop("valued_at"), expected.pop("valued_at")
+        assert list(detail) == list(expected)
+        assert detail == expected, facility.reference
+    assert api.get(f"/api/v1/facilities/{book[0].pk}/").json()["open_margin_call"] is not None
+
+
+def test_a_facility_read_takes_the_key_check_and_one_statement(market, api):
+    facility = facility_with_pool(holdings={"BTC": "1", "0700.HK": "1000"})
+    api.get(f"/api/v1/facilities/{facility.pk}/")  # the key's first use of the minute is recorded
+    with CaptureQueriesContext(connection) as queries:
+        assert api.get(f"/api/v1/facilities/{facility.pk}/").status_code == 200
+    assert len(queries.captured_queries) == 2  # the API key, then the facility with its valuation
+    assert api.get(f"/api/v1/facilities/{2**63}/").status_code == 404
 
 
 # --- drawdowns, repayments, margin calls, forced sales, events -----------------------------------

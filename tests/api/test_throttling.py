@@ -100,3 +100,36 @@ def test_with_the_cache_down_requests_are_served_unthrottled_and_it_is_logged(
     (record,) = [r for r in caplog.records if r.name == "api.throttling"]  # once, not once per request
     assert "The cache is unreachable" in record.getMessage()
     assert "served unthrottled for 30 s" in record.getMessage()
+
+
+def test_on_redis_the_count_is_one_round_trip_and_its_window_expires(key_client, settings, monkeypatch):
+    """With Redis as the shared cache (production's), a request's count is one MULTI/EXEC: the window's key
+    is made with its expiry and incremented together."""
+    import os
+
+    from django.core.cache import caches
+
+    from api import throttling
+
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        pytest.fail("REDIS_URL is not set: run the tests with `make test` (scripts/services.py starts Redis)")
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": "throttle-test",
+        }
+    }
+    caches["default"].clear()
+    sent = []
+    real = throttling._count_in_redis
+    monkeypatch.setattr(throttling, "_count_in_redis", lambda *args: sent.append(args) or real(*args))
+    busy = key_client("read", rate="2/day")
+    assert [busy.get("/api/v1/assets/").status_code for _ in range(3)] == [200, 200, 429]
+    assert len(sent) == 3
+    backend = caches["default"]
+    (key,) = backend._cache.get_client(write=True).keys("throttle-test:*")
+    assert int(backend._cache.get_client().get(key)) == 3
+    assert 0 < backend._cache.get_client().ttl(key) <= 86400 + 1
+    backend.clear()
