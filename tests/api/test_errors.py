@@ -453,10 +453,10 @@ def test_the_browsable_api_serves_staff_html(facility):
 def test_an_unexpected_error_is_a_500_in_the_same_shape_and_logged(lender, facility, monkeypatch, caplog):
     from api.financing import views
 
-    def broken(facility):
+    def broken(facility_id, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(views, "facility_valuation", broken)
+    monkeypatch.setattr(views, "facility_read", broken)
     response = lender.get(f"/api/v1/facilities/{facility.pk}/")
     assert_error(response, 500, "server_error")
     assert "a bug" not in response.content.decode()
