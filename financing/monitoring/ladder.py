@@ -266,7 +266,10 @@ def ladder_apply_in_python(*, facility_ids: list[int], actor: Actor = SYSTEM) ->
         [
             pk
             for pk, d in due.items()
-            if not d.open_call_id and (live.get(pk) or d.figures).status in CALLED_STATUSES
+            if not d.open_call_id
+            and not d.has_open_sale
+            and d.facility.status != FacilityStatus.CLOSED
+            and (live.get(pk) or d.figures).status in CALLED_STATUSES
         ]
     )
     batch = LadderBatch(actor=actor)
