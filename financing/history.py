@@ -73,32 +73,42 @@ def ratio_history(
         return []
     sources = _sources(facility_id)
     opening: list[RatioPoint] = []
-    for rows, covers_from, covers_until in sources:
+    for rows, covers_from, covers_until in sources:  # finest (latest) first: the first point found stands
+        if covers_from is not None and covers_from >= start:
+            continue  # this source covers nothing before the start
         before = _within(rows, covers_from, min(start, covers_until) if covers_until else start)
-        last = before.order_by("-taken_at", "-pk").values_list(*FIELDS)[:1]
-        opening = max([*opening, *(RatioPoint(*row) for row in last)], key=lambda p: p.at, default=None)
-        opening = [opening] if opening else []
+        opening = [RatioPoint(*row) for row in before.order_by("-taken_at", "-pk").values_list(*FIELDS)[:1]]
+        if opening:
+            break
     ranges = []
     for rows, covers_from, covers_until in sources:
         if covers_until is not None and covers_until <= start:
             continue
         low = max(start, covers_from) if covers_from else start
+        if low > end:
+            continue
         if covers_until is not None and covers_until <= end:
-            ranges.append(_within(rows, low, covers_until))
+            ranges.append((_within(rows, low, covers_until), low, covers_until))
         else:
-            ranges.append(_within(rows, low, end, end_open=False))
+            ranges.append((_within(rows, low, end, end_open=False), low, end))
     room = max_points - len(opening)
-    if sum(within.order_by().values_list("pk")[: room + 1].count() for within in ranges) <= room:
+    if _count_up_to([within for within, _low, _high in ranges], room + 1) <= room:
         points = [
             RatioPoint(*row)
-            for within in ranges
+            for within, _low, _high in ranges
             for row in within.order_by("taken_at", "pk").values_list(*FIELDS)
         ]
         points.sort(key=lambda p: p.at)
         return opening + points
     width = (end - start) / (max_points - 1 - len(opening))
     last_slice = int((end - start) / width)
-    points = [point for within in ranges for point in _last_of_each_slice(within, start, width, last_slice)]
+    points = [
+        point
+        for within, low, high in ranges
+        for point in _last_of_each_slice(
+            within, start, width, int((low - start) / width), min(int((high - start) / width), last_slice)
+        )
+    ]
     points.sort(key=lambda p: p.at)
     slices: dict[int, RatioPoint] = {}
     for point in points:
@@ -107,25 +117,45 @@ def ratio_history(
     return opening + thinned
 
 
+def _count_up_to(querysets: list, limit: int) -> int:
+    """How many rows the querysets hold together, counting no further than ``limit`` in each: one query."""
+    if not querysets:
+        return 0
+    limited = [rows.order_by().values_list("pk")[:limit] for rows in querysets]
+    if len(limited) == 1:
+        return limited[0].count()
+    return limited[0].union(*limited[1:], all=True).count()
+
+
 def _last_of_each_slice(
-    within, start: datetime.datetime, width: datetime.timedelta, slices: int
+    within, start: datetime.datetime, width: datetime.timedelta, first: int, last: int
 ) -> list[RatioPoint]:
-    """The last row of each slice ``0 … slices`` of ``width`` from ``start``: all of them read when there are
-    few, otherwise chosen in the database by one probe of the (facility, time) index per slice (the newest row
-    before the slice's end), so that a year of snapshots is never read into Python. The same slices as the
-    thinning in ``ratio_history``, so thinning again there changes nothing."""
-    few = (slices + 1) * 4
-    rows = within.order_by().values_list("pk")
-    if rows[: few + 1].count() <= few:
-        return [RatioPoint(*row) for row in within.order_by("taken_at", "pk").values_list(*FIELDS)]
+    """The last row of each slice ``first … last`` of ``width`` from ``start`` (those the source covers),
+    chosen in the database so that a year of snapshots is never read into Python: raw snapshots by one probe
+    of their (facility, time) index per slice (the newest row before the slice's end); rollups, a few
+    thousand rows at most and not indexed by their time, by one pass that keeps the newest of each slice.
+    The slices' bounds are made in the database from ``start`` and ``width`` in whole microseconds (as
+    Python's), not sent as a thousand parameters. The same slices as the thinning in ``ratio_history``, so
+    thinning again there changes nothing."""
     sql, params = within.order_by().values_list(*FIELDS, "pk").query.sql_with_params()
     columns = ", ".join(f"q.{field}" for field in FIELDS)
-    bounds = [start + width * index for index in range(slices + 2)]
-    query = (
-        f"SELECT r.* FROM unnest(%s::timestamptz[], %s::timestamptz[]) AS b(low, high) CROSS JOIN LATERAL "
-        f"(SELECT {columns} FROM ({sql}) AS q WHERE q.taken_at >= b.low AND q.taken_at < b.high "
-        "ORDER BY q.taken_at DESC, q.pk DESC LIMIT 1) AS r ORDER BY r.taken_at"
-    )
+    step = width // datetime.timedelta(microseconds=1)
+    if within.model is RatioSnapshot:
+        query = (
+            "SELECT r.* FROM (SELECT %s::timestamptz + (i * %s::bigint) * interval '1 microsecond' AS low, "
+            "%s::timestamptz + ((i + 1) * %s::bigint) * interval '1 microsecond' AS high "
+            "FROM generate_series(%s::integer, %s::integer) AS i) AS b CROSS JOIN LATERAL "
+            f"(SELECT {columns} FROM ({sql}) AS q WHERE q.taken_at >= b.low AND q.taken_at < b.high "
+            "ORDER BY q.taken_at DESC, q.pk DESC LIMIT 1) AS r ORDER BY r.taken_at"
+        )
+        arguments = [start, step, start, step, first, last, *params]
+    else:
+        query = (
+            f"SELECT {', '.join(FIELDS)} FROM (SELECT DISTINCT ON (slice) {columns}, "
+            "div((extract(epoch FROM q.taken_at - %s::timestamptz) * 1000000)::numeric, %s::bigint) AS slice "
+            f"FROM ({sql}) AS q ORDER BY slice, q.taken_at DESC, q.pk DESC) AS r ORDER BY taken_at"
+        )
+        arguments = [start, step, *params]
     with connection.cursor() as cursor:
-        cursor.execute(query, [bounds[:-1], bounds[1:], *params])
+        cursor.execute(query, arguments)
         return [RatioPoint(*row) for row in cursor.fetchall()]
