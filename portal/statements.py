@@ -7,9 +7,12 @@ import datetime
 import io
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from xml.sax.saxutils import escape
 
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 
 from core.exceptions import InvalidInput
 from core.money import CENT, HKD, ZERO
@@ -131,16 +134,31 @@ def monthly_statement(facility: Facility, year: int, month: int) -> Statement:
     )
 
 
+CHINESE_FONT = "MSung-Light"  # one of reportlab's built-in CID fonts (Traditional Chinese): no font file
+
+
 def statement_pdf(statement: Statement) -> bytes:
-    """The statement as a PDF, laid out by reportlab's platypus (tables that break across pages)."""
+    """The statement as a PDF, laid out by reportlab's platypus (tables that break across pages), in the
+    active language: in Traditional Chinese with the Adobe CID font ``MSung-Light`` that PDF readers supply
+    (reportlab's own Helvetica has no Chinese), wrapped as CJK text is."""
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import getSampleStyleSheet
     from reportlab.lib.units import mm
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
     from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
     styles = getSampleStyleSheet()
+    chinese = (get_language() or "").lower().startswith("zh")
+    if chinese:
+        pdfmetrics.registerFont(UnicodeCIDFont(CHINESE_FONT))  # registering again is harmless
+        for style in styles.byName.values():
+            style.fontName = CHINESE_FONT
+            style.wordWrap = "CJK"  # break between characters: Chinese has no spaces
     buffer = io.BytesIO()
+    facility = statement.facility
+    title = _("Statement for %(month)s") % {"month": statement.title}
     document = SimpleDocTemplate(
         buffer,
         pagesize=A4,
@@ -148,7 +166,7 @@ def statement_pdf(statement: Statement) -> bytes:
         rightMargin=15 * mm,
         topMargin=15 * mm,
         bottomMargin=15 * mm,
-        title=f"{statement.facility.reference} {statement.title}",
+        title=f"{title} · {facility.reference}",
         author="Margin financing",
     )
     grid = TableStyle(
@@ -157,96 +175,99 @@ def statement_pdf(statement: Statement) -> bytes:
             ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e6eef2")),
             ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#c9d0d8")),
             ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            *([("FONTNAME", (0, 0), (-1, -1), CHINESE_FONT)] if chinese else []),
         ]
     )
 
     def table(rows, widths=None):
         cells = [
-            [Paragraph(str(cell), styles["BodyText"]) if len(str(cell)) > 40 else str(cell) for cell in row]
+            [
+                Paragraph(escape(str(cell)), styles["BodyText"]) if len(str(cell)) > 40 else str(cell)
+                for cell in row
+            ]
             for row in rows
         ]
         result = Table(cells, colWidths=widths, repeatRows=1)
         result.setStyle(grid)
         return result
 
-    facility = statement.facility
+    def debt_row(words, debt: Debt):
+        return [words, *(hkd(v) for v in (debt.principal, debt.interest, debt.fees, debt.total))]
+
     story = [
-        Paragraph(f"Statement {statement.title} · {facility.reference}", styles["Title"]),
+        Paragraph(escape(f"{title} · {facility.reference}"), styles["Title"]),
         Paragraph(
-            f"{facility.client.name} · {hk_time(statement.start)} – {hk_time(statement.end)}",
+            escape(f"{facility.client.name} · {hk_time(statement.start)} – {hk_time(statement.end)}"),
             styles["Normal"],
         ),
         Spacer(1, 6 * mm),
-        Paragraph("Debt", styles["Heading2"]),
+        Paragraph(_("Debt"), styles["Heading2"]),
         table(
             [
-                ["", "Principal", "Interest", "Fees", "Total"],
-                ["Opening"]
-                + [
-                    hkd(v)
-                    for v in (
-                        statement.opening.principal,
-                        statement.opening.interest,
-                        statement.opening.fees,
-                        statement.opening.total,
-                    )
-                ],
-                ["Closing"]
-                + [
-                    hkd(v)
-                    for v in (
-                        statement.closing.principal,
-                        statement.closing.interest,
-                        statement.closing.fees,
-                        statement.closing.total,
-                    )
-                ],
+                ["", _("Principal"), _("Interest due"), _("Fees due"), _("Debt")],
+                debt_row(_("Opening"), statement.opening),
+                debt_row(_("Closing"), statement.closing),
             ]
         ),
-        Paragraph("Interest day by day", styles["Heading2"]),
-        table(
-            [["Day", "Principal", "Annual rate", "Interest"]]
-            + [
-                [d.day.isoformat(), hkd(d.principal), percent(d.rate, 4), f"{d.interest:,.4f}"]
-                for d in statement.interest_days
-            ]
-            + [["Charged", "", "", hkd(statement.interest_charged)]]
-        ),
-        Paragraph("Movements", styles["Heading2"]),
-        table(
-            [["Time", "Kind", "Description", "Amount", "Quantity"]]
-            + [
-                [
-                    hk_time(m.at),
-                    m.kind_words,
-                    m.description,
-                    "" if m.amount is None else hkd(m.amount),
-                    m.quantity,
+        Paragraph(_("Interest day by day"), styles["Heading2"]),
+    ]
+    if statement.interest_days:
+        story.append(
+            table(
+                [[_("Day"), _("Principal"), _("Annual rate"), _("Interest")]]
+                + [
+                    [d.day.isoformat(), hkd(d.principal), percent(d.rate, 4), f"{d.interest:,.4f}"]
+                    for d in statement.interest_days
                 ]
-                for m in reversed(statement.movements)
-            ],
-            widths=[32 * mm, 30 * mm, 70 * mm, 25 * mm, 23 * mm],
-        ),
-        Paragraph("Collateral at month end", styles["Heading2"]),
+                + [[_("Interest charged"), "", "", hkd(statement.interest_charged)]]
+            )
+        )
+    else:
+        story.append(Paragraph(_("No interest was charged in this month."), styles["Normal"]))
+    story.append(Paragraph(_("Movements"), styles["Heading2"]))
+    if statement.movements:
+        story.append(
+            table(
+                [[_("Time"), _("Kind"), _("Description"), _("Amount"), _("Quantity")]]
+                + [
+                    [
+                        hk_time(m.at),
+                        m.kind_words,
+                        m.description,
+                        "" if m.amount is None else hkd(m.amount),
+                        m.quantity,
+                    ]
+                    for m in reversed(statement.movements)
+                ],
+                widths=[32 * mm, 30 * mm, 70 * mm, 25 * mm, 23 * mm],
+            )
+        )
+    else:
+        story.append(Paragraph(_("Nothing moved in this month."), styles["Normal"]))
+    story += [
+        Paragraph(_("Collateral at month end"), styles["Heading2"]),
         table(
-            [["Asset", "Quantity"]]
+            [[_("Asset"), _("Quantity")]]
             + [[symbol, f"{quantity.normalize():f}"] for symbol, quantity in statement.collateral.items()]
         ),
     ]
     if statement.last_valuation is not None:
         v = statement.last_valuation
-        story.append(
-            Paragraph(
-                f"Last valuation in the month, {hk_time(v.taken_at)}: market value {hkd(v.market_value)}, "
-                f"margin value {hkd(v.margin_value)}, debt {hkd(v.debt)}, margin ratio {percent(v.margin_ratio, 1)}.",
-                styles["Normal"],
-            )
-        )
-    story.append(Paragraph("Margin calls and forced sales", styles["Heading2"]))
+        words = _(
+            "Last valuation in the month, %(at)s: market value %(market)s, margin value %(margin)s, "
+            "margin ratio %(ratio)s."
+        ) % {
+            "at": hk_time(v.taken_at),
+            "market": hkd(v.market_value),
+            "margin": hkd(v.margin_value),
+            "ratio": percent(v.margin_ratio, 1),
+        }
+        story.append(Paragraph(escape(words), styles["Normal"]))
+    story.append(Paragraph(_("Margin calls and forced sales"), styles["Heading2"]))
     if statement.calls:
         story.append(
             table(
-                [["Issued", "Deadline", "Status", "Repayment due", "Top-up due"]]
+                [[_("Issued"), _("Deadline"), _("Status"), _("Repayment due"), _("Top-up due")]]
                 + [
                     [
                         hk_time(c.issued_at),
@@ -260,6 +281,6 @@ def statement_pdf(statement: Statement) -> bytes:
             )
         )
     else:
-        story.append(Paragraph("None in this month.", styles["Normal"]))
+        story.append(Paragraph(_("None in this month."), styles["Normal"]))
     document.build(story)
     return buffer.getvalue()
