@@ -55,7 +55,7 @@ def main() -> int:
     from collateral.models import Asset
     from collateral.services import price_record
     from console.selectors import AtRiskFilters, at_risk_page, firm_overview
-    from financing.models import MarginCall, MarginState
+    from financing.models import MarginCall, MarginState, SweepRun
     from financing.monitoring.cycle import monitoring_cycle_run
 
     say(f"bench-console: the staff console on {clients:,} clients")
@@ -101,18 +101,54 @@ def main() -> int:
 
         return run
 
-    from console.selectors.overview import largest_client_loan, margin_status_counts, price_health
+    from django.db import transaction
+    from django.utils import timezone
+
+    from console.selectors.overview import (
+        firm_aggregates,
+        largest_client_loan,
+        last_finished_sweep,
+        margin_status_counts,
+        price_health,
+    )
+    from financing.monitoring.totals import firm_totals_record
     from financing.monitoring.watchdog import sweep_health
     from financing.selectors import total_margin_loans
 
+    sweep = last_finished_sweep()
     for label, part in [
-        ("total lending", total_margin_loans),
-        ("largest client", largest_client_loan),
-        ("counts by status", margin_status_counts),
+        ("total lending, added up from the ledger", total_margin_loans),
+        ("largest client, from the ledger", largest_client_loan),
+        ("counts by status, from the states", margin_status_counts),
         ("price health", price_health),
         ("sweep health", sweep_health),
     ]:
         timed(f"  overview part: {label}", part, runs=5)
+    # Before and after side by side: the overview's figures added up from the ledger and the states (what
+    # every first read after a sweep did, and still does before any sweep has written its totals), and read
+    # from the row of totals the sweep wrote.
+    timed(
+        "  overview figures: added up (no totals row)", lambda: firm_aggregates(timezone.now(), None), runs=5
+    )
+    timed(
+        "  overview figures: from the sweep's totals row",
+        lambda: firm_aggregates(timezone.now(), sweep),
+        runs=5,
+    )
+
+    def totals_written(status_changes):
+        def run():
+            with transaction.atomic():  # a run of its own, rolled back
+                made = SweepRun.objects.create(
+                    trigger="bench-totals", scope="moved", started_at=timezone.now()
+                )
+                firm_totals_record(made, status_changes=status_changes)
+                transaction.set_rollback(True)
+
+        return run
+
+    timed("  the sweep's totals: carried forward (a price move)", totals_written({"ok": -1, "warning": 1}))
+    timed("  the sweep's totals: counted afresh (a full sweep)", totals_written(None), runs=5)
     from django.core.cache import cache
 
     def afresh(compute):

@@ -368,10 +368,23 @@ class MarginState(models.Model):
         null=True, blank=True, help_text="crypto quantities held, by symbol (exact, as text)"
     )
     fixed_valued_at = models.DateTimeField(null=True, blank=True)
+    # The facility's outstanding principal, kept by the sweep with the debt (read again from the ledger for
+    # the clients posted to): what the firm's totals (``FirmTotals``) add up. A default in the database, so
+    # that the sweep's own inserts need not name it.
+    principal = hkd_amount_field("principal", default=Decimal(0), db_default=Decimal(0))
 
     class Meta:
         indexes = [
             models.Index(fields=["status"]),
+            # The largest loan, read after every sweep (one index entry). Principal changes only with a posting,
+            # so the sweep's updates of the figures stay heap-only.
+            models.Index(
+                fields=["-principal", "facility"],
+                condition=Q(open=True),
+                name="margin_state_largest_loan_idx",
+            ),
+            # The closed facilities' states, which the firm's totals set apart (few; ``open`` changes once).
+            models.Index(fields=["facility"], condition=Q(open=False), name="margin_state_closed_idx"),
             models.Index(
                 fields=["facility"],
                 condition=~Q(status=F("notified_status")),
@@ -496,6 +509,32 @@ class SweepRun(models.Model):
 
     def __str__(self) -> str:
         return f"Sweep {self.started_at:%Y-%m-%d %H:%M:%S} ({self.trigger})"
+
+
+class FirmTotals(models.Model):
+    """The firm's figures as one sweep left the margin states: facilities by margin status, the outstanding
+    principal and the largest loan — what the staff console's overview shows, read as one row. Written by the
+    sweep in its own transaction (``financing.monitoring.totals``): a full sweep counts the states afresh; any
+    other sweep adds what it changed to the previous row's tally (``tally_*``, every state, closed ones too),
+    and sets the closed facilities' states apart again (one read of a small index)."""
+
+    run = models.OneToOneField(SweepRun, on_delete=models.CASCADE, related_name="firm_totals")
+    recounted = models.BooleanField(help_text="counted afresh from the margin states, not added to the last")
+    tally_by_status = models.JSONField(help_text="every margin state, closed ones too, by status")
+    tally_principal = hkd_amount_field("principal of every margin state")
+    by_status = models.JSONField(help_text="open facilities by margin status")
+    facilities_open = models.PositiveIntegerField()
+    lending = hkd_amount_field("outstanding principal of the open facilities")
+    largest_facility = models.ForeignKey(
+        Facility, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
+    )
+    largest_loan = hkd_amount_field("the largest facility's principal", null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "firm totals"
+
+    def __str__(self) -> str:
+        return f"Firm totals of {self.run}"
 
 
 class ForcedSale(models.Model):

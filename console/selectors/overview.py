@@ -17,14 +17,15 @@ from django.db.models import (
     Exists,
     ExpressionWrapper,
     F,
-    FilteredRelation,
     OuterRef,
     Q,
     Sum,
     Value,
     When,
+    Window,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from collateral.models import Asset
@@ -36,7 +37,16 @@ from financing.enums import (
     MarginStatus,
 )
 from financing.liquidation.kill_switch import kill_switch
-from financing.models import ForcedSale, KillSwitch, MarginCall, MarginState, SweepRun
+from financing.models import (
+    Facility,
+    FirmTotals,
+    ForcedSale,
+    KillSwitch,
+    MarginCall,
+    MarginPolicy,
+    MarginState,
+    SweepRun,
+)
 from financing.monitoring.watchdog import SweepHealth, sweep_health
 from financing.selectors import default_policy, total_margin_loans
 from ledger.enums import AccountKind
@@ -189,11 +199,7 @@ def margin_status_counts() -> tuple[list[StatusCount], int]:
     counted = dict(
         MarginState.objects.filter(open=True).values_list("status").annotate(n=Count("pk")).order_by()
     )
-    rows = [
-        StatusCount(status.value, status.label, counted.get(status.value, 0), STATUS_TONE[status])
-        for status in MarginStatus
-    ]
-    return rows, sum(counted.values())
+    return status_counts_of(counted), sum(counted.values())
 
 
 def price_health(now: datetime.datetime | None = None) -> list[PriceHealth]:
@@ -248,33 +254,47 @@ def cached_per_sweep(name: str, sweep: SweepRun | None, compute):
     return value
 
 
-def firm_aggregates(now: datetime.datetime) -> FirmAggregates:
-    counts, facilities_open = margin_status_counts()
+def status_counts_of(by_status: dict[str, int]) -> list[StatusCount]:
+    return [
+        StatusCount(status.value, status.label, by_status.get(status.value, 0), STATUS_TONE[status])
+        for status in MarginStatus
+    ]
+
+
+def _first(records, *ordering: str) -> list:
+    """The first ``OVERVIEW_LIST_LENGTH`` of ``records`` with their facility and client: sorted in their own
+    table first (thousands of open calls in a crash), then the few joined."""
+    chosen = list(records.order_by(*ordering).values_list("pk", flat=True)[:OVERVIEW_LIST_LENGTH])
+    found = records.model.objects.select_related("facility__client").in_bulk(chosen)
+    return [found[pk] for pk in chosen]
+
+
+def firm_aggregates(now: datetime.datetime, sweep: SweepRun | None = None) -> FirmAggregates:
+    """The overview's figures: the facilities by status, the lending and the largest loan as the sweep
+    left them (its ``FirmTotals``: one row), or added up from the margin states and the ledger before any
+    sweep has written them; the open calls and sales from their own (small) tables."""
+    totals = FirmTotals.objects.filter(run=sweep).select_related("largest_facility__client").first()
+    if totals is None:
+        counts, facilities_open = margin_status_counts()
+        total_lending, largest = total_margin_loans(), largest_client_loan()
+    else:
+        counts, facilities_open = status_counts_of(totals.by_status), totals.facilities_open
+        total_lending, largest = totals.lending, None
+        if totals.largest_facility is not None:
+            client = totals.largest_facility.client
+            largest = LargestClient(client.pk, client.reference, client.name, totals.largest_loan)
     calls = MarginCall.objects.filter(status__in=OPEN_MARGIN_CALL_STATUSES)
     call_totals = calls.aggregate(n=Count("pk"), due=Sum("repayment_due"))
-    call_rows = [
-        _call_row(call, now)
-        for call in calls.select_related("facility__client").order_by("deadline", "pk")[:OVERVIEW_LIST_LENGTH]
-    ]
+    call_rows = [_call_row(call, now) for call in _first(calls, "deadline", "pk")]
     running = ForcedSale.objects.filter(status__in=OPEN_FORCED_SALE_STATUSES)
     sale_totals = running.aggregate(n=Count("pk"), proceeds=Sum("proceeds"))
-    sale_rows = [
-        _sale_row(sale)
-        for sale in running.select_related("facility__client").order_by("-requested_at", "-pk")[
-            :OVERVIEW_LIST_LENGTH
-        ]
-    ]
+    sale_rows = [_sale_row(sale) for sale in _first(running, "-requested_at", "-pk")]
     short = ForcedSale.objects.filter(shortfall__gt=0)
     short_totals = short.aggregate(n=Count("pk"), total=Sum("shortfall"))
-    short_rows = [
-        _sale_row(sale)
-        for sale in short.select_related("facility__client").order_by("-requested_at", "-pk")[
-            :OVERVIEW_LIST_LENGTH
-        ]
-    ]
+    short_rows = [_sale_row(sale) for sale in _first(short, "-requested_at", "-pk")]
     return FirmAggregates(
-        total_lending=total_margin_loans(),
-        largest_client=largest_client_loan(),
+        total_lending=total_lending,
+        largest_client=largest,
         status_counts=counts,
         facilities_open=facilities_open,
         open_calls_count=call_totals["n"],
@@ -295,7 +315,7 @@ def firm_overview(now: datetime.datetime | None = None) -> FirmOverview:
     firm_cap = capital * settings.FIRM_LOAN_TO_CAPITAL_MULTIPLE
     client_cap = capital * settings.CLIENT_LOAN_SHARE_OF_CAPITAL
     sweep = last_finished_sweep()
-    figures = cached_per_sweep("overview", sweep, lambda: firm_aggregates(now))
+    figures = cached_per_sweep("overview", sweep, lambda: firm_aggregates(now, sweep))
     largest = figures.largest_client
     prices = price_health(now)
     return FirmOverview(
@@ -454,7 +474,13 @@ def _at_risk_states(filters: AtRiskFilters, btc_unit: Decimal | None):
     if filters.status:
         states = states.filter(status=filters.status)
     else:
+        # The lowest warning level of any policy first, which the scan applies before the policies are
+        # joined in; then each facility's own.
+        lowest = min(MarginPolicy.objects.values_list("warning", flat=True), default=default.warning)
         states = states.filter(
+            Q(status__in=AT_RISK_STATUSES)
+            | Q(status=MarginStatus.OK, margin_ratio__gte=min(lowest, default.warning) - NEAR_WARNING)
+        ).filter(
             Q(status__in=AT_RISK_STATUSES)
             | Q(status=MarginStatus.OK, margin_ratio__gte=F("warning_at") - Value(NEAR_WARNING))
         )
@@ -478,14 +504,11 @@ def _at_risk_states(filters: AtRiskFilters, btc_unit: Decimal | None):
             | Q(facility__client__reference__icontains=term)
         )
     if btc_unit:
-        # BTC held now, joined in (one hash join over the BTC balances, not a look-up per facility).
-        states = states.annotate(
-            btc_balance=FilteredRelation(
-                "facility__client__collateral_pool__account__balances",
-                condition=Q(facility__client__collateral_pool__account__balances__instrument_id="BTC"),
-            )
+        # The BTC the pool held at the last sweep, as the sweep keeps it on the margin state with the figures
+        # (``MarginState.fixed_crypto``): the state alone is read, not the ledger.
+        btc_held = Coalesce(
+            Cast(KeyTextTransform("BTC", "fixed_crypto"), ratio), Value(0), output_field=ratio
         )
-        btc_held = Coalesce(F("btc_balance__amount"), Value(0), output_field=ratio)
         states = states.annotate(btc_held=btc_held).annotate(
             btc_move=Case(
                 When(
@@ -516,9 +539,6 @@ def at_risk_page(filters: AtRiskFilters) -> AtRiskPage:
 def _at_risk_page(filters: AtRiskFilters) -> AtRiskPage:
     btc_unit = btc_unit_margin_value()
     states = _at_risk_states(filters, btc_unit)
-    total = states.count()
-    pages = max(1, -(-total // AT_RISK_PAGE_SIZE))
-    page = min(filters.page, pages)
     if filters.order == "ratio":
         ordering = [F("margin_ratio").desc(nulls_first=True), "facility_id"]
     else:
@@ -529,22 +549,34 @@ def _at_risk_page(filters: AtRiskFilters) -> AtRiskPage:
             F("margin_ratio").desc(nulls_first=True),
             "facility_id",
         ]
-    start = (page - 1) * AT_RISK_PAGE_SIZE
-    chosen = list(
-        states.order_by(*ordering)
-        .select_related("facility__client")
-        .only(
-            "facility_id",
-            "status",
-            "margin_ratio",
-            "debt",
-            "margin_value",
-            "valued_at",
-            "facility__reference",
-            "facility__client__reference",
-            "facility__client__name",
-        )[start : start + AT_RISK_PAGE_SIZE]
+
+    def states_on(page: int) -> list[MarginState]:
+        # The page's states, each with how many are listed in all (a window: one scan, not a second one to
+        # count them), from the states alone; their facilities and clients are read after.
+        start = (page - 1) * AT_RISK_PAGE_SIZE
+        listed = states.annotate(listed=Window(Count("pk"))).order_by(*ordering)
+        return list(
+            listed.only("facility_id", "status", "margin_ratio", "debt", "margin_value", "valued_at")[
+                start : start + AT_RISK_PAGE_SIZE
+            ]
+        )
+
+    page = filters.page
+    chosen = states_on(page)
+    if chosen:
+        total = chosen[0].listed
+    else:  # past the last page (the list shrank), or nothing listed: the last page
+        total = states.count()
+        page = max(1, -(-total // AT_RISK_PAGE_SIZE))
+        chosen = states_on(page) if total else []
+    pages = max(1, -(-total // AT_RISK_PAGE_SIZE))
+    facilities = (
+        Facility.objects.select_related("client")
+        .only("reference", "client__reference", "client__name")
+        .in_bulk([state.facility_id for state in chosen])
     )
+    for state in chosen:
+        state.facility = facilities[state.facility_id]
     deadlines = dict(
         MarginCall.objects.filter(
             facility_id__in=[s.facility_id for s in chosen], status__in=OPEN_MARGIN_CALL_STATUSES

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import functools
 import hashlib
+import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from financing.calculations import (
 from financing.enums import FacilityStatus, SweepScope
 from financing.locks import sweep_lock
 from financing.models import Facility, MarginPolicy, MarginState, RatioSnapshot, SweepRun
+from financing.monitoring.totals import firm_totals_record
 from financing.selectors import default_policy, thresholds_of
 from ledger.enums import AccountKind
 from ledger.models import Account, Balance, Leg
@@ -56,6 +58,8 @@ class SweepResult:
     snapshots_written: int = 0
     ladder_actions: int = 0
     fixed_parts_stored: int = 0  # pools' fixed parts worked out anew and stored (PostgreSQL only)
+    status_changes: dict[str, int] | None = None  # states gained (lost: negative) by each margin status
+    principal_change: Decimal = Decimal(0)  # the change in the principal the margin states hold
     started: float = 0.0  # ``time.perf_counter()`` when the run began
 
 
@@ -298,9 +302,9 @@ def _sweep_postgresql(
     symbols: list[str] | None,
     since: datetime.datetime | None,
     now: datetime.datetime,
-) -> tuple[int, int, int, int, int, int]:
-    """Valued, changed, snapshots written, valued from a fixed part, fixed parts stored, and the milliseconds
-    spent finding the scope."""
+) -> tuple[int, int, int, int, int, dict[str, int], Decimal, int]:
+    """Valued, changed, snapshots written, valued from a fixed part, fixed parts stored, the states gained and
+    lost by each status, the change in principal, and the milliseconds spent finding the scope."""
     scope, params = _scope(clients, symbols, since)
     with connection.cursor() as cursor:
         sweep_lock()
@@ -308,7 +312,12 @@ def _sweep_postgresql(
         params, crypto = _prepare(cursor, scope, {**params, **_write_rule(now)})
         scope_ms = _ms_since(started)
         cursor.execute(_valuation_statement("sweep", crypto, scope == SweepScope.MOVED), params)
-        return (*cursor.fetchone(), scope_ms)
+        *counts, status_changes = cursor.fetchone()
+        if isinstance(status_changes, str):  # Django has psycopg hand JSON over as text
+            status_changes = json.loads(status_changes)
+        cursor.execute(_piece("principal"))
+        (principal_change,) = cursor.fetchone()
+        return (*counts, status_changes, principal_change, scope_ms)
 
 
 def _write_rule(now: datetime.datetime) -> dict[str, object]:
@@ -415,11 +424,46 @@ def facility_figures(
     return results
 
 
-def _sweep_generic(clients: list[int] | None, now: datetime.datetime) -> tuple[int, int, int]:
+def _principals(facility_ids: list[int]) -> dict[int, Decimal]:
+    """The outstanding principal of each facility, from the ledger."""
+    accounts = dict(Facility.objects.filter(pk__in=facility_ids).values_list("principal_account_id", "pk"))
+    balances = Balance.objects.filter(account_id__in=list(accounts), instrument_id="HKD")
+    principal = dict.fromkeys(facility_ids, Decimal("0.00"))
+    for account_id, amount in balances.values_list("account_id", "amount"):
+        principal[accounts[account_id]] = amount.quantize(Decimal("0.01"))
+    return principal
+
+
+def _crypto_held(facility_ids: list[int]) -> dict[int, dict[str, str]]:
+    """The crypto each facility's pool holds, by symbol, as the SQL sweep keeps it in ``fixed_crypto``."""
+    pools = dict(
+        Facility.objects.filter(pk__in=facility_ids, client__collateral_pool__isnull=False).values_list(
+            "client__collateral_pool__account_id", "pk"
+        )
+    )
+    held: dict[int, dict[str, str]] = {facility_id: {} for facility_id in facility_ids}
+    balances = Balance.objects.filter(account_id__in=list(pools), instrument__asset__kind=AssetKind.CRYPTO)
+    for account_id, symbol, amount in balances.exclude(amount=0).values_list(
+        "account_id", "instrument_id", "amount"
+    ):
+        held[pools[account_id]][symbol] = str(amount)
+    return held
+
+
+def _sweep_generic(
+    clients: list[int] | None, now: datetime.datetime
+) -> tuple[int, int, int, dict[str, int], Decimal]:
+    """Valued, changed, snapshots written, the states gained and lost by each status, and the change in
+    principal (what ``_sweep_postgresql`` returns of them)."""
     figures = facility_figures(clients)
     states = {
         s.facility_id: s for s in MarginState.objects.filter(facility_id__in=[f.facility_id for f in figures])
     }
+    principals = _principals([f.facility_id for f in figures])
+    crypto = _crypto_held([f.facility_id for f in figures])
+    status_changes: dict[str, int] = defaultdict(int)
+    principal_change = Decimal(0)
+    holdings_moved = []  # the principal or the crypto held changed: stored whatever the write rule says
     policies = dict(
         Facility.objects.filter(
             pk__in=[f.facility_id for f in figures if f.facility_id not in states]
@@ -437,12 +481,18 @@ def _sweep_generic(clients: list[int] | None, now: datetime.datetime) -> tuple[i
                 MarginState(
                     facility_id=facility_id, market_value=market_value, margin_value=margin_value, debt=debt,
                     margin_ratio=ratio, status=status, notified_status=notified, valued_at=now, status_since=now,
-                    policy_id=policies[facility_id],
+                    policy_id=policies[facility_id], principal=principals[facility_id], fixed_crypto=crypto[facility_id],
                 )
             )  # fmt: skip
+            status_changes[status] += 1
+            principal_change += principals[facility_id]
             snapshots.append(RatioSnapshot(facility_id=facility_id, taken_at=now, market_value=market_value,
                                            margin_value=margin_value, debt=debt, margin_ratio=ratio, status=status))  # fmt: skip
             continue
+        if state.principal != principals[facility_id] or state.fixed_crypto != crypto[facility_id]:
+            principal_change += principals[facility_id] - state.principal
+            state.principal, state.fixed_crypto = principals[facility_id], crypto[facility_id]
+            holdings_moved.append(state)
         before = MarginFigures(
             state.market_value, state.margin_value, state.debt, state.margin_ratio, state.status
         )
@@ -458,6 +508,8 @@ def _sweep_generic(clients: list[int] | None, now: datetime.datetime) -> tuple[i
                                            margin_value=margin_value, debt=debt, margin_ratio=ratio, status=status))  # fmt: skip
         if state.status != status:
             state.status_since = now
+            status_changes[state.status] -= 1
+            status_changes[status] += 1
         state.market_value, state.margin_value, state.debt = market_value, margin_value, debt
         state.margin_ratio, state.status, state.valued_at = ratio, status, now
         updates.append(state)
@@ -466,8 +518,10 @@ def _sweep_generic(clients: list[int] | None, now: datetime.datetime) -> tuple[i
         updates,
         ["market_value", "margin_value", "debt", "margin_ratio", "status", "valued_at", "status_since"],
     )
+    MarginState.objects.bulk_update(holdings_moved, ["principal", "fixed_crypto"])
     RatioSnapshot.objects.bulk_create(snapshots)
-    return len(figures), len(inserts) + len(updates), len(snapshots)
+    changes = {status: n for status, n in status_changes.items() if n}
+    return len(figures), len(inserts) + len(updates), len(snapshots), changes, principal_change
 
 
 def sweep_value(
@@ -489,20 +543,22 @@ def sweep_value(
     with transaction.atomic():
         scope_started = time.perf_counter()
         if connection.vendor == "postgresql":
-            valued, changed, snapshots, run.valued_from_fixed_part, parts_stored, run.scope_ms = (
-                _sweep_postgresql(clients, symbols, since, now)
-            )
+            (valued, changed, snapshots, run.valued_from_fixed_part, parts_stored, status_changes,
+             principal_change, run.scope_ms) = _sweep_postgresql(clients, symbols, since, now)  # fmt: skip
         else:
             if clients is None:
                 clients = _clients_in_scope(symbols, since)
             run.scope_ms = _ms_since(scope_started)
-            valued, changed, snapshots = _sweep_generic(clients, now)
+            valued, changed, snapshots, status_changes, principal_change = _sweep_generic(clients, now)
+        firm_totals_record(run, status_changes=status_changes, principal_change=principal_change)
     return SweepResult(
         run=run,
         facilities_valued=valued,
         states_changed=changed,
         snapshots_written=snapshots,
         fixed_parts_stored=parts_stored,
+        status_changes=status_changes,
+        principal_change=principal_change,
         started=started,
     )
 

@@ -397,8 +397,37 @@ SELECT fast.n + long.n,
        (SELECT COUNT(*) FROM updated) + (SELECT COUNT(*) FROM stored WHERE changed) + (SELECT COUNT(*) FROM inserted),
        (SELECT COUNT(*) FROM snapshots),
        fast.n,
-       (SELECT COUNT(*) FROM stored) + (SELECT COUNT(*) FROM inserted)
+       (SELECT COUNT(*) FROM stored) + (SELECT COUNT(*) FROM inserted),
+       -- The states gained and lost by each status, for the firm's totals (financing.monitoring.totals).
+       (SELECT COALESCE(jsonb_object_agg(m.status, m.n), '{{}}'::jsonb) FROM (
+            SELECT d.status, SUM(d.n) AS n FROM (
+                SELECT w.status, 1 AS n FROM writes w WHERE w.changed AND (w.is_new OR w.old_status <> w.status)
+                UNION ALL
+                SELECT w.old_status, -1 FROM writes w WHERE w.changed AND NOT w.is_new AND w.old_status <> w.status
+            ) AS d GROUP BY d.status
+        ) AS m)
   FROM (SELECT COUNT(*) AS n FROM fast_pools WHERE NOT capped) AS fast, (SELECT COUNT(*) AS n FROM long_pools) AS long
+
+
+-- name: principal
+-- After the sweep, in its transaction: the principal of the facilities it took as posted to (and the new
+-- ones) read again from the ledger, stored where it changed; the change to the firm's total returned. A
+-- principal changes only by a posting, so every other state's still holds.
+WITH fresh AS (
+    SELECT c.facility_id, COALESCE(b.amount, 0)::numeric(20, 2) AS principal, s.principal AS old_principal
+      FROM sweep_scope c
+      JOIN financing_marginstate s ON s.facility_id = c.facility_id
+      JOIN financing_facility f ON f.id = c.facility_id
+      LEFT JOIN ledger_balance b ON b.account_id = f.principal_account_id AND b.instrument_id = 'HKD'
+     WHERE c.posted OR c.is_new
+),
+stored AS (
+    UPDATE financing_marginstate s SET principal = f.principal
+      FROM fresh f
+     WHERE s.facility_id = f.facility_id AND f.principal <> f.old_principal
+    RETURNING f.principal - f.old_principal AS change
+)
+SELECT COALESCE(SUM(change), 0) FROM stored
 
 
 -- name: valuations
