@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from accounts.audit import Actor, audit_event_record
 from accounts.models import Client
@@ -144,8 +145,15 @@ def custody_holding_release(
         held = balance_of(account, asset.symbol)
     if amount > held:
         raise InsufficientCustodyHoldings(
-            f"{client} holds {max(held, ZERO).normalize():f} {asset.symbol} free in custody; "
-            f"{amount.normalize():f} {asset.symbol} cannot be released.",
+            _(
+                "%(client)s holds %(held)s %(asset)s free in custody; %(quantity)s %(asset)s cannot be released."
+            )
+            % {
+                "client": client,
+                "held": f"{max(held, ZERO).normalize():f}",
+                "asset": asset.symbol,
+                "quantity": f"{amount.normalize():f}",
+            },
             details={"held": str(held)},
         )
     return _record(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from accounts.audit import Actor, audit_event_record
 from accounts.models import Client
@@ -123,10 +124,14 @@ def repayment_from_free_cash(
     if earlier is not None:
         return earlier
     if facility_pool(facility) is None:
-        raise refusals.RepaymentRefused(f"{facility.reference} has no collateral pool.")
+        raise refusals.RepaymentRefused(
+            _("%(facility)s has no collateral pool.") % {"facility": facility.reference}
+        )
     hkd = Asset.objects.filter(pk=HKD).first()
     if hkd is None:
-        raise refusals.RepaymentRefused("Hong Kong dollars are not on the asset list; nothing is held free.")
+        raise refusals.RepaymentRefused(
+            _("Hong Kong dollars are not on the asset list; nothing is held free.")
+        )
     repayment = repayment_create(facility=facility, amount=value, actor=actor, idempotency_key=reference)
     released = custody_holding_release(
         client=facility.client, asset=hkd, quantity=value, actor=actor, external_reference=reference

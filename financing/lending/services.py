@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from djmoney.money import Money
 
 from accounts.approvals import ApprovalKind, approval_kind_register
@@ -225,32 +226,50 @@ def _check_drawdown(facility: Facility, pool: CollateralPool | None, amount: Dec
     margin ratio after the drawdown."""
     client = facility.client
     if facility.status != FacilityStatus.ACTIVE:
-        raise refusals.FacilityNotActive(f"{facility.reference} is {facility.get_status_display().lower()}.")
+        raise refusals.FacilityNotActive(
+            _("%(facility)s is %(status)s.")
+            % {"facility": facility.reference, "status": facility.get_status_display().lower()}
+        )
     eligibility = client.eligibility()
     if not eligibility.eligible:
         raise refusals.NotEligible(
-            f"{client.name} is not eligible for financing: {'; '.join(eligibility.reasons)}.",
+            _("%(client)s is not eligible for financing: %(reasons)s.")
+            % {"client": client.name, "reasons": "; ".join(eligibility.reasons)},
             details={"reasons": list(eligibility.reasons)},
         )
     call = open_margin_call(facility)
     if call is not None:
         raise refusals.OpenMarginCall(
-            f"{facility.reference} has an open margin call (#{call.pk}, due "
-            f"{call.deadline.astimezone(HONG_KONG):%Y-%m-%d %H:%M} HKT); "
-            "no new advances until it is cured."
+            _(
+                "%(facility)s has an open margin call (#%(call)s, due %(deadline)s HKT); no new advances until it is cured."
+            )
+            % {
+                "facility": facility.reference,
+                "call": call.pk,
+                "deadline": f"{call.deadline.astimezone(HONG_KONG):%Y-%m-%d %H:%M}",
+            }
         )
     sale = open_forced_sale(facility)
     if sale is not None:
         raise refusals.OpenMarginCall(
-            f"{facility.reference} has a forced sale in progress (#{sale.pk}); no new advances until it is done.",
+            _("%(facility)s has a forced sale in progress (#%(sale)s); no new advances until it is done.")
+            % {"facility": facility.reference, "sale": sale.pk},
             code="forced_sale_in_progress",
         )
     debt = facility_debt(facility)
     if debt.principal + amount > facility.limit.amount:
         room = max(facility.limit.amount - debt.principal, ZERO)
         raise refusals.FacilityLimitExceeded(
-            f"A drawdown of {format_hkd(amount)} would take the principal to {format_hkd(debt.principal + amount)}, above the "
-            f"facility limit of {format_hkd(facility.limit.amount)}; at most {format_hkd(room)} can be drawn.",
+            _(
+                "A drawdown of %(amount)s would take the principal to %(principal)s, above the facility limit of "
+                "%(limit)s; at most %(room)s can be drawn."
+            )
+            % {
+                "amount": format_hkd(amount),
+                "principal": format_hkd(debt.principal + amount),
+                "limit": format_hkd(facility.limit.amount),
+                "room": format_hkd(room),
+            },
             details={"available": str(room)},
         )
     profile = CreditProfile.objects.filter(client=client).first()
@@ -259,8 +278,17 @@ def _check_drawdown(facility: Facility, pool: CollateralPool | None, amount: Dec
     if client_loans + amount > credit_limit:
         room = max(credit_limit - client_loans, ZERO)
         raise refusals.CreditLimitExceeded(
-            f"A drawdown of {format_hkd(amount)} would take {client.name}'s loans to {format_hkd(client_loans + amount)}, above "
-            f"the approved credit limit of {format_hkd(credit_limit)}; at most {format_hkd(room)} can be drawn.",
+            _(
+                "A drawdown of %(amount)s would take %(client)s's loans to %(loans)s, above the approved credit "
+                "limit of %(limit)s; at most %(room)s can be drawn."
+            )
+            % {
+                "amount": format_hkd(amount),
+                "client": client.name,
+                "loans": format_hkd(client_loans + amount),
+                "limit": format_hkd(credit_limit),
+                "room": format_hkd(room),
+            },
             details={"available": str(room)},
         )
     valuation = valuation_for_holdings(facility, pool_holdings(pool) if pool else {})
@@ -268,9 +296,16 @@ def _check_drawdown(facility: Facility, pool: CollateralPool | None, amount: Dec
     max_advance = valuation.thresholds.max_advance
     if ratio_above(debt_after, valuation.margin_value, max_advance):
         raise refusals.MaxAdvanceExceeded(
-            f"A drawdown of {format_hkd(amount)} would lift the margin ratio to "
-            f"{format_percent(margin_ratio(debt_after, valuation.margin_value))}, above the max advance of "
-            f"{format_percent(max_advance)}; at most {format_hkd(valuation.available_to_draw)} can be drawn.",
+            _(
+                "A drawdown of %(amount)s would lift the margin ratio to %(ratio)s, above the max advance of "
+                "%(max_advance)s; at most %(room)s can be drawn."
+            )
+            % {
+                "amount": format_hkd(amount),
+                "ratio": format_percent(margin_ratio(debt_after, valuation.margin_value)),
+                "max_advance": format_percent(max_advance),
+                "room": format_hkd(valuation.available_to_draw),
+            },
             details={"available": str(valuation.available_to_draw)},
         )
     capital = settings.BROKER_CAPITAL_HKD
@@ -278,15 +313,31 @@ def _check_drawdown(facility: Facility, pool: CollateralPool | None, amount: Dec
     firm_loans = total_margin_loans()
     if firm_loans + amount > firm_cap:
         raise refusals.FirmLimitExceeded(
-            f"A drawdown of {format_hkd(amount)} would take the firm's margin loans to {format_hkd(firm_loans + amount)}, above "
-            f"{settings.FIRM_LOAN_TO_CAPITAL_MULTIPLE} × capital ({format_hkd(firm_cap)})."
+            _(
+                "A drawdown of %(amount)s would take the firm's margin loans to %(loans)s, above %(multiple)s × "
+                "capital (%(cap)s)."
+            )
+            % {
+                "amount": format_hkd(amount),
+                "loans": format_hkd(firm_loans + amount),
+                "multiple": settings.FIRM_LOAN_TO_CAPITAL_MULTIPLE,
+                "cap": format_hkd(firm_cap),
+            }
         )
     client_cap = capital * settings.CLIENT_LOAN_SHARE_OF_CAPITAL
     if client_loans + amount > client_cap:
         raise refusals.ClientConcentrationExceeded(
-            f"A drawdown of {format_hkd(amount)} would take {client.name}'s loans to {format_hkd(client_loans + amount)}, above "
-            f"the firm's per-client cap of {format_percent(settings.CLIENT_LOAN_SHARE_OF_CAPITAL)} of capital "
-            f"({format_hkd(client_cap)})."
+            _(
+                "A drawdown of %(amount)s would take %(client)s's loans to %(loans)s, above the firm's per-client "
+                "cap of %(share)s of capital (%(cap)s)."
+            )
+            % {
+                "amount": format_hkd(amount),
+                "client": client.name,
+                "loans": format_hkd(client_loans + amount),
+                "share": format_percent(settings.CLIENT_LOAN_SHARE_OF_CAPITAL),
+                "cap": format_hkd(client_cap),
+            }
         )
     return margin_ratio(debt_after, valuation.margin_value)
 
@@ -354,7 +405,8 @@ def repayment_create(
     debt = facility_debt(facility)
     if value > debt.total:
         raise refusals.RepaymentRefused(
-            f"A repayment of {format_hkd(value)} is more than the debt of {format_hkd(debt.total)} on {facility.reference}.",
+            _("A repayment of %(amount)s is more than the debt of %(debt)s on %(facility)s.")
+            % {"amount": format_hkd(value), "debt": format_hkd(debt.total), "facility": facility.reference},
             details={"debt": str(debt.total)},
         )
     allocation = allocate_repayment(value, fees=debt.fees, interest=debt.interest, principal=debt.principal)
@@ -445,7 +497,8 @@ def collateral_withdraw(
     held = holdings.get(asset.symbol, ZERO)
     if amount > held:
         raise refusals.WithdrawalRefused(
-            f"The pool holds {held.normalize():f} {asset.symbol}; {amount.normalize():f} cannot be withdrawn.",
+            _("The pool holds %(held)s %(asset)s; %(quantity)s cannot be withdrawn.")
+            % {"held": f"{held.normalize():f}", "asset": asset.symbol, "quantity": f"{amount.normalize():f}"},
             code="insufficient_holdings",
         )
     if facility is not None:
@@ -453,9 +506,17 @@ def collateral_withdraw(
         valuation = valuation_for_holdings(facility, after)
         if ratio_above(valuation.debt.total, valuation.margin_value, valuation.thresholds.max_advance):
             raise refusals.WithdrawalRefused(
-                f"Withdrawing {amount.normalize():f} {asset.symbol} would lift the margin ratio of "
-                f"{facility.reference} to {format_percent(valuation.margin_ratio)}, above the max advance of "
-                f"{format_percent(valuation.thresholds.max_advance)}.",
+                _(
+                    "Withdrawing %(quantity)s %(asset)s would lift the margin ratio of %(facility)s to %(ratio)s, "
+                    "above the max advance of %(max_advance)s."
+                )
+                % {
+                    "quantity": f"{amount.normalize():f}",
+                    "asset": asset.symbol,
+                    "facility": facility.reference,
+                    "ratio": format_percent(valuation.margin_ratio),
+                    "max_advance": format_percent(valuation.thresholds.max_advance),
+                },
                 code="max_advance_exceeded",
             )
     return collateral_movement_post(

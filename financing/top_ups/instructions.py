@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.approvals import ApprovalKind, approval_kind_register
 from accounts.audit import (
@@ -78,33 +79,41 @@ def _may_act_for(user: User, client: Client, permission: str, doing: str) -> Non
 def _asset_order_clean(asset_order: Any) -> list[str]:
     """The symbols a client chose, upper-case, each an eligible non-cash asset, each once."""
     if not isinstance(asset_order, list | tuple) or not all(isinstance(s, str) for s in asset_order):
-        raise InvalidInput("asset_order: a list of asset symbols.", details={"asset_order": ["not a list"]})
+        raise InvalidInput(
+            _("asset_order: a list of asset symbols."), details={"asset_order": ["not a list"]}
+        )
     symbols = [s.strip().upper() for s in asset_order]
     if len(symbols) > MAX_ASSETS_IN_ORDER:
         raise InvalidInput(
-            f"asset_order: at most {MAX_ASSETS_IN_ORDER} assets.", details={"asset_order": ["too long"]}
+            _("asset_order: at most %(count)s assets.") % {"count": MAX_ASSETS_IN_ORDER},
+            details={"asset_order": ["too long"]},
         )
     repeated = sorted({s for s in symbols if symbols.count(s) > 1})
     if repeated:
         raise InvalidInput(
-            f"asset_order: {', '.join(repeated)} named more than once.", details={"asset_order": ["repeated"]}
+            _("asset_order: %(assets)s named more than once.") % {"assets": ", ".join(repeated)},
+            details={"asset_order": ["repeated"]},
         )
     assets = assets_by_symbol(symbols)
     unknown = [s for s in symbols if s not in assets]
     if unknown:
         raise InvalidInput(
-            f"asset_order: there is no asset {', '.join(unknown)}.",
+            _("asset_order: there is no asset %(assets)s.") % {"assets": ", ".join(unknown)},
             details={"asset_order": ["unknown asset"]},
         )
     cash = [s for s in symbols if assets[s].kind == AssetKind.CASH]
     if cash:
         raise InvalidInput(
-            f"asset_order: {', '.join(cash)} is cash; cash is always moved first, so leave it out.",
+            _("asset_order: %(assets)s is cash; cash is always moved first, so leave it out.")
+            % {"assets": ", ".join(cash)},
             details={"asset_order": ["cash"]},
         )
     ineligible = [s for s in symbols if not assets[s].eligible]
     if ineligible:
-        raise AssetNotEligible(f"{', '.join(ineligible)} is not eligible collateral and cannot be pledged.")
+        raise AssetNotEligible(
+            _("%(assets)s is not eligible collateral and cannot be pledged.")
+            % {"assets": ", ".join(ineligible)}
+        )
     return symbols
 
 
@@ -130,7 +139,7 @@ def _describe(proposed: dict[str, Any]) -> str:
 def _revoke(instruction: StandingTopUpInstruction, *, user: User, actor: Actor, reason: str) -> None:
     """Revoke a locked instruction: it moves nothing from now on. Audited; the client and staff told."""
     if InstructionStatus.REVOKED not in INSTRUCTION_TRANSITIONS[instruction.status]:
-        raise InvalidTransition(f"{instruction} is already revoked.")
+        raise InvalidTransition(_("%(instruction)s is already revoked.") % {"instruction": instruction})
     before = instruction.status
     instruction.status = InstructionStatus.REVOKED
     instruction.revoked_by = user
@@ -273,8 +282,11 @@ def standing_top_up_request(
     ).first()
     if pending is not None:
         raise DuplicatePendingRequest(
-            f"Standing instruction #{pending.pk} of {client} is already waiting for sign-off; "
-            "revoke it first, or have it signed off."
+            _(
+                "Standing instruction #%(instruction)s of %(client)s is already waiting for sign-off; revoke it "
+                "first, or have it signed off."
+            )
+            % {"instruction": pending.pk, "client": client}
         )
     instruction = StandingTopUpInstruction(
         client=client, trigger=trigger, asset_order=order, requested_by=user
@@ -285,7 +297,7 @@ def standing_top_up_request(
             instruction.save()
     except IntegrityError as error:  # a concurrent request won the pending slot
         raise DuplicatePendingRequest(
-            f"A standing instruction of {client} is already waiting for sign-off."
+            _("A standing instruction of %(client)s is already waiting for sign-off.") % {"client": client}
         ) from error
     audit_events_record(
         [

@@ -63,6 +63,22 @@ def test_not_eligible(market, lender):
     assert error["details"] == {"reasons": ["KYC is pending, not approved"]}
 
 
+def test_a_refusal_is_in_the_language_the_caller_asks_for(market, lender):
+    """The service's words go through gettext: under ``Accept-Language: zh-hant`` the message is Traditional
+    Chinese; the code and the details, what a program reads, are the same."""
+    facility = facility_with_pool(holdings={"BTC": "1"})  # LV 312,000: at most 265,200 at 85%
+    with writes_nothing():
+        response = lender.post(
+            "/api/v1/drawdowns/",
+            {"facility": facility.pk, "amount": "265200.01"},
+            format="json",
+            HTTP_ACCEPT_LANGUAGE="zh-hant",
+        )
+    error = assert_error(response, 422, "max_advance_exceeded", message="超過最高貸款比率 85.00%")
+    assert "最多只可提取 HK$265,200.00" in error["message"]
+    assert error["details"] == {"available": "265200.00"}
+
+
 @pytest.mark.parametrize(
     ("arguments", "amount", "code", "message", "details"),
     [

@@ -49,6 +49,15 @@ def test_a_drawdown_above_max_advance_is_refused_in_words_and_nothing_is_written
     assert "Not done" in html
 
 
+def test_a_refusal_is_shown_in_traditional_chinese(signed_in, facility):
+    signed_in.cookies["django_language"] = "zh-hant"
+    with writes_nothing():
+        response, html = post(signed_in, facility, "draw-down", "preview", amount="1000")
+    assert response.status_code == 200
+    assert "超過最高貸款比率 85.00%" in html  # the service's own refusal, translated
+    assert "above the max advance" not in html
+
+
 def test_a_drawdown_is_previewed_then_made_once_however_often_it_is_confirmed(signed_in, facility):
     free(facility.client, "ETH", "10")
     post(signed_in, facility, "pledge", "confirm", asset="ETH", quantity="10")  # LV + 109,200
