@@ -286,7 +286,7 @@ def _quantity_to_reach_target(
 
     if not reaches(held):
         return held
-    least = _least_quantity_without_cuts(positions, sold, symbol, debt, target, sale_cost)
+    least = _least_quantity(positions, sold, symbol, debt, target, sale_cost, reaches)
     if least is not None:
         return least
     # First guess from the closed form, with the position's effective haircut.
@@ -317,7 +317,7 @@ def _quantity_to_reach_target(
         return min(high_lots * lot, held)
 
 
-# The exact search in cents (``_least_quantity_without_cuts``) is used when selling one unit of market value
+# The exact search in cents (``_least_quantity``) is used when selling one unit of market value
 # lowers D − T·LV by at least this much (below it, the window of candidates grows as its inverse) …
 LEAST_SEARCH_MIN_SLOPE = Decimal("0.01")
 # … and when its window holds at most this many candidates; otherwise the search in whole lots.
@@ -388,94 +388,90 @@ class LeastSearch:
         return "lots", int(lots_low), int(lots_high)
 
     def candidates(self):
-        """The lot counts to try, in increasing order."""
-        mode, low, high = self.window()
-        if mode == "lots":
-            yield from (Decimal(n) for n in range(low, high + 1))
-            return
+        """The lot counts to try, in increasing order: the window's, then on past its top (a concentration cut
+        can bend the margin value below the window's bound), at most ``LEAST_SEARCH_MAX_CANDIDATES`` in all."""
+        mode, low, _ = self.window()
         held_lots = self.lots_held()
+        tried = 0
+        if mode == "lots":
+            lots = Decimal(low)
+            while tried < LEAST_SEARCH_MAX_CANDIDATES and lots <= held_lots:
+                yield lots
+                lots += 1
+                tried += 1
+            return
         previous = None
+        cents = low
         with localcontext(prec=WIDE):
             lot_value = 100 * self.unit * self.lot
-            for cents in range(low, high + 1):
+            while tried < LEAST_SEARCH_MAX_CANDIDATES and previous != held_lots:
                 lots = ((cents - Decimal("0.5")) / lot_value).to_integral_value(rounding=ROUND_CEILING)
                 lots = min(max(lots, Decimal(1)), held_lots)
                 if lots != previous:
                     previous = lots
+                    tried += 1
                     yield lots
+                # The next cent value that needs one lot more (a lot may be worth many cents).
+                cents = max(
+                    cents + 1, (lots * lot_value + Decimal("0.5")).to_integral_value(rounding=ROUND_FLOOR) + 1
+                )
 
-    def least(self) -> Decimal | None:
-        """The least whole-lot quantity that reaches the target, or None when this search does not apply
-        (too flat a slope, too wide a window) or finds none in its window."""
+    def least(self, reaches=None) -> Decimal | None:
+        """The least whole-lot quantity that reaches the target (by ``reaches(lots)``, the pool valued exactly;
+        by default with no cut binding), or None when this search does not apply (too flat a slope, too wide a
+        window) or finds none in its window."""
         if self.slope < LEAST_SEARCH_MIN_SLOPE or self.unit <= 0:
             return None
         _, low, high = self.window()
         if high - low + 1 > LEAST_SEARCH_MAX_CANDIDATES:
             return None
         for lots in self.candidates():
-            reached, quantity, _, _ = self.reaches(lots)
+            if reaches is None:
+                reached, quantity, _, _ = self.reaches(lots)
+            else:
+                reached, quantity = reaches(lots), min(lots * self.lot, self.held)
             if reached:
                 return quantity
         return None
 
 
-def _least_quantity_without_cuts(
+def _least_quantity(
     positions: dict[str, PositionInput],
     sold: dict[str, Decimal],
     symbol: str,
     debt: Decimal,
     target: Decimal,
     sale_cost: Decimal,
+    reaches,
 ) -> Decimal | None:
-    """The least whole-lot quantity of ``symbol`` after which R <= target, exactly, when no concentration cut
-    binds anywhere between selling none of it and all of it; None otherwise (the caller searches).
+    """The least whole-lot quantity of ``symbol`` after which R <= target (``reaches``, the pool valued
+    exactly), when selling all of it does; None when the search does not apply (the caller bisects).
 
-    With no cut binding, the state after selling q depends only on the cents sold, round(q·u), and the cents
-    left, round((H − q)·u): the debt falls with the first, the margin value with the second. For each cent
-    value sold the least quantity that sells it leaves the most, so the least reaching quantity is the least
-    quantity of the least reaching cent value: a window of a few cents (``LeastSearch.window``), tried in
-    order. The rounding to the cent makes R wobble near the target, so that a bisection finds *a* quantity
-    after which R <= target, not always the least; this one is exact, and what the stress test's SQL does."""
+    The state after selling q depends only on the cents sold, round(q·u), and the cents left, round((H − q)·u):
+    the debt falls with the first; the margin value rises with the second, cuts and all (more left is more
+    pool). For each cent value sold the least quantity that sells it leaves the most, so the least reaching
+    quantity is the least quantity of the least reaching cent value. Without cuts the margin value is at most
+    its value uncut, which bounds from below the cents a reaching sale needs: a window of a few cents
+    (``LeastSearch.window``), its candidates tried in order, each valued exactly. The rounding to the cent
+    makes R wobble near the target, so that a bisection finds *a* quantity after which R <= target, not always
+    the least; this one is exact, and what the stress test's SQL does (oversight/stress.sql)."""
     p = positions[symbol]
-    held = p.quantity
-    others = []
     with localcontext(prec=WIDE):
+        kept = ZERO
         for s, other in positions.items():
-            if s == symbol:
-                continue
             quantity = other.quantity - sold.get(s, ZERO)
-            if quantity == 0:
+            if s == symbol or quantity == 0 or not other.eligible:
                 continue
-            priced = other.price is not None and other.fx_to_hkd is not None
-            mv = market_value(quantity, other.price, other.fx_to_hkd) if priced else ZERO
-            others.append((other, mv))
-        rest = sum((mv for _, mv in others), ZERO)
-        own = market_value(held, p.price, p.fx_to_hkd)
-        # A cut binds when a position's market value is above its limit × the pool's: the others' pool is
-        # least when all of ``symbol`` is sold, and ``symbol``'s share is largest when none of it is.
-        for other, mv in others:
-            if (
-                other.eligible
-                and other.concentration_limit is not None
-                and mv > other.concentration_limit * rest
-            ):
-                return None
-        if p.eligible and p.concentration_limit is not None and own > p.concentration_limit * (rest + own):
-            return None
-        kept = sum(
-            (
-                max((mv * (1 - o.haircut)).quantize(CENT, rounding=ROUND_FLOOR), ZERO)
-                for o, mv in others
-                if o.eligible
-            ),
-            ZERO,
-        )
+            if other.price is None or other.fx_to_hkd is None:
+                continue
+            mv = market_value(quantity, other.price, other.fx_to_hkd)
+            kept += max((mv * (1 - other.haircut)).quantize(CENT, rounding=ROUND_FLOOR), ZERO)
         proceeds = sum((_proceeds(positions[s], q, sale_cost) for s, q in sold.items() if s != symbol), ZERO)
         search = LeastSearch(
-            debt=(debt - proceeds) * 100, others=kept * 100, held=held, unit=p.price * p.fx_to_hkd,
+            debt=(debt - proceeds) * 100, others=kept * 100, held=p.quantity, unit=p.price * p.fx_to_hkd,
             lot=p.lot_size, haircut=p.haircut, eligible=p.eligible, sale_cost=sale_cost, target=target,
         )  # fmt: skip
-    return search.least()
+    return search.least(lambda lots: reaches(min(lots * p.lot_size, p.quantity)))
 
 
 def quantity_from_value(value_hkd: Decimal, price: Decimal, fx_to_hkd: Decimal, decimals: int) -> Decimal:

@@ -40,9 +40,10 @@ CREATE TEMP TABLE stress_plan_units (symbol varchar(20) PRIMARY KEY, unit numeri
 
 -- name: plan_units_insert
 INSERT INTO stress_plan_units
-SELECT * FROM unnest(%(symbol)s::varchar[], %(unit)s::numeric[], %(haircut)s::numeric[], %(lim)s::numeric[],
+SELECT symbol, trim_scale(unit), trim_scale(haircut), trim_scale(lim), eligible, trim_scale(lot), lot_text, cash, grp, crank
+  FROM unnest(%(symbol)s::varchar[], %(unit)s::numeric[], %(haircut)s::numeric[], %(lim)s::numeric[],
                      %(eligible)s::boolean[], %(lot)s::numeric[], %(lot_text)s::text[], %(cash)s::boolean[],
-                     %(grp)s::int[], %(crank)s::int[])
+                     %(grp)s::int[], %(crank)s::int[]) AS u(symbol, unit, haircut, lim, eligible, lot, lot_text, cash, grp, crank)
 
 
 -- name: plans_drop
@@ -86,11 +87,12 @@ ANALYZE stress_plan_start, stress_plan_positions
 
 
 -- name: plan_positions
--- Then each pool's positions in the sale order, with the state before each sale and after it whole.
+-- Then each pool's positions in the sale order, with running sums: market value, proceeds and margin value
+-- without cuts before and after each position's whole sale.
 CREATE TEMP TABLE stress_plan_positions ON COMMIT DROP AS
 WITH positions AS (
-    SELECT s.id, s.target, s.cost, s.d0, b.instrument_id AS symbol, b.amount AS held, u.unit, u.haircut, u.lim,
-           u.eligible, u.lot, u.lot_text, u.unit IS NOT NULL AS priced,
+    SELECT s.id, s.target, s.cost, s.d0, b.instrument_id AS symbol, trim_scale(b.amount) AS held, u.unit, u.haircut,
+           u.lim, u.eligible, u.lot, u.lot_text, u.unit IS NOT NULL AS priced,
            COALESCE(ROUND(b.amount * u.unit, 2), 0) AS mv,
            CASE WHEN u.unit IS NOT NULL THEN ROW_NUMBER() OVER (
                PARTITION BY s.id, u.unit IS NOT NULL
@@ -105,54 +107,69 @@ valued AS (
            CASE WHEN p.eligible THEN GREATEST(FLOOR(p.mv * (1 - p.haircut) * 100) * 0.01, 0) ELSE 0 END AS lvf,
            FLOOR(p.mv * (1 - p.cost) * 100) * 0.01 AS pf
       FROM positions p
-),
-running AS (
-    SELECT v.*,
-           SUM(v.lvf) OVER pool AS lv0, SUM(v.mv) OVER pool AS m0, bool_or(NOT v.priced) OVER pool AS skipped,
-           COUNT(v.k) OVER pool AS steps,
-           SUM(v.pf) OVER seq - v.pf AS pf_before, SUM(v.lvf) OVER seq - v.lvf AS lv_before,
-           SUM(v.mv) OVER seq - v.mv AS mv_before
-      FROM valued v
-    WINDOW pool AS (PARTITION BY v.id),
-           seq AS (PARTITION BY v.id ORDER BY v.k ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-),
-states AS (
-    SELECT r.*, r.d0 - r.pf_before AS d_k, r.lv0 - r.lv_before AS lv_k, r.m0 - r.mv_before AS m_k,
-           r.d0 <= r.target * r.lv0 AS start_reaches,
-           r.d0 - r.pf_before - r.pf <= r.target * (r.lv0 - r.lv_before - r.lvf) AS reaches_after
-      FROM running r
-),
--- The last step: the first position whose whole sale reaches the target (none: everything is sold).
-last_step AS (
-    SELECT s.*, MIN(s.k) FILTER (WHERE s.reaches_after) OVER (PARTITION BY s.id) AS last_k FROM states s
-),
-steps AS (
-    SELECT l.*, CASE WHEN l.start_reaches THEN 0 ELSE COALESCE(l.last_k, l.steps) END AS done_k FROM last_step l
-),
--- No cut binds: each position with a limit is within it at the smallest pool it sees — the pool when its own
--- sale starts if it is sold, the pool with every planned sale made whole otherwise.
-checked AS (
-    SELECT s.*,
-           s.lim IS NULL OR NOT s.eligible OR s.mv <= s.lim * CASE WHEN s.k <= s.done_k THEN s.m_k
-               ELSE s.m0 - COALESCE(SUM(s.mv) FILTER (WHERE s.k <= s.done_k) OVER (PARTITION BY s.id), 0) END
-               AS within
-      FROM steps s
 )
-SELECT * FROM checked
+SELECT v.*,
+       SUM(v.lvf) OVER pool AS lv0, SUM(v.mv) OVER pool AS m0, bool_or(NOT v.priced) OVER pool AS skipped,
+       COUNT(v.k) OVER pool AS steps,
+       SUM(v.pf) OVER seq AS pf_through, SUM(v.lvf) OVER seq AS lvf_through, SUM(v.mv) OVER seq AS mv_through
+  FROM valued v
+WINDOW pool AS (PARTITION BY v.id),
+       seq AS (PARTITION BY v.id ORDER BY v.k ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 
 
 -- name: sale_plans
--- Last, the exact search for the last step (collateral.calculations.LeastSearch), every figure in cents, and the
--- plans.
+-- Last, the plans. The state after each whole sale (and at the start) is valued exactly as the pool is valued,
+-- concentration cuts and all; the last sale's quantity is the exact search of
+-- collateral.calculations.LeastSearch: the window of candidates (in cents sold, or in lots) below which the
+-- target cannot be reached, each candidate valued exactly, the least that reaches it.
 CREATE TEMP TABLE stress_plans ON COMMIT DROP AS
-WITH search AS (
-    SELECT c.id, c.held, c.unit, c.lot, c.haircut, c.eligible, c.cost, c.target,
-           100 * c.d_k AS debt, 100 * (c.lv_k - c.lvf) AS others,
+WITH points AS (
+    SELECT DISTINCT ON (p.id) p.id, 0::bigint AS k, p.m0 AS m_after, p.d0 AS d_after, p.target, p.steps, p.skipped
+      FROM stress_plan_positions p
+    UNION ALL
+    SELECT p.id, p.k, p.m0 - p.mv_through, p.d0 - p.pf_through, p.target, p.steps, p.skipped
+      FROM stress_plan_positions p WHERE p.k IS NOT NULL
+),
+states AS MATERIALIZED (
+    SELECT s.id, s.k, s.m_after, s.d_after, s.steps, s.skipped,
+           s.d_after <= s.target * s.lv_after AS reaches, s.lv_after
+      FROM (
+        SELECT pt.id, pt.k, MAX(pt.m_after) AS m_after, MAX(pt.d_after) AS d_after, MAX(pt.target) AS target,
+               MAX(pt.steps) AS steps, bool_or(pt.skipped) AS skipped,
+               COALESCE(SUM(CASE WHEN i.lim IS NULL OR NOT i.eligible THEN i.lvf ELSE GREATEST(
+                   FLOOR(LEAST(i.mv, i.lim * pt.m_after) * (1 - i.haircut) * 100) * 0.01, 0) END), 0) AS lv_after
+          FROM points pt
+          LEFT JOIN stress_plan_positions i ON i.id = pt.id AND (i.k IS NULL OR i.k > pt.k)
+         GROUP BY pt.id, pt.k
+      ) AS s
+),
+-- The last step: the first position whose whole sale reaches the target (none: everything is sold).
+pools AS MATERIALIZED (
+    SELECT s.id, bool_or(s.reaches) FILTER (WHERE s.k = 0) AS start_reaches,
+           MIN(s.k) FILTER (WHERE s.k > 0 AND s.reaches) AS last_k, MAX(s.steps) AS steps,
+           bool_or(s.skipped) AS skipped
+      FROM states s GROUP BY s.id
+),
+-- The rest of the pool during the last sale: its margin value without a limit (fixed), and the positions with
+-- one (their cut moves with the pool's value).
+others AS (
+    SELECT i.id, COALESCE(SUM(i.lvf) FILTER (WHERE i.lim IS NULL), 0) AS fixed,
+           array_agg(i.mv) FILTER (WHERE i.lim IS NOT NULL AND i.eligible) AS mvs,
+           array_agg(i.lim) FILTER (WHERE i.lim IS NOT NULL AND i.eligible) AS lims,
+           array_agg(i.haircut) FILTER (WHERE i.lim IS NOT NULL AND i.eligible) AS haircuts
+      FROM stress_plan_positions i JOIN pools pl ON pl.id = i.id
+     WHERE pl.last_k IS NOT NULL AND (i.k IS NULL OR i.k > pl.last_k)
+     GROUP BY i.id
+),
+search AS (
+    SELECT c.id, c.held, c.unit, c.lot, c.haircut, c.eligible, c.lim, c.cost, c.target,
+           100 * (c.d0 - c.pf_through + c.pf) AS debt, 100 * (c.lv0 - c.lvf_through) AS others,
+           c.m0 - c.mv_through AS rest,
            (1 - c.cost) - c.target * CASE WHEN c.eligible THEN 1 - c.haircut ELSE 0 END AS slope,
            CASE WHEN c.eligible THEN c.target * (1 - c.haircut) ELSE 0 END AS kept,
            100 * c.held * c.unit AS full_value, 100 * c.unit * c.lot AS lot_value, CEIL(c.held / c.lot) AS held_lots
-      FROM stress_plan_positions c
-     WHERE c.k = c.done_k AND c.k = c.last_k AND NOT c.start_reaches
+      FROM stress_plan_positions c JOIN pools pl ON pl.id = c.id
+     WHERE c.k = pl.last_k AND NOT pl.start_reaches
 ),
 bounds AS MATERIALIZED (
     SELECT s.*,
@@ -165,7 +182,8 @@ bounds AS MATERIALIZED (
 windows AS MATERIALIZED (
     SELECT w.*, w.cents_high - w.cents_low <= w.lots_high - w.lots_low AS by_cents,
            CASE WHEN w.cents_high - w.cents_low <= w.lots_high - w.lots_low THEN w.cents_low ELSE w.lots_low END AS g_low,
-           CASE WHEN w.cents_high - w.cents_low <= w.lots_high - w.lots_low THEN w.cents_high ELSE w.lots_high END AS g_high
+           CASE WHEN w.cents_high - w.cents_low <= w.lots_high - w.lots_low THEN w.cents_high ELSE w.lots_high END AS g_high,
+           COALESCE(o.fixed, 0) AS fixed, o.mvs, o.lims, o.haircuts
       FROM (
         SELECT l.*, GREATEST(LEAST(CEIL((l.cents_high - 0.5) / l.lot_value) + 1, l.held_lots), l.lots_low) AS lots_high
           FROM (
@@ -174,51 +192,63 @@ windows AS MATERIALIZED (
               FROM bounds b
           ) AS l
       ) AS w
+      LEFT JOIN others o ON o.id = w.id
      WHERE LEAST(w.cents_high - w.cents_low, w.lots_high - w.lots_low) + 1 <= %(max_candidates)s
 ),
 candidates AS (
-    SELECT w.id, w.held, w.unit, w.lot, w.haircut, w.eligible, w.cost, w.target, w.debt, w.others,
-           CASE WHEN w.by_cents THEN LEAST(GREATEST(CEIL((g.n - 0.5) / w.lot_value), 1), w.held_lots) ELSE g.n END
-               AS lots
-      FROM windows w CROSS JOIN LATERAL generate_series(w.g_low, w.g_high) AS g(n)
+    SELECT w.id, w.held, w.unit, w.lot, w.haircut, w.eligible, w.lim, w.cost, w.target, w.debt, w.rest, w.fixed,
+           w.mvs, w.lims, w.haircuts, LEAST(q.lots * w.lot, w.held) AS quantity, q.lots
+      FROM windows w
+     CROSS JOIN LATERAL generate_series(w.g_low, w.g_high) AS g(n)
+     CROSS JOIN LATERAL (
+         SELECT CASE WHEN w.by_cents THEN LEAST(GREATEST(CEIL((g.n - 0.5) / w.lot_value), 1), w.held_lots)
+                     ELSE g.n END AS lots
+     ) AS q
+    OFFSET 0
 ),
 tried AS (
-    SELECT t.*, FLOOR(t.sold * (1 - t.cost)) AS proceeds,
-           t.debt - FLOOR(t.sold * (1 - t.cost))
-               <= t.target * (t.others + CASE WHEN t.eligible THEN FLOOR(t.left_value * (1 - t.haircut)) ELSE 0 END)
-               AS reaches,
-           CASE WHEN t.eligible THEN FLOOR(t.left_value * (1 - t.haircut)) ELSE 0 END AS kept_cents
+    SELECT t.id, t.lots, t.quantity, t.sold, t.proceeds, t.debt_after, t.lv_after,
+           t.debt_after <= t.target * t.lv_after AS reaches
       FROM (
-        SELECT c.*, LEAST(c.lots * c.lot, c.held) AS quantity, ROUND(100 * LEAST(c.lots * c.lot, c.held) * c.unit) AS sold,
-               ROUND(100 * (c.held - LEAST(c.lots * c.lot, c.held)) * c.unit) AS left_value
-          FROM candidates c
+        SELECT v.*, (v.debt - v.proceeds) * 0.01 AS debt_after,
+               v.fixed + CASE WHEN v.eligible THEN GREATEST(FLOOR(LEAST(v.left_value * 0.01,
+                   COALESCE(v.lim * v.pool, v.left_value * 0.01)) * (1 - v.haircut) * 100) * 0.01, 0)
+                   ELSE 0 END
+               + CASE WHEN v.mvs IS NULL THEN 0 ELSE COALESCE((
+                     SELECT SUM(GREATEST(FLOOR(LEAST(o.mv, o.lim * v.pool) * (1 - o.haircut) * 100)
+                                         * 0.01, 0))
+                       FROM unnest(v.mvs, v.lims, v.haircuts) AS o(mv, lim, haircut)), 0) END AS lv_after
+          FROM (
+            SELECT u.*, FLOOR(u.sold * (1 - u.cost)) AS proceeds, u.rest + u.left_value * 0.01 AS pool
+              FROM (
+                SELECT c.*, ROUND(100 * c.quantity * c.unit) AS sold, ROUND(100 * (c.held - c.quantity) * c.unit) AS left_value
+                  FROM candidates c OFFSET 0
+              ) AS u
+            OFFSET 0
+          ) AS v
+        OFFSET 0
       ) AS t
 ),
 least AS MATERIALIZED (
-    SELECT DISTINCT ON (t.id) t.id, t.quantity, t.sold * 0.01 AS mv, t.proceeds * 0.01 AS pf,
-           (t.debt - t.proceeds) * 0.01 AS debt_after, (t.others + t.kept_cents) * 0.01 AS lv_after
+    SELECT DISTINCT ON (t.id) t.id, t.quantity, t.sold * 0.01 AS mv, t.proceeds * 0.01 AS pf, t.debt_after, t.lv_after
       FROM tried t WHERE t.reaches
      ORDER BY t.id, t.lots
 ),
 -- Each row's sales: whole positions before the last step, the least quantity at it.
 sales AS (
     SELECT c.id, c.k, c.symbol, c.lot_text,
-           CASE WHEN c.k = c.last_k THEN l.quantity ELSE c.held END AS quantity,
-           CASE WHEN c.k = c.last_k THEN l.mv ELSE c.mv END AS mv,
-           CASE WHEN c.k = c.last_k THEN l.pf ELSE c.pf END AS pf,
-           c.k = c.last_k AND l.id IS NULL AS unsearched,
-           c.k = c.steps AND (c.k <> c.last_k OR l.quantity >= c.held) AS last_whole
+           CASE WHEN c.k = pl.last_k THEN l.quantity ELSE c.held END AS quantity,
+           CASE WHEN c.k = pl.last_k THEN l.mv ELSE c.mv END AS mv,
+           CASE WHEN c.k = pl.last_k THEN l.pf ELSE c.pf END AS pf,
+           c.k = pl.last_k AND l.id IS NULL AS unsearched,
+           c.k = pl.steps AND (pl.last_k IS NULL OR c.k <> pl.last_k OR l.quantity >= c.held) AS last_whole
       FROM stress_plan_positions c
-      LEFT JOIN least l ON l.id = c.id AND c.k = c.last_k
-     WHERE c.k <= c.done_k
-),
-per_pool AS (
-    SELECT c.id, bool_and(c.within) AS within, bool_or(c.skipped) AS skipped, MAX(c.steps) AS steps,
-           bool_or(c.start_reaches) AS start_reaches, MAX(c.last_k) AS last_k, MAX(c.lv0) AS lv0
-      FROM stress_plan_positions c GROUP BY c.id
+      JOIN pools pl ON pl.id = c.id
+      LEFT JOIN least l ON l.id = c.id AND c.k = pl.last_k
+     WHERE NOT pl.start_reaches AND c.k <= COALESCE(pl.last_k, pl.steps)
 ),
 per_sales AS (
-    SELECT s.id, bool_or(s.unsearched) AS unsearched, SUM(s.pf) AS proceeds, SUM(s.mv) AS mv,
+    SELECT s.id, bool_or(s.unsearched) AS unsearched, SUM(s.pf) AS proceeds,
            jsonb_agg(jsonb_build_object(
                'asset', s.symbol,
                'quantity', CASE WHEN s.quantity::text LIKE '%%.%%' THEN rtrim(rtrim(s.quantity::text, '0'), '.')
@@ -228,24 +258,28 @@ per_sales AS (
       FROM sales s GROUP BY s.id
 ),
 outcome AS (
-    SELECT st.id, st.cash, st.d0, st.repeats, pp.within, pp.skipped, pp.steps, pp.start_reaches, pp.last_k,
-           ps.unsearched, ps.plan, COALESCE(ps.proceeds, 0) AS proceeds,
-           CASE WHEN pp.last_k IS NOT NULL AND NOT pp.start_reaches THEN l.debt_after
-                ELSE st.d0 - COALESCE(ps.proceeds, 0) END AS debt_after,
-           CASE WHEN pp.last_k IS NOT NULL AND NOT pp.start_reaches THEN l.lv_after
-                WHEN pp.start_reaches THEN pp.lv0 ELSE 0 END AS lv_after,
-           CASE WHEN pp.id IS NULL THEN true
-                WHEN pp.start_reaches THEN pp.steps = 0
-                WHEN pp.last_k IS NULL THEN true
-                ELSE COALESCE(ps.last_whole, false) END AND NOT COALESCE(pp.skipped, false)
-               AS everything_sold
+    SELECT st.id, st.cash, st.d0, st.repeats, ps.unsearched, ps.plan, COALESCE(ps.proceeds, 0) AS proceeds,
+           CASE WHEN pl.id IS NULL THEN st.d0
+                WHEN pl.start_reaches THEN s0.d_after
+                WHEN pl.last_k IS NULL THEN se.d_after
+                ELSE l.debt_after END AS debt_after,
+           CASE WHEN pl.id IS NULL THEN 0
+                WHEN pl.start_reaches THEN s0.lv_after
+                WHEN pl.last_k IS NULL THEN se.lv_after
+                ELSE l.lv_after END AS lv_after,
+           CASE WHEN pl.id IS NULL THEN true
+                WHEN pl.start_reaches THEN pl.steps = 0
+                WHEN pl.last_k IS NULL THEN true
+                ELSE COALESCE(ps.last_whole, false) END
+           AND NOT COALESCE(pl.skipped, false) AS sold_all
       FROM stress_plan_start st
-      LEFT JOIN per_pool pp ON pp.id = st.id
+      LEFT JOIN pools pl ON pl.id = st.id
+      LEFT JOIN states s0 ON s0.id = st.id AND s0.k = 0
+      LEFT JOIN states se ON se.id = st.id AND se.k = pl.steps AND pl.last_k IS NULL
       LEFT JOIN per_sales ps ON ps.id = st.id
       LEFT JOIN least l ON l.id = st.id
 )
-SELECT o.id,
-       NOT o.repeats AND COALESCE(o.within, true) AND NOT COALESCE(o.unsearched, false) AS planned,
+SELECT o.id, NOT o.repeats AND NOT COALESCE(o.unsearched, false) AS planned,
        CASE WHEN o.cash > 0 THEN jsonb_build_array(jsonb_build_object(
                 'asset', 'HKD', 'quantity', o.cash::text, 'lot_size', '0.01', 'market_value', o.cash::text,
                 'proceeds', o.cash::text)) ELSE '[]'::jsonb END || COALESCE(o.plan, '[]'::jsonb) AS plan,
@@ -253,7 +287,7 @@ SELECT o.id,
        CASE WHEN o.debt_after <= 0 THEN 0
             WHEN o.lv_after <= 0 THEN NULL
             ELSE ROUND(o.debt_after::numeric(40, 20) / o.lv_after, 8) END AS ratio,
-       CASE WHEN o.everything_sold AND o.debt_after > 0 THEN o.debt_after ELSE 0 END AS shortfall
+       CASE WHEN o.sold_all AND o.debt_after > 0 THEN o.debt_after ELSE 0 END AS shortfall
   FROM outcome o
 
 

@@ -177,9 +177,9 @@ def plans(run):
 @pytest.mark.parametrize(
     ("seed", "limits"),
     [
-        (21, {"0700.HK": "", "0005.HK": ""}),  # no cut anywhere: every plan is the SQL's
+        (21, {"0700.HK": "", "0005.HK": ""}),  # no cut anywhere
         (22, {"0700.HK": "0.90", "0005.HK": "0.95"}),  # cuts that bind in a few pools
-        (23, {}),  # the standard limits (HSBC 30%): cuts bind in many pools, the Python planner plans those
+        (23, {}),  # the standard limits (HSBC 30%): cuts bind in many pools
     ],
 )
 def test_sale_plans_in_sql_equal_the_python_planners_to_the_cent_and_the_lot(
@@ -212,12 +212,9 @@ def test_sale_plans_in_sql_equal_the_python_planners_to_the_cent_and_the_lot(
     assert sql_run.sale_volume == pure_run.sale_volume
     assert (sql_run.sale_proceeds, sql_run.shortfall, sql_run.lending_after_sales) == (
         pure_run.sale_proceeds, pure_run.shortfall, pure_run.lending_after_sales)  # fmt: skip
-    left_to_python = sql_run.phases["plans_in_python"]
-    if not limits or seed == 23:
-        assert left_to_python > 0  # the cuts bind somewhere: the Python planner planned those
-    if seed == 21:
-        assert left_to_python == 0
-    assert left_to_python < len(planned)
+    # SQL plans nearly all of them, cuts and all; the Python planner only those whose window of candidates
+    # holds no quantity that reaches the target (a cut steeper than the window allows for).
+    assert sql_run.phases["plans_in_python"] <= len(planned) // 4
 
 
 def live_counts():
