@@ -6,7 +6,9 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
+from collateral.models import Asset
 from console.selectors.concentration import concentration_page
+from financing.models import MarginState
 from tests.financing.factories import facility_with_pool
 from tests.helpers import login_as
 from tests.web.factories import ClientUserFactory
@@ -61,6 +63,29 @@ def test_the_figures_match_the_positions(book_with_securities):
         ("Near Ltd", Decimal("210000.00")),
     ]
     assert page.clients[0].share_of_cap == Decimal("0.0186")  # 928,000 / 50,000,000, to four places
+
+
+def test_a_concentration_cut_counts_and_the_statement_agrees_with_the_calculations(book_with_securities):
+    from console.selectors import concentration
+
+    units = concentration.asset_units()
+    by_statement = {row.symbol: row for row in concentration._by_asset_sql(units)}
+    by_calculations = {row.symbol: row for row in concentration._by_asset_python(units)}
+    assert by_statement == by_calculations
+    tencent = Asset.objects.get(pk="0700.HK")  # 200,000 of a 300,000 pool: above its 50% limit
+    assert by_statement["0700.HK"].margin_value == (150000 * (1 - tencent.haircut)).quantize(Decimal("0.01"))
+
+
+def test_the_clients_are_the_sweeps_margin_states(book_with_securities):
+    page = concentration_page()
+    called = next(row for row in page.clients if row.client == "Called Ltd")
+    state = MarginState.objects.get(facility__client__name="Called Ltd")
+    assert (called.loan, called.margin_value, called.status) == (
+        state.principal,
+        state.margin_value,
+        state.status,
+    )
+    assert called.status == "margin_call"
 
 
 @pytest.mark.parametrize("role", ["credit", "risk", "operations", "compliance", "administrator"])
