@@ -27,6 +27,7 @@ urlpatterns: list = [
     path("kill-switch/engage/", views.kill_switch_on, name="kill_switch_engage"),
     path("kill-switch/lift/", views.kill_switch_lift, name="kill_switch_lift"),
     path("prices/", views.prices, name="prices"),
+    path("prices/live/", views.prices_live, name="prices_live"),
     path(
         "prices/held/<int:pk>/confirm/",
         views.held_price_decide,

@@ -271,6 +271,14 @@ def prices(request: HttpRequest) -> HttpResponse:
     return _page(request, "console/prices.html", {"prices": prices_page()}, section="prices")
 
 
+@require_safe
+@staff_required
+def prices_live(request: HttpRequest) -> HttpResponse:
+    return _page(
+        request, "console/fragments/prices.html", {"prices": prices_page(chart=False)}, section="prices"
+    )
+
+
 @require_POST
 @staff_required
 def held_price_decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:

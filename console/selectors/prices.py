@@ -117,7 +117,9 @@ def _last_hour_chart(symbols: list[str], now: datetime.datetime) -> dict | None:
     }
 
 
-def prices_page() -> PricesPage:
+def prices_page(*, chart: bool = True) -> PricesPage:
+    """Every figure of the prices page; without ``chart`` the last hour's chart is left out (the polled
+    fragment, which does not redraw it)."""
     now = timezone.now()
     rules = oracle_rules()
     venues = _venue_names()
@@ -202,5 +204,5 @@ def prices_page() -> PricesPage:
         fx=fx,
         held_prices=held_prices,
         held_fx=held_fx,
-        chart=_last_hour_chart([asset.pk for asset in assets.values()], now),
+        chart=_last_hour_chart([asset.pk for asset in assets.values()], now) if chart else None,
     )

@@ -2,13 +2,20 @@
 and a sale appear, approves the sale and engages the kill switch; a credit officer approves another's
 request from the queue and never sees their own; compliance reads every page and finds no action."""
 
+import re
+import uuid
+from decimal import Decimal
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from accounts import roles
 from accounts.audit import SYSTEM
 from accounts.services import credit_limit_change_request
+from collateral.models import CurrentPrice, PriceQuote, QuoteStatus
+from collateral.services import price_record
 from fake_exchange import FAKE_CREDENTIALS
 from fake_exchange.pytest_plugin import fake_bitstamp  # noqa: F401  (fixture)
 from financing.enums import ForcedSaleStatus
@@ -19,7 +26,7 @@ from financing.models import ForcedSale, MarginPolicy
 from financing.monitoring.cycle import monitoring_cycle_run
 from tests.accounts.factories import ClientFactory, CreditProfileFactory, StaffFactory
 from tests.browser.harness import assert_no_serious_accessibility_violations, docs_screenshot
-from tests.collateral.factories import price, standard_market
+from tests.collateral.factories import asset, price, standard_market
 from tests.financing.factories import facility_with_pool
 
 LIVE = 9000  # ms: the lists poll every 5 s
@@ -170,3 +177,64 @@ def test_compliance_reads_every_page_and_finds_no_action(page: Page, sign_in, bo
         assert_no_serious_accessibility_violations(page)
     expect(page.locator(f"[data-sale='{sale.pk}']")).to_be_visible()
     assert console_errors == []
+
+
+def test_a_risk_officer_sees_a_pushed_price_arrive_and_confirms_it(page: Page, sign_in, book):
+    pusher = StaffFactory(username="paul", role=roles.RISK_OFFICER)
+    median = CurrentPrice.objects.get(asset=asset("BTC")).price
+    for venue, value, status in [
+        ("bitstamp-1", "100020", QuoteStatus.ACCEPTED),
+        ("bitstamp-2", "99980", QuoteStatus.ACCEPTED),
+        ("kraken-1", "112000", QuoteStatus.OUTLIER),
+    ]:
+        now = timezone.now()
+        PriceQuote.objects.create(
+            refresh_id=uuid.uuid4(), venue=venue, asset=asset("BTC"), market="BTC/USD", price=Decimal(value),
+            currency="USD", quoted_at=now, received_at=now, status=status,
+            chosen_price=median if status == QuoteStatus.ACCEPTED else None,
+        )  # fmt: skip
+    sign_in(StaffFactory(username="rita", role=roles.RISK_OFFICER))
+    page.goto(reverse("console:prices"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Prices")
+    expect(page.locator("tr[data-asset=BTC] td[data-venue=kraken-1] [data-used=no]")).to_contain_text(
+        "Outlier"
+    )
+    expect(page.locator("tr[data-asset=BTC] [data-figure=median]")).to_contain_text("100000 USD")
+    expect(page.locator("tr[data-security='0700.HK']")).to_contain_text("400 HKD")
+    expect(page.locator("[data-held-price]")).to_have_count(0)
+
+    held = price_record(asset=asset("0700.HK"), price="600", source="desk", actor=pusher)  # +50%: held
+    row = page.locator(f"[data-held-price='{held.pk}']")
+    expect(row).to_contain_text("0700.HK 600", timeout=LIVE)  # no reload
+    docs_screenshot(page, "console-prices")
+    assert_no_serious_accessibility_violations(page)
+
+    row.get_by_label("Note").fill("Checked against HKEX")
+    row.get_by_role("button", name=f"Confirm #{held.pk}").click()
+    expect(page.locator("[data-held-price]")).to_have_count(0)
+    expect(page.locator("tr[data-security='0700.HK']")).to_contain_text("600 HKD")
+    held.refresh_from_db()
+    assert held.decided_by.username == "rita"
+
+
+def test_staff_read_collateral_and_loans_against_their_limits(page: Page, sign_in, book):
+    _, steady, _ = book
+    holder = facility_with_pool(
+        holdings={"0700.HK": "2000", "0005.HK": "3000"}, client=ClientFactory(name="Harbour Ltd")
+    )
+    drawdown_create(facility=holder, amount="300000.00", actor=SYSTEM)
+    monitoring_cycle_run(trigger="test")
+    sign_in(StaffFactory(username="connie", role=roles.COMPLIANCE))
+    page.goto(reverse("console:concentration"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Concentration and exposure")
+    expect(page.locator("#by-class tr[data-class=crypto]")).to_be_visible()
+    expect(page.locator("#by-class tr[data-class=security]")).to_be_visible()
+    expect(page.locator("#by-asset tr[data-asset=BTC] td").nth(1)).to_have_text(
+        re.compile(r"^11(\.0+)?$")
+    )  # 1 + 10 BTC
+    expect(page.locator("#securities tr[data-security='0700.HK']")).to_be_visible()
+    expect(page.locator("#clients tbody tr").first).to_contain_text("Ether Ltd")  # the largest loan first
+    expect(page.locator(f"#clients tr[data-facility={steady.reference}]")).to_contain_text("HK$250,000.00")
+    expect(page.locator("[data-action]")).to_have_count(0)
+    docs_screenshot(page, "console-concentration")
+    assert_no_serious_accessibility_violations(page)

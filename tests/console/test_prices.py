@@ -30,8 +30,30 @@ def test_every_role_reads_the_prices(as_role, role, market):
     assert b"USD/HKD" in response.content
 
 
-def test_nobody_else_does(client):
-    assert client.get(reverse("console:prices")).status_code == 302
+@pytest.mark.parametrize("role", ROLES)
+def test_every_role_reads_the_polled_prices(as_role, role, market):
+    response = as_role(role).get(reverse("console:prices_live"))
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert content.lstrip().startswith('<div id="prices"')
+    assert "0700.HK" in content
+    assert "price-chart-data" not in content  # the chart is drawn once, not polled
+
+
+@pytest.mark.parametrize("page", ["console:prices", "console:prices_live"])
+def test_nobody_else_does(client, page):
+    assert client.get(reverse(page)).status_code == 302
+
+
+def test_the_page_polls_its_lists_and_keeps_what_is_typed(as_role, held_price):
+    content = as_role("risk").get(reverse("console:prices")).content.decode()
+    assert f'hx-get="{reverse("console:prices_live")}"' in content
+    assert 'hx-trigger="every 5s"' in content
+    assert f'id="price-note-{held_price.pk}" name="note" maxlength="1000"' in content
+    note = content[content.index(f'id="price-note-{held_price.pk}"') :]
+    assert 'hx-preserve="true"' in note[: note.index(">")]
+    polled = as_role("risk").get(reverse("console:prices_live")).content.decode()
+    assert f'data-held-price="{held_price.pk}"' in polled
 
 
 def quote(venue: str, value: str | None, status: str, *, price=None) -> PriceQuote:
