@@ -70,6 +70,7 @@ ROLES: dict[str, list[str]] = {
         "django_celery_beat.*",
         "oversight.run_stress_test",
         "oversight.add_stressscenario",
+        "oversight.change_stressscenario",
         "oversight.add_dailyreport",
     ],
     OPERATIONS: [

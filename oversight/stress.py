@@ -88,7 +88,15 @@ def _sale_cost(value: object) -> Decimal | None:
 
 @transaction.atomic
 def stress_scenario_create(
-    *, name: str, shocks: object, actor: Actor, sale_cost: object = None, key: str = "", description: str = ""
+    *,
+    name: str,
+    shocks: object,
+    actor: Actor,
+    sale_cost: object = None,
+    key: str = "",
+    description: str = "",
+    source: str = "",
+    active: bool = True,
 ) -> StressScenario:
     """A risk officer's own scenario (audited). Its shocks are checked before anything is written."""
     _require(actor, ADD_PERMISSION, "Only risk officers may add a stress scenario.")
@@ -107,12 +115,52 @@ def stress_scenario_create(
         number += 1
         key = f"{base}-{number}"
     scenario = StressScenario.objects.create(
-        key=key, name=name[:200], description=description, shocks=parsed.as_json(), sale_cost=cost,
-        created_by=actor_user(actor),
+        key=key, name=name[:200], description=description, source=source, active=active,
+        shocks=parsed.as_json(), sale_cost=cost, created_by=actor_user(actor),
     )  # fmt: skip
     audit_events_record(
         [AuditSpec(actor, "stress_scenario.created", scenario, after={
             "key": key, "name": scenario.name, "shocks": scenario.shocks, "sale_cost": cost})]
+    )  # fmt: skip
+    return scenario
+
+
+CHANGE_PERMISSION = "oversight.change_stressscenario"
+SCENARIO_FIELDS = ("name", "description", "source", "shocks", "sale_cost", "active")
+
+
+@transaction.atomic
+def stress_scenario_update(*, scenario: StressScenario, actor: Actor, **changes: object) -> StressScenario:
+    """Change a scenario's name, description, source, shocks, sale cost or whether it runs with the library
+    (audited as ``stress_scenario.updated``, with the figures before and after). Its key, and the runs already
+    made with it, stay as they are (each run keeps the shocks it ran with). Bad input: nothing written."""
+    _require(actor, CHANGE_PERMISSION, "Only risk officers may change a stress scenario.")
+    unknown = set(changes) - set(SCENARIO_FIELDS)
+    if unknown:
+        raise InvalidInput(f"These scenario fields cannot be changed: {', '.join(sorted(unknown))}.")
+    if "name" in changes:
+        changes["name"] = str(changes["name"] or "").strip()[:200]
+        if not changes["name"]:
+            raise InvalidInput("A scenario needs a name.")
+    if "shocks" in changes:
+        parsed = scenario_shocks(changes["shocks"])
+        if not (parsed.assets or parsed.classes or parsed.fx):
+            raise InvalidInput("A scenario needs at least one shock.")
+        changes["shocks"] = parsed.as_json()
+    if "sale_cost" in changes:
+        changes["sale_cost"] = _sale_cost(changes["sale_cost"])
+    scenario = StressScenario.objects.select_for_update().get(pk=scenario.pk)
+    before = {name: getattr(scenario, name) for name in changes}
+    for name, value in changes.items():
+        setattr(scenario, name, value)
+    changed = [name for name in changes if before[name] != getattr(scenario, name)]
+    if not changed:
+        return scenario
+    scenario.save(update_fields=changed)
+    audit_events_record(
+        [AuditSpec(actor, "stress_scenario.updated", scenario,
+                   before={name: before[name] for name in changed},
+                   after={name: getattr(scenario, name) for name in changed})]
     )  # fmt: skip
     return scenario
 

@@ -73,6 +73,8 @@ ADMIN = [
     row("financing.standingtopupinstruction:change", "(instructions are never edited)", CO, RO),
     row("financing.standingtopupinstruction:revoke", "revoke a standing instruction", CO, RO),
     row("financing.standingtopupinstruction:run_now", "run an automatic top-up now", CO, RO),
+    row("oversight.stressscenario:add", "add a stress scenario", RO),
+    row("oversight.stressscenario:change", "change a stress scenario's shocks, sale cost or schedule", RO),
     row("notifications.outboxmessage:retry", "retry failed messages", OP),
     row("notifications.webhookendpoint:add", "register a webhook endpoint", OP),
     row("notifications.webhookendpoint:change", "change a webhook endpoint", OP),
