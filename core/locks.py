@@ -1,6 +1,7 @@
 """Row locks taken in one fixed order, so that two services never wait on each other (Saleor's
-``lock_objects.py``). The order is: firm-wide exposure row, then facilities, then collateral pools,
-then anything else; inside one model, by primary key."""
+``lock_objects.py``). The order is: facilities, then collateral pools, then the firm-wide exposure row (a
+drawdown's, held from its firm-wide check to its commit: taken last, so that the checks of drawdowns on
+different facilities run side by side), then anything else; inside one model, by primary key."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The house lock order for a facility's money (``core.locks``): the firm-wide exposure row when firm
-limits are checked, the facility, then the client's collateral pool. Every service that moves a
+"""The house lock order for a facility's money (``core.locks``): the facility, then the client's collateral
+pool, then (a drawdown, which checks the firm-wide cap) the firm-wide exposure row. Every service that moves a
 facility's debt or collateral takes its locks here, so two of them never wait on each other."""
 
 from __future__ import annotations
@@ -7,23 +7,27 @@ from __future__ import annotations
 from django.db import connection
 
 from collateral.models import CollateralPool
-from core.locks import lock_one
+from core.locks import lock_one, lock_rows
 from financing.models import Facility, FirmExposure
-from financing.selectors import facility_pool
 
 
-def facility_and_pool_lock(
-    facility: Facility, *, firm: bool = False
-) -> tuple[Facility, CollateralPool | None]:
-    """Lock (firm row,) facility, pool, in that order; return the facility and pool as locked."""
-    if firm:
-        FirmExposure.objects.bulk_create([FirmExposure(id=1)], ignore_conflicts=True)  # reference data
+def facility_and_pool_lock(facility: Facility) -> tuple[Facility, CollateralPool | None]:
+    """Lock the facility, then the client's pool; return the facility (with its client) and the pool (with
+    its account) as locked. A drawdown takes the firm row after these two (``firm_exposure_lock``)."""
+    (locked,) = lock_rows(Facility.objects.select_related("client").filter(pk=facility.pk)) or [None]
+    if locked is None:
+        raise Facility.DoesNotExist(f"Facility {facility.pk} does not exist")
+    pools = lock_rows(CollateralPool.objects.select_related("account").filter(client_id=locked.client_id))
+    return locked, (pools[0] if pools else None)
+
+
+def firm_exposure_lock() -> None:
+    """Lock the firm-wide exposure row (made at first use: reference data), which every drawdown holds while
+    it checks the firm-wide cap and posts, so that two drawdowns never both pass the cap. Taken after the
+    facility and pool locks, and by drawdowns only: no service holds it while it waits for a facility."""
+    if not lock_rows(FirmExposure.objects.filter(pk=1)):
+        FirmExposure.objects.bulk_create([FirmExposure(id=1)], ignore_conflicts=True)
         lock_one(FirmExposure, 1)
-    locked = lock_one(Facility, facility.pk)
-    pool = facility_pool(locked)
-    if pool is not None:
-        pool = lock_one(CollateralPool, pool.pk)
-    return locked, pool
 
 
 # Sweeps run one at a time: each holds this transaction-level advisory lock (PostgreSQL) while it values and

@@ -34,11 +34,12 @@ from financing.enums import (
     FacilityStatus,
     RateKind,
 )
-from financing.locks import facility_and_pool_lock, sweep_lock
+from financing.locks import facility_and_pool_lock, firm_exposure_lock, sweep_lock
 from financing.margin_calls.services import margin_call_reassess
 from financing.models import (
     Drawdown,
     Facility,
+    MarginCall,
     MarginPolicy,
     MarginState,
     Repayment,
@@ -46,6 +47,7 @@ from financing.models import (
 from financing.selectors import (
     client_margin_loans,
     facility_debt,
+    facility_read,
     open_facility_of,
     open_forced_sale,
     open_margin_call,
@@ -221,9 +223,10 @@ def facility_limit_change_request(
     )
 
 
-def _check_drawdown(facility: Facility, pool: CollateralPool | None, amount: Decimal) -> Decimal | None:
-    """Every reason a drawdown may be refused, in the order a credit officer would ask. Returns the
-    margin ratio after the drawdown."""
+def _check_drawdown(facility: Facility, amount: Decimal) -> Decimal | None:
+    """Every reason a drawdown may be refused, in the order a credit officer would ask, but the firm-wide cap
+    (``_check_firm_cap``, under the firm-wide lock). Returns the margin ratio after the drawdown. The debt,
+    the valuation and the open margin call are read in one statement (``facility_read``)."""
     client = facility.client
     if facility.status != FacilityStatus.ACTIVE:
         raise refusals.FacilityNotActive(
@@ -237,8 +240,9 @@ def _check_drawdown(facility: Facility, pool: CollateralPool | None, amount: Dec
             % {"client": client.name, "reasons": "; ".join(eligibility.reasons)},
             details={"reasons": list(eligibility.reasons)},
         )
-    call = open_margin_call(facility)
-    if call is not None:
+    read = facility_read(facility.pk)
+    if read.open_margin_call_id is not None:
+        call = MarginCall.objects.get(pk=read.open_margin_call_id)
         raise refusals.OpenMarginCall(
             _(
                 "%(facility)s has an open margin call (#%(call)s, due %(deadline)s HKT); no new advances until it is cured."
@@ -256,7 +260,8 @@ def _check_drawdown(facility: Facility, pool: CollateralPool | None, amount: Dec
             % {"facility": facility.reference, "sale": sale.pk},
             code="forced_sale_in_progress",
         )
-    debt = facility_debt(facility)
+    valuation = read.valuation
+    debt = valuation.debt
     if debt.principal + amount > facility.limit.amount:
         room = max(facility.limit.amount - debt.principal, ZERO)
         raise refusals.FacilityLimitExceeded(
@@ -291,7 +296,6 @@ def _check_drawdown(facility: Facility, pool: CollateralPool | None, amount: Dec
             },
             details={"available": str(room)},
         )
-    valuation = valuation_for_holdings(facility, pool_holdings(pool) if pool else {})
     debt_after = debt.total + amount
     max_advance = valuation.thresholds.max_advance
     if ratio_above(debt_after, valuation.margin_value, max_advance):
@@ -308,23 +312,7 @@ def _check_drawdown(facility: Facility, pool: CollateralPool | None, amount: Dec
             },
             details={"available": str(valuation.available_to_draw)},
         )
-    capital = settings.BROKER_CAPITAL_HKD
-    firm_cap = capital * settings.FIRM_LOAN_TO_CAPITAL_MULTIPLE
-    firm_loans = total_margin_loans()
-    if firm_loans + amount > firm_cap:
-        raise refusals.FirmLimitExceeded(
-            _(
-                "A drawdown of %(amount)s would take the firm's margin loans to %(loans)s, above %(multiple)s × "
-                "capital (%(cap)s)."
-            )
-            % {
-                "amount": format_hkd(amount),
-                "loans": format_hkd(firm_loans + amount),
-                "multiple": settings.FIRM_LOAN_TO_CAPITAL_MULTIPLE,
-                "cap": format_hkd(firm_cap),
-            }
-        )
-    client_cap = capital * settings.CLIENT_LOAN_SHARE_OF_CAPITAL
+    client_cap = settings.BROKER_CAPITAL_HKD * settings.CLIENT_LOAN_SHARE_OF_CAPITAL
     if client_loans + amount > client_cap:
         raise refusals.ClientConcentrationExceeded(
             _(
@@ -342,6 +330,26 @@ def _check_drawdown(facility: Facility, pool: CollateralPool | None, amount: Dec
     return margin_ratio(debt_after, valuation.margin_value)
 
 
+def _check_firm_cap(amount: Decimal) -> None:
+    """The firm-wide cap on margin loans: checked under the firm-wide lock (``firm_exposure_lock``), which the
+    drawdown holds until it commits, so that every drawdown committed before sees it, and none after."""
+    firm_cap = settings.BROKER_CAPITAL_HKD * settings.FIRM_LOAN_TO_CAPITAL_MULTIPLE
+    firm_loans = total_margin_loans()
+    if firm_loans + amount > firm_cap:
+        raise refusals.FirmLimitExceeded(
+            _(
+                "A drawdown of %(amount)s would take the firm's margin loans to %(loans)s, above %(multiple)s × "
+                "capital (%(cap)s)."
+            )
+            % {
+                "amount": format_hkd(amount),
+                "loans": format_hkd(firm_loans + amount),
+                "multiple": settings.FIRM_LOAN_TO_CAPITAL_MULTIPLE,
+                "cap": format_hkd(firm_cap),
+            }
+        )
+
+
 @transaction.atomic
 def drawdown_create(
     *, facility: Facility, amount: Any, actor: Actor, idempotency_key: str | None = None
@@ -354,8 +362,12 @@ def drawdown_create(
         earlier = Drawdown.objects.filter(transaction__idempotency_key=f"drawdown:{idempotency_key}").first()
         if earlier is not None:
             return earlier
-    facility, pool = facility_and_pool_lock(facility, firm=True)
-    ratio_after = _check_drawdown(facility, pool, value)
+    # The facility and pool first, then every check of this facility alone, side by side with drawdowns on
+    # other facilities; the firm-wide row last, held from the firm-wide check to the commit.
+    facility, _ = facility_and_pool_lock(facility)
+    ratio_after = _check_drawdown(facility, value)
+    firm_exposure_lock()
+    _check_firm_cap(value)
     txn = transaction_post(
         kind=TransactionKind.DRAWDOWN,
         legs=[
