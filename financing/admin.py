@@ -14,6 +14,8 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
+from accounts.enums import ApprovalStatus
+from accounts.models import ApprovalRequest
 from collateral.models import CollateralMovement
 from core.admin import AddOnlyAdminMixin, ReadOnlyAdminMixin, ServiceAdminMixin, run_for_each
 from core.exceptions import DomainError
@@ -45,15 +47,97 @@ from financing.selectors import facility_valuation, open_facility_of, open_margi
 from financing.top_ups import automatic, instructions
 
 
+class MarginPolicyForm(forms.ModelForm):
+    make_default = forms.BooleanField(
+        required=False,
+        label="Ask to make this the default policy",
+        help_text="Every facility without a policy of its own moves to its thresholds: it takes effect only when "
+        "a second risk officer approves.",
+    )
+
+    class Meta:
+        model = MarginPolicy
+        # ``is_default`` is shown read-only, and asked for with ``make_default``.
+        fields = [name for name in policies.POLICY_FIELDS if name != "is_default"]
+
+
 @admin.register(MarginPolicy)
 class MarginPolicyAdmin(ServiceAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "is_default", "max_advance", "warning", "margin_call", "forced_sale", "target"]
+    """Margin policies through the same services as the API: thresholds and the default change by a four-eyes
+    request (docs/api.md, "Margin policies")."""
+
+    form = MarginPolicyForm
+    readonly_fields = ["is_default"]
+    list_display = [
+        "name",
+        "is_default",
+        "max_advance",
+        "warning",
+        "margin_call",
+        "forced_sale",
+        "target",
+        "pending_change",
+    ]
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    @admin.display(description="pending change")
+    def pending_change(self, policy: MarginPolicy) -> str:
+        pending = ApprovalRequest.objects.filter(
+            kind=policies.MARGIN_POLICY_CHANGE.key, target_id=str(policy.pk), status=ApprovalStatus.PENDING
+        ).first()
+        return f"#{pending.pk}" if pending else "-"
+
     def save_model(self, request, obj, form, change):
-        policies.margin_policy_save(policy=obj, actor=request.user)
+        """A new policy is created (never as the default); a change saves what is not a threshold at once; new
+        thresholds, and making the policy the default, are asked for with a change request that a second risk
+        officer approves (``margin_policy_change_request``): the form never writes them."""
+        fields = {
+            name: form.cleaned_data[name] for name in policies.POLICY_FIELDS if name in form.cleaned_data
+        }
+        if change:
+            changed = {name: fields[name] for name in form.changed_data if name in fields}
+        else:
+            name = fields.pop("name")
+            created = policies.margin_policy_create(actor=request.user, name=name, **fields)
+            obj.pk = created.pk
+            obj._state.adding, obj._state.db = False, created._state.db
+            changed = {}
+        four_eyes = {name: changed.pop(name) for name in policies.FOUR_EYES_FIELDS if name in changed}
+        if form.cleaned_data.get("make_default"):
+            four_eyes["is_default"] = True
+        if changed:
+            policies.margin_policy_change(policy=obj, actor=request.user, **changed)
+        if four_eyes:
+            # The request is made against the stored policy: ``obj`` holds the form's values.
+            stored = MarginPolicy.objects.get(pk=obj.pk)
+            request._margin_policy_change_request = policies.margin_policy_change_request(
+                policy=stored, actor=request.user, **four_eyes
+            )
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if getattr(request, "_margin_policy_change_request", None) is None:
+            return super().response_add(request, obj, post_url_continue)
+        return self._asked(request, obj)
+
+    def response_change(self, request, obj):
+        if getattr(request, "_margin_policy_change_request", None) is None:
+            return super().response_change(request, obj)
+        return self._asked(request, obj)
+
+    def _asked(self, request, obj):
+        approval = request._margin_policy_change_request
+        proposed = ", ".join(
+            f"{name.replace('_', ' ')} → {value}" for name, value in approval.proposed.items()
+        )
+        self.message_user(
+            request,
+            f"The thresholds and the default of {obj.name} change only when a second risk officer approves: "
+            f"asked as request #{approval.pk} ({proposed}). Anything else you changed is saved.",
+            level=messages.WARNING,
+        )
+        return HttpResponseRedirect(reverse("admin:financing_marginpolicy_changelist"))
 
 
 @admin.register(BaseRate)

@@ -64,13 +64,6 @@ class ClientIn(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     kind = serializers.ChoiceField(choices=ClientKind.choices)
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
-    kyc_status = serializers.ChoiceField(choices=KycStatus.choices, required=False, default=KycStatus.PENDING)
-    pi_portfolio_value = money_field(required=False, allow_null=True, default=None)
-    pi_total_assets = money_field(required=False, allow_null=True, default=None)
-    pi_assessed_on = BoundedDateField(required=False, allow_null=True, default=None)
-    pi_expires_on = BoundedDateField(
-        required=False, allow_null=True, default=None, help_text="default: a year after the assessment"
-    )
 
 
 class ClientChange(serializers.Serializer):

@@ -13,8 +13,10 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.enums import ApprovalStatus, ClientKind, InternalRating, KycStatus
+from accounts.exceptions import FourEyesRequired
 from accounts.models import ApprovalRequest, Client, CreditProfile
 from accounts.services import (
+    ASSESSMENT_FIELDS,
     CREDIT_LIMIT_CHANGE,
     client_assessment_change_request,
     client_create,
@@ -70,8 +72,27 @@ class ClientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
     def get_queryset(self):
         return self.scoped(Client.objects.all())
 
-    @extend_schema(request=ClientIn, responses={201: ClientOut}, summary="Onboard a client")
+    @extend_schema(
+        request=ClientIn,
+        responses={201: ClientOut},
+        summary="Onboard a client",
+        description=(
+            "The client's record: name, kind, e-mail, reference. It starts with KYC pending and no "
+            "professional-investor evidence, so not eligible; both are set only through an assessment change "
+            "request a second member of staff approves. Sent here they are refused with 403 "
+            "`four_eyes_required`, and nothing is written."
+        ),
+    )
     def create(self, request):
+        sent = sorted(set(request.data) & set(ASSESSMENT_FIELDS)) if isinstance(request.data, dict) else []
+        if sent:
+            raise FourEyesRequired(
+                f"{', '.join(sent)} cannot be set when a client is created: the KYC status and the "
+                "professional-investor evidence are set only through an assessment change request that a second "
+                "member of staff approves (POST /api/v1/clients/{id}/assessment-change-requests/). Nothing was "
+                "written.",
+                details={"fields": sent},
+            )
         client = client_create(actor=self.caller.actor, **validated(ClientIn, request))
         return Response(ClientOut(client).data, status=status.HTTP_201_CREATED)
 

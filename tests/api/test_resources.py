@@ -42,24 +42,22 @@ def api(key_client):
 
 def test_onboard_a_client_and_change_it(api):
     response = api.post(
-        "/api/v1/clients/",
-        {
-            "name": "Victoria Harbour Ltd",
-            "kind": "corporation",
-            "pi_portfolio_value": "9000000.00",
-            "pi_assessed_on": "2026-01-05",
-        },
-        format="json",
+        "/api/v1/clients/", {"name": "Victoria Harbour Ltd", "kind": "corporation"}, format="json"
     )
     assert response.status_code == 201, response.json()
     client = response.json()
     assert client["reference"].startswith("C")
-    assert client["pi_portfolio_value"] == "9000000.00"
-    assert client["pi_total_assets"] is None
-    assert client["pi_expires_on"] == "2027-01-05"
+    assert (client["pi_portfolio_value"], client["pi_total_assets"], client["pi_expires_on"]) == (
+        None,
+        None,
+        None,
+    )
     assert client["kyc_status"] == "pending"
     assert client["eligible"] is False
-    assert client["eligibility_reasons"] == ["KYC is pending, not approved"]
+    assert client["eligibility_reasons"] == [
+        "KYC is pending, not approved",
+        "there is no professional-investor assessment",
+    ]
     created = AuditEvent.objects.get(action="client.created")
     assert created.actor_label == "api-key:oms"
 
@@ -68,6 +66,30 @@ def test_onboard_a_client_and_change_it(api):
     assert response.json()["email"] == "ops@victoria.example"
     updated = AuditEvent.objects.get(action="client.updated")
     assert (updated.before, updated.after) == ({"email": ""}, {"email": "ops@victoria.example"})
+
+
+@pytest.mark.parametrize(
+    "assessment",
+    [
+        {"kyc_status": "approved"},
+        {"kyc_status": "pending"},
+        {"pi_portfolio_value": "9000000.00", "pi_assessed_on": "2026-01-05"},
+        {"pi_total_assets": "60000000.00"},
+        {"pi_expires_on": "2027-01-05"},
+    ],
+)
+def test_a_client_is_not_created_with_its_kyc_status_or_evidence(api, assessment):
+    """Onboarding to eligible goes through each step's four-eyes: the KYC status and the professional-investor
+    evidence are set only by an approved assessment change request, never with the client's record."""
+    with writes_nothing():
+        response = api.post(
+            "/api/v1/clients/", {"name": "Shortcut Ltd", "kind": "corporation", **assessment}, format="json"
+        )
+    assert response.status_code == 403
+    error = response.json()["error"]
+    assert error["code"] == "four_eyes_required"
+    assert error["details"] == {"fields": sorted(assessment)}
+    assert "assessment change request" in error["message"]
 
 
 def test_a_duplicate_reference_is_refused(api):

@@ -143,3 +143,71 @@ def test_the_at_risk_list_puts_the_highest_ratio_first(client, facility, market)
     body = client.get(reverse("admin:financing_marginstate_changelist")).content.decode()
     assert body.index(facility.reference) < body.index(calm.reference)
     assert "76.28%" in body
+
+
+def _policy_form(policy, **changes) -> dict:
+    """The margin policy's admin form as it stands, with ``changes``."""
+    data = {
+        "name": policy.name,
+        "max_advance": f"{policy.max_advance}",
+        "warning": f"{policy.warning}",
+        "margin_call": f"{policy.margin_call}",
+        "forced_sale": f"{policy.forced_sale}",
+        "target": f"{policy.target}",
+        "cure_business_days": str(policy.cure_business_days),
+        "cure_time": policy.cure_time.strftime("%H:%M:%S"),
+        "sale_cost_rate": f"{policy.sale_cost_rate}",
+        "sale_order": "[]",
+    }
+    if policy.is_default:
+        data["is_default"] = "on"
+    return {**data, **changes}
+
+
+def test_the_admin_asks_for_new_thresholds_with_a_four_eyes_request(client):
+    from accounts.models import ApprovalRequest
+    from accounts.services import approval_request_approve
+    from financing.models import MarginPolicy
+    from financing.selectors import default_policy
+
+    policy = default_policy()
+    maker, checker = StaffFactory(role="Risk officer"), StaffFactory(role="Risk officer")
+    login_as(client, maker)
+    response = client.post(
+        reverse("admin:financing_marginpolicy_change", args=[policy.pk]),
+        _policy_form(policy, warning="0.8800", cure_business_days="2"),
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "change only when a second risk officer approves" in response.content.decode()
+    stored = MarginPolicy.objects.get(pk=policy.pk)
+    assert stored.warning == Decimal("0.90")  # not written by the form
+    assert stored.cure_business_days == 2  # not a threshold: saved at once
+    (asked,) = ApprovalRequest.objects.filter(kind="margin_policy", status="pending")
+    assert asked.proposed == {"warning": "0.8800"}
+    assert asked.requested_by == maker
+    approval_request_approve(request=asked, actor=checker)
+    assert MarginPolicy.objects.get(pk=policy.pk).warning == Decimal("0.88")
+
+
+def test_the_admin_asks_to_make_a_policy_the_default_and_never_makes_it_directly(client):
+    from accounts.models import ApprovalRequest
+    from financing.models import MarginPolicy
+    from financing.selectors import default_policy
+
+    login_as(client, StaffFactory(role="Risk officer"))
+    standard = default_policy()
+    form = _policy_form(standard, name="Tight", max_advance="0.6000", make_default="on")
+    form.pop("is_default", None)
+    response = client.post(reverse("admin:financing_marginpolicy_add"), form, follow=True)
+    assert "change only when a second risk officer approves" in response.content.decode()
+    tight = MarginPolicy.objects.get(name="Tight")
+    assert (tight.max_advance, tight.is_default) == (Decimal("0.6"), False)  # created, not the default
+    assert default_policy() == standard
+    (asked,) = ApprovalRequest.objects.filter(kind="margin_policy", status="pending")
+    assert (asked.target_id, asked.proposed) == (str(tight.pk), {"is_default": True})
+    # The default cannot be unticked either: the box is read-only (another policy becomes the default instead).
+    unticked = _policy_form(standard)
+    unticked.pop("is_default")
+    client.post(reverse("admin:financing_marginpolicy_change", args=[standard.pk]), unticked, follow=True)
+    assert MarginPolicy.objects.get(pk=standard.pk).is_default is True
