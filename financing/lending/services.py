@@ -223,10 +223,11 @@ def facility_limit_change_request(
     )
 
 
-def _check_drawdown(facility: Facility, amount: Decimal) -> Decimal | None:
-    """Every reason a drawdown may be refused, in the order a credit officer would ask, but the firm-wide cap
-    (``_check_firm_cap``, under the firm-wide lock). Returns the margin ratio after the drawdown. The debt,
-    the valuation and the open margin call are read in one statement (``facility_read``)."""
+def _check_drawdown(facility: Facility, amount: Decimal) -> tuple[Decimal | None, Decimal]:
+    """Every reason a drawdown may be refused, in the order a credit officer would ask, but the firm's own caps
+    (``_check_firm_caps``, under the firm-wide lock). Returns the margin ratio after the drawdown and the
+    client's loans before it. The debt, the valuation and the open margin call are read in one statement
+    (``facility_read``)."""
     client = facility.client
     if facility.status != FacilityStatus.ACTIVE:
         raise refusals.FacilityNotActive(
@@ -312,27 +313,13 @@ def _check_drawdown(facility: Facility, amount: Decimal) -> Decimal | None:
             },
             details={"available": str(valuation.available_to_draw)},
         )
-    client_cap = settings.BROKER_CAPITAL_HKD * settings.CLIENT_LOAN_SHARE_OF_CAPITAL
-    if client_loans + amount > client_cap:
-        raise refusals.ClientConcentrationExceeded(
-            _(
-                "A drawdown of %(amount)s would take %(client)s's loans to %(loans)s, above the firm's per-client "
-                "cap of %(share)s of capital (%(cap)s)."
-            )
-            % {
-                "amount": format_hkd(amount),
-                "client": client.name,
-                "loans": format_hkd(client_loans + amount),
-                "share": format_percent(settings.CLIENT_LOAN_SHARE_OF_CAPITAL),
-                "cap": format_hkd(client_cap),
-            }
-        )
-    return margin_ratio(debt_after, valuation.margin_value)
+    return margin_ratio(debt_after, valuation.margin_value), client_loans
 
 
-def _check_firm_cap(amount: Decimal) -> None:
-    """The firm-wide cap on margin loans: checked under the firm-wide lock (``firm_exposure_lock``), which the
-    drawdown holds until it commits, so that every drawdown committed before sees it, and none after."""
+def _check_firm_caps(client, client_loans: Decimal, amount: Decimal) -> None:
+    """The firm-wide cap on margin loans, checked under the firm-wide lock (``firm_exposure_lock``) that the
+    drawdown holds until it commits, so that every drawdown committed before is counted; then the per-client
+    cap on the firm's capital."""
     firm_cap = settings.BROKER_CAPITAL_HKD * settings.FIRM_LOAN_TO_CAPITAL_MULTIPLE
     firm_loans = total_margin_loans()
     if firm_loans + amount > firm_cap:
@@ -346,6 +333,21 @@ def _check_firm_cap(amount: Decimal) -> None:
                 "loans": format_hkd(firm_loans + amount),
                 "multiple": settings.FIRM_LOAN_TO_CAPITAL_MULTIPLE,
                 "cap": format_hkd(firm_cap),
+            }
+        )
+    client_cap = settings.BROKER_CAPITAL_HKD * settings.CLIENT_LOAN_SHARE_OF_CAPITAL
+    if client_loans + amount > client_cap:
+        raise refusals.ClientConcentrationExceeded(
+            _(
+                "A drawdown of %(amount)s would take %(client)s's loans to %(loans)s, above the firm's per-client "
+                "cap of %(share)s of capital (%(cap)s)."
+            )
+            % {
+                "amount": format_hkd(amount),
+                "client": client.name,
+                "loans": format_hkd(client_loans + amount),
+                "share": format_percent(settings.CLIENT_LOAN_SHARE_OF_CAPITAL),
+                "cap": format_hkd(client_cap),
             }
         )
 
@@ -365,9 +367,9 @@ def drawdown_create(
     # The facility and pool first, then every check of this facility alone, side by side with drawdowns on
     # other facilities; the firm-wide row last, held from the firm-wide check to the commit.
     facility, _ = facility_and_pool_lock(facility)
-    ratio_after = _check_drawdown(facility, value)
+    ratio_after, client_loans = _check_drawdown(facility, value)
     firm_exposure_lock()
-    _check_firm_cap(value)
+    _check_firm_caps(facility.client, client_loans, value)
     txn = transaction_post(
         kind=TransactionKind.DRAWDOWN,
         legs=[
