@@ -11,6 +11,7 @@ from decimal import Decimal
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from collateral.calculations import PositionInput, pool_valuation
@@ -32,7 +33,7 @@ from financing.selectors import (
 from financing.what_if import SECURITIES, Outcome, Trigger, ladder_triggers, outcome, shocked
 from ledger.enums import AccountKind
 from ledger.models import Account, Balance
-from web.formatting import hk_time
+from web.formatting import HONG_KONG
 
 STATUS_WORDS = {
     MarginStatus.NO_DEBT: _("No debt"),
@@ -429,27 +430,34 @@ def ratio_chart(facility: Facility, range_key: str, *, now: datetime.datetime | 
     drawn = list(points)
     if drawn and drawn[-1].at < end:  # what stood at the last change still stands now: draw it to the end
         drawn.append(dataclasses.replace(drawn[-1], at=end))
-    labels = [hk_time(point.at) for point in drawn]
-    count = len(drawn)
+    # A time axis (Chart.js with the date-fns adapter): each point at its Hong Kong wall-clock time, written
+    # without an offset so that the browser reads it as local and shows it unchanged whatever its own zone.
+    at = [
+        point.at.astimezone(HONG_KONG).replace(tzinfo=None).isoformat(timespec="seconds") for point in drawn
+    ]
+    ends = [at[0], at[-1]] if at else []
 
     def flat(label, value, colour):
         return {
             "label": str(label),
-            "data": [value] * count,
+            "data": [{"x": moment, "y": value} for moment in ends],
             "borderColor": colour,
             "borderDash": [6, 4],
             "borderWidth": 1,
             "pointRadius": 0,
         }
 
+    zone = gettext("HKT")
     config = {
         "type": "line",
         "data": {
-            "labels": labels,
             "datasets": [
                 {
                     "label": str(_("Margin ratio")),
-                    "data": [point.margin_ratio for point in drawn],
+                    "data": [
+                        {"x": moment, "y": point.margin_ratio}
+                        for moment, point in zip(at, drawn, strict=True)
+                    ],
                     "borderColor": "#0b4f6c",
                     "borderWidth": 2,
                     "pointRadius": 0,
@@ -461,8 +469,27 @@ def ratio_chart(facility: Facility, range_key: str, *, now: datetime.datetime | 
             ],
         },
         "options": {
-            "scales": {"x": {"ticks": {"maxTicksLimit": 6}}},
-            "interaction": {"mode": "index", "intersect": False},
+            "scales": {
+                "x": {
+                    "type": "time",
+                    "time": {
+                        "tooltipFormat": f"yyyy-MM-dd HH:mm '{zone}'",
+                        "displayFormats": {
+                            "minute": "HH:mm",
+                            "hour": "MM-dd HH:mm",
+                            "day": "yyyy-MM-dd",
+                            "week": "yyyy-MM-dd",
+                            "month": "yyyy-MM",
+                            "quarter": "yyyy-MM",
+                            "year": "yyyy",
+                        },
+                    },
+                    "ticks": {"maxTicksLimit": 6, "maxRotation": 0},
+                    "title": {"display": True, "text": str(_("Hong Kong time"))},
+                }
+            },
+            # the levels are lines of two points: the tooltip shows what is nearest in time, not by index
+            "interaction": {"mode": "nearest", "axis": "x", "intersect": False},
         },
         "valueFormat": "percent",
     }

@@ -5,6 +5,7 @@ import datetime
 import io
 import json
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.urls import reverse
@@ -69,8 +70,15 @@ def test_the_chart_draws_the_ratio_with_the_thresholds_over_the_chosen_range(sig
     chart = chart_of(html)
     ratio, warning, call, sale = chart["data"]["datasets"]
     assert len(ratio["data"]) == 25  # the point standing at the start, the 23 hours after it, and now
-    assert (warning["data"][0], call["data"][0], sale["data"][0]) == ("0.9000", "1.0000", "1.2000")
+    assert [level["data"][0]["y"] for level in (warning, call, sale)] == ["0.9000", "1.0000", "1.2000"]
+    assert warning["data"][-1]["x"] == ratio["data"][-1]["x"]  # each level drawn across the whole period
     assert chart["valueFormat"] == "percent"
+    # A time axis: each point at its Hong Kong wall-clock time, without an offset (the browser shows it as is).
+    assert chart["options"]["scales"]["x"]["type"] == "time"
+    last = RatioSnapshot.objects.order_by("-taken_at").first()
+    at_last = last.taken_at.astimezone(ZoneInfo("Asia/Hong_Kong")).strftime("%Y-%m-%dT%H:%M:%S")
+    assert {"x": at_last, "y": f"{last.margin_ratio}"} in ratio["data"]
+    assert "chartjs-adapter-date-fns-3.0.0/chartjs-adapter-date-fns.bundle.min.js" in html
     assert 'aria-current="page">1 day<' in html
     assert "94.0%" in html  # the highest in the table beside the chart
 
