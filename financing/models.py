@@ -529,6 +529,14 @@ class FirmTotals(models.Model):
         Facility, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
     )
     largest_loan = hkd_amount_field("the largest facility's principal", null=True, blank=True)
+    tally_listed = models.PositiveIntegerField(
+        null=True, blank=True, help_text="every margin state on the at-risk list, closed ones too"
+    )
+    listed = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="open facilities at warning or worse, or within NEAR_WARNING of their warning level",
+    )
 
     class Meta:
         verbose_name_plural = "firm totals"

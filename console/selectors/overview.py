@@ -47,14 +47,12 @@ from financing.models import (
     MarginState,
     SweepRun,
 )
+from financing.monitoring.totals import AT_RISK_STATUSES, NEAR_WARNING
 from financing.monitoring.watchdog import SweepHealth, sweep_health
 from financing.selectors import default_policy, total_margin_loans
 from ledger.enums import AccountKind
 from ledger.models import Balance
 
-AT_RISK_STATUSES = (MarginStatus.WARNING, MarginStatus.MARGIN_CALL, MarginStatus.FORCED_SALE)
-# "Closest to it": an open facility within this much of its policy's warning threshold is listed too.
-NEAR_WARNING = Decimal("0.10")
 STATUS_TONE = {
     MarginStatus.NO_DEBT: "ok",
     MarginStatus.OK: "ok",
@@ -529,15 +527,23 @@ def _at_risk_states(filters: AtRiskFilters, btc_unit: Decimal | None):
 
 def at_risk_page(filters: AtRiskFilters) -> AtRiskPage:
     """The page the filters ask for, worked out once per finished sweep (``cached_per_sweep``)."""
+    sweep = last_finished_sweep()
     return cached_per_sweep(
-        f"at-risk:{urlencode(filters.query(page=filters.page))}",
-        last_finished_sweep(),
-        lambda: _at_risk_page(filters),
+        f"at-risk:{urlencode(filters.query(page=filters.page))}", sweep, lambda: _at_risk_page(filters, sweep)
     )
 
 
-def _at_risk_page(filters: AtRiskFilters) -> AtRiskPage:
+def _listed_by_the_sweep(filters: AtRiskFilters, sweep: SweepRun | None) -> int | None:
+    """How many the unfiltered list holds, as the sweep counted them in its totals (None: filtered, or not
+    counted)."""
+    if sweep is None or filters.status or filters.client or filters.asset or filters.search:
+        return None
+    return FirmTotals.objects.filter(run=sweep).values_list("listed", flat=True).first()
+
+
+def _at_risk_page(filters: AtRiskFilters, sweep: SweepRun | None = None) -> AtRiskPage:
     btc_unit = btc_unit_margin_value()
+    known = _listed_by_the_sweep(filters, sweep)
     states = _at_risk_states(filters, btc_unit)
     if filters.order == "ratio":
         ordering = [F("margin_ratio").desc(nulls_first=True), "facility_id"]
@@ -551,24 +557,29 @@ def _at_risk_page(filters: AtRiskFilters) -> AtRiskPage:
         ]
 
     def states_on(page: int) -> list[MarginState]:
-        # The page's states, each with how many are listed in all (a window: one scan, not a second one to
-        # count them), from the states alone; their facilities and clients are read after.
+        # The page's states from the states alone (their facilities and clients are read after), each with
+        # how many are listed in all unless the sweep counted them (a window: one read, not a second one).
         start = (page - 1) * AT_RISK_PAGE_SIZE
-        listed = states.annotate(listed=Window(Count("pk"))).order_by(*ordering)
+        listed = states if known is not None else states.annotate(listed=Window(Count("pk")))
         return list(
-            listed.only("facility_id", "status", "margin_ratio", "debt", "margin_value", "valued_at")[
-                start : start + AT_RISK_PAGE_SIZE
-            ]
+            listed.order_by(*ordering).only(
+                "facility_id", "status", "margin_ratio", "debt", "margin_value", "valued_at"
+            )[start : start + AT_RISK_PAGE_SIZE]
         )
 
     page = filters.page
-    chosen = states_on(page)
-    if chosen:
-        total = chosen[0].listed
-    else:  # past the last page (the list shrank), or nothing listed: the last page
-        total = states.count()
-        page = max(1, -(-total // AT_RISK_PAGE_SIZE))
+    if known is not None:
+        total = known
+        page = min(page, max(1, -(-total // AT_RISK_PAGE_SIZE)))
         chosen = states_on(page) if total else []
+    else:
+        chosen = states_on(page)
+        if chosen:
+            total = chosen[0].listed
+        else:  # past the last page (the list shrank), or nothing listed: the last page
+            total = states.count()
+            page = max(1, -(-total // AT_RISK_PAGE_SIZE))
+            chosen = states_on(page) if total else []
     pages = max(1, -(-total // AT_RISK_PAGE_SIZE))
     facilities = (
         Facility.objects.select_related("client")

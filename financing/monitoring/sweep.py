@@ -34,7 +34,7 @@ from financing.calculations import (
 from financing.enums import FacilityStatus, SweepScope
 from financing.locks import sweep_lock
 from financing.models import Facility, MarginPolicy, MarginState, RatioSnapshot, SweepRun
-from financing.monitoring.totals import firm_totals_record
+from financing.monitoring.totals import AT_RISK_STATUSES, NEAR_WARNING, firm_totals_record
 from financing.selectors import default_policy, thresholds_of
 from ledger.enums import AccountKind
 from ledger.models import Account, Balance, Leg
@@ -60,6 +60,7 @@ class SweepResult:
     fixed_parts_stored: int = 0  # pools' fixed parts worked out anew and stored (PostgreSQL only)
     status_changes: dict[str, int] | None = None  # states gained (lost: negative) by each margin status
     principal_change: Decimal = Decimal(0)  # the change in the principal the margin states hold
+    listed_change: int | None = None  # states that came onto the console's at-risk list, less those that left
     started: float = 0.0  # ``time.perf_counter()`` when the run began
 
 
@@ -302,22 +303,23 @@ def _sweep_postgresql(
     symbols: list[str] | None,
     since: datetime.datetime | None,
     now: datetime.datetime,
-) -> tuple[int, int, int, int, int, dict[str, int], Decimal, int]:
+) -> tuple[int, int, int, int, int, dict[str, int], Decimal, int, int]:
     """Valued, changed, snapshots written, valued from a fixed part, fixed parts stored, the states gained and
-    lost by each status, the change in principal, and the milliseconds spent finding the scope."""
+    lost by each status, the change in principal and in the states on the at-risk list, and the milliseconds
+    spent finding the scope."""
     scope, params = _scope(clients, symbols, since)
     with connection.cursor() as cursor:
         sweep_lock()
         started = time.perf_counter()
-        params, crypto = _prepare(cursor, scope, {**params, **_write_rule(now)})
+        params, crypto = _prepare(cursor, scope, {**params, **_write_rule(now), "near_warning": NEAR_WARNING})
         scope_ms = _ms_since(started)
         cursor.execute(_valuation_statement("sweep", crypto, scope == SweepScope.MOVED), params)
-        *counts, status_changes = cursor.fetchone()
+        *counts, status_changes, listed_change = cursor.fetchone()
         if isinstance(status_changes, str):  # Django has psycopg hand JSON over as text
             status_changes = json.loads(status_changes)
         cursor.execute(_piece("principal"))
         (principal_change,) = cursor.fetchone()
-        return (*counts, status_changes, principal_change, scope_ms)
+        return (*counts, status_changes, principal_change, int(listed_change), scope_ms)
 
 
 def _write_rule(now: datetime.datetime) -> dict[str, object]:
@@ -452,9 +454,9 @@ def _crypto_held(facility_ids: list[int]) -> dict[int, dict[str, str]]:
 
 def _sweep_generic(
     clients: list[int] | None, now: datetime.datetime
-) -> tuple[int, int, int, dict[str, int], Decimal]:
-    """Valued, changed, snapshots written, the states gained and lost by each status, and the change in
-    principal (what ``_sweep_postgresql`` returns of them)."""
+) -> tuple[int, int, int, dict[str, int], Decimal, int]:
+    """Valued, changed, snapshots written, the states gained and lost by each status, the change in principal
+    and in the states on the at-risk list (what ``_sweep_postgresql`` returns of them)."""
     figures = facility_figures(clients)
     states = {
         s.facility_id: s for s in MarginState.objects.filter(facility_id__in=[f.facility_id for f in figures])
@@ -463,6 +465,7 @@ def _sweep_generic(
     crypto = _crypto_held([f.facility_id for f in figures])
     status_changes: dict[str, int] = defaultdict(int)
     principal_change = Decimal(0)
+    listed_change = 0
     holdings_moved = []  # the principal or the crypto held changed: stored whatever the write rule says
     policies = dict(
         Facility.objects.filter(
@@ -471,6 +474,14 @@ def _sweep_generic(
     )
     default = default_policy()
     targets = dict(MarginPolicy.objects.values_list("pk", "target"))
+    warnings = dict(MarginPolicy.objects.values_list("pk", "warning"))
+
+    def listed(status: str, ratio: Decimal | None, policy_id: int | None) -> bool:
+        """On the console's at-risk list (``financing.monitoring.totals.on_the_at_risk_list``)."""
+        warning = warnings.get(policy_id, default.warning)
+        near = status == "ok" and ratio is not None and ratio >= warning - NEAR_WARNING
+        return status in AT_RISK_STATUSES or near
+
     rule = _write_rule(now)
     snapshots, updates, inserts = [], [], []
     for facility_id, market_value, margin_value, debt, ratio, status in figures:
@@ -486,6 +497,7 @@ def _sweep_generic(
             )  # fmt: skip
             status_changes[status] += 1
             principal_change += principals[facility_id]
+            listed_change += listed(status, ratio, policies[facility_id])
             snapshots.append(RatioSnapshot(facility_id=facility_id, taken_at=now, market_value=market_value,
                                            margin_value=margin_value, debt=debt, margin_ratio=ratio, status=status))  # fmt: skip
             continue
@@ -510,6 +522,9 @@ def _sweep_generic(
             state.status_since = now
             status_changes[state.status] -= 1
             status_changes[status] += 1
+        listed_change += listed(status, ratio, state.policy_id) - listed(
+            state.status, state.margin_ratio, state.policy_id
+        )
         state.market_value, state.margin_value, state.debt = market_value, margin_value, debt
         state.margin_ratio, state.status, state.valued_at = ratio, status, now
         updates.append(state)
@@ -521,7 +536,7 @@ def _sweep_generic(
     MarginState.objects.bulk_update(holdings_moved, ["principal", "fixed_crypto"])
     RatioSnapshot.objects.bulk_create(snapshots)
     changes = {status: n for status, n in status_changes.items() if n}
-    return len(figures), len(inserts) + len(updates), len(snapshots), changes, principal_change
+    return len(figures), len(inserts) + len(updates), len(snapshots), changes, principal_change, listed_change
 
 
 def sweep_value(
@@ -544,13 +559,17 @@ def sweep_value(
         scope_started = time.perf_counter()
         if connection.vendor == "postgresql":
             (valued, changed, snapshots, run.valued_from_fixed_part, parts_stored, status_changes,
-             principal_change, run.scope_ms) = _sweep_postgresql(clients, symbols, since, now)  # fmt: skip
+             principal_change, listed_change, run.scope_ms) = _sweep_postgresql(clients, symbols, since, now)  # fmt: skip
         else:
             if clients is None:
                 clients = _clients_in_scope(symbols, since)
             run.scope_ms = _ms_since(scope_started)
-            valued, changed, snapshots, status_changes, principal_change = _sweep_generic(clients, now)
-        firm_totals_record(run, status_changes=status_changes, principal_change=principal_change)
+            valued, changed, snapshots, status_changes, principal_change, listed_change = _sweep_generic(
+                clients, now
+            )
+        firm_totals_record(
+            run, status_changes=status_changes, principal_change=principal_change, listed_change=listed_change
+        )
     return SweepResult(
         run=run,
         facilities_valued=valued,
@@ -559,6 +578,7 @@ def sweep_value(
         fixed_parts_stored=parts_stored,
         status_changes=status_changes,
         principal_change=principal_change,
+        listed_change=listed_change,
         started=started,
     )
 

@@ -405,7 +405,19 @@ SELECT fast.n + long.n,
                 UNION ALL
                 SELECT w.old_status, -1 FROM writes w WHERE w.changed AND NOT w.is_new AND w.old_status <> w.status
             ) AS d GROUP BY d.status
-        ) AS m)
+        ) AS m),
+       -- The states that came onto the staff console's at-risk list less those that left it: at warning or
+       -- worse, or within near_warning of the policy's warning level (financing.monitoring.totals).
+       (SELECT COALESCE(SUM(
+                   CASE WHEN (w.status IN ('warning', 'margin_call', 'forced_sale')
+                              OR (w.status = 'ok' AND w.margin_ratio >= COALESCE(mp.warning, %(default_warning)s) - %(near_warning)s))
+                             IS TRUE THEN 1 ELSE 0 END
+                 - CASE WHEN NOT w.is_new
+                             AND (w.old_status IN ('warning', 'margin_call', 'forced_sale')
+                                  OR (w.old_status = 'ok' AND w.old_ratio >= COALESCE(mp.warning, %(default_warning)s) - %(near_warning)s))
+                             IS TRUE THEN 1 ELSE 0 END), 0)
+          FROM writes w LEFT JOIN financing_marginpolicy mp ON mp.id = w.policy_id
+         WHERE w.changed)
   FROM (SELECT COUNT(*) AS n FROM fast_pools WHERE NOT capped) AS fast, (SELECT COUNT(*) AS n FROM long_pools) AS long
 
 

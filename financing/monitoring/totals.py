@@ -9,11 +9,33 @@ from __future__ import annotations
 from collections import Counter
 from decimal import Decimal
 
-from django.db.models import Count, Sum
+from django.db.models import Count, DecimalField, F, Q, Sum, Value
+from django.db.models.functions import Coalesce
 
 from core.money import ZERO
 from financing.enums import MarginStatus, SweepScope
 from financing.models import FirmTotals, MarginState, SweepRun
+from financing.selectors import default_policy
+
+# The staff console's at-risk list: every facility at warning or worse, and those within this much of their
+# policy's warning level (a margin ratio 0.10 below it).
+AT_RISK_STATUSES = (MarginStatus.WARNING, MarginStatus.MARGIN_CALL, MarginStatus.FORCED_SALE)
+NEAR_WARNING = Decimal("0.10")
+
+
+def on_the_at_risk_list(states):
+    """``states`` (margin states) narrowed to those on the at-risk list, each annotated with its policy's
+    warning and margin-call levels (``warning_at``, ``call_at``)."""
+    default = default_policy()
+    ratio = DecimalField(max_digits=30, decimal_places=12)
+    states = states.annotate(
+        warning_at=Coalesce(F("policy__warning"), Value(default.warning), output_field=ratio),
+        call_at=Coalesce(F("policy__margin_call"), Value(default.margin_call), output_field=ratio),
+    )
+    return states.filter(
+        Q(status__in=AT_RISK_STATUSES)
+        | Q(status=MarginStatus.OK, margin_ratio__gte=F("warning_at") - Value(NEAR_WARNING))
+    )
 
 
 def _by_status(states) -> dict[str, int]:
@@ -26,22 +48,34 @@ def _principal(states) -> Decimal:
 
 
 def firm_totals_record(
-    run: SweepRun, *, status_changes: dict[str, int] | None = None, principal_change: Decimal | None = None
+    run: SweepRun,
+    *,
+    status_changes: dict[str, int] | None = None,
+    principal_change: Decimal | None = None,
+    listed_change: int | None = None,
 ) -> FirmTotals:
     """Write ``run``'s totals, inside the sweep's transaction and lock (so no other sweep writes states or
-    totals meanwhile). ``status_changes`` (status → states gained, negative for lost) and ``principal_change``
-    are what the run changed; without them, or after a full sweep, or with no earlier totals, the states are
-    counted afresh."""
+    totals meanwhile). ``status_changes`` (status → states gained, negative for lost), ``principal_change`` and
+    ``listed_change`` (states that came onto the at-risk list less those that left it) are what the run
+    changed; without them, or after a full sweep, or with no earlier totals, the states are counted afresh."""
     previous = FirmTotals.objects.order_by("-pk").first()
-    recount = run.scope == SweepScope.ALL or previous is None or status_changes is None
+    recount = (
+        run.scope == SweepScope.ALL
+        or previous is None
+        or previous.tally_listed is None
+        or status_changes is None
+        or listed_change is None
+    )
     if recount:
         tally = _by_status(MarginState.objects.all())
         tally_principal = _principal(MarginState.objects.all())
+        tally_listed = on_the_at_risk_list(MarginState.objects.all()).count()
     else:
         counted = Counter(previous.tally_by_status)
         counted.update(status_changes)
         tally = {status.value: counted.get(status.value, 0) for status in MarginStatus}
         tally_principal = previous.tally_principal + (principal_change or ZERO)
+        tally_listed = previous.tally_listed + listed_change
     closed_states = MarginState.objects.filter(open=False)  # by their partial index: few
     closed = _by_status(closed_states)
     by_status = {status: tally[status] - closed[status] for status in tally}
@@ -61,4 +95,6 @@ def firm_totals_record(
         lending=tally_principal - _principal(closed_states),
         largest_facility_id=largest[0] if largest else None,
         largest_loan=largest[1] if largest else None,
+        tally_listed=tally_listed,
+        listed=tally_listed - on_the_at_risk_list(closed_states).count(),
     )

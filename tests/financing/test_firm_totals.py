@@ -14,7 +14,7 @@ from financing.enums import FacilityStatus, MarginStatus
 from financing.lending.services import drawdown_create, facility_status_change, repayment_create
 from financing.models import FirmTotals, MarginState
 from financing.monitoring.cycle import monitoring_cycle_run
-from financing.selectors import total_margin_loans
+from financing.selectors import default_policy, total_margin_loans
 from tests.collateral.factories import price
 from tests.financing.factories import facility_with_pool
 
@@ -39,9 +39,23 @@ def counted_afresh() -> dict[str, int]:
     return {status.value: counted.get(status.value, 0) for status in MarginStatus}
 
 
+def listed_afresh() -> int:
+    """Open facilities at warning or worse, or within 0.10 of their policy's warning level, one by one."""
+    default = default_policy()
+    return sum(
+        1
+        for state in MarginState.objects.filter(open=True).select_related("policy")
+        if state.status in ("warning", "margin_call", "forced_sale")
+        or (
+            state.status == "ok" and state.margin_ratio >= (state.policy or default).warning - Decimal("0.10")
+        )
+    )
+
+
 def assert_totals_hold(run) -> FirmTotals:
     totals = FirmTotals.objects.get(run=run)
     assert totals.by_status == counted_afresh()
+    assert totals.listed == listed_afresh()
     assert totals.facilities_open == MarginState.objects.filter(open=True).count()
     assert totals.lending == total_margin_loans()
     return totals
@@ -71,6 +85,7 @@ def test_each_sweep_writes_the_firm_totals_a_full_sweep_counts_and_the_others_ca
     price("ETH", "3900")
     after = assert_totals_hold(monitoring_cycle_run(symbols=["ETH"], trigger="test").run)
     assert not after.recounted
+    assert after.listed == 3  # the call, the warning, and idle: 420,000 on 499,200 (84.1%) is near its 90%
     assert after.lending == Decimal("880000.00") + Decimal("420000.00") - Decimal("30000.00")
     assert (after.largest_facility_id, after.largest_loan) == (idle.pk, Decimal("420000.00"))
 
