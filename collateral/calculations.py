@@ -339,6 +339,43 @@ class LeastSearch:
     eligible: bool
     sale_cost: Decimal
     target: Decimal
+    # With the rest of the pool (``rest``: its market value in cents; ``pool``: (market value in cents, limit,
+    # haircut) of each eligible position) and this position's own limit, the search starts where a sale
+    # could first reach the target with every concentration cut in place (``cut_floor``).
+    rest: Decimal | None = None
+    limit: Decimal | None = None
+    pool: tuple = ()
+
+    def _bound(self, cents: Decimal) -> Decimal:
+        """D − c(1 − s) − T × (the margin value with at most 100·H·u − c + 1 cents left, no cent rounded
+        down): at most what a sale of c cents leaves of D − T·LV. Convex in c."""
+        left = max(100 * self.held * self.unit - cents + 1, ZERO)
+        pool = self.rest + left
+        value = ZERO
+        for mv, limit, haircut in self.pool:
+            value += (mv if limit is None else min(mv, limit * pool)) * (1 - haircut)
+        if self.eligible:
+            value += (left if self.limit is None else min(left, self.limit * pool)) * (1 - self.haircut)
+        return self.debt - cents * (1 - self.sale_cost) - self.target * value
+
+    def cut_floor(self, low: int) -> int:
+        """The least cent value from ``low`` at which a sale could reach the target with the cuts in place
+        (``_bound`` at or below zero), by bisection: the bound is convex and at or below zero when all is sold
+        (which reaches the target), so it crosses zero once on the way there."""
+        if self.rest is None:
+            return low
+        with localcontext(prec=WIDE):
+            high = (100 * self.held * self.unit).to_integral_value(rounding=ROUND_HALF_UP)
+            low_cents = Decimal(low)
+            if high <= low_cents or self._bound(low_cents) <= 0 or self._bound(high) > 0:
+                return low
+            while high - low_cents > 1:  # the bound is above zero at low_cents, at or below at high
+                middle = (low_cents + high) // 2
+                if self._bound(middle) <= 0:
+                    high = middle
+                else:
+                    low_cents = middle
+            return int(high)
 
     @property
     def slope(self) -> Decimal:
@@ -393,7 +430,13 @@ class LeastSearch:
         mode, low, _ = self.window()
         held_lots = self.lots_held()
         tried = 0
+        floor = self.cut_floor(low if mode == "cents" else 0) - 1
         if mode == "lots":
+            with localcontext(prec=WIDE):
+                lots_floor = ((floor - Decimal("0.5")) / (100 * self.unit * self.lot)).to_integral_value(
+                    rounding=ROUND_FLOOR
+                )
+            low = max(low, int(lots_floor))
             lots = Decimal(low)
             while tried < LEAST_SEARCH_MAX_CANDIDATES and lots <= held_lots:
                 yield lots
@@ -401,7 +444,7 @@ class LeastSearch:
                 tried += 1
             return
         previous = None
-        cents = low
+        cents = max(low, floor)
         with localcontext(prec=WIDE):
             lot_value = 100 * self.unit * self.lot
             while tried < LEAST_SEARCH_MAX_CANDIDATES and previous != held_lots:
@@ -457,19 +500,21 @@ def _least_quantity(
     the least; this one is exact, and what the stress test's SQL does (oversight/stress.sql)."""
     p = positions[symbol]
     with localcontext(prec=WIDE):
-        kept = ZERO
+        kept, rest, pool = ZERO, ZERO, []
         for s, other in positions.items():
             quantity = other.quantity - sold.get(s, ZERO)
-            if s == symbol or quantity == 0 or not other.eligible:
-                continue
-            if other.price is None or other.fx_to_hkd is None:
+            if s == symbol or quantity == 0 or other.price is None or other.fx_to_hkd is None:
                 continue
             mv = market_value(quantity, other.price, other.fx_to_hkd)
-            kept += max((mv * (1 - other.haircut)).quantize(CENT, rounding=ROUND_FLOOR), ZERO)
+            rest += 100 * mv
+            if other.eligible:
+                kept += max((mv * (1 - other.haircut)).quantize(CENT, rounding=ROUND_FLOOR), ZERO)
+                pool.append((100 * mv, other.concentration_limit, other.haircut))
         proceeds = sum((_proceeds(positions[s], q, sale_cost) for s, q in sold.items() if s != symbol), ZERO)
         search = LeastSearch(
             debt=(debt - proceeds) * 100, others=kept * 100, held=p.quantity, unit=p.price * p.fx_to_hkd,
             lot=p.lot_size, haircut=p.haircut, eligible=p.eligible, sale_cost=sale_cost, target=target,
+            rest=rest, limit=p.concentration_limit, pool=tuple(pool),
         )  # fmt: skip
     return search.least(lambda lots: reaches(min(lots * p.lot_size, p.quantity)))
 

@@ -276,11 +276,13 @@ def _plan_sales(run: StressRun, templates: dict[str, PositionInput]) -> dict[str
     the Python planner the others. Returns the volume per asset (quantity, market value)."""
     rows = run.results.filter(status_after__in=NEEDS_A_SALE)
     if not planned_in_sql():
-        return _plan_in_python(run, list(rows.only("pk", "facility_id", "debt")), templates)
+        return _plan_in_python(run, list(rows.only("pk", "run_id", "facility_id", "debt")), templates)
     unplanned = _plan_in_sql(run, templates)
     run.plans_in_python = len(unplanned)  # not kept: for the bench and the log
     if unplanned:
-        _plan_in_python(run, list(rows.filter(pk__in=unplanned).only("pk", "facility_id", "debt")), templates)
+        _plan_in_python(
+            run, list(rows.filter(pk__in=unplanned).only("pk", "run_id", "facility_id", "debt")), templates
+        )
     volume: dict[str, dict[str, Decimal]] = defaultdict(lambda: {"quantity": ZERO, "market_value": ZERO})
     with connection.cursor() as cursor:
         cursor.execute(sql_file(__file__, "stress.sql", "sale_volume"), {"run": run.pk})
@@ -317,7 +319,6 @@ def _plan_in_sql(run: StressRun, templates: dict[str, PositionInput]) -> list[in
             {"run": run.pk, "sale_cost": run.sale_cost, "default_policy": default_policy().pk},
         )
         cursor.execute(piece("plan_positions"))
-        cursor.execute(piece("plan_analyze"))
         cursor.execute(
             piece("sale_plans"),
             {

@@ -60,7 +60,8 @@ DROP TABLE IF EXISTS pg_temp.stress_plan_start, pg_temp.stress_plan_positions, p
 -- collateral.calculations.LeastSearch: its window of candidates, the least that reaches the target. ``planned``
 -- is false for the rows left to the Python planner: a cut may bind, the slope is too flat or the window too
 -- wide (docs/stress-tests.md). Three statements, each into a temporary table the next one's planner knows the
--- size of (the run's rows are new: their statistics would say there are none).
+-- size of (the run's rows are new: their statistics would say there are none; a table never analysed is
+-- estimated from its size on disk, and analysing them costs more than it saves).
 -- First the rows and their policies, and the pool's HKD that repays first.
 CREATE TEMP TABLE stress_plan_start ON COMMIT DROP AS
 WITH need AS MATERIALIZED (
@@ -80,10 +81,6 @@ SELECT n.*, COALESCE(c.cash, 0) AS cash, n.debt - COALESCE(c.cash, 0) AS d0
       SELECT FLOOR(LEAST(b.amount, GREATEST(n.debt, 0)) * 100) * 0.01 AS cash FROM ledger_balance b
        WHERE b.account_id = n.account_id AND b.instrument_id = 'HKD' AND b.amount > 0
   ) c ON true
-
-
--- name: plan_analyze
-ANALYZE stress_plan_start, stress_plan_positions
 
 
 -- name: plan_positions
