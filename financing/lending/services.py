@@ -368,14 +368,16 @@ def drawdown_create(
     # other facilities; the firm-wide row last, held from the firm-wide check to the commit.
     facility, _ = facility_and_pool_lock(facility)
     ratio_after, client_loans = _check_drawdown(facility, value)
+    # The accounts are read before the firm-wide lock: what it covers is kept to the cap and the posting.
+    legs = [
+        LegSpec(facility.principal_account, HKD, value),
+        LegSpec(firm_account(AccountKind.CASH_SETTLEMENT), HKD, -value),
+    ]
     firm_exposure_lock()
     _check_firm_caps(facility.client, client_loans, value)
     txn = transaction_post(
         kind=TransactionKind.DRAWDOWN,
-        legs=[
-            LegSpec(facility.principal_account, HKD, value),
-            LegSpec(firm_account(AccountKind.CASH_SETTLEMENT), HKD, -value),
-        ],
+        legs=legs,
         memo=f"Drawdown of {format_hkd(value)} on {facility.reference}",
         actor=actor,
         idempotency_key=f"drawdown:{idempotency_key}" if idempotency_key else None,
