@@ -89,6 +89,26 @@ def test_twenty_concurrent_drawdowns_never_pass_max_advance():
     assert balances_projected() == balances_from_legs()
 
 
+def test_drawdowns_on_many_facilities_at_once_never_pass_the_firm_wide_cap(settings):
+    """Each drawdown checks its own facility side by side with the others, and the firm-wide cap under the
+    firm-wide lock it takes last: twelve facilities drawing at once never lend more than 5 × capital."""
+    standard_market()
+    settings.BROKER_CAPITAL_HKD = Decimal("200000.00")  # the firm-wide cap: 5 × 200,000 = 1,000,000
+    settings.CLIENT_LOAN_SHARE_OF_CAPITAL = Decimal("1")  # a client's cap (200,000) does not bind
+    facilities = [facility_with_pool(holdings={"BTC": "1"}) for _ in range(12)]
+    outcomes = run_together(
+        *[
+            (lambda facility=facility: drawdown_create(facility=facility, amount="50000.00", actor=SYSTEM))
+            for facility in facilities
+            for _ in range(2)
+        ]
+    )
+    assert outcomes.count("ok") == 20  # 20 × 50,000 = the cap
+    assert outcomes.count("firm_limit_exceeded") == 4
+    assert sum(facility_debt(f).principal for f in facilities) == Decimal("1000000.00")
+    assert balances_projected() == balances_from_legs()
+
+
 def test_a_withdrawal_racing_a_drawdown_cannot_together_break_the_ratio():
     assets = standard_market()
     for _ in range(8):
