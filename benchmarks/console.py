@@ -142,7 +142,8 @@ def main() -> int:
                 made = SweepRun.objects.create(
                     trigger="bench-totals", scope="moved", started_at=timezone.now()
                 )
-                firm_totals_record(made, status_changes=status_changes)
+                carried = status_changes is not None
+                firm_totals_record(made, status_changes=status_changes, listed_change=1 if carried else None)
                 transaction.set_rollback(True)
 
         return run
