@@ -336,11 +336,31 @@ class ClientAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     def save_model(self, request, obj: Client, form, change: bool) -> None:
         if not change:
+            # The record is created; the KYC status and evidence typed with it become an assessment change
+            # request (four-eyes), as for a change and as through the API: a client is never eligible on one
+            # person's word.
             data = {
-                name: form.cleaned_data[name] for name in services.CLIENT_FIELDS if name in form.cleaned_data
+                name: form.cleaned_data[name]
+                for name in services.CLIENT_FIELDS
+                if name in form.cleaned_data and name not in services.ASSESSMENT_FIELDS
             }
             saved = services.client_create(actor=request.user, **data)
             obj.pk, obj.reference = saved.pk, saved.reference
+            assessment = {
+                name: getattr(value, "amount", value)  # a Money field's amount
+                for name in services.ASSESSMENT_FIELDS
+                if (value := form.cleaned_data.get(name)) not in (None, "", KycStatus.PENDING)
+            }
+            if assessment:
+                approval = services.client_assessment_change_request(
+                    client=saved, actor=request.user, reason="Assessment at onboarding", **assessment
+                )
+                self.message_user(
+                    request,
+                    f"{saved.reference} is created with KYC pending; the KYC status and evidence entered are "
+                    f"request #{approval.pk}: they take effect when a second member of staff approves it.",
+                    level=messages.WARNING,
+                )
             return
         details = {
             name: form.cleaned_data[name] for name in form.changed_data if name in services.CLIENT_FIELDS

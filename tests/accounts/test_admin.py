@@ -60,7 +60,15 @@ def test_creating_a_client_in_the_admin_goes_through_the_service(client, officer
     assert response.status_code == 302, response.content.decode()[:2000]
     created = Client.objects.get(name="Admin Made Ltd")
     assert created.reference.startswith("C")
-    assert created.pi_portfolio_value == Money("9000000.00", "HKD")
+    # The KYC status and evidence typed at onboarding are a four-eyes request, not written by the form.
+    assert (created.kyc_status, created.pi_portfolio_value) == ("pending", None)
+    (asked,) = ApprovalRequest.objects.filter(kind="client_assessment", status="pending")
+    assert asked.target_id == str(created.pk)
+    assert asked.proposed["kyc_status"] == "approved"
+    assert asked.proposed["pi_portfolio_value"] == "9000000.00"
+    services.approval_request_approve(request=asked, actor=StaffFactory(role="Credit officer"))
+    created.refresh_from_db()
+    assert (created.kyc_status, created.pi_portfolio_value) == ("approved", Money("9000000.00", "HKD"))
 
 
 def test_a_negative_portfolio_is_refused_in_the_admin(client, officer):
