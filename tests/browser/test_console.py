@@ -169,7 +169,9 @@ def test_compliance_reads_every_page_and_finds_no_action(page: Page, sign_in, bo
         reverse("console:at_risk"),
         reverse("console:facility", args=[geared.pk]),
         reverse("console:queues"),
-        reverse("console:forced_sales"),
+        reverse("console:prices"),
+        reverse("console:concentration"),
+        reverse("console:forced_sales"),  # last: the sale is looked for on it below
     ]:
         page.goto(url)
         expect(page.locator("main h1")).to_be_visible()
