@@ -3,7 +3,7 @@ the API and the sweep's checks share them and tests can be exhaustive (docs/desi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_UP, Decimal, localcontext
 
@@ -685,14 +685,22 @@ def _least_quantity_to_reach(p, moved, current, debt, target, margin_value_with,
             low = guess - 1
     else:
         low, high = guess, held_units
+    least = _least_reaching(reaches_with, low, high)
+    with localcontext(prec=WIDE):
+        return (least * unit).quantize(unit)
+
+
+def _least_reaching(reaches: Callable[[Decimal], bool], low: Decimal, high: Decimal) -> Decimal:
+    """The least whole number of units above ``low`` and at most ``high`` for which ``reaches`` holds, by
+    halving the bracket: ``reaches(low)`` is false (or ``low`` is zero), ``reaches(high)`` is true, and
+    ``reaches`` never turns false as the units grow."""
     while high - low > 1:
         middle = (low + high) // 2
-        if reaches_with(middle):
+        if reaches(middle):
             high = middle
         else:
             low = middle
-    with localcontext(prec=WIDE):
-        return (high * unit).quantize(unit)
+    return high
 
 
 def cash_top_up_to_target(
@@ -750,14 +758,9 @@ def cash_top_up_to_target(
             if reaches(high):
                 break
             low, step = high, step * 2
-    while high - low > 1:
-        middle = (low + high) // 2
-        if reaches(middle):
-            high = middle
-        else:
-            low = middle
+    least = _least_reaching(reaches, low, high)
     with localcontext(prec=WIDE):
-        return (high * unit).quantize(unit)
+        return (least * unit).quantize(unit)
 
 
 def _cash_guess(
