@@ -4,7 +4,7 @@ nothing here values a pool again (docs/console.md). Each selector returns every 
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -119,34 +119,6 @@ class LargestClient:
     loan: Decimal
 
 
-@dataclass(frozen=True)
-class FirmOverview:
-    now: datetime.datetime
-    total_lending: Decimal
-    capital: Decimal
-    firm_cap: Decimal
-    firm_cap_used: Decimal  # share of the cap, 0..1+
-    client_cap: Decimal
-    largest_client: LargestClient | None
-    largest_client_cap_used: Decimal | None
-    status_counts: list[StatusCount]
-    facilities_open: int
-    open_calls_count: int
-    open_calls_due: Decimal  # repayments that would cure them all
-    open_calls: list[OpenCallRow]
-    sales_running_count: int
-    sales_running_proceeds: Decimal
-    sales_running: list[SaleRow]
-    shortfall_count: int
-    shortfall_total: Decimal
-    shortfalls: list[SaleRow]
-    prices: list[PriceHealth]
-    stale_count: int
-    kill_switch: KillSwitch
-    last_sweep: SweepRun | None
-    sweep: SweepHealth
-
-
 def _share(part: Decimal, whole: Decimal) -> Decimal:
     return part / whole if whole else ZERO
 
@@ -221,7 +193,7 @@ class FirmAggregates:
     status_counts: list[StatusCount]
     facilities_open: int
     open_calls_count: int
-    open_calls_due: Decimal
+    open_calls_due: Decimal  # repayments that would cure them all
     open_calls: list[OpenCallRow]
     sales_running_count: int
     sales_running_proceeds: Decimal
@@ -229,6 +201,24 @@ class FirmAggregates:
     shortfall_count: int
     shortfall_total: Decimal
     shortfalls: list[SaleRow]
+
+
+@dataclass(frozen=True)
+class FirmOverview(FirmAggregates):
+    """The firm overview: the per-sweep aggregates with what is read on every request (the caps, the price
+    health, the kill switch, the sweep's health)."""
+
+    now: datetime.datetime
+    capital: Decimal
+    firm_cap: Decimal
+    firm_cap_used: Decimal  # share of the cap, 0..1+
+    client_cap: Decimal
+    largest_client_cap_used: Decimal | None
+    prices: list[PriceHealth]
+    stale_count: int
+    kill_switch: KillSwitch
+    last_sweep: SweepRun | None
+    sweep: SweepHealth
 
 
 AGGREGATES_SECONDS = 5
@@ -317,25 +307,13 @@ def firm_overview(now: datetime.datetime | None = None) -> FirmOverview:
     largest = figures.largest_client
     prices = price_health(now)
     return FirmOverview(
+        **{f.name: getattr(figures, f.name) for f in fields(FirmAggregates)},
         now=now,
-        total_lending=figures.total_lending,
         capital=capital,
         firm_cap=firm_cap,
         firm_cap_used=_share(figures.total_lending, firm_cap),
         client_cap=client_cap,
-        largest_client=largest,
         largest_client_cap_used=_share(largest.loan, client_cap) if largest else None,
-        status_counts=figures.status_counts,
-        facilities_open=figures.facilities_open,
-        open_calls_count=figures.open_calls_count,
-        open_calls_due=figures.open_calls_due,
-        open_calls=figures.open_calls,
-        sales_running_count=figures.sales_running_count,
-        sales_running_proceeds=figures.sales_running_proceeds,
-        sales_running=figures.sales_running,
-        shortfall_count=figures.shortfall_count,
-        shortfall_total=figures.shortfall_total,
-        shortfalls=figures.shortfalls,
         prices=prices,
         stale_count=sum(1 for row in prices if not row.fresh),
         kill_switch=kill_switch(),
