@@ -271,28 +271,29 @@ def planned_in_sql() -> bool:
 def _plan_sales(run: StressRun, templates: dict[str, PositionInput]) -> dict[str, dict[str, Decimal]]:
     """The forced sale each facility with a call or a sale after the shock would meet, planned as the live
     planner plans it (financing.liquidation.forced_sales): the pool's HKD repays first, then the rest is sold
-    in the policy's order, in whole lots, at the scenario's sale cost (or the policy's). On PostgreSQL one
-    statement plans every pool in which no concentration cut binds (``stress.sql``, piece ``sale_plans``), and
-    the Python planner the others. Returns the volume per asset (quantity, market value)."""
+    in the policy's order, in whole lots, at the scenario's sale cost (or the policy's). On PostgreSQL two
+    statements plan and write nearly every one (``stress.sql``, pieces ``plan_positions`` and ``plans_write``),
+    and the Python planner the few they leave. Returns the volume per asset (quantity, market value)."""
     rows = run.results.filter(status_after__in=NEEDS_A_SALE)
     if not planned_in_sql():
         return _plan_in_python(run, list(rows.only("pk", "run_id", "facility_id", "debt")), templates)
-    unplanned = _plan_in_sql(run, templates)
+    unplanned, volume = _plan_in_sql(run, templates)
     run.plans_in_python = len(unplanned)  # not kept: for the bench and the log
     if unplanned:
-        _plan_in_python(
+        in_python = _plan_in_python(
             run, list(rows.filter(pk__in=unplanned).only("pk", "run_id", "facility_id", "debt")), templates
         )
-    volume: dict[str, dict[str, Decimal]] = defaultdict(lambda: {"quantity": ZERO, "market_value": ZERO})
-    with connection.cursor() as cursor:
-        cursor.execute(sql_file(__file__, "stress.sql", "sale_volume"), {"run": run.pk})
-        for symbol, quantity, market_value in cursor.fetchall():
-            volume[symbol] = {"quantity": quantity, "market_value": market_value}
+        for symbol, figures in in_python.items():
+            volume[symbol]["quantity"] += figures["quantity"]
+            volume[symbol]["market_value"] += figures["market_value"]
     return volume
 
 
-def _plan_in_sql(run: StressRun, templates: dict[str, PositionInput]) -> list[int]:
-    """Plan in one statement and write the plans; the ids of the rows it left to the Python planner."""
+def _plan_in_sql(
+    run: StressRun, templates: dict[str, PositionInput]
+) -> tuple[list[int], dict[str, dict[str, Decimal]]]:
+    """Plan and write the plans in two statements; the ids of the rows left to the Python planner, and the
+    volume per asset of the plans written."""
     crypto_rank = {"BTC": 0, "ETH": 1}
     units = list(templates.values())
     columns: dict[str, list] = {
@@ -309,27 +310,31 @@ def _plan_in_sql(run: StressRun, templates: dict[str, PositionInput]) -> list[in
         "crank": [crypto_rank.get(u.symbol, 9) if u.kind == "crypto" else 0 for u in units],
     }
     piece = functools.partial(sql_file, __file__, "stress.sql")
+    unplanned: list[int] = []
+    volume: dict[str, dict[str, Decimal]] = defaultdict(lambda: {"quantity": ZERO, "market_value": ZERO})
     with connection.cursor() as cursor:
         cursor.execute(piece("plan_units_drop"))
         cursor.execute(piece("plan_units_create"))
         cursor.execute(piece("plan_units_insert"), columns)
         cursor.execute(piece("plans_drop"))
         cursor.execute(
-            piece("plan_start"),
+            piece("plan_positions"),
             {"run": run.pk, "sale_cost": run.sale_cost, "default_policy": default_policy().pk},
         )
-        cursor.execute(piece("plan_positions"))
         cursor.execute(
-            piece("sale_plans"),
+            piece("plans_write"),
             {
                 "min_slope": LEAST_SEARCH_MIN_SLOPE,
                 # Fewer than the Python planner's own limit: a row SQL plans, Python would plan the same way.
                 "max_candidates": LEAST_SEARCH_MAX_CANDIDATES // 2,
             },
         )
-        cursor.execute(piece("plans_write"))
-        cursor.execute(piece("plans_unplanned"))
-        return [pk for (pk,) in cursor.fetchall()]
+        for pk, symbol, quantity, market_value in cursor.fetchall():
+            if pk is not None:
+                unplanned.append(pk)
+            else:
+                volume[symbol] = {"quantity": quantity, "market_value": market_value}
+    return unplanned, volume
 
 
 def _unit_value(template: PositionInput) -> Decimal | None:
