@@ -98,7 +98,12 @@ class StressResult(models.Model):
     """One facility in a stress run: before (its margin state, as last swept) and after the shock, what cures
     it, and the forced sale it would meet."""
 
-    run = models.ForeignKey(StressRun, on_delete=models.CASCADE, related_name="results")
+    # No database key and no index of its own: a run writes its rows in the transaction that made the run,
+    # in one statement (a key would check each of 100,000 rows at commit), and the rows go only with their
+    # run (the ORM's cascade). The unique (run, facility) index serves every look-up by run.
+    run = models.ForeignKey(
+        StressRun, on_delete=models.CASCADE, related_name="results", db_constraint=False, db_index=False
+    )
     # No database key: a run writes a row per open facility in one statement, and facilities are never deleted.
     facility = models.ForeignKey(
         Facility, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False

@@ -15,7 +15,6 @@ from decimal import ROUND_FLOOR, Decimal, localcontext
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import Count, Sum
 from django.utils import timezone
 
 from accounts.audit import SYSTEM, Actor, AuditSpec, actor_label, actor_user, audit_events_record
@@ -229,15 +228,20 @@ def valued_in_sql() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _write_results(run: StressRun, units: list[AssetUnit]) -> None:
-    """One row per open facility: on PostgreSQL the sweep's valuation statement writes them; elsewhere the
-    pure calculations (``facility_figures``) with the margin states read in bulk."""
+# Per status before and after: how many rows, and the sums of market value before and after, margin value before
+# and after, the repayments that cure, and the debt (``stress.sql``, piece ``results``).
+Group = tuple[str, str, int, Decimal | None, Decimal, Decimal | None, Decimal, Decimal, Decimal]
+
+
+def _write_results(run: StressRun, units: list[AssetUnit]) -> list[Group]:
+    """One row per open facility, and their figures per status before and after: on PostgreSQL the sweep's
+    valuation statement writes them and sums them up in the same pass; elsewhere the pure calculations
+    (``facility_figures``) with the margin states read in bulk."""
     default = default_policy()
     if valued_in_sql():
-        valuation_of_book_run(
+        return valuation_of_book_run(
             _results_statement(), units=units, params={"run": run.pk, "default_target": default.target}
         )
-        return
     targets = {None: default.target, **dict(MarginPolicy.objects.values_list("pk", "target"))}
     policies = dict(Facility.objects.exclude(status=FacilityStatus.CLOSED).values_list("pk", "policy_id"))
     states = MarginState.objects.in_bulk(list(policies))
@@ -260,6 +264,17 @@ def _write_results(run: StressRun, units: list[AssetUnit]) -> None:
             )
         )  # fmt: skip
     StressResult.objects.bulk_create(rows, batch_size=2000)
+    groups: dict[tuple[str, str], list] = {}
+    for row in rows:
+        group = groups.setdefault(
+            (row.status_before, row.status_after), [0, None, ZERO, None, ZERO, ZERO, ZERO]
+        )
+        group[0] += 1
+        for i, value in enumerate((row.market_value_before, row.market_value, row.margin_value_before,
+                                   row.margin_value, row.repayment_to_cure, row.debt), 1):  # fmt: skip
+            if value is not None:
+                group[i] = value if group[i] is None else group[i] + value
+    return [(*key, *figures) for key, figures in groups.items()]
 
 
 def planned_in_sql() -> bool:
@@ -423,34 +438,32 @@ def _save_plans(rows: list[StressResult]) -> None:
         )
 
 
-def _firm_figures(run: StressRun, volume: dict[str, dict[str, Decimal]]) -> None:
-    results = run.results.all()
-    run.by_status_before = {
-        row["status_before"] or "new": row["n"]
-        for row in results.values("status_before").annotate(n=Count("pk")).order_by()
-    }
-    run.by_status_after = {
-        row["status_after"]: row["n"]
-        for row in results.values("status_after").annotate(n=Count("pk")).order_by()
-    }
-    totals = results.aggregate(
-        facilities=Count("pk"), mv_before=Sum("market_value_before"), mv_after=Sum("market_value"),
-        lv_before=Sum("margin_value_before"), lv_after=Sum("margin_value"), due=Sum("repayment_to_cure"),
-        proceeds=Sum("sale_proceeds"), shortfall=Sum("shortfall"), debt=Sum("debt"),
-    )  # fmt: skip
-    # What the sales would repay: their proceeds, never more than the debt they repay.
-    repaid = ZERO
-    for debt, proceeds in results.filter(sale_proceeds__gt=0).values_list("debt", "sale_proceeds"):
-        repaid += min(debt, proceeds)
-    run.facilities = totals["facilities"] or 0
-    run.market_value_before = totals["mv_before"] or ZERO
-    run.market_value_after = totals["mv_after"] or ZERO
-    run.margin_value_before = totals["lv_before"] or ZERO
-    run.margin_value_after = totals["lv_after"] or ZERO
-    run.amount_due = totals["due"] or ZERO
-    run.sale_proceeds = totals["proceeds"] or ZERO
-    run.shortfall = totals["shortfall"] or ZERO
-    run.lending = totals["debt"] or ZERO
+def _firm_figures(run: StressRun, groups: list[Group], volume: dict[str, dict[str, Decimal]]) -> None:
+    """The firm's figures: those of the rows from their sums per status (``_write_results``), those of the
+    plans in one aggregate over the rows with a plan."""
+    by_before: dict[str, int] = defaultdict(int)
+    by_after: dict[str, int] = defaultdict(int)
+    totals: list[Decimal | None] = [None] * 6
+    for status_before, status_after, n, *sums in groups:
+        by_before[status_before or "new"] += n
+        by_after[status_after] += n
+        for i, value in enumerate(sums):
+            if value is not None:
+                totals[i] = value if totals[i] is None else totals[i] + value
+    mv_before, mv_after, lv_before, lv_after, due, debt = (value or ZERO for value in totals)
+    with connection.cursor() as cursor:
+        cursor.execute(sql_file(__file__, "stress.sql", "plan_totals"), {"run": run.pk})
+        proceeds, shortfall, repaid = cursor.fetchone()
+    run.by_status_before, run.by_status_after = dict(by_before), dict(by_after)
+    run.facilities = sum(by_after.values())
+    run.market_value_before = mv_before
+    run.market_value_after = mv_after
+    run.margin_value_before = lv_before
+    run.margin_value_after = lv_after
+    run.amount_due = due
+    run.sale_proceeds = proceeds
+    run.shortfall = shortfall
+    run.lending = debt
     run.lending_after_sales = run.lending - repaid
     run.capital = settings.BROKER_CAPITAL_HKD
     run.lending_cap = settings.BROKER_CAPITAL_HKD * settings.FIRM_LOAN_TO_CAPITAL_MULTIPLE
@@ -490,12 +503,12 @@ def stress_run(
             phases = {}
             mark = time.perf_counter()
             units, templates, run.prices = shocked_market(shocks)
-            _write_results(run, units)
+            groups = _write_results(run, units)
             phases["valuation_ms"], mark = _ms(mark), time.perf_counter()
             volume = _plan_sales(run, templates)
             phases["sale_plans_ms"], mark = _ms(mark), time.perf_counter()
             phases["plans_in_python"] = getattr(run, "plans_in_python", None)
-            _firm_figures(run, volume)
+            _firm_figures(run, groups, volume)
             phases["firm_ms"] = _ms(mark)
             run.status = StressRunStatus.FINISHED
             run.finished_at = timezone.now()

@@ -4,17 +4,25 @@
 -- "before" (as last swept), and the repayment that cures is the margin-call ladder's own function.
 
 -- name: results
-WITH {valuation}
-INSERT INTO oversight_stressresult (run_id, facility_id, market_value_before, margin_value_before, debt_before,
-                                    ratio_before, status_before, market_value, margin_value, debt, ratio_after,
-                                    status_after, repayment_to_cure, sale_plan, sale_proceeds, shortfall)
-SELECT %(run)s, r.facility_id, r.old_market_value, r.old_margin_value, r.old_debt, r.old_ratio,
-       COALESCE(r.old_status, ''), r.market_value, r.margin_value, r.debt, r.margin_ratio, r.status,
-       CASE WHEN r.status IN ('margin_call', 'forced_sale')
-            THEN cure_repayment(r.debt, r.margin_value, COALESCE(mp.target, %(default_target)s)) ELSE 0 END,
-       '[]'::jsonb, 0, 0
-  FROM result r
-  LEFT JOIN financing_marginpolicy mp ON mp.id = r.policy_id
+-- The rows written, and the firm's figures of them in the same pass: per status before and after, how many and
+-- their sums (a handful of rows; oversight.stress._firm_figures adds them up). The plans come later.
+WITH {valuation},
+written AS (
+    INSERT INTO oversight_stressresult (run_id, facility_id, market_value_before, margin_value_before, debt_before,
+                                        ratio_before, status_before, market_value, margin_value, debt, ratio_after,
+                                        status_after, repayment_to_cure, sale_plan, sale_proceeds, shortfall)
+    SELECT %(run)s, r.facility_id, r.old_market_value, r.old_margin_value, r.old_debt, r.old_ratio,
+           COALESCE(r.old_status, ''), r.market_value, r.margin_value, r.debt, r.margin_ratio, r.status,
+           CASE WHEN r.status IN ('margin_call', 'forced_sale') THEN cure_repayment(r.debt, r.margin_value, r.target)
+                ELSE 0 END,
+           '[]'::jsonb, 0, 0
+      FROM result r
+    RETURNING status_before, status_after, market_value_before, market_value, margin_value_before, margin_value,
+              repayment_to_cure, debt
+)
+SELECT status_before, status_after, COUNT(*), SUM(market_value_before), SUM(market_value), SUM(margin_value_before),
+       SUM(margin_value), SUM(repayment_to_cure), SUM(debt)
+  FROM written GROUP BY status_before, status_after
 
 
 -- name: plans
@@ -295,3 +303,12 @@ UNION ALL
 SELECT NULL, s.symbol, SUM(s.quantity), SUM(s.mv)
   FROM sales s JOIN plans p ON p.id = s.id AND p.planned
  GROUP BY s.symbol
+
+
+-- name: plan_totals
+-- The firm's figures of the plans: only the rows with a call or a sale after the shock have one. What the sales
+-- would repay is their proceeds, never more than the debt they repay.
+SELECT COALESCE(SUM(sale_proceeds), 0), COALESCE(SUM(shortfall), 0),
+       COALESCE(SUM(LEAST(debt, sale_proceeds)) FILTER (WHERE sale_proceeds > 0), 0)
+  FROM oversight_stressresult
+ WHERE run_id = %(run)s AND status_after IN ('margin_call', 'forced_sale')

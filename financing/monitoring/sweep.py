@@ -221,18 +221,21 @@ def _scope_statement(scope: str) -> str:
 
 
 @functools.cache
-def _valuation_statement(statement: str, crypto: tuple, price_driven: bool, outer: str = "") -> str:
+def _valuation_statement(
+    statement: str, crypto: tuple, price_driven: bool, outer: str = "", book: bool = False
+) -> str:
     """``statement`` ("sweep": value and write; "valuations": value only) for the crypto assets ``crypto``
-    (``_crypto_params``); only a price-driven sweep values pools from their fixed parts. ``outer``: the text of
-    a statement of the caller's with a ``{valuation}`` slot, run instead of ``statement`` (value only)."""
-    source = "price_driven" if price_driven else "other"
+    (``_crypto_params``); only a price-driven sweep, and the whole book valued from the fixed parts (``book``,
+    ``valuation_of_book_run``), value pools from their fixed parts. ``outer``: the text of a statement of the
+    caller's with a ``{valuation}`` slot, run instead of ``statement`` (value only)."""
+    source = "price_driven" if price_driven or book else "other"
     if statement == "sweep":
         fixed_columns, fixed_join = _piece("fixed.sweep_columns"), "\n      " + _piece("fixed.sweep_join")
     else:
         fixed_columns, fixed_join = _piece("fixed.valuation_columns"), ""
     valuation = sql.SQL(_piece("valuation")).format(
         **_crypto_slots(crypto),
-        fast_source=sql.SQL(_piece(f"fast_source.{source}")).format(
+        fast_source=sql.SQL(_piece("fast_source.book" if book else f"fast_source.{source}")).format(
             holders_of_moved_other=_holders("moved_other")
         ),
         positions_from=sql.SQL(_piece(f"positions_from.{source}")),
@@ -348,15 +351,61 @@ def valuations_of(clients: list[int]) -> dict[int, FacilityFigures]:
     return {row[0]: FacilityFigures(*row) for row in rows}
 
 
-def valuation_of_book_run(outer: str, *, units: list[AssetUnit], params: dict[str, object]) -> None:
+# The scope of ``valuation_of_book_run`` valuing the book from the stored fixed parts: every open facility, the
+# pools whose part holds valued from it as a price-driven sweep values them (never a ``SweepRun``'s scope).
+BOOK = "book"
+
+
+def _on_the_live_basis(units: list[AssetUnit]) -> list[AssetUnit] | None:
+    """``units`` with every asset but the crypto taken from the live unit values when each is the same number
+    there (a shock of the crypto alone), so that their fingerprint (``fixed_basis``) is the one the sweeps
+    store the fixed parts on; None when any differs (a shocked security or FX rate: no fixed part holds)."""
+    live = {u.symbol: u for u in asset_units()}
+    same = []
+    for unit in units:
+        if unit.crypto:
+            same.append(unit)
+            continue
+        other = live.get(unit.symbol)
+        if other is None or other.crypto or (other.unit_value is None) != (unit.unit_value is None):
+            return None
+        if (other.unit_value, other.haircut, other.concentration_limit, other.eligible) != (
+            unit.unit_value,
+            unit.haircut,
+            unit.concentration_limit,
+            unit.eligible,
+        ):
+            return None
+        same.append(other)
+    if {u.symbol for u in same} != set(live):
+        return None
+    return same
+
+
+def valuation_of_book_run(outer: str, *, units: list[AssetUnit], params: dict[str, object]) -> list[tuple]:
     """Run ``outer`` — a statement of the caller's, ``WITH {valuation}`` and then a query over the CTE
     ``result`` (``facility_id, policy_id, old_*`` (the margin state), ``debt, market_value, margin_value,
     margin_ratio, status``) — on every open facility valued at ``units`` (PostgreSQL only). The sweep's own
-    valuation, read-only: it writes only temporary tables and whatever ``outer`` writes. The stress test
-    values the book at shocked prices with it (oversight)."""
+    valuation, read-only: it writes only temporary tables and whatever ``outer`` writes. Returns the rows
+    ``outer`` returns (none: empty). The stress test values the book at shocked prices with it (oversight).
+
+    When ``units`` differ from the live ones in the crypto only, every pool whose stored fixed part holds is
+    valued from it as a price-driven sweep values it (the clients posted to since the previous sweep, the
+    parts on another basis and the pools a concentration cut now reaches from their positions), with the
+    sweeps' lock shared until the caller's transaction ends, so that no sweep stores states and parts
+    between the statements that read them. Otherwise every pool is valued from its positions."""
+    live_basis = _on_the_live_basis(units)
     with connection.cursor() as cursor:
-        full, crypto = _prepare(cursor, SweepScope.ALL, {"since": timezone.now()}, units)
-        cursor.execute(_valuation_statement("valuations", crypto, False, outer), {**full, **params})
+        if live_basis is None:
+            full, crypto = _prepare(cursor, SweepScope.ALL, {"since": timezone.now()}, units)
+            cursor.execute(_valuation_statement("valuations", crypto, False, outer), {**full, **params})
+        else:
+            sweep_lock(shared=True)
+            since = posted_since(previous_sweep_start())
+            full, crypto = _prepare(cursor, BOOK, {"since": since}, live_basis)
+            statement = _valuation_statement("valuations", crypto, False, outer, book=True)
+            cursor.execute(statement, {**full, **params})
+        return cursor.fetchall() if cursor.description else []
 
 
 def facility_figures(

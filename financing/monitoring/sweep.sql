@@ -44,6 +44,11 @@ AND (s.facility_id IN (SELECT id FROM touched_facilities)
              OR s.facility_id IN ({holders_of_moved_other}))
 
 
+-- name: state_filter.book
+-- The whole book valued from the stored fixed parts where they hold (a stress test, valuation_of_book_run): every
+-- open state, as in a run of every facility.
+
+
 -- name: new_filter.all
 -- Facilities new to the sweeps (no margin state yet) in scope: every one, those of given clients, or those
 -- opened since the previous sweep.
@@ -58,6 +63,9 @@ AND f.client_id = ANY(%(clients)s)
 AND f.created_at >= %(since)s
 
 
+-- name: new_filter.book
+
+
 -- name: posted.all
 -- Whether the client was posted to since the previous sweep (a run for given clients takes them all as
 -- posted to): such a pool is never valued from its stored fixed part, and its part is worked out again.
@@ -69,6 +77,10 @@ true
 
 
 -- name: posted.moved
+s.facility_id IN (SELECT id FROM touched_facilities)
+
+
+-- name: posted.book
 s.facility_id IN (SELECT id FROM touched_facilities)
 
 
@@ -86,6 +98,10 @@ NULL::numeric
 CASE WHEN NOT ({posted}) THEN s.debt END
 
 
+-- name: known_debt.book
+CASE WHEN NOT ({posted}) THEN s.debt END
+
+
 -- name: fast_candidates_apart.all
 -- In a price-driven sweep, the states a fixed part may value are read by the valuation itself (fast_source),
 -- not copied into the scope; the others are found by the indexes: another basis as two ranges either side
@@ -98,6 +114,15 @@ CASE WHEN NOT ({posted}) THEN s.debt END
 
 
 -- name: fast_candidates_apart.moved
+AND s.facility_id = ANY(ARRAY(
+             SELECT o.facility_id FROM financing_marginstate o WHERE o.fixed_basis < %(basis)s OR o.fixed_basis > %(basis)s
+             UNION ALL
+             SELECT id FROM touched_facilities))
+
+
+-- name: fast_candidates_apart.book
+-- The whole book from the fixed parts: in the scope table only the states whose part cannot be used (another
+-- basis, or a client posted to); every other open state is read by the valuation itself (fast_source.book).
 AND s.facility_id = ANY(ARRAY(
              SELECT o.facility_id FROM financing_marginstate o WHERE o.fixed_basis < %(basis)s OR o.fixed_basis > %(basis)s
              UNION ALL
@@ -142,6 +167,12 @@ financing_marginstate s
 
 -- name: fast_source.other
 financing_marginstate s WHERE false
+
+
+-- name: fast_source.book
+-- The whole book from the fixed parts (a stress test): every open state on the current basis not in the scope.
+financing_marginstate s
+     WHERE s.open AND s.fixed_basis = %(basis)s AND s.facility_id NOT IN (SELECT c.facility_id FROM sweep_scope c)
 
 
 -- name: positions_from.price_driven

@@ -20,6 +20,7 @@ from financing.models import (
     RatioSnapshot,
     SaleOrder,
 )
+from financing.monitoring import sweep as sweep_module
 from financing.monitoring.cycle import monitoring_cycle_run
 from financing.monitoring.sweep import facility_figures, sweep_run, valuations_of
 from ledger.models import Transaction
@@ -165,6 +166,39 @@ def test_under_any_shock_sql_and_the_calculations_agree(market, monkeypatch, see
     assert sql_plans == pure_plans
     assert sql_run.sale_volume == pure_run.sale_volume
     assert sum(sql_run.by_status_after.values()) == 15
+
+
+def test_a_crypto_shock_values_the_book_from_the_stored_fixed_parts_to_the_cent(market, monkeypatch):
+    book = random_book(market, facilities=20, seed=11)
+    sweep_run(trigger="test")
+    # After the sweep: a client posted to (its state's debt and fixed part are out of date), a facility with no
+    # state yet, and a state whose part was worked out on another basis (and would be wrong if used).
+    drawdown_create(facility=book[0], amount="1000.00", actor=SYSTEM)
+    facility_with_pool(holdings={"BTC": "2", "0700.HK": "3000"})
+    MarginState.objects.filter(facility=book[1]).update(
+        fixed_basis="another", fixed_market_value=D("1.00"), fixed_margin_value=D("1.00")
+    )
+    bases = []
+    spied = sweep_module._on_the_live_basis
+    monkeypatch.setattr(
+        sweep_module, "_on_the_live_basis", lambda units: bases.append(spied(units)) or bases[-1]
+    )
+    crypto = scenario({"crypto": "-0.45", "ETH": "-0.6"}, sale_cost="0.015")
+    sql_run = stress_run(scenario=crypto, actor=SYSTEM)
+    assert bases[-1] is not None  # valued from the fixed parts where they hold
+    monkeypatch.setattr("oversight.stress.valued_in_sql", lambda: False)
+    pure_run = stress_run(scenario=crypto, actor=SYSTEM)
+    assert len(rows(sql_run)) == 21
+    assert rows(sql_run) == rows(pure_run)
+    assert plans(sql_run) == plans(pure_run)
+    firm = ("facilities", "by_status_before", "by_status_after", "market_value_before", "market_value_after",
+            "margin_value_before", "margin_value_after", "amount_due", "sale_proceeds", "shortfall", "lending",
+            "lending_after_sales", "sale_volume")  # fmt: skip
+    assert {f: getattr(sql_run, f) for f in firm} == {f: getattr(pure_run, f) for f in firm}
+    # A shock to anything but the crypto: no stored part holds, every pool is valued from its positions.
+    monkeypatch.setattr("oversight.stress.valued_in_sql", lambda: True)
+    stress_run(scenario=scenario({"BTC": "-0.3", "security": "-0.1"}, key="both"), actor=SYSTEM)
+    assert bases[-1] is None
 
 
 def plans(run):
