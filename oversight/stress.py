@@ -292,8 +292,9 @@ def _plan_sales(run: StressRun, templates: dict[str, PositionInput]) -> dict[str
     rows = run.results.filter(status_after__in=NEEDS_A_SALE)
     if not planned_in_sql():
         return _plan_in_python(run, list(rows.only("pk", "run_id", "facility_id", "debt")), templates)
-    unplanned, volume = _plan_in_sql(run, templates)
-    run.plans_in_python = len(unplanned)  # not kept: for the bench and the log
+    unplanned, volume, second_pass = _plan_in_sql(run, templates)
+    # Not kept: for the bench, the log and the tests.
+    run.plans_in_python, run.plans_in_second_pass = len(unplanned), second_pass
     if unplanned:
         in_python = _plan_in_python(
             run, list(rows.filter(pk__in=unplanned).only("pk", "run_id", "facility_id", "debt")), templates
@@ -306,9 +307,9 @@ def _plan_sales(run: StressRun, templates: dict[str, PositionInput]) -> dict[str
 
 def _plan_in_sql(
     run: StressRun, templates: dict[str, PositionInput]
-) -> tuple[list[int], dict[str, dict[str, Decimal]]]:
-    """Plan and write the plans in two statements; the ids of the rows left to the Python planner, and the
-    volume per asset of the plans written."""
+) -> tuple[list[int], dict[str, dict[str, Decimal]], int]:
+    """Plan and write the plans in two statements; the ids of the rows left to the Python planner, the
+    volume per asset of the plans written, and how many last sales the second pass found (a cut binding)."""
     crypto_rank = {"BTC": 0, "ETH": 1}
     units = list(templates.values())
     columns: dict[str, list] = {
@@ -326,12 +327,14 @@ def _plan_in_sql(
     }
     piece = functools.partial(sql_file, __file__, "stress.sql")
     unplanned: list[int] = []
+    second_pass = 0
     volume: dict[str, dict[str, Decimal]] = defaultdict(lambda: {"quantity": ZERO, "market_value": ZERO})
     with connection.cursor() as cursor:
         cursor.execute(piece("plan_units_drop"))
         cursor.execute(piece("plan_units_create"))
         cursor.execute(piece("plan_units_insert"), columns)
         cursor.execute(piece("plans_drop"))
+        cursor.execute(piece("plan_cut_bound"))
         cursor.execute(
             piece("plan_positions"),
             {"run": run.pk, "sale_cost": run.sale_cost, "default_policy": default_policy().pk},
@@ -342,14 +345,19 @@ def _plan_in_sql(
                 "min_slope": LEAST_SEARCH_MIN_SLOPE,
                 # Fewer than the Python planner's own limit: a row SQL plans, Python would plan the same way.
                 "max_candidates": LEAST_SEARCH_MAX_CANDIDATES // 2,
+                # The second pass's candidates from the bound with the cuts in place: the least is found within
+                # a few (``LeastSearch`` then finds it within fewer still, from its own start at or above).
+                "second_candidates": 64,
             },
         )
         for pk, symbol, quantity, market_value in cursor.fetchall():
             if pk is not None:
                 unplanned.append(pk)
+            elif symbol is None:
+                second_pass = int(quantity)
             else:
                 volume[symbol] = {"quantity": quantity, "market_value": market_value}
-    return unplanned, volume
+    return unplanned, volume, second_pass
 
 
 def _unit_value(template: PositionInput) -> Decimal | None:
@@ -508,6 +516,7 @@ def stress_run(
             volume = _plan_sales(run, templates)
             phases["sale_plans_ms"], mark = _ms(mark), time.perf_counter()
             phases["plans_in_python"] = getattr(run, "plans_in_python", None)
+            phases["plans_in_second_pass"] = getattr(run, "plans_in_second_pass", None)
             _firm_figures(run, groups, volume)
             phases["firm_ms"] = _ms(mark)
             run.status = StressRunStatus.FINISHED

@@ -58,6 +58,35 @@ SELECT symbol, trim_scale(unit), trim_scale(haircut), trim_scale(lim), eligible,
 DROP TABLE IF EXISTS pg_temp.stress_plan_positions
 
 
+-- name: plan_cut_bound
+-- collateral.calculations.LeastSearch._bound at c cents sold, and its right-hand slope's negative: the bound with
+-- the cuts in place on what a sale of c cents leaves of D − T·LV (``val``; convex in c) and how fast it falls
+-- (``rate``). ``uncut`` is the margin value (cents, no cent rounded down) of the rest of the pool without a limit,
+-- ``rest`` its market value (cents); the arrays, the rest's limited positions (position in the sale order, HKD
+-- market value, limit, haircut); the others, the position sold. A function so that the statement says it once.
+CREATE OR REPLACE FUNCTION pg_temp.stress_cut_bound(
+    a_c numeric, a_debt numeric, a_cost numeric, a_target numeric, a_uncut numeric, a_rest numeric,
+    a_full numeric, a_eligible boolean, a_haircut numeric, a_lim numeric, a_k bigint, a_ks bigint[],
+    a_mvs numeric[], a_lims numeric[], a_haircuts numeric[], OUT val numeric, OUT rate numeric)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT a_debt - a_c * (1 - a_cost) - a_target * (a_uncut + COALESCE(cut.v, 0) + own.v),
+           (1 - a_cost) - a_target * (COALESCE(cut.r, 0) + own.r)
+      FROM (SELECT GREATEST(a_full - a_c + 1, 0) AS l, a_rest + GREATEST(a_full - a_c + 1, 0) AS pool) x
+     CROSS JOIN LATERAL (
+         SELECT SUM((1 - o.h) * LEAST(100 * o.mv, o.lim * x.pool)) AS v,
+                SUM(CASE WHEN o.lim * x.pool <= 100 * o.mv THEN o.lim * (1 - o.h) ELSE 0 END) AS r
+           FROM unnest(a_ks, a_mvs, a_lims, a_haircuts) AS o(k, mv, lim, h)
+          WHERE o.k > a_k
+     ) cut
+     CROSS JOIN LATERAL (
+         SELECT CASE WHEN NOT a_eligible THEN 0 WHEN a_lim IS NULL THEN (1 - a_haircut) * x.l
+                     ELSE (1 - a_haircut) * LEAST(x.l, a_lim * x.pool) END AS v,
+                CASE WHEN NOT a_eligible THEN 0 WHEN a_lim IS NULL OR x.l <= a_lim * x.pool THEN 1 - a_haircut
+                     ELSE a_lim * (1 - a_haircut) END AS r
+     ) own
+$$
+
+
 -- name: plan_positions
 -- The forced-sale plan of every row of the run with a call or a sale after the shock, set-based: the rules of
 -- collateral.calculations.forced_sale_plan as financing.liquidation plans a sale (the pool's HKD repays first;
@@ -107,6 +136,7 @@ positions AS (
 ),
 valued AS (
     SELECT p.*, v.lvf, CASE WHEN p.lim IS NOT NULL THEN v.lvf ELSE 0 END AS lvl,
+           CASE WHEN p.eligible AND p.lim IS NULL THEN p.mv * (1 - p.haircut) ELSE 0 END AS lvu,
            CASE WHEN p.lim IS NULL OR NOT p.eligible OR p.mv = 0 THEN NULL WHEN p.lim > 0 THEN p.mv / p.lim
                 ELSE 1e30 END AS thr,
            FLOOR(p.mv * (1 - p.cost) * 100) * 0.01 AS pf
@@ -117,7 +147,8 @@ valued AS (
 ),
 summed AS (
     SELECT v.*,
-           SUM(v.lvf) OVER pool AS lv0, SUM(v.lvl) OVER pool AS lvl0, SUM(v.mv) OVER pool AS m0,
+           SUM(v.lvf) OVER pool AS lv0, SUM(v.lvl) OVER pool AS lvl0, SUM(v.lvu) OVER pool AS lvu0,
+           SUM(v.mv) OVER pool AS m0,
            bool_or(v.unpriced) OVER pool AS skipped, COUNT(v.k) OVER pool AS steps, MAX(v.thr) OVER pool AS thr_all,
            ROW_NUMBER() OVER seq = 1 AS first,
            array_agg(v.k) FILTER (WHERE v.thr IS NOT NULL) OVER pool AS ks,
@@ -125,6 +156,7 @@ summed AS (
            array_agg(v.lim) FILTER (WHERE v.thr IS NOT NULL) OVER pool AS lims,
            array_agg(v.haircut) FILTER (WHERE v.thr IS NOT NULL) OVER pool AS haircuts,
            SUM(v.pf) OVER seq AS pf_through, SUM(v.lvf) OVER seq AS lvf_through, SUM(v.lvl) OVER seq AS lvl_through,
+           SUM(v.lvu) OVER seq AS lvu_through,
            SUM(v.mv) OVER seq AS mv_through, MAX(v.thr) OVER after AS thr_after
       FROM valued v
     WINDOW pool AS (PARTITION BY v.id),
@@ -164,124 +196,144 @@ SELECT st.*, st.d0 <= st.target * st.lv_start AS start_reaches,
 -- from below, which never pass it and are exact once in the root's piece). A row whose search finds nothing within
 -- a few candidates, whose slope is too flat or window too wide, or whose policy names an asset twice, is left to
 -- the Python planner (``plans_in_python`` in the run's log).
-WITH search AS (
-    SELECT c.id, c.k, c.held, c.unit, c.lot, c.haircut, c.eligible, c.lim, c.cost, c.target, c.mvs, c.lims,
-           c.haircuts, c.ks, c.thr_after,
-           100 * (c.d0 - c.pf_through + c.pf) AS debt, 100 * (c.lv0 - c.lvf_through) AS others,
-           c.m0 - c.mv_through AS rest, c.lvl0 - c.lvl_through AS lvl_after,
-           c.lv0 - c.lvf_through - (c.lvl0 - c.lvl_through) AS fixed,
-           (1 - c.cost) - c.target * CASE WHEN c.eligible THEN 1 - c.haircut ELSE 0 END AS slope,
-           CASE WHEN c.eligible THEN c.target * (1 - c.haircut) ELSE 0 END AS kept,
-           100 * c.held * c.unit AS full_value, 100 * c.unit * c.lot AS lot_value, CEIL(c.held / c.lot) AS held_lots
-      FROM stress_plan_positions c
-     WHERE c.k = c.last_k AND NOT c.start_reaches AND NOT c.repeats
-),
-bounds AS MATERIALIZED (
-    SELECT s.*,
-           GREATEST(FLOOR((s.debt - s.target * s.others - s.kept * (s.full_value + 1)) / s.slope) - 1, 0) AS cents_low,
-           CEIL((s.debt + 1 - s.target * s.others + CASE WHEN s.eligible THEN s.target ELSE 0 END
-                 - s.kept * (s.full_value - s.lot_value)) / s.slope) + 1 AS cents_high_raw
-      FROM search s
-     WHERE s.slope >= %(min_slope)s AND s.unit > 0
-),
-windows AS MATERIALIZED (
-    SELECT w.*, w.cents_high - w.cents_low <= w.lots_high - w.lots_low AS by_cents,
-           LEAST(w.cents_high - w.cents_low, w.lots_high - w.lots_low) + 1 AS width
-      FROM (
-        SELECT l.*, GREATEST(LEAST(CEIL((l.cents_high - 0.5) / l.lot_value) + 1, l.held_lots), l.lots_low) AS lots_high
-          FROM (
-            SELECT b.*, GREATEST(b.cents_high_raw, b.cents_low) AS cents_high,
-                   GREATEST(FLOOR((b.cents_low - 0.5) / b.lot_value), 1) AS lots_low
-              FROM bounds b
-            OFFSET 0
-          ) AS l
-        OFFSET 0
-      ) AS w
-     WHERE LEAST(w.cents_high - w.cents_low, w.lots_high - w.lots_low) + 1 <= %(max_candidates)s
-),
--- The first pass: the window's candidates from its bottom, the first that reaches.
-first_pass AS MATERIALIZED (
-    SELECT w.*, f.lots, f.quantity, f.sold, f.proceeds, f.debt_after, f.lv_after
-      FROM windows w
+-- The last sale's quantity, on the row of the position sold last.
+WITH searched AS MATERIALIZED (
+    SELECT m.id, m.k, m.symbol, m.lot_text, m.held, m.mv, m.pf, m.cash, m.d0, m.repeats, m.steps, m.last_k,
+           m.start_reaches, m.skipped, m.lv_start, m.d_after, m.lv_after, f.lots, f.pass, f.quantity AS q_last, f.sold * 0.01 AS mv_last, f.proceeds * 0.01 AS pf_last,
+           f.debt_after AS debt_last, f.lv_after AS lv_last,
+           NOT m.start_reaches AND NOT m.repeats AND m.k <= COALESCE(m.last_k, m.steps) AS sale
+      FROM stress_plan_positions m
       LEFT JOIN LATERAL (
-          SELECT t.* FROM (
-              SELECT x.*, (w.debt - x.proceeds) * 0.01 AS debt_after,
-                     w.fixed + CASE WHEN w.eligible THEN GREATEST(FLOOR(LEAST(x.left_value * 0.01,
-                         COALESCE(w.lim * x.pool, x.left_value * 0.01)) * (1 - w.haircut) * 100) * 0.01, 0) ELSE 0 END
-                     + CASE WHEN w.mvs IS NULL THEN 0
-                            WHEN x.pool >= w.thr_after * 1.000000001 + 0.01 THEN w.lvl_after
-                            ELSE (SELECT COALESCE(SUM(GREATEST(FLOOR(LEAST(o.mv, o.lim * x.pool) * (1 - o.h) * 100)
-                                                             * 0.01, 0)), 0)
-                                    FROM unnest(w.ks, w.mvs, w.lims, w.haircuts) AS o(k, mv, lim, h)
-                                   WHERE o.k > w.k) END AS lv_after
+          SELECT f.* FROM (
+              SELECT w.*, w.cents_high - w.cents_low <= w.lots_high - w.lots_low AS by_cents,
+                     LEAST(w.cents_high - w.cents_low, w.lots_high - w.lots_low) + 1 AS width
                 FROM (
-                  SELECT q.lots, q.quantity, q.sold, FLOOR(q.sold * (1 - w.cost)) AS proceeds, q.left_value,
-                         w.rest + q.left_value * 0.01 AS pool
+                  SELECT l.*, GREATEST(LEAST(CEIL((l.cents_high - 0.5) / l.lot_value) + 1, l.held_lots), l.lots_low) AS lots_high
                     FROM (
-                      SELECT g.lots, LEAST(g.lots * w.lot, w.held) AS quantity,
-                             ROUND(100 * LEAST(g.lots * w.lot, w.held) * w.unit) AS sold,
-                             ROUND(100 * (w.held - LEAST(g.lots * w.lot, w.held)) * w.unit) AS left_value
+                      SELECT b.*, GREATEST(b.cents_high_raw, b.cents_low) AS cents_high,
+                             GREATEST(FLOOR((b.cents_low - 0.5) / b.lot_value), 1) AS lots_low
                         FROM (
-                          SELECT CASE WHEN w.by_cents
-                                      THEN LEAST(GREATEST(CEIL((w.cents_low + n - 0.5) / w.lot_value), 1), w.held_lots)
-                                      ELSE w.lots_low + n END AS lots
-                            FROM generate_series(0, w.width - 1) AS n
+                          SELECT s.*,
+                                 GREATEST(FLOOR((s.debt - m.target * s.others - s.kept * (s.full_value + 1)) / s.slope) - 1, 0) AS cents_low,
+                                 CEIL((s.debt + 1 - m.target * s.others + CASE WHEN m.eligible THEN m.target ELSE 0 END
+                                       - s.kept * (s.full_value - s.lot_value)) / s.slope) + 1 AS cents_high_raw
+                            FROM (
+                              SELECT 100 * (m.d0 - m.pf_through + m.pf) AS debt, 100 * (m.lv0 - m.lvf_through) AS others,
+                                     m.m0 - m.mv_through AS rest, m.lvl0 - m.lvl_through AS lvl_after,
+                                     100 * (m.lvu0 - m.lvu_through) AS uncut,
+                                     m.lv0 - m.lvf_through - (m.lvl0 - m.lvl_through) AS fixed,
+                                     (1 - m.cost) - m.target * CASE WHEN m.eligible THEN 1 - m.haircut ELSE 0 END AS slope,
+                                     CASE WHEN m.eligible THEN m.target * (1 - m.haircut) ELSE 0 END AS kept,
+                                     100 * m.held * m.unit AS full_value, 100 * m.unit * m.lot AS lot_value,
+                                     CEIL(m.held / m.lot) AS held_lots
+                               WHERE m.k = m.last_k AND NOT m.start_reaches AND NOT m.repeats AND m.unit > 0
+                              OFFSET 0
+                            ) AS s
+                           WHERE s.slope >= %(min_slope)s
                           OFFSET 0
-                        ) AS g
+                        ) AS b
                       OFFSET 0
-                    ) AS q
+                    ) AS l
                   OFFSET 0
-                ) AS x
+                ) AS w
+               WHERE LEAST(w.cents_high - w.cents_low, w.lots_high - w.lots_low) + 1 <= %(max_candidates)s
               OFFSET 0
-          ) AS t
-           WHERE t.debt_after <= w.target * t.lv_after
-           LIMIT 1
+          ) AS w
+          CROSS JOIN LATERAL (
+              SELECT t.* FROM (
+                  SELECT x.*, (w.debt - x.proceeds) * 0.01 AS debt_after,
+                         w.fixed + CASE WHEN m.eligible THEN GREATEST(FLOOR(LEAST(x.left_value * 0.01,
+                             COALESCE(m.lim * x.pool, x.left_value * 0.01)) * (1 - m.haircut) * 100) * 0.01, 0) ELSE 0 END
+                         + CASE WHEN m.mvs IS NULL THEN 0
+                                WHEN x.pool >= m.thr_after * 1.000000001 + 0.01 THEN w.lvl_after
+                                ELSE (SELECT COALESCE(SUM(GREATEST(FLOOR(LEAST(o.mv, o.lim * x.pool) * (1 - o.h) * 100)
+                                                                 * 0.01, 0)), 0)
+                                        FROM unnest(m.ks, m.mvs, m.lims, m.haircuts) AS o(k, mv, lim, h)
+                                       WHERE o.k > m.k) END AS lv_after
+                    FROM (
+                      SELECT q.lots, q.pass, q.quantity, q.sold, FLOOR(q.sold * (1 - m.cost)) AS proceeds, q.left_value,
+                             w.rest + q.left_value * 0.01 AS pool
+                        FROM (
+                          SELECT g.lots, g.pass, LEAST(g.lots * m.lot, m.held) AS quantity,
+                                 ROUND(100 * LEAST(g.lots * m.lot, m.held) * m.unit) AS sold,
+                                 ROUND(100 * (m.held - LEAST(g.lots * m.lot, m.held)) * m.unit) AS left_value
+                            FROM (
+                              SELECT CASE WHEN w.by_cents
+                                          THEN LEAST(GREATEST(CEIL((w.cents_low + n - 0.5) / w.lot_value), 1), w.held_lots)
+                                          ELSE w.lots_low + n END AS lots, 1 AS pass
+                                FROM generate_series(0, w.width - 1) AS n
+                              UNION ALL
+                              -- The second pass, tried only when the window holds no reaching quantity.
+                              SELECT CASE WHEN w.by_cents
+                                          THEN LEAST(GREATEST(CEIL((cf.start + n - 0.5) / w.lot_value), 1), w.held_lots)
+                                          ELSE LEAST(GREATEST(FLOOR((cf.start - 0.5) / w.lot_value), w.lots_low) + n,
+                                                     w.held_lots) END, 2
+                                FROM (
+                                  WITH RECURSIVE step AS (
+                                      SELECT 0 AS i, lo.c, b.val, b.rate
+                                        FROM (SELECT CASE WHEN w.by_cents THEN w.cents_low ELSE 0 END::numeric AS c) lo
+                                       CROSS JOIN LATERAL pg_temp.stress_cut_bound(
+                                           lo.c, w.debt, m.cost, m.target, w.uncut, 100 * w.rest, w.full_value,
+                                           m.eligible, m.haircut, m.lim, m.k, m.ks, m.mvs, m.lims, m.haircuts) b
+                                       CROSS JOIN LATERAL pg_temp.stress_cut_bound(
+                                           ROUND(w.full_value), w.debt, m.cost, m.target, w.uncut, 100 * w.rest,
+                                           w.full_value, m.eligible, m.haircut, m.lim, m.k, m.ks, m.mvs, m.lims,
+                                           m.haircuts) e
+                                       WHERE (m.mvs IS NOT NULL OR m.lim IS NOT NULL) AND ROUND(w.full_value) > lo.c
+                                         AND b.val > 0 AND e.val <= 0
+                                    UNION ALL
+                                      SELECT st.i + 1, nx.c, b.val, b.rate
+                                        FROM step st
+                                       CROSS JOIN LATERAL (SELECT st.c + st.val / st.rate AS c) nx
+                                       CROSS JOIN LATERAL pg_temp.stress_cut_bound(
+                                           nx.c, w.debt, m.cost, m.target, w.uncut, 100 * w.rest, w.full_value,
+                                           m.eligible, m.haircut, m.lim, m.k, m.ks, m.mvs, m.lims, m.haircuts) b
+                                       WHERE st.i < 12 AND st.val > 0 AND st.rate > 0
+                                  )
+                                  SELECT CEIL(MAX(step.c)) - 2 AS start FROM step HAVING COUNT(*) > 0
+                                ) AS cf
+                               CROSS JOIN generate_series(0, %(second_candidates)s - 1) AS n
+                              OFFSET 0
+                            ) AS g
+                          OFFSET 0
+                        ) AS q
+                      OFFSET 0
+                    ) AS x
+                  OFFSET 0
+              ) AS t
+               WHERE t.debt_after <= m.target * t.lv_after
+               LIMIT 1
+          ) AS f
       ) f ON true
+     WHERE m.first OR (NOT m.start_reaches AND NOT m.repeats AND m.k <= COALESCE(m.last_k, m.steps))
 ),
-least AS (
-    SELECT f.id, f.quantity, f.sold * 0.01 AS mv, f.proceeds * 0.01 AS pf, f.debt_after, f.lv_after
-      FROM first_pass f WHERE f.lots IS NOT NULL
-),
--- Each row's sales: whole positions before the last step, the least quantity at it.
-sales AS (
-    SELECT c.id, c.k, c.symbol, c.lot_text, c.steps, c.d_after, c.lv_after AS lv_whole,
-           CASE WHEN c.k = c.last_k THEN l.quantity ELSE c.held END AS quantity,
-           CASE WHEN c.k = c.last_k THEN l.mv ELSE c.mv END AS mv,
-           CASE WHEN c.k = c.last_k THEN l.pf ELSE c.pf END AS pf,
-           c.k = c.last_k AND l.id IS NULL AS unsearched,
-           c.k = c.steps AND (c.last_k IS NULL OR c.k <> c.last_k OR l.quantity >= c.held) AS last_whole
-      FROM stress_plan_positions c
-      LEFT JOIN least l ON l.id = c.id AND c.k = c.last_k
-     WHERE NOT c.start_reaches AND NOT c.repeats AND c.k <= COALESCE(c.last_k, c.steps)
-),
-per_sales AS (
-    SELECT s.id, bool_or(s.unsearched) AS unsearched, SUM(s.pf) AS proceeds,
-           jsonb_agg(jsonb_build_object(
-               'asset', s.symbol,
-               'quantity', CASE WHEN s.quantity::text LIKE '%%.%%' THEN rtrim(rtrim(s.quantity::text, '0'), '.')
-                                ELSE s.quantity::text END,
-               'lot_size', s.lot_text, 'market_value', s.mv::text, 'proceeds', s.pf::text) ORDER BY s.k) AS plan,
-           bool_or(s.last_whole) AS last_whole,
-           MIN(s.d_after) FILTER (WHERE s.k = s.steps) AS d_end, MIN(s.lv_whole) FILTER (WHERE s.k = s.steps) AS lv_end
-      FROM sales s GROUP BY s.id
+flagged AS (
+    SELECT s.*, NOT s.repeats AND NOT COALESCE(bool_or(s.sale AND s.k = s.last_k AND s.lots IS NULL) OVER (PARTITION BY s.id), false)
+               AS planned,
+           CASE WHEN s.k = s.last_k THEN s.q_last ELSE s.held END AS quantity,
+           CASE WHEN s.k = s.last_k THEN s.mv_last ELSE s.mv END AS sold_mv,
+           CASE WHEN s.k = s.last_k THEN s.pf_last ELSE s.pf END AS sold_pf
+      FROM searched s
 ),
 outcome AS (
-    SELECT p.id, p.cash, p.repeats, ps.unsearched, ps.plan, COALESCE(ps.proceeds, 0) AS proceeds,
-           CASE WHEN p.start_reaches OR p.steps = 0 THEN p.d0 WHEN p.last_k IS NULL THEN ps.d_end
-                ELSE l.debt_after END AS debt_after,
-           CASE WHEN p.start_reaches OR p.steps = 0 THEN p.lv_start WHEN p.last_k IS NULL THEN ps.lv_end
-                ELSE l.lv_after END AS lv_after,
-           CASE WHEN p.start_reaches THEN p.steps = 0
-                WHEN p.last_k IS NULL THEN true
-                ELSE COALESCE(ps.last_whole, false) END
-           AND NOT COALESCE(p.skipped, false) AS sold_all
-      FROM stress_plan_positions p
-      LEFT JOIN per_sales ps ON ps.id = p.id
-      LEFT JOIN least l ON l.id = p.id
-     WHERE p.first
+    SELECT f.id, bool_and(f.planned) AS planned, MIN(f.cash) AS cash, bool_or(f.start_reaches) AS start_reaches,
+           MIN(f.steps) AS steps, MIN(f.last_k) AS last_k, bool_or(f.skipped) AS skipped, MIN(f.d0) AS d0,
+           MIN(f.lv_start) AS lv_start, COALESCE(SUM(f.sold_pf) FILTER (WHERE f.sale), 0) AS proceeds,
+           jsonb_agg(jsonb_build_object(
+               'asset', f.symbol,
+               'quantity', CASE WHEN f.quantity::text LIKE '%%.%%' THEN rtrim(rtrim(f.quantity::text, '0'), '.')
+                                ELSE f.quantity::text END,
+               'lot_size', f.lot_text, 'market_value', f.sold_mv::text, 'proceeds', f.sold_pf::text) ORDER BY f.k)
+               FILTER (WHERE f.sale) AS plan,
+           bool_or(f.k = f.steps AND (f.last_k IS NULL OR f.k <> f.last_k OR f.q_last >= f.held)) FILTER (WHERE f.sale)
+               AS last_whole,
+           MIN(f.d_after) FILTER (WHERE f.k = f.steps) AS d_end, MIN(f.lv_after) FILTER (WHERE f.k = f.steps) AS lv_end,
+           MIN(f.debt_last) FILTER (WHERE f.k = f.last_k) AS debt_last, MIN(f.lv_last) FILTER (WHERE f.k = f.last_k) AS lv_last
+      FROM flagged f
+     GROUP BY f.id
 ),
 plans AS (
-    SELECT o.id, NOT o.repeats AND NOT COALESCE(o.unsearched, false) AS planned,
+    SELECT o.id, o.planned,
            CASE WHEN o.cash > 0 THEN jsonb_build_array(jsonb_build_object(
                     'asset', 'HKD', 'quantity', o.cash::text, 'lot_size', '0.01', 'market_value', o.cash::text,
                     'proceeds', o.cash::text)) ELSE '[]'::jsonb END || COALESCE(o.plan, '[]'::jsonb) AS plan,
@@ -290,7 +342,19 @@ plans AS (
                 WHEN o.lv_after <= 0 THEN NULL
                 ELSE ROUND(o.debt_after::numeric(40, 20) / o.lv_after, 8) END AS ratio,
            CASE WHEN o.sold_all AND o.debt_after > 0 THEN o.debt_after ELSE 0 END AS shortfall
-      FROM outcome o
+      FROM (
+        SELECT o.*,
+               CASE WHEN o.start_reaches OR o.steps = 0 THEN o.d0 WHEN o.last_k IS NULL THEN o.d_end
+                    ELSE o.debt_last END AS debt_after,
+               CASE WHEN o.start_reaches OR o.steps = 0 THEN o.lv_start WHEN o.last_k IS NULL THEN o.lv_end
+                    ELSE o.lv_last END AS lv_after,
+               CASE WHEN o.start_reaches THEN o.steps = 0
+                    WHEN o.last_k IS NULL THEN true
+                    ELSE COALESCE(o.last_whole, false) END
+               AND NOT COALESCE(o.skipped, false) AS sold_all
+          FROM outcome o
+        OFFSET 0
+      ) AS o
 ),
 written AS (
     UPDATE oversight_stressresult r
@@ -300,9 +364,9 @@ written AS (
 )
 SELECT p.id, NULL::varchar, NULL::numeric, NULL::numeric FROM plans p WHERE NOT p.planned
 UNION ALL
-SELECT NULL, s.symbol, SUM(s.quantity), SUM(s.mv)
-  FROM sales s JOIN plans p ON p.id = s.id AND p.planned
- GROUP BY s.symbol
+SELECT NULL, f.symbol, SUM(f.quantity), SUM(f.sold_mv) FROM flagged f WHERE f.sale AND f.planned GROUP BY f.symbol
+UNION ALL
+SELECT NULL, NULL, COUNT(*), NULL FROM flagged f WHERE f.pass = 2
 
 
 -- name: plan_totals
