@@ -175,6 +175,8 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
     read_latencies: list[float] = field(default_factory=list)
     write_latencies: list[float] = field(default_factory=list)
+    lent_latencies: list[float] = field(default_factory=list)  # drawdowns answered 201
+    refused_latencies: list[float] = field(default_factory=list)  # drawdowns answered 422
     statuses: dict[int, int] = field(default_factory=dict)
     acknowledged: list[int] = field(default_factory=list)  # drawdown ids answered 201
     refusals: dict[str, int] = field(default_factory=dict)  # 422s by error code
@@ -197,6 +199,8 @@ class Tally:
                 self.refusals[refusal] = self.refusals.get(refusal, 0) + 1
             self.latencies.append(latency)
             (self.write_latencies if write else self.read_latencies).append(latency)
+            if write and status in (201, 422):
+                (self.lent_latencies if status == 201 else self.refused_latencies).append(latency)
             self.statuses[status] = self.statuses.get(status, 0) + 1
             if write:
                 self.writes += 1
@@ -515,7 +519,12 @@ def main() -> int:
         f"==> reads={tally.reads} drawdowns={tally.writes}: lent {tally.statuses.get(201, 0)}, refused {refused}; "
         f"other statuses: {other or 'none'}; no answer: {failures}"
     )
-    for name, values in (("facility reads", tally.read_latencies), ("drawdowns", tally.write_latencies)):
+    for name, values in (
+        ("facility reads", tally.read_latencies),
+        ("drawdowns", tally.write_latencies),
+        (f"drawdowns lent ({len(tally.lent_latencies)})", tally.lent_latencies),
+        (f"drawdowns refused ({len(tally.refused_latencies)})", tally.refused_latencies),
+    ):
         say(
             f"    {name}: p50_ms={percentile(values, 0.5) * 1000:.1f} p99_ms={percentile(values, 0.99) * 1000:.1f}"
         )
