@@ -8,7 +8,8 @@ import json
 import re
 from collections.abc import Callable
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
+from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
@@ -55,6 +56,39 @@ def _replay(record: IdempotencyRecord) -> Response:
     return Response(data, status=record.status_code, headers={REPLAYED_HEADER: "true"})
 
 
+def _claim(
+    *, credential: str, key: str, method: str, path: str, fingerprint: str
+) -> IdempotencyRecord | None:
+    """Insert the key's record, or return None when the key is taken. One statement, without a savepoint
+    (``INSERT … ON CONFLICT DO NOTHING``): a request holding the same key uncommitted is waited for, as the
+    unique index makes any insert wait, and its key is then taken (or free again, if it rolled back)."""
+    record = IdempotencyRecord(
+        credential=credential, key=key, method=method, path=path[:500], fingerprint=fingerprint
+    )
+    record.created_at = timezone.now()
+    table = IdempotencyRecord._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (credential, key, method, path, fingerprint, status_code, response_body, "
+            "created_at) VALUES (%s, %s, %s, %s, %s, NULL, '', %s) ON CONFLICT (credential, key) DO NOTHING "
+            "RETURNING id",
+            [
+                record.credential,
+                record.key,
+                record.method,
+                record.path,
+                record.fingerprint,
+                connection.ops.adapt_datetimefield_value(record.created_at),
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    record.pk = row[0]
+    record._state.adding = False
+    return record
+
+
 def run_in_transaction(
     *,
     key: str | None,
@@ -75,16 +109,8 @@ def run_in_transaction(
                     "(a UUID is a good choice)."
                 )
             fingerprint = request_fingerprint(method, path, body)
-            try:
-                with transaction.atomic():
-                    record = IdempotencyRecord.objects.create(
-                        credential=credential,
-                        key=key,
-                        method=method,
-                        path=path[:500],
-                        fingerprint=fingerprint,
-                    )
-            except IntegrityError:
+            record = _claim(credential=credential, key=key, method=method, path=path, fingerprint=fingerprint)
+            if record is None:
                 # Another request with this key has committed (we waited for it if it was running).
                 existing = IdempotencyRecord.objects.get(credential=credential, key=key)
                 if existing.fingerprint != fingerprint:
@@ -92,7 +118,7 @@ def run_in_transaction(
                         f"The {HEADER} {key!r} was already used for a different request "
                         f"({existing.method} {existing.path}); use a new key for a new request.",
                         details={"first_used_at": existing.created_at.isoformat()},
-                    ) from None
+                    )
                 return _replay(existing)
         try:
             with transaction.atomic():

@@ -12,9 +12,12 @@ from financing.models import Facility, FirmExposure
 
 
 def facility_and_pool_lock(facility: Facility) -> tuple[Facility, CollateralPool | None]:
-    """Lock the facility, then the client's pool; return the facility (with its client) and the pool (with
-    its account) as locked. A drawdown takes the firm row after these two (``firm_exposure_lock``)."""
-    (locked,) = lock_rows(Facility.objects.select_related("client").filter(pk=facility.pk)) or [None]
+    """Lock the facility, then the client's pool; return the facility (with its client and principal account,
+    which every drawdown and repayment posts to) and the pool (with its account) as locked. A drawdown takes
+    the firm row after these two (``firm_exposure_lock``)."""
+    (locked,) = lock_rows(
+        Facility.objects.select_related("client", "principal_account").filter(pk=facility.pk)
+    ) or [None]
     if locked is None:
         raise Facility.DoesNotExist(f"Facility {facility.pk} does not exist")
     pools = lock_rows(CollateralPool.objects.select_related("account").filter(client_id=locked.client_id))

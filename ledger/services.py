@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
@@ -143,9 +143,16 @@ def transaction_post(
     actor: Actor | None,
     idempotency_key: str | None = None,
     reverses: Transaction | None = None,
+    before_legs: Callable[[Transaction], None] | None = None,
 ) -> Transaction:
     """Post a balanced transaction. With an ``idempotency_key`` that was used before, the earlier
-    transaction is returned and nothing is written."""
+    transaction is returned and nothing is written (``before_legs`` is not called).
+
+    ``before_legs``, if given, is called with the transaction once its row is written and before its legs
+    are: what refers to the transaction (a drawdown's row, its audit event) and any lock or check the posting
+    must wait for go there. The legs are then the last statement, so the balance rows they lock until the
+    commit (the firm's cash settlement, which every drawdown and repayment moves) are held for as short a time
+    as the caller allows. Whatever ``before_legs`` raises rolls the transaction's row back with it."""
     legs = list(legs)
     if idempotency_key is not None:
         existing = Transaction.objects.filter(idempotency_key=idempotency_key).first()
@@ -161,6 +168,8 @@ def transaction_post(
         idempotency_key=idempotency_key,
         reverses=reverses,
     )
+    if before_legs is not None:
+        before_legs(txn)
     Leg.objects.bulk_create(
         [
             Leg(transaction=txn, account=leg.account, instrument_id=leg.instrument, amount=leg.amount)

@@ -365,37 +365,47 @@ def drawdown_create(
         if earlier is not None:
             return earlier
     # The facility and pool first, then every check of this facility alone, side by side with drawdowns on
-    # other facilities; the firm-wide row last, held from the firm-wide check to the commit.
+    # other facilities. Then the ledger transaction's row, the drawdown's and the audit event, all before any
+    # row every drawdown shares; the firm-wide row last, held from the firm-wide check to the commit, and the
+    # legs after it, the last statement (they lock the firm's cash-settlement balance until the commit too).
     facility, _ = facility_and_pool_lock(facility)
     ratio_after, client_loans = _check_drawdown(facility, value)
-    # The accounts are read before the firm-wide lock: what it covers is kept to the cap and the posting.
     legs = [
         LegSpec(facility.principal_account, HKD, value),
         LegSpec(firm_account(AccountKind.CASH_SETTLEMENT), HKD, -value),
     ]
-    firm_exposure_lock()
-    _check_firm_caps(facility.client, client_loans, value)
+    created: list[Drawdown] = []
+
+    def record_then_check_firm_caps(txn) -> None:
+        created.append(
+            Drawdown.objects.create(
+                facility=facility,
+                amount=Money(value, HKD),
+                transaction=txn,
+                margin_ratio_after=ratio_after,
+                actor_label=txn.actor_label,
+            )
+        )
+        audit_event_record(
+            actor=actor,
+            action="drawdown.created",
+            target=facility,
+            after={"amount": str(value), "margin_ratio_after": ratio_after, "transaction": txn.pk},
+        )
+        firm_exposure_lock()
+        _check_firm_caps(facility.client, client_loans, value)
+
     txn = transaction_post(
         kind=TransactionKind.DRAWDOWN,
         legs=legs,
         memo=f"Drawdown of {format_hkd(value)} on {facility.reference}",
         actor=actor,
         idempotency_key=f"drawdown:{idempotency_key}" if idempotency_key else None,
+        before_legs=record_then_check_firm_caps,
     )
-    drawdown = Drawdown.objects.create(
-        facility=facility,
-        amount=Money(value, HKD),
-        transaction=txn,
-        margin_ratio_after=ratio_after,
-        actor_label=txn.actor_label,
-    )
-    audit_event_record(
-        actor=actor,
-        action="drawdown.created",
-        target=facility,
-        after={"amount": str(value), "margin_ratio_after": ratio_after, "transaction": txn.pk},
-    )
-    return drawdown
+    if not created:  # the same key, committed by a drawdown this one waited for (on the facility's lock)
+        return Drawdown.objects.get(transaction=txn)
+    return created[0]
 
 
 @transaction.atomic

@@ -11,6 +11,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from accounts.audit import SYSTEM
+from accounts.models import AuditEvent
 from collateral.calculations import ratio_above
 from core.exceptions import DomainError
 from financing.enums import FacilityStatus, ForcedSaleTrigger, MarginCallStatus, MarginStatus
@@ -20,6 +21,8 @@ from financing.models import Drawdown, ForcedSale, MarginCall, MarginState, Swee
 from financing.monitoring.ladder import ladder_apply, ladder_run
 from financing.monitoring.sweep import sweep_run
 from financing.selectors import facility_debt, facility_pool, facility_valuation
+from ledger.enums import TransactionKind
+from ledger.models import Transaction
 from ledger.selectors import balances_from_legs, balances_projected
 from tests.collateral.factories import price, standard_market
 from tests.financing.factories import facility_with_pool
@@ -107,6 +110,11 @@ def test_drawdowns_on_many_facilities_at_once_never_pass_the_firm_wide_cap(setti
     assert outcomes.count("firm_limit_exceeded") == 4
     assert sum(facility_debt(f).principal for f in facilities) == Decimal("1000000.00")
     assert balances_projected() == balances_from_legs()
+    # The four refused had written their ledger transaction, drawdown and audit event before the firm-wide
+    # check (the hot rows come last): each went with its refusal.
+    assert Drawdown.objects.count() == 20
+    assert Transaction.objects.filter(kind=TransactionKind.DRAWDOWN).count() == 20
+    assert AuditEvent.objects.filter(action="drawdown.created").count() == 20
 
 
 def test_a_withdrawal_racing_a_drawdown_cannot_together_break_the_ratio():
