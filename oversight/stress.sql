@@ -179,10 +179,18 @@ states AS (
       FROM summed s
     OFFSET 0
 )
-SELECT st.*, st.d0 <= st.target * st.lv_start AS start_reaches,
-       MIN(st.k) FILTER (WHERE st.k IS NOT NULL AND st.d_after <= st.target * st.lv_after) OVER (PARTITION BY st.id)
-           AS last_k
-  FROM states st
+-- Kept: the rows the plans read (a pool's first row, and the positions it sells), with what they read.
+SELECT m.id, m.k, m.first, m.symbol, m.lot_text, m.held, m.unit, m.lot, m.haircut, m.lim, m.eligible, m.mv, m.pf,
+       m.cash, m.d0, m.target, m.cost, m.repeats, m.steps, m.skipped, m.start_reaches, m.last_k, m.lv_start,
+       m.d_after, m.lv_after, m.pf_through, m.lv0, m.lvf_through, m.m0, m.mv_through, m.lvl0, m.lvl_through, m.lvu0,
+       m.lvu_through, m.thr_after, m.ks, m.mvs, m.lims, m.haircuts
+  FROM (
+    SELECT st.*, st.d0 <= st.target * st.lv_start AS start_reaches,
+           MIN(st.k) FILTER (WHERE st.k IS NOT NULL AND st.d_after <= st.target * st.lv_after) OVER (PARTITION BY st.id)
+               AS last_k
+      FROM states st
+  ) AS m
+ WHERE m.first OR (NOT m.start_reaches AND NOT m.repeats AND m.k <= COALESCE(m.last_k, m.steps))
 
 
 -- name: plans_write
