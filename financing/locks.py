@@ -5,6 +5,7 @@ facility's debt or collateral takes its locks here, so two of them never wait on
 from __future__ import annotations
 
 from django.db import connection
+from django.db.models import QuerySet
 
 from collateral.models import CollateralPool
 from core.locks import lock_one, lock_rows
@@ -24,13 +25,35 @@ def facility_and_pool_lock(facility: Facility) -> tuple[Facility, CollateralPool
     return locked, (pools[0] if pools else None)
 
 
-def firm_exposure_lock() -> None:
+def firm_exposure_lock(then: QuerySet | None = None) -> object:
     """Lock the firm-wide exposure row (made at first use: reference data), which every drawdown holds while
     it checks the firm-wide cap and posts, so that two drawdowns never both pass the cap. Taken after the
-    facility and pool locks, and by drawdowns only: no service holds it while it waits for a facility."""
+    facility and pool locks, and by drawdowns only: no service holds it while it waits for a facility.
+
+    ``then``, a query of one value (the firm's loans: ``total_margin_loans_query``), is run once the lock is
+    granted and its value returned (None without a row). On PostgreSQL both go in one round trip, as two
+    statements of one query string: in READ COMMITTED each statement reads from a snapshot of its own, taken
+    when it starts, so the second counts every drawdown committed before the lock was granted, as a second
+    query would; the lock is held to the commit either way, and this is one wait for the network fewer while
+    every other drawdown waits."""
+    lock = FirmExposure.objects.filter(pk=1).select_for_update()
+    if then is not None and connection.vendor == "postgresql":
+        lock_sql, lock_params = lock.values_list("pk").query.sql_with_params()
+        then_sql, then_params = then.query.sql_with_params()
+        with connection.cursor() as cursor:  # a client-side binding cursor: several statements may be sent
+            cursor.execute(f"{lock_sql}; {then_sql}", [*lock_params, *then_params])
+            locked = cursor.fetchall()
+            cursor.nextset()
+            row = cursor.fetchone()
+        if locked:
+            return row[0] if row else None
     if not lock_rows(FirmExposure.objects.filter(pk=1)):
         FirmExposure.objects.bulk_create([FirmExposure(id=1)], ignore_conflicts=True)
         lock_one(FirmExposure, 1)
+    if then is None:
+        return None
+    rows = list(then)
+    return next(iter(rows[0].values())) if rows else None
 
 
 # Sweeps run one at a time: each holds this transaction-level advisory lock (PostgreSQL) while it values and

@@ -8,10 +8,10 @@ from decimal import Decimal, localcontext
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
-from django.db.models import Sum
+from django.db.models import OuterRef, QuerySet, Subquery, Sum
 
 from accounts.enums import ApprovalStatus
-from accounts.models import ApprovalRequest
+from accounts.models import ApprovalRequest, Client, CreditProfile
 from collateral.calculations import (
     WIDE,
     PoolValuation,
@@ -316,6 +316,56 @@ def open_forced_sale(facility: Facility) -> ForcedSale | None:
 
 def open_facility_of(client) -> Facility | None:
     return Facility.objects.filter(client=client).exclude(status=FacilityStatus.CLOSED).first()
+
+
+@dataclass(frozen=True)
+class DrawdownLimits:
+    """What a drawdown checks beyond its facility's own figures (``facility_read``)."""
+
+    open_forced_sale_id: int | None
+    credit_limit: Decimal  # the client's approved credit limit; zero without a credit profile
+    client_loans: Decimal  # the client's outstanding principal (``client_margin_loans``)
+
+
+def drawdown_limits(facility: Facility) -> DrawdownLimits:
+    """The facility's open forced sale, its client's credit limit and loans, in one query (three round trips
+    otherwise: ``open_forced_sale``, the credit profile, ``client_margin_loans``)."""
+    loans = (
+        Balance.objects.filter(
+            account__kind=AccountKind.LOAN_PRINCIPAL, account__client_id=OuterRef("pk"), instrument_id=HKD
+        )
+        .values("account__client_id")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    sale, credit_limit, client_loans = (
+        Client.objects.filter(pk=facility.client_id)
+        .annotate(
+            sale=Subquery(
+                ForcedSale.objects.filter(facility_id=facility.pk, status__in=OPEN_FORCED_SALE_STATUSES)
+                .order_by("pk")
+                .values("pk")[:1]
+            ),
+            limit=Subquery(CreditProfile.objects.filter(client_id=OuterRef("pk")).values("credit_limit")[:1]),
+            loans=Subquery(loans),
+        )
+        .values_list("sale", "limit", "loans")
+        .get()
+    )
+    return DrawdownLimits(
+        open_forced_sale_id=sale, credit_limit=credit_limit or ZERO, client_loans=client_loans or ZERO
+    )
+
+
+def total_margin_loans_query() -> QuerySet:
+    """``total_margin_loans`` as a query of one row and one column (none without loans), for
+    ``financing.locks.firm_exposure_lock`` to run after the lock in the same round trip."""
+    return (
+        Balance.objects.filter(account__kind=AccountKind.LOAN_PRINCIPAL, instrument_id=HKD)
+        .values("instrument_id")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
 
 
 def total_margin_loans() -> Decimal:

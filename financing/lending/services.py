@@ -15,7 +15,7 @@ from djmoney.money import Money
 
 from accounts.approvals import ApprovalKind, approval_kind_register
 from accounts.audit import Actor, audit_event_record, snapshot
-from accounts.models import ApprovalRequest, Client, CreditProfile
+from accounts.models import ApprovalRequest, Client
 from accounts.services import approval_request_create
 from collateral.calculations import margin_ratio, ratio_above
 from collateral.enums import MovementKind
@@ -45,13 +45,13 @@ from financing.models import (
     Repayment,
 )
 from financing.selectors import (
-    client_margin_loans,
+    drawdown_limits,
     facility_debt,
     facility_read,
     open_facility_of,
     open_forced_sale,
     open_margin_call,
-    total_margin_loans,
+    total_margin_loans_query,
     valuation_for_holdings,
 )
 from ledger.enums import AccountKind, TransactionKind
@@ -227,7 +227,8 @@ def _check_drawdown(facility: Facility, amount: Decimal) -> tuple[Decimal | None
     """Every reason a drawdown may be refused, in the order a credit officer would ask, but the firm's own caps
     (``_check_firm_caps``, under the firm-wide lock). Returns the margin ratio after the drawdown and the
     client's loans before it. The debt, the valuation and the open margin call are read in one statement
-    (``facility_read``)."""
+    (``facility_read``); the open forced sale, the credit limit and the client's loans in another
+    (``drawdown_limits``)."""
     client = facility.client
     if facility.status != FacilityStatus.ACTIVE:
         raise refusals.FacilityNotActive(
@@ -254,11 +255,11 @@ def _check_drawdown(facility: Facility, amount: Decimal) -> tuple[Decimal | None
                 "deadline": f"{call.deadline.astimezone(HONG_KONG):%Y-%m-%d %H:%M}",
             }
         )
-    sale = open_forced_sale(facility)
-    if sale is not None:
+    limits = drawdown_limits(facility)
+    if limits.open_forced_sale_id is not None:
         raise refusals.OpenMarginCall(
             _("%(facility)s has a forced sale in progress (#%(sale)s); no new advances until it is done.")
-            % {"facility": facility.reference, "sale": sale.pk},
+            % {"facility": facility.reference, "sale": limits.open_forced_sale_id},
             code="forced_sale_in_progress",
         )
     valuation = read.valuation
@@ -278,9 +279,7 @@ def _check_drawdown(facility: Facility, amount: Decimal) -> tuple[Decimal | None
             },
             details={"available": str(room)},
         )
-    profile = CreditProfile.objects.filter(client=client).first()
-    credit_limit = profile.credit_limit.amount if profile else ZERO
-    client_loans = client_margin_loans(client)
+    credit_limit, client_loans = limits.credit_limit, limits.client_loans
     if client_loans + amount > credit_limit:
         room = max(credit_limit - client_loans, ZERO)
         raise refusals.CreditLimitExceeded(
@@ -317,11 +316,11 @@ def _check_drawdown(facility: Facility, amount: Decimal) -> tuple[Decimal | None
 
 
 def _check_firm_caps(client, client_loans: Decimal, amount: Decimal) -> None:
-    """The firm-wide cap on margin loans, checked under the firm-wide lock (``firm_exposure_lock``) that the
-    drawdown holds until it commits, so that every drawdown committed before is counted; then the per-client
-    cap on the firm's capital."""
+    """The firm-wide cap on margin loans, checked under the firm-wide lock (``firm_exposure_lock``, which reads
+    the firm's loans in the same round trip) that the drawdown holds until it commits, so that every drawdown
+    committed before is counted; then the per-client cap on the firm's capital."""
     firm_cap = settings.BROKER_CAPITAL_HKD * settings.FIRM_LOAN_TO_CAPITAL_MULTIPLE
-    firm_loans = total_margin_loans()
+    firm_loans = firm_exposure_lock(then=total_margin_loans_query()) or ZERO
     if firm_loans + amount > firm_cap:
         raise refusals.FirmLimitExceeded(
             _(
@@ -392,8 +391,7 @@ def drawdown_create(
             target=facility,
             after={"amount": str(value), "margin_ratio_after": ratio_after, "transaction": txn.pk},
         )
-        firm_exposure_lock()
-        _check_firm_caps(facility.client, client_loans, value)
+        _check_firm_caps(facility.client, client_loans, value)  # takes the firm-wide row
 
     txn = transaction_post(
         kind=TransactionKind.DRAWDOWN,
