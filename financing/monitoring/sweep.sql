@@ -64,6 +64,9 @@ AND f.created_at >= %(since)s
 
 
 -- name: new_filter.book
+-- The whole book from the fixed parts: as in a price-driven sweep, a facility opened before the previous sweep
+-- that looked at every client posted to has a state (that sweep gave it one).
+AND f.created_at >= %(since)s
 
 
 -- name: posted.all
