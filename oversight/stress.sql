@@ -144,6 +144,7 @@ valued AS (
      CROSS JOIN LATERAL (
          SELECT CASE WHEN p.eligible THEN GREATEST(FLOOR(p.mv * (1 - p.haircut) * 100) * 0.01, 0) ELSE 0 END AS lvf
      ) v
+    OFFSET 0  -- each figure computed once, not again in every window function that reads it
 ),
 summed AS (
     SELECT v.*,
@@ -166,18 +167,20 @@ summed AS (
 -- The states: before any sale (the same on every row of a pool) and after this position's whole sale. A cut can
 -- bind only below its ``thr``; where one may, the limited positions are valued exactly at that pool value.
 states AS (
-    SELECT s.*, s.m0 - s.mv_through AS m_after, s.d0 - s.pf_through AS d_after,
-           s.lv0 - CASE WHEN s.m0 < s.thr_all * 1.000000001 + 0.01 THEN s.lvl0 - (
-               SELECT COALESCE(SUM(GREATEST(FLOOR(LEAST(o.mv, o.lim * s.m0) * (1 - o.h) * 100) * 0.01, 0)), 0)
-                 FROM unnest(s.mvs, s.lims, s.haircuts) AS o(mv, lim, h)) ELSE 0 END AS lv_start,
-           s.lv0 - s.lvf_through - CASE WHEN s.m0 - s.mv_through < s.thr_after * 1.000000001 + 0.01
-               THEN s.lvl0 - s.lvl_through - (
-                   SELECT COALESCE(SUM(GREATEST(FLOOR(LEAST(o.mv, o.lim * (s.m0 - s.mv_through)) * (1 - o.h) * 100)
-                                                * 0.01, 0)), 0)
-                     FROM unnest(s.ks, s.mvs, s.lims, s.haircuts) AS o(k, mv, lim, h) WHERE o.k > s.k)
-               ELSE 0 END AS lv_after
+    SELECT s.*, s.m0 - s.mv_through AS m_after, s.d0 - s.pf_through AS d_after, x.lv_start, x.lv_after
       FROM summed s
-    OFFSET 0
+     CROSS JOIN LATERAL (
+         SELECT s.lv0 - CASE WHEN s.m0 < s.thr_all * 1.000000001 + 0.01 THEN s.lvl0 - (
+                    SELECT COALESCE(SUM(GREATEST(FLOOR(LEAST(o.mv, o.lim * s.m0) * (1 - o.h) * 100) * 0.01, 0)), 0)
+                      FROM unnest(s.mvs, s.lims, s.haircuts) AS o(mv, lim, h)) ELSE 0 END AS lv_start,
+                s.lv0 - s.lvf_through - CASE WHEN s.m0 - s.mv_through < s.thr_after * 1.000000001 + 0.01
+                    THEN s.lvl0 - s.lvl_through - (
+                        SELECT COALESCE(SUM(GREATEST(FLOOR(LEAST(o.mv, o.lim * (s.m0 - s.mv_through)) * (1 - o.h)
+                                                           * 100) * 0.01, 0)), 0)
+                          FROM unnest(s.ks, s.mvs, s.lims, s.haircuts) AS o(k, mv, lim, h) WHERE o.k > s.k)
+                    ELSE 0 END AS lv_after
+         OFFSET 0
+     ) AS x
 )
 -- Kept: the rows the plans read (a pool's first row, and the positions it sells), with what they read.
 SELECT m.id, m.k, m.first, m.symbol, m.lot_text, m.held, m.unit, m.lot, m.haircut, m.lim, m.eligible, m.mv, m.pf,
