@@ -98,8 +98,12 @@ def run_in_transaction(
     body: bytes,
     work: Callable[[], Response],
     on_error: Callable[[Exception], Response],
+    savepoint: bool = True,
 ) -> Response:
-    """Run ``work`` (the view's handler) in a transaction, honouring the idempotency key if given."""
+    """Run ``work`` (the view's handler) in a transaction, honouring the idempotency key if given. The work
+    runs in a savepoint, so that a refusal leaves nothing of it behind but the stored response; without one
+    (``savepoint=False``) when it is a single service call that rolls itself back on a refusal
+    (``ApiViewMixin.self_contained_actions``)."""
     with transaction.atomic():
         record = None
         if key is not None:
@@ -120,15 +124,24 @@ def run_in_transaction(
                         details={"first_used_at": existing.created_at.isoformat()},
                     )
                 return _replay(existing)
-        try:
-            with transaction.atomic():
+        if savepoint:
+            try:
+                with transaction.atomic():
+                    response = work()
+                    if response.status_code >= 400:
+                        raise _ErrorResponse(response)
+            except _ErrorResponse as refused:
+                response = refused.response
+            except Exception as exc:
+                response = on_error(exc)
+        else:
+            try:
                 response = work()
-                if response.status_code >= 400:
-                    raise _ErrorResponse(response)
-        except _ErrorResponse as refused:
-            response = refused.response
-        except Exception as exc:
-            response = on_error(exc)
+            except Exception as exc:
+                response = on_error(exc)
+            if transaction.get_rollback() and response.status_code < 500:
+                # The work did not roll back what it wrote: the request's transaction can only go whole.
+                raise RuntimeError(f"{method} {path}: its work left the transaction to be rolled back")
         if record is not None:
             if response.status_code >= 500:
                 transaction.set_rollback(True)

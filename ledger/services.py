@@ -134,7 +134,6 @@ def _apply_to_balances(legs: list[LegSpec]) -> None:
             )
 
 
-@db_transaction.atomic
 def transaction_post(
     *,
     kind: str,
@@ -144,6 +143,7 @@ def transaction_post(
     idempotency_key: str | None = None,
     reverses: Transaction | None = None,
     before_legs: Callable[[Transaction], None] | None = None,
+    savepoint: bool = True,
 ) -> Transaction:
     """Post a balanced transaction. With an ``idempotency_key`` that was used before, the earlier
     transaction is returned and nothing is written (``before_legs`` is not called).
@@ -152,8 +152,25 @@ def transaction_post(
     are: what refers to the transaction (a drawdown's row, its audit event) and any lock or check the posting
     must wait for go there. The legs are then the last statement, so the balance rows they lock until the
     commit (the firm's cash settlement, which every drawdown and repayment moves) are held for as short a time
-    as the caller allows. Whatever ``before_legs`` raises rolls the transaction's row back with it."""
-    legs = list(legs)
+    as the caller allows. Whatever ``before_legs`` raises rolls the transaction's row back with it.
+
+    The posting runs in a savepoint of its own, so that a caller may catch its refusal (``InsufficientHoldings``,
+    an ``IntegrityError``) and go on. ``savepoint=False`` leaves that to a caller that has a savepoint of its
+    own and lets every error through (a drawdown): two round trips fewer, one of them while the posting's
+    balance rows are locked."""
+    with db_transaction.atomic(savepoint=savepoint):
+        return _post(
+            kind=kind,
+            legs=list(legs),
+            memo=memo,
+            actor=actor,
+            idempotency_key=idempotency_key,
+            reverses=reverses,
+            before_legs=before_legs,
+        )
+
+
+def _post(*, kind, legs, memo, actor, idempotency_key, reverses, before_legs) -> Transaction:
     if idempotency_key is not None:
         existing = Transaction.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:

@@ -288,6 +288,7 @@ class DrawdownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
 
     read_rule = Rule(Scope.READ, "financing.view_drawdown", client_users=True)
     write_rules = {"create": Rule(Scope.LENDING, "financing.add_drawdown", client_users=True)}
+    self_contained_actions = frozenset({"create"})  # drawdown_create
     client_field = "facility__client"
     serializer_class = DrawdownOut
     filterset_class = DrawdownFilter
@@ -320,6 +321,7 @@ class RepaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiView
 
     read_rule = Rule(Scope.READ, "financing.view_repayment", client_users=True)
     write_rules = {"create": Rule(Scope.LENDING, "financing.add_repayment")}
+    self_contained_actions = frozenset({"create"})  # repayment_create
     client_field = "facility__client"
     serializer_class = RepaymentOut
     filterset_class = RepaymentFilter

@@ -400,6 +400,7 @@ def drawdown_create(
         actor=actor,
         idempotency_key=f"drawdown:{idempotency_key}" if idempotency_key else None,
         before_legs=record_then_check_firm_caps,
+        savepoint=False,  # this service's own covers it: what the posting raises goes through to it
     )
     if not created:  # the same key, committed by a drawdown this one waited for (on the facility's lock)
         return Drawdown.objects.get(transaction=txn)

@@ -20,7 +20,7 @@ from financing.models import Drawdown
 from financing.selectors import facility_debt
 from tests.collateral.factories import standard_market
 from tests.financing.factories import facility_with_pool
-from tests.helpers import writes_nothing
+from tests.helpers import row_counts, writes_nothing
 
 
 @pytest.fixture
@@ -222,3 +222,22 @@ def test_old_stored_responses_can_be_purged(key_client, facility):
     call_command("purge_idempotency_records", "--days", "30", stdout=out)
     assert out.getvalue().strip() == "Forgot 1 stored response(s) older than 30 days."
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
+
+
+@pytest.mark.django_db
+def test_a_refusal_after_the_drawdown_was_written_leaves_only_the_stored_response(
+    key_client, facility, settings
+):
+    """The firm-wide cap is checked after the drawdown's rows are written (its shared rows come last), and the
+    request runs the service without a savepoint of its own: the service's rolls all of it back."""
+    settings.BROKER_CAPITAL_HKD = Decimal("100")  # the firm-wide cap: HK$500
+    settings.CLIENT_LOAN_SHARE_OF_CAPITAL = Decimal("5")  # a client's cap (HK$500) does not bind first
+    api = key_client("lending")
+    before = row_counts()
+    refused = draw(api, facility, amount="500.01", key="over-the-cap")
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "firm_limit_exceeded"
+    after = row_counts()
+    changed = {table: after[table] - before[table] for table in before if after[table] != before[table]}
+    assert changed == {"api_idempotencyrecord": 1}
+    assert draw(api, facility, amount="500.00", key="at-the-cap").status_code == 201
