@@ -107,7 +107,7 @@ WITH policies AS MATERIALIZED (
       FROM financing_marginpolicy mp
 ),
 need AS MATERIALIZED (
-    SELECT r.id, r.debt, p.account_id, mp.target, mp.cost, mp.sale_order, mp.repeats, COALESCE(c.cash, 0) AS cash
+    SELECT r.id, r.ctid AS row_ctid, r.debt, p.account_id, mp.target, mp.cost, mp.sale_order, mp.repeats, COALESCE(c.cash, 0) AS cash
       FROM oversight_stressresult r
       JOIN financing_facility f ON f.id = r.facility_id
       JOIN policies mp ON mp.id = COALESCE(f.policy_id, %(default_policy)s)
@@ -119,7 +119,7 @@ need AS MATERIALIZED (
      WHERE r.run_id = %(run)s AND r.status_after IN ('margin_call', 'forced_sale')
 ),
 positions AS (
-    SELECT n.id, n.target, n.cost, n.repeats, n.cash, n.debt - n.cash AS d0, h.symbol, h.held, h.unit, h.haircut,
+    SELECT n.id, n.row_ctid, n.target, n.cost, n.repeats, n.cash, n.debt - n.cash AS d0, h.symbol, h.held, h.unit, h.haircut,
            h.lim, h.eligible, h.lot, h.lot_text, h.unit IS NOT NULL AS priced, h.symbol IS NOT NULL AND h.unit IS NULL AS unpriced,
            COALESCE(ROUND(h.held * h.unit, 2), 0) AS mv,
            CASE WHEN h.unit IS NOT NULL THEN ROW_NUMBER() OVER (
@@ -183,7 +183,7 @@ states AS (
      ) AS x
 )
 -- Kept: the rows the plans read (a pool's first row, and the positions it sells), with what they read.
-SELECT m.id, m.k, m.first, m.symbol, m.lot_text, m.held, m.unit, m.lot, m.haircut, m.lim, m.eligible, m.mv, m.pf,
+SELECT m.id, m.row_ctid, m.k, m.first, m.symbol, m.lot_text, m.held, m.unit, m.lot, m.haircut, m.lim, m.eligible, m.mv, m.pf,
        m.cash, m.d0, m.target, m.cost, m.repeats, m.steps, m.skipped, m.start_reaches, m.last_k, m.lv_start,
        m.d_after, m.lv_after, m.pf_through, m.lv0, m.lvf_through, m.m0, m.mv_through, m.lvl0, m.lvl_through, m.lvu0,
        m.lvu_through, m.thr_after, m.ks, m.mvs, m.lims, m.haircuts
@@ -209,7 +209,7 @@ SELECT m.id, m.k, m.first, m.symbol, m.lot_text, m.held, m.unit, m.lot, m.haircu
 -- the Python planner (``plans_in_python`` in the run's log).
 -- The last sale's quantity, on the row of the position sold last.
 WITH searched AS MATERIALIZED (
-    SELECT m.id, m.k, m.symbol, m.lot_text, m.held, m.mv, m.pf, m.cash, m.d0, m.repeats, m.steps, m.last_k,
+    SELECT m.id, m.row_ctid, m.k, m.symbol, m.lot_text, m.held, m.mv, m.pf, m.cash, m.d0, m.repeats, m.steps, m.last_k,
            m.start_reaches, m.skipped, m.lv_start, m.d_after, m.lv_after, f.lots, f.pass, f.quantity AS q_last, f.sold * 0.01 AS mv_last, f.proceeds * 0.01 AS pf_last,
            f.debt_after AS debt_last, f.lv_after AS lv_last,
            NOT m.start_reaches AND NOT m.repeats AND m.k <= COALESCE(m.last_k, m.steps) AS sale
@@ -327,7 +327,7 @@ flagged AS (
       FROM searched s
 ),
 outcome AS (
-    SELECT f.id, bool_and(f.planned) AS planned, MIN(f.cash) AS cash, bool_or(f.start_reaches) AS start_reaches,
+    SELECT f.id, f.row_ctid, bool_and(f.planned) AS planned, MIN(f.cash) AS cash, bool_or(f.start_reaches) AS start_reaches,
            MIN(f.steps) AS steps, MIN(f.last_k) AS last_k, bool_or(f.skipped) AS skipped, MIN(f.d0) AS d0,
            MIN(f.lv_start) AS lv_start, COALESCE(SUM(f.sold_pf) FILTER (WHERE f.sale), 0) AS proceeds,
            jsonb_agg(jsonb_build_object(
@@ -341,10 +341,10 @@ outcome AS (
            MIN(f.d_after) FILTER (WHERE f.k = f.steps) AS d_end, MIN(f.lv_after) FILTER (WHERE f.k = f.steps) AS lv_end,
            MIN(f.debt_last) FILTER (WHERE f.k = f.last_k) AS debt_last, MIN(f.lv_last) FILTER (WHERE f.k = f.last_k) AS lv_last
       FROM flagged f
-     GROUP BY f.id
+     GROUP BY f.id, f.row_ctid
 ),
 plans AS (
-    SELECT o.id, o.planned,
+    SELECT o.id, o.row_ctid, o.planned,
            CASE WHEN o.cash > 0 THEN jsonb_build_array(jsonb_build_object(
                     'asset', 'HKD', 'quantity', o.cash::text, 'lot_size', '0.01', 'market_value', o.cash::text,
                     'proceeds', o.cash::text)) ELSE '[]'::jsonb END || COALESCE(o.plan, '[]'::jsonb) AS plan,
@@ -371,7 +371,7 @@ written AS (
     UPDATE oversight_stressresult r
        SET sale_plan = p.plan, sale_proceeds = p.proceeds, ratio_after_sale = p.ratio, shortfall = p.shortfall
       FROM plans p
-     WHERE r.id = p.id AND p.planned
+     WHERE r.ctid = p.row_ctid AND p.planned
 )
 SELECT p.id, NULL::varchar, NULL::numeric, NULL::numeric FROM plans p WHERE NOT p.planned
 UNION ALL
