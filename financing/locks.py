@@ -37,7 +37,11 @@ def firm_exposure_lock(then: QuerySet | None = None) -> object:
     query would; the lock is held to the commit either way, and this is one wait for the network fewer while
     every other drawdown waits."""
     lock = FirmExposure.objects.filter(pk=1).select_for_update()
-    if then is not None and connection.vendor == "postgresql":
+    # Several statements in one execute need client-side binding, Django's default with psycopg 3.
+    one_round_trip = connection.vendor == "postgresql" and not connection.settings_dict.get(
+        "OPTIONS", {}
+    ).get("server_side_binding")
+    if then is not None and one_round_trip:
         lock_sql, lock_params = lock.values_list("pk").query.sql_with_params()
         then_sql, then_params = then.query.sql_with_params()
         with connection.cursor() as cursor:  # a client-side binding cursor: several statements may be sent
