@@ -97,7 +97,8 @@ class StressRun(models.Model):
 
 class StressResult(models.Model):
     """One facility in a stress run: before (its margin state, as last swept) and after the shock, what cures
-    it, and the forced sale it would meet."""
+    it, and the forced sale it would meet. The table keeps 30% of each page free (oversight 0007), so that
+    writing a row's plan after the row stays on its page."""
 
     # No database key and no index of its own: a run writes its rows in the transaction that made the run,
     # in one statement (a key would check each of 100,000 rows at commit), and the rows go only with their
