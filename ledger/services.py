@@ -9,6 +9,7 @@ from decimal import Decimal, localcontext
 
 from django.db import IntegrityError, connection
 from django.db import transaction as db_transaction
+from django.utils import timezone
 
 from accounts.audit import Actor, actor_label
 from core.exceptions import InvalidInput
@@ -146,7 +147,8 @@ def transaction_post(
     savepoint: bool = True,
 ) -> Transaction:
     """Post a balanced transaction. With an ``idempotency_key`` that was used before, the earlier
-    transaction is returned and nothing is written (``before_legs`` is not called).
+    transaction is returned and nothing is written (``before_legs`` is not called); the legs are checked
+    first all the same.
 
     ``before_legs``, if given, is called with the transaction once its row is written and before its legs
     are: what refers to the transaction (a drawdown's row, its audit event) and any lock or check the posting
@@ -171,20 +173,20 @@ def transaction_post(
 
 
 def _post(*, kind, legs, memo, actor, idempotency_key, reverses, before_legs) -> Transaction:
-    if idempotency_key is not None:
-        existing = Transaction.objects.filter(idempotency_key=idempotency_key).first()
-        if existing is not None:
-            return existing
     _check_legs(legs)
     if kind not in TransactionKind.values:
         raise InvalidInput(f"{kind!r} is not a kind of ledger transaction.")
-    txn = Transaction.objects.create(
+    txn = Transaction(
         kind=kind,
         memo=memo[:300],
         actor_label=actor_label(actor),
         idempotency_key=idempotency_key,
         reverses=reverses,
     )
+    if idempotency_key is None:
+        txn.save()
+    elif not _insert_unless_key_used(txn):
+        return Transaction.objects.get(idempotency_key=idempotency_key)
     if before_legs is not None:
         before_legs(txn)
     Leg.objects.bulk_create(
@@ -195,6 +197,28 @@ def _post(*, kind, legs, memo, actor, idempotency_key, reverses, before_legs) ->
     )
     _apply_to_balances(legs)
     return txn
+
+
+def _insert_unless_key_used(txn: Transaction) -> bool:
+    """Insert ``txn``, or nothing when its idempotency key was used: one statement (``INSERT … ON CONFLICT DO
+    NOTHING``) rather than a look-up and an insert. A posting holding the key uncommitted is waited for (the
+    unique index makes any insert wait), and its transaction is then the one returned."""
+    txn.posted_at = timezone.now()
+    posted_at = connection.ops.adapt_datetimefield_value(txn.posted_at)
+    values = [txn.kind, txn.memo, posted_at, txn.actor_label, txn.reverses_id, txn.idempotency_key]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Transaction._meta.db_table} (kind, memo, posted_at, actor_label, reverses_id, "
+            "idempotency_key) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (idempotency_key) DO NOTHING "
+            "RETURNING id",
+            values,
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    txn.pk = row[0]
+    txn._state.adding = False
+    return True
 
 
 @db_transaction.atomic
