@@ -1,3 +1,5 @@
+import threading
+import time
 from decimal import Decimal
 
 import pytest
@@ -210,3 +212,40 @@ def test_floats_are_refused(books):
             memo="float",
             actor=SYSTEM,
         )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_postings_racing_for_one_key_post_once_and_return_the_same_transaction(books):
+    """The second waits on the key's unique index for the first to commit, then returns its transaction."""
+    legs = [LegSpec(books["pool"], "BTC", Decimal("1")), LegSpec(books["clearing"], "BTC", Decimal("-1"))]
+    first_inserted, results = threading.Event(), {}
+
+    def first():
+        try:
+            with transaction.atomic():
+                results["first"] = transaction_post(
+                    kind=TransactionKind.DEPOSIT, legs=legs, memo="x", actor=SYSTEM, idempotency_key="race"
+                )
+                first_inserted.set()
+                time.sleep(0.5)  # uncommitted while the second tries the key
+        finally:
+            connection.close()
+
+    def second():
+        try:
+            first_inserted.wait(10)
+            results["second"] = transaction_post(
+                kind=TransactionKind.DEPOSIT, legs=legs, memo="x", actor=SYSTEM, idempotency_key="race"
+            )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert results["first"].pk == results["second"].pk
+    assert Transaction.objects.filter(idempotency_key="race").count() == 1
+    assert balance_of(books["pool"], "BTC") == 1
+    assert balances_projected() == balances_from_legs()
