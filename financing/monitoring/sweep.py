@@ -351,9 +351,12 @@ def valuations_of(clients: list[int]) -> dict[int, FacilityFigures]:
     return {row[0]: FacilityFigures(*row) for row in rows}
 
 
-# The scope of ``valuation_of_book_run`` valuing the book from the stored fixed parts: every open facility, the
-# pools whose part holds valued from it as a price-driven sweep values them (never a ``SweepRun``'s scope).
+# The scopes of ``valuation_of_book_run`` (never a ``SweepRun``'s): every open facility, the pools whose stored
+# fixed part holds valued from it as a price-driven sweep values them (``BOOK``), or every pool from its
+# positions (``BOOK_POSITIONS``); in both, a debt is the margin state's unless the client was posted to since
+# the previous sweep, and a facility opened since then is new.
 BOOK = "book"
+BOOK_POSITIONS = "book_positions"
 
 
 def _on_the_live_basis(units: list[AssetUnit]) -> list[AssetUnit] | None:
@@ -393,18 +396,19 @@ def valuation_of_book_run(outer: str, *, units: list[AssetUnit], params: dict[st
     valued from it as a price-driven sweep values it (the clients posted to since the previous sweep, the
     parts on another basis and the pools a concentration cut now reaches from their positions), with the
     sweeps' lock shared until the caller's transaction ends, so that no sweep stores states and parts
-    between the statements that read them. Otherwise every pool is valued from its positions."""
+    between the statements that read them. Otherwise every pool is valued from its positions, the debts read
+    the same way (a margin state's unless its client was posted to)."""
     live_basis = _on_the_live_basis(units)
     with connection.cursor() as cursor:
+        sweep_lock(shared=True)
+        since = posted_since(previous_sweep_start())
         if live_basis is None:
-            full, crypto = _prepare(cursor, SweepScope.ALL, {"since": timezone.now()}, units)
-            cursor.execute(_valuation_statement("valuations", crypto, False, outer), {**full, **params})
+            full, crypto = _prepare(cursor, BOOK_POSITIONS, {"since": since}, units)
+            statement = _valuation_statement("valuations", crypto, False, outer)
         else:
-            sweep_lock(shared=True)
-            since = posted_since(previous_sweep_start())
             full, crypto = _prepare(cursor, BOOK, {"since": since}, live_basis)
             statement = _valuation_statement("valuations", crypto, False, outer, book=True)
-            cursor.execute(statement, {**full, **params})
+        cursor.execute(statement, {**full, **params})
         return cursor.fetchall() if cursor.description else []
 
 

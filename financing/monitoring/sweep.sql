@@ -49,6 +49,11 @@ AND (s.facility_id IN (SELECT id FROM touched_facilities)
 -- open state, as in a run of every facility.
 
 
+-- name: state_filter.book_positions
+-- The whole book from the positions (a stress test that moves more than the crypto): every open state, with its
+-- debt as a price-driven sweep takes it.
+
+
 -- name: new_filter.all
 -- Facilities new to the sweeps (no margin state yet) in scope: every one, those of given clients, or those
 -- opened since the previous sweep.
@@ -66,6 +71,10 @@ AND f.created_at >= %(since)s
 -- name: new_filter.book
 -- The whole book from the fixed parts: as in a price-driven sweep, a facility opened before the previous sweep
 -- that looked at every client posted to has a state (that sweep gave it one).
+AND f.created_at >= %(since)s
+
+
+-- name: new_filter.book_positions
 AND f.created_at >= %(since)s
 
 
@@ -87,6 +96,10 @@ s.facility_id IN (SELECT id FROM touched_facilities)
 s.facility_id IN (SELECT id FROM touched_facilities)
 
 
+-- name: posted.book_positions
+s.facility_id IN (SELECT id FROM touched_facilities)
+
+
 -- name: known_debt.all
 -- A debt changes only by postings to the loan accounts: in a price-driven sweep the state's debt is still
 -- exact for every client nothing was posted to, and only the others' balances are read.
@@ -102,6 +115,10 @@ CASE WHEN NOT ({posted}) THEN s.debt END
 
 
 -- name: known_debt.book
+CASE WHEN NOT ({posted}) THEN s.debt END
+
+
+-- name: known_debt.book_positions
 CASE WHEN NOT ({posted}) THEN s.debt END
 
 
@@ -130,6 +147,9 @@ AND s.facility_id = ANY(ARRAY(
              SELECT o.facility_id FROM financing_marginstate o WHERE o.fixed_basis < %(basis)s OR o.fixed_basis > %(basis)s
              UNION ALL
              SELECT id FROM touched_facilities))
+
+
+-- name: fast_candidates_apart.book_positions
 
 
 -- name: scope

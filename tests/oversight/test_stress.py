@@ -195,10 +195,16 @@ def test_a_crypto_shock_values_the_book_from_the_stored_fixed_parts_to_the_cent(
             "margin_value_before", "margin_value_after", "amount_due", "sale_proceeds", "shortfall", "lending",
             "lending_after_sales", "sale_volume")  # fmt: skip
     assert {f: getattr(sql_run, f) for f in firm} == {f: getattr(pure_run, f) for f in firm}
-    # A shock to anything but the crypto: no stored part holds, every pool is valued from its positions.
+    # A shock to anything but the crypto: no stored part holds, every pool is valued from its positions (the
+    # debts still the states' but for the client posted to).
+    both = scenario({"BTC": "-0.3", "security": "-0.1"}, sale_cost="0.015", key="both")
+    pure_run = stress_run(scenario=both, actor=SYSTEM)
     monkeypatch.setattr("oversight.stress.valued_in_sql", lambda: True)
-    stress_run(scenario=scenario({"BTC": "-0.3", "security": "-0.1"}, key="both"), actor=SYSTEM)
+    sql_run = stress_run(scenario=both, actor=SYSTEM)
     assert bases[-1] is None
+    assert rows(sql_run) == rows(pure_run)
+    assert plans(sql_run) == plans(pure_run)
+    assert {f: getattr(sql_run, f) for f in firm} == {f: getattr(pure_run, f) for f in firm}
 
 
 def plans(run):
