@@ -446,6 +446,24 @@ def _save_plans(rows: list[StressResult]) -> None:
         )
 
 
+def _plan_totals(run: StressRun) -> tuple[Decimal, Decimal, Decimal]:
+    """The plans' proceeds, shortfalls and what the sales would repay (their proceeds, never more than the
+    debt they repay): on PostgreSQL one aggregate (``stress.sql``, piece ``plan_totals``); elsewhere (SQLite,
+    which has no LEAST and sums decimals in floating point) the rows' exact figures added up here."""
+    if valued_in_sql():
+        with connection.cursor() as cursor:
+            cursor.execute(sql_file(__file__, "stress.sql", "plan_totals"), {"run": run.pk})
+            return cursor.fetchone()
+    proceeds = shortfall = repaid = ZERO
+    planned = run.results.filter(status_after__in=NEEDS_A_SALE)
+    for debt, sale_proceeds, row_shortfall in planned.values_list("debt", "sale_proceeds", "shortfall"):
+        proceeds += sale_proceeds
+        shortfall += row_shortfall
+        if sale_proceeds > 0:
+            repaid += min(debt, sale_proceeds)
+    return proceeds, shortfall, repaid
+
+
 def _firm_figures(run: StressRun, groups: list[Group], volume: dict[str, dict[str, Decimal]]) -> None:
     """The firm's figures: those of the rows from their sums per status (``_write_results``), those of the
     plans in one aggregate over the rows with a plan."""
@@ -459,9 +477,7 @@ def _firm_figures(run: StressRun, groups: list[Group], volume: dict[str, dict[st
             if value is not None:
                 totals[i] = value if totals[i] is None else totals[i] + value
     mv_before, mv_after, lv_before, lv_after, due, debt = (value or ZERO for value in totals)
-    with connection.cursor() as cursor:
-        cursor.execute(sql_file(__file__, "stress.sql", "plan_totals"), {"run": run.pk})
-        proceeds, shortfall, repaid = cursor.fetchone()
+    proceeds, shortfall, repaid = _plan_totals(run)
     run.by_status_before, run.by_status_after = dict(by_before), dict(by_after)
     run.facilities = sum(by_after.values())
     run.market_value_before = mv_before
