@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from django.db import connection
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
@@ -56,3 +59,11 @@ def test_a_stress_run_finishes_on_the_first_run_database(tmp_path):
     assert figures["shortfall"] == figures["rows_shortfall"]
     assert figures["repaid"] == figures["rows_repaid"]
     assert figures["rows_proceeds"] != "0"  # the demo book has sales under the first scenario
+
+
+@pytest.mark.django_db
+def test_on_postgresql_the_rows_keep_room_on_each_page_for_their_plan():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'oversight_stressresult'")
+        (options,) = cursor.fetchone()
+    assert "fillfactor=70" in (options or [])
