@@ -45,10 +45,18 @@ from financing.enums import (
     InstructionStatus,
     MarginStatus,
 )
-from financing.models import Facility, ForcedSale, MarginCall, MarginPolicy, StandingTopUpInstruction
+from financing.models import (
+    Drawdown,
+    Facility,
+    ForcedSale,
+    MarginCall,
+    MarginPolicy,
+    StandingTopUpInstruction,
+)
 from ledger.enums import AccountKind
-from ledger.models import Balance
+from ledger.models import Account, Balance, Instrument
 from ledger.selectors import balances_of_accounts
+from ledger.services import firm_account_code
 
 
 def default_policy() -> MarginPolicy:
@@ -320,16 +328,22 @@ def open_facility_of(client) -> Facility | None:
 
 @dataclass(frozen=True)
 class DrawdownLimits:
-    """What a drawdown checks beyond its facility's own figures (``facility_read``)."""
+    """What a drawdown checks beyond its facility's own figures (``facility_read``), and the reference rows its
+    posting needs, read in the same query."""
 
     open_forced_sale_id: int | None
     credit_limit: Decimal  # the client's approved credit limit; zero without a credit profile
     client_loans: Decimal  # the client's outstanding principal (``client_margin_loans``)
+    earlier_drawdown_id: int | None = None  # the drawdown already made with this idempotency key, if any
+    cash_account_id: int | None = None  # the firm's cash-settlement account (None before its first use)
+    hkd_decimals: int | None = None  # the HKD instrument's decimal places (None without the instrument)
 
 
-def drawdown_limits(facility: Facility) -> DrawdownLimits:
-    """The facility's open forced sale, its client's credit limit and loans, in one query (three round trips
-    otherwise: ``open_forced_sale``, the credit profile, ``client_margin_loans``)."""
+def drawdown_limits(facility: Facility, *, idempotency_key: str | None = None) -> DrawdownLimits:
+    """The facility's open forced sale, its client's credit limit and loans, the drawdown already made with
+    ``idempotency_key`` (the ledger transaction's key), the firm's cash-settlement account and the HKD
+    instrument's decimals, in one query (six round trips otherwise: ``open_forced_sale``, the credit profile,
+    ``client_margin_loans``, the drawdown, ``firm_account``, the posting's look-up of its instruments)."""
     loans = (
         Balance.objects.filter(
             account__kind=AccountKind.LOAN_PRINCIPAL, account__client_id=OuterRef("pk"), instrument_id=HKD
@@ -338,7 +352,12 @@ def drawdown_limits(facility: Facility) -> DrawdownLimits:
         .annotate(total=Sum("amount"))
         .values("total")
     )
-    sale, credit_limit, client_loans = (
+    earlier = (
+        Drawdown.objects.filter(transaction__idempotency_key=idempotency_key).order_by("pk").values("pk")[:1]
+        if idempotency_key
+        else Drawdown.objects.none().values("pk")
+    )
+    sale, credit_limit, client_loans, earlier_id, cash_account_id, hkd_decimals = (
         Client.objects.filter(pk=facility.client_id)
         .annotate(
             sale=Subquery(
@@ -348,12 +367,22 @@ def drawdown_limits(facility: Facility) -> DrawdownLimits:
             ),
             limit=Subquery(CreditProfile.objects.filter(client_id=OuterRef("pk")).values("credit_limit")[:1]),
             loans=Subquery(loans),
+            earlier=Subquery(earlier),
+            cash_account=Subquery(
+                Account.objects.filter(code=firm_account_code(AccountKind.CASH_SETTLEMENT)).values("pk")[:1]
+            ),
+            hkd_decimals=Subquery(Instrument.objects.filter(code=HKD).values("decimals")[:1]),
         )
-        .values_list("sale", "limit", "loans")
+        .values_list("sale", "limit", "loans", "earlier", "cash_account", "hkd_decimals")
         .get()
     )
     return DrawdownLimits(
-        open_forced_sale_id=sale, credit_limit=credit_limit or ZERO, client_loans=client_loans or ZERO
+        open_forced_sale_id=sale,
+        credit_limit=credit_limit or ZERO,
+        client_loans=client_loans or ZERO,
+        earlier_drawdown_id=earlier_id,
+        cash_account_id=cash_account_id,
+        hkd_decimals=hkd_decimals,
     )
 
 

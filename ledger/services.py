@@ -29,11 +29,11 @@ class LegSpec:
 def account_for(*, kind: str, client=None, key: str | None = None, name: str | None = None) -> Account:
     """The account of ``kind`` for a client (or for the broker when ``client`` is None). ``key``
     distinguishes several accounts of one kind for one client (one per facility, say)."""
-    owner = client.reference if client is not None else "firm"
-    code = ":".join(part for part in (kind, owner, key) if part)
+    code = _account_code(kind, client.reference if client is not None else "firm", key)
     account = Account.objects.filter(code=code).first()
     if account is None:
         label = AccountKind(kind).label
+        owner = client.reference if client is not None else "firm"
         account, _ = Account.objects.get_or_create(
             code=code,
             defaults={
@@ -43,6 +43,15 @@ def account_for(*, kind: str, client=None, key: str | None = None, name: str | N
             },
         )
     return account
+
+
+def _account_code(kind: str, owner: str, key: str | None) -> str:
+    return ":".join(part for part in (kind, owner, key) if part)
+
+
+def firm_account_code(kind: str) -> str:
+    """The code of the firm's account of ``kind`` (``firm_account``), for a query that looks it up."""
+    return _account_code(kind, "firm", None)
 
 
 def firm_account(kind: str) -> Account:
@@ -61,10 +70,14 @@ def instrument_get_or_create(*, code: str, kind: str, decimals: int) -> Instrume
     return instrument
 
 
-def _check_legs(legs: list[LegSpec]) -> None:
+def _check_legs(legs: list[LegSpec], known: dict[str, int] | None = None) -> None:
     if len(legs) < 2:
         raise UnbalancedTransaction("A transaction needs at least two legs.")
-    instruments = {i.code: i for i in Instrument.objects.filter(code__in={leg.instrument for leg in legs})}
+    codes = {leg.instrument for leg in legs}
+    if known is not None and codes <= known.keys():
+        instruments = {code: Instrument(code=code, decimals=known[code]) for code in codes}
+    else:
+        instruments = {i.code: i for i in Instrument.objects.filter(code__in=codes)}
     totals: dict[str, Decimal] = defaultdict(Decimal)
     for leg in legs:
         if not isinstance(leg.amount, Decimal) or not leg.amount.is_finite():
@@ -145,6 +158,7 @@ def transaction_post(
     reverses: Transaction | None = None,
     before_legs: Callable[[Transaction], None] | None = None,
     savepoint: bool = True,
+    instrument_decimals: dict[str, int] | None = None,
 ) -> Transaction:
     """Post a balanced transaction. With an ``idempotency_key`` that was used before, the earlier
     transaction is returned and nothing is written (``before_legs`` is not called); the legs are checked
@@ -159,7 +173,10 @@ def transaction_post(
     The posting runs in a savepoint of its own, so that a caller may catch its refusal (``InsufficientHoldings``,
     an ``IntegrityError``) and go on. ``savepoint=False`` leaves that to a caller that has a savepoint of its
     own and lets every error through (a drawdown): two round trips fewer, one of them while the posting's
-    balance rows are locked."""
+    balance rows are locked.
+
+    ``instrument_decimals`` (code → decimal places), read by the caller from the instruments' rows in this
+    transaction, spares the posting its own look-up of them; an instrument not in it is looked up."""
     with db_transaction.atomic(savepoint=savepoint):
         return _post(
             kind=kind,
@@ -169,11 +186,14 @@ def transaction_post(
             idempotency_key=idempotency_key,
             reverses=reverses,
             before_legs=before_legs,
+            instrument_decimals=instrument_decimals,
         )
 
 
-def _post(*, kind, legs, memo, actor, idempotency_key, reverses, before_legs) -> Transaction:
-    _check_legs(legs)
+def _post(
+    *, kind, legs, memo, actor, idempotency_key, reverses, before_legs, instrument_decimals=None
+) -> Transaction:
+    _check_legs(legs, instrument_decimals)
     if kind not in TransactionKind.values:
         raise InvalidInput(f"{kind!r} is not a kind of ledger transaction.")
     txn = Transaction(

@@ -45,6 +45,7 @@ from financing.models import (
     Repayment,
 )
 from financing.selectors import (
+    DrawdownLimits,
     drawdown_limits,
     facility_debt,
     facility_read,
@@ -55,7 +56,8 @@ from financing.selectors import (
     valuation_for_holdings,
 )
 from ledger.enums import AccountKind, TransactionKind
-from ledger.services import LegSpec, account_for, firm_account, transaction_post
+from ledger.models import Account
+from ledger.services import LegSpec, account_for, firm_account, firm_account_code, transaction_post
 
 
 @transaction.atomic
@@ -223,12 +225,14 @@ def facility_limit_change_request(
     )
 
 
-def _check_drawdown(facility: Facility, amount: Decimal) -> tuple[Decimal | None, Decimal]:
+def _check_drawdown(
+    facility: Facility, amount: Decimal, limits: DrawdownLimits
+) -> tuple[Decimal | None, Decimal]:
     """Every reason a drawdown may be refused, in the order a credit officer would ask, but the firm's own caps
     (``_check_firm_caps``, under the firm-wide lock). Returns the margin ratio after the drawdown and the
     client's loans before it. The debt, the valuation and the open margin call are read in one statement
     (``facility_read``); the open forced sale, the credit limit and the client's loans in another
-    (``drawdown_limits``)."""
+    (``drawdown_limits``, read by the caller)."""
     client = facility.client
     if facility.status != FacilityStatus.ACTIVE:
         raise refusals.FacilityNotActive(
@@ -255,7 +259,6 @@ def _check_drawdown(facility: Facility, amount: Decimal) -> tuple[Decimal | None
                 "deadline": f"{call.deadline.astimezone(HONG_KONG):%Y-%m-%d %H:%M}",
             }
         )
-    limits = drawdown_limits(facility)
     if limits.open_forced_sale_id is not None:
         raise refusals.OpenMarginCall(
             _("%(facility)s has a forced sale in progress (#%(sale)s); no new advances until it is done.")
@@ -359,20 +362,29 @@ def drawdown_create(
     facility has an open margin call, a facility, credit or firm-wide limit would be exceeded, or the
     margin ratio would go above max advance."""
     value = parse_hkd(amount, field="amount", positive=True).amount
-    if idempotency_key:
-        earlier = Drawdown.objects.filter(transaction__idempotency_key=f"drawdown:{idempotency_key}").first()
-        if earlier is not None:
-            return earlier
+    ledger_key = f"drawdown:{idempotency_key}" if idempotency_key else None
     # The facility and pool first, then every check of this facility alone, side by side with drawdowns on
     # other facilities. Then the ledger transaction's row, the drawdown's and the audit event, all before any
     # row every drawdown shares; the firm-wide row last, held from the firm-wide check to the commit, and the
     # legs after it, the last statement (they lock the firm's cash-settlement balance until the commit too).
     facility, _ = facility_and_pool_lock(facility)
-    ratio_after, client_loans = _check_drawdown(facility, value)
-    legs = [
-        LegSpec(facility.principal_account, HKD, value),
-        LegSpec(firm_account(AccountKind.CASH_SETTLEMENT), HKD, -value),
-    ]
+    # What the checks need beyond the facility's figures, the drawdown already made with this key (a retry,
+    # answered before any check, as it is answered however the facility has changed since), and the reference
+    # rows the posting needs: one query.
+    limits = drawdown_limits(facility, idempotency_key=ledger_key)
+    if limits.earlier_drawdown_id is not None:
+        return Drawdown.objects.get(pk=limits.earlier_drawdown_id)
+    ratio_after, client_loans = _check_drawdown(facility, value, limits)
+    cash = (
+        Account(
+            pk=limits.cash_account_id,
+            code=firm_account_code(AccountKind.CASH_SETTLEMENT),
+            kind=AccountKind.CASH_SETTLEMENT,
+        )
+        if limits.cash_account_id is not None
+        else firm_account(AccountKind.CASH_SETTLEMENT)
+    )
+    legs = [LegSpec(facility.principal_account, HKD, value), LegSpec(cash, HKD, -value)]
     created: list[Drawdown] = []
 
     def record_then_check_firm_caps(txn) -> None:
@@ -398,9 +410,10 @@ def drawdown_create(
         legs=legs,
         memo=f"Drawdown of {format_hkd(value)} on {facility.reference}",
         actor=actor,
-        idempotency_key=f"drawdown:{idempotency_key}" if idempotency_key else None,
+        idempotency_key=ledger_key,
         before_legs=record_then_check_firm_caps,
         savepoint=False,  # this service's own covers it: what the posting raises goes through to it
+        instrument_decimals=None if limits.hkd_decimals is None else {HKD: limits.hkd_decimals},
     )
     if not created:  # the same key, committed by a drawdown this one waited for (on the facility's lock)
         return Drawdown.objects.get(transaction=txn)

@@ -1,0 +1,58 @@
+"""How many round trips a drawdown through the API makes (issue 23: on a loaded machine each costs 3–15 ms of
+the worker's time, docs/benchmarks.md "Where a drawdown's time goes")."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from accounts.audit import SYSTEM
+from financing.enums import FacilityStatus
+from financing.lending.services import drawdown_create, facility_status_change
+from financing.models import Drawdown
+from tests.financing.factories import facility_with_pool
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def api(key_client):
+    return key_client("read", "lending", name="oms")
+
+
+def _draw(api, facility, key: str):
+    return api.post(
+        "/api/v1/drawdowns/",
+        {"facility": facility.pk, "amount": "1000.00"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY=key,
+    )
+
+
+def test_a_lent_drawdown_takes_seventeen_round_trips(market, api):
+    facility = facility_with_pool(holdings={"BTC": "1"})
+    assert _draw(api, facility, "first").status_code == 201  # the key's first use of the minute is recorded
+    with CaptureQueriesContext(connection) as queries:
+        assert _draw(api, facility, "second").status_code == 201
+    statements = [query["sql"] for query in queries.captured_queries]
+    # The API key; the request's savepoint (its transaction outside a test) and its idempotency record; the
+    # facility (the request's validation); the service's savepoint; the facility's and the pool's locks;
+    # facility_read; drawdown_limits (with the key's earlier drawdown, the firm's cash account and the HKD
+    # instrument); the ledger transaction, the drawdown, the audit event; the firm-wide row with the firm's
+    # loans; the legs; the savepoint's release; the stored response; the request's release.
+    assert len(statements) == 17, "\n".join(statements)
+    # reference rows are not looked up on their own: the instrument and the firm's cash account
+    assert not any(
+        sql.startswith(('SELECT "ledger_instrument"', 'SELECT "ledger_account"')) for sql in statements
+    )
+    assert Drawdown.objects.filter(facility=facility).count() == 2
+
+
+def test_a_retry_through_the_service_answers_the_first_drawdown_before_any_check(market, api):
+    """The drawdown already made with the key is read with the limits, after the facility's lock: a retry gets
+    it back even when the facility would now refuse the same drawdown."""
+    facility = facility_with_pool(holdings={"BTC": "1"})
+    first = drawdown_create(facility=facility, amount="1000.00", actor=SYSTEM, idempotency_key="k1")
+    facility_status_change(facility=facility, status=FacilityStatus.SUSPENDED, actor=SYSTEM, reason="a test")
+    again = drawdown_create(facility=facility, amount="1000.00", actor=SYSTEM, idempotency_key="k1")
+    assert again.pk == first.pk
+    assert Drawdown.objects.filter(facility=facility).count() == 1
