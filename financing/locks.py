@@ -4,7 +4,9 @@ facility's debt or collateral takes its locks here, so two of them never wait on
 
 from __future__ import annotations
 
-from django.db import connection
+from collections.abc import Sequence
+
+from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from collateral.models import CollateralPool
@@ -12,17 +14,63 @@ from core.locks import lock_one, lock_rows
 from financing.models import Facility, FirmExposure
 
 
-def facility_and_pool_lock(facility: Facility) -> tuple[Facility, CollateralPool | None]:
-    """Lock the facility, then the client's pool; return the facility (with its client and principal account,
-    which every drawdown and repayment posts to) and the pool (with its account) as locked. A drawdown takes
-    the firm row after these two (``firm_exposure_lock``)."""
+def facility_lock(facility: Facility) -> Facility:
+    """Lock the facility (first in the house order); return it as locked, with its client and principal
+    account, which every drawdown and repayment posts to."""
     (locked,) = lock_rows(
         Facility.objects.select_related("client", "principal_account").filter(pk=facility.pk)
     ) or [None]
     if locked is None:
         raise Facility.DoesNotExist(f"Facility {facility.pk} does not exist")
+    return locked
+
+
+def facility_and_pool_lock(facility: Facility) -> tuple[Facility, CollateralPool | None]:
+    """Lock the facility, then the client's pool; return the facility (``facility_lock``) and the pool (with
+    its account) as locked. A drawdown takes the firm row after these two (``firm_exposure_lock``)."""
+    locked = facility_lock(facility)
     pools = lock_rows(CollateralPool.objects.select_related("account").filter(client_id=locked.client_id))
     return locked, (pools[0] if pools else None)
+
+
+def pool_lock_then(client_id: int, then: Sequence[tuple[str, Sequence]]) -> list[list[tuple]] | None:
+    """Lock the client's pool (after its facility, ``facility_lock``: the house order), then run each query of
+    ``then`` (its SQL and parameters) and return the rows of each: on PostgreSQL with client-side binding, all
+    in one round trip, as statements of one query string run one after the other, each reading from a snapshot
+    of its own taken when it starts (READ COMMITTED), so after the lock is granted, as separate queries would.
+    None where one round trip cannot carry them (the caller runs its queries itself, after ``facility_and_pool
+    _lock``'s own look at the pool)."""
+    if not one_round_trip():
+        return None
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("pool_lock_then needs an open transaction")
+    lock = (
+        CollateralPool.objects.filter(client_id=client_id)
+        .select_for_update(of=("self",))
+        .order_by("pk")
+        .values_list("pk")
+    )
+    lock_sql, params = lock.query.sql_with_params()
+    statements, values = [lock_sql], [*params]
+    for sql, sql_params in then:
+        statements.append(sql)
+        values.extend(sql_params)
+    results = []
+    with connection.cursor() as cursor:  # a client-side binding cursor: several statements may be sent
+        cursor.execute("; ".join(statements), values)
+        cursor.fetchall()  # the pool's row, locked
+        for _ in then:
+            cursor.nextset()
+            results.append(cursor.fetchall())
+    return results
+
+
+def one_round_trip() -> bool:
+    """Whether several statements may go in one ``execute``: PostgreSQL with client-side binding, Django's
+    default with psycopg 3."""
+    return connection.vendor == "postgresql" and not connection.settings_dict.get("OPTIONS", {}).get(
+        "server_side_binding"
+    )
 
 
 def firm_exposure_lock(then: QuerySet | None = None) -> object:
@@ -37,11 +85,7 @@ def firm_exposure_lock(then: QuerySet | None = None) -> object:
     query would; the lock is held to the commit either way, and this is one wait for the network fewer while
     every other drawdown waits."""
     lock = FirmExposure.objects.filter(pk=1).select_for_update()
-    # Several statements in one execute need client-side binding, Django's default with psycopg 3.
-    one_round_trip = connection.vendor == "postgresql" and not connection.settings_dict.get(
-        "OPTIONS", {}
-    ).get("server_side_binding")
-    if then is not None and one_round_trip:
+    if then is not None and one_round_trip():
         lock_sql, lock_params = lock.values_list("pk").query.sql_with_params()
         then_sql, then_params = then.query.sql_with_params()
         with connection.cursor() as cursor:  # a client-side binding cursor: several statements may be sent

@@ -222,13 +222,27 @@ def facility_read(facility_id: int, *, client_id: int | None = None) -> Facility
     (or it is another client's). On a database other than PostgreSQL, the queries of ``facility_valuation``."""
     if connection.vendor != "postgresql":
         return _facility_read_by_queries(facility_id, client_id)
+    statement, params = facility_read_statement(facility_id, client_id=client_id)
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        rows = cursor.fetchall()
+    return facility_read_of_rows(rows)
+
+
+def facility_read_statement(facility_id: int, *, client_id: int | None = None) -> tuple[str, list]:
+    """``facility_read``'s statement and parameters (PostgreSQL only), for a caller that sends it with others
+    in one round trip (``financing.locks.pool_lock_then``); its rows go to ``facility_read_of_rows``. Prepared
+    on this connection first if it is not yet."""
     with connection.cursor() as cursor:
         _prepare_facility_read(cursor)
-        cursor.execute(
-            f"EXECUTE {_FACILITY_READ_STATEMENT}(%s, %s, %s, %s)",
-            [facility_id, client_id, _OPEN_CALL_STATUSES, _USABLE_PRICE_STATUSES],
-        )
-        rows = cursor.fetchall()
+    return (
+        f"EXECUTE {_FACILITY_READ_STATEMENT}(%s, %s, %s, %s)",
+        [facility_id, client_id, _OPEN_CALL_STATUSES, _USABLE_PRICE_STATUSES],
+    )
+
+
+def facility_read_of_rows(rows: list[tuple]) -> FacilityRead | None:
+    """The facility and its live valuation from the rows of ``facility_read``'s statement."""
     if not rows:
         return None
     (pk, reference, client, client_reference, status, opened_on, limit, rate_kind, fixed_rate, base_rate_name,
@@ -344,6 +358,11 @@ def drawdown_limits(facility: Facility, *, idempotency_key: str | None = None) -
     ``idempotency_key`` (the ledger transaction's key), the firm's cash-settlement account and the HKD
     instrument's decimals, in one query (six round trips otherwise: ``open_forced_sale``, the credit profile,
     ``client_margin_loans``, the drawdown, ``firm_account``, the posting's look-up of its instruments)."""
+    return drawdown_limits_of_row(drawdown_limits_query(facility, idempotency_key=idempotency_key).get())
+
+
+def drawdown_limits_query(facility: Facility, *, idempotency_key: str | None = None) -> QuerySet:
+    """``drawdown_limits``'s query: one row, its values for ``drawdown_limits_of_row``."""
     loans = (
         Balance.objects.filter(
             account__kind=AccountKind.LOAN_PRINCIPAL, account__client_id=OuterRef("pk"), instrument_id=HKD
@@ -357,7 +376,7 @@ def drawdown_limits(facility: Facility, *, idempotency_key: str | None = None) -
         if idempotency_key
         else Drawdown.objects.none().values("pk")
     )
-    sale, credit_limit, client_loans, earlier_id, cash_account_id, hkd_decimals = (
+    return (
         Client.objects.filter(pk=facility.client_id)
         .annotate(
             sale=Subquery(
@@ -374,8 +393,11 @@ def drawdown_limits(facility: Facility, *, idempotency_key: str | None = None) -
             hkd_decimals=Subquery(Instrument.objects.filter(code=HKD).values("decimals")[:1]),
         )
         .values_list("sale", "limit", "loans", "earlier", "cash_account", "hkd_decimals")
-        .get()
     )
+
+
+def drawdown_limits_of_row(row: tuple) -> DrawdownLimits:
+    sale, credit_limit, client_loans, earlier_id, cash_account_id, hkd_decimals = row
     return DrawdownLimits(
         open_forced_sale_id=sale,
         credit_limit=credit_limit or ZERO,

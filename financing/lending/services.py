@@ -34,7 +34,14 @@ from financing.enums import (
     FacilityStatus,
     RateKind,
 )
-from financing.locks import facility_and_pool_lock, firm_exposure_lock, sweep_lock
+from financing.locks import (
+    facility_and_pool_lock,
+    facility_lock,
+    firm_exposure_lock,
+    one_round_trip,
+    pool_lock_then,
+    sweep_lock,
+)
 from financing.margin_calls.services import margin_call_reassess
 from financing.models import (
     Drawdown,
@@ -46,9 +53,14 @@ from financing.models import (
 )
 from financing.selectors import (
     DrawdownLimits,
+    FacilityRead,
     drawdown_limits,
+    drawdown_limits_of_row,
+    drawdown_limits_query,
     facility_debt,
     facility_read,
+    facility_read_of_rows,
+    facility_read_statement,
     open_facility_of,
     open_forced_sale,
     open_margin_call,
@@ -225,14 +237,35 @@ def facility_limit_change_request(
     )
 
 
+def _drawdown_reads(
+    facility: Facility, ledger_key: str | None
+) -> tuple[Facility, FacilityRead, DrawdownLimits]:
+    """Lock the facility, then the client's pool (the house order), then read the facility's live figures
+    (``facility_read``) and what the checks need beyond them, with the drawdown already made with this key and
+    the reference rows the posting needs (``drawdown_limits``). On PostgreSQL the pool's lock and both reads go
+    in one round trip (``pool_lock_then``): each statement reads from its own snapshot, taken after the lock."""
+    if not one_round_trip():
+        facility, _ = facility_and_pool_lock(facility)
+        return facility, facility_read(facility.pk), drawdown_limits(facility, idempotency_key=ledger_key)
+    facility = facility_lock(facility)
+    read_rows, limits_rows = pool_lock_then(
+        facility.client_id,
+        [
+            facility_read_statement(facility.pk),
+            drawdown_limits_query(facility, idempotency_key=ledger_key).query.sql_with_params(),
+        ],
+    )
+    return facility, facility_read_of_rows(read_rows), drawdown_limits_of_row(limits_rows[0])
+
+
 def _check_drawdown(
-    facility: Facility, amount: Decimal, limits: DrawdownLimits
+    facility: Facility, amount: Decimal, read: FacilityRead, limits: DrawdownLimits
 ) -> tuple[Decimal | None, Decimal]:
     """Every reason a drawdown may be refused, in the order a credit officer would ask, but the firm's own caps
     (``_check_firm_caps``, under the firm-wide lock). Returns the margin ratio after the drawdown and the
     client's loans before it. The debt, the valuation and the open margin call are read in one statement
     (``facility_read``); the open forced sale, the credit limit and the client's loans in another
-    (``drawdown_limits``, read by the caller)."""
+    (``drawdown_limits``), both read by the caller (``_drawdown_reads``)."""
     client = facility.client
     if facility.status != FacilityStatus.ACTIVE:
         raise refusals.FacilityNotActive(
@@ -246,7 +279,6 @@ def _check_drawdown(
             % {"client": client.name, "reasons": "; ".join(eligibility.reasons)},
             details={"reasons": list(eligibility.reasons)},
         )
-    read = facility_read(facility.pk)
     if read.open_margin_call_id is not None:
         call = MarginCall.objects.get(pk=read.open_margin_call_id)
         raise refusals.OpenMarginCall(
@@ -367,14 +399,10 @@ def drawdown_create(
     # other facilities. Then the ledger transaction's row, the drawdown's and the audit event, all before any
     # row every drawdown shares; the firm-wide row last, held from the firm-wide check to the commit, and the
     # legs after it, the last statement (they lock the firm's cash-settlement balance until the commit too).
-    facility, _ = facility_and_pool_lock(facility)
-    # What the checks need beyond the facility's figures, the drawdown already made with this key (a retry,
-    # answered before any check, as it is answered however the facility has changed since), and the reference
-    # rows the posting needs: one query.
-    limits = drawdown_limits(facility, idempotency_key=ledger_key)
-    if limits.earlier_drawdown_id is not None:
+    facility, read, limits = _drawdown_reads(facility, ledger_key)
+    if limits.earlier_drawdown_id is not None:  # a retry: answered before any check, however things changed
         return Drawdown.objects.get(pk=limits.earlier_drawdown_id)
-    ratio_after, client_loans = _check_drawdown(facility, value, limits)
+    ratio_after, client_loans = _check_drawdown(facility, value, read, limits)
     cash = (
         Account(
             pk=limits.cash_account_id,

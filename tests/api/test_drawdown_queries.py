@@ -28,18 +28,18 @@ def _draw(api, facility, key: str):
     )
 
 
-def test_a_lent_drawdown_takes_seventeen_round_trips(market, api):
+def test_a_lent_drawdown_takes_fifteen_round_trips(market, api):
     facility = facility_with_pool(holdings={"BTC": "1"})
     assert _draw(api, facility, "first").status_code == 201  # the key's first use of the minute is recorded
     with CaptureQueriesContext(connection) as queries:
         assert _draw(api, facility, "second").status_code == 201
     statements = [query["sql"] for query in queries.captured_queries]
     # The API key; the request's savepoint (its transaction outside a test) and its idempotency record; the
-    # facility (the request's validation); the service's savepoint; the facility's and the pool's locks;
-    # facility_read; drawdown_limits (with the key's earlier drawdown, the firm's cash account and the HKD
-    # instrument); the ledger transaction, the drawdown, the audit event; the firm-wide row with the firm's
+    # facility (the request's validation); the service's savepoint; the facility's lock; the pool's lock with
+    # facility_read and drawdown_limits (the key's earlier drawdown, the firm's cash account and the HKD
+    # instrument among them) in one round trip; the ledger transaction, the drawdown, the audit event; the firm-wide row with the firm's
     # loans; the legs; the savepoint's release; the stored response; the request's release.
-    assert len(statements) == 17, "\n".join(statements)
+    assert len(statements) == 15, "\n".join(statements)
     # reference rows are not looked up on their own: the instrument and the firm's cash account
     assert not any(
         sql.startswith(('SELECT "ledger_instrument"', 'SELECT "ledger_account"')) for sql in statements
