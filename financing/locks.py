@@ -14,21 +14,25 @@ from core.locks import lock_one, lock_rows
 from financing.models import Facility, FirmExposure
 
 
-def facility_lock(facility: Facility) -> Facility:
+def facility_lock(facility: Facility, *, of_client: int | None = None) -> Facility:
     """Lock the facility (first in the house order); return it as locked, with its client and principal
-    account, which every drawdown and repayment posts to."""
-    (locked,) = lock_rows(
-        Facility.objects.select_related("client", "principal_account").filter(pk=facility.pk)
-    ) or [None]
+    account, which every drawdown and repayment posts to. With ``of_client``, only that client's: another's
+    is not locked, and is answered as one that does not exist."""
+    facilities = Facility.objects.select_related("client", "principal_account").filter(pk=facility.pk)
+    if of_client is not None:
+        facilities = facilities.filter(client_id=of_client)
+    (locked,) = lock_rows(facilities) or [None]
     if locked is None:
         raise Facility.DoesNotExist(f"Facility {facility.pk} does not exist")
     return locked
 
 
-def facility_and_pool_lock(facility: Facility) -> tuple[Facility, CollateralPool | None]:
+def facility_and_pool_lock(
+    facility: Facility, *, of_client: int | None = None
+) -> tuple[Facility, CollateralPool | None]:
     """Lock the facility, then the client's pool; return the facility (``facility_lock``) and the pool (with
     its account) as locked. A drawdown takes the firm row after these two (``firm_exposure_lock``)."""
-    locked = facility_lock(facility)
+    locked = facility_lock(facility, of_client=of_client)
     pools = lock_rows(CollateralPool.objects.select_related("account").filter(client_id=locked.client_id))
     return locked, (pools[0] if pools else None)
 

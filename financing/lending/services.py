@@ -238,16 +238,16 @@ def facility_limit_change_request(
 
 
 def _drawdown_reads(
-    facility: Facility, ledger_key: str | None
+    facility: Facility, ledger_key: str | None, of_client: int | None
 ) -> tuple[Facility, FacilityRead, DrawdownLimits]:
     """Lock the facility, then the client's pool (the house order), then read the facility's live figures
     (``facility_read``) and what the checks need beyond them, with the drawdown already made with this key and
     the reference rows the posting needs (``drawdown_limits``). On PostgreSQL the pool's lock and both reads go
     in one round trip (``pool_lock_then``): each statement reads from its own snapshot, taken after the lock."""
     if not one_round_trip():
-        facility, _ = facility_and_pool_lock(facility)
+        facility, _ = facility_and_pool_lock(facility, of_client=of_client)
         return facility, facility_read(facility.pk), drawdown_limits(facility, idempotency_key=ledger_key)
-    facility = facility_lock(facility)
+    facility = facility_lock(facility, of_client=of_client)
     read_rows, limits_rows = pool_lock_then(
         facility.client_id,
         [
@@ -388,18 +388,25 @@ def _check_firm_caps(client, client_loans: Decimal, amount: Decimal) -> None:
 
 @transaction.atomic
 def drawdown_create(
-    *, facility: Facility, amount: Any, actor: Actor, idempotency_key: str | None = None
+    *,
+    facility: Facility,
+    amount: Any,
+    actor: Actor,
+    idempotency_key: str | None = None,
+    of_client: int | None = None,
 ) -> Drawdown:
     """Lend cash against the pool. Refused, with the reason, when the client is not eligible, the
     facility has an open margin call, a facility, credit or firm-wide limit would be exceeded, or the
-    margin ratio would go above max advance."""
+    margin ratio would go above max advance. Only ``facility``'s primary key is read: the facility is
+    looked up by its lock (``Facility.DoesNotExist`` without it, or, with ``of_client``, when it is another
+    client's: nothing is written)."""
     value = parse_hkd(amount, field="amount", positive=True).amount
     ledger_key = f"drawdown:{idempotency_key}" if idempotency_key else None
     # The facility and pool first, then every check of this facility alone, side by side with drawdowns on
     # other facilities. Then the ledger transaction's row, the drawdown's and the audit event, all before any
     # row every drawdown shares; the firm-wide row last, held from the firm-wide check to the commit, and the
     # legs after it, the last statement (they lock the firm's cash-settlement balance until the commit too).
-    facility, read, limits = _drawdown_reads(facility, ledger_key)
+    facility, read, limits = _drawdown_reads(facility, ledger_key, of_client)
     if limits.earlier_drawdown_id is not None:  # a retry: answered before any check, however things changed
         return Drawdown.objects.get(pk=limits.earlier_drawdown_id)
     ratio_after, client_loans = _check_drawdown(facility, value, read, limits)
