@@ -8,13 +8,14 @@ import json
 import re
 from collections.abc import Callable
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from api.exceptions import IdempotencyKeyReused, InvalidIdempotencyKey
 from api.models import IdempotencyRecord
+from core.db import insert_unless_taken
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -66,27 +67,17 @@ def _claim(
         credential=credential, key=key, method=method, path=path[:500], fingerprint=fingerprint
     )
     record.created_at = timezone.now()
-    table = IdempotencyRecord._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (credential, key, method, path, fingerprint, status_code, response_body, "
-            "created_at) VALUES (%s, %s, %s, %s, %s, NULL, '', %s) ON CONFLICT (credential, key) DO NOTHING "
-            "RETURNING id",
-            [
-                record.credential,
-                record.key,
-                record.method,
-                record.path,
-                record.fingerprint,
-                connection.ops.adapt_datetimefield_value(record.created_at),
-            ],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    record.pk = row[0]
-    record._state.adding = False
-    return record
+    fields = [
+        "credential",
+        "key",
+        "method",
+        "path",
+        "fingerprint",
+        "status_code",
+        "response_body",
+        "created_at",
+    ]
+    return record if insert_unless_taken(record, fields, ["credential", "key"]) else None
 
 
 def run_in_transaction(

@@ -262,6 +262,32 @@ def _insert(model: type[models.Model], attnames: list[str], rows: Sequence[Seque
     return len(rows)
 
 
+def insert_unless_taken(instance: models.Model, attnames: Sequence[str], unique: Sequence[str]) -> bool:
+    """Insert ``instance`` (the fields ``attnames``; the others take their database default) unless a row with
+    the same ``unique`` columns exists: one statement, ``INSERT … ON CONFLICT (…) DO NOTHING RETURNING``,
+    without a look-up first or a savepoint around it. A transaction holding the same key uncommitted is waited
+    for, as the unique index makes any insert wait. True when the row was inserted (``instance`` then has its
+    primary key and counts as saved); False when the key was taken, and nothing was written."""
+    meta = instance._meta
+    fields = [meta.get_field(name) for name in attnames]
+    quote = connection.ops.quote_name
+    statement = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({', '.join(quote(meta.get_field(name).column) for name in unique)}) DO NOTHING "
+        f"RETURNING {quote(meta.pk.column)}"
+    )
+    values = [f.get_db_prep_save(getattr(instance, f.attname), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, values)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    instance.pk = row[0]
+    instance._state.adding = False
+    return True
+
+
 @functools.cache
 def _copy_statement(table: str, columns: tuple[str, ...]) -> str:
     return sql_compose(

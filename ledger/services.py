@@ -12,6 +12,7 @@ from django.db import transaction as db_transaction
 from django.utils import timezone
 
 from accounts.audit import Actor, actor_label
+from core.db import insert_unless_taken
 from core.exceptions import InvalidInput
 from core.money import places
 from ledger.enums import NON_NEGATIVE_KINDS, AccountKind, TransactionKind
@@ -220,25 +221,13 @@ def _post(
 
 
 def _insert_unless_key_used(txn: Transaction) -> bool:
-    """Insert ``txn``, or nothing when its idempotency key was used: one statement (``INSERT … ON CONFLICT DO
-    NOTHING``) rather than a look-up and an insert. A posting holding the key uncommitted is waited for (the
-    unique index makes any insert wait), and its transaction is then the one returned."""
+    """Insert ``txn``, or nothing when its idempotency key was used: one statement rather than a look-up and
+    an insert. A posting holding the key uncommitted is waited for, and its transaction is then the one
+    returned."""
     txn.posted_at = timezone.now()
-    posted_at = connection.ops.adapt_datetimefield_value(txn.posted_at)
-    values = [txn.kind, txn.memo, posted_at, txn.actor_label, txn.reverses_id, txn.idempotency_key]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {Transaction._meta.db_table} (kind, memo, posted_at, actor_label, reverses_id, "
-            "idempotency_key) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (idempotency_key) DO NOTHING "
-            "RETURNING id",
-            values,
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    txn.pk = row[0]
-    txn._state.adding = False
-    return True
+    return insert_unless_taken(
+        txn, ["kind", "memo", "posted_at", "actor_label", "reverses", "idempotency_key"], ["idempotency_key"]
+    )
 
 
 @db_transaction.atomic
