@@ -39,10 +39,8 @@ def facility_and_pool_lock(
 
 def pool_lock_then(client_id: int, then: Sequence[tuple[str, Sequence]]) -> list[list[tuple]] | None:
     """Lock the client's pool (after its facility, ``facility_lock``: the house order), then run each query of
-    ``then`` (its SQL and parameters) and return the rows of each: on PostgreSQL with client-side binding, all
-    in one round trip, as statements of one query string run one after the other, each reading from a snapshot
-    of its own taken when it starts (READ COMMITTED), so after the lock is granted, as separate queries would.
-    None where one round trip cannot carry them (the caller runs its queries itself, after ``facility_and_pool
+    ``then`` (its SQL and parameters) and return the rows of each, all in one round trip (``_lock_then``). None
+    where one round trip cannot carry them (the caller runs its queries itself, after ``facility_and_pool
     _lock``'s own look at the pool)."""
     if not one_round_trip():
         return None
@@ -54,6 +52,14 @@ def pool_lock_then(client_id: int, then: Sequence[tuple[str, Sequence]]) -> list
         .order_by("pk")
         .values_list("pk")
     )
+    return _lock_then(lock, then)[1]
+
+
+def _lock_then(lock: QuerySet, then: Sequence[tuple[str, Sequence]]) -> tuple[list[tuple], list[list[tuple]]]:
+    """Run ``lock`` (a ``SELECT … FOR UPDATE``), then each query of ``then`` (its SQL and parameters), in one
+    round trip: statements of one query string, run one after the other, each reading from a snapshot of its
+    own taken when it starts (READ COMMITTED), so after the lock is granted, as separate queries would. Returns
+    the locked rows and the rows of each query. Only where ``one_round_trip()``."""
     lock_sql, params = lock.query.sql_with_params()
     statements, values = [lock_sql], [*params]
     for sql, sql_params in then:
@@ -62,11 +68,11 @@ def pool_lock_then(client_id: int, then: Sequence[tuple[str, Sequence]]) -> list
     results = []
     with connection.cursor() as cursor:  # a client-side binding cursor: several statements may be sent
         cursor.execute("; ".join(statements), values)
-        cursor.fetchall()  # the pool's row, locked
+        locked = cursor.fetchall()
         for _ in then:
             cursor.nextset()
             results.append(cursor.fetchall())
-    return results
+    return locked, results
 
 
 def one_round_trip() -> bool:
@@ -90,15 +96,9 @@ def firm_exposure_lock(then: QuerySet | None = None) -> object:
     every other drawdown waits."""
     lock = FirmExposure.objects.filter(pk=1).select_for_update()
     if then is not None and one_round_trip():
-        lock_sql, lock_params = lock.values_list("pk").query.sql_with_params()
-        then_sql, then_params = then.query.sql_with_params()
-        with connection.cursor() as cursor:  # a client-side binding cursor: several statements may be sent
-            cursor.execute(f"{lock_sql}; {then_sql}", [*lock_params, *then_params])
-            locked = cursor.fetchall()
-            cursor.nextset()
-            row = cursor.fetchone()
+        locked, (rows,) = _lock_then(lock.values_list("pk"), [then.query.sql_with_params()])
         if locked:
-            return row[0] if row else None
+            return rows[0][0] if rows else None
     if not lock_rows(FirmExposure.objects.filter(pk=1)):
         FirmExposure.objects.bulk_create([FirmExposure(id=1)], ignore_conflicts=True)
         lock_one(FirmExposure, 1)
