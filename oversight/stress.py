@@ -272,9 +272,15 @@ def _write_results(run: StressRun, units: list[AssetUnit]) -> list[Group]:
         group[0] += 1
         for i, value in enumerate((row.market_value_before, row.market_value, row.margin_value_before,
                                    row.margin_value, row.repayment_to_cure, row.debt), 1):  # fmt: skip
-            if value is not None:
-                group[i] = value if group[i] is None else group[i] + value
+            group[i] = _plus(group[i], value)
     return [(*key, *figures) for key, figures in groups.items()]
+
+
+def _plus(total: Decimal | None, value: Decimal | None) -> Decimal | None:
+    """A sum as SQL's ``SUM`` makes it: None (no figure yet) until a value is added; a None value adds nothing."""
+    if value is None:
+        return total
+    return value if total is None else total + value
 
 
 def planned_in_sql() -> bool:
@@ -474,8 +480,7 @@ def _firm_figures(run: StressRun, groups: list[Group], volume: dict[str, dict[st
         by_before[status_before or "new"] += n
         by_after[status_after] += n
         for i, value in enumerate(sums):
-            if value is not None:
-                totals[i] = value if totals[i] is None else totals[i] + value
+            totals[i] = _plus(totals[i], value)
     mv_before, mv_after, lv_before, lv_after, due, debt = (value or ZERO for value in totals)
     proceeds, shortfall, repaid = _plan_totals(run)
     run.by_status_before, run.by_status_after = dict(by_before), dict(by_after)
