@@ -30,11 +30,11 @@ class LegSpec:
 def account_for(*, kind: str, client=None, key: str | None = None, name: str | None = None) -> Account:
     """The account of ``kind`` for a client (or for the broker when ``client`` is None). ``key``
     distinguishes several accounts of one kind for one client (one per facility, say)."""
-    code = _account_code(kind, client.reference if client is not None else "firm", key)
+    owner = client.reference if client is not None else "firm"
+    code = _account_code(kind, owner, key)
     account = Account.objects.filter(code=code).first()
     if account is None:
         label = AccountKind(kind).label
-        owner = client.reference if client is not None else "firm"
         account, _ = Account.objects.get_or_create(
             code=code,
             defaults={
