@@ -219,8 +219,96 @@ def shocked_market(shocks: Shocks) -> tuple[list[AssetUnit], dict[str, PositionI
 # --- the run ----------------------------------------------------------------------------------------
 
 
-def _results_statement() -> str:
-    return sql_file(__file__, "stress.sql", "results")
+def _results_statement(templates: dict[str, PositionInput] | None = None) -> tuple[str, dict[str, object]]:
+    """The ``results`` statement with its plans from the fixed parts (``fast``) composed for the crypto of
+    ``templates`` (none: no plan made there), and the parameters its crypto columns read."""
+    piece = functools.partial(sql_file, __file__, "stress.sql")
+    crypto_rank = {"BTC": 0, "ETH": 1}
+    crypto = sorted(
+        (t for t in (templates or {}).values() if t.kind == AssetKind.CRYPTO and _unit_value(t) is not None),
+        key=lambda t: (crypto_rank.get(t.symbol, 9), t.haircut, t.symbol),
+    )
+    statement = piece("results")
+    if not crypto:
+        fast = (
+            "part_plans AS (SELECT NULL::bigint AS facility_id, NULL::jsonb AS plan, NULL::numeric AS proceeds,\n"
+            "                      NULL::numeric AS ratio WHERE false),"
+        )
+        return statement.replace("%%FAST%%", fast).replace("%%VOLUME%%", ""), {}
+    indices = range(len(crypto))
+    params: dict[str, object] = {
+        "cash_symbols": [t.symbol for t in (templates or {}).values() if t.kind == AssetKind.CASH]
+    }
+    for i, t in enumerate(crypto):
+        params |= {f"fc_{i}_symbol": t.symbol, f"fc_{i}_unit": _unit_value(t), f"fc_{i}_haircut": t.haircut,
+                   f"fc_{i}_lot": t.lot_size, f"fc_{i}_lot_text": plain(t.lot_size), f"fc_{i}_eligible": t.eligible}  # fmt: skip
+
+    def each(name: str, joiner: str) -> str:
+        return joiner.join(piece(f"fast.{name}").format(i=i) for i in indices)
+
+    def total(column: str, among) -> str:
+        return "(" + " + ".join(f"v.{column}{j}" for j in among) + ")" if among else "0"
+
+    def margin(i: int) -> str:
+        if not crypto[i].eligible:
+            return "0"
+        return (f"GREATEST(FLOOR(ROUND(n.q{i} * %(fc_{i}_unit)s::numeric, 2) * (1 - %(fc_{i}_haircut)s::numeric) * 100)"
+                " * 0.01, 0)")  # fmt: skip
+
+    def case_last(prefix: str, value) -> str:
+        return "CASE " + prefix + " " + " ".join(f"WHEN {i} THEN {value(i)}" for i in indices) + " END"
+
+    held_after = {i: " OR ".join(f"{{t}}.q{j} > 0" for j in indices if j > i) or "false" for i in indices}
+    last_columns = ", ".join(
+        f"{case_last('c.last', value)} AS {name}"
+        for name, value in (
+            ("held", lambda i: f"c.q{i}"), ("unit", lambda i: f"%(fc_{i}_unit)s::numeric"),
+            ("lot", lambda i: f"%(fc_{i}_lot)s::numeric"), ("haircut", lambda i: f"%(fc_{i}_haircut)s::numeric"),
+            ("eligible", lambda i: f"%(fc_{i}_eligible)s::boolean"), ("pf", lambda i: f"c.pf{i}"),
+            ("d_after", lambda i: f"c.d{i}"), ("lv_after", lambda i: f"c.lv{i}"), ("m_after", lambda i: f"c.m{i}"),
+            ("symbol", lambda i: f"%(fc_{i}_symbol)s::text"), ("lot_text", lambda i: f"%(fc_{i}_lot_text)s::text"),
+        )
+    )  # fmt: skip
+    limited = (
+        " OR ".join(f"s.q{i} > 0" for i in indices if crypto[i].concentration_limit is not None) or "false"
+    )
+    fast = piece("fast").format(
+        quantities=each("quantity", ",\n           "),
+        values=", ".join(
+            piece("fast.value").format(i=i)
+            + ", "
+            + piece("fast.margin_and_proceeds").format(i=i, margin=margin(i))
+            for i in indices
+        ),
+        lvf_all=total("lvf", indices),
+        mv_all=total("mv", indices),
+        afters=",\n           ".join(
+            piece("fast.after").format(
+                i=i,
+                pf_through=" + ".join(f"v.pf{j}" for j in indices if j <= i),
+                lvf_rest=total("lvf", [j for j in indices if j > i]),
+                mv_rest=total("mv", [j for j in indices if j > i]),
+            )
+            for i in indices
+        ),
+        last=each("last_when", " "),
+        limited=f"({limited})",
+        held_any="(" + " OR ".join(f"s.q{i} > 0" for i in indices) + ")",
+        last_columns=last_columns,
+        whole_sales="\n               || ".join(piece("fast.whole_sale").format(i=i) for i in indices),
+        whole_proceeds="("
+        + " + ".join(f"CASE WHEN l.last > {i} THEN l.pf{i} ELSE 0 END" for i in indices)
+        + ")",
+        sold_volume=", ".join(
+            f"CASE WHEN l.last > {i} THEN l.q{i} WHEN l.last = {i} THEN l.q_last ELSE 0 END AS vq{i}, "
+            f"CASE WHEN l.last > {i} THEN l.mv{i} WHEN l.last = {i} THEN l.sold_last * 0.01 ELSE 0 END AS vmv{i}"
+            for i in indices
+        ),
+        held_after_last=case_last("l.last", lambda i: "(" + held_after[i].format(t="l") + ")"),
+        no_volume=", ".join("0::numeric, 0::numeric" for _ in indices),
+    )
+    volume = "UNION ALL\n" + "\nUNION ALL\n".join(piece("fast.volume").format(i=i) for i in indices)
+    return statement.replace("%%FAST%%", fast).replace("%%VOLUME%%", volume), params
 
 
 def valued_in_sql() -> bool:
@@ -233,15 +321,40 @@ def valued_in_sql() -> bool:
 Group = tuple[str, str, int, Decimal | None, Decimal, Decimal | None, Decimal, Decimal, Decimal]
 
 
-def _write_results(run: StressRun, units: list[AssetUnit]) -> list[Group]:
-    """One row per open facility, and their figures per status before and after: on PostgreSQL the sweep's
-    valuation statement writes them and sums them up in the same pass; elsewhere the pure calculations
-    (``facility_figures``) with the margin states read in bulk."""
+def _write_results(
+    run: StressRun, units: list[AssetUnit], templates: dict[str, PositionInput]
+) -> tuple[list[Group], list[int], dict[str, dict[str, Decimal]]]:
+    """One row per open facility, their figures per status before and after, the facilities a sale would reach
+    still without a plan, and the volume per asset of the plans written with the rows. On PostgreSQL the sweep's
+    valuation statement writes them, sums them up and plans the sales it can from the pools' fixed parts in the
+    same pass (``stress.sql``, piece ``results``); elsewhere the pure calculations (``facility_figures``) with
+    the margin states read in bulk, and every plan is left to the planner."""
     default = default_policy()
     if valued_in_sql():
-        return valuation_of_book_run(
-            _results_statement(), units=units, params={"run": run.pk, "default_target": default.target}
-        )
+        with connection.cursor() as cursor:
+            _plan_units_load(cursor, templates)
+        fast = planned_in_sql() and _fast_plans_hold(templates)
+        statement, crypto_params = _results_statement(templates if fast else None)
+        returned = valuation_of_book_run(
+            statement,
+            units=units,
+            params={
+                "run": run.pk, "default_target": default.target, "default_policy": default.pk,
+                "sale_cost": run.sale_cost, "fast_plans": fast, "min_slope": LEAST_SEARCH_MIN_SLOPE,
+                "max_candidates": LEAST_SEARCH_MAX_CANDIDATES // 2, **crypto_params,
+            },
+        )  # fmt: skip
+        groups: list[Group] = []
+        unplanned: list[int] = []
+        volume: dict[str, dict[str, Decimal]] = defaultdict(lambda: {"quantity": ZERO, "market_value": ZERO})
+        for kind, first, second, n, *sums in returned:
+            if kind == "rows":
+                groups.append((first, second, n, *sums))
+            elif kind == "unplanned":
+                unplanned.append(n)
+            else:
+                volume[first] = {"quantity": sums[0], "market_value": sums[1]}
+        return groups, unplanned, volume
     targets = {None: default.target, **dict(MarginPolicy.objects.values_list("pk", "target"))}
     policies = dict(Facility.objects.exclude(status=FacilityStatus.CLOSED).values_list("pk", "policy_id"))
     states = MarginState.objects.in_bulk(list(policies))
@@ -264,16 +377,29 @@ def _write_results(run: StressRun, units: list[AssetUnit]) -> list[Group]:
             )
         )  # fmt: skip
     StressResult.objects.bulk_create(rows, batch_size=2000)
-    groups: dict[tuple[str, str], list] = {}
+    groups_by: dict[tuple[str, str], list] = {}
     for row in rows:
-        group = groups.setdefault(
+        group = groups_by.setdefault(
             (row.status_before, row.status_after), [0, None, ZERO, None, ZERO, ZERO, ZERO]
         )
         group[0] += 1
         for i, value in enumerate((row.market_value_before, row.market_value, row.margin_value_before,
                                    row.margin_value, row.repayment_to_cure, row.debt), 1):  # fmt: skip
             group[i] = _plus(group[i], value)
-    return [(*key, *figures) for key, figures in groups.items()]
+    unplanned = [row.facility_id for row in rows if row.status_after in NEEDS_A_SALE]
+    return (
+        [(*key, *figures) for key, figures in groups_by.items()],
+        unplanned,
+        defaultdict(lambda: {"quantity": ZERO, "market_value": ZERO}),
+    )
+
+
+def _fast_plans_hold(templates: dict[str, PositionInput]) -> bool:
+    """Whether a plan can be made from a pool's fixed part (``stress.sql``, piece ``fast``): the part counts
+    every asset but the crypto as one sum, from which the plan takes the pool's cash out (the planner never
+    counts cash). That holds when no cash asset has a concentration limit (the part's ``uncapped_from`` would
+    then depend on it)."""
+    return all(t.concentration_limit is None for t in templates.values() if t.kind == AssetKind.CASH)
 
 
 def _plus(total: Decimal | None, value: Decimal | None) -> Decimal | None:
@@ -289,33 +415,52 @@ def planned_in_sql() -> bool:
     return valued_in_sql()
 
 
-def _plan_sales(run: StressRun, templates: dict[str, PositionInput]) -> dict[str, dict[str, Decimal]]:
-    """The forced sale each facility with a call or a sale after the shock would meet, planned as the live
-    planner plans it (financing.liquidation.forced_sales): the pool's HKD repays first, then the rest is sold
-    in the policy's order, in whole lots, at the scenario's sale cost (or the policy's). On PostgreSQL two
-    statements plan and write nearly every one (``stress.sql``, pieces ``plan_positions`` and ``plans_write``),
-    and the Python planner the few they leave. Returns the volume per asset (quantity, market value)."""
-    rows = run.results.filter(status_after__in=NEEDS_A_SALE)
+def _plan_sales(
+    run: StressRun,
+    templates: dict[str, PositionInput],
+    unplanned: list[int],
+    volume: dict[str, dict[str, Decimal]],
+) -> dict[str, dict[str, Decimal]]:
+    """The forced sale each facility in ``unplanned`` (a call or a sale after the shock, no plan written with
+    its row) would meet, planned as the live planner plans it (financing.liquidation.forced_sales): the pool's
+    HKD repays first, then the rest is sold in the policy's order, in whole lots, at the scenario's sale cost (or
+    the policy's). On PostgreSQL two statements plan and write them from the pools' positions (``stress.sql``,
+    pieces ``plan_positions`` and ``plans_write``), and the Python planner the few they leave. Returns
+    ``volume`` (per asset: quantity, market value) with these plans' sales added."""
+    run.plans_with_rows = run.facilities_needing_a_sale - len(
+        unplanned
+    )  # not kept: for the bench and the log
+    if not unplanned:
+        return volume
+    rows = run.results.filter(facility_id__in=unplanned)
     if not planned_in_sql():
-        return _plan_in_python(run, list(rows.only("pk", "run_id", "facility_id", "debt")), templates)
-    unplanned, volume, second_pass = _plan_in_sql(run, templates)
-    # Not kept: for the bench, the log and the tests.
-    run.plans_in_python, run.plans_in_second_pass = len(unplanned), second_pass
-    if unplanned:
-        in_python = _plan_in_python(
-            run, list(rows.filter(pk__in=unplanned).only("pk", "run_id", "facility_id", "debt")), templates
+        return _add(
+            volume, _plan_in_python(run, list(rows.only("pk", "run_id", "facility_id", "debt")), templates)
         )
-        for symbol, figures in in_python.items():
-            volume[symbol]["quantity"] += figures["quantity"]
-            volume[symbol]["market_value"] += figures["market_value"]
+    left, planned, second_pass = _plan_in_sql(run, unplanned)
+    # Not kept: for the bench, the log and the tests.
+    run.plans_in_python, run.plans_in_second_pass = len(left), second_pass
+    volume = _add(volume, planned)
+    if left:
+        in_python = _plan_in_python(
+            run, list(rows.filter(pk__in=left).only("pk", "run_id", "facility_id", "debt")), templates
+        )
+        volume = _add(volume, in_python)
     return volume
 
 
-def _plan_in_sql(
-    run: StressRun, templates: dict[str, PositionInput]
-) -> tuple[list[int], dict[str, dict[str, Decimal]], int]:
-    """Plan and write the plans in two statements; the ids of the rows left to the Python planner, the
-    volume per asset of the plans written, and how many last sales the second pass found (a cut binding)."""
+def _add(
+    volume: dict[str, dict[str, Decimal]], more: dict[str, dict[str, Decimal]]
+) -> dict[str, dict[str, Decimal]]:
+    for symbol, figures in more.items():
+        volume[symbol]["quantity"] += figures["quantity"]
+        volume[symbol]["market_value"] += figures["market_value"]
+    return volume
+
+
+def _plan_units_load(cursor, templates: dict[str, PositionInput]) -> None:
+    """Each asset as the sale planner sees it at the scenario's prices, into a temporary table the plans join
+    (``stress.sql``, piece ``plan_units_create``)."""
     crypto_rank = {"BTC": 0, "ETH": 1}
     units = list(templates.values())
     columns: dict[str, list] = {
@@ -332,19 +477,31 @@ def _plan_in_sql(
         "crank": [crypto_rank.get(u.symbol, 9) if u.kind == "crypto" else 0 for u in units],
     }
     piece = functools.partial(sql_file, __file__, "stress.sql")
-    unplanned: list[int] = []
+    cursor.execute(piece("plan_units_drop"))
+    cursor.execute(piece("plan_units_create"))
+    cursor.execute(piece("plan_units_insert"), columns)
+
+
+def _plan_in_sql(
+    run: StressRun, unplanned: list[int]
+) -> tuple[list[int], dict[str, dict[str, Decimal]], int]:
+    """Plan the facilities ``unplanned`` from their positions and write the plans, in two statements; the ids
+    of the rows left to the Python planner, the volume per asset of the plans written, and how many last sales
+    the second pass found (a cut binding). The plan units are loaded (``_write_results``)."""
+    piece = functools.partial(sql_file, __file__, "stress.sql")
+    left: list[int] = []
     second_pass = 0
     volume: dict[str, dict[str, Decimal]] = defaultdict(lambda: {"quantity": ZERO, "market_value": ZERO})
     with connection.cursor() as cursor:
-        cursor.execute(piece("plan_units_drop"))
-        cursor.execute(piece("plan_units_create"))
-        cursor.execute(piece("plan_units_insert"), columns)
         cursor.execute(piece("plans_drop"))
         cursor.execute(piece("plan_cut_bound"))
         cursor.execute(
             piece("plan_positions"),
-            {"run": run.pk, "sale_cost": run.sale_cost, "default_policy": default_policy().pk},
-        )
+            {
+                "run": run.pk, "facilities": unplanned, "sale_cost": run.sale_cost,
+                "default_policy": default_policy().pk,
+            },
+        )  # fmt: skip
         cursor.execute(
             piece("plans_write"),
             {
@@ -358,12 +515,12 @@ def _plan_in_sql(
         )
         for pk, symbol, quantity, market_value in cursor.fetchall():
             if pk is not None:
-                unplanned.append(pk)
+                left.append(pk)
             elif symbol is None:
                 second_pass = int(quantity)
             else:
                 volume[symbol] = {"quantity": quantity, "market_value": market_value}
-    return unplanned, volume, second_pass
+    return left, volume, second_pass
 
 
 def _unit_value(template: PositionInput) -> Decimal | None:
@@ -532,10 +689,12 @@ def stress_run(
             phases = {}
             mark = time.perf_counter()
             units, templates, run.prices = shocked_market(shocks)
-            groups = _write_results(run, units)
+            groups, unplanned, volume = _write_results(run, units, templates)
+            run.facilities_needing_a_sale = sum(n for _, after, n, *_ in groups if after in NEEDS_A_SALE)
             phases["valuation_ms"], mark = _ms(mark), time.perf_counter()
-            volume = _plan_sales(run, templates)
+            volume = _plan_sales(run, templates, unplanned, volume)
             phases["sale_plans_ms"], mark = _ms(mark), time.perf_counter()
+            phases["plans_with_rows"] = run.plans_with_rows
             phases["plans_in_python"] = getattr(run, "plans_in_python", None)
             phases["plans_in_second_pass"] = getattr(run, "plans_in_second_pass", None)
             _firm_figures(run, groups, volume)

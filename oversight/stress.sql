@@ -4,25 +4,226 @@
 -- "before" (as last swept), and the repayment that cures is the margin-call ladder's own function.
 
 -- name: results
--- The rows written, and the firm's figures of them in the same pass: per status before and after, how many and
--- their sums (a handful of rows; oversight.stress._firm_figures adds them up). The plans come later.
+-- The rows written, each once: its figures and, for most of the rows a sale would reach in a crypto crash, its
+-- forced-sale plan (the CTEs ``part_*``: piece ``fast`` and its per-crypto parts, composed by
+-- oversight.stress._results_statement). Returned: the firm's figures of the rows (per status before and after, how many
+-- and their sums: a handful of rows oversight.stress._firm_figures adds up), the rows a sale would reach still
+-- without a plan (``plan_positions`` plans them from the positions), and the volume per asset of the plans written
+-- here.
 WITH {valuation},
+%%FAST%%
 written AS (
     INSERT INTO oversight_stressresult (run_id, facility_id, market_value_before, margin_value_before, debt_before,
                                         ratio_before, status_before, market_value, margin_value, debt, ratio_after,
-                                        status_after, repayment_to_cure, sale_plan, sale_proceeds, shortfall)
+                                        status_after, repayment_to_cure, sale_plan, sale_proceeds, ratio_after_sale,
+                                        shortfall)
     SELECT %(run)s, r.facility_id, r.old_market_value, r.old_margin_value, r.old_debt, r.old_ratio,
-           COALESCE(r.old_status, ''), r.market_value, r.margin_value, r.debt, r.margin_ratio, r.status,
-           CASE WHEN r.status IN ('margin_call', 'forced_sale') THEN cure_repayment(r.debt, r.margin_value, r.target)
-                ELSE 0 END,
-           '[]'::jsonb, 0, 0
-      FROM result r
-    RETURNING status_before, status_after, market_value_before, market_value, margin_value_before, margin_value,
-              repayment_to_cure, debt
+           COALESCE(r.old_status, ''), r.market_value, r.margin_value, r.debt, r.margin_ratio, r.status, r.cure,
+           COALESCE(p.plan, '[]'::jsonb), COALESCE(p.proceeds, 0), p.ratio, 0
+      FROM (SELECT r.*, CASE WHEN r.status IN ('margin_call', 'forced_sale')
+                             THEN cure_repayment(r.debt, r.margin_value, r.target) ELSE 0 END AS cure
+              FROM result r) AS r
+      LEFT JOIN part_plans p ON p.facility_id = r.facility_id
+    RETURNING facility_id, status_after IN ('margin_call', 'forced_sale') AND ratio_after_sale IS NULL AS unplanned
 )
-SELECT status_before, status_after, COUNT(*), SUM(market_value_before), SUM(market_value), SUM(margin_value_before),
-       SUM(margin_value), SUM(repayment_to_cure), SUM(debt)
-  FROM written GROUP BY status_before, status_after
+SELECT 'rows', COALESCE(r.old_status, ''), r.status, COUNT(*), SUM(r.old_market_value), SUM(r.market_value),
+       SUM(r.old_margin_value), SUM(r.margin_value),
+       SUM(CASE WHEN r.status IN ('margin_call', 'forced_sale') THEN cure_repayment(r.debt, r.margin_value, r.target)
+                ELSE 0 END),
+       SUM(r.debt)
+  FROM result r GROUP BY COALESCE(r.old_status, ''), r.status
+UNION ALL
+SELECT 'unplanned', NULL, NULL, w.facility_id, NULL, NULL, NULL, NULL, NULL, NULL FROM written w WHERE w.unplanned
+%%VOLUME%%
+
+
+-- name: fast
+-- A plan made from the pool's stored fixed part, by the rules forced_sale_plan follows (and ``plan_positions`` and
+-- ``plans_write`` follow on the positions): the pool's HKD repays first; the crypto is sold whole in the default
+-- order (BTC, ETH, then by haircut and symbol: its columns 0, 1, … in that order) until a sale reaches the target;
+-- that last sale is the least whole-lot quantity that reaches it, the first of the candidates of
+-- ``LeastSearch.window`` that does (an exact window where no cut binds). Made only where that is the whole story:
+-- the pool is valued from its part (``from_fixed``), the policy keeps the default order, no crypto it holds has a
+-- concentration limit, its market value without the cash stays at or above the part's ``uncapped_from`` through
+-- the sales (no cut binds), and the target is reached before the last crypto it holds is sold whole (after that,
+-- whether anything is left to sell, and so whether the rest is a shortfall, is for its positions to say). The part
+-- counts the other assets (securities, cash) as one: the cash comes out of it (the planner never counts cash: the
+-- HKD repays first, other cash is never sold), and no cash has a concentration limit (oversight.stress.
+-- _fast_plans_hold); a holding is never negative (the ledger refuses one). One row per pool throughout: its crypto
+-- side by side in columns.
+part_need AS MATERIALIZED (
+    SELECT r.facility_id, r.debt, r.target, COALESCE(%(sale_cost)s::numeric, mp.sale_cost_rate) AS cost,
+           s.fixed_market_value - COALESCE(c.mv, 0) AS rest_mv, s.fixed_margin_value - COALESCE(c.lv, 0) AS rest_lv,
+           s.fixed_uncapped_from AS uncapped_from,
+           FLOOR(LEAST(COALESCE(c.hkd, 0), GREATEST(r.debt, 0)) * 100) * 0.01 AS cash,
+           {quantities}
+      FROM result r
+      JOIN financing_marginstate s ON s.facility_id = r.facility_id
+      JOIN financing_marginpolicy mp ON mp.id = COALESCE(r.policy_id, %(default_policy)s)
+      -- The pool's cash, valued as the part values it: out of the rest (the HKD repays; no cash is ever sold).
+      LEFT JOIN LATERAL (
+          SELECT SUM(b.amount) FILTER (WHERE b.instrument_id = 'HKD') AS hkd, SUM(ROUND(b.amount * u.unit, 2)) AS mv,
+                 SUM(CASE WHEN u.eligible THEN GREATEST(FLOOR(ROUND(b.amount * u.unit, 2) * (1 - u.haircut) * 100) * 0.01, 0)
+                          ELSE 0 END) AS lv
+            FROM financing_facility f
+            JOIN collateral_collateralpool p ON p.client_id = f.client_id
+            JOIN ledger_balance b ON b.account_id = p.account_id AND b.instrument_id = ANY(%(cash_symbols)s)
+                                 AND b.amount > 0
+            JOIN stress_plan_units u ON u.symbol = b.instrument_id
+           WHERE f.id = r.facility_id
+      ) c ON true
+     WHERE %(fast_plans)s AND r.from_fixed AND r.status IN ('margin_call', 'forced_sale')
+       AND jsonb_array_length(mp.sale_order) = 0
+),
+-- Each crypto's market value, margin value and proceeds of its whole sale; then the state before any sale (the cash
+-- repaid) and after the whole sale of each: debt, margin value, market value without the cash.
+part_values AS (
+    SELECT n.*, {values} FROM part_need n OFFSET 0
+),
+part_states AS (
+    SELECT v.*, v.debt - v.cash AS d_start, v.rest_lv + {lvf_all} AS lv_start, v.rest_mv + {mv_all} AS m_start,
+           {afters}
+      FROM part_values v
+    OFFSET 0
+),
+-- ``last``: the first crypto held whose whole sale reaches the target.
+part_chosen AS (
+    SELECT s.*, s.d_start <= s.target * s.lv_start AS start_reaches, CASE {last} END AS last,
+           {limited} AS limited, {held_any} AS held_any
+      FROM part_states s
+    OFFSET 0
+),
+-- The last sale's window of candidates, in cents of HKD as ``plans_write`` works them out (no cut: ``others`` is the
+-- margin value of the rest of the pool, which the sale does not change).
+part_windows AS (
+    SELECT w.*, w.cents_high - w.cents_low <= w.lots_high - w.lots_low AS by_cents,
+           LEAST(w.cents_high - w.cents_low, w.lots_high - w.lots_low) + 1 AS width
+      FROM (
+        SELECT l.*, GREATEST(LEAST(CEIL((l.cents_high - 0.5) / l.lot_value) + 1, l.held_lots), l.lots_low) AS lots_high
+          FROM (
+            SELECT b.*, GREATEST(b.cents_high_raw, b.cents_low) AS cents_high,
+                   GREATEST(FLOOR((b.cents_low - 0.5) / b.lot_value), 1) AS lots_low
+              FROM (
+                SELECT s.*,
+                       GREATEST(FLOOR((s.debt_c - s.target * s.others - s.kept * (s.full_value + 1)) / s.slope) - 1, 0)
+                           AS cents_low,
+                       CEIL((s.debt_c + 1 - s.target * s.others + CASE WHEN s.eligible THEN s.target ELSE 0 END
+                             - s.kept * (s.full_value - s.lot_value)) / s.slope) + 1 AS cents_high_raw
+                  FROM (
+                    SELECT p.*, 100 * (p.d_after + p.pf) AS debt_c, 100 * p.lv_after AS others,
+                           (1 - p.cost) - p.target * CASE WHEN p.eligible THEN 1 - p.haircut ELSE 0 END AS slope,
+                           CASE WHEN p.eligible THEN p.target * (1 - p.haircut) ELSE 0 END AS kept,
+                           100 * p.held * p.unit AS full_value, 100 * p.unit * p.lot AS lot_value,
+                           CEIL(p.held / p.lot) AS held_lots
+                      FROM (
+                        SELECT c.*, {last_columns}
+                          FROM part_chosen c
+                         WHERE NOT c.start_reaches AND c.last IS NOT NULL AND NOT c.limited
+                        OFFSET 0
+                      ) AS p
+                     WHERE p.unit > 0
+                    OFFSET 0
+                  ) AS s
+                 WHERE s.slope >= %(min_slope)s
+                OFFSET 0
+              ) AS b
+            OFFSET 0
+          ) AS l
+        OFFSET 0
+      ) AS w
+     WHERE LEAST(w.cents_high - w.cents_low, w.lots_high - w.lots_low) + 1 <= %(max_candidates)s
+),
+-- Each window's candidates tried in increasing order, each valued; the first that reaches the target is the last
+-- sale.
+part_last AS (
+    SELECT w.*, x.quantity AS q_last, x.sold AS sold_last, x.proceeds AS proceeds_last,
+           (w.debt_c - x.proceeds) * 0.01 AS debt_after,
+           w.lv_after + CASE WHEN w.eligible THEN GREATEST(FLOOR(x.left_value * (1 - w.haircut)) * 0.01, 0) ELSE 0 END
+               AS lv_last
+      FROM part_windows w
+     CROSS JOIN LATERAL (
+         SELECT q.quantity, q.sold, FLOOR(q.sold * (1 - w.cost)) AS proceeds,
+                ROUND(100 * (w.held - q.quantity) * w.unit) AS left_value
+           FROM (
+             SELECT g.quantity, ROUND(100 * g.quantity * w.unit) AS sold
+               FROM (
+                 SELECT LEAST(CASE WHEN w.by_cents
+                                   THEN LEAST(GREATEST(CEIL((w.cents_low + n - 0.5) / w.lot_value), 1), w.held_lots)
+                                   ELSE w.lots_low + n END * w.lot, w.held) AS quantity
+                   FROM generate_series(0, w.width - 1) AS n
+                 OFFSET 0
+               ) AS g
+             OFFSET 0
+           ) AS q
+          WHERE (w.debt_c - FLOOR(q.sold * (1 - w.cost))) * 0.01
+                <= w.target * (w.lv_after + CASE WHEN w.eligible
+                    THEN GREATEST(FLOOR(ROUND(100 * (w.held - q.quantity) * w.unit) * (1 - w.haircut)) * 0.01, 0)
+                    ELSE 0 END)
+          LIMIT 1
+     ) AS x
+    OFFSET 0
+),
+-- The plans: the pools whose target the crypto reaches before the last crypto held is sold whole, and those whose
+-- cash alone reaches it (a plan of their HKD, or none).
+part_plans AS MATERIALIZED (
+    SELECT l.facility_id,
+           CASE WHEN l.cash > 0 THEN jsonb_build_array(jsonb_build_object(
+                    'asset', 'HKD', 'quantity', l.cash::text, 'lot_size', '0.01', 'market_value', l.cash::text,
+                    'proceeds', l.cash::text)) ELSE '[]'::jsonb END
+               || {whole_sales}
+               || jsonb_build_array(jsonb_build_object(
+                      'asset', l.symbol,
+                      'quantity', CASE WHEN l.q_last::text LIKE '%%.%%' THEN rtrim(rtrim(l.q_last::text, '0'), '.')
+                                       ELSE l.q_last::text END,
+                      'lot_size', l.lot_text, 'market_value', (l.sold_last * 0.01)::text,
+                      'proceeds', (l.proceeds_last * 0.01)::text)) AS plan,
+           l.cash + {whole_proceeds} + l.proceeds_last * 0.01 AS proceeds,
+           CASE WHEN l.debt_after <= 0 THEN 0 ELSE ROUND(l.debt_after::numeric(40, 20) / l.lv_last, 8) END AS ratio,
+           {sold_volume}
+      FROM part_last l
+     WHERE ({held_after_last} OR l.q_last < l.held)
+       AND (l.uncapped_from IS NULL OR l.m_after >= l.uncapped_from)
+    UNION ALL
+    SELECT c.facility_id,
+           CASE WHEN c.cash > 0 THEN jsonb_build_array(jsonb_build_object(
+                    'asset', 'HKD', 'quantity', c.cash::text, 'lot_size', '0.01', 'market_value', c.cash::text,
+                    'proceeds', c.cash::text)) ELSE '[]'::jsonb END,
+           c.cash,
+           CASE WHEN c.d_start <= 0 THEN 0 ELSE ROUND(c.d_start::numeric(40, 20) / c.lv_start, 8) END,
+           {no_volume}
+      FROM part_chosen c
+     WHERE c.start_reaches AND c.held_any AND NOT c.limited
+       AND (c.uncapped_from IS NULL OR c.m_start >= c.uncapped_from)
+),
+
+
+-- name: fast.quantity
+COALESCE(trim_scale((s.fixed_crypto ->> %(fc_{i}_symbol)s)::numeric), 0) AS q{i}
+
+-- name: fast.value
+ROUND(n.q{i} * %(fc_{i}_unit)s::numeric, 2) AS mv{i}
+
+-- name: fast.margin_and_proceeds
+-- (in part_values, from the market value worked out beside it: the expressions repeat it)
+{margin} AS lvf{i}, FLOOR(ROUND(n.q{i} * %(fc_{i}_unit)s::numeric, 2) * (1 - n.cost) * 100) * 0.01 AS pf{i}
+
+-- name: fast.after
+-- The state after the whole sale of crypto {i}: debt, and the margin and market value of what is left of the pool.
+v.debt - v.cash - ({pf_through}) AS d{i}, v.rest_lv + {lvf_rest} AS lv{i}, v.rest_mv + {mv_rest} AS m{i}
+
+-- name: fast.last_when
+WHEN s.q{i} > 0 AND s.d{i} <= s.target * s.lv{i} THEN {i}
+
+-- name: fast.whole_sale
+CASE WHEN l.last > {i} AND l.q{i} > 0 THEN jsonb_build_array(jsonb_build_object(
+    'asset', %(fc_{i}_symbol)s::text,
+    'quantity', CASE WHEN l.q{i}::text LIKE '%%.%%' THEN rtrim(rtrim(l.q{i}::text, '0'), '.') ELSE l.q{i}::text END,
+    'lot_size', %(fc_{i}_lot_text)s::text, 'market_value', l.mv{i}::text, 'proceeds', l.pf{i}::text))
+    ELSE '[]'::jsonb END
+
+-- name: fast.volume
+SELECT 'volume', %(fc_{i}_symbol)s::text, NULL, NULL, SUM(p.vq{i}), SUM(p.vmv{i}), NULL, NULL, NULL, NULL
+  FROM part_plans p HAVING SUM(p.vq{i}) > 0
 
 
 -- name: plans
@@ -106,9 +307,14 @@ WITH policies AS MATERIALIZED (
            (SELECT COUNT(*) <> COUNT(DISTINCT o) FROM jsonb_array_elements_text(mp.sale_order) o) AS repeats
       FROM financing_marginpolicy mp
 ),
+planned_rows AS MATERIALIZED (
+    SELECT r.id, r.ctid AS row_ctid, r.debt, r.facility_id
+      FROM unnest(%(facilities)s::bigint[]) AS u(facility_id)
+      JOIN oversight_stressresult r ON r.run_id = %(run)s AND r.facility_id = u.facility_id
+),
 need AS MATERIALIZED (
-    SELECT r.id, r.ctid AS row_ctid, r.debt, p.account_id, mp.target, mp.cost, mp.sale_order, mp.repeats, COALESCE(c.cash, 0) AS cash
-      FROM oversight_stressresult r
+    SELECT r.id, r.row_ctid, r.debt, p.account_id, mp.target, mp.cost, mp.sale_order, mp.repeats, COALESCE(c.cash, 0) AS cash
+      FROM planned_rows r
       JOIN financing_facility f ON f.id = r.facility_id
       JOIN policies mp ON mp.id = COALESCE(f.policy_id, %(default_policy)s)
       LEFT JOIN collateral_collateralpool p ON p.client_id = f.client_id
@@ -116,7 +322,6 @@ need AS MATERIALIZED (
           SELECT FLOOR(LEAST(b.amount, GREATEST(r.debt, 0)) * 100) * 0.01 AS cash FROM ledger_balance b
            WHERE b.account_id = p.account_id AND b.instrument_id = 'HKD' AND b.amount > 0
       ) c ON true
-     WHERE r.run_id = %(run)s AND r.status_after IN ('margin_call', 'forced_sale')
 ),
 positions AS (
     SELECT n.id, n.row_ctid, n.target, n.cost, n.repeats, n.cash, n.debt - n.cash AS d0, h.symbol, h.held, h.unit, h.haircut,

@@ -330,19 +330,20 @@ new_fixed_parts AS (
          WHERE lp.refresh
       ) AS n
 ),
--- Each pool valued, with its new fixed part where one is stored: none of those valued from their part.
+-- Each pool valued, with its new fixed part where one is stored: none of those valued from their part
+-- (``from_fixed``: the stress test plans those pools' sales from their parts too).
 valued AS (
     SELECT fp.facility_id, fp.policy_id, fp.is_new, fp.old_status, fp.old_ratio, fp.old_market_value,
            fp.old_margin_value, fp.old_debt, fp.old_valued_at, fp.debt, fp.market_value, fp.margin_value,
            false AS store,
            NULL::numeric(20, 2) AS fixed_market_value, NULL::numeric(20, 2) AS fixed_margin_value,
-           NULL::numeric(20, 2) AS fixed_uncapped_from, NULL::jsonb AS fixed_crypto
+           NULL::numeric(20, 2) AS fixed_uncapped_from, NULL::jsonb AS fixed_crypto, true AS from_fixed
       FROM fast_pools fp
      WHERE NOT fp.capped
     UNION ALL
     SELECT lp.facility_id, lp.policy_id, lp.is_new, lp.old_status, lp.old_ratio, lp.old_market_value,
            lp.old_margin_value, lp.old_debt, lp.old_valued_at, lp.debt, COALESCE(v.market_value, 0)::numeric(20, 2),
-           GREATEST(COALESCE(v.margin_value, 0), 0)::numeric(20, 2), {fixed_columns}
+           GREATEST(COALESCE(v.margin_value, 0), 0)::numeric(20, 2), {fixed_columns}, false
       FROM long_pools lp
       LEFT JOIN pool_values v ON v.facility_id = lp.facility_id{fixed_join}
 ),
