@@ -437,7 +437,7 @@ def _plan_sales(
         return _add(
             volume, _plan_in_python(run, list(rows.only("pk", "run_id", "facility_id", "debt")), templates)
         )
-    left, planned, second_pass = _plan_in_sql(run, unplanned)
+    left, planned, second_pass = _plan_in_sql(run, unplanned, templates)
     # Not kept: for the bench, the log and the tests.
     run.plans_in_python, run.plans_in_second_pass = len(left), second_pass
     volume = _add(volume, planned)
@@ -480,15 +480,17 @@ def _plan_units_load(cursor, templates: dict[str, PositionInput]) -> None:
     cursor.execute(piece("plan_units_drop"))
     cursor.execute(piece("plan_units_create"))
     cursor.execute(piece("plan_units_insert"), columns)
+    cursor.execute(piece("plan_units_analyze"))
 
 
 def _plan_in_sql(
-    run: StressRun, unplanned: list[int]
+    run: StressRun, unplanned: list[int], templates: dict[str, PositionInput]
 ) -> tuple[list[int], dict[str, dict[str, Decimal]], int]:
     """Plan the facilities ``unplanned`` from their positions and write the plans, in two statements; the ids
     of the rows left to the Python planner, the volume per asset of the plans written, and how many last sales
     the second pass found (a cut binding). The plan units are loaded (``_write_results``)."""
     piece = functools.partial(sql_file, __file__, "stress.sql")
+    plan_symbols = [t.symbol for t in templates.values() if t.kind != AssetKind.CASH]  # what a sale may sell
     left: list[int] = []
     second_pass = 0
     volume: dict[str, dict[str, Decimal]] = defaultdict(lambda: {"quantity": ZERO, "market_value": ZERO})
@@ -499,7 +501,7 @@ def _plan_in_sql(
             piece("plan_positions"),
             {
                 "run": run.pk, "facilities": unplanned, "sale_cost": run.sale_cost,
-                "default_policy": default_policy().pk,
+                "default_policy": default_policy().pk, "plan_symbols": plan_symbols,
             },
         )  # fmt: skip
         cursor.execute(

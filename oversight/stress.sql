@@ -255,6 +255,11 @@ SELECT symbol, trim_scale(unit), trim_scale(haircut), trim_scale(lim), eligible,
                      %(grp)s::int[], %(crank)s::int[]) AS u(symbol, unit, haircut, lim, eligible, lot, lot_text, cash, grp, crank)
 
 
+-- name: plan_units_analyze
+-- What the planner knows of the units (a couple of hundred rows): it then looks each pool's assets up by key.
+ANALYZE stress_plan_units
+
+
 -- name: plans_drop
 DROP TABLE IF EXISTS pg_temp.stress_plan_positions
 
@@ -307,37 +312,45 @@ WITH policies AS MATERIALIZED (
            (SELECT COUNT(*) <> COUNT(DISTINCT o) FROM jsonb_array_elements_text(mp.sale_order) o) AS repeats
       FROM financing_marginpolicy mp
 ),
-planned_rows AS MATERIALIZED (
-    SELECT r.id, r.ctid AS row_ctid, r.debt, r.facility_id
-      FROM unnest(%(facilities)s::bigint[]) AS u(facility_id)
-      JOIN oversight_stressresult r ON r.run_id = %(run)s AND r.facility_id = u.facility_id
-),
+-- The rows to plan and what they plan with, each found by its key (lateral, OFFSET 0: row by row, not a hash of
+-- the run's 100,000 rows and of every facility for the few thousand asked for).
 need AS MATERIALIZED (
     SELECT r.id, r.row_ctid, r.debt, p.account_id, mp.target, mp.cost, mp.sale_order, mp.repeats, COALESCE(c.cash, 0) AS cash
-      FROM planned_rows r
-      JOIN financing_facility f ON f.id = r.facility_id
-      JOIN policies mp ON mp.id = COALESCE(f.policy_id, %(default_policy)s)
-      LEFT JOIN collateral_collateralpool p ON p.client_id = f.client_id
+      FROM unnest(%(facilities)s::bigint[]) AS u(facility_id)
+     CROSS JOIN LATERAL (
+         SELECT r.id, r.ctid AS row_ctid, r.debt, f.client_id, f.policy_id FROM oversight_stressresult r
+           JOIN financing_facility f ON f.id = r.facility_id
+          WHERE r.run_id = %(run)s AND r.facility_id = u.facility_id
+         OFFSET 0
+     ) r
+      JOIN policies mp ON mp.id = COALESCE(r.policy_id, %(default_policy)s)
+      LEFT JOIN collateral_collateralpool p ON p.client_id = r.client_id
       LEFT JOIN LATERAL (
           SELECT FLOOR(LEAST(b.amount, GREATEST(r.debt, 0)) * 100) * 0.01 AS cash FROM ledger_balance b
            WHERE b.account_id = p.account_id AND b.instrument_id = 'HKD' AND b.amount > 0
       ) c ON true
 ),
+-- The pool's balances by the ledger's index (a pool at a time, never a hash of the ledger); then each joined to its
+-- asset in one hash of the assets.
+held AS MATERIALIZED (
+    SELECT n.*, hb.instrument_id, hb.held
+      FROM need n
+      LEFT JOIN LATERAL (
+          SELECT b.instrument_id, trim_scale(b.amount) AS held FROM ledger_balance b
+           WHERE b.account_id = n.account_id AND b.amount > 0 AND b.instrument_id = ANY(%(plan_symbols)s)
+          OFFSET 0
+      ) hb ON true
+),
 positions AS (
-    SELECT n.id, n.row_ctid, n.target, n.cost, n.repeats, n.cash, n.debt - n.cash AS d0, h.symbol, h.held, h.unit, h.haircut,
+    SELECT n.id, n.row_ctid, n.target, n.cost, n.repeats, n.cash, n.debt - n.cash AS d0, h.symbol, n.held, h.unit, h.haircut,
            h.lim, h.eligible, h.lot, h.lot_text, h.unit IS NOT NULL AS priced, h.symbol IS NOT NULL AND h.unit IS NULL AS unpriced,
-           COALESCE(ROUND(h.held * h.unit, 2), 0) AS mv,
+           COALESCE(ROUND(n.held * h.unit, 2), 0) AS mv,
            CASE WHEN h.unit IS NOT NULL THEN ROW_NUMBER() OVER (
                PARTITION BY n.id, h.unit IS NOT NULL
                ORDER BY COALESCE(array_position(n.sale_order, h.symbol::text), 2147483647), h.grp, h.crank,
                         h.haircut, h.symbol COLLATE "C") END AS k
-      FROM need n
-      LEFT JOIN LATERAL (
-          SELECT b.instrument_id AS symbol, trim_scale(b.amount) AS held, u.unit, u.haircut, u.lim, u.eligible, u.lot,
-                 u.lot_text, u.grp, u.crank
-            FROM ledger_balance b JOIN stress_plan_units u ON u.symbol = b.instrument_id AND NOT u.cash
-           WHERE b.account_id = n.account_id AND b.amount > 0
-      ) h ON true
+      FROM held n
+      LEFT JOIN stress_plan_units h ON h.symbol = n.instrument_id
 ),
 valued AS (
     SELECT p.*, v.lvf, CASE WHEN p.lim IS NOT NULL THEN v.lvf ELSE 0 END AS lvl,
