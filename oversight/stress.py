@@ -24,6 +24,7 @@ from collateral.calculations import (
     WIDE,
     PositionInput,
     cure_amounts,
+    default_sale_order,
     forced_sale_plan,
 )
 from collateral.enums import AssetKind
@@ -220,94 +221,76 @@ def shocked_market(shocks: Shocks) -> tuple[list[AssetUnit], dict[str, PositionI
 
 
 def _results_statement(templates: dict[str, PositionInput] | None = None) -> tuple[str, dict[str, object]]:
-    """The ``results`` statement with its plans from the fixed parts (``fast``) composed for the crypto of
-    ``templates`` (none: no plan made there), and the parameters its crypto columns read."""
+    """The ``results`` statement with the plans from the fixed parts (piece ``fast``) composed for the crypto of
+    ``templates``, one set of columns each in the default sale order (none given: no plan is made there), and
+    the parameters those columns read. Only column numbers and the pieces' text go into the statement's text;
+    every figure and symbol is a parameter."""
     piece = functools.partial(sql_file, __file__, "stress.sql")
-    crypto_rank = {"BTC": 0, "ETH": 1}
-    crypto = sorted(
-        (t for t in (templates or {}).values() if t.kind == AssetKind.CRYPTO and _unit_value(t) is not None),
-        key=lambda t: (crypto_rank.get(t.symbol, 9), t.haircut, t.symbol),
-    )
     statement = piece("results")
+    priced = {
+        s: t
+        for s, t in (templates or {}).items()
+        if t.kind == AssetKind.CRYPTO and _unit_value(t) is not None
+    }
+    crypto = [priced[symbol] for symbol in default_sale_order(list(priced.values()))]
     if not crypto:
-        fast = (
-            "part_plans AS (SELECT NULL::bigint AS facility_id, NULL::jsonb AS plan, NULL::numeric AS proceeds,\n"
-            "                      NULL::numeric AS ratio WHERE false),"
-        )
-        return statement.replace("%%FAST%%", fast).replace("%%VOLUME%%", ""), {}
-    indices = range(len(crypto))
+        return statement.replace("%%FAST%%", piece("fast.none")).replace("%%VOLUME%%", ""), {}
+    columns = range(len(crypto))
     params: dict[str, object] = {
-        "cash_symbols": [t.symbol for t in (templates or {}).values() if t.kind == AssetKind.CASH]
+        "cash_symbols": [t.symbol for t in templates.values() if t.kind == AssetKind.CASH]
     }
     for i, t in enumerate(crypto):
         params |= {f"fc_{i}_symbol": t.symbol, f"fc_{i}_unit": _unit_value(t), f"fc_{i}_haircut": t.haircut,
                    f"fc_{i}_lot": t.lot_size, f"fc_{i}_lot_text": plain(t.lot_size), f"fc_{i}_eligible": t.eligible}  # fmt: skip
 
-    def each(name: str, joiner: str) -> str:
-        return joiner.join(piece(f"fast.{name}").format(i=i) for i in indices)
+    def each(name: str, joiner: str, among=columns, **slots) -> str:
+        return joiner.join(
+            piece(f"fast.{name}").format(i=i, **{k: f(i) for k, f in slots.items()}) for i in among
+        )
 
     def total(column: str, among) -> str:
         return "(" + " + ".join(f"v.{column}{j}" for j in among) + ")" if among else "0"
 
-    def margin(i: int) -> str:
+    def margin(i: int) -> str:  # the crypto's margin value (fast.margin_and_proceeds)
         if not crypto[i].eligible:
             return "0"
         return (f"GREATEST(FLOOR(ROUND(n.q{i} * %(fc_{i}_unit)s::numeric, 2) * (1 - %(fc_{i}_haircut)s::numeric) * 100)"
                 " * 0.01, 0)")  # fmt: skip
 
-    def case_last(prefix: str, value) -> str:
-        return "CASE " + prefix + " " + " ".join(f"WHEN {i} THEN {value(i)}" for i in indices) + " END"
+    def by_last(value) -> str:  # a column's figure for the crypto sold last
+        return "CASE c.last " + " ".join(f"WHEN {i} THEN {value(i)}" for i in columns) + " END"
 
-    held_after = {i: " OR ".join(f"{{t}}.q{j} > 0" for j in indices if j > i) or "false" for i in indices}
-    last_columns = ", ".join(
-        f"{case_last('c.last', value)} AS {name}"
-        for name, value in (
-            ("held", lambda i: f"c.q{i}"), ("unit", lambda i: f"%(fc_{i}_unit)s::numeric"),
-            ("lot", lambda i: f"%(fc_{i}_lot)s::numeric"), ("haircut", lambda i: f"%(fc_{i}_haircut)s::numeric"),
-            ("eligible", lambda i: f"%(fc_{i}_eligible)s::boolean"), ("pf", lambda i: f"c.pf{i}"),
-            ("d_after", lambda i: f"c.d{i}"), ("lv_after", lambda i: f"c.lv{i}"), ("m_after", lambda i: f"c.m{i}"),
-            ("symbol", lambda i: f"%(fc_{i}_symbol)s::text"), ("lot_text", lambda i: f"%(fc_{i}_lot_text)s::text"),
-        )
-    )  # fmt: skip
-    limited = (
-        " OR ".join(f"s.q{i} > 0" for i in indices if crypto[i].concentration_limit is not None) or "false"
-    )
+    def held_after(table: str, i: int) -> str:  # whether the pool holds any crypto sold after column i
+        return "(" + (" OR ".join(f"{table}.q{j} > 0" for j in columns if j > i) or "false") + ")"
+
+    last_columns = {
+        "held": lambda i: f"c.q{i}", "unit": lambda i: f"%(fc_{i}_unit)s::numeric",
+        "lot": lambda i: f"%(fc_{i}_lot)s::numeric", "haircut": lambda i: f"%(fc_{i}_haircut)s::numeric",
+        "eligible": lambda i: f"%(fc_{i}_eligible)s::boolean", "pf": lambda i: f"c.pf{i}", "d_after": lambda i: f"c.d{i}",
+        "lv_after": lambda i: f"c.lv{i}", "m_after": lambda i: f"c.m{i}", "symbol": lambda i: f"%(fc_{i}_symbol)s::text",
+        "lot_text": lambda i: f"%(fc_{i}_lot_text)s::text",
+    }  # fmt: skip
+    limited = [i for i in columns if crypto[i].concentration_limit is not None]
     fast = piece("fast").format(
         quantities=each("quantity", ",\n           "),
-        values=", ".join(
-            piece("fast.value").format(i=i)
-            + ", "
-            + piece("fast.margin_and_proceeds").format(i=i, margin=margin(i))
-            for i in indices
-        ),
-        lvf_all=total("lvf", indices),
-        mv_all=total("mv", indices),
-        afters=",\n           ".join(
-            piece("fast.after").format(
-                i=i,
-                pf_through=" + ".join(f"v.pf{j}" for j in indices if j <= i),
-                lvf_rest=total("lvf", [j for j in indices if j > i]),
-                mv_rest=total("mv", [j for j in indices if j > i]),
-            )
-            for i in indices
-        ),
+        values=", ".join(f"{piece('fast.value').format(i=i)}, {each('margin_and_proceeds', '', [i], margin=margin)}"
+                         for i in columns),
+        lvf_all=total("lvf", columns),
+        mv_all=total("mv", columns),
+        afters=each("after", ",\n           ", pf_through=lambda i: total("pf", range(i + 1)),
+                    lvf_rest=lambda i: total("lvf", range(i + 1, len(crypto))),
+                    mv_rest=lambda i: total("mv", range(i + 1, len(crypto)))),
         last=each("last_when", " "),
-        limited=f"({limited})",
-        held_any="(" + " OR ".join(f"s.q{i} > 0" for i in indices) + ")",
-        last_columns=last_columns,
-        whole_sales="\n               || ".join(piece("fast.whole_sale").format(i=i) for i in indices),
-        whole_proceeds="("
-        + " + ".join(f"CASE WHEN l.last > {i} THEN l.pf{i} ELSE 0 END" for i in indices)
-        + ")",
-        sold_volume=", ".join(
-            f"CASE WHEN l.last > {i} THEN l.q{i} WHEN l.last = {i} THEN l.q_last ELSE 0 END AS vq{i}, "
-            f"CASE WHEN l.last > {i} THEN l.mv{i} WHEN l.last = {i} THEN l.sold_last * 0.01 ELSE 0 END AS vmv{i}"
-            for i in indices
-        ),
-        held_after_last=case_last("l.last", lambda i: "(" + held_after[i].format(t="l") + ")"),
-        no_volume=", ".join("0::numeric, 0::numeric" for _ in indices),
-    )
-    volume = "UNION ALL\n" + "\nUNION ALL\n".join(piece("fast.volume").format(i=i) for i in indices)
+        limited="(" + (" OR ".join(f"s.q{i} > 0" for i in limited) or "false") + ")",
+        held_any=held_after("s", -1),
+        last_columns=", ".join(f"{by_last(value)} AS {name}" for name, value in last_columns.items()),
+        whole_sales=each("whole_sale", "\n               || "),
+        whole_proceeds="(" + each("whole_proceeds", " + ") + ")",
+        sold_volume=each("sold", ", "),
+        held_after_last="CASE l.last " + " ".join(f"WHEN {i} THEN {held_after('l', i)}" for i in columns) + " END",
+        no_volume=", ".join("0::numeric, 0::numeric" for _ in columns),
+    )  # fmt: skip
+    volume = "UNION ALL\n" + each("volume", "\nUNION ALL\n")
     return statement.replace("%%FAST%%", fast).replace("%%VOLUME%%", volume), params
 
 
@@ -333,14 +316,13 @@ def _write_results(
     if valued_in_sql():
         with connection.cursor() as cursor:
             _plan_units_load(cursor, templates)
-        fast = planned_in_sql() and _fast_plans_hold(templates)
-        statement, crypto_params = _results_statement(templates if fast else None)
+        statement, crypto_params = _results_statement(templates if planned_in_sql() else None)
         returned = valuation_of_book_run(
             statement,
             units=units,
             params={
                 "run": run.pk, "default_target": default.target, "default_policy": default.pk,
-                "sale_cost": run.sale_cost, "fast_plans": fast, "min_slope": LEAST_SEARCH_MIN_SLOPE,
+                "sale_cost": run.sale_cost, "min_slope": LEAST_SEARCH_MIN_SLOPE,
                 "max_candidates": LEAST_SEARCH_MAX_CANDIDATES // 2, **crypto_params,
             },
         )  # fmt: skip
@@ -394,14 +376,6 @@ def _write_results(
     )
 
 
-def _fast_plans_hold(templates: dict[str, PositionInput]) -> bool:
-    """Whether a plan can be made from a pool's fixed part (``stress.sql``, piece ``fast``): the part counts
-    every asset but the crypto as one sum, from which the plan takes the pool's cash out (the planner never
-    counts cash). That holds when no cash asset has a concentration limit (the part's ``uncapped_from`` would
-    then depend on it)."""
-    return all(t.concentration_limit is None for t in templates.values() if t.kind == AssetKind.CASH)
-
-
 def _plus(total: Decimal | None, value: Decimal | None) -> Decimal | None:
     """A sum as SQL's ``SUM`` makes it: None (no figure yet) until a value is added; a None value adds nothing."""
     if value is None:
@@ -427,24 +401,21 @@ def _plan_sales(
     the policy's). On PostgreSQL two statements plan and write them from the pools' positions (``stress.sql``,
     pieces ``plan_positions`` and ``plans_write``), and the Python planner the few they leave. Returns
     ``volume`` (per asset: quantity, market value) with these plans' sales added."""
-    run.plans_with_rows = run.facilities_needing_a_sale - len(
-        unplanned
-    )  # not kept: for the bench and the log
+    # Not kept: for the bench, the log and the tests.
+    run.plans_with_rows = run.facilities_needing_a_sale - len(unplanned)
+    columns = ("pk", "run_id", "facility_id", "debt")
+    if not planned_in_sql():
+        # Every row a sale would reach is planned here: found by status, not from a list that could be too long.
+        rows = run.results.filter(status_after__in=NEEDS_A_SALE).only(*columns)
+        return _add(volume, _plan_in_python(run, list(rows), templates))
+    run.plans_in_python = run.plans_in_second_pass = 0
     if not unplanned:
         return volume
-    rows = run.results.filter(facility_id__in=unplanned)
-    if not planned_in_sql():
-        return _add(
-            volume, _plan_in_python(run, list(rows.only("pk", "run_id", "facility_id", "debt")), templates)
-        )
     left, planned, second_pass = _plan_in_sql(run, unplanned, templates)
-    # Not kept: for the bench, the log and the tests.
     run.plans_in_python, run.plans_in_second_pass = len(left), second_pass
     volume = _add(volume, planned)
-    if left:
-        in_python = _plan_in_python(
-            run, list(rows.filter(pk__in=left).only("pk", "run_id", "facility_id", "debt")), templates
-        )
+    if left:  # the ids of rows of this run
+        in_python = _plan_in_python(run, list(run.results.filter(pk__in=left).only(*columns)), templates)
         volume = _add(volume, in_python)
     return volume
 

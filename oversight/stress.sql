@@ -72,7 +72,7 @@ part_need AS MATERIALIZED (
             JOIN stress_plan_units u ON u.symbol = b.instrument_id
            WHERE f.id = r.facility_id
       ) c ON true
-     WHERE %(fast_plans)s AND r.from_fixed AND r.status IN ('margin_call', 'forced_sale')
+     WHERE r.from_fixed AND r.status IN ('margin_call', 'forced_sale')
        AND jsonb_array_length(mp.sale_order) = 0
 ),
 -- Each crypto's market value, margin value and proceeds of its whole sale; then the state before any sale (the cash
@@ -208,7 +208,8 @@ ROUND(n.q{i} * %(fc_{i}_unit)s::numeric, 2) AS mv{i}
 {margin} AS lvf{i}, FLOOR(ROUND(n.q{i} * %(fc_{i}_unit)s::numeric, 2) * (1 - n.cost) * 100) * 0.01 AS pf{i}
 
 -- name: fast.after
--- The state after the whole sale of crypto {i}: debt, and the margin and market value of what is left of the pool.
+-- The state after the whole sale of the crypto in this column: debt, and the margin and market value of what is
+-- left of the pool.
 v.debt - v.cash - ({pf_through}) AS d{i}, v.rest_lv + {lvf_rest} AS lv{i}, v.rest_mv + {mv_rest} AS m{i}
 
 -- name: fast.last_when
@@ -220,6 +221,19 @@ CASE WHEN l.last > {i} AND l.q{i} > 0 THEN jsonb_build_array(jsonb_build_object(
     'quantity', CASE WHEN l.q{i}::text LIKE '%%.%%' THEN rtrim(rtrim(l.q{i}::text, '0'), '.') ELSE l.q{i}::text END,
     'lot_size', %(fc_{i}_lot_text)s::text, 'market_value', l.mv{i}::text, 'proceeds', l.pf{i}::text))
     ELSE '[]'::jsonb END
+
+-- name: fast.whole_proceeds
+CASE WHEN l.last > {i} THEN l.pf{i} ELSE 0 END
+
+-- name: fast.sold
+-- What the plan sells of the crypto in this column, for the volume per asset.
+CASE WHEN l.last > {i} THEN l.q{i} WHEN l.last = {i} THEN l.q_last ELSE 0 END AS vq{i},
+CASE WHEN l.last > {i} THEN l.mv{i} WHEN l.last = {i} THEN l.sold_last * 0.01 ELSE 0 END AS vmv{i}
+
+-- name: fast.none
+-- No crypto priced: no plan is made with the rows.
+part_plans AS (SELECT NULL::bigint AS facility_id, NULL::jsonb AS plan, NULL::numeric AS proceeds, NULL::numeric AS ratio
+                WHERE false),
 
 -- name: fast.volume
 SELECT 'volume', %(fc_{i}_symbol)s::text, NULL, NULL, SUM(p.vq{i}), SUM(p.vmv{i}), NULL, NULL, NULL, NULL
