@@ -32,7 +32,7 @@ from collateral.models import Asset, CollateralPool
 from collateral.selectors import current_prices, fx_rates_latest
 from core.exceptions import InvalidInput, PermissionRefused
 from core.money import CENT, HKD, ZERO
-from core.sql import sql_file
+from core.sql import sql_compose, sql_file
 from financing.enums import FacilityStatus, MarginStatus
 from financing.models import Facility, MarginPolicy, MarginState
 from financing.monitoring.sweep import AssetUnit, asset_units, facility_figures, valuation_of_book_run
@@ -283,7 +283,11 @@ def _results_statement(templates: dict[str, PositionInput] | None = None) -> tup
         last=each("last_when", " "),
         limited="(" + (" OR ".join(f"s.q{i} > 0" for i in limited) or "false") + ")",
         held_any=held_after("s", -1),
-        last_columns=", ".join(f"{by_last(value)} AS {name}" for name, value in last_columns.items()),
+        window=piece("window").format(
+            rows=piece("fast.window_rows").format(
+                last_columns=", ".join(f"{by_last(value)} AS {name}" for name, value in last_columns.items())
+            )
+        ),
         whole_sales=each("whole_sale", "\n               || "),
         whole_proceeds="(" + each("whole_proceeds", " + ") + ")",
         sold_volume=each("sold", ", "),
@@ -476,7 +480,9 @@ def _plan_in_sql(
             },
         )  # fmt: skip
         cursor.execute(
-            piece("plans_write"),
+            sql_compose(
+                piece("plans_write"), window=piece("window").format(rows=piece("plans_write.window_rows"))
+            ),
             {
                 "min_slope": LEAST_SEARCH_MIN_SLOPE,
                 # Fewer than the Python planner's own limit: a row SQL plans, Python would plan the same way.

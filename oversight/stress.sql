@@ -93,45 +93,9 @@ part_chosen AS (
       FROM part_states s
     OFFSET 0
 ),
--- The last sale's window of candidates, in cents of HKD as ``plans_write`` works them out (no cut: ``others`` is the
--- margin value of the rest of the pool, which the sale does not change).
+-- The last sale's window of candidates (piece ``window``).
 part_windows AS (
-    SELECT w.*, w.cents_high - w.cents_low <= w.lots_high - w.lots_low AS by_cents,
-           LEAST(w.cents_high - w.cents_low, w.lots_high - w.lots_low) + 1 AS width
-      FROM (
-        SELECT l.*, GREATEST(LEAST(CEIL((l.cents_high - 0.5) / l.lot_value) + 1, l.held_lots), l.lots_low) AS lots_high
-          FROM (
-            SELECT b.*, GREATEST(b.cents_high_raw, b.cents_low) AS cents_high,
-                   GREATEST(FLOOR((b.cents_low - 0.5) / b.lot_value), 1) AS lots_low
-              FROM (
-                SELECT s.*,
-                       GREATEST(FLOOR((s.debt_c - s.target * s.others - s.kept * (s.full_value + 1)) / s.slope) - 1, 0)
-                           AS cents_low,
-                       CEIL((s.debt_c + 1 - s.target * s.others + CASE WHEN s.eligible THEN s.target ELSE 0 END
-                             - s.kept * (s.full_value - s.lot_value)) / s.slope) + 1 AS cents_high_raw
-                  FROM (
-                    SELECT p.*, 100 * (p.d_after + p.pf) AS debt_c, 100 * p.lv_after AS others,
-                           (1 - p.cost) - p.target * CASE WHEN p.eligible THEN 1 - p.haircut ELSE 0 END AS slope,
-                           CASE WHEN p.eligible THEN p.target * (1 - p.haircut) ELSE 0 END AS kept,
-                           100 * p.held * p.unit AS full_value, 100 * p.unit * p.lot AS lot_value,
-                           CEIL(p.held / p.lot) AS held_lots
-                      FROM (
-                        SELECT c.*, {last_columns}
-                          FROM part_chosen c
-                         WHERE NOT c.start_reaches AND c.last IS NOT NULL AND NOT c.limited
-                        OFFSET 0
-                      ) AS p
-                     WHERE p.unit > 0
-                    OFFSET 0
-                  ) AS s
-                 WHERE s.slope >= %(min_slope)s
-                OFFSET 0
-              ) AS b
-            OFFSET 0
-          ) AS l
-        OFFSET 0
-      ) AS w
-     WHERE LEAST(w.cents_high - w.cents_low, w.lots_high - w.lots_low) + 1 <= %(max_candidates)s
+{window}
 ),
 -- Each window's candidates tried in increasing order, each valued; the first that reaches the target is the last
 -- sale.
@@ -195,6 +159,69 @@ part_plans AS MATERIALIZED (
      WHERE c.start_reaches AND c.held_any AND NOT c.limited
        AND (c.uncapped_from IS NULL OR c.m_start >= c.uncapped_from)
 ),
+
+
+-- name: window
+-- The window of candidates that holds the least whole-lot sale reaching the target where no cut binds
+-- (collateral.calculations.LeastSearch.window), in cents of HKD, for each row of the slot's query: its debt before the
+-- sale (debt_c), the margin value of the rest of the pool (others), the target, whether the asset is eligible, what a
+-- cent sold takes off D − T·LV (slope) and off T·LV (kept), the position's value (full_value), a lot's value and the
+-- lots held. ``by_cents``: one candidate per cent value sold (the least lot count that sells it), else one per lot
+-- count; ``width`` candidates from ``cents_low`` or ``lots_low``. Rows whose slope is too flat or window too wide are
+-- left out. Shared by the plans written with the rows (piece ``fast``) and those from the positions (``plans_write``).
+SELECT w.*, w.cents_high - w.cents_low <= w.lots_high - w.lots_low AS by_cents,
+       LEAST(w.cents_high - w.cents_low, w.lots_high - w.lots_low) + 1 AS width
+  FROM (
+    SELECT l.*, GREATEST(LEAST(CEIL((l.cents_high - 0.5) / l.lot_value) + 1, l.held_lots), l.lots_low) AS lots_high
+      FROM (
+        SELECT b.*, GREATEST(b.cents_high_raw, b.cents_low) AS cents_high,
+               GREATEST(FLOOR((b.cents_low - 0.5) / b.lot_value), 1) AS lots_low
+          FROM (
+            SELECT s.*,
+                   GREATEST(FLOOR((s.debt_c - s.target * s.others - s.kept * (s.full_value + 1)) / s.slope) - 1, 0)
+                       AS cents_low,
+                   CEIL((s.debt_c + 1 - s.target * s.others + CASE WHEN s.eligible THEN s.target ELSE 0 END
+                         - s.kept * (s.full_value - s.lot_value)) / s.slope) + 1 AS cents_high_raw
+              FROM ({rows}) AS s
+             WHERE s.slope >= %(min_slope)s
+            OFFSET 0
+          ) AS b
+        OFFSET 0
+      ) AS l
+    OFFSET 0
+  ) AS w
+ WHERE LEAST(w.cents_high - w.cents_low, w.lots_high - w.lots_low) + 1 <= %(max_candidates)s
+OFFSET 0
+
+
+-- name: plans_write.window_rows
+-- The last sale's row of each pool, with what its window is worked out from (piece ``window``) and what the search
+-- values each candidate with.
+SELECT 100 * (m.d0 - m.pf_through + m.pf) AS debt_c, 100 * (m.lv0 - m.lvf_through) AS others,
+       m.m0 - m.mv_through AS rest, m.lvl0 - m.lvl_through AS lvl_after, 100 * (m.lvu0 - m.lvu_through) AS uncut,
+       m.lv0 - m.lvf_through - (m.lvl0 - m.lvl_through) AS fixed, m.target, m.eligible,
+       (1 - m.cost) - m.target * CASE WHEN m.eligible THEN 1 - m.haircut ELSE 0 END AS slope,
+       CASE WHEN m.eligible THEN m.target * (1 - m.haircut) ELSE 0 END AS kept,
+       100 * m.held * m.unit AS full_value, 100 * m.unit * m.lot AS lot_value, CEIL(m.held / m.lot) AS held_lots
+ WHERE m.k = m.last_k AND NOT m.start_reaches AND NOT m.repeats AND m.unit > 0
+OFFSET 0
+
+
+-- name: fast.window_rows
+-- The crypto sold last in each pool, with what its window is worked out from (piece ``window``): no cut, so
+-- ``others`` is the margin value of the rest of the pool, which the sale does not change.
+SELECT p.*, 100 * (p.d_after + p.pf) AS debt_c, 100 * p.lv_after AS others,
+       (1 - p.cost) - p.target * CASE WHEN p.eligible THEN 1 - p.haircut ELSE 0 END AS slope,
+       CASE WHEN p.eligible THEN p.target * (1 - p.haircut) ELSE 0 END AS kept,
+       100 * p.held * p.unit AS full_value, 100 * p.unit * p.lot AS lot_value, CEIL(p.held / p.lot) AS held_lots
+  FROM (
+    SELECT c.*, {last_columns}
+      FROM part_chosen c
+     WHERE NOT c.start_reaches AND c.last IS NOT NULL AND NOT c.limited
+    OFFSET 0
+  ) AS p
+ WHERE p.unit > 0
+OFFSET 0
 
 
 -- name: fast.quantity
@@ -448,43 +475,11 @@ WITH searched AS MATERIALIZED (
       FROM stress_plan_positions m
       LEFT JOIN LATERAL (
           SELECT f.* FROM (
-              SELECT w.*, w.cents_high - w.cents_low <= w.lots_high - w.lots_low AS by_cents,
-                     LEAST(w.cents_high - w.cents_low, w.lots_high - w.lots_low) + 1 AS width
-                FROM (
-                  SELECT l.*, GREATEST(LEAST(CEIL((l.cents_high - 0.5) / l.lot_value) + 1, l.held_lots), l.lots_low) AS lots_high
-                    FROM (
-                      SELECT b.*, GREATEST(b.cents_high_raw, b.cents_low) AS cents_high,
-                             GREATEST(FLOOR((b.cents_low - 0.5) / b.lot_value), 1) AS lots_low
-                        FROM (
-                          SELECT s.*,
-                                 GREATEST(FLOOR((s.debt - m.target * s.others - s.kept * (s.full_value + 1)) / s.slope) - 1, 0) AS cents_low,
-                                 CEIL((s.debt + 1 - m.target * s.others + CASE WHEN m.eligible THEN m.target ELSE 0 END
-                                       - s.kept * (s.full_value - s.lot_value)) / s.slope) + 1 AS cents_high_raw
-                            FROM (
-                              SELECT 100 * (m.d0 - m.pf_through + m.pf) AS debt, 100 * (m.lv0 - m.lvf_through) AS others,
-                                     m.m0 - m.mv_through AS rest, m.lvl0 - m.lvl_through AS lvl_after,
-                                     100 * (m.lvu0 - m.lvu_through) AS uncut,
-                                     m.lv0 - m.lvf_through - (m.lvl0 - m.lvl_through) AS fixed,
-                                     (1 - m.cost) - m.target * CASE WHEN m.eligible THEN 1 - m.haircut ELSE 0 END AS slope,
-                                     CASE WHEN m.eligible THEN m.target * (1 - m.haircut) ELSE 0 END AS kept,
-                                     100 * m.held * m.unit AS full_value, 100 * m.unit * m.lot AS lot_value,
-                                     CEIL(m.held / m.lot) AS held_lots
-                               WHERE m.k = m.last_k AND NOT m.start_reaches AND NOT m.repeats AND m.unit > 0
-                              OFFSET 0
-                            ) AS s
-                           WHERE s.slope >= %(min_slope)s
-                          OFFSET 0
-                        ) AS b
-                      OFFSET 0
-                    ) AS l
-                  OFFSET 0
-                ) AS w
-               WHERE LEAST(w.cents_high - w.cents_low, w.lots_high - w.lots_low) + 1 <= %(max_candidates)s
-              OFFSET 0
+{window}
           ) AS w
           CROSS JOIN LATERAL (
               SELECT t.* FROM (
-                  SELECT x.*, (w.debt - x.proceeds) * 0.01 AS debt_after,
+                  SELECT x.*, (w.debt_c - x.proceeds) * 0.01 AS debt_after,
                          w.fixed + CASE WHEN m.eligible THEN GREATEST(FLOOR(LEAST(x.left_value * 0.01,
                              COALESCE(m.lim * x.pool, x.left_value * 0.01)) * (1 - m.haircut) * 100) * 0.01, 0) ELSE 0 END
                          + CASE WHEN m.mvs IS NULL THEN 0
@@ -516,10 +511,10 @@ WITH searched AS MATERIALIZED (
                                       SELECT 0 AS i, lo.c, b.val, b.rate
                                         FROM (SELECT CASE WHEN w.by_cents THEN w.cents_low ELSE 0 END::numeric AS c) lo
                                        CROSS JOIN LATERAL pg_temp.stress_cut_bound(
-                                           lo.c, w.debt, m.cost, m.target, w.uncut, 100 * w.rest, w.full_value,
+                                           lo.c, w.debt_c, m.cost, m.target, w.uncut, 100 * w.rest, w.full_value,
                                            m.eligible, m.haircut, m.lim, m.k, m.ks, m.mvs, m.lims, m.haircuts) b
                                        CROSS JOIN LATERAL pg_temp.stress_cut_bound(
-                                           ROUND(w.full_value), w.debt, m.cost, m.target, w.uncut, 100 * w.rest,
+                                           ROUND(w.full_value), w.debt_c, m.cost, m.target, w.uncut, 100 * w.rest,
                                            w.full_value, m.eligible, m.haircut, m.lim, m.k, m.ks, m.mvs, m.lims,
                                            m.haircuts) e
                                        WHERE (m.mvs IS NOT NULL OR m.lim IS NOT NULL) AND ROUND(w.full_value) > lo.c
@@ -529,7 +524,7 @@ WITH searched AS MATERIALIZED (
                                         FROM step st
                                        CROSS JOIN LATERAL (SELECT st.c + st.val / st.rate AS c) nx
                                        CROSS JOIN LATERAL pg_temp.stress_cut_bound(
-                                           nx.c, w.debt, m.cost, m.target, w.uncut, 100 * w.rest, w.full_value,
+                                           nx.c, w.debt_c, m.cost, m.target, w.uncut, 100 * w.rest, w.full_value,
                                            m.eligible, m.haircut, m.lim, m.k, m.ks, m.mvs, m.lims, m.haircuts) b
                                        WHERE st.i < 12 AND st.val > 0 AND st.rate > 0
                                   )
