@@ -243,9 +243,9 @@ def _results_statement(templates: dict[str, PositionInput] | None = None) -> tup
         params |= {f"fc_{i}_symbol": t.symbol, f"fc_{i}_unit": _unit_value(t), f"fc_{i}_haircut": t.haircut,
                    f"fc_{i}_lot": t.lot_size, f"fc_{i}_lot_text": plain(t.lot_size), f"fc_{i}_eligible": t.eligible}  # fmt: skip
 
-    def each(name: str, joiner: str, among=columns, **slots) -> str:
+    def each(name: str, joiner: str, **slots) -> str:  # the piece fast.<name> for every column, joined
         return joiner.join(
-            piece(f"fast.{name}").format(i=i, **{k: f(i) for k, f in slots.items()}) for i in among
+            piece(f"fast.{name}").format(i=i, **{k: f(i) for k, f in slots.items()}) for i in columns
         )
 
     def total(column: str, among) -> str:
@@ -260,8 +260,8 @@ def _results_statement(templates: dict[str, PositionInput] | None = None) -> tup
     def by_last(value) -> str:  # a column's figure for the crypto sold last
         return "CASE c.last " + " ".join(f"WHEN {i} THEN {value(i)}" for i in columns) + " END"
 
-    def held_after(table: str, i: int) -> str:  # whether the pool holds any crypto sold after column i
-        return "(" + (" OR ".join(f"{table}.q{j} > 0" for j in columns if j > i) or "false") + ")"
+    def held_among(table: str, among) -> str:  # whether the pool holds any of these columns' crypto
+        return "(" + (" OR ".join(f"{table}.q{j} > 0" for j in among) or "false") + ")"
 
     last_columns = {
         "held": lambda i: f"c.q{i}", "unit": lambda i: f"%(fc_{i}_unit)s::numeric",
@@ -273,7 +273,7 @@ def _results_statement(templates: dict[str, PositionInput] | None = None) -> tup
     limited = [i for i in columns if crypto[i].concentration_limit is not None]
     fast = piece("fast").format(
         quantities=each("quantity", ",\n           "),
-        values=", ".join(f"{piece('fast.value').format(i=i)}, {each('margin_and_proceeds', '', [i], margin=margin)}"
+        values=", ".join(f"{piece('fast.value').format(i=i)}, {piece('fast.margin_and_proceeds').format(i=i, margin=margin(i))}"
                          for i in columns),
         lvf_all=total("lvf", columns),
         mv_all=total("mv", columns),
@@ -282,7 +282,7 @@ def _results_statement(templates: dict[str, PositionInput] | None = None) -> tup
                     mv_rest=lambda i: total("mv", range(i + 1, len(crypto)))),
         last=each("last_when", " "),
         limited="(" + (" OR ".join(f"s.q{i} > 0" for i in limited) or "false") + ")",
-        held_any=held_after("s", -1),
+        held_any=held_among("s", columns),
         window=piece("window").format(
             rows=piece("fast.window_rows").format(
                 last_columns=", ".join(f"{by_last(value)} AS {name}" for name, value in last_columns.items())
@@ -291,7 +291,9 @@ def _results_statement(templates: dict[str, PositionInput] | None = None) -> tup
         whole_sales=each("whole_sale", "\n               || "),
         whole_proceeds="(" + each("whole_proceeds", " + ") + ")",
         sold_volume=each("sold", ", "),
-        held_after_last="CASE l.last " + " ".join(f"WHEN {i} THEN {held_after('l', i)}" for i in columns) + " END",
+        held_after_last="CASE l.last "
+        + " ".join(f"WHEN {i} THEN {held_among('l', range(i + 1, len(crypto)))}" for i in columns)
+        + " END",
         no_volume=", ".join("0::numeric, 0::numeric" for _ in columns),
     )  # fmt: skip
     volume = "UNION ALL\n" + each("volume", "\nUNION ALL\n")

@@ -48,9 +48,11 @@ SELECT 'unplanned', NULL, NULL, w.facility_id, NULL, NULL, NULL, NULL, NULL, NUL
 -- the sales (no cut binds), and the target is reached before the last crypto it holds is sold whole (after that,
 -- whether anything is left to sell, and so whether the rest is a shortfall, is for its positions to say). The part
 -- counts the other assets (securities, cash) as one: the cash comes out of it (the planner never counts cash: the
--- HKD repays first, other cash is never sold), and no cash has a concentration limit (oversight.stress.
--- _fast_plans_hold); a holding is never negative (the ledger refuses one). One row per pool throughout: its crypto
--- side by side in columns.
+-- HKD repays first, other cash is never sold); a limit on a cash asset only raises the part's ``uncapped_from`` (the
+-- guard stricter, never wrong); a holding is never negative (the ledger refuses one). One row per pool throughout:
+-- its crypto side by side in columns. (Filled twice before it runs: its slots by oversight.stress._results_statement
+-- with str.format, then the valuation by psycopg's sql.SQL.format: a literal brace in its code would have to be
+-- written four times over.)
 part_need AS MATERIALIZED (
     SELECT r.facility_id, r.debt, r.target, COALESCE(%(sale_cost)s::numeric, mp.sale_cost_rate) AS cost,
            s.fixed_market_value - COALESCE(c.mv, 0) AS rest_mv, s.fixed_margin_value - COALESCE(c.lv, 0) AS rest_lv,
@@ -168,7 +170,9 @@ part_plans AS MATERIALIZED (
 -- cent sold takes off D − T·LV (slope) and off T·LV (kept), the position's value (full_value), a lot's value and the
 -- lots held. ``by_cents``: one candidate per cent value sold (the least lot count that sells it), else one per lot
 -- count; ``width`` candidates from ``cents_low`` or ``lots_low``. Rows whose slope is too flat or window too wide are
--- left out. Shared by the plans written with the rows (piece ``fast``) and those from the positions (``plans_write``).
+-- left out. Shared by the plans written with the rows (piece ``fast``) and those from the positions (``plans_write``);
+-- its slot is filled with str.format, and the statement it goes into is composed again with psycopg's sql.SQL.format
+-- (a literal brace in its code would have to be escaped for both).
 SELECT w.*, w.cents_high - w.cents_low <= w.lots_high - w.lots_low AS by_cents,
        LEAST(w.cents_high - w.cents_low, w.lots_high - w.lots_low) + 1 AS width
   FROM (
@@ -196,7 +200,7 @@ OFFSET 0
 
 -- name: plans_write.window_rows
 -- The last sale's row of each pool, with what its window is worked out from (piece ``window``) and what the search
--- values each candidate with.
+-- values each candidate with: no FROM, it reads the position ``m`` of the lateral in ``plans_write`` it stands in.
 SELECT 100 * (m.d0 - m.pf_through + m.pf) AS debt_c, 100 * (m.lv0 - m.lvf_through) AS others,
        m.m0 - m.mv_through AS rest, m.lvl0 - m.lvl_through AS lvl_after, 100 * (m.lvu0 - m.lvu_through) AS uncut,
        m.lv0 - m.lvf_through - (m.lvl0 - m.lvl_through) AS fixed, m.target, m.eligible,
