@@ -305,6 +305,14 @@ def valued_in_sql() -> bool:
     return connection.vendor == "postgresql"
 
 
+# Per asset, what the plans sell: quantity and market value.
+Volume = dict[str, dict[str, Decimal]]
+
+
+def _no_volume() -> Volume:
+    return defaultdict(lambda: {"quantity": ZERO, "market_value": ZERO})
+
+
 # Per status before and after: how many rows, and the sums of market value before and after, margin value before
 # and after, the repayments that cure, and the debt (``stress.sql``, piece ``results``).
 Group = tuple[str, str, int, Decimal | None, Decimal, Decimal | None, Decimal, Decimal, Decimal]
@@ -312,7 +320,7 @@ Group = tuple[str, str, int, Decimal | None, Decimal, Decimal | None, Decimal, D
 
 def _write_results(
     run: StressRun, units: list[AssetUnit], templates: dict[str, PositionInput]
-) -> tuple[list[Group], list[int], dict[str, dict[str, Decimal]]]:
+) -> tuple[list[Group], list[int], Volume]:
     """One row per open facility, their figures per status before and after, the facilities a sale would reach
     still without a plan, and the volume per asset of the plans written with the rows. On PostgreSQL the sweep's
     valuation statement writes them, sums them up and plans the sales it can from the pools' fixed parts in the
@@ -334,7 +342,7 @@ def _write_results(
         )  # fmt: skip
         groups: list[Group] = []
         unplanned: list[int] = []
-        volume: dict[str, dict[str, Decimal]] = defaultdict(lambda: {"quantity": ZERO, "market_value": ZERO})
+        volume = _no_volume()
         for kind, first, second, n, *sums in returned:
             if kind == "rows":
                 groups.append((first, second, n, *sums))
@@ -378,7 +386,7 @@ def _write_results(
     return (
         [(*key, *figures) for key, figures in groups_by.items()],
         unplanned,
-        defaultdict(lambda: {"quantity": ZERO, "market_value": ZERO}),
+        _no_volume(),
     )
 
 
@@ -399,8 +407,8 @@ def _plan_sales(
     run: StressRun,
     templates: dict[str, PositionInput],
     unplanned: list[int],
-    volume: dict[str, dict[str, Decimal]],
-) -> dict[str, dict[str, Decimal]]:
+    volume: Volume,
+) -> Volume:
     """The forced sale each facility in ``unplanned`` (a call or a sale after the shock, no plan written with
     its row) would meet, planned as the live planner plans it (financing.liquidation.forced_sales): the pool's
     HKD repays first, then the rest is sold in the policy's order, in whole lots, at the scenario's sale cost (or
@@ -426,9 +434,8 @@ def _plan_sales(
     return volume
 
 
-def _add(
-    volume: dict[str, dict[str, Decimal]], more: dict[str, dict[str, Decimal]]
-) -> dict[str, dict[str, Decimal]]:
+def _add(volume: Volume, more: Volume) -> Volume:
+    """``volume`` with what ``more`` sells added, asset by asset."""
     for symbol, figures in more.items():
         volume[symbol]["quantity"] += figures["quantity"]
         volume[symbol]["market_value"] += figures["market_value"]
@@ -462,7 +469,7 @@ def _plan_units_load(cursor, templates: dict[str, PositionInput]) -> None:
 
 def _plan_in_sql(
     run: StressRun, unplanned: list[int], templates: dict[str, PositionInput]
-) -> tuple[list[int], dict[str, dict[str, Decimal]], int]:
+) -> tuple[list[int], Volume, int]:
     """Plan the facilities ``unplanned`` from their positions and write the plans, in two statements; the ids
     of the rows left to the Python planner, the volume per asset of the plans written, and how many last sales
     the second pass found (a cut binding). The plan units are loaded (``_write_results``)."""
@@ -470,7 +477,7 @@ def _plan_in_sql(
     plan_symbols = [t.symbol for t in templates.values() if t.kind != AssetKind.CASH]  # what a sale may sell
     left: list[int] = []
     second_pass = 0
-    volume: dict[str, dict[str, Decimal]] = defaultdict(lambda: {"quantity": ZERO, "market_value": ZERO})
+    volume = _no_volume()
     with connection.cursor() as cursor:
         cursor.execute(piece("plans_drop"))
         cursor.execute(piece("plan_cut_bound"))
@@ -511,11 +518,9 @@ def _unit_value(template: PositionInput) -> Decimal | None:
         return template.price * template.fx_to_hkd
 
 
-def _plan_in_python(
-    run: StressRun, rows: list[StressResult], templates: dict[str, PositionInput]
-) -> dict[str, dict[str, Decimal]]:
+def _plan_in_python(run: StressRun, rows: list[StressResult], templates: dict[str, PositionInput]) -> Volume:
     """``rows`` planned one by one with ``collateral.calculations.forced_sale_plan`` and written."""
-    volume: dict[str, dict[str, Decimal]] = defaultdict(lambda: {"quantity": ZERO, "market_value": ZERO})
+    volume = _no_volume()
     if not rows:
         return volume
     facilities = dict(
@@ -608,7 +613,7 @@ def _plan_totals(run: StressRun) -> tuple[Decimal, Decimal, Decimal]:
     return proceeds, shortfall, repaid
 
 
-def _firm_figures(run: StressRun, groups: list[Group], volume: dict[str, dict[str, Decimal]]) -> None:
+def _firm_figures(run: StressRun, groups: list[Group], volume: Volume) -> None:
     """The firm's figures: those of the rows from their sums per status (``_write_results``), those of the
     plans in one aggregate over the rows with a plan."""
     by_before: dict[str, int] = defaultdict(int)
