@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import weakref
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
@@ -9,6 +10,7 @@ from decimal import Decimal, localcontext
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery, Sum
+from django.utils.dateparse import parse_datetime
 
 from accounts.enums import ApprovalStatus
 from accounts.models import ApprovalRequest, Client, CreditProfile
@@ -325,6 +327,57 @@ def _facility_read_by_queries(facility_id: int, client_id: int | None) -> Facili
         policy_name=facility.policy.name if facility.policy_id else None,
         open_margin_call_id=call.pk if call else None,
         valuation=facility_valuation(facility),
+    )
+
+
+@dataclass(frozen=True)
+class StoredSale:
+    asset: str
+    quantity: Decimal
+    market_value: Decimal | None  # HKD at the valuation price
+    proceeds: Decimal | None  # market value less the sale cost allowance
+
+
+@dataclass(frozen=True)
+class StoredPlan:
+    """A forced sale's plan as it is stored (``ForcedSale.plan``, and ``first_plan`` with when it was made),
+    its figures read back as decimals."""
+
+    planned_at: datetime.datetime | None
+    debt: Decimal | None
+    margin_value: Decimal | None
+    margin_ratio: Decimal | None
+    target: Decimal | None
+    ratio_after: Decimal | None  # None: no debt left (infinite)
+    shortfall: Decimal | None
+    sales: list[StoredSale]
+
+
+def _stored_decimal(value: object) -> Decimal | None:
+    return None if value in (None, "") else Decimal(str(value))
+
+
+def stored_plan(plan: dict) -> StoredPlan | None:
+    """``plan`` (a forced sale's ``plan`` or ``first_plan``) read back; None when no plan was made."""
+    if not plan:
+        return None
+    return StoredPlan(
+        planned_at=parse_datetime(plan["planned_at"]) if plan.get("planned_at") else None,
+        debt=_stored_decimal(plan.get("debt")),
+        margin_value=_stored_decimal(plan.get("margin_value")),
+        margin_ratio=_stored_decimal(plan.get("margin_ratio")),
+        target=_stored_decimal(plan.get("target")),
+        ratio_after=_stored_decimal(plan.get("ratio_after")),
+        shortfall=_stored_decimal(plan.get("shortfall")),
+        sales=[
+            StoredSale(
+                sale["asset"],
+                Decimal(str(sale["quantity"])).normalize(),
+                _stored_decimal(sale.get("market_value")),
+                _stored_decimal(sale.get("proceeds")),
+            )
+            for sale in plan.get("sales", [])
+        ],
     )
 
 

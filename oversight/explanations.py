@@ -15,7 +15,7 @@ from collateral.calculations import WIDE
 from collateral.models import FxRate, Price, PriceQuote
 from financing.calculations import Thresholds
 from financing.models import ForcedSale, SaleFill, SaleOrder
-from financing.selectors import policy_for, thresholds_of
+from financing.selectors import StoredPlan, policy_for, stored_plan, thresholds_of
 from oversight.exports import Report, Table
 
 SLIPPAGE_PLACES = Decimal("0.000001")
@@ -48,8 +48,8 @@ class Explanation:
     policy_name: str
     prices: list[PriceUsed]
     fx_rates: list[FxRate]
-    first_plan: dict
-    last_plan: dict
+    first_plan: StoredPlan | None
+    last_plan: StoredPlan | None  # as made again while the fills arrived
     orders: list[OrderLine]
     ratio_after: Decimal | None
     audit: list[AuditEvent]
@@ -84,17 +84,13 @@ def forced_sale_explanation(sale: ForcedSale) -> Explanation:
             "created_at", "pk"
         )
     )
-    last_plan = sale.plan or {}
+    last_plan = stored_plan(sale.plan)
     return Explanation(
         sale=sale, thresholds=thresholds_of(policy), policy_name=policy.name,
         prices=prices, fx_rates=list(sale.planned_on_fx_rates.order_by("currency", "-observed_at")),
-        first_plan=sale.first_plan or {}, last_plan=last_plan, orders=orders,
-        ratio_after=_decimal(last_plan.get("margin_ratio")) if last_plan else None, audit=audit,
+        first_plan=stored_plan(sale.first_plan), last_plan=last_plan, orders=orders,
+        ratio_after=last_plan.margin_ratio if last_plan else None, audit=audit,
     )  # fmt: skip
-
-
-def _decimal(value) -> Decimal | None:
-    return None if value in (None, "") else Decimal(str(value))
 
 
 def explanation_report(explanation: Explanation) -> Report:
@@ -119,13 +115,13 @@ def explanation_report(explanation: Explanation) -> Report:
             if sale.margin_call_id
             else "none",
         ),
-        ("First plan made", first.get("planned_at", "")),
-        ("Debt at the first plan (HKD)", first.get("debt", "")),
-        ("Margin value at the first plan (HKD)", first.get("margin_value", "")),
-        ("Ratio at the first plan", first.get("margin_ratio", "")),
-        ("Target", first.get("target", "")),
-        ("Ratio the first plan expected after", first.get("ratio_after", "")),
-        ("Shortfall the first plan expected (HKD)", first.get("shortfall", "")),
+        ("First plan made", first.planned_at if first else "none"),
+        ("Debt at the first plan (HKD)", first.debt if first else ""),
+        ("Margin value at the first plan (HKD)", first.margin_value if first else ""),
+        ("Ratio at the first plan", first.margin_ratio if first else ""),
+        ("Target", first.target if first else ""),
+        ("Ratio the first plan expected after", first.ratio_after if first else ""),
+        ("Shortfall the first plan expected (HKD)", first.shortfall if first else ""),
         ("Proceeds received (HKD)", sale.proceeds),
         ("Shortfall (HKD)", sale.shortfall),
         ("Ratio after (the last plan's valuation)", explanation.ratio_after),
@@ -142,7 +138,7 @@ def explanation_report(explanation: Explanation) -> Report:
     fx = Table("FX rates the plan was made on", ["Pair", "Rate", "Source", "Observed"], [
         [f"{r.currency}/{r.quote}", r.rate, r.source, r.observed_at] for r in explanation.fx_rates])  # fmt: skip
     plan = Table("The plan as first made", ["Asset", "Quantity", "Market value (HKD)", "Proceeds (HKD)"], [
-        [s.get("asset"), s.get("quantity"), s.get("market_value"), s.get("proceeds")] for s in first.get("sales", [])])  # fmt: skip
+        [s.asset, s.quantity, s.market_value, s.proceeds] for s in (first.sales if first else [])])  # fmt: skip
     orders = Table("Orders and fills", ["Order", "Asset", "Route", "Quantity", "Status", "Oracle price", "Limit",
                                         "Fill", "Fill quantity", "Fill price", "Fee", "Net proceeds (HKD)",
                                         "Slippage"], [

@@ -46,6 +46,31 @@ def percent(ratio: Decimal | int | None, places: int = 2) -> str:
     return f"{sign}{abs(value):,.{places}f}%"
 
 
+SYMBOLS = {"HKD": "HK$", "USD": "US$"}
+
+
+def price_in(amount: Decimal | int | None, currency: str) -> str:
+    """A price in its own currency, to the cent: US$61,234.50, HK$400.00 (other currencies by their code)."""
+    if amount is None:
+        return MISSING
+    if currency == "HKD":
+        return hkd(amount)
+    value = _exact(amount, "A price").quantize(CENT, rounding=ROUND_HALF_UP)
+    sign = MINUS if value < 0 else ""
+    prefix = SYMBOLS.get(currency, f"{currency} ")
+    return f"{sign}{prefix}{abs(value):,.2f}"
+
+
+def quantity(amount: Decimal | int | None) -> str:
+    """A quantity as held, without trailing zeros: 2.5, 0.00012345, 1,000."""
+    if amount is None:
+        return MISSING
+    value = _exact(amount, "A quantity").normalize()
+    if value == value.to_integral_value():
+        return f"{value:,.0f}"
+    return f"{value:,f}"
+
+
 def hk_time(moment: datetime.datetime | None) -> str:
     """An aware datetime in Hong Kong time, to the minute: "2026-12-06 12:00 HKT"."""
     if moment is None:

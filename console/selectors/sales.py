@@ -14,32 +14,9 @@ from accounts.models import ApprovalRequest
 from financing.enums import OPEN_FORCED_SALE_STATUSES
 from financing.liquidation.kill_switch import kill_switch
 from financing.models import ForcedSale, KillSwitch, RatioSnapshot, SaleOrder
+from financing.selectors import StoredPlan, stored_plan
 
 SALES_SHOWN = 50
-
-
-def _decimal(value) -> Decimal | None:
-    return None if value in (None, "") else Decimal(str(value))
-
-
-@dataclass(frozen=True)
-class PlannedSale:
-    asset: str
-    quantity: Decimal
-    market_value: Decimal
-    proceeds: Decimal
-
-
-@dataclass(frozen=True)
-class FirstPlan:
-    planned_at: str
-    debt: Decimal | None
-    margin_value: Decimal | None
-    margin_ratio: Decimal | None
-    target: Decimal | None
-    ratio_after: Decimal | None
-    shortfall: Decimal | None
-    sales: list[PlannedSale]
 
 
 @dataclass(frozen=True)
@@ -53,7 +30,7 @@ class OrderRow:
 @dataclass(frozen=True)
 class SaleCard:
     sale: ForcedSale
-    first_plan: FirstPlan | None
+    first_plan: StoredPlan | None
     orders: list[OrderRow]
     ratio_before: Decimal | None
     ratio_after: Decimal | None  # after it closed: the first ratio the sweep kept then; open: None
@@ -64,30 +41,6 @@ class SalesPage:
     sales: list[SaleCard]
     kill_switch: KillSwitch
     lift_request: ApprovalRequest | None
-
-
-def first_plan_of(sale: ForcedSale) -> FirstPlan | None:
-    plan = sale.first_plan
-    if not plan:
-        return None
-    return FirstPlan(
-        planned_at=str(plan.get("planned_at", "")),
-        debt=_decimal(plan.get("debt")),
-        margin_value=_decimal(plan.get("margin_value")),
-        margin_ratio=_decimal(plan.get("margin_ratio")),
-        target=_decimal(plan.get("target")),
-        ratio_after=_decimal(plan.get("ratio_after")),
-        shortfall=_decimal(plan.get("shortfall")),
-        sales=[
-            PlannedSale(
-                s["asset"],
-                Decimal(str(s["quantity"])).normalize(),
-                _decimal(s["market_value"]),
-                _decimal(s["proceeds"]),
-            )
-            for s in plan.get("sales", [])
-        ],
-    )
 
 
 def order_row(order: SaleOrder) -> OrderRow:
@@ -112,7 +65,7 @@ def _ratio_after(sale: ForcedSale) -> Decimal | None:
 
 
 def sale_card(sale: ForcedSale) -> SaleCard:
-    plan = first_plan_of(sale)
+    plan = stored_plan(sale.first_plan)
     orders = [order_row(order) for order in sale.orders.select_related("asset").prefetch_related("fills")]
     before = (
         sale.ratio_at_request if sale.ratio_at_request is not None else (plan.margin_ratio if plan else None)

@@ -1,6 +1,7 @@
 """The staff console in Chromium: a risk officer watches a BTC shock move facilities into the at-risk list
-and a sale appear, approves the sale and engages the kill switch; a credit officer approves another's
-request from the queue and never sees their own; compliance reads every page and finds no action."""
+and a sale appear, approves the sale, engages the kill switch and reads the sale explained; a credit officer
+approves another's request from the queue and never sees their own; compliance reads every page and finds no
+action."""
 
 import re
 import uuid
@@ -111,6 +112,20 @@ def test_a_risk_officer_watches_a_shock_approves_the_sale_and_engages_the_kill_s
     expect(page.locator("li[data-kind=sale]").first).to_be_visible()
     assert_no_serious_accessibility_violations(page)
     docs_screenshot(page, "console-facility")
+
+    # The sale explained, from its stored records: the plan as first made, not the one made again as it filled.
+    page.goto(reverse("console:forced_sales"))
+    page.locator(f"section[data-sale='{sale.pk}']").get_by_role("link", name="The sale explained").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        f"Forced sale #{sale.pk} on {geared.reference}, explained"
+    )
+    expect(page.locator("[data-figure=ratio-at-request]")).to_have_text("121.43%")
+    expect(page.locator("#first-plan")).to_contain_text("0.22246457")
+    expect(page.locator("#first-plan")).to_contain_text("HK$121,465.66")
+    expect(page.locator("#fills")).to_contain_text(f"FS{sale.pk}-1")
+    expect(page.get_by_role("link", name="Download as PDF")).to_be_visible()
+    assert_no_serious_accessibility_violations(page)
+    docs_screenshot(page, "console-sale-explained")
 
 
 def test_a_credit_officer_approves_another_ones_request_and_never_their_own(

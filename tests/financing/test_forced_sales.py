@@ -28,7 +28,7 @@ from financing.liquidation.forced_sales import (
 from financing.liquidation.kill_switch import kill_switch_engage, kill_switch_lift_request
 from financing.models import ForcedSale, SaleFill
 from financing.monitoring.cycle import monitoring_cycle_run
-from financing.selectors import facility_debt, facility_pool, facility_valuation
+from financing.selectors import facility_debt, facility_pool, facility_valuation, stored_plan
 from ledger.selectors import balances_from_legs, balances_projected
 from notifications.models import Event, WebhookEndpoint
 from tests.accounts.factories import StaffFactory
@@ -120,6 +120,20 @@ def test_a_sale_keeps_the_prices_and_rates_its_plan_was_made_on(sale, venue):
     assert sale.plan["sales"] == []
     assert Decimal(sale.first_plan["sales"][0]["quantity"]) == Decimal("0.22246457")
     assert sale.first_plan["ratio_after"] is not None
+    # Read back as the pages and exports read it: decimals and the moment it was made.
+    first, last = stored_plan(sale.first_plan), stored_plan(sale.plan)
+    assert first.planned_at.tzinfo is not None
+    assert first.planned_at < sale.planned_at
+    assert (first.debt, first.margin_value, first.target) == (
+        Decimal("265200.00"),
+        Decimal("218400.00"),
+        Decimal("0.85"),
+    )
+    assert [(s.asset, s.quantity) for s in first.sales] == [("BTC", Decimal("0.22246457"))]
+    assert first.sales[0].market_value == Decimal("121465.66")
+    assert last.sales == []
+    assert last.planned_at is None
+    assert stored_plan({}) is None
 
 
 def test_partial_fills_are_followed_to_completion(sale, venue):

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 from decimal import Decimal
 
 import pytest
@@ -106,6 +107,11 @@ def test_a_forced_sale_is_explained_from_its_stored_records(sale, venue):  # noq
     assert "0.22246457" in text
     assert f"FS{sale.pk}-1" in text
     assert "121.43%" in text  # the ratio at request: 265,200 / 218,400
+    # The first plan's figures read as every page reads them: amounts in HK$ with thousands, time in HKT.
+    assert "on a debt of HK$265,200.00 and a margin value of HK$218,400.00" in text
+    assert re.search(r"Made \d{4}-\d\d-\d\d \d\d:\d\d HKT", text)
+    assert "US$70,000.00" in text  # prices in their own currency, quantities without trailing zeros
+    assert "0.222464570000" not in text
     assert "0.00%" in text  # filled at the oracle's price: no slippage
     assert "forced_sale.filled" in text
     pdf = browser(roles.COMPLIANCE).get(f"/console/forced-sales/{sale.pk}/explained.pdf")

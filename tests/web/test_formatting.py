@@ -11,7 +11,7 @@ from djmoney.money import Money
 from hypothesis import given
 from hypothesis import strategies as st
 
-from web.formatting import hk_time, hkd, percent
+from web.formatting import hk_time, hkd, percent, price_in, quantity
 
 UTC = datetime.UTC
 
@@ -84,6 +84,33 @@ def test_percent_to_other_places_and_refuses_floats():
         percent(0.745)
 
 
+@pytest.mark.parametrize(
+    ("amount", "shown"),
+    [
+        (Decimal("0.222464570000000000"), "0.22246457"),
+        (Decimal("70000.0000000000"), "70,000"),  # never 7E+4
+        (Decimal("1234.50"), "1,234.5"),
+        (Decimal("0.00000001"), "0.00000001"),
+        (3, "3"),
+        (None, "—"),
+    ],
+)
+def test_quantity_drops_trailing_zeros_and_nothing_else(amount, shown):
+    assert quantity(amount) == shown
+
+
+def test_price_in_its_own_currency_to_the_cent():
+    assert price_in(Decimal("70000.0000000000"), "USD") == "US$70,000.00"
+    assert price_in(Decimal("61234.505"), "USD") == "US$61,234.51"  # half up
+    assert price_in(Decimal("400"), "HKD") == "HK$400.00"
+    assert price_in(Decimal("-1.5"), "JPY") == "\u2212JPY 1.50"
+    assert price_in(None, "USD") == "—"
+    with pytest.raises(TypeError):
+        price_in(61234.5, "USD")
+    with pytest.raises(TypeError):
+        quantity("0.5")
+
+
 def test_hk_time_is_hong_kong_time_whatever_zone_it_comes_in():
     assert hk_time(datetime.datetime(2026, 12, 6, 4, 0, tzinfo=UTC)) == "2026-12-06 12:00 HKT"
     new_york = datetime.datetime(2026, 12, 5, 23, 30, 59, tzinfo=ZoneInfo("America/New_York"))
@@ -109,11 +136,20 @@ def test_hk_time_names_the_zone_in_the_reader_s_language():
 def test_the_template_filters_are_the_same_functions():
     template = Template(
         "{% load formatting %}{{ a|hkd }} | {{ r|percent }} | {{ r|percent:1 }} | {{ t|hk_time }}"
+        " | {{ q|quantity }} | {{ p|price_in:'USD' }}"
     )
     context = Context(
-        {"a": Decimal("-1234.5"), "r": Decimal("0.7456"), "t": datetime.datetime(2026, 1, 1, tzinfo=UTC)}
+        {
+            "a": Decimal("-1234.5"),
+            "r": Decimal("0.7456"),
+            "t": datetime.datetime(2026, 1, 1, tzinfo=UTC),
+            "q": Decimal("2.50"),
+            "p": Decimal("61234.5"),
+        }
     )
-    assert template.render(context) == "\u2212HK$1,234.50 | 74.56% | 74.6% | 2026-01-01 08:00 HKT"
+    assert template.render(context) == (
+        "\u2212HK$1,234.50 | 74.56% | 74.6% | 2026-01-01 08:00 HKT | 2.5 | US$61,234.50"
+    )
 
 
 def test_a_template_that_passes_a_float_fails_loudly():

@@ -1,4 +1,4 @@
-"""Template filters for money, ratios and times: ``{% load formatting %}`` then ``{{ amount|hkd }}``."""
+"""Template filters for money, prices, quantities, ratios and times: ``{% load formatting %}`` then ``{{ amount|hkd }}``."""
 
 from django import template
 
@@ -9,3 +9,5 @@ register = template.Library()
 register.filter("hkd", formatting.hkd)
 register.filter("percent", formatting.percent)
 register.filter("hk_time", formatting.hk_time)
+register.filter("quantity", formatting.quantity)
+register.filter("price_in", formatting.price_in)
