@@ -9,6 +9,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import StrEnum
 
 FORMATS = {
     "csv": "text/csv; charset=utf-8",
@@ -17,11 +18,25 @@ FORMATS = {
 }
 
 
+class Kind(StrEnum):
+    """What a figure is, so that a page can show it as every page does (HK$1,234.50, 74.50%, HKT); the
+    exports keep the exact value."""
+
+    TEXT = "text"
+    HKD = "hkd"  # an amount in Hong Kong dollars
+    SHARE = "share"  # a fraction of a whole: shown as a percentage
+    RATIO = "ratio"  # a margin ratio (debt / margin value): a percentage, or "infinite"
+    QUANTITY = "quantity"
+    COUNT = "count"
+    TIME = "time"
+
+
 @dataclass
 class Table:
     title: str
     headers: Sequence[str]
     rows: list[Sequence[object]] = field(default_factory=list)
+    kinds: Sequence[str] = ()  # one Kind per column; none given: every column is text
 
 
 @dataclass
@@ -29,6 +44,7 @@ class Report:
     title: str
     lines: list[tuple[str, object]] = field(default_factory=list)  # (label, value): the headline figures
     tables: list[Table] = field(default_factory=list)
+    line_kinds: Sequence[str] = ()  # one Kind per line, as for a table's columns
 
 
 def text(value: object) -> str:

@@ -27,7 +27,7 @@ from financing.selectors import default_policy, thresholds_of
 from ledger.models import Leg
 from notifications.services import EventSpec, events_record
 from oversight.calculations import hkd_per_unit, plain, share
-from oversight.exports import Report, Table
+from oversight.exports import Kind, Report, Table
 from oversight.models import DailyReport
 
 HONG_KONG = ZoneInfo("Asia/Hong_Kong")
@@ -239,64 +239,71 @@ def daily_report_build(day: datetime.date) -> tuple[dict, Report]:
         "capital_view_facilities": len(capital_view),
         "capital_view_deficiency": sum((row[4] for row in capital_view), CENTS),
     }  # fmt: skip
-    lines = [
-        ("As at", f"end of {day.isoformat()} (Hong Kong time)"),
-        ("Total lending (principal, HKD)", total_lending),
-        ("Firm cap: 5 × capital (HKD)", cap),
-        ("Lending / cap", figures["lending_share_of_cap"]),
-        ("Total debt with interest and fees (HKD)", total_debt),
-        ("Collateral market value (HKD)", total_mv),
-        ("Collateral margin value (HKD)", total_lv),
-        *(
-            (f"Facilities {status} (valued now from the ledger)", count)
-            for status, count in sorted(by_status.items())
-        ),
-        *(
-            (f"Facilities {status} (the sweep's last snapshot)", count)
-            for status, count in sorted(snapshots.items())
-        ),
-        ("Open margin calls", figures["open_calls"]),
-        ("Repayments due on open calls (HKD)", figures["open_calls_due"]),
-        ("Forced sales with fills that day", figures["forced_sales_filled_today"]),
-        ("Their proceeds (HKD)", figures["forced_sale_proceeds_today"]),
-        ("Shortfalls recorded (HKD)", figures["shortfall"]),
+    status_lines = [
+        *((f"Facilities {status} (valued now from the ledger)", count) for status, count in sorted(by_status.items())),
+        *((f"Facilities {status} (the sweep's last snapshot)", count) for status, count in sorted(snapshots.items())),
+    ]  # fmt: skip
+    lined = [
+        ("As at", f"end of {day.isoformat()} (Hong Kong time)", Kind.TEXT),
+        ("Total lending (principal, HKD)", total_lending, Kind.HKD),
+        ("Firm cap: 5 × capital (HKD)", cap, Kind.HKD),
+        ("Lending / cap", figures["lending_share_of_cap"], Kind.SHARE),
+        ("Total debt with interest and fees (HKD)", total_debt, Kind.HKD),
+        ("Collateral market value (HKD)", total_mv, Kind.HKD),
+        ("Collateral margin value (HKD)", total_lv, Kind.HKD),
+        *((label, count, Kind.COUNT) for label, count in status_lines),
+        ("Open margin calls", figures["open_calls"], Kind.COUNT),
+        ("Repayments due on open calls (HKD)", figures["open_calls_due"], Kind.HKD),
+        ("Forced sales with fills that day", figures["forced_sales_filled_today"], Kind.COUNT),
+        ("Their proceeds (HKD)", figures["forced_sale_proceeds_today"], Kind.HKD),
+        ("Shortfalls recorded (HKD)", figures["shortfall"], Kind.HKD),
         (
             "Capital view: facilities under-collateralised with BTC and ETH at a 100% haircut",
             len(capital_view),
+            Kind.COUNT,
         ),
-        ("Capital view: total deficiency (HKD)", figures["capital_view_deficiency"]),
-        ("Haircuts and limits", "the asset terms in force when the report was made"),
+        ("Capital view: total deficiency (HKD)", figures["capital_view_deficiency"], Kind.HKD),
+        ("Haircuts and limits", "the asset terms in force when the report was made", Kind.TEXT),
     ]
+    lines = [(label, value) for label, value, _ in lined]
     largest = sorted(clients, key=lambda c: (-c[1], c[0].reference))[:LARGEST_CLIENTS]
     tables = [
         Table("Twenty largest clients by loan", ["Client", "Facility", "Loan (HKD)", "Per-client cap (HKD)", "Share of the cap",
                                                   "Debt (HKD)", "Margin value (HKD)", "Ratio", "Status"],
               [[f.client.name, f.reference, loan, client_cap, share(loan, client_cap), debt, v.margin_value,
-                _ratio_text(ratio, debt), status] for f, loan, debt, v, ratio, status in largest]),
+                _ratio_text(ratio, debt), status] for f, loan, debt, v, ratio, status in largest],
+              [Kind.TEXT, Kind.TEXT, Kind.HKD, Kind.HKD, Kind.SHARE, Kind.HKD, Kind.HKD, Kind.RATIO, Kind.TEXT]),
         Table("Collateral by class and asset", ["Class", "Asset", "Quantity", "Market value (HKD)", "Margin value (HKD)",
                                                  "Share of market value"],
               [[assets[s].kind, s, plain(f["quantity"]), f["market_value"], f["margin_value"], share(f["market_value"], total_mv)]
-               for s, f in sorted(by_asset.items(), key=lambda kv: (assets[kv[0]].kind, -kv[1]["market_value"]))]),
+               for s, f in sorted(by_asset.items(), key=lambda kv: (assets[kv[0]].kind, -kv[1]["market_value"]))],
+              [Kind.TEXT, Kind.TEXT, Kind.QUANTITY, Kind.HKD, Kind.HKD, Kind.SHARE]),
         Table("Securities with the largest share of collateral", ["Security", "Market value (HKD)", "Share of all collateral"],
               [[s, f["market_value"], share(f["market_value"], total_mv)]
                for s, f in sorted(((s, f) for s, f in by_asset.items() if assets[s].kind == AssetKind.SECURITY),
-                                  key=lambda kv: -kv[1]["market_value"])[:LARGEST_SECURITIES]]),
+                                  key=lambda kv: -kv[1]["market_value"])[:LARGEST_SECURITIES]],
+              [Kind.TEXT, Kind.HKD, Kind.SHARE]),
         Table("Open margin calls", ["Call", "Facility", "Client", "Issued", "Age", "Deadline", "Ratio at issue",
                                      "Repayment due (HKD)", "Top-up due (HKD)"],
               [[c.pk, c.facility.reference, c.facility.client.name, c.issued_at, _age(c.issued_at, end), c.deadline,
-                c.ratio_at_issue, c.repayment_due.amount, c.top_up_due.amount] for c in calls]),
+                c.ratio_at_issue, c.repayment_due.amount, c.top_up_due.amount] for c in calls],
+              [Kind.TEXT, Kind.TEXT, Kind.TEXT, Kind.TIME, Kind.TEXT, Kind.TIME, Kind.RATIO, Kind.HKD, Kind.HKD]),
         Table("The day's forced sales", ["Sale", "Facility", "Status now", "Assets", "Fills", "Proceeds (HKD)",
                                          "Slippage against the oracle"],
               [[r["sale"].pk, r["sale"].facility.reference, r["sale"].status, ", ".join(sorted(r["assets"])), r["fills"],
-                r["proceeds"], slippage(r)] for r in sales.values()]),
+                r["proceeds"], slippage(r)] for r in sales.values()],
+              [Kind.TEXT, Kind.TEXT, Kind.TEXT, Kind.TEXT, Kind.COUNT, Kind.HKD, Kind.SHARE]),
         Table("Shortfalls", ["Sale", "Facility", "Client", "Requested", "Shortfall (HKD)"],
-              [[s.pk, s.facility.reference, s.facility.client.name, s.requested_at, s.shortfall] for s in shortfalls]),
+              [[s.pk, s.facility.reference, s.facility.client.name, s.requested_at, s.shortfall] for s in shortfalls],
+              [Kind.TEXT, Kind.TEXT, Kind.TEXT, Kind.TIME, Kind.HKD]),
         Table("Capital view: BTC and ETH at a 100% haircut", ["Facility", "Client", "Debt (HKD)", "Margin value (HKD)",
                                                               "Margin value without crypto (HKD)", "Deficiency (HKD)", "Ratio"],
               [[f.reference, f.client.name, debt, with_crypto, without, deficiency, _ratio_text(ratio, debt)]
-               for f, debt, with_crypto, without, deficiency, ratio in sorted(capital_view, key=lambda r: -r[4])]),
+               for f, debt, with_crypto, without, deficiency, ratio in sorted(capital_view, key=lambda r: -r[4])],
+              [Kind.TEXT, Kind.TEXT, Kind.HKD, Kind.HKD, Kind.HKD, Kind.HKD, Kind.RATIO]),
     ]  # fmt: skip
-    return figures, Report(f"Daily margin financing report, {day.isoformat()}", lines, tables)
+    title = f"Daily margin financing report, {day.isoformat()}"
+    return figures, Report(title, lines, tables, line_kinds=[kind for _, _, kind in lined])
 
 
 def report_as_json(report: Report) -> dict:
@@ -305,15 +312,17 @@ def report_as_json(report: Report) -> dict:
     return {
         "title": report.title,
         "lines": [[label, json_value(value)] for label, value in report.lines],
-        "tables": [{"title": t.title, "headers": list(t.headers), "rows": [[json_value(c) for c in row] for row in t.rows]}
-                   for t in report.tables],
+        "tables": [{"title": t.title, "headers": list(t.headers), "rows": [[json_value(c) for c in row] for row in t.rows],
+                    "kinds": list(t.kinds)} for t in report.tables],
+        "line_kinds": list(report.line_kinds),
     }  # fmt: skip
 
 
 def report_from_json(content: dict) -> Report:
     return Report(
         content["title"], [tuple(line) for line in content["lines"]],
-        [Table(t["title"], t["headers"], t["rows"]) for t in content["tables"]],
+        [Table(t["title"], t["headers"], t["rows"], t.get("kinds", ())) for t in content["tables"]],
+        content.get("line_kinds", ()),  # a report kept before kinds were kept: every figure as text
     )  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST, require_safe
 
 from console.access import staff_required
+from console.stress.display import report_shown
 from console.stress.forms import ScenarioForm
 from core.exceptions import DomainError
 from financing.enums import MarginStatus
@@ -170,7 +171,8 @@ def daily_report_create(request: HttpRequest) -> HttpResponse:
 def daily_report_detail(request: HttpRequest, day: str) -> HttpResponse:
     report = _kept_report(day)
     return render(request, "console/stress/report.html", {
-        "section": "reports", "report": report, "content": report.content, "formats": list(FORMATS),
+        "section": "reports", "report": report, "content": report_shown(report_from_json(report.content)),
+        "formats": list(FORMATS),
     })  # fmt: skip
 
 

@@ -49,6 +49,6 @@ def test_the_daily_report_reads_as_a_page(page: Page, sign_in, book):
     page.goto("/console/reports/")
     page.get_by_role("button", name="Make the report").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Daily margin financing report")
-    expect(page.locator("#report-lines")).to_contain_text("550000.00")  # 300,000 + 250,000 lent
+    expect(page.locator("#report-lines")).to_contain_text("HK$550,000.00")  # 300,000 + 250,000 lent
     assert_no_serious_accessibility_violations(page)
     docs_screenshot(page, "console-daily-report")

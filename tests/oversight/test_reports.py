@@ -131,8 +131,16 @@ def test_the_console_shows_and_exports_a_kept_report_and_the_api_serves_it(book)
         daily_report_make(day=WED, actor=SYSTEM)
     browser = Client()
     login_as(browser, StaffFactory(role=roles.COMPLIANCE))
-    page = browser.get("/console/reports/2026-12-02/")
-    assert "Daily margin financing report, 2026-12-02" in page.content.decode()
+    page = browser.get("/console/reports/2026-12-02/").content.decode()
+    assert "Daily margin financing report, 2026-12-02" in page
+    # Each figure reads as on every page: amounts in HK$, shares and ratios as percentages, no ratio as ∞.
+    assert ">HK$750,000.00<" in page  # total lending
+    assert ">0.08%<" in page  # lending against the firm's cap
+    assert ">34.03%<" in page  # BTC's share of the collateral
+    assert ">80.13%<" in page  # A's ratio: 250,000 / 312,000
+    assert ">∞<" in page  # A in the capital view: nothing against its debt
+    assert "infinite" not in page
+    assert "750000.00" not in page
     lines = list(
         csv.reader(io.StringIO(browser.get("/console/reports/2026-12-02/export.csv").content.decode()))
     )
@@ -146,6 +154,9 @@ def test_the_console_shows_and_exports_a_kept_report_and_the_api_serves_it(book)
     with at(FRI, 18):
         assert officer.post("/console/reports/make/", {"day": "2026-12-03"}).status_code == 302
     assert DailyReport.objects.filter(day=THU).exists()
+    thursday = browser.get("/console/reports/2026-12-03/").content.decode()
+    # The open call: issued at 10:00 Hong Kong time, at a ratio of 114.47%, for HK$64,360.00.
+    assert all(f">{shown}<" in thursday for shown in ("2026-12-03 10:00 HKT", "114.47%", "HK$64,360.00"))
     from rest_framework.test import APIClient
 
     api = APIClient()
