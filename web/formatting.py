@@ -71,6 +71,20 @@ def quantity(amount: Decimal | int | None) -> str:
     return f"{value:,f}"
 
 
+def shock(change: Decimal | int | str | None) -> str:
+    """A scenario's relative change as an exact signed percentage: "-0.396" → "−39.6%", "+0.005" → "+0.5%".
+    A shock is kept as text in a scenario's JSON, so text is read too (exactly; never a float)."""
+    if change is None:
+        return MISSING
+    value = _exact(Decimal(change) if isinstance(change, str) else change, "A shock")
+    hundredths = (value * 100).normalize()
+    digits = (
+        f"{abs(hundredths):,.0f}" if hundredths == hundredths.to_integral_value() else f"{abs(hundredths):,f}"
+    )
+    sign = MINUS if value < 0 else "+" if value > 0 else ""
+    return f"{sign}{digits}%"
+
+
 def hk_time(moment: datetime.datetime | None) -> str:
     """An aware datetime in Hong Kong time, to the minute: "2026-12-06 12:00 HKT"."""
     if moment is None:

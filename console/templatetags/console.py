@@ -1,12 +1,15 @@
 """``{% sale_steps sale as steps %}``: which of approve, pause and resume a sale's status allows now (the
-services decide; this only keeps the pages from offering a button that would be refused)."""
+services decide; this only keeps the pages from offering a button that would be refused). ``{{ value|figure:"hkd" }}``:
+a figure kept as JSON text (a report's), formatted by its kind (``console.stress.display``)."""
 
 from django import template
 
+from console.stress.display import figure
 from financing.enums import ForcedSaleStatus
 from financing.liquidation.forced_sales import AUTO_RESUMING, PAUSABLE_BY_STAFF
 
 register = template.Library()
+register.filter("figure", figure)
 
 
 @register.simple_tag

@@ -74,6 +74,8 @@ def test_adding_a_scenario_from_the_console(book):
     assert answer.status_code == 302
     made = StressScenario.objects.get(name="Peg breaks")
     assert (made.shocks, made.sale_cost) == ({"USD/HKD": "-0.05", "crypto": "-0.2"}, Decimal("0.01"))
+    library = re.sub(r"<[^>]+>", "", officer.get("/console/stress/").content.decode())
+    assert "USD/HKD \u22125%, crypto \u221220%; sale cost 1.00%" in library  # as defined, in percent
     bad = officer.post("/console/stress/scenarios/", {"name": "Bad", "shocks": "DOGE -0.5"})
     assert bad.status_code == 400
     assert "DOGE: not an asset" in bad.content.decode()

@@ -141,6 +141,8 @@ def test_the_console_shows_and_exports_a_kept_report_and_the_api_serves_it(book)
     assert ">∞<" in page  # A in the capital view: nothing against its debt
     assert "infinite" not in page
     assert "750000.00" not in page
+    kept = browser.get("/console/reports/").content.decode()
+    assert ">HK$750,000.00<" in kept  # the list of kept reports reads the same way
     lines = list(
         csv.reader(io.StringIO(browser.get("/console/reports/2026-12-02/export.csv").content.decode()))
     )

@@ -11,7 +11,7 @@ from djmoney.money import Money
 from hypothesis import given
 from hypothesis import strategies as st
 
-from web.formatting import hk_time, hkd, percent, price_in, quantity
+from web.formatting import hk_time, hkd, percent, price_in, quantity, shock
 
 UTC = datetime.UTC
 
@@ -109,6 +109,28 @@ def test_price_in_its_own_currency_to_the_cent():
         price_in(61234.5, "USD")
     with pytest.raises(TypeError):
         quantity("0.5")
+
+
+@pytest.mark.parametrize(
+    ("change", "shown"),
+    [
+        ("-0.396", "\u221239.6%"),
+        ("-0.40", "\u221240%"),
+        ("+0.005", "+0.5%"),
+        (Decimal("-0.1234"), "\u221212.34%"),  # exact: a scenario is shown as it was defined
+        ("0", "0%"),
+        (None, "—"),
+    ],
+)
+def test_a_shock_reads_as_an_exact_signed_percentage(change, shown):
+    assert shock(change) == shown
+
+
+def test_a_shock_refuses_floats_and_what_is_not_a_number():
+    with pytest.raises(TypeError):
+        shock(-0.4)
+    with pytest.raises(ArithmeticError):
+        shock("a lot")
 
 
 def test_hk_time_is_hong_kong_time_whatever_zone_it_comes_in():
