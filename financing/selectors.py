@@ -357,12 +357,19 @@ def _stored_decimal(value: object) -> Decimal | None:
     return None if value in (None, "") else Decimal(str(value))
 
 
+def _stored_time(value: object) -> datetime.datetime | None:
+    # Read back from the database it is ISO text; on a sale not yet reloaded, the datetime it was given.
+    if isinstance(value, datetime.datetime) or value in (None, ""):
+        return value or None
+    return parse_datetime(str(value))
+
+
 def stored_plan(plan: dict) -> StoredPlan | None:
     """``plan`` (a forced sale's ``plan`` or ``first_plan``) read back; None when no plan was made."""
     if not plan:
         return None
     return StoredPlan(
-        planned_at=parse_datetime(plan["planned_at"]) if plan.get("planned_at") else None,
+        planned_at=_stored_time(plan.get("planned_at")),
         debt=_stored_decimal(plan.get("debt")),
         margin_value=_stored_decimal(plan.get("margin_value")),
         margin_ratio=_stored_decimal(plan.get("margin_ratio")),

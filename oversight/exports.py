@@ -38,6 +38,10 @@ class Table:
     rows: list[Sequence[object]] = field(default_factory=list)
     kinds: Sequence[str] = ()  # one Kind per column; none given: every column is text
 
+    def __post_init__(self) -> None:
+        if self.kinds and len(self.kinds) != len(self.headers):
+            raise ValueError(f"{self.title}: {len(self.kinds)} kinds for {len(self.headers)} columns")
+
 
 @dataclass
 class Report:
@@ -45,6 +49,10 @@ class Report:
     lines: list[tuple[str, object]] = field(default_factory=list)  # (label, value): the headline figures
     tables: list[Table] = field(default_factory=list)
     line_kinds: Sequence[str] = ()  # one Kind per line, as for a table's columns
+
+    def __post_init__(self) -> None:
+        if self.line_kinds and len(self.line_kinds) != len(self.lines):
+            raise ValueError(f"{self.title}: {len(self.line_kinds)} kinds for {len(self.lines)} lines")
 
 
 def text(value: object) -> str:

@@ -286,7 +286,7 @@ def daily_report_build(day: datetime.date) -> tuple[dict, Report]:
         Table("Open margin calls", ["Call", "Facility", "Client", "Issued", "Age", "Deadline", "Ratio at issue",
                                      "Repayment due (HKD)", "Top-up due (HKD)"],
               [[c.pk, c.facility.reference, c.facility.client.name, c.issued_at, _age(c.issued_at, end), c.deadline,
-                c.ratio_at_issue, c.repayment_due.amount, c.top_up_due.amount] for c in calls],
+                _ratio_text(c.ratio_at_issue, c.debt_at_issue.amount), c.repayment_due.amount, c.top_up_due.amount] for c in calls],
               [Kind.TEXT, Kind.TEXT, Kind.TEXT, Kind.TIME, Kind.TEXT, Kind.TIME, Kind.RATIO, Kind.HKD, Kind.HKD]),
         Table("The day's forced sales", ["Sale", "Facility", "Status now", "Assets", "Fills", "Proceeds (HKD)",
                                          "Slippage against the oracle"],

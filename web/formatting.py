@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from zoneinfo import ZoneInfo
 
 from django.utils.translation import gettext
@@ -13,6 +13,9 @@ HONG_KONG = ZoneInfo("Asia/Hong_Kong")
 MISSING = "—"  # what a page shows for a value that is not there (no price yet, no deadline)
 MINUS = "\u2212"  # the typographic minus sign: wider than a hyphen, read as "minus" by screen readers
 CENT = Decimal("0.01")
+DIGITS = (
+    80  # the precision a figure is shown in: a stored one has up to 40 digits, never rounded by the context
+)
 
 
 def _exact(value: object, what: str) -> Decimal:
@@ -62,13 +65,26 @@ def price_in(amount: Decimal | int | None, currency: str) -> str:
 
 
 def quantity(amount: Decimal | int | None) -> str:
-    """A quantity as held, without trailing zeros: 2.5, 0.00012345, 1,000."""
+    """A quantity as held, without trailing zeros: 2.5, 0.00012345, 1,000, −2.5."""
     if amount is None:
         return MISSING
-    value = _exact(amount, "A quantity").normalize()
-    if value == value.to_integral_value():
-        return f"{value:,.0f}"
-    return f"{value:,f}"
+    with localcontext(prec=DIGITS):
+        value = _exact(amount, "A quantity").normalize()
+        digits = f"{abs(value):,.0f}" if value == value.to_integral_value() else f"{abs(value):,f}"
+    return f"{MINUS if value < 0 else ''}{digits}"
+
+
+def price_exact(amount: Decimal | int | None, currency: str) -> str:
+    """A price as recorded, to the cent or finer: US$70,000.00, HK$0.245, US$61,234.5678. For the pages
+    that audit a sale, where the slippage shown is worked out from these very prices."""
+    if amount is None:
+        return MISSING
+    with localcontext(prec=DIGITS):
+        value = _exact(amount, "A price")
+        shown = value.quantize(CENT) if value == value.quantize(CENT) else value.normalize()
+    sign = MINUS if shown < 0 else ""
+    prefix = SYMBOLS.get(currency, f"{currency} ")
+    return f"{sign}{prefix}{abs(shown):,f}"
 
 
 def shock(change: Decimal | int | str | None) -> str:
@@ -76,13 +92,18 @@ def shock(change: Decimal | int | str | None) -> str:
     A shock is kept as text in a scenario's JSON, so text is read too (exactly; never a float)."""
     if change is None:
         return MISSING
-    value = _exact(Decimal(change) if isinstance(change, str) else change, "A shock")
-    hundredths = (value * 100).normalize()
-    digits = (
-        f"{abs(hundredths):,.0f}" if hundredths == hundredths.to_integral_value() else f"{abs(hundredths):,f}"
-    )
+    with localcontext(prec=DIGITS):
+        value = _exact(Decimal(change) if isinstance(change, str) else change, "A shock")
+        hundredths = (value * 100).normalize()
+        whole = hundredths == hundredths.to_integral_value()
+        digits = f"{abs(hundredths):,.0f}" if whole else f"{abs(hundredths):,f}"
     sign = MINUS if value < 0 else "+" if value > 0 else ""
     return f"{sign}{digits}%"
+
+
+def ratio_or_infinite(ratio: Decimal | int | None) -> str:
+    """A margin ratio kept as None where it is infinite (a debt with no margin value against it): ∞."""
+    return "∞" if ratio is None else percent(ratio)
 
 
 def hk_time(moment: datetime.datetime | None) -> str:

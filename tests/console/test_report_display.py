@@ -1,9 +1,11 @@
 """A kept report on the console: each figure formatted by its kind, a report kept before kinds shown as kept."""
 
 import datetime
+import json
 from decimal import Decimal
 
 import pytest
+from django.core.serializers.json import DjangoJSONEncoder
 
 from console.stress.display import figure, report_shown
 from oversight.exports import Kind, Report, Table
@@ -39,7 +41,7 @@ def test_a_float_is_refused_and_a_bad_figure_fails_loudly():
 
 
 def test_kinds_survive_keeping_and_align_the_figures():
-    kept = report_as_json(
+    as_made = report_as_json(
         Report(
             "A report",
             [("Lending (HKD)", Decimal("1234.5")), ("Open calls", 2)],
@@ -49,6 +51,8 @@ def test_kinds_survive_keeping_and_align_the_figures():
             line_kinds=[Kind.HKD, Kind.COUNT],
         )
     )  # fmt: skip
+    kept = json.loads(json.dumps(as_made, cls=DjangoJSONEncoder))  # as the JSONField keeps it: plain strings
+    assert kept["tables"][0]["kinds"] == ["text", "time", "hkd"]
     shown = report_shown(report_from_json(kept))
     assert [(label, cell.text) for label, cell in shown.lines] == [
         ("Lending (HKD)", "HK$1,234.50"),
@@ -69,3 +73,10 @@ def test_a_report_kept_before_kinds_shows_its_values_as_kept():
     shown = report_shown(report_from_json(kept))
     assert shown.lines[0][1].text == "1234.50"
     assert [c.text for c in shown.tables[0].rows[0]] == ["x", "0.5"]
+
+
+def test_kinds_that_do_not_match_the_columns_are_refused():
+    with pytest.raises(ValueError, match="2 kinds for 3 columns"):
+        Table("Calls", ["Facility", "Issued", "Due (HKD)"], [], [Kind.TEXT, Kind.TIME])
+    with pytest.raises(ValueError, match="1 kinds for 2 lines"):
+        Report("A report", [("a", 1), ("b", 2)], [], line_kinds=[Kind.COUNT])

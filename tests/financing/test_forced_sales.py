@@ -134,6 +134,9 @@ def test_a_sale_keeps_the_prices_and_rates_its_plan_was_made_on(sale, venue):
     assert last.sales == []
     assert last.planned_at is None
     assert stored_plan({}) is None
+    # A sale not yet read back from the database holds the datetime it was given, not its ISO text.
+    moment = first.planned_at
+    assert stored_plan({**sale.first_plan, "planned_at": moment}).planned_at == moment
 
 
 def test_partial_fills_are_followed_to_completion(sale, venue):

@@ -14,6 +14,7 @@ from accounts.audit import SYSTEM
 from core.calendar import HONG_KONG
 from core.exceptions import InvalidInput
 from financing.lending.services import drawdown_create
+from financing.models import MarginCall
 from financing.monitoring.cycle import monitoring_cycle_run
 from notifications.models import OutboxMessage
 from oversight.models import DailyReport
@@ -103,6 +104,17 @@ def test_thursday_has_the_call_and_friday_the_new_loan(book):
     assert [c[4] for c in table(friday, "Open margin calls")["rows"]] == [
         "1d 14h"
     ]  # 10:00 Thursday to the end of Friday: 38 hours
+
+
+def test_a_call_issued_with_no_margin_value_is_at_an_infinite_ratio(book):
+    a, _ = book
+    MarginCall.objects.filter(facility=a).update(
+        ratio_at_issue=None
+    )  # as kept when nothing stood against the debt
+    with at(FRI, 18):
+        thursday = daily_report_make(day=THU, actor=SYSTEM)
+    [call] = table(thursday, "Open margin calls")["rows"]
+    assert call[6] == "infinite"  # not empty: the report says what the ratio was
 
 
 def test_a_report_is_kept_made_again_audited_and_e_mailed(book, settings):

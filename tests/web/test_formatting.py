@@ -11,7 +11,7 @@ from djmoney.money import Money
 from hypothesis import given
 from hypothesis import strategies as st
 
-from web.formatting import hk_time, hkd, percent, price_in, quantity, shock
+from web.formatting import hk_time, hkd, percent, price_exact, price_in, quantity, ratio_or_infinite, shock
 
 UTC = datetime.UTC
 
@@ -92,11 +92,29 @@ def test_percent_to_other_places_and_refuses_floats():
         (Decimal("1234.50"), "1,234.5"),
         (Decimal("0.00000001"), "0.00000001"),
         (3, "3"),
+        (Decimal("-2.50"), "\u22122.5"),  # the minus sign, as for amounts
+        (Decimal("-0.000"), "0"),  # no minus on nothing
+        (Decimal("123456789012.123456789012345678"), "123,456,789,012.123456789012345678"),  # all 30 digits
         (None, "—"),
     ],
 )
 def test_quantity_drops_trailing_zeros_and_nothing_else(amount, shown):
     assert quantity(amount) == shown
+
+
+def test_price_exact_keeps_what_was_recorded_beyond_the_cent():
+    assert price_exact(Decimal("70000.0000000000"), "USD") == "US$70,000.00"
+    assert price_exact(Decimal("61234.5678000000"), "USD") == "US$61,234.5678"  # not rounded to .57
+    assert price_exact(Decimal("0.2450000000"), "HKD") == "HK$0.245"  # a security under HK$0.25: 0.001 ticks
+    assert price_exact(Decimal("-1.5"), "JPY") == "\u2212JPY 1.50"
+    assert price_exact(None, "USD") == "—"
+    with pytest.raises(TypeError):
+        price_exact(0.245, "HKD")
+
+
+def test_a_ratio_kept_as_none_is_infinite():
+    assert ratio_or_infinite(None) == "∞"
+    assert ratio_or_infinite(Decimal("0.85")) == "85.00%"
 
 
 def test_price_in_its_own_currency_to_the_cent():
