@@ -16,7 +16,7 @@ from collateral.models import FxRate, Price, PriceQuote
 from financing.calculations import Thresholds
 from financing.models import ForcedSale, SaleFill, SaleOrder
 from financing.selectors import StoredPlan, policy_for, stored_plan, thresholds_of
-from oversight.exports import Report, Table
+from oversight.exports import INFINITE_RATIO, Report, Table
 
 SLIPPAGE_PLACES = Decimal("0.000001")
 
@@ -51,8 +51,12 @@ class Explanation:
     first_plan: StoredPlan | None
     last_plan: StoredPlan | None  # as made again while the fills arrived
     orders: list[OrderLine]
-    ratio_after: Decimal | None
     audit: list[AuditEvent]
+
+    @property
+    def ratio_after(self) -> Decimal | None:
+        """The ratio after the sale: the last plan's valuation (None without a plan, or where infinite)."""
+        return self.last_plan.margin_ratio if self.last_plan else None
 
 
 def slippage(price: Decimal, reference: Decimal | None) -> Decimal | None:
@@ -84,12 +88,11 @@ def forced_sale_explanation(sale: ForcedSale) -> Explanation:
             "created_at", "pk"
         )
     )
-    last_plan = stored_plan(sale.plan)
     return Explanation(
         sale=sale, thresholds=thresholds_of(policy), policy_name=policy.name,
         prices=prices, fx_rates=list(sale.planned_on_fx_rates.order_by("currency", "-observed_at")),
-        first_plan=stored_plan(sale.first_plan), last_plan=last_plan, orders=orders,
-        ratio_after=last_plan.margin_ratio if last_plan else None, audit=audit,
+        first_plan=stored_plan(sale.first_plan), last_plan=stored_plan(sale.plan), orders=orders,
+        audit=audit,
     )  # fmt: skip
 
 
@@ -102,7 +105,7 @@ def explanation_report(explanation: Explanation) -> Report:
         ("Trigger", sale.get_trigger_display()),
         ("Status", f"{sale.get_status_display()} {sale.status_reason}".strip()),
         ("Requested", sale.requested_at),
-        ("Ratio at request", sale.ratio_at_request if sale.ratio_at_request is not None else "infinite"),
+        ("Ratio at request", sale.ratio_at_request if sale.ratio_at_request is not None else INFINITE_RATIO),
         (
             "Policy",
             f"{explanation.policy_name}: warning {t.warning}, margin call {t.margin_call}, forced sale "

@@ -18,6 +18,9 @@ FORMATS = {
 }
 
 
+INFINITE_RATIO = "infinite"  # how an export keeps the ratio of a debt with no margin value against it
+
+
 class Kind(StrEnum):
     """What a figure is, so that a page can show it as every page does (HK$1,234.50, 74.50%, HKT); the
     exports keep the exact value."""
@@ -25,7 +28,7 @@ class Kind(StrEnum):
     TEXT = "text"
     HKD = "hkd"  # an amount in Hong Kong dollars
     SHARE = "share"  # a fraction of a whole: shown as a percentage
-    RATIO = "ratio"  # a margin ratio (debt / margin value): a percentage, or "infinite"
+    RATIO = "ratio"  # a margin ratio (debt / margin value): a percentage, or INFINITE_RATIO
     QUANTITY = "quantity"
     COUNT = "count"
     TIME = "time"

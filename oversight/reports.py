@@ -27,7 +27,7 @@ from financing.selectors import default_policy, thresholds_of
 from ledger.models import Leg
 from notifications.services import EventSpec, events_record
 from oversight.calculations import hkd_per_unit, plain, share
-from oversight.exports import Kind, Report, Table
+from oversight.exports import INFINITE_RATIO, Kind, Report, Table
 from oversight.models import DailyReport
 
 HONG_KONG = ZoneInfo("Asia/Hong_Kong")
@@ -119,7 +119,7 @@ def _age(since: datetime.datetime, end: datetime.datetime) -> str:
 
 
 def _ratio_text(ratio: Decimal | None, debt: Decimal) -> object:
-    return "infinite" if ratio is None and debt > 0 else ratio
+    return INFINITE_RATIO if ratio is None and debt > 0 else ratio
 
 
 def daily_report_build(day: datetime.date) -> tuple[dict, Report]:

@@ -13,7 +13,7 @@ from core.money import ZERO
 from financing.enums import MarginStatus
 from oversight.calculations import share
 from oversight.enums import StressRunStatus
-from oversight.exports import Report, Table
+from oversight.exports import INFINITE_RATIO, Report, Table
 from oversight.models import StressResult, StressRun, StressScenario
 
 STATUS_ORDER = [MarginStatus.FORCED_SALE, MarginStatus.MARGIN_CALL, MarginStatus.WARNING, MarginStatus.OK,
@@ -229,7 +229,7 @@ def run_report(run: StressRun) -> Report:
          "Ratio after", "Status after", "Repayment that cures", "Forced sale", "Sale proceeds", "Ratio after sale",
          "Shortfall"],
         [[r.facility.reference, r.facility.client.name, r.ratio_before, r.status_before, r.market_value, r.margin_value,
-          r.debt, r.ratio_after if r.ratio_after is not None else ("infinite" if r.debt > ZERO else ""), r.status_after,
+          r.debt, r.ratio_after if r.ratio_after is not None else (INFINITE_RATIO if r.debt > ZERO else ""), r.status_after,
           r.repayment_to_cure, plan_words(r.sale_plan), r.sale_proceeds, r.ratio_after_sale, r.shortfall]
          for r in run_rows(run)],
     )  # fmt: skip

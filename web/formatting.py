@@ -13,9 +13,8 @@ HONG_KONG = ZoneInfo("Asia/Hong_Kong")
 MISSING = "—"  # what a page shows for a value that is not there (no price yet, no deadline)
 MINUS = "\u2212"  # the typographic minus sign: wider than a hyphen, read as "minus" by screen readers
 CENT = Decimal("0.01")
-DIGITS = (
-    80  # the precision a figure is shown in: a stored one has up to 40 digits, never rounded by the context
-)
+# The precision a figure is shown in: a stored one has up to 40 digits, never rounded by the context.
+DIGITS = 80
 
 
 def _exact(value: object, what: str) -> Decimal:
@@ -64,13 +63,19 @@ def price_in(amount: Decimal | int | None, currency: str) -> str:
     return f"{sign}{prefix}{abs(value):,.2f}"
 
 
+def _plain(value: Decimal) -> str:
+    """``value``'s digits without sign or trailing zeros, in thousands: 1,000; 0.00012345 (never 1E+3)."""
+    value = abs(value).normalize()
+    return f"{value:,.0f}" if value == value.to_integral_value() else f"{value:,f}"
+
+
 def quantity(amount: Decimal | int | None) -> str:
     """A quantity as held, without trailing zeros: 2.5, 0.00012345, 1,000, −2.5."""
     if amount is None:
         return MISSING
     with localcontext(prec=DIGITS):
-        value = _exact(amount, "A quantity").normalize()
-        digits = f"{abs(value):,.0f}" if value == value.to_integral_value() else f"{abs(value):,f}"
+        value = _exact(amount, "A quantity")
+        digits = _plain(value)
     return f"{MINUS if value < 0 else ''}{digits}"
 
 
@@ -94,9 +99,7 @@ def shock(change: Decimal | int | str | None) -> str:
         return MISSING
     with localcontext(prec=DIGITS):
         value = _exact(Decimal(change) if isinstance(change, str) else change, "A shock")
-        hundredths = (value * 100).normalize()
-        whole = hundredths == hundredths.to_integral_value()
-        digits = f"{abs(hundredths):,.0f}" if whole else f"{abs(hundredths):,f}"
+        digits = _plain(value * 100)
     sign = MINUS if value < 0 else "+" if value > 0 else ""
     return f"{sign}{digits}%"
 

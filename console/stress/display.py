@@ -8,10 +8,9 @@ from decimal import Decimal
 
 from django.utils.dateparse import parse_datetime
 
-from oversight.exports import Kind, Report
-from web.formatting import MISSING, hk_time, hkd, percent, quantity
+from oversight.exports import INFINITE_RATIO, Kind, Report
+from web.formatting import MISSING, hk_time, hkd, percent, quantity, ratio_or_infinite
 
-INFINITE = "infinite"  # how a report keeps the ratio of a debt with no margin value against it
 RIGHT_ALIGNED = {Kind.HKD, Kind.SHARE, Kind.RATIO, Kind.QUANTITY, Kind.COUNT}
 
 
@@ -51,7 +50,7 @@ def figure(value: object, kind: str) -> str:
     if kind == Kind.SHARE:
         return percent(_exact(value))
     if kind == Kind.RATIO:
-        return "∞" if value == INFINITE else percent(_exact(value))
+        return ratio_or_infinite(None if value == INFINITE_RATIO else _exact(value))
     if kind == Kind.QUANTITY:
         return quantity(_exact(value))
     if kind == Kind.TIME:
